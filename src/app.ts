@@ -1,0 +1,135 @@
+/**
+ * Everything one itguard process holds: the database, policy, stores, backends, logger, metrics and the
+ * composed handler of each tool. `serve`, the CLI's admin verbs and the tests all build one of these.
+ */
+import type { Logger } from 'pino';
+import { seedDemo } from './demo/seed.js';
+import { AuditWriter } from './guard/audit-writer.js';
+import type { GuardDeps } from './guard/deps.js';
+import { buildPipeline } from './guard/pipeline.js';
+import type { AnyTool, Call, GuardView, Handler, Principal } from './guard/types.js';
+import { createLogger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import type { Policy } from './policy/schema.js';
+import { AuditStore } from './store/audit-store.js';
+import { openDb, type Db } from './store/db.js';
+import { KillSwitchStore } from './store/killswitch-store.js';
+import { TokenStore } from './store/token-store.js';
+import type { Backends } from './tools/backends.js';
+import { EmbeddedDirectory } from './tools/directory/embedded.js';
+import { ALL_TOOLS } from './tools/index.js';
+import { EmbeddedKb } from './tools/kb/embedded.js';
+import { EmbeddedTickets } from './tools/tickets/embedded.js';
+
+export interface AppOptions {
+  dbPath: string;
+  policy: Policy;
+  log?: Logger;
+  now?: () => number;
+  /** Poll interval of the kill-switch watcher that aborts in-flight calls (ms). */
+  killPollMs?: number;
+  defaultMetrics?: boolean;
+  kbDir?: string;
+}
+
+export interface App extends GuardDeps {
+  db: Db;
+  auditStore: AuditStore;
+  tokens: TokenStore;
+  tools: readonly AnyTool[];
+  /** True when this open seeded a new database with demo data. */
+  seeded: boolean;
+  handler(tool: string): Handler | undefined;
+  principal(name: string): Principal | undefined;
+  /** Aborted when the kill switch is seen engaged; a fresh one after each engagement. */
+  killSignal(): AbortSignal;
+  close(): void;
+}
+
+export interface Stores {
+  db: Db;
+  auditStore: AuditStore;
+  killSwitch: KillSwitchStore;
+  tokens: TokenStore;
+  backends: Backends;
+}
+
+/** The database and its stores, without guards or timers: what the CLI's admin verbs need. */
+export function openStores(dbPath: string, policy: Policy, now: () => number = Date.now): Stores {
+  const db = openDb(dbPath, { durability: policy.durability });
+  const auditStore = new AuditStore(db, undefined, now);
+  const t = policy.backends.tickets;
+  return {
+    db,
+    auditStore,
+    killSwitch: new KillSwitchStore(db, auditStore, now),
+    tokens: new TokenStore(db, auditStore, now),
+    backends: {
+      kb: new EmbeddedKb(db),
+      tickets: new EmbeddedTickets(db, t.project, t.allowedProjects, now),
+      directory: new EmbeddedDirectory(db),
+    },
+  };
+}
+
+export function openApp(opts: AppOptions): App {
+  const now = opts.now ?? Date.now;
+  const log = opts.log ?? createLogger();
+  const { db, auditStore, killSwitch, tokens, backends } = openStores(opts.dbPath, opts.policy, now);
+  const seeded = opts.policy.demo ? seedDemo(db, opts.kbDir) : false;
+  const metrics: Metrics = createMetrics(opts.defaultMetrics);
+  const deps: GuardDeps = { policy: opts.policy, killSwitch, audit: new AuditWriter(auditStore), backends, log, metrics, now };
+
+  let kill = new AbortController();
+  const watcher = setInterval(() => {
+    try {
+      const engaged = killSwitch.state().engaged;
+      if (engaged && !kill.signal.aborted) kill.abort(new Error('kill switch engaged'));
+      if (!engaged && kill.signal.aborted) kill = new AbortController();
+    } catch (e) {
+      log.error({ err: e }, 'kill switch watcher could not read state');
+    }
+  }, opts.killPollMs ?? 200);
+  watcher.unref();
+
+  const guardView = (call: Call): GuardView => {
+    const ks = killSwitch.state();
+    const s = call.session;
+    const b = opts.policy.session;
+    return {
+      killSwitch: { engaged: ks.engaged, reason: ks.reason, changedAt: ks.changedAt },
+      session: {
+        id: s.id,
+        calls_used: s.calls,
+        calls_left: Math.max(0, b.maxCalls - s.calls),
+        minutes_left: Math.max(0, Math.floor((b.maxMinutes * 60_000 - (now() - s.startedAt)) / 60_000)),
+        result_bytes_left: Math.max(0, b.maxResultBytes - s.resultBytes),
+        loop_breaker: s.tripped ? `tripped: ${s.tripped}` : 'ok',
+      },
+      caps: [],
+    };
+  };
+
+  const handlers = new Map<string, Handler>();
+  const pipeline = buildPipeline(deps, guardView);
+  for (const tool of ALL_TOOLS) handlers.set(tool.name, pipeline);
+
+  return {
+    ...deps,
+    db,
+    auditStore,
+    tokens,
+    tools: ALL_TOOLS,
+    seeded,
+    handler: (name) => handlers.get(name),
+    principal(name) {
+      const p = opts.policy.principals[name];
+      return p && { name, scopes: p.scopes };
+    },
+    killSignal: () => kill.signal,
+    close() {
+      clearInterval(watcher);
+      db.close();
+    },
+  };
+}

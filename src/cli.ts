@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+/** The `itguard` command: parses argv and dispatches to src/commands. Exit codes: 0 ok, 1 check failed, 2 usage or config error. */
+import { parseArgs } from 'node:util';
+import { audit, directory, kb, setKill, status, token } from './commands/admin.js';
+import { defaultDbPath, err, UsageError, type Flags } from './commands/common.js';
+import { policyCheck } from './commands/policy.js';
+import { serve } from './commands/serve.js';
+
+const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
+
+  serve --stdio | --http [--host 127.0.0.1] [--port 3333]
+  status                                    kill switch, audit head
+  kill --reason TEXT | resume --reason TEXT
+  token create --principal P [--label L] | token list | token revoke ID
+  kb import DIR
+  directory list
+  audit tail [--n N] | show TRACE_ID | verify | export
+  policy check [FILE]
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      db: { type: 'string' },
+      policy: { type: 'string' },
+      json: { type: 'boolean' },
+      stdio: { type: 'boolean' },
+      http: { type: 'boolean' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      reason: { type: 'string' },
+      principal: { type: 'string' },
+      label: { type: 'string' },
+      n: { type: 'string' },
+    },
+  });
+  const flags: Flags = { db: defaultDbPath(values.db), policyFlag: values.policy, json: values.json === true, values, positionals };
+  switch (command) {
+    case 'serve':
+      await serve(flags);
+      return -1; // keeps running
+    case 'status':
+      return status(flags);
+    case 'kill':
+      return setKill(flags, true);
+    case 'resume':
+      return setKill(flags, false);
+    case 'token':
+      return token(flags);
+    case 'kb':
+      return kb(flags);
+    case 'directory':
+      return directory(flags);
+    case 'audit':
+      return audit(flags);
+    case 'policy':
+      return policyCheck(flags);
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      err(`itguard: ${(e as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      err(`itguard: ${(e as Error).stack ?? String(e)}`);
+      process.exitCode = 2;
+    }
+  },
+);

@@ -1,0 +1,143 @@
+/** Admin verbs that act on the database directly; every change is audited with actor cli:<os user>. */
+import { openStores } from '../app.js';
+import { readArticles } from '../tools/kb/import.js';
+import { cliActor, err, iso, out, policyOrExit, printJson, requireString, UsageError, type Flags } from './common.js';
+
+function stores(flags: Flags) {
+  const { policy } = policyOrExit(flags);
+  return { policy, ...openStores(flags.db, policy) };
+}
+
+export function status(flags: Flags): number {
+  const s = stores(flags);
+  const ks = s.killSwitch.state();
+  const head = s.auditStore.head();
+  const report = {
+    kill_switch: { engaged: ks.engaged, reason: ks.reason, actor: ks.actor, changed_at: iso(ks.changedAt) },
+    audit_head: head,
+    tokens_active: s.tokens.list().filter((t) => !t.revokedAt).length,
+  };
+  if (flags.json) printJson(report);
+  else {
+    out(`kill switch: ${ks.engaged ? 'ENGAGED' : 'off'} (${ks.reason}; by ${ks.actor} at ${iso(ks.changedAt)})`);
+    out(`audit head:  seq ${head.seq} ${head.hash}`);
+    out(`tokens:      ${report.tokens_active} active`);
+  }
+  s.db.close();
+  return 0;
+}
+
+export function setKill(flags: Flags, engaged: boolean): number {
+  const reason = requireString(flags, 'reason');
+  const s = stores(flags);
+  const before = s.killSwitch.state();
+  const st = s.killSwitch.set(engaged, reason, cliActor());
+  s.db.close();
+  if (flags.json) printJson({ engaged: st.engaged, reason: st.reason, changed_at: iso(st.changedAt), was_engaged: before.engaged });
+  else out(`kill switch ${engaged ? 'ENGAGED' : 'released'}: ${reason}`);
+  return 0;
+}
+
+export function token(flags: Flags): number {
+  const [verb, arg] = flags.positionals;
+  const s = stores(flags);
+  try {
+    if (verb === 'create') {
+      const principal = requireString(flags, 'principal');
+      // A token for a principal the policy does not know would authenticate to nothing: refuse it now.
+      if (!s.policy.principals[principal]) throw new UsageError(`--principal: "${principal}" is not a principal in the policy`);
+      const label = typeof flags.values.label === 'string' ? flags.values.label : undefined;
+      const { token: secret, id } = s.tokens.create(principal, cliActor(), label);
+      out(secret);
+      err(`token ${id} for ${principal} created; it is shown only once`);
+      return 0;
+    }
+    if (verb === 'list') {
+      const list = s.tokens.list();
+      if (flags.json) printJson(list);
+      else for (const t of list) out(`${t.id}  ${t.principal.padEnd(18)} created ${iso(t.createdAt)}  ${t.revokedAt ? `revoked ${iso(t.revokedAt)}` : 'active'}  last used ${iso(t.lastUsedAt)}  ${t.label ?? ''}`);
+      return 0;
+    }
+    if (verb === 'revoke') {
+      if (!arg) throw new UsageError('token revoke ID');
+      if (!s.tokens.revoke(arg, cliActor())) {
+        err(`no active token ${arg}`);
+        return 1;
+      }
+      out(`token ${arg} revoked`);
+      return 0;
+    }
+    throw new UsageError('token create --principal P | list | revoke ID');
+  } finally {
+    s.db.close();
+  }
+}
+
+export function kb(flags: Flags): number {
+  const [verb, dir] = flags.positionals;
+  if (verb !== 'import' || !dir) throw new UsageError('kb import DIR');
+  const s = stores(flags);
+  try {
+    const articles = readArticles(dir);
+    const r = s.backends.kb.upsert(articles);
+    s.auditStore.append({ event: 'kb.imported', actor: cliActor(), detail: { dir, ...r } });
+    if (flags.json) printJson(r);
+    else out(`imported ${articles.length} article(s) from ${dir}: ${r.added} added, ${r.updated} updated`);
+    return 0;
+  } catch (e) {
+    err(`kb import: ${(e as Error).message}`);
+    return 2;
+  } finally {
+    s.db.close();
+  }
+}
+
+export function directory(flags: Flags): number {
+  const [verb] = flags.positionals;
+  if (verb !== 'list') throw new UsageError('directory list');
+  const s = stores(flags);
+  const users = s.backends.directory.list();
+  s.db.close();
+  if (flags.json) printJson(users.map(({ recovery: _r, ...u }) => u));
+  else for (const u of users) out(`${u.username.padEnd(12)} ${u.displayName.padEnd(22)} ${u.department.padEnd(12)} ${u.groups.join(',')}${u.disabled ? ' (disabled)' : ''}`);
+  return 0;
+}
+
+export function audit(flags: Flags): number {
+  const [verb, arg] = flags.positionals;
+  const s = stores(flags);
+  try {
+    const show = (rows: ReturnType<typeof s.auditStore.tail>) => {
+      if (flags.json) return printJson(rows);
+      for (const r of rows) {
+        out(`${String(r.seq).padStart(6)} ${iso(r.ts)} ${r.event.padEnd(18)} ${(r.actor ?? '').padEnd(16)} ${r.tool ?? ''} ${r.outcome ?? ''} ${r.code ?? ''} ${r.trace_id ?? ''}`);
+      }
+    };
+    if (verb === 'tail') {
+      const n = Number(flags.values.n ?? 20);
+      show(s.auditStore.tail(Number.isFinite(n) && n > 0 ? n : 20));
+      return 0;
+    }
+    if (verb === 'show') {
+      if (!arg) throw new UsageError('audit show TRACE_ID');
+      const rows = s.auditStore.byTrace(arg);
+      if (flags.json) printJson(rows);
+      else for (const r of rows) out(JSON.stringify(r));
+      return rows.length ? 0 : 1;
+    }
+    if (verb === 'verify') {
+      const r = s.auditStore.verify();
+      if (flags.json) printJson(r);
+      else if (r.ok) out(`audit chain OK: ${r.count} record(s); head seq ${r.head.seq} ${r.head.hash}`);
+      else out(`audit chain BROKEN at seq ${r.brokenAt}: ${r.reason} (${r.count} record(s) verified before it)`);
+      return r.ok ? 0 : 1;
+    }
+    if (verb === 'export') {
+      for (const r of s.auditStore.iterate()) out(JSON.stringify(r));
+      return 0;
+    }
+    throw new UsageError('audit tail [--n N] | show TRACE_ID | verify | export');
+  } finally {
+    s.db.close();
+  }
+}

@@ -1,0 +1,48 @@
+/** What every CLI verb shares: flags, the database path, the policy, output and exit codes (0 ok, 1 check failed, 2 usage/config). */
+import { userInfo } from 'node:os';
+import { loadPolicy, PolicyError, type LoadedPolicy } from '../policy/load.js';
+
+export class UsageError extends Error {}
+
+export interface Flags {
+  db: string;
+  policyFlag: string | undefined;
+  json: boolean;
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+export const defaultDbPath = (flag?: string): string => flag ?? process.env.ITGUARD_DB ?? './data/itguard.db';
+
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli:unknown';
+  }
+}
+
+export function policyOrExit(flags: Flags): LoadedPolicy {
+  try {
+    return loadPolicy(flags.policyFlag);
+  } catch (e) {
+    if (e instanceof PolicyError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
+
+/** stdout is for results (and --json documents); everything else goes to stderr. */
+export const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+export const err = (s: string): void => void process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
+export const printJson = (v: unknown): void => out(JSON.stringify(v, null, 2));
+
+export function requireString(flags: Flags, name: string): string {
+  const v = flags.values[name];
+  if (typeof v !== 'string' || !v.trim()) throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+export const iso = (ms: number | null | undefined): string => (ms ? new Date(ms).toISOString() : '-');

@@ -1,0 +1,72 @@
+/** `itguard serve --stdio | --http`. */
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { openApp } from '../app.js';
+import { startHttp } from '../http/app.js';
+import { createServer, newSession } from '../server.js';
+import { err, policyOrExit, UsageError, type Flags } from './common.js';
+
+export async function serve(flags: Flags): Promise<void> {
+  const stdio = flags.values.stdio === true;
+  const http = flags.values.http === true;
+  if (stdio === http) throw new UsageError('serve needs exactly one of --stdio or --http');
+  const { policy, source } = policyOrExit(flags);
+  const app = openApp({ dbPath: flags.db, policy, defaultMetrics: http });
+  app.log.info({ policy: source, db: flags.db, seeded: app.seeded }, 'itguard starting');
+
+  let stop: () => Promise<void>;
+  if (stdio) {
+    const principal = app.principal(policy.stdioPrincipal)!;
+    const server = createServer(app, { principal, session: newSession('stdio', app.now()) });
+    const transport = new StdioServerTransport();
+    await server.connect(transport);
+    app.log.info({ principal: principal.name }, 'serving MCP over stdio');
+    stop = () => server.close();
+    process.stdin.on('end', () => void shutdown('stdin closed'));
+  } else {
+    const host = typeof flags.values.host === 'string' ? flags.values.host : (process.env.ITGUARD_HOST ?? '127.0.0.1');
+    const portText = typeof flags.values.port === 'string' ? flags.values.port : (process.env.ITGUARD_PORT ?? '3333');
+    const port = Number(portText);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0..65535, got ${portText}`);
+    const running = await startHttp(app, { host, port });
+    app.log.info({ url: `${running.url}/mcp` }, 'serving MCP over Streamable HTTP');
+    if (app.seeded) {
+      const { token } = app.tokens.create(policy.stdioPrincipal, 'system:demo', 'demo token (printed once at first start)');
+      err(demoBanner(`${running.url}/mcp`, policy.stdioPrincipal, token));
+    } else {
+      err(`itguard: MCP endpoint ${running.url}/mcp  (create a token: itguard token create --principal ${policy.stdioPrincipal})`);
+    }
+    stop = () => running.close();
+  }
+
+  let stopping = false;
+  async function shutdown(why: string): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ why }, 'itguard stopping');
+    await stop().catch(() => undefined);
+    app.close();
+    process.exit(0);
+  }
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+function demoBanner(url: string, principal: string, token: string): string {
+  return `
+==================================================================
+ itguard is serving MCP over Streamable HTTP with demo data
+   URL:        ${url}
+   principal:  ${principal}
+   demo token: ${token}
+ (the token is shown only this once; make more with
+  itguard token create --principal ${principal})
+
+ Try it with the MCP Inspector (CLI mode):
+   npx @modelcontextprotocol/inspector --cli ${url} --transport http \\
+     --header "Authorization: Bearer ${token}" --method tools/list
+ or open the Inspector UI (npx @modelcontextprotocol/inspector), choose
+ "Streamable HTTP", URL ${url}, and add the header
+   Authorization: Bearer <token>
+==================================================================
+`;
+}

@@ -1,0 +1,24 @@
+/** Seeds a new database with the demo directory and the KB shipped in kb/. Runs once per database. */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Db } from '../store/db.js';
+import { EmbeddedDirectory } from '../tools/directory/embedded.js';
+import { EmbeddedKb } from '../tools/kb/embedded.js';
+import { readArticles } from '../tools/kb/import.js';
+import { demoUsers } from './data.js';
+
+/** kb/ beside dist/ (or src/ in tests). */
+export const BUNDLED_KB_DIR = fileURLToPath(new URL('../../kb', import.meta.url));
+
+export function isSeeded(db: Db): boolean {
+  return !!db.prepare("SELECT 1 FROM meta WHERE key = 'demo_seeded'").get();
+}
+
+/** Returns true when it seeded (a new database), false when it had been seeded before. */
+export function seedDemo(db: Db, kbDir = BUNDLED_KB_DIR): boolean {
+  if (isSeeded(db)) return false;
+  new EmbeddedDirectory(db).insert(demoUsers.map((u) => ({ ...u, groups: [...u.groups], disabled: u.disabled ?? false })));
+  if (existsSync(kbDir)) new EmbeddedKb(db).upsert(readArticles(kbDir));
+  db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('demo_seeded', ?)").run(new Date().toISOString());
+  return true;
+}

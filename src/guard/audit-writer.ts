@@ -1,0 +1,40 @@
+/**
+ * Group commit for the audit: records from concurrent calls that arrive in the same tick are appended in one
+ * IMMEDIATE transaction (one fsync under durability strict). `record()` resolves only once its transaction has
+ * committed, so awaiting an intent means it is durable before the side effect starts.
+ */
+import type { AuditEvent, AuditStore } from '../store/audit-store.js';
+
+interface Pending {
+  event: AuditEvent;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+export class AuditWriter {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  constructor(readonly store: AuditStore) {}
+
+  record(event: AuditEvent): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ event, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    const batch = this.queue;
+    this.queue = [];
+    this.scheduled = false;
+    try {
+      this.store.append(...batch.map((p) => p.event));
+      for (const p of batch) p.resolve();
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+    }
+  }
+}

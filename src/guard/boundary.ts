@@ -1,0 +1,50 @@
+/**
+ * The pipeline's outer edge: turns thrown GuardErrors into refusal results, unexpected exceptions into INTERNAL
+ * (logged with stack and trace id, never leaked), audits every denial that did not reach the audit step, counts
+ * consecutive failures for the loop breaker, and records metrics.
+ */
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { audited } from './audit.js';
+import type { GuardDeps } from './deps.js';
+import { GuardError, errorCodeOf } from './errors.js';
+import type { Guard } from './types.js';
+
+export const boundary =
+  (deps: Pick<GuardDeps, 'audit' | 'log' | 'metrics'>): Guard =>
+  (next) =>
+    async function boundaryGuard(call) {
+      const t0 = performance.now();
+      let result: CallToolResult;
+      try {
+        result = await next(call);
+      } catch (e) {
+        if (e instanceof GuardError) {
+          result = e.toToolResult(call.traceId);
+        } else {
+          deps.log.error({ err: e, trace_id: call.traceId, tool: call.tool.name }, 'unexpected error in tool call');
+          result = new GuardError('INTERNAL', 'An unexpected error occurred; it has been logged.').toToolResult(call.traceId);
+        }
+      }
+      const code = errorCodeOf(result);
+      call.session.consecutiveFailures = result.isError ? call.session.consecutiveFailures + 1 : 0;
+      if (!audited.has(call)) {
+        // Denials are audited too; the refusal stands even if the audit write fails (it denies either way).
+        await deps.audit
+          .record({
+            event: 'call.denied',
+            actor: call.principal.name,
+            traceId: call.traceId,
+            sessionId: call.session.id,
+            tool: call.tool.name,
+            args: call.args ?? call.rawArgs,
+            outcome: 'refused',
+            code,
+          })
+          .catch((e: unknown) => deps.log.error({ err: e, trace_id: call.traceId }, 'could not audit a denial'));
+      }
+      const outcome = !result.isError ? 'ok' : code === 'INTERNAL' || code === 'BACKEND_ERROR' ? 'error' : 'refused';
+      deps.metrics.calls.inc({ tool: call.tool.name, outcome, code: code ?? '' });
+      deps.metrics.latency.observe({ tool: call.tool.name }, (performance.now() - t0) / 1000);
+      deps.log.debug({ trace_id: call.traceId, tool: call.tool.name, principal: call.principal.name, outcome, code }, 'tool call');
+      return result;
+    };

@@ -1,0 +1,17 @@
+/** What guards are built with: one set per process, shared by every session. */
+import type { Logger } from 'pino';
+import type { Policy } from '../policy/schema.js';
+import type { KillSwitchStore } from '../store/killswitch-store.js';
+import type { Backends } from '../tools/backends.js';
+import type { AuditWriter } from './audit-writer.js';
+import type { Metrics } from '../metrics.js';
+
+export interface GuardDeps {
+  policy: Policy;
+  killSwitch: KillSwitchStore;
+  audit: AuditWriter;
+  backends: Backends;
+  log: Logger;
+  metrics: Metrics;
+  now: () => number;
+}

@@ -1,0 +1,39 @@
+/**
+ * Step 8. Runs the tool with a timeout and an abort signal (client cancel, kill switch, timeout).
+ * A GuardError from the tool is a refusal; anything else propagates to the boundary as INTERNAL.
+ */
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { GuardDeps } from './deps.js';
+import { BackendError } from './errors.js';
+import type { Call, GuardView, Handler } from './types.js';
+
+export function execute(deps: Pick<GuardDeps, 'backends'>, guardView: (call: Call) => GuardView): Handler {
+  return async function executeTool(call): Promise<CallToolResult> {
+    const timeout = AbortSignal.timeout(call.toolPolicy.timeoutMs);
+    const signal = AbortSignal.any([call.signal, timeout]);
+    const run = call.tool.run(call.args, {
+      backends: deps.backends,
+      principal: call.principal,
+      traceId: call.traceId,
+      idempotencyKey: call.idempotencyKey,
+      signal,
+      guardView: () => guardView(call),
+    });
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = () =>
+        reject(
+          timeout.aborted
+            ? new BackendError(`${call.tool.name} timed out after ${call.toolPolicy.timeoutMs} ms.`, true)
+            : new BackendError(`${call.tool.name} was aborted: ${String(signal.reason ?? 'cancelled')}.`, false),
+        );
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    const out = await Promise.race([run, aborted]);
+    return {
+      content: [{ type: 'text', text: out.text }],
+      ...(out.data ? { structuredContent: out.data } : {}),
+      _meta: { 'itguard/trace_id': call.traceId },
+    };
+  };
+}

@@ -1,0 +1,18 @@
+/** Step 1. The kill switch is read from the database on every call, so an engagement by any process is seen at once. */
+import type { GuardDeps } from './deps.js';
+import { GuardError } from './errors.js';
+import type { Guard } from './types.js';
+
+export const killSwitch =
+  (deps: Pick<GuardDeps, 'killSwitch'>): Guard =>
+  (next) =>
+    async function killSwitchGuard(call) {
+      const ks = deps.killSwitch.state();
+      // Security: while engaged nothing runs, reads included; an unreadable state throws and is refused (fail closed).
+      if (ks.engaged) {
+        throw new GuardError('KILL_SWITCH_ENGAGED', `IT engaged the kill switch: ${ks.reason}.`, {
+          details: { engaged_at: new Date(ks.changedAt).toISOString() },
+        });
+      }
+      return next(call);
+    };

@@ -1,0 +1,29 @@
+/** Step 2. Least privilege: a tool is visible and callable only with its scope, and only while policy enables it. */
+import type { Policy } from '../policy/schema.js';
+import { GuardError } from './errors.js';
+import type { AnyTool, Guard, Principal } from './types.js';
+
+const WRITE_SCOPES = ['tickets:write', 'password:reset', 'software:install'] as const;
+
+export function hasScope(tool: AnyTool, principal: Principal): boolean {
+  if (tool.scope === 'none') return true;
+  if (tool.scope === 'any-write') return principal.scopes.some((s) => (WRITE_SCOPES as readonly string[]).includes(s));
+  return principal.scopes.includes(tool.scope);
+}
+
+/** What tools/list shows this principal. */
+export const visibleTools = (tools: readonly AnyTool[], principal: Principal, policy: Policy): AnyTool[] =>
+  tools.filter((t) => policy.tools[t.name].enabled && hasScope(t, principal));
+
+export const scope = (): Guard => (next) =>
+  async function scopeGuard(call) {
+    // Security: a tool switched off by policy is refused even if a client calls it by name.
+    if (!call.toolPolicy.enabled) throw new GuardError('TOOL_DISABLED', `${call.tool.name} is disabled by policy.`);
+    // Security: checked at call time too; hiding a tool from tools/list is not enough.
+    if (!hasScope(call.tool, call.principal)) {
+      throw new GuardError('SCOPE_DENIED', `Principal ${call.principal.name} lacks scope ${call.tool.scope} for ${call.tool.name}.`, {
+        details: { required_scope: call.tool.scope },
+      });
+    }
+    return next(call);
+  };

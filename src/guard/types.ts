@@ -1,0 +1,104 @@
+/**
+ * The shapes the pipeline passes around: a tool definition (data), a call (one tools/call as it moves
+ * through the guards), and the guard/handler function types.
+ */
+import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { z } from 'zod';
+import type { Scope, Tier, ToolName, ToolPolicy } from '../policy/schema.js';
+import type { Backends } from '../tools/backends.js';
+
+export interface Principal {
+  name: string;
+  scopes: readonly Scope[];
+}
+
+/** Per MCP session (stdio: the process's one session). Budgets and the breaker live here; caps live in the database. */
+export interface SessionState {
+  id: string;
+  transport: 'stdio' | 'http' | 'memory';
+  startedAt: number;
+  calls: number;
+  resultBytes: number;
+  identical: Map<string, number>;
+  consecutiveFailures: number;
+  /** Set once the loop breaker trips; every later call in the session is refused. */
+  tripped: string | undefined;
+}
+
+/** Keys a cap rule can be counted per, and the cost measure. Derived from args by each tool. */
+export interface CapKeys {
+  target?: string;
+  requester?: string;
+  costUsd?: number;
+}
+
+/** What a tool's run() returns; the pipeline turns it into a CallToolResult. */
+export interface ToolOutput {
+  text: string;
+  data?: Record<string, unknown>;
+}
+
+export interface GuardView {
+  killSwitch: { engaged: boolean; reason: string; changedAt: number };
+  session: Record<string, unknown>;
+  caps: Record<string, unknown>[];
+}
+
+/** Everything a tool may touch. Tools never import the store, logger or policy. */
+export interface ToolContext {
+  backends: Backends;
+  principal: Principal;
+  traceId: string;
+  /** Explicit or derived idempotency key: backends use it as their request id. */
+  idempotencyKey: string | undefined;
+  signal: AbortSignal;
+  /** guard_status reads the guards' own view of this call's bounds. */
+  guardView: () => GuardView;
+}
+
+type Annotations = Required<Pick<ToolAnnotations, 'readOnlyHint' | 'destructiveHint' | 'idempotentHint' | 'openWorldHint'>>;
+
+export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
+  name: ToolName;
+  title: string;
+  description: string;
+  input: S;
+  /** 'none': every principal; 'any-write': any principal holding a write scope. */
+  scope: Scope | 'none' | 'any-write';
+  effect: 'read' | 'write';
+  tier: Tier;
+  annotations: Annotations;
+  capKeys: (a: z.output<z.ZodObject<S>>) => CapKeys;
+  summary: (a: z.output<z.ZodObject<S>>) => string;
+  /** Argument policy beyond the schema (deny lists, allowlists); throw GuardError('POLICY_DENIED'). */
+  checkPolicy?: (a: z.output<z.ZodObject<S>>, ctx: { backends: Backends; toolPolicy: ToolPolicy }) => void;
+  run: (a: z.output<z.ZodObject<S>>, ctx: ToolContext) => Promise<ToolOutput>;
+}
+
+// Tool definitions are stored type-erased; defineTool checks each one against its own schema first.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyTool = ToolDef<any>;
+
+export const defineTool = <S extends z.ZodRawShape>(def: ToolDef<S>): AnyTool => def as AnyTool;
+
+export type McpExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+export interface Call {
+  tool: AnyTool;
+  toolPolicy: ToolPolicy;
+  rawArgs: unknown;
+  /** Set by the validation guard. */
+  args: Record<string, unknown>;
+  principal: Principal;
+  session: SessionState;
+  traceId: string;
+  signal: AbortSignal;
+  startedAt: number;
+  idempotencyKey: string | undefined;
+  /** The MCP request's extra (notifications, elicitation); absent in guard unit tests. */
+  mcp: McpExtra | undefined;
+}
+
+export type Handler = (call: Call) => Promise<CallToolResult>;
+export type Guard = (next: Handler) => Handler;

@@ -1,0 +1,35 @@
+/** Step 3. Input validation with field-level messages, then the tool's argument policy (deny lists, allowlists). */
+import { z } from 'zod';
+import { formatIssues } from '../issues.js';
+import type { GuardDeps } from './deps.js';
+import { GuardError } from './errors.js';
+import type { AnyTool, Guard } from './types.js';
+
+const schemas = new WeakMap<AnyTool, z.ZodType>();
+/** The strict object schema of a tool's input (unknown fields are errors, not silently dropped). */
+export function inputSchema(tool: AnyTool): z.ZodType {
+  let s = schemas.get(tool);
+  if (!s) {
+    s = z.strictObject(tool.input);
+    schemas.set(tool, s);
+  }
+  return s;
+}
+
+export const validate =
+  (deps: Pick<GuardDeps, 'backends'>): Guard =>
+  (next) =>
+    async function validateGuard(call) {
+      const parsed = inputSchema(call.tool).safeParse(call.rawArgs ?? {});
+      if (!parsed.success) {
+        const problems = formatIssues(parsed.error.issues);
+        // Security: nothing runs on arguments that do not match the declared schema.
+        throw new GuardError('INVALID_ARGUMENT', `Invalid arguments for ${call.tool.name}: ${problems.join('; ')}.`, {
+          details: { fields: problems },
+        });
+      }
+      call.args = parsed.data as Record<string, unknown>;
+      // Security: argument policy (deny lists, directory checks) is decided before any budget, cap or prompt.
+      call.tool.checkPolicy?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy });
+      return next(call);
+    };

@@ -1,0 +1,93 @@
+/** The HTTP side: /mcp (Streamable HTTP, bearer tokens), /healthz, /metrics. */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type ErrorRequestHandler } from 'express';
+import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
+import { hostHeaderValidation } from '@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js';
+import type { App } from '../app.js';
+import { tokenVerifier } from './auth.js';
+import { checkOrigin, originPolicy } from './origin.js';
+import { SessionManager } from './sessions.js';
+
+export interface HttpOptions {
+  host: string;
+  port: number;
+  /** Close sessions idle this long (ms). */
+  idleMs?: number;
+  bodyLimit?: string;
+  allowedHosts?: string[];
+  allowedOrigins?: string[];
+}
+
+export interface RunningHttp {
+  url: string;
+  port: number;
+  sessions: SessionManager;
+  server: HttpServer;
+  close(): Promise<void>;
+}
+
+const listEnv = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
+
+export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHttp> {
+  const web = express();
+  web.disable('x-powered-by');
+  const sessions = new SessionManager(app, opts.idleMs ?? 30 * 60_000);
+  const http = createHttpServer(web);
+  // The port is known only after listen (port 0 in tests); the allow lists are built then.
+  let guard = originPolicy(opts.host, opts.port);
+  web.use((req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next));
+  web.use((req, res, next) => checkOrigin(guard)(req, res, next));
+
+  web.get('/healthz', (_req, res) => {
+    try {
+      const ks = app.killSwitch.state();
+      res.json({ status: 'ok', kill_switch: ks.engaged ? 'engaged' : 'off', sessions: sessions.size });
+    } catch {
+      res.status(503).json({ status: 'unavailable' });
+    }
+  });
+  web.get('/metrics', async (_req, res) => {
+    res.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics());
+  });
+
+  const auth = requireBearerAuth({ verifier: tokenVerifier(app) });
+  const body = express.json({ limit: opts.bodyLimit ?? '1mb' });
+  const mcp: express.RequestHandler = (req, res, next) => {
+    sessions.handle(req, res).catch(next);
+  };
+  web.post('/mcp', auth, body, mcp);
+  web.get('/mcp', auth, mcp);
+  web.delete('/mcp', auth, mcp);
+
+  const onError: ErrorRequestHandler = (err: { type?: string; status?: number }, _req, res, _next) => {
+    if (err.type === 'entity.too.large') return void res.status(413).json({ jsonrpc: '2.0', error: { code: -32000, message: 'Request body too large' }, id: null });
+    if (err.type === 'entity.parse.failed') return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
+    app.log.error({ err }, 'http error');
+    if (!res.headersSent) res.status(500).json({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null });
+  };
+  web.use(onError);
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (http.address() as AddressInfo).port;
+  guard = originPolicy(opts.host, port, [...(opts.allowedHosts ?? []), ...listEnv(process.env.ITGUARD_ALLOWED_HOSTS)], [
+    ...(opts.allowedOrigins ?? []),
+    ...listEnv(process.env.ITGUARD_ALLOWED_ORIGINS),
+  ]);
+  const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  return {
+    url: `http://${shownHost}:${port}`,
+    port,
+    sessions,
+    server: http,
+    async close() {
+      await sessions.closeAll();
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeAllConnections();
+      await closed;
+    },
+  };
+}

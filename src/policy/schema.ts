@@ -1,0 +1,232 @@
+/**
+ * The policy file's schema (DESIGN §8): snake_case YAML in, validated by zod with unknown keys refused,
+ * mapped to the camelCase `Policy` the rest of the code reads, then frozen.
+ */
+import { z } from 'zod';
+
+export const TOOL_NAMES = [
+  'kb_search',
+  'kb_get_article',
+  'ticket_search',
+  'ticket_get',
+  'ticket_create',
+  'ticket_comment',
+  'password_reset',
+  'software_catalog',
+  'software_install',
+  'request_status',
+  'guard_status',
+] as const;
+export type ToolName = (typeof TOOL_NAMES)[number];
+
+export const SCOPES = [
+  'kb:read',
+  'tickets:read',
+  'tickets:write',
+  'password:reset',
+  'software:read',
+  'software:install',
+  'approvals:decide',
+  'audit:read',
+] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export const TIERS = ['auto', 'confirm', 'mfa', 'approval'] as const;
+export type Tier = (typeof TIERS)[number];
+
+const posInt = z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
+const duration = z
+  .string()
+  .regex(/^\d+(s|m|h|d)$/, { error: 'expected a duration like 30s, 15m, 2h or 1d' })
+  .transform((s) => Number(s.slice(0, -1)) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[s.slice(-1) as 's']);
+const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, { error: 'expected a lowercase name of [a-z0-9._-]' });
+
+const capRule = z
+  .strictObject({
+    name,
+    window: z.enum(['hour', 'day']),
+    per: z.enum(['principal', 'target', 'requester', 'session']).optional(),
+    measure: z.enum(['calls', 'cost_usd']).default('calls'),
+    limit: z.number({ error: 'expected a positive number' }).positive({ error: 'expected a positive number' }),
+    alarm_at: z.number({ error: 'expected a positive number' }).positive({ error: 'expected a positive number' }).optional(),
+  })
+  .check((ctx) => {
+    const r = ctx.value;
+    if (r.measure === 'calls' && !Number.isInteger(r.limit)) {
+      ctx.issues.push({ code: 'custom', path: ['limit'], message: 'expected a positive integer', input: r.limit });
+    }
+    if (r.alarm_at !== undefined && r.alarm_at > r.limit) {
+      ctx.issues.push({ code: 'custom', path: ['alarm_at'], message: 'must not exceed limit', input: r.alarm_at });
+    }
+  });
+
+const toolPolicy = z.strictObject({
+  tier: z.enum(TIERS).optional(),
+  self_service_tier: z.enum(TIERS).optional(),
+  dedupe_window: duration.optional(),
+  caps: z.array(capRule).default([]),
+  deny_target_groups: z.array(z.string().min(1)).default([]),
+  mode: z.enum(['live', 'shadow']).default('live'),
+  enabled: z.boolean().default(true),
+  timeout: duration.optional(),
+  max_identical_calls: posInt.optional(),
+  max_consecutive_failures: posInt.optional(),
+});
+
+const timezone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'expected an IANA time zone such as UTC or Europe/Berlin' },
+);
+
+export const policySchema = z
+  .strictObject({
+    version: z.literal(1, { error: 'expected 1' }),
+    timezone: timezone.default('UTC'),
+    durability: z.enum(['strict', 'fast']).default('strict'),
+    stdio_principal: name,
+    principals: z.record(name, z.strictObject({ scopes: z.array(z.enum(SCOPES)) })),
+    session: z
+      .strictObject({
+        max_calls: posInt.default(40),
+        max_minutes: posInt.default(30),
+        max_result_bytes: posInt.default(2_000_000),
+        max_identical_calls: posInt.default(3),
+        max_consecutive_failures: posInt.default(5),
+      })
+      .prefault({}),
+    mfa: z.strictObject({ allow_form_code: z.boolean().default(true), out_of_band: z.boolean().default(true) }).prefault({}),
+    approvals: z.strictObject({ wait_seconds: z.number().min(0).max(600).default(30), expire_hours: posInt.default(24) }).prefault({}),
+    tools: z.partialRecord(z.enum(TOOL_NAMES), toolPolicy).default({}),
+    backends: z
+      .strictObject({
+        tickets: z
+          .strictObject({
+            kind: z.literal('embedded'),
+            project: z.string().regex(/^[A-Z][A-Z0-9]{0,9}$/, { error: 'expected a project key like IT' }).default('IT'),
+            allowed_projects: z.array(z.string().regex(/^[A-Z][A-Z0-9]{0,9}$/)).default(['IT']),
+          })
+          .prefault({ kind: 'embedded' }),
+        directory: z.strictObject({ kind: z.literal('embedded') }).prefault({ kind: 'embedded' }),
+        deploy: z.strictObject({ kind: z.literal('embedded') }).prefault({ kind: 'embedded' }),
+      })
+      .prefault({}),
+    demo: z.boolean().default(false),
+  })
+  .check((ctx) => {
+    const p = ctx.value;
+    if (!(p.stdio_principal in p.principals)) {
+      ctx.issues.push({ code: 'custom', path: ['stdio_principal'], message: 'must name a principal under principals', input: p.stdio_principal });
+    }
+    const t = p.backends.tickets;
+    if (!t.allowed_projects.includes(t.project)) {
+      ctx.issues.push({ code: 'custom', path: ['backends', 'tickets', 'project'], message: 'must be listed in allowed_projects', input: t.project });
+    }
+  });
+
+export type PolicyInput = z.input<typeof policySchema>;
+type Parsed = z.output<typeof policySchema>;
+
+export interface CapRule {
+  tool: ToolName;
+  name: string;
+  window: 'hour' | 'day';
+  per: 'global' | 'principal' | 'target' | 'requester' | 'session';
+  measure: 'calls' | 'cost_usd';
+  limit: number;
+  alarmAt: number | undefined;
+}
+
+export interface ToolPolicy {
+  tier: Tier | undefined;
+  selfServiceTier: Tier | undefined;
+  dedupeWindowMs: number;
+  caps: readonly CapRule[];
+  denyTargetGroups: readonly string[];
+  mode: 'live' | 'shadow';
+  enabled: boolean;
+  timeoutMs: number;
+  maxIdenticalCalls: number;
+  maxConsecutiveFailures: number;
+}
+
+export interface Policy {
+  version: 1;
+  timezone: string;
+  durability: 'strict' | 'fast';
+  stdioPrincipal: string;
+  principals: Readonly<Record<string, { scopes: readonly Scope[] }>>;
+  session: { maxCalls: number; maxMinutes: number; maxResultBytes: number; maxIdenticalCalls: number; maxConsecutiveFailures: number };
+  mfa: { allowFormCode: boolean; outOfBand: boolean };
+  approvals: { waitSeconds: number; expireHours: number };
+  tools: Readonly<Record<ToolName, ToolPolicy>>;
+  backends: { tickets: { kind: 'embedded'; project: string; allowedProjects: readonly string[] }; directory: { kind: 'embedded' }; deploy: { kind: 'embedded' } };
+  demo: boolean;
+}
+
+const DEFAULT_DEDUPE_MS = 15 * 60_000;
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export function toPolicy(p: Parsed): Policy {
+  const tools = {} as Record<ToolName, ToolPolicy>;
+  for (const tool of TOOL_NAMES) {
+    const t = p.tools[tool];
+    tools[tool] = {
+      tier: t?.tier,
+      selfServiceTier: t?.self_service_tier,
+      dedupeWindowMs: t?.dedupe_window ?? DEFAULT_DEDUPE_MS,
+      caps: (t?.caps ?? []).map((c) => ({
+        tool,
+        name: c.name,
+        window: c.window,
+        per: c.per ?? 'global',
+        measure: c.measure,
+        limit: c.limit,
+        alarmAt: c.alarm_at,
+      })),
+      denyTargetGroups: t?.deny_target_groups ?? [],
+      mode: t?.mode ?? 'live',
+      enabled: t?.enabled ?? true,
+      timeoutMs: t?.timeout ?? DEFAULT_TIMEOUT_MS,
+      maxIdenticalCalls: t?.max_identical_calls ?? p.session.max_identical_calls,
+      maxConsecutiveFailures: t?.max_consecutive_failures ?? p.session.max_consecutive_failures,
+    };
+  }
+  return deepFreeze({
+    version: 1,
+    timezone: p.timezone,
+    durability: p.durability,
+    stdioPrincipal: p.stdio_principal,
+    principals: p.principals,
+    session: {
+      maxCalls: p.session.max_calls,
+      maxMinutes: p.session.max_minutes,
+      maxResultBytes: p.session.max_result_bytes,
+      maxIdenticalCalls: p.session.max_identical_calls,
+      maxConsecutiveFailures: p.session.max_consecutive_failures,
+    },
+    mfa: { allowFormCode: p.mfa.allow_form_code, outOfBand: p.mfa.out_of_band },
+    approvals: { waitSeconds: p.approvals.wait_seconds, expireHours: p.approvals.expire_hours },
+    tools,
+    backends: {
+      tickets: { kind: 'embedded', project: p.backends.tickets.project, allowedProjects: p.backends.tickets.allowed_projects },
+      directory: p.backends.directory,
+      deploy: p.backends.deploy,
+    },
+    demo: p.demo,
+  });
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}

@@ -1,0 +1,83 @@
+/**
+ * createServer: one MCP server per session (stdio: one per process; HTTP: one per Streamable HTTP session),
+ * bound to the principal that opened it. tools/list shows only the tools that principal may call; every
+ * tools/call goes through the composed guard pipeline. No I/O at import.
+ */
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { nanoid } from 'nanoid';
+import { z } from 'zod';
+import type { App } from './app.js';
+import { GuardError } from './guard/errors.js';
+import { visibleTools } from './guard/scope.js';
+import type { AnyTool, Call, Principal, SessionState } from './guard/types.js';
+import { inputSchema } from './guard/validate.js';
+
+export const SERVER_INFO = { name: 'itguard', version: '0.1.0' };
+
+const listings = new WeakMap<AnyTool, Tool>();
+function listing(tool: AnyTool): Tool {
+  let t = listings.get(tool);
+  if (!t) {
+    const { $schema: _s, ...schema } = z.toJSONSchema(inputSchema(tool), { io: 'input' }) as Record<string, unknown>;
+    t = {
+      name: tool.name,
+      title: tool.title,
+      description: tool.description,
+      inputSchema: schema as Tool['inputSchema'],
+      annotations: { title: tool.title, ...tool.annotations },
+    };
+    listings.set(tool, t);
+  }
+  return t;
+}
+
+export function newSession(transport: SessionState['transport'], now: number, id: string = nanoid()): SessionState {
+  return { id, transport, startedAt: now, calls: 0, resultBytes: 0, identical: new Map(), consecutiveFailures: 0, tripped: undefined };
+}
+
+export interface ServerOptions {
+  principal: Principal;
+  session: SessionState;
+}
+
+export function createServer(app: App, opts: ServerOptions): Server {
+  const server = new Server(SERVER_INFO, {
+    capabilities: { tools: { listChanged: false }, logging: {} },
+    instructions:
+      'itguard: IT-support tools behind guardrails. Refusals come back as tool results with a code, a next step and retryable; follow them. Call guard_status to see your own limits.',
+  });
+  const { principal, session } = opts;
+
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({
+    tools: visibleTools(app.tools, principal, app.policy).map(listing),
+  }));
+
+  server.setRequestHandler(CallToolRequestSchema, async (req, extra): Promise<CallToolResult> => {
+    const traceId = nanoid(16);
+    const tool = app.tools.find((t) => t.name === req.params.name);
+    const handler = tool && app.handler(tool.name);
+    if (!tool || !handler) {
+      await app.audit
+        .record({ event: 'call.denied', actor: principal.name, traceId, sessionId: session.id, tool: req.params.name.slice(0, 100), outcome: 'refused', code: 'UNKNOWN_TOOL' })
+        .catch((e: unknown) => app.log.error({ err: e }, 'could not audit a denial'));
+      return new GuardError('UNKNOWN_TOOL', `There is no tool named "${req.params.name.slice(0, 100)}".`).toToolResult(traceId);
+    }
+    const call: Call = {
+      tool,
+      toolPolicy: app.policy.tools[tool.name],
+      rawArgs: req.params.arguments ?? {},
+      args: undefined as unknown as Record<string, unknown>,
+      principal,
+      session,
+      traceId,
+      signal: AbortSignal.any([extra.signal, app.killSignal()]),
+      startedAt: app.now(),
+      idempotencyKey: undefined,
+      mcp: extra,
+    };
+    return handler(call);
+  });
+
+  return server;
+}

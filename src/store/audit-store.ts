@@ -1,0 +1,156 @@
+/**
+ * The tamper-evident audit: an append-only table (UPDATE/DELETE refused by trigger) whose rows form a hash
+ * chain, hash = SHA-256(prev_hash ‖ canonical record), or HMAC-SHA-256 keyed with ITGUARD_AUDIT_KEY when set.
+ * Appends run in BEGIN IMMEDIATE so several processes on one file extend one chain.
+ */
+import { canonicalJson, hmacSha256, redact, sha256 } from '../canonical.js';
+import { immediate, type Db } from './db.js';
+
+export const GENESIS = '0'.repeat(64);
+
+export interface AuditEvent {
+  event: string;
+  actor: string;
+  traceId?: string | undefined;
+  sessionId?: string | undefined;
+  tool?: string | undefined;
+  /** Stored redacted: values under secret-looking keys never reach the table. */
+  args?: unknown;
+  outcome?: string | undefined;
+  code?: string | undefined;
+  detail?: Record<string, unknown> | undefined;
+}
+
+export interface AuditRow {
+  seq: number;
+  ts: number;
+  event: string;
+  trace_id: string | null;
+  actor: string;
+  session_id: string | null;
+  tool: string | null;
+  args: string | null;
+  args_sha256: string | null;
+  outcome: string | null;
+  code: string | null;
+  detail: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export type VerifyResult =
+  | { ok: true; count: number; head: { seq: number; hash: string } }
+  | { ok: false; count: number; brokenAt: number; reason: string };
+
+const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
+  canonicalJson([
+    r.seq, r.ts, r.event, r.trace_id, r.actor, r.session_id, r.tool, r.args, r.args_sha256, r.outcome, r.code, r.detail,
+  ]);
+
+export class AuditStore {
+  private readonly insert;
+  private readonly last;
+  constructor(
+    private readonly db: Db,
+    private readonly key: string | undefined = process.env.ITGUARD_AUDIT_KEY || undefined,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.insert = db.prepare(
+      `INSERT INTO audit (seq, ts, event, trace_id, actor, session_id, tool, args, args_sha256, outcome, code, detail, prev_hash, hash)
+       VALUES (@seq, @ts, @event, @trace_id, @actor, @session_id, @tool, @args, @args_sha256, @outcome, @code, @detail, @prev_hash, @hash)`,
+    );
+    this.last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
+  }
+
+  private link(prev: string, text: string): string {
+    return this.key ? hmacSha256(this.key, prev + text) : sha256(prev + text);
+  }
+
+  /** Appends events in one transaction (one fsync for the group) and returns their seqs. */
+  append(...events: AuditEvent[]): number[] {
+    return immediate(this.db, () => this.appendInTx(events));
+  }
+
+  /** For callers already inside an IMMEDIATE transaction (so the audit row commits with their state change). */
+  appendInTx(events: AuditEvent[]): number[] {
+    const head = this.last.get();
+    let prev = head?.hash ?? GENESIS;
+    let seq = head?.seq ?? 0;
+    const seqs: number[] = [];
+    for (const e of events) {
+      seq += 1;
+      const args = e.args === undefined ? null : canonicalJson(redact(e.args));
+      const row = {
+        seq,
+        ts: this.now(),
+        event: e.event,
+        trace_id: e.traceId ?? null,
+        actor: e.actor,
+        session_id: e.sessionId ?? null,
+        tool: e.tool ?? null,
+        args,
+        args_sha256: e.args === undefined ? null : sha256(canonicalJson(e.args)),
+        outcome: e.outcome ?? null,
+        code: e.code ?? null,
+        detail: e.detail === undefined ? null : canonicalJson(redact(e.detail)),
+      };
+      const hash = this.link(prev, recordText(row));
+      this.insert.run({ ...row, prev_hash: prev, hash });
+      prev = hash;
+      seqs.push(seq);
+    }
+    return seqs;
+  }
+
+  head(): { seq: number; hash: string } {
+    return this.last.get() ?? { seq: 0, hash: GENESIS };
+  }
+
+  tail(limit: number): AuditRow[] {
+    return this.db.prepare<[number], AuditRow>('SELECT * FROM audit ORDER BY seq DESC LIMIT ?').all(limit).reverse();
+  }
+
+  byTrace(traceId: string): AuditRow[] {
+    return this.db.prepare<[string], AuditRow>('SELECT * FROM audit WHERE trace_id = ? ORDER BY seq').all(traceId);
+  }
+
+  *iterate(): IterableIterator<AuditRow> {
+    yield* this.db.prepare<[], AuditRow>('SELECT * FROM audit ORDER BY seq').iterate();
+  }
+
+  count(where = '1=1', ...params: unknown[]): number {
+    return (this.db.prepare(`SELECT count(*) AS n FROM audit WHERE ${where}`).get(...params) as { n: number }).n;
+  }
+
+  /** Recomputes the chain from the first record; reports the first link that does not hold. */
+  verify(): VerifyResult {
+    let prev = GENESIS;
+    let expectedSeq = 1;
+    let count = 0;
+    let head = { seq: 0, hash: GENESIS };
+    for (const row of this.iterate()) {
+      if (row.seq !== expectedSeq) {
+        return { ok: false, count, brokenAt: expectedSeq, reason: `record ${expectedSeq} is missing` };
+      }
+      if (row.prev_hash !== prev) {
+        return { ok: false, count, brokenAt: row.seq, reason: 'prev_hash does not match the previous record' };
+      }
+      const hash = this.link(prev, recordText(row));
+      if (hash !== row.hash) {
+        return {
+          ok: false,
+          count,
+          brokenAt: row.seq,
+          reason: this.key
+            ? 'record content does not match its hash (altered, or a different ITGUARD_AUDIT_KEY)'
+            : 'record content does not match its hash (altered, or the chain is keyed: set ITGUARD_AUDIT_KEY)',
+        };
+      }
+      prev = hash;
+      head = { seq: row.seq, hash };
+      expectedSeq += 1;
+      count += 1;
+    }
+    return { ok: true, count, head };
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Opens the one SQLite file itguard keeps its state in: WAL, busy_timeout, durability, and schema
+ * migrations keyed by `PRAGMA user_version`. Every other store module receives the `Db` this returns.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { migrations } from './migrations.js';
+
+export type Db = Database.Database;
+export type Durability = 'strict' | 'fast';
+
+export interface OpenOptions {
+  durability?: Durability;
+  /** How long a writer waits for another process's lock before SQLITE_BUSY (ms). */
+  busyTimeoutMs?: number;
+}
+
+export function openDb(file: string, opts: OpenOptions = {}): Db {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+  if (file !== ':memory:') db.pragma('journal_mode = WAL');
+  setDurability(db, opts.durability ?? 'strict');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+/** strict: every commit is fsynced (an audit intent is on disk before the side effect). fast: WAL's NORMAL. */
+export function setDurability(db: Db, durability: Durability): void {
+  db.pragma(`synchronous = ${durability === 'strict' ? 'FULL' : 'NORMAL'}`);
+}
+
+export function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > migrations.length) {
+    throw new Error(`database schema version ${current} is newer than this itguard (${migrations.length})`);
+  }
+  for (let v = current; v < migrations.length; v++) {
+    db.transaction(() => {
+      db.exec(migrations[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+}
+
+/** Runs fn in a BEGIN IMMEDIATE transaction: the write lock is taken up front, so check-then-write is atomic across processes. */
+export function immediate<T>(db: Db, fn: () => T): T {
+  return db.transaction(fn).immediate();
+}

@@ -1,0 +1,45 @@
+/**
+ * The kill switch lives in the database, so every process on the file sees it on its next check.
+ * Changing it and auditing the change happen in one transaction.
+ */
+import type { AuditStore } from './audit-store.js';
+import { immediate, type Db } from './db.js';
+
+export interface KillSwitchState {
+  engaged: boolean;
+  reason: string;
+  actor: string;
+  changedAt: number;
+}
+
+export class KillSwitchStore {
+  private readonly read;
+  private readonly write;
+  constructor(
+    private readonly db: Db,
+    private readonly audit: AuditStore,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.read = db.prepare<[], { engaged: number; reason: string; actor: string; changed_at: number }>(
+      'SELECT engaged, reason, actor, changed_at FROM killswitch WHERE id = 1',
+    );
+    this.write = db.prepare('UPDATE killswitch SET engaged = ?, reason = ?, actor = ?, changed_at = ? WHERE id = 1');
+  }
+
+  state(): KillSwitchState {
+    const r = this.read.get();
+    if (!r) throw new Error('killswitch row missing');
+    return { engaged: r.engaged === 1, reason: r.reason, actor: r.actor, changedAt: r.changed_at };
+  }
+
+  set(engaged: boolean, reason: string, actor: string): KillSwitchState {
+    return immediate(this.db, () => {
+      const at = this.now();
+      this.write.run(engaged ? 1 : 0, reason, actor, at);
+      this.audit.appendInTx([
+        { event: engaged ? 'killswitch.engaged' : 'killswitch.resumed', actor, detail: { reason, at } },
+      ]);
+      return { engaged, reason, actor, changedAt: at };
+    });
+  }
+}

@@ -1,0 +1,111 @@
+/** Schema migrations, applied in order; index + 1 is the `user_version` after each. Never edit a shipped entry: append. */
+export const migrations: readonly string[] = [
+  // 1: guard state, audit, tokens, embedded backends
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+  CREATE TABLE killswitch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    engaged INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    changed_at INTEGER NOT NULL
+  );
+  INSERT INTO killswitch VALUES (1, 0, 'initial state', 'system', 0);
+
+  CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    trace_id TEXT,
+    actor TEXT NOT NULL,
+    session_id TEXT,
+    tool TEXT,
+    args TEXT,
+    args_sha256 TEXT,
+    outcome TEXT,
+    code TEXT,
+    detail TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  );
+  CREATE INDEX audit_trace ON audit(trace_id);
+  CREATE INDEX audit_event ON audit(event, ts);
+  CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+  CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+
+  CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    label TEXT,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at INTEGER,
+    last_used_at INTEGER
+  );
+
+  CREATE TABLE kb_articles (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    category TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    body TEXT NOT NULL,
+    updated TEXT NOT NULL
+  );
+  CREATE VIRTUAL TABLE kb_fts USING fts5(
+    title, tags, body, content='kb_articles', content_rowid='rowid', tokenize='porter unicode61'
+  );
+  CREATE TRIGGER kb_ai AFTER INSERT ON kb_articles BEGIN
+    INSERT INTO kb_fts(rowid, title, tags, body) VALUES (new.rowid, new.title, new.tags, new.body);
+  END;
+  CREATE TRIGGER kb_ad AFTER DELETE ON kb_articles BEGIN
+    INSERT INTO kb_fts(kb_fts, rowid, title, tags, body) VALUES ('delete', old.rowid, old.title, old.tags, old.body);
+  END;
+  CREATE TRIGGER kb_au AFTER UPDATE ON kb_articles BEGIN
+    INSERT INTO kb_fts(kb_fts, rowid, title, tags, body) VALUES ('delete', old.rowid, old.title, old.tags, old.body);
+    INSERT INTO kb_fts(rowid, title, tags, body) VALUES (new.rowid, new.title, new.tags, new.body);
+  END;
+
+  CREATE TABLE dir_users (
+    username TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    department TEXT NOT NULL,
+    title TEXT NOT NULL,
+    manager TEXT,
+    groups TEXT NOT NULL,
+    recovery_kind TEXT NOT NULL,
+    recovery_address TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    must_change_password INTEGER NOT NULL DEFAULT 0,
+    password_changed_at INTEGER
+  );
+
+  CREATE TABLE tickets (
+    key TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    summary TEXT NOT NULL,
+    description TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    request_id TEXT UNIQUE,
+    UNIQUE (project, number)
+  );
+  CREATE TABLE ticket_comments (
+    id INTEGER PRIMARY KEY,
+    ticket_key TEXT NOT NULL REFERENCES tickets(key),
+    author TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    request_id TEXT UNIQUE
+  );
+  CREATE INDEX ticket_comments_key ON ticket_comments(ticket_key);
+  `,
+];

@@ -1,0 +1,83 @@
+/** Bearer tokens for the HTTP transport. Only a SHA-256 of each token is stored; the token is shown once. */
+import { randomBytes } from 'node:crypto';
+import { customAlphabet } from 'nanoid';
+import { sha256 } from '../canonical.js';
+import type { AuditStore } from './audit-store.js';
+import { immediate, type Db } from './db.js';
+
+const tokenId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 10);
+
+export interface TokenInfo {
+  id: string;
+  principal: string;
+  label: string | null;
+  createdAt: number;
+  createdBy: string;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+}
+
+interface TokenRow {
+  id: string;
+  principal: string;
+  label: string | null;
+  created_at: number;
+  created_by: string;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+const toInfo = (r: TokenRow): TokenInfo => ({
+  id: r.id,
+  principal: r.principal,
+  label: r.label,
+  createdAt: r.created_at,
+  createdBy: r.created_by,
+  revokedAt: r.revoked_at,
+  lastUsedAt: r.last_used_at,
+});
+
+export class TokenStore {
+  constructor(
+    private readonly db: Db,
+    private readonly audit: AuditStore,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Returns the secret once; it cannot be recovered later. */
+  create(principal: string, actor: string, label?: string): { token: string; id: string } {
+    const id = tokenId();
+    const token = `itg_${id}_${randomBytes(24).toString('base64url')}`;
+    immediate(this.db, () => {
+      this.db
+        .prepare('INSERT INTO tokens (id, principal, hash, label, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(id, principal, sha256(token), label ?? null, this.now(), actor);
+      this.audit.appendInTx([{ event: 'token.created', actor, detail: { id, principal, label: label ?? null } }]);
+    });
+    return { token, id };
+  }
+
+  /** The principal a live token stands for, or undefined. */
+  verify(token: string): { id: string; principal: string } | undefined {
+    const row = this.db
+      .prepare<[string], { id: string; principal: string }>('SELECT id, principal FROM tokens WHERE hash = ? AND revoked_at IS NULL')
+      .get(sha256(token));
+    return row;
+  }
+
+  touch(id: string): void {
+    this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(this.now(), id);
+  }
+
+  list(): TokenInfo[] {
+    return this.db.prepare<[], TokenRow>('SELECT * FROM tokens ORDER BY created_at').all().map(toInfo);
+  }
+
+  revoke(id: string, actor: string): boolean {
+    return immediate(this.db, () => {
+      const changed = this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.now(), id).changes;
+      if (changed) this.audit.appendInTx([{ event: 'token.revoked', actor, detail: { id } }]);
+      return changed > 0;
+    });
+  }
+}

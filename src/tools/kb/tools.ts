@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { GuardError } from '../../guard/errors.js';
+import { defineTool } from '../../guard/types.js';
+import { untrusted } from '../common.js';
+
+const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
+
+export const kbSearch = defineTool({
+  name: 'kb_search',
+  title: 'Search the IT knowledge base',
+  description:
+    'Full-text search of IT-support articles (VPN, MFA, printers, Wi-Fi, email, laptops, policies). Returns the best matches first with a highlighted snippet; read one with kb_get_article.',
+  input: {
+    query: z.string().trim().min(1).max(500).describe('What the user is asking about, in plain words.'),
+    limit: z.int().min(1).max(20).default(5).describe('How many articles to return (1..20).'),
+  },
+  scope: 'kb:read',
+  effect: 'read',
+  tier: 'auto',
+  annotations: READ,
+  capKeys: () => ({}),
+  summary: (a) => `Search the knowledge base for "${a.query}"`,
+  async run(a, ctx) {
+    const hits = ctx.backends.kb.search(a.query, a.limit);
+    if (!hits.length) return { text: `No articles match "${a.query}". Try other words.`, data: { results: [] } };
+    const lines = hits.map((h, i) => `${i + 1}. ${h.id} — ${h.title} [${h.category}]\n   ${h.snippet.replace(/\s+/g, ' ')}`);
+    return {
+      text: `${hits.length} article(s) for "${a.query}", best first ([[…]] marks matched words):\n${untrusted('kb_search snippets', lines.join('\n'))}`,
+      data: { results: hits.map((h) => ({ id: h.id, title: h.title, category: h.category, snippet: h.snippet, score: h.score })) },
+    };
+  },
+});
+
+export const kbGetArticle = defineTool({
+  name: 'kb_get_article',
+  title: 'Read a knowledge-base article',
+  description: 'Returns one knowledge-base article by id (e.g. KB-1001), as found by kb_search.',
+  input: { id: z.string().regex(/^[A-Za-z]+-\d{1,8}$/, { error: 'must be an article id like KB-1001' }).describe('Article id, e.g. KB-1001.') },
+  scope: 'kb:read',
+  effect: 'read',
+  tier: 'auto',
+  annotations: READ,
+  capKeys: () => ({}),
+  summary: (a) => `Read article ${a.id}`,
+  async run(a, ctx) {
+    const art = ctx.backends.kb.get(a.id);
+    if (!art) throw new GuardError('NOT_FOUND', `No article ${a.id}.`, { next: 'Search with kb_search and use an id it returns.' });
+    return {
+      text: `${art.id} — ${art.title}\nCategory: ${art.category} · Tags: ${art.tags.join(', ')} · Updated: ${art.updated}\n${untrusted(`kb article ${art.id}`, art.body)}`,
+      data: { id: art.id, title: art.title, category: art.category, tags: art.tags, updated: art.updated, body: art.body },
+    };
+  },
+});

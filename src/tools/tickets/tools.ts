@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { GuardError } from '../../guard/errors.js';
+import { defineTool } from '../../guard/types.js';
+import { IdemKey, Reason, UserRef, untrusted } from '../common.js';
+import { PRIORITIES, STATUSES, type Ticket } from './embedded.js';
+
+const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
+const WRITE = { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
+const TicketKey = z.string().regex(/^[A-Z][A-Z0-9]{0,9}-\d{1,9}$/, { error: 'must be a ticket key like IT-42' }).describe('Ticket key, e.g. IT-42.');
+
+const line = (t: Ticket): string => `${t.key} [${t.status}, ${t.priority}] requester ${t.requester}: ${t.summary}`;
+const notFound = (key: string): GuardError =>
+  new GuardError('NOT_FOUND', `No ticket ${key} in the projects this agent may see.`, { next: 'Check the key with ticket_search.' });
+
+/** Requesters must be live users of the directory (argument policy, checked before any effect). */
+function requireUser(username: string, field: string, dir: { get(u: string): { disabled: boolean } | undefined }): void {
+  const u = dir.get(username);
+  if (!u) throw new GuardError('INVALID_ARGUMENT', `${field}: no user "${username}" in the directory.`, { details: { field } });
+  if (u.disabled) throw new GuardError('POLICY_DENIED', `${field}: user "${username}" is disabled.`, { details: { field } });
+}
+
+export const ticketSearch = defineTool({
+  name: 'ticket_search',
+  title: 'Search IT tickets',
+  description: 'Lists tickets, newest first, filtered by text in summary/description, status and requester.',
+  input: {
+    text: z.string().trim().min(1).max(200).optional().describe('Words to find in summary or description.'),
+    status: z.enum(STATUSES).optional(),
+    requester: UserRef.optional(),
+    limit: z.int().min(1).max(50).default(10),
+  },
+  scope: 'tickets:read',
+  effect: 'read',
+  tier: 'auto',
+  annotations: READ,
+  capKeys: () => ({}),
+  summary: (a) => `Search tickets${a.text ? ` for "${a.text}"` : ''}`,
+  async run(a, ctx) {
+    const found = ctx.backends.tickets.search(a);
+    return {
+      text: found.length ? `${found.length} ticket(s):\n${untrusted('ticket summaries', found.map(line).join('\n'))}` : 'No tickets match.',
+      data: { tickets: found.map(({ description: _d, ...t }) => t) },
+    };
+  },
+});
+
+export const ticketGet = defineTool({
+  name: 'ticket_get',
+  title: 'Read an IT ticket',
+  description: 'Returns one ticket with its description and comments.',
+  input: { key: TicketKey },
+  scope: 'tickets:read',
+  effect: 'read',
+  tier: 'auto',
+  annotations: READ,
+  capKeys: () => ({}),
+  summary: (a) => `Read ticket ${a.key}`,
+  async run(a, ctx) {
+    const t = ctx.backends.tickets.get(a.key);
+    if (!t) throw notFound(a.key);
+    const comments = t.comments.map((c) => `--- ${c.author} at ${c.createdAt}\n${c.body}`).join('\n');
+    return {
+      text: [
+        `${t.key} [${t.status}, ${t.priority}] requester ${t.requester}, opened ${t.createdAt} by ${t.createdBy}`,
+        untrusted(`ticket ${t.key}`, `Summary: ${t.summary}\n\n${t.description}${comments ? `\n\nComments:\n${comments}` : ''}`),
+      ].join('\n'),
+      data: { ticket: t },
+    };
+  },
+});
+
+export const ticketCreate = defineTool({
+  name: 'ticket_create',
+  title: 'Open an IT ticket',
+  description: 'Opens a ticket in the IT project for a requester (a directory username). Safe to retry with the same idempotency_key.',
+  input: {
+    summary: z.string().trim().min(1).max(255),
+    description: z.string().max(32_000).default(''),
+    requester: UserRef,
+    priority: z.enum(PRIORITIES).default('medium'),
+    reason: Reason,
+    idempotency_key: IdemKey.optional(),
+  },
+  scope: 'tickets:write',
+  effect: 'write',
+  tier: 'auto',
+  annotations: WRITE,
+  capKeys: (a) => ({ requester: a.requester }),
+  summary: (a) => `Open ticket "${a.summary}" for ${a.requester}`,
+  checkPolicy: (a, { backends }) => requireUser(a.requester, 'requester', backends.directory),
+  async run(a, ctx) {
+    const { ticket } = ctx.backends.tickets.create(a, { requestId: ctx.idempotencyKey, actor: ctx.principal.name });
+    return { text: `Opened ${ticket.key} for ${ticket.requester}: ${ticket.summary} (priority ${ticket.priority}).`, data: { key: ticket.key, ticket } };
+  },
+});
+
+export const ticketComment = defineTool({
+  name: 'ticket_comment',
+  title: 'Comment on an IT ticket',
+  description: 'Adds a comment to a ticket. Safe to retry with the same idempotency_key.',
+  input: { key: TicketKey, body: z.string().trim().min(1).max(32_000), reason: Reason, idempotency_key: IdemKey.optional() },
+  scope: 'tickets:write',
+  effect: 'write',
+  tier: 'auto',
+  annotations: WRITE,
+  capKeys: () => ({}),
+  summary: (a) => `Comment on ${a.key}`,
+  async run(a, ctx) {
+    const r = ctx.backends.tickets.comment(a.key, a.body, { requestId: ctx.idempotencyKey, actor: ctx.principal.name });
+    if (!r) throw notFound(a.key);
+    return { text: `Comment ${r.comment.id} added to ${a.key}.`, data: { key: a.key, comment_id: r.comment.id } };
+  },
+});
