@@ -15,7 +15,8 @@ function ruleOf(issue: z.core.$ZodIssue): string {
     case 'unrecognized_keys':
       return 'unknown key';
     case 'invalid_type':
-      return issue.input === undefined ? 'required' : `expected ${issue.expected}`;
+      if (/received undefined$/.test(issue.message)) return 'required';
+      return issue.message.startsWith('Invalid input: ') ? issue.message.slice('Invalid input: '.length) : `expected ${issue.expected}`;
     case 'too_small':
       if (issue.origin === 'string') return `must be at least ${issue.minimum} characters`;
       if (issue.origin === 'array') return `must have at least ${issue.minimum} items`;

@@ -1,0 +1,152 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../../src/app.js';
+import { boundary } from '../../src/guard/boundary.js';
+import { sessionBudget } from '../../src/guard/budget.js';
+import { GuardError } from '../../src/guard/errors.js';
+import { killSwitch } from '../../src/guard/killswitch.js';
+import { buildPipeline } from '../../src/guard/pipeline.js';
+import { scope } from '../../src/guard/scope.js';
+import { validate } from '../../src/guard/validate.js';
+import { fakeCall, nextSpy } from '../helpers/fake-call.js';
+import { testApp } from '../helpers/harness.js';
+
+let app: App;
+beforeAll(() => {
+  app = testApp();
+});
+afterAll(() => app.close());
+
+const refusal = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (e) {
+    return e as GuardError;
+  }
+  throw new Error('expected a refusal');
+};
+
+describe('kill switch guard', () => {
+  it('passes when off, refuses without calling next when engaged', async () => {
+    const next = nextSpy();
+    await killSwitch(app)(next)(fakeCall(app, 'kb_search', { query: 'x' }));
+    expect(next).toHaveBeenCalledTimes(1);
+    app.killSwitch.set(true, 'unit test', 't');
+    const e = await refusal(killSwitch(app)(next)(fakeCall(app, 'kb_search', { query: 'x' })));
+    expect(e.code).toBe('KILL_SWITCH_ENGAGED');
+    expect(next).toHaveBeenCalledTimes(1);
+    app.killSwitch.set(false, 'unit test over', 't');
+  });
+
+  it('fails closed when the state cannot be read', async () => {
+    const next = nextSpy();
+    const broken = { killSwitch: { state: () => { throw new Error('database is locked'); } } } as unknown as App;
+    await expect(killSwitch(broken)(next)(fakeCall(app, 'kb_search', { query: 'x' }))).rejects.toThrow(/locked/);
+    expect(next).not.toHaveBeenCalled();
+  });
+});
+
+describe('scope guard', () => {
+  it('refuses a tool outside the principal’s scopes', async () => {
+    const next = nextSpy();
+    const e = await refusal(scope()(next)(fakeCall(app, 'ticket_create', {}, 'kb-reader')));
+    expect(e.code).toBe('SCOPE_DENIED');
+    expect(next).not.toHaveBeenCalled();
+    await scope()(next)(fakeCall(app, 'ticket_get', {}, 'kb-reader'));
+    expect(next).toHaveBeenCalledTimes(1);
+  });
+
+  it('refuses a tool disabled by policy', async () => {
+    const next = nextSpy();
+    const call = fakeCall(app, 'kb_search', {});
+    call.toolPolicy = { ...call.toolPolicy, enabled: false };
+    expect((await refusal(scope()(next)(call))).code).toBe('TOOL_DISABLED');
+  });
+});
+
+describe('validate guard', () => {
+  it('parses, applies defaults, and names every bad field', async () => {
+    const next = nextSpy();
+    const call = fakeCall(app, 'kb_search', { query: 'vpn' });
+    await validate(app)(next)(call);
+    expect(call.args).toEqual({ query: 'vpn', limit: 5 });
+    const e = await refusal(validate(app)(next)(fakeCall(app, 'ticket_create', { summary: '', requester: 'Bad User', priority: 'meh' })));
+    expect(e.code).toBe('INVALID_ARGUMENT');
+    expect(e.details.fields).toEqual(
+      expect.arrayContaining(['summary: must be at least 1 characters', 'requester: must be a directory username like jdoe', 'reason: required']),
+    );
+    expect((e.details.fields as string[]).some((f) => f.startsWith('priority: must be one of'))).toBe(true);
+  });
+
+  it('rejects non-object arguments', async () => {
+    const e = await refusal(validate(app)(nextSpy())(fakeCall(app, 'kb_search', 'vpn' as unknown as Record<string, unknown>)));
+    expect(e.code).toBe('INVALID_ARGUMENT');
+  });
+});
+
+describe('session budget and loop breaker', () => {
+  it('refuses at max_calls', async () => {
+    const next = nextSpy();
+    const call = () => fakeCall(app, 'kb_search', { query: `q${Math.random()}` }, 'helpdesk-agent', { session });
+    const session = fakeCall(app, 'kb_search', {}).session;
+    for (let i = 0; i < app.policy.session.maxCalls; i++) await sessionBudget(app)(next)(call());
+    const e = await refusal(sessionBudget(app)(next)(call()));
+    expect(e.code).toBe('BUDGET_EXHAUSTED');
+    expect(next).toHaveBeenCalledTimes(app.policy.session.maxCalls);
+  });
+
+  it('trips on more than max_identical_calls identical calls, and stays tripped', async () => {
+    const next = nextSpy();
+    const first = fakeCall(app, 'kb_search', { query: 'same' });
+    const again = () => fakeCall(app, 'kb_search', { query: 'same' }, 'helpdesk-agent', { session: first.session });
+    await sessionBudget(app)(next)(first);
+    await sessionBudget(app)(next)(again());
+    await sessionBudget(app)(next)(again());
+    expect((await refusal(sessionBudget(app)(next)(again()))).code).toBe('LOOP_DETECTED');
+    const other = fakeCall(app, 'kb_search', { query: 'different' }, 'helpdesk-agent', { session: first.session });
+    expect((await refusal(sessionBudget(app)(next)(other))).code).toBe('LOOP_DETECTED');
+    expect(next).toHaveBeenCalledTimes(3);
+  });
+
+  it('trips after max_consecutive_failures failures in a row (counted by the boundary)', async () => {
+    const failing = async () => {
+      throw new GuardError('NOT_FOUND', 'nope');
+    };
+    const session = fakeCall(app, 'kb_search', {}).session;
+    const guarded = boundary(app)(sessionBudget(app)(failing));
+    for (let i = 0; i < app.policy.session.maxConsecutiveFailures; i++) {
+      const r = await guarded(fakeCall(app, 'kb_get_article', { id: `KB-${i}` }, 'helpdesk-agent', { session }));
+      expect((r._meta!['itguard/error'] as { code: string }).code).toBe('NOT_FOUND');
+    }
+    const r = await guarded(fakeCall(app, 'kb_get_article', { id: 'KB-99' }, 'helpdesk-agent', { session }));
+    expect((r._meta!['itguard/error'] as { code: string }).code).toBe('LOOP_DETECTED');
+    expect(app.auditStore.tail(5).some((x) => x.event === 'alarm' && x.code === 'LOOP_DETECTED')).toBe(true);
+  });
+});
+
+describe('boundary', () => {
+  it('turns an unexpected exception into INTERNAL with the trace id only', async () => {
+    const r = await boundary(app)(async () => {
+      throw new Error('secret internals: /etc/passwd');
+    })(fakeCall(app, 'kb_search', { query: 'x' }));
+    expect(r.isError).toBe(true);
+    expect(JSON.stringify(r)).not.toContain('secret internals');
+    expect(r._meta!['itguard/error']).toMatchObject({ code: 'INTERNAL', trace_id: 'trace-test' });
+  });
+});
+
+describe('pipeline', () => {
+  it('runs the guards in the order of DESIGN §3', async () => {
+    const events: string[] = [];
+    const handler = buildPipeline(app, () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [] }), (n) => events.push(n));
+    const r = await handler(fakeCall(app, 'kb_search', { query: 'vpn' }));
+    expect(r.isError).toBeFalsy();
+    expect(events).toEqual(['boundary', 'kill_switch', 'scope', 'validate', 'session_budget', 'idempotency', 'caps', 'approval', 'audit', 'execute']);
+  });
+
+  it('stops at the first refusing guard', async () => {
+    const events: string[] = [];
+    const handler = buildPipeline(app, () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [] }), (n) => events.push(n));
+    await handler(fakeCall(app, 'ticket_create', { summary: 'x' }, 'kb-reader'));
+    expect(events).toEqual(['boundary', 'kill_switch']);
+  });
+});

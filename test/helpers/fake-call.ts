@@ -1,0 +1,27 @@
+/** A Call for guard unit tests: guard(next)(call) without a server. */
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { vi } from 'vitest';
+import type { App } from '../../src/app.js';
+import type { AnyTool, Call } from '../../src/guard/types.js';
+import { newSession } from '../../src/server.js';
+
+export function fakeCall(app: App, toolName: string, rawArgs: Record<string, unknown>, principal = 'helpdesk-agent', over: Partial<Call> = {}): Call {
+  const tool = app.tools.find((t) => t.name === toolName) as AnyTool;
+  return {
+    tool,
+    toolPolicy: app.policy.tools[tool.name],
+    rawArgs,
+    args: rawArgs,
+    principal: app.principal(principal) ?? { name: principal, scopes: [] },
+    session: newSession('memory', app.now()),
+    traceId: 'trace-test',
+    signal: new AbortController().signal,
+    startedAt: app.now(),
+    idempotencyKey: undefined,
+    mcp: undefined,
+    ...over,
+  };
+}
+
+export const okResult: CallToolResult = { content: [{ type: 'text', text: 'ok' }] };
+export const nextSpy = () => vi.fn(async (_c: Call) => okResult);

@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../../src/app.js';
+import { codeOf, connect, testApp, textOf } from '../helpers/harness.js';
+
+let app: App;
+beforeAll(() => {
+  app = testApp();
+});
+afterAll(() => app.close());
+
+describe('principal and scopes', () => {
+  it('a principal without tickets:write does not see ticket_create and is refused when it calls it', async () => {
+    const c = await connect(app, 'kb-reader');
+    const names = (await c.client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain('kb_search');
+    expect(names).toContain('ticket_get');
+    expect(names).not.toContain('ticket_create');
+    expect(names).not.toContain('ticket_comment');
+    const before = app.backends.tickets.count();
+    const r = await c.call('ticket_create', { summary: 'x', requester: 'jdoe', reason: 'r' });
+    expect(r.isError).toBe(true);
+    expect(codeOf(r)).toBe('SCOPE_DENIED');
+    expect(textOf(r)).toMatch(/lacks scope tickets:write/);
+    expect(app.backends.tickets.count()).toBe(before);
+    const meta = r._meta!['itguard/error'] as Record<string, unknown>;
+    expect(meta).toMatchObject({ code: 'SCOPE_DENIED', retryable: false });
+    expect(typeof meta.trace_id).toBe('string');
+    const rows = app.auditStore.byTrace(meta.trace_id as string);
+    expect(rows.map((x) => [x.event, x.code])).toEqual([['call.denied', 'SCOPE_DENIED']]);
+  });
+
+  it('an approver sees only guard_status of the IT tools', async () => {
+    const c = await connect(app, 'it-approver');
+    expect((await c.client.listTools()).tools.map((t) => t.name)).toEqual(['guard_status']);
+  });
+
+  it('an unknown tool name is refused as a result, not a protocol error', async () => {
+    const c = await connect(app);
+    const r = await c.call('rm_rf', {});
+    expect(codeOf(r)).toBe('UNKNOWN_TOOL');
+  });
+});
+
+describe('guard_status', () => {
+  it('shows kill switch, principal, scopes and the session budget', async () => {
+    const c = await connect(app);
+    await c.call('kb_search', { query: 'vpn' });
+    const r = await c.call('guard_status');
+    const d = r.structuredContent as { principal: string; scopes: string[]; kill_switch: { engaged: boolean }; session: { calls_used: number; calls_left: number } };
+    expect(d.principal).toBe('helpdesk-agent');
+    expect(d.scopes).toContain('tickets:write');
+    expect(d.kill_switch.engaged).toBe(false);
+    expect(d.session.calls_used).toBe(2); // the kb_search and this guard_status call
+    expect(d.session.calls_left).toBe(38);
+    expect(textOf(r)).toMatch(/Kill switch: off/);
+  });
+});
+
+describe('kill switch', () => {
+  it('refuses every tool while engaged, and allows again after resume; both audited', async () => {
+    const c = await connect(app);
+    app.killSwitch.set(true, 'drill', 'test');
+    const r = await c.call('kb_search', { query: 'vpn' });
+    expect(codeOf(r)).toBe('KILL_SWITCH_ENGAGED');
+    expect(textOf(r)).toMatch(/drill/);
+    app.killSwitch.set(false, 'drill over', 'test');
+    expect((await c.call('kb_search', { query: 'vpn' })).isError).toBeFalsy();
+    const events = app.auditStore.tail(50).map((x) => x.event);
+    expect(events).toContain('killswitch.engaged');
+    expect(events).toContain('killswitch.resumed');
+  });
+});
+
+describe('audit', () => {
+  it('records intent before outcome for writes, one record for reads, and the chain verifies', async () => {
+    const c = await connect(app);
+    const w = await c.call('ticket_create', { summary: 'Audit me', requester: 'jdoe', reason: 'test', idempotency_key: 'audit-test-0001' });
+    const trace = (w._meta!['itguard/trace_id'] as string) ?? '';
+    const rows = app.auditStore.byTrace(trace);
+    expect(rows.map((x) => x.event)).toEqual(['call.intent', 'call.outcome']);
+    expect(rows[1]!.outcome).toBe('ok');
+    expect(JSON.parse(rows[0]!.args!)).toMatchObject({ summary: 'Audit me', requester: 'jdoe' });
+    const r = await c.call('kb_search', { query: 'wifi' });
+    expect(app.auditStore.byTrace(r._meta!['itguard/trace_id'] as string).map((x) => x.event)).toEqual(['call.outcome']);
+    expect(app.auditStore.verify().ok).toBe(true);
+  });
+
+  it('refuses UPDATE and DELETE on the audit table', () => {
+    expect(() => app.db.prepare("UPDATE audit SET actor = 'x' WHERE seq = 1").run()).toThrow(/append-only/);
+    expect(() => app.db.prepare('DELETE FROM audit').run()).toThrow(/append-only/);
+  });
+});
