@@ -7,6 +7,7 @@ import { seedDemo } from './demo/seed.js';
 import { AuditWriter } from './guard/audit-writer.js';
 import type { GuardDeps } from './guard/deps.js';
 import { buildPipeline } from './guard/pipeline.js';
+import { KillSwitchAbort } from './guard/execute.js';
 import type { AnyTool, Call, GuardView, Handler, Principal } from './guard/types.js';
 import { createLogger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -15,6 +16,9 @@ import { AuditStore } from './store/audit-store.js';
 import { openDb, type Db } from './store/db.js';
 import { KillSwitchStore } from './store/killswitch-store.js';
 import { TokenStore } from './store/token-store.js';
+import { CapsStore } from './store/caps-store.js';
+import { IdempotencyStore } from './store/idempotency-store.js';
+import { capsView } from './guard/caps-view.js';
 import type { Backends } from './tools/backends.js';
 import { EmbeddedDirectory } from './tools/directory/embedded.js';
 import { ALL_TOOLS } from './tools/index.js';
@@ -51,6 +55,8 @@ export interface Stores {
   auditStore: AuditStore;
   killSwitch: KillSwitchStore;
   tokens: TokenStore;
+  caps: CapsStore;
+  idem: IdempotencyStore;
   backends: Backends;
 }
 
@@ -64,6 +70,8 @@ export function openStores(dbPath: string, policy: Policy, now: () => number = D
     auditStore,
     killSwitch: new KillSwitchStore(db, auditStore, now),
     tokens: new TokenStore(db, auditStore, now),
+    caps: new CapsStore(db, policy.timezone),
+    idem: new IdempotencyStore(db),
     backends: {
       kb: new EmbeddedKb(db),
       tickets: new EmbeddedTickets(db, t.project, t.allowedProjects, now),
@@ -75,16 +83,16 @@ export function openStores(dbPath: string, policy: Policy, now: () => number = D
 export function openApp(opts: AppOptions): App {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
-  const { db, auditStore, killSwitch, tokens, backends } = openStores(opts.dbPath, opts.policy, now);
+  const { db, auditStore, killSwitch, tokens, backends, caps, idem } = openStores(opts.dbPath, opts.policy, now);
   const seeded = opts.policy.demo ? seedDemo(db, opts.kbDir) : false;
   const metrics: Metrics = createMetrics(opts.defaultMetrics);
-  const deps: GuardDeps = { policy: opts.policy, killSwitch, audit: new AuditWriter(auditStore), backends, log, metrics, now };
+  const deps: GuardDeps = { policy: opts.policy, killSwitch, audit: new AuditWriter(auditStore), backends, log, metrics, now, caps, idem };
 
   let kill = new AbortController();
   const watcher = setInterval(() => {
     try {
       const engaged = killSwitch.state().engaged;
-      if (engaged && !kill.signal.aborted) kill.abort(new Error('kill switch engaged'));
+      if (engaged && !kill.signal.aborted) kill.abort(new KillSwitchAbort());
       if (!engaged && kill.signal.aborted) kill = new AbortController();
     } catch (e) {
       log.error({ err: e }, 'kill switch watcher could not read state');
@@ -106,7 +114,7 @@ export function openApp(opts: AppOptions): App {
         result_bytes_left: Math.max(0, b.maxResultBytes - s.resultBytes),
         loop_breaker: s.tripped ? `tripped: ${s.tripped}` : 'ok',
       },
-      caps: [],
+      caps: capsView(opts.policy, caps, call, now()),
     };
   };
 

@@ -74,6 +74,7 @@ export function createServer(app: App, opts: ServerOptions): Server {
       signal: AbortSignal.any([extra.signal, app.killSignal()]),
       startedAt: app.now(),
       idempotencyKey: undefined,
+      executedAt: undefined,
       mcp: extra,
     };
     return handler(call);

@@ -11,7 +11,7 @@ import type { Call, Guard } from './types.js';
 export const audited = new WeakSet<Call>();
 
 export const audit =
-  (deps: Pick<GuardDeps, 'audit'>): Guard =>
+  (deps: Pick<GuardDeps, 'audit' | 'now'>): Guard =>
   (next) =>
     async function auditGuard(call) {
       const base = {
@@ -24,12 +24,15 @@ export const audit =
         await deps.audit.record({ ...base, event: 'call.intent', args: call.args, detail: { summary: call.tool.summary(call.args), idempotency_key: call.idempotencyKey } });
       }
       audited.add(call);
+      call.executedAt = deps.now();
       let result;
       try {
         result = await next(call);
       } catch (e) {
         const code = (e as { code?: string }).code ?? 'INTERNAL';
-        await deps.audit.record({ ...base, event: 'call.outcome', args: call.args, outcome: 'error', code }).catch(() => undefined);
+        await deps.audit
+          .record({ ...base, event: 'call.outcome', args: call.args, outcome: 'error', code, detail: { started_at: call.executedAt } })
+          .catch(() => undefined);
         throw e;
       }
       const code = errorCodeOf(result);
@@ -39,7 +42,7 @@ export const audit =
         args: call.args,
         outcome: result.isError ? 'error' : 'ok',
         code,
-        detail: result._meta?.['itguard/replay'] ? { replay: true } : undefined,
+        detail: { started_at: call.executedAt },
       });
       return result;
     };

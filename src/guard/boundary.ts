@@ -29,20 +29,22 @@ export const boundary =
       call.session.consecutiveFailures = result.isError ? call.session.consecutiveFailures + 1 : 0;
       if (!audited.has(call)) {
         // Denials are audited too; the refusal stands even if the audit write fails (it denies either way).
+        const replay = result._meta?.['itguard/replay'] !== undefined;
         await deps.audit
           .record({
-            event: 'call.denied',
+            event: replay ? 'call.replay' : 'call.denied',
             actor: call.principal.name,
             traceId: call.traceId,
             sessionId: call.session.id,
             tool: call.tool.name,
             args: call.args ?? call.rawArgs,
-            outcome: 'refused',
+            outcome: replay ? 'replay' : 'refused',
             code,
+            detail: replay ? (result._meta?.['itguard/replay'] as Record<string, unknown>) : undefined,
           })
           .catch((e: unknown) => deps.log.error({ err: e, trace_id: call.traceId }, 'could not audit a denial'));
       }
-      const outcome = !result.isError ? 'ok' : code === 'INTERNAL' || code === 'BACKEND_ERROR' ? 'error' : 'refused';
+      const outcome = result._meta?.['itguard/replay'] ? 'replay' : !result.isError ? 'ok' : code === 'INTERNAL' || code === 'BACKEND_ERROR' ? 'error' : 'refused';
       deps.metrics.calls.inc({ tool: call.tool.name, outcome, code: code ?? '' });
       deps.metrics.latency.observe({ tool: call.tool.name }, (performance.now() - t0) / 1000);
       deps.log.debug({ trace_id: call.traceId, tool: call.tool.name, principal: call.principal.name, outcome, code }, 'tool call');

@@ -1,7 +1,72 @@
-/** Step 6. Aggregate caps. */
-import type { Guard } from './types.js';
+/**
+ * Step 6. Aggregate caps: every rule of the tool is reserved in one transaction, or the call is refused with
+ * CAP_EXCEEDED naming the rule, used/limit and resets_at. Crossing alarm_at raises one alarm per rule per
+ * window. The reservation is released if the call is declined or fails before its side effect.
+ */
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CapRule } from '../policy/schema.js';
+import type { CapDemand } from '../store/caps-store.js';
+import { raiseAlarm } from './alarm.js';
+import type { GuardDeps } from './deps.js';
+import { GuardError } from './errors.js';
+import type { Call, CapKeys, Guard } from './types.js';
 
-export const caps = (): Guard => (next) =>
-  async function capsGuard(call) {
-    return next(call);
-  };
+export function scopeKeyOf(rule: CapRule, call: Call, keys: CapKeys): string {
+  switch (rule.per) {
+    case 'global':
+      return '*';
+    case 'principal':
+      return call.principal.name;
+    case 'session':
+      return call.session.id;
+    case 'target':
+      return keys.target ?? '(none)';
+    case 'requester':
+      return keys.requester ?? '(none)';
+  }
+}
+
+export const unitOf = (rule: CapRule): string => (rule.measure === 'cost_usd' ? 'USD' : 'calls');
+const fmtAmount = (rule: CapRule, n: number): string => (rule.measure === 'cost_usd' ? n.toFixed(2) : String(n));
+
+export const caps =
+  (deps: Pick<GuardDeps, 'caps' | 'now' | 'log' | 'audit' | 'metrics'>): Guard =>
+  (next) =>
+    async function capsGuard(call) {
+      const rules = call.toolPolicy.caps;
+      if (!rules.length) return next(call);
+      const keys = call.tool.capKeys(call.args);
+      const demands: CapDemand[] = rules.map((rule) => ({
+        rule,
+        scopeKey: scopeKeyOf(rule, call, keys),
+        amount: rule.measure === 'cost_usd' ? (keys.costUsd ?? 0) : 1,
+      }));
+      const r = deps.caps.reserve(demands, deps.now());
+      if (!r.ok) {
+        const per = r.rule.per === 'global' ? '' : ` for this ${r.rule.per}`;
+        const resets = new Date(r.resetsAt).toISOString();
+        // Security: one rule short of room refuses the whole call; nothing was reserved.
+        throw new GuardError(
+          'CAP_EXCEEDED',
+          `Cap "${r.rule.name}" reached${per}: ${fmtAmount(r.rule, r.used)}/${fmtAmount(r.rule, r.rule.limit)} ${unitOf(r.rule)} this ${r.rule.window}; it resets at ${resets}.`,
+          { details: { rule: r.rule.name, used: r.used, limit: r.rule.limit, measure: r.rule.measure, window: r.rule.window, per: r.rule.per, resets_at: resets } },
+        );
+      }
+      for (const a of r.alarms) {
+        await raiseAlarm(deps, call, {
+          kind: 'CAP_ALARM',
+          rule: a.rule.name,
+          message: `cap ${a.rule.name} crossed its alarm level: ${fmtAmount(a.rule, a.used)}/${fmtAmount(a.rule, a.rule.limit)} ${unitOf(a.rule)} (alarm_at ${a.rule.alarmAt})`,
+          detail: { used: a.used, limit: a.rule.limit, alarm_at: a.rule.alarmAt, per: a.rule.per },
+        });
+      }
+      let result: CallToolResult;
+      try {
+        result = await next(call);
+      } catch (e) {
+        if (call.executedAt === undefined) deps.caps.release(r.items);
+        throw e;
+      }
+      if (result.isError && call.executedAt === undefined) deps.caps.release(r.items);
+      return result;
+    };

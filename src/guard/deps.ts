@@ -5,6 +5,8 @@ import type { KillSwitchStore } from '../store/killswitch-store.js';
 import type { Backends } from '../tools/backends.js';
 import type { AuditWriter } from './audit-writer.js';
 import type { Metrics } from '../metrics.js';
+import type { CapsStore } from '../store/caps-store.js';
+import type { IdempotencyStore } from '../store/idempotency-store.js';
 
 export interface GuardDeps {
   policy: Policy;
@@ -13,5 +15,7 @@ export interface GuardDeps {
   backends: Backends;
   log: Logger;
   metrics: Metrics;
+  idem: IdempotencyStore;
+  caps: CapsStore;
   now: () => number;
 }

@@ -4,8 +4,15 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { GuardDeps } from './deps.js';
-import { BackendError } from './errors.js';
+import { BackendError, GuardError } from './errors.js';
 import type { Call, GuardView, Handler } from './types.js';
+
+/** The abort reason the kill-switch watcher uses: calls still running or waiting end with KILL_SWITCH_ENGAGED. */
+export class KillSwitchAbort extends Error {
+  constructor() {
+    super('kill switch engaged');
+  }
+}
 
 export function execute(deps: Pick<GuardDeps, 'backends'>, guardView: (call: Call) => GuardView): Handler {
   return async function executeTool(call): Promise<CallToolResult> {
@@ -24,7 +31,9 @@ export function execute(deps: Pick<GuardDeps, 'backends'>, guardView: (call: Cal
         reject(
           timeout.aborted
             ? new BackendError(`${call.tool.name} timed out after ${call.toolPolicy.timeoutMs} ms.`, true)
-            : new BackendError(`${call.tool.name} was aborted: ${String(signal.reason ?? 'cancelled')}.`, false),
+            : signal.reason instanceof KillSwitchAbort
+              ? new GuardError('KILL_SWITCH_ENGAGED', `IT engaged the kill switch while ${call.tool.name} was running; it was aborted.`)
+              : new BackendError(`${call.tool.name} was aborted: ${String(signal.reason ?? 'cancelled')}.`, false),
         );
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });

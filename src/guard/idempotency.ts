@@ -1,13 +1,124 @@
 /**
- * Step 5. Idempotency for write tools: the explicit idempotency_key becomes the backend's request id, so a
- * backend that already saw it returns the first result instead of acting again.
+ * Step 5. Idempotency for write tools. Key = the explicit idempotency_key, else one derived from the tool and
+ * the action's canonical arguments (reason and idempotency_key excluded) within the tool's dedupe window; keys
+ * are scoped to the principal. Completed → the stored result is replayed (no side effect, no cap, no approval).
+ * In flight → IN_PROGRESS. Same key, other arguments → IDEMPOTENCY_CONFLICT. A record orphaned by a crash is
+ * resolved by asking the backend about its request id — never by running the action blindly again.
  */
-import type { Guard } from './types.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { canonicalJson, sha256 } from '../canonical.js';
+import type { IdemRow } from '../store/idempotency-store.js';
+import type { GuardDeps } from './deps.js';
+import { BackendError, GuardError } from './errors.js';
+import type { Call, Guard, ToolOutput } from './types.js';
 
-export const idempotency = (): Guard => (next) =>
-  async function idempotencyGuard(call) {
-    if (call.tool.effect !== 'write') return next(call);
-    const key = call.args.idempotency_key;
-    call.idempotencyKey = typeof key === 'string' ? `${call.principal.name}:${key}` : undefined;
-    return next(call);
+const EXPLICIT_TTL_MS = 24 * 3600_000;
+
+/** The arguments that define the action: why it is done (reason) and the key itself are not part of it. */
+export function actionArgs(args: Record<string, unknown>): Record<string, unknown> {
+  const { reason: _r, idempotency_key: _k, ...rest } = args;
+  return rest;
+}
+
+function replayOf(row: IdemRow, call: Call): CallToolResult {
+  const stored = JSON.parse(row.result ?? '{}') as CallToolResult;
+  const note = `[Replay: this request (idempotency key) already ran at ${new Date(row.updated_at).toISOString()}; nothing was done again.]`;
+  const content = stored.content?.map((c, i) => (i === 0 && c.type === 'text' ? { ...c, text: `${note}\n${c.text}` } : c)) ?? [];
+  return {
+    ...stored,
+    content,
+    _meta: {
+      ...stored._meta,
+      'itguard/trace_id': call.traceId,
+      'itguard/replay': { original_trace_id: row.trace_id, completed_at: new Date(row.updated_at).toISOString(), state: row.state },
+    },
   };
+}
+
+const toResult = (out: ToolOutput, traceId: string): CallToolResult => ({
+  content: [{ type: 'text', text: out.text }],
+  ...(out.data ? { structuredContent: out.data } : {}),
+  _meta: { 'itguard/trace_id': traceId },
+});
+
+export const idempotency =
+  (deps: Pick<GuardDeps, 'idem' | 'now' | 'backends' | 'log' | 'policy'>): Guard =>
+  (next) =>
+    async function idempotencyGuard(call) {
+      if (call.tool.effect !== 'write') return next(call);
+      const explicit = typeof call.args.idempotency_key === 'string' ? call.args.idempotency_key : undefined;
+      const argsSha = sha256(canonicalJson({ tool: call.tool.name, args: actionArgs(call.args) }));
+      const key = explicit ? `k:${explicit}` : `d:${argsSha}`;
+      const principal = call.principal.name;
+      const now = deps.now();
+      const leaseMs = call.toolPolicy.timeoutMs + deps.policy.approvals.waitSeconds * 1000 + 30_000;
+      const begun = deps.idem.begin({
+        principal,
+        key,
+        explicit: !!explicit,
+        tool: call.tool.name,
+        argsSha,
+        traceId: call.traceId,
+        now,
+        leaseMs,
+        ttlMs: explicit ? Math.max(EXPLICIT_TTL_MS, call.toolPolicy.dedupeWindowMs) : call.toolPolicy.dedupeWindowMs,
+      });
+
+      let requestId: string;
+      switch (begun.kind) {
+        case 'conflict':
+          // Security: a key names one action; other arguments under it are refused, never executed or replayed.
+          throw new GuardError('IDEMPOTENCY_CONFLICT', `idempotency_key "${explicit}" was already used for ${begun.row.tool} with other arguments.`, {
+            details: { original_trace_id: begun.row.trace_id },
+          });
+        case 'replay':
+          return replayOf(begun.row, call);
+        case 'in_progress':
+          throw new GuardError('IN_PROGRESS', 'The same request is still being processed.', { details: { original_trace_id: begun.row.trace_id } });
+        case 'orphan': {
+          // Security: the earlier attempt died mid-flight; ask the backend before anything runs again.
+          if (!call.tool.recover) {
+            throw new BackendError('An earlier attempt of this request was interrupted and its outcome cannot be checked; ask IT to verify.', false, {
+              original_trace_id: begun.row.trace_id,
+            });
+          }
+          const found = await call.tool.recover(call.args, {
+            backends: deps.backends,
+            principal: call.principal,
+            traceId: call.traceId,
+            idempotencyKey: begun.row.request_id,
+            signal: call.signal,
+            guardView: () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [] }),
+          });
+          if (found) {
+            const result = toResult(found, begun.row.trace_id);
+            deps.idem.finish(principal, key, 'completed', result, deps.now());
+            deps.log.info({ trace_id: call.traceId, original: begun.row.trace_id }, 'recovered an interrupted request from the backend');
+            return replayOf({ ...begun.row, state: 'completed', result: JSON.stringify(result), updated_at: deps.now() }, call);
+          }
+          if (!deps.idem.adopt(principal, key, call.traceId, deps.now(), leaseMs)) {
+            throw new GuardError('IN_PROGRESS', 'The same request is being recovered by another call.');
+          }
+          requestId = begun.row.request_id;
+          break;
+        }
+        case 'new':
+          requestId = begun.requestId;
+      }
+
+      call.idempotencyKey = requestId;
+      let result: CallToolResult;
+      try {
+        result = await next(call);
+      } catch (e) {
+        if (!call.executedAt || (e instanceof GuardError && e.retryable)) deps.idem.free(principal, key);
+        else if (e instanceof GuardError) deps.idem.finish(principal, key, 'failed', e.toToolResult(call.traceId), deps.now());
+        // An unexpected exception after the effect began: outcome unknown. The record stays in flight with its
+        // lease ended, so the next retry asks the backend.
+        else deps.idem.adopt(principal, key, call.traceId, deps.now(), -1);
+        throw e;
+      }
+      if (!result.isError) deps.idem.finish(principal, key, 'completed', result, deps.now());
+      else deps.idem.free(principal, key);
+      return result;
+    };

@@ -23,8 +23,8 @@ export function pipelineSteps(deps: GuardDeps): [string, Guard][] {
     ['scope', scope()], // 2
     ['validate', validate(deps)], // 3
     ['session_budget', sessionBudget(deps)], // 4
-    ['idempotency', idempotency()], // 5
-    ['caps', caps()], // 6
+    ['idempotency', idempotency(deps)], // 5
+    ['caps', caps(deps)], // 6
     ['approval', approval()], // 7
     ['audit', audit(deps)], // 9: intent before the side effect, outcome after
   ];

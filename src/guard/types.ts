@@ -74,6 +74,12 @@ export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
   /** Argument policy beyond the schema (deny lists, allowlists); throw GuardError('POLICY_DENIED'). */
   checkPolicy?: (a: z.output<z.ZodObject<S>>, ctx: { backends: Backends; toolPolicy: ToolPolicy }) => void;
   run: (a: z.output<z.ZodObject<S>>, ctx: ToolContext) => Promise<ToolOutput>;
+  /**
+   * Write tools: after a crash left a call in flight, asks the backend whether request `ctx.idempotencyKey`
+   * happened. Returns its output if it did, undefined if it certainly did not. Without it, an orphaned call
+   * is reported as unknown rather than run again.
+   */
+  recover?: (a: z.output<z.ZodObject<S>>, ctx: ToolContext) => Promise<ToolOutput | undefined>;
 }
 
 // Tool definitions are stored type-erased; defineTool checks each one against its own schema first.
@@ -96,6 +102,8 @@ export interface Call {
   signal: AbortSignal;
   startedAt: number;
   idempotencyKey: string | undefined;
+  /** When the side effect started (set by the audit step once the intent is durable); undefined = nothing executed. */
+  executedAt: number | undefined;
   /** The MCP request's extra (notifications, elicitation); absent in guard unit tests. */
   mcp: McpExtra | undefined;
 }

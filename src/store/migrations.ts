@@ -108,4 +108,35 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX ticket_comments_key ON ticket_comments(ticket_key);
   `,
+  // 2: idempotency records and aggregate cap usage
+  `
+  CREATE TABLE idempotency (
+    principal TEXT NOT NULL,
+    key TEXT NOT NULL,
+    explicit INTEGER NOT NULL,
+    tool TEXT NOT NULL,
+    args_sha256 TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('in_flight', 'completed', 'failed')),
+    result TEXT,
+    trace_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    lease_until INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (principal, key)
+  );
+  CREATE INDEX idempotency_expires ON idempotency(expires_at);
+
+  CREATE TABLE cap_usage (
+    tool TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    scope_key TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    used REAL NOT NULL,
+    alarmed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tool, rule, scope_key, window_start)
+  );
+  `,
 ];

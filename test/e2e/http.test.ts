@@ -106,7 +106,7 @@ describe('serve --http', () => {
     expect(runCli(['kill', '--reason', 'e2e drill', '--db', db]).code).toBe(0);
     const r = (await client.callTool({ name: 'kb_search', arguments: { query: 'printer' } })) as CallToolResult;
     expect(code(r)).toBe('KILL_SWITCH_ENGAGED');
-    expect((await (await fetch(new URL('/healthz', served.url))).json()).kill_switch).toBe('engaged');
+    expect(((await (await fetch(new URL('/healthz', served.url))).json()) as { kill_switch: string }).kill_switch).toBe('engaged');
     expect(runCli(['resume', '--reason', 'e2e drill over', '--db', db]).code).toBe(0);
     const ok = (await client.callTool({ name: 'kb_search', arguments: { query: 'printer' } })) as CallToolResult;
     expect(ok.isError).toBeFalsy();

@@ -18,6 +18,7 @@ export function fakeCall(app: App, toolName: string, rawArgs: Record<string, unk
     signal: new AbortController().signal,
     startedAt: app.now(),
     idempotencyKey: undefined,
+    executedAt: undefined,
     mcp: undefined,
     ...over,
   };

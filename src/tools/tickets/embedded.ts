@@ -40,7 +40,7 @@ export interface TicketsBackend {
   comment(key: string, body: string, o: { requestId: string | undefined; actor: string }): { comment: Comment; replayed: boolean } | undefined;
   search(q: { text?: string | undefined; status?: Status | undefined; requester?: string | undefined; limit: number }): Ticket[];
   /** What happened to a request id, for resolving an in-flight record after a crash. */
-  findRequest(requestId: string): { kind: 'ticket' | 'comment'; key: string } | undefined;
+  findRequest(requestId: string): { kind: 'ticket' | 'comment'; key: string; commentId?: number } | undefined;
   count(): number;
 }
 
@@ -176,11 +176,11 @@ export class EmbeddedTickets implements TicketsBackend {
       .map(toTicket);
   }
 
-  findRequest(requestId: string): { kind: 'ticket' | 'comment'; key: string } | undefined {
+  findRequest(requestId: string): { kind: 'ticket' | 'comment'; key: string; commentId?: number } | undefined {
     const t = this.db.prepare<[string], { key: string }>('SELECT key FROM tickets WHERE request_id = ?').get(requestId);
     if (t) return { kind: 'ticket', key: t.key };
-    const c = this.db.prepare<[string], { key: string }>('SELECT ticket_key AS key FROM ticket_comments WHERE request_id = ?').get(requestId);
-    return c && { kind: 'comment', key: c.key };
+    const c = this.db.prepare<[string], { key: string; id: number }>('SELECT ticket_key AS key, id FROM ticket_comments WHERE request_id = ?').get(requestId);
+    return c && { kind: 'comment', key: c.key, commentId: c.id };
   }
 
   count(): number {

@@ -8,6 +8,11 @@ const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true,
 const WRITE = { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
 const TicketKey = z.string().regex(/^[A-Z][A-Z0-9]{0,9}-\d{1,9}$/, { error: 'must be a ticket key like IT-42' }).describe('Ticket key, e.g. IT-42.');
 
+const created = (t: Ticket) => ({
+  text: `Opened ${t.key} for ${t.requester}: ${t.summary} (priority ${t.priority}).`,
+  data: { key: t.key, ticket: t },
+});
+const commented = (key: string, id: number) => ({ text: `Comment ${id} added to ${key}.`, data: { key, comment_id: id } });
 const line = (t: Ticket): string => `${t.key} [${t.status}, ${t.priority}] requester ${t.requester}: ${t.summary}`;
 const notFound = (key: string): GuardError =>
   new GuardError('NOT_FOUND', `No ticket ${key} in the projects this agent may see.`, { next: 'Check the key with ticket_search.' });
@@ -90,7 +95,12 @@ export const ticketCreate = defineTool({
   checkPolicy: (a, { backends }) => requireUser(a.requester, 'requester', backends.directory),
   async run(a, ctx) {
     const { ticket } = ctx.backends.tickets.create(a, { requestId: ctx.idempotencyKey, actor: ctx.principal.name });
-    return { text: `Opened ${ticket.key} for ${ticket.requester}: ${ticket.summary} (priority ${ticket.priority}).`, data: { key: ticket.key, ticket } };
+    return created(ticket);
+  },
+  async recover(_a, ctx) {
+    const hit = ctx.idempotencyKey ? ctx.backends.tickets.findRequest(ctx.idempotencyKey) : undefined;
+    const t = hit?.kind === 'ticket' ? ctx.backends.tickets.get(hit.key) : undefined;
+    return t && created(t);
   },
 });
 
@@ -108,6 +118,10 @@ export const ticketComment = defineTool({
   async run(a, ctx) {
     const r = ctx.backends.tickets.comment(a.key, a.body, { requestId: ctx.idempotencyKey, actor: ctx.principal.name });
     if (!r) throw notFound(a.key);
-    return { text: `Comment ${r.comment.id} added to ${a.key}.`, data: { key: a.key, comment_id: r.comment.id } };
+    return commented(a.key, r.comment.id);
+  },
+  async recover(a, ctx) {
+    const hit = ctx.idempotencyKey ? ctx.backends.tickets.findRequest(ctx.idempotencyKey) : undefined;
+    return hit?.kind === 'comment' && hit.commentId !== undefined ? commented(a.key, hit.commentId) : undefined;
   },
 });

@@ -1,0 +1,50 @@
+/** The caps as the planner (guard_status) and operators (itguard caps / status) see them: used, limit, resets_at. */
+import type { Policy } from '../policy/schema.js';
+import { TOOL_NAMES } from '../policy/schema.js';
+import type { CapsStore } from '../store/caps-store.js';
+import type { Call } from './types.js';
+
+export interface CapView extends Record<string, unknown> {
+  tool: string;
+  rule: string;
+  per: string;
+  measure: string;
+  window: string;
+  used: number;
+  limit: number;
+  alarm_at: number | null;
+  resets_at: string;
+  /** For per-key rules: which key `used` is for (the caller's own, or the busiest when no caller). */
+  key?: string;
+  keys?: number;
+}
+
+/** With a call: each rule's usage for the caller's own key where the rule is per principal/session. */
+export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined, now: number): CapView[] {
+  const out: CapView[] = [];
+  for (const tool of TOOL_NAMES) {
+    for (const rule of policy.tools[tool].caps) {
+      const base = {
+        tool,
+        rule: rule.name,
+        per: rule.per,
+        measure: rule.measure,
+        window: rule.window,
+        limit: rule.limit,
+        alarm_at: rule.alarmAt ?? null,
+        resets_at: new Date(caps.resetsAt(rule, now)).toISOString(),
+      };
+      if (rule.per === 'global') {
+        out.push({ ...base, used: caps.used(rule, '*', now) });
+      } else if (call && (rule.per === 'principal' || rule.per === 'session')) {
+        const key = rule.per === 'principal' ? call.principal.name : call.session.id;
+        out.push({ ...base, used: caps.used(rule, key, now), key });
+      } else {
+        const usage = caps.usage(rule, now);
+        // The planner sees the busiest key's usage but not whose it is.
+        out.push({ ...base, used: usage[0]?.used ?? 0, key: call ? '(busiest)' : (usage[0]?.scopeKey ?? '-'), keys: usage.length });
+      }
+    }
+  }
+  return out;
+}
