@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import { codeOf, connect, policyWith, testApp, textOf } from '../helpers/harness.js';
+
+const reason = 'test';
+
+describe('idempotency', () => {
+  it('a completed key replays the stored result with no new side effect, marked as a replay', async () => {
+    const app = testApp();
+    const c = await connect(app);
+    const args = { summary: 'Laptop fan loud', requester: 'jdoe', reason, idempotency_key: 'retry-key-0001' };
+    const first = await c.call('ticket_create', args);
+    const again = await c.call('ticket_create', { ...args, reason: 'retrying after a timeout' });
+    expect(again.isError).toBeFalsy();
+    expect((again.structuredContent as { key: string }).key).toBe((first.structuredContent as { key: string }).key);
+    expect(textOf(again)).toMatch(/^\[Replay:/);
+    expect(again._meta!['itguard/replay']).toMatchObject({ original_trace_id: first._meta!['itguard/trace_id'] });
+    expect(app.backends.tickets.count()).toBe(1);
+    const rows = app.auditStore.byTrace(again._meta!['itguard/trace_id'] as string);
+    expect(rows.map((r) => r.event)).toEqual(['call.replay']);
+    app.close();
+  });
+
+  it('same key with different arguments → IDEMPOTENCY_CONFLICT', async () => {
+    const app = testApp();
+    const c = await connect(app);
+    await c.call('ticket_create', { summary: 'A', requester: 'jdoe', reason, idempotency_key: 'conflict-key-1' });
+    const r = await c.call('ticket_create', { summary: 'B', requester: 'jdoe', reason, idempotency_key: 'conflict-key-1' });
+    expect(codeOf(r)).toBe('IDEMPOTENCY_CONFLICT');
+    expect(app.backends.tickets.count()).toBe(1);
+    app.close();
+  });
+
+  it('keys are scoped to the principal', async () => {
+    const app = testApp({ policy: policyWith((y) => y.replace('  kb-reader:', '  helpdesk-2: { scopes: [tickets:write, tickets:read] }\n  kb-reader:')) });
+    const a = await connect(app);
+    const b = await connect(app, 'helpdesk-2');
+    const args = { summary: 'Same', requester: 'jdoe', reason, idempotency_key: 'shared-key-01' };
+    await a.call('ticket_create', args);
+    const r = await b.call('ticket_create', args);
+    expect(r.isError).toBeFalsy();
+    expect(r._meta!['itguard/replay']).toBeUndefined();
+    expect(app.backends.tickets.count()).toBe(2);
+    app.close();
+  });
+
+  it('without a key, identical writes within the dedupe window are deduplicated; after it they run again', async () => {
+    let now = Date.parse('2026-06-01T09:00:00Z');
+    const app = testApp({ now: () => now });
+    const c = await connect(app);
+    const args = { summary: 'Printer offline', requester: 'asmith', reason };
+    await c.call('ticket_create', args);
+    const dup = await c.call('ticket_create', args);
+    expect(dup._meta!['itguard/replay']).toBeDefined();
+    expect(app.backends.tickets.count()).toBe(1);
+    now += 16 * 60_000;
+    const c2 = await connect(app);
+    const later = await c2.call('ticket_create', args);
+    expect(later._meta!['itguard/replay']).toBeUndefined();
+    expect(app.backends.tickets.count()).toBe(2);
+    app.close();
+  });
+
+  it('20 concurrent calls with one key → one side effect, the rest replays or IN_PROGRESS', async () => {
+    for (let round = 0; round < 5; round++) {
+      const app = testApp();
+      // One session per call: in a single session the loop breaker would stop identical calls after 3.
+      const clients = await Promise.all(Array.from({ length: 20 }, () => connect(app)));
+      const args = { summary: 'Concurrent', requester: 'jdoe', reason, idempotency_key: `concurrent-${round}-key` };
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => clients[i]!.call('ticket_create', args)));
+      const ok = results.filter((r) => !r.isError && !r._meta?.['itguard/replay']);
+      const other = results.filter((r) => r._meta?.['itguard/replay'] || codeOf(r) === 'IN_PROGRESS');
+      expect(ok).toHaveLength(1);
+      expect(other).toHaveLength(19);
+      expect(app.backends.tickets.count()).toBe(1);
+      app.close();
+    }
+  });
+
+  it('an in-flight record left by a dead process is resolved by asking the backend, not by running again', async () => {
+    const app = testApp();
+    const c = await connect(app);
+    const args = { summary: 'Crash me', requester: 'jdoe', reason, idempotency_key: 'crash-key-001' };
+    await c.call('ticket_create', args);
+    // Simulate a crash after the side effect but before the record completed: the row goes back to in flight,
+    // owned by a process that no longer exists.
+    app.db.prepare("UPDATE idempotency SET state = 'in_flight', result = NULL, owner = 'vm:999999999:dead' WHERE key = 'k:crash-key-001'").run();
+    app.db.prepare("UPDATE idempotency SET owner = ? || ':999999999:dead' WHERE key = 'k:crash-key-001'").run((await import('node:os')).hostname());
+    const retry = await c.call('ticket_create', args);
+    expect(retry.isError).toBeFalsy();
+    expect(retry._meta!['itguard/replay']).toBeDefined();
+    expect(app.backends.tickets.count()).toBe(1);
+    // And if the backend never saw it, the retry runs it once.
+    app.db.prepare("DELETE FROM tickets WHERE summary = 'Crash me'").run();
+    app.db.prepare("UPDATE idempotency SET state = 'in_flight', result = NULL, owner = ? || ':999999999:dead' WHERE key = 'k:crash-key-001'").run((await import('node:os')).hostname());
+    const c2 = await connect(app);
+    const rerun = await c2.call('ticket_create', args);
+    expect(rerun.isError).toBeFalsy();
+    expect(rerun._meta!['itguard/replay']).toBeUndefined();
+    expect(app.backends.tickets.count()).toBe(1);
+    app.close();
+  });
+});
+
+describe('aggregate caps', () => {
+  const capped = (rules: string, extra = '') =>
+    policyWith((y) =>
+      y
+        .replace(/  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n(      - .*\n)+/, `  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n${rules}`)
+        .replace('timezone: UTC', `timezone: ${extra || 'UTC'}`)
+        .replace('max_calls: 40', 'max_calls: 1000'),
+    );
+
+  it('stops at the cap with CAP_EXCEEDED naming the rule, used/limit and resets_at; releases on refusal', async () => {
+    const app = testApp({ policy: capped('      - { name: tickets-per-day, window: day, limit: 3, alarm_at: 2 }\n') });
+    const c = await connect(app);
+    const notes: unknown[] = [];
+    c.client.setNotificationHandler((await import('@modelcontextprotocol/sdk/types.js')).LoggingMessageNotificationSchema, (n) => void notes.push(n.params));
+    for (let i = 0; i < 3; i++) expect((await c.call('ticket_create', { summary: `T${i}`, requester: 'jdoe', reason })).isError).toBeFalsy();
+    const r = await c.call('ticket_create', { summary: 'T3', requester: 'jdoe', reason });
+    expect(codeOf(r)).toBe('CAP_EXCEEDED');
+    expect(r._meta!['itguard/error']).toMatchObject({ rule: 'tickets-per-day', used: 3, limit: 3, resets_at: expect.stringMatching(/T00:00:00.000Z$/) });
+    expect(textOf(r)).toMatch(/tickets-per-day.*3\/3 calls this day; it resets at/);
+    expect(app.backends.tickets.count()).toBe(3);
+    // one alarm at alarm_at, once
+    expect(app.auditStore.tail(100).filter((x) => x.event === 'alarm' && x.code === 'CAP_ALARM')).toHaveLength(1);
+    await new Promise((res) => setTimeout(res, 20));
+    expect(notes).toHaveLength(1);
+    // guard_status shows it
+    const s = await c.call('guard_status');
+    expect((s.structuredContent as { caps: { rule: string; used: number; limit: number }[] }).caps.find((x) => x.rule === 'tickets-per-day')).toMatchObject({ used: 3, limit: 3 });
+    app.close();
+  });
+
+  it('a refusal after reservation releases it (a denied requester spends nothing)', async () => {
+    const app = testApp({ policy: capped('      - { name: per-req, window: hour, per: requester, limit: 1 }\n') });
+    const c = await connect(app);
+    expect((await c.call('ticket_create', { summary: 'x', requester: 'jdoe', reason })).isError).toBeFalsy();
+    expect(codeOf(await c.call('ticket_create', { summary: 'y', requester: 'jdoe', reason }))).toBe('CAP_EXCEEDED');
+    expect((await c.call('ticket_create', { summary: 'z', requester: 'asmith', reason })).isError).toBeFalsy();
+    app.close();
+  });
+
+  it('replays spend no cap', async () => {
+    const app = testApp({ policy: capped('      - { name: two, window: day, limit: 2 }\n') });
+    const c = await connect(app);
+    const args = { summary: 'same', requester: 'jdoe', reason, idempotency_key: 'cap-replay-1' };
+    await c.call('ticket_create', args);
+    await c.call('ticket_create', args);
+    await c.call('ticket_create', args);
+    expect((await c.call('ticket_create', { summary: 'other', requester: 'jdoe', reason })).isError).toBeFalsy();
+    app.close();
+  });
+
+  it('the day window resets at local midnight of the policy time zone (injected clock)', async () => {
+    let now = Date.parse('2026-01-15T22:30:00Z'); // 23:30 in Berlin
+    const app = testApp({ now: () => now, policy: capped('      - { name: one, window: day, limit: 1 }\n', 'Europe/Berlin') });
+    const c = await connect(app);
+    const first = await c.call('ticket_create', { summary: 'a', requester: 'jdoe', reason });
+    expect(textOf(first)).toMatch(/Opened/);
+    const r = await c.call('ticket_create', { summary: 'b', requester: 'jdoe', reason });
+    expect(r._meta!['itguard/error']).toMatchObject({ code: 'CAP_EXCEEDED', resets_at: '2026-01-15T23:00:00.000Z' });
+    now = Date.parse('2026-01-15T22:59:59Z');
+    expect(codeOf(await c.call('ticket_create', { summary: 'c', requester: 'jdoe', reason }))).toBe('CAP_EXCEEDED');
+    now = Date.parse('2026-01-15T23:00:00Z'); // midnight in Berlin, still Jan 15 in UTC
+    const fresh = await connect(app); // the first session has used its 30 minutes by now
+    expect((await fresh.call('ticket_create', { summary: 'd', requester: 'jdoe', reason })).isError).toBeFalsy();
+    app.close();
+  });
+
+  it('reconnecting does not reset caps (they live in the database); budgets are per session', async () => {
+    const app = testApp({ policy: capped('      - { name: p, window: day, per: principal, limit: 2 }\n') });
+    const a = await connect(app);
+    await a.call('ticket_create', { summary: 'a', requester: 'jdoe', reason });
+    await a.call('ticket_create', { summary: 'b', requester: 'jdoe', reason });
+    const b = await connect(app);
+    expect(codeOf(await b.call('ticket_create', { summary: 'c', requester: 'jdoe', reason }))).toBe('CAP_EXCEEDED');
+    const s = await b.call('guard_status');
+    expect((s.structuredContent as { session: { calls_used: number } }).session.calls_used).toBe(2);
+    app.close();
+  });
+});
+
+describe('session budget', () => {
+  it('max_minutes and max_result_bytes refuse at their bounds', async () => {
+    let now = Date.parse('2026-06-01T09:00:00Z');
+    const app = testApp({ now: () => now, policy: policyWith((y) => y.replace('max_result_bytes: 2000000', 'max_result_bytes: 3000')) });
+    const c = await connect(app);
+    expect((await c.call('kb_search', { query: 'vpn', limit: 1 })).isError).toBeFalsy();
+    let r;
+    for (let i = 0; i < 10 && !r; i++) {
+      const x = await c.call('kb_search', { query: `printer wifi outlook ${i}`, limit: 5 });
+      if (codeOf(x) === 'BUDGET_EXHAUSTED') r = x;
+    }
+    expect(textOf(r!)).toMatch(/result bytes/);
+    const c2 = await connect(app);
+    now += 30 * 60_000;
+    const t = await c2.call('kb_search', { query: 'vpn' });
+    expect(codeOf(t)).toBe('BUDGET_EXHAUSTED');
+    expect(textOf(t)).toMatch(/max_minutes 30/);
+    app.close();
+  });
+
+  it('per-tool breaker override', async () => {
+    const app = testApp({ policy: policyWith((y) => y.replace('tools:\n', 'tools:\n  kb_search: { max_identical_calls: 1 }\n')) });
+    const c = await connect(app);
+    await c.call('kb_search', { query: 'vpn' });
+    expect(codeOf(await c.call('kb_search', { query: 'vpn' }))).toBe('LOOP_DETECTED');
+    expect(codeOf(await c.call('guard_status'))).toBe('LOOP_DETECTED');
+    app.close();
+  });
+});
