@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The `itguard` command: parses argv and dispatches to src/commands. Exit codes: 0 ok, 1 check failed, 2 usage or config error. */
 import { parseArgs } from 'node:util';
-import { audit, directory, kb, setKill, status, token } from './commands/admin.js';
+import { audit, caps, directory, kb, setKill, status, token } from './commands/admin.js';
+import { drill } from './commands/drill.js';
 import { defaultDbPath, err, UsageError, type Flags } from './commands/common.js';
 import { policyCheck } from './commands/policy.js';
 import { serve } from './commands/serve.js';
@@ -9,7 +10,9 @@ import { serve } from './commands/serve.js';
 const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
 
   serve --stdio | --http [--host 127.0.0.1] [--port 3333]
-  status                                    kill switch, audit head
+  status                                    kill switch, last drill, cap usage, audit head
+  caps                                      each cap rule's usage in its current window
+  drill [--seconds 1.5] [--concurrency 4]   kill-switch drill against a real server process
   kill --reason TEXT | resume --reason TEXT
   token create --principal P [--label L] | token list | token revoke ID
   kb import DIR
@@ -40,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       principal: { type: 'string' },
       label: { type: 'string' },
       n: { type: 'string' },
+      seconds: { type: 'string' },
+      concurrency: { type: 'string' },
     },
   });
   const flags: Flags = { db: defaultDbPath(values.db), policyFlag: values.policy, json: values.json === true, values, positionals };
@@ -49,6 +54,10 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keeps running
     case 'status':
       return status(flags);
+    case 'caps':
+      return caps(flags);
+    case 'drill':
+      return drill(flags);
     case 'kill':
       return setKill(flags, true);
     case 'resume':
@@ -67,6 +76,12 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unknown command "${command}"`);
   }
 }
+
+// `itguard audit export | head` closes stdout early: that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -1,5 +1,6 @@
 /** Admin verbs that act on the database directly; every change is audited with actor cli:<os user>. */
 import { openStores } from '../app.js';
+import { capsView, type CapView } from '../guard/caps-view.js';
 import { readArticles } from '../tools/kb/import.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, requireString, UsageError, type Flags } from './common.js';
 
@@ -8,22 +9,47 @@ function stores(flags: Flags) {
   return { policy, ...openStores(flags.db, policy) };
 }
 
+const capLine = (c: CapView): string =>
+  `  ${c.tool.padEnd(17)} ${c.rule.padEnd(24)} ${String(c.measure === 'cost_usd' ? c.used.toFixed(2) : c.used).padStart(8)} / ${String(c.limit).padEnd(6)} ${c.measure === 'cost_usd' ? 'USD' : 'calls'} per ${c.window}${c.per === 'global' ? '' : ` per ${c.per} (busiest: ${c.key}, ${c.keys} keys)`}  resets ${c.resets_at}${c.alarm_at !== null && c.used >= c.alarm_at ? '  ALARM' : ''}`;
+
+function lastDrill(s: ReturnType<typeof stores>) {
+  const row = s.db.prepare<[], { ts: number; actor: string; outcome: string; detail: string }>("SELECT ts, actor, outcome, detail FROM audit WHERE event = 'drill' ORDER BY seq DESC LIMIT 1").get();
+  return row && ({ ...(JSON.parse(row.detail) as Record<string, unknown>), at: iso(row.ts), actor: row.actor, result: row.outcome } as Record<string, unknown>);
+}
+
 export function status(flags: Flags): number {
   const s = stores(flags);
   const ks = s.killSwitch.state();
   const head = s.auditStore.head();
+  const drill = lastDrill(s);
   const report = {
     kill_switch: { engaged: ks.engaged, reason: ks.reason, actor: ks.actor, changed_at: iso(ks.changedAt) },
+    last_drill: drill ?? null,
+    caps: capsView(s.policy, s.caps, undefined, Date.now()),
     audit_head: head,
     tokens_active: s.tokens.list().filter((t) => !t.revokedAt).length,
   };
   if (flags.json) printJson(report);
   else {
     out(`kill switch: ${ks.engaged ? 'ENGAGED' : 'off'} (${ks.reason}; by ${ks.actor} at ${iso(ks.changedAt)})`);
+    out(`last drill:  ${drill ? `${String(drill.result).toUpperCase()} at ${drill.at} by ${drill.actor}, first refusal ${String(drill.first_refusal_ms)} ms, executed after engagement ${String(drill.executed_after_engagement)}` : 'never (run: itguard drill)'}`);
+    out('caps:');
+    for (const c of report.caps) out(capLine(c));
+    if (!report.caps.length) out('  (none in policy)');
     out(`audit head:  seq ${head.seq} ${head.hash}`);
     out(`tokens:      ${report.tokens_active} active`);
   }
   s.db.close();
+  return 0;
+}
+
+export function caps(flags: Flags): number {
+  const s = stores(flags);
+  const view = capsView(s.policy, s.caps, undefined, Date.now());
+  s.db.close();
+  if (flags.json) printJson(view);
+  else if (!view.length) out('no caps in the policy');
+  else for (const c of view) out(capLine(c).trimStart());
   return 0;
 }
 

@@ -17,8 +17,15 @@ export function isSeeded(db: Db): boolean {
 /** Returns true when it seeded (a new database), false when it had been seeded before. */
 export function seedDemo(db: Db, kbDir = BUNDLED_KB_DIR): boolean {
   if (isSeeded(db)) return false;
-  new EmbeddedDirectory(db).insert(demoUsers.map((u) => ({ ...u, groups: [...u.groups], disabled: u.disabled ?? false })));
-  if (existsSync(kbDir)) new EmbeddedKb(db).upsert(readArticles(kbDir));
-  db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('demo_seeded', ?)").run(new Date().toISOString());
-  return true;
+  const articles = existsSync(kbDir) ? readArticles(kbDir) : [];
+  // One IMMEDIATE transaction: several processes starting on a new file seed it once.
+  return db
+    .transaction(() => {
+      if (isSeeded(db)) return false;
+      new EmbeddedDirectory(db).insert(demoUsers.map((u) => ({ ...u, groups: [...u.groups], disabled: u.disabled ?? false })));
+      new EmbeddedKb(db).upsert(articles);
+      db.prepare("INSERT INTO meta (key, value) VALUES ('demo_seeded', ?)").run(new Date().toISOString());
+      return true;
+    })
+    .immediate();
 }

@@ -11,7 +11,7 @@ import type { Call, Guard } from './types.js';
 export const audited = new WeakSet<Call>();
 
 export const audit =
-  (deps: Pick<GuardDeps, 'audit' | 'now'>): Guard =>
+  (deps: Pick<GuardDeps, 'audit'>): Guard =>
   (next) =>
     async function auditGuard(call) {
       const base = {
@@ -24,7 +24,6 @@ export const audit =
         await deps.audit.record({ ...base, event: 'call.intent', args: call.args, detail: { summary: call.tool.summary(call.args), idempotency_key: call.idempotencyKey } });
       }
       audited.add(call);
-      call.executedAt = deps.now();
       let result;
       try {
         result = await next(call);

@@ -7,6 +7,15 @@ import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';
 import type { Call, GuardView, Handler } from './types.js';
 
+/**
+ * Crash-test hook: ITGUARD_FAILPOINT=before-effect|after-effect makes a write call stall at that point so a
+ * test can kill -9 the process there. Unset in production; read once.
+ */
+const FAILPOINT = process.env.ITGUARD_FAILPOINT;
+async function failpoint(name: string): Promise<void> {
+  if (FAILPOINT === name) await new Promise((r) => setTimeout(r, 60_000));
+}
+
 /** The abort reason the kill-switch watcher uses: calls still running or waiting end with KILL_SWITCH_ENGAGED. */
 export class KillSwitchAbort extends Error {
   constructor() {
@@ -14,18 +23,30 @@ export class KillSwitchAbort extends Error {
   }
 }
 
-export function execute(deps: Pick<GuardDeps, 'backends'>, guardView: (call: Call) => GuardView): Handler {
+export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now'>, guardView: (call: Call) => GuardView): Handler {
   return async function executeTool(call): Promise<CallToolResult> {
+    // Security: the kill switch is checked again right before the side effect (step 1 was earlier, and a write
+    // waited for its audit intent since); the check and the start time are one synchronous step.
+    if (deps.killSwitch.state().engaged) {
+      throw new GuardError('KILL_SWITCH_ENGAGED', 'IT engaged the kill switch before this call could run; nothing was done.');
+    }
+    call.executedAt = deps.now();
     const timeout = AbortSignal.timeout(call.toolPolicy.timeoutMs);
     const signal = AbortSignal.any([call.signal, timeout]);
-    const run = call.tool.run(call.args, {
-      backends: deps.backends,
-      principal: call.principal,
-      traceId: call.traceId,
-      idempotencyKey: call.idempotencyKey,
-      signal,
-      guardView: () => guardView(call),
-    });
+    const run = (async () => {
+      await failpoint('before-effect');
+      // Security: a call aborted while it waited (kill switch, cancel) never starts its side effect.
+      signal.throwIfAborted();
+      return call.tool.run(call.args, {
+        backends: deps.backends,
+        principal: call.principal,
+        traceId: call.traceId,
+        idempotencyKey: call.idempotencyKey,
+        signal,
+        guardView: () => guardView(call),
+      });
+    })();
+    run.catch(() => undefined); // if the abort wins the race, the run's own rejection is not unhandled
     const aborted = new Promise<never>((_, reject) => {
       const onAbort = () =>
         reject(
@@ -39,6 +60,7 @@ export function execute(deps: Pick<GuardDeps, 'backends'>, guardView: (call: Cal
       else signal.addEventListener('abort', onAbort, { once: true });
     });
     const out = await Promise.race([run, aborted]);
+    await failpoint('after-effect');
     return {
       content: [{ type: 'text', text: out.text }],
       ...(out.data ? { structuredContent: out.data } : {}),

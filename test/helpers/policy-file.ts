@@ -1,0 +1,14 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEMO_POLICY_YAML } from '../../src/policy/demo.js';
+
+/** Writes the demo policy with ticket_create's caps replaced and the session bounds raised, for load tests. */
+export function loadPolicyFile(dir: string, capsYaml: string): string {
+  const yaml = DEMO_POLICY_YAML.replace(
+    /  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n(      - .*\n)+/,
+    `  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n${capsYaml}`,
+  ).replace(/session: \{[^}]*\}/, 'session: { max_calls: 100000, max_minutes: 60, max_result_bytes: 100000000, max_identical_calls: 1000, max_consecutive_failures: 100000 }');
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, yaml);
+  return file;
+}
