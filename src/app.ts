@@ -134,7 +134,12 @@ export function openApp(opts: AppOptions): App {
       const p = opts.policy.principals[name];
       return p && { name, scopes: p.scopes };
     },
-    killSignal: () => kill.signal,
+    killSignal() {
+      // After a resume the watcher renews the controller on its next poll; a call arriving before that must not
+      // inherit the old, aborted signal.
+      if (kill.signal.aborted && !killSwitch.state().engaged) kill = new AbortController();
+      return kill.signal;
+    },
     close() {
       clearInterval(watcher);
       db.close();

@@ -113,6 +113,34 @@ describe('serve --http', () => {
     await client.close();
   });
 
+  it('a scripted client hammering ticket_create with small variations stops at the cap with a reset time', async () => {
+    const { client } = await connectHttp(served.url, served.demoToken!);
+    const results: CallToolResult[] = [];
+    for (let i = 0; i < 8; i++) {
+      results.push((await client.callTool({ name: 'ticket_create', arguments: { summary: `Outlook crash #${i}`, requester: 'mgarcia', reason: 'loop' } })) as CallToolResult);
+    }
+    const firstCapped = results.findIndex((r) => code(r) === 'CAP_EXCEEDED');
+    expect(firstCapped).toBe(5); // tickets-per-requester: 5 per hour
+    const meta = results[5]!._meta!['itguard/error'] as { rule: string; resets_at: string; used: number; limit: number };
+    expect(meta).toMatchObject({ rule: 'tickets-per-requester', used: 5, limit: 5 });
+    expect(Date.parse(meta.resets_at)).toBeGreaterThan(Date.now());
+    const caps = JSON.parse(runCli(['caps', '--json', '--db', db]).stdout) as { rule: string; used: number }[];
+    expect(caps.find((c) => c.rule === 'tickets-per-requester')!.used).toBe(5);
+    await client.close();
+  });
+
+  it('retrying a write with the same key never makes a second ticket, across sessions', async () => {
+    const a = await connectHttp(served.url, served.demoToken!);
+    const args = { summary: 'Timed out write', requester: 'asmith', reason: 'retry', idempotency_key: 'http-retry-0001' };
+    const first = (await a.client.callTool({ name: 'ticket_create', arguments: args })) as CallToolResult;
+    await a.client.close();
+    const b = await connectHttp(served.url, served.demoToken!);
+    const again = (await b.client.callTool({ name: 'ticket_create', arguments: args })) as CallToolResult;
+    expect((again.structuredContent as { key: string }).key).toBe((first.structuredContent as { key: string }).key);
+    expect(again._meta?.['itguard/replay']).toBeDefined();
+    await b.client.close();
+  });
+
   it('every call, allowed or refused, is in the audit, and the chain verifies', async () => {
     const tail = runCli(['audit', 'tail', '--n', '200', '--json', '--db', db]);
     const rows = JSON.parse(tail.stdout) as { event: string; code: string | null; tool: string | null }[];
