@@ -32,16 +32,20 @@ export function setDurability(db: Db, durability: Durability): void {
   db.pragma(`synchronous = ${durability === 'strict' ? 'FULL' : 'NORMAL'}`);
 }
 
+/** Each step reads the version inside its IMMEDIATE transaction, so processes opening a new file together migrate it once. */
 export function migrate(db: Db): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > migrations.length) {
-    throw new Error(`database schema version ${current} is newer than this itguard (${migrations.length})`);
-  }
-  for (let v = current; v < migrations.length; v++) {
-    db.transaction(() => {
-      db.exec(migrations[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    }).immediate();
+  for (;;) {
+    const done = db
+      .transaction(() => {
+        const v = db.pragma('user_version', { simple: true }) as number;
+        if (v > migrations.length) throw new Error(`database schema version ${v} is newer than this itguard (${migrations.length})`);
+        if (v === migrations.length) return true;
+        db.exec(migrations[v]!);
+        db.pragma(`user_version = ${v + 1}`);
+        return false;
+      })
+      .immediate();
+    if (done) return;
   }
 }
 

@@ -1,0 +1,38 @@
+/**
+ * The policy the throughput benchmarks run under: the built-in demo policy (durability strict), with the
+ * session budgets and loop breaker raised and the ticket_create caps raised so that a few seconds of load are
+ * not refused. Everything else — caps still reserved on every write, audit, idempotency — stays as shipped.
+ */
+import { DEMO_POLICY_YAML } from '../../dist/policy/demo.js';
+import { parsePolicy } from '../../dist/policy/load.js';
+
+const BENCH_SESSION =
+  'session: { max_calls: 100000000, max_minutes: 600, max_result_bytes: 100000000000, max_identical_calls: 100000000, max_consecutive_failures: 100000000 }';
+const BENCH_TICKET_CAPS = [
+  '      - { name: tickets-per-day, window: day, limit: 1000000000 }',
+  '      - { name: tickets-per-requester, window: hour, per: requester, limit: 1000000000 }',
+].join('\n');
+
+function replaceOnce(text, pattern, replacement, what) {
+  const matches = text.match(new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`));
+  if (!matches || matches.length !== 1) {
+    throw new Error(`bench policy: expected exactly one ${what} in the demo policy, found ${matches?.length ?? 0}; update bench/lib/policy.mjs`);
+  }
+  return text.replace(pattern, replacement);
+}
+
+export function benchPolicyYaml() {
+  let y = DEMO_POLICY_YAML;
+  y = replaceOnce(y, /^session: .*$/m, BENCH_SESSION, 'session line');
+  y = replaceOnce(y, /^ {6}- \{ name: tickets-per-day,.*\n {6}- \{ name: tickets-per-requester,.*$/m, BENCH_TICKET_CAPS, 'ticket_create caps block');
+  return y;
+}
+
+export function benchPolicy() {
+  const p = parsePolicy(benchPolicyYaml(), 'bench policy');
+  if (p.durability !== 'strict') throw new Error('bench policy: expected durability strict');
+  return p;
+}
+
+/** Live demo users the write benchmark opens tickets for (rotating, so per-requester cap rows vary). */
+export const REQUESTERS = ['dkim', 'asmith', 'rpatel', 'kowusu', 'nfischer', 'jdoe', 'wzhang', 'ahassan', 'cmurphy', 'gsilva'];
