@@ -18,6 +18,9 @@ import { KillSwitchStore } from './store/killswitch-store.js';
 import { TokenStore } from './store/token-store.js';
 import { CapsStore } from './store/caps-store.js';
 import { IdempotencyStore } from './store/idempotency-store.js';
+import { ApprovalsStore } from './store/approvals-store.js';
+import { MfaStore } from './store/mfa-store.js';
+import { EmbeddedDeploy } from './tools/software/embedded.js';
 import { capsView } from './guard/caps-view.js';
 import type { Backends } from './tools/backends.js';
 import { EmbeddedDirectory } from './tools/directory/embedded.js';
@@ -38,6 +41,8 @@ export interface AppOptions {
 
 export interface App extends GuardDeps {
   db: Db;
+  approvals: ApprovalsStore;
+  mfa: MfaStore;
   auditStore: AuditStore;
   tokens: TokenStore;
   tools: readonly AnyTool[];
@@ -57,6 +62,8 @@ export interface Stores {
   tokens: TokenStore;
   caps: CapsStore;
   idem: IdempotencyStore;
+  approvals: ApprovalsStore;
+  mfa: MfaStore;
   backends: Backends;
 }
 
@@ -72,10 +79,13 @@ export function openStores(dbPath: string, policy: Policy, now: () => number = D
     tokens: new TokenStore(db, auditStore, now),
     caps: new CapsStore(db, policy.timezone),
     idem: new IdempotencyStore(db),
+    approvals: new ApprovalsStore(db, now),
+    mfa: new MfaStore(db, now),
     backends: {
       kb: new EmbeddedKb(db),
       tickets: new EmbeddedTickets(db, t.project, t.allowedProjects, now),
-      directory: new EmbeddedDirectory(db),
+      directory: new EmbeddedDirectory(db, now),
+      deploy: new EmbeddedDeploy(db, now),
     },
   };
 }
@@ -83,10 +93,11 @@ export function openStores(dbPath: string, policy: Policy, now: () => number = D
 export function openApp(opts: AppOptions): App {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
-  const { db, auditStore, killSwitch, tokens, backends, caps, idem } = openStores(opts.dbPath, opts.policy, now);
+  const { db, auditStore, killSwitch, tokens, backends, caps, idem, approvals, mfa } = openStores(opts.dbPath, opts.policy, now);
   const seeded = opts.policy.demo ? seedDemo(db, opts.kbDir) : false;
   const metrics: Metrics = createMetrics(opts.defaultMetrics);
-  const deps: GuardDeps = { policy: opts.policy, killSwitch, audit: new AuditWriter(auditStore), backends, log, metrics, now, caps, idem };
+  const links = { base: 'http://127.0.0.1' };
+  const deps: GuardDeps = { policy: opts.policy, killSwitch, audit: new AuditWriter(auditStore), backends, log, metrics, now, caps, idem, approvals, mfa, links };
 
   let kill = new AbortController();
   const watcher = setInterval(() => {

@@ -34,5 +34,3 @@ export function benchPolicy() {
   return p;
 }
 
-/** Live demo users the write benchmark opens tickets for (rotating, so per-requester cap rows vary). */
-export const REQUESTERS = ['dkim', 'asmith', 'rpatel', 'kowusu', 'nfischer', 'jdoe', 'wzhang', 'ahassan', 'cmurphy', 'gsilva'];

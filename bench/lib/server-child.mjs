@@ -109,6 +109,8 @@ if (!TOOLS[toolName] || !['guarded', 'bare'].includes(mode) || !dbPath) {
 const server = mode === 'guarded' ? await startGuarded() : await startBare();
 process.send({ type: 'ready', url: server.url, token: server.token });
 process.on('message', async (m) => {
+  // CPU time this process has used so far (user + system, µs): the orchestrator samples it at the measured window's edges.
+  if (m?.type === 'cpu') return void process.send({ type: 'cpu', usage: process.cpuUsage(), at: performance.now() });
   if (m?.type !== 'stop') return;
   await server.close().catch(() => undefined);
   process.exit(0);

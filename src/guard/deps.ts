@@ -7,6 +7,8 @@ import type { AuditWriter } from './audit-writer.js';
 import type { Metrics } from '../metrics.js';
 import type { CapsStore } from '../store/caps-store.js';
 import type { IdempotencyStore } from '../store/idempotency-store.js';
+import type { ApprovalsStore } from '../store/approvals-store.js';
+import type { MfaStore } from '../store/mfa-store.js';
 
 export interface GuardDeps {
   policy: Policy;
@@ -17,5 +19,9 @@ export interface GuardDeps {
   metrics: Metrics;
   idem: IdempotencyStore;
   caps: CapsStore;
+  approvals: ApprovalsStore;
+  mfa: MfaStore;
+  /** Where this process serves its pages (verification links, reset links); set once the listener is up. */
+  links: { base: string };
   now: () => number;
 }

@@ -139,4 +139,97 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (tool, rule, scope_key, window_start)
   );
   `,
+  // 3: human gates (approvals, MFA factors), outbox, password resets, software catalog, devices, install jobs
+  `
+  CREATE TABLE approvals (
+    id TEXT PRIMARY KEY,
+    tier TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    session_id TEXT,
+    tool TEXT NOT NULL,
+    args TEXT NOT NULL,
+    args_sha256 TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    target TEXT,
+    caps TEXT NOT NULL DEFAULT '[]',
+    cap_items TEXT NOT NULL DEFAULT '[]',
+    idem_key TEXT,
+    request_id TEXT,
+    verify_hash TEXT UNIQUE,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'executing', 'succeeded', 'failed')),
+    trace_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    decided_by TEXT,
+    decided_at INTEGER,
+    note TEXT,
+    result TEXT,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE INDEX approvals_status ON approvals(status, created_at);
+  CREATE INDEX approvals_binding ON approvals(principal, tool, args_sha256);
+
+  CREATE TABLE mfa_factors (
+    username TEXT PRIMARY KEY REFERENCES dir_users(username),
+    secret TEXT NOT NULL,
+    last_counter INTEGER NOT NULL DEFAULT -1,
+    failures INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER NOT NULL DEFAULT 0,
+    enrolled_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    address TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    request_id TEXT UNIQUE
+  );
+
+  CREATE TABLE password_resets (
+    token_hash TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    request_id TEXT UNIQUE,
+    outbox_id INTEGER,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+  );
+
+  CREATE TABLE catalog (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    publisher TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    platforms TEXT NOT NULL,
+    cost_usd REAL NOT NULL,
+    self_service INTEGER NOT NULL,
+    license_pool INTEGER,
+    description TEXT NOT NULL
+  );
+  CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    model TEXT NOT NULL
+  );
+  CREATE TABLE install_jobs (
+    id TEXT PRIMARY KEY,
+    request_id TEXT UNIQUE,
+    username TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    package TEXT NOT NULL,
+    version TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'installing', 'installed', 'failed')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    detail TEXT
+  );
+  CREATE INDEX install_jobs_package ON install_jobs(package, state);
+  `,
 ];

@@ -1,4 +1,10 @@
-/** The embedded directory of users (demo data on a new database). */
+/**
+ * The embedded directory of users (demo data on a new database), with password reset: the account is flagged
+ * must-change-at-next-login and a one-time reset link is delivered through the outbox to the user's recovery
+ * channel. Only the link's hash is kept here; the result names the channel, masked.
+ */
+import { randomBytes } from 'node:crypto';
+import { sha256 } from '../../canonical.js';
 import type { Db } from '../../store/db.js';
 
 export interface User {
@@ -14,10 +20,32 @@ export interface User {
   mustChangePassword: boolean;
 }
 
+export interface ResetOutcome {
+  username: string;
+  /** e.g. "j***@example.com" or "+1-***-**34" */
+  maskedChannel: string;
+  channel: 'email' | 'sms';
+  at: string;
+}
+
 export interface DirectoryBackend {
   get(username: string): User | undefined;
   list(): User[];
+  /** Idempotent on requestId: a second call with the same id returns the first outcome and sends nothing. */
+  resetPassword(username: string, o: { requestId: string | undefined; resetBaseUrl: string }): ResetOutcome;
+  findReset(requestId: string): ResetOutcome | undefined;
 }
+
+export function maskAddress(kind: 'email' | 'sms', address: string): string {
+  if (kind === 'email') {
+    const [local = '', domain = ''] = address.split('@');
+    return `${local.slice(0, 1)}***@${domain}`;
+  }
+  const digits = address.replace(/\D/g, '');
+  return `${address.startsWith('+') ? '+' : ''}${digits.slice(0, 1)}-***-**${digits.slice(-2)}`;
+}
+
+const RESET_LINK_TTL_MS = 24 * 3600_000;
 
 interface Row {
   username: string;
@@ -47,7 +75,53 @@ const toUser = (r: Row): User => ({
 });
 
 export class EmbeddedDirectory implements DirectoryBackend {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  resetPassword(username: string, o: { requestId: string | undefined; resetBaseUrl: string }): ResetOutcome {
+    return this.db
+      .transaction((): ResetOutcome => {
+        if (o.requestId) {
+          const prior = this.findReset(o.requestId);
+          if (prior) return prior;
+        }
+        const u = this.get(username);
+        if (!u) throw new Error(`no user ${username}`);
+        const token = randomBytes(24).toString('base64url');
+        const at = this.now();
+        const link = `${o.resetBaseUrl.replace(/\/$/, '')}/reset/${token}`;
+        const outboxId = Number(
+          this.db
+            .prepare('INSERT INTO outbox (username, channel, address, subject, body, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+            .run(
+              username,
+              u.recovery.kind,
+              u.recovery.address,
+              'Your Northwind password reset link',
+              `Hello ${u.displayName}, IT reset your password. Set a new one within 24 hours at ${link} . If you did not ask for this, call the IT service desk.`,
+              at,
+              o.requestId ?? null,
+            ).lastInsertRowid,
+        );
+        this.db
+          .prepare('INSERT INTO password_resets (token_hash, username, request_id, outbox_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(sha256(token), username, o.requestId ?? null, outboxId, at, at + RESET_LINK_TTL_MS);
+        this.db.prepare('UPDATE dir_users SET must_change_password = 1, password_changed_at = ? WHERE username = ?').run(at, username);
+        return { username, channel: u.recovery.kind, maskedChannel: maskAddress(u.recovery.kind, u.recovery.address), at: new Date(at).toISOString() };
+      })
+      .immediate();
+  }
+
+  findReset(requestId: string): ResetOutcome | undefined {
+    const r = this.db
+      .prepare<[string], { username: string; channel: 'email' | 'sms'; address: string; created_at: number }>(
+        'SELECT username, channel, address, created_at FROM outbox WHERE request_id = ?',
+      )
+      .get(requestId);
+    return r && { username: r.username, channel: r.channel, maskedChannel: maskAddress(r.channel, r.address), at: new Date(r.created_at).toISOString() };
+  }
 
   get(username: string): User | undefined {
     const r = this.db.prepare<[string], Row>('SELECT * FROM dir_users WHERE username = ?').get(username);

@@ -1,0 +1,142 @@
+/**
+ * The load generator, in its own process. Receives { url, token, tool, sessions, inFlight, warmupMs, durationMs,
+ * tag } over IPC, opens `sessions` MCP sessions (initialize + notifications/initialized), then keeps `inFlight`
+ * tools/call requests outstanding per session for warm-up + duration, and reports the calls completed inside the
+ * measured window. It speaks Streamable HTTP with plain node:http (keep-alive) and parses the SSE/JSON response
+ * itself: a lighter client than the SDK's, so the client process is not the bottleneck of the measurement.
+ * Every response is checked: a JSON-RPC error or an isError tool result counts as an error, not a call.
+ */
+import http from 'node:http';
+import { READ_QUERIES, REQUESTERS } from './workload.mjs';
+
+const PROTOCOL = '2025-06-18';
+
+
+function post(agent, url, body, headers) {
+  return new Promise((resolve, reject) => {
+    const data = Buffer.from(JSON.stringify(body));
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'content-length': data.length,
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** The JSON-RPC response with `id` in a JSON or SSE body. */
+function responseOf(r, id) {
+  if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 300)}`);
+  const ct = r.headers['content-type'] ?? '';
+  const messages = ct.includes('text/event-stream')
+    ? r.text
+        .split('\n')
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => JSON.parse(l.slice(5)))
+    : [JSON.parse(r.text)];
+  const msg = messages.find((m) => m.id === id);
+  if (!msg) throw new Error(`no response with id ${id} in: ${r.text.slice(0, 300)}`);
+  return msg;
+}
+
+async function openSession(agent, url, token) {
+  const auth = token ? { authorization: `Bearer ${token}` } : {};
+  const init = await post(agent, url, {
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: 'itguard-bench', version: '1' } },
+  }, auth);
+  const msg = responseOf(init, 0);
+  if (msg.error) throw new Error(`initialize failed: ${JSON.stringify(msg.error)}`);
+  const sid = init.headers['mcp-session-id'];
+  if (!sid) throw new Error('no Mcp-Session-Id');
+  const headers = { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': msg.result.protocolVersion };
+  const ack = await post(agent, url, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers);
+  if (ack.status !== 202) throw new Error(`notifications/initialized: HTTP ${ack.status}`);
+  return headers;
+}
+
+function argsFor(tool, tag, s, loop, n) {
+  if (tool === 'kb_search') return { query: READ_QUERIES[(s * 7 + loop * 3 + n) % READ_QUERIES.length] };
+  return {
+    summary: `Bench ticket ${tag} s${s} l${loop} #${n}: laptop fan is loud`,
+    requester: REQUESTERS[(s + loop + n) % REQUESTERS.length],
+    reason: 'benchmark load',
+  };
+}
+
+async function run(cfg) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: cfg.sessions * cfg.inFlight + cfg.sessions });
+  const sessions = [];
+  for (let s = 0; s < cfg.sessions; s++) sessions.push(await openSession(agent, cfg.url, cfg.token));
+
+  const t0 = performance.now();
+  const measureFrom = t0 + cfg.warmupMs;
+  const stopAt = measureFrom + cfg.durationMs;
+  let calls = 0;
+  let errors = 0;
+  let firstError;
+  const latencies = [];
+  let id = 1;
+
+  const loop = async (s, l) => {
+    for (let n = 0; performance.now() < stopAt; n++) {
+      const myId = id++;
+      const start = performance.now();
+      let ok = false;
+      try {
+        const r = await post(agent, cfg.url, {
+          jsonrpc: '2.0',
+          id: myId,
+          method: 'tools/call',
+          params: { name: cfg.tool, arguments: argsFor(cfg.tool, cfg.tag, s, l, n) },
+        }, sessions[s]);
+        const msg = responseOf(r, myId);
+        if (msg.error) throw new Error(`JSON-RPC error ${JSON.stringify(msg.error)}`);
+        if (msg.result.isError) throw new Error(`tool error: ${msg.result.content?.[0]?.text}`);
+        ok = true;
+      } catch (e) {
+        firstError ??= String(e?.message ?? e);
+      }
+      const end = performance.now();
+      // Throughput = calls completed inside the measured window (warm-up completions are not counted).
+      if (end >= measureFrom && end <= stopAt) {
+        if (ok) {
+          calls += 1;
+          latencies.push(end - start);
+        } else errors += 1;
+      } else if (!ok) errors += 1;
+    }
+  };
+  // Tell the orchestrator where the measured window starts and ends (it samples the server's CPU time there).
+  setTimeout(() => process.send({ type: 'mark', at: 'start' }), cfg.warmupMs).unref();
+  setTimeout(() => process.send({ type: 'mark', at: 'stop' }), cfg.warmupMs + cfg.durationMs).unref();
+  const loops = [];
+  for (let s = 0; s < cfg.sessions; s++) for (let l = 0; l < cfg.inFlight; l++) loops.push(loop(s, l));
+  await Promise.all(loops);
+  agent.destroy();
+  return { calls, errors, firstError, seconds: cfg.durationMs / 1000, latencies };
+}
+
+process.on('message', (cfg) => {
+  run(cfg).then(
+    (r) => process.send({ type: 'done', ...r }, () => process.exit(0)),
+    (e) => process.send({ type: 'failed', error: String(e?.stack ?? e) }, () => process.exit(1)),
+  );
+});

@@ -1,0 +1,195 @@
+/**
+ * Approval requests. A request is bound to (principal, tool, canonical-args SHA-256); it is consumed exactly
+ * once (approved → executing is a single conditional UPDATE, so only one process or call can claim it); it
+ * expires; and the arguments executed are the stored ones, never others.
+ */
+import { randomBytes } from 'node:crypto';
+import { customAlphabet } from 'nanoid';
+import { sha256 } from '../canonical.js';
+import { immediate, type Db } from './db.js';
+
+const requestId = customAlphabet('23456789ABCDEFGHJKLMNPQRSTUVWXYZ', 10);
+
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'executing' | 'succeeded' | 'failed';
+export const OPEN_STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'executing'];
+
+export interface ApprovalRow {
+  id: string;
+  tier: string;
+  principal: string;
+  session_id: string | null;
+  tool: string;
+  args: string;
+  args_sha256: string;
+  summary: string;
+  reason: string;
+  target: string | null;
+  caps: string;
+  cap_items: string;
+  idem_key: string | null;
+  request_id: string | null;
+  verify_hash: string | null;
+  status: ApprovalStatus;
+  trace_id: string;
+  created_at: number;
+  expires_at: number;
+  decided_by: string | null;
+  decided_at: number | null;
+  note: string | null;
+  result: string | null;
+  updated_at: number;
+}
+
+export interface NewApproval {
+  tier: string;
+  principal: string;
+  sessionId: string;
+  tool: string;
+  args: Record<string, unknown>;
+  argsSha: string;
+  summary: string;
+  reason: string;
+  target: string | undefined;
+  caps: unknown[];
+  capItems: unknown[];
+  idemKey: string | undefined;
+  requestId: string | undefined;
+  traceId: string;
+  ttlMs: number;
+  /** mfa: a one-time verification link token is made; only its hash is stored. */
+  withVerifyLink: boolean;
+}
+
+export type DecideResult = { ok: true; row: ApprovalRow } | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'self_approval' };
+
+export class ApprovalsStore {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(id: string): ApprovalRow | undefined {
+    this.expire();
+    return this.db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id);
+  }
+
+  byVerifyToken(token: string): ApprovalRow | undefined {
+    this.expire();
+    return this.db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE verify_hash = ?').get(sha256(token));
+  }
+
+  /** An open request for the same binding, so a retried call waits on it instead of asking twice. */
+  findOpen(principal: string, tool: string, argsSha: string): ApprovalRow | undefined {
+    this.expire();
+    return this.db
+      .prepare<[string, string, string], ApprovalRow>(
+        "SELECT * FROM approvals WHERE principal = ? AND tool = ? AND args_sha256 = ? AND status IN ('pending', 'approved', 'executing') ORDER BY created_at DESC LIMIT 1",
+      )
+      .get(principal, tool, argsSha);
+  }
+
+  create(a: NewApproval): { row: ApprovalRow; verifyToken: string | undefined } {
+    const id = `REQ-${requestId()}`;
+    const verifyToken = a.withVerifyLink ? randomBytes(24).toString('base64url') : undefined;
+    const now = this.now();
+    this.db
+      .prepare(
+        `INSERT INTO approvals (id, tier, principal, session_id, tool, args, args_sha256, summary, reason, target, caps, cap_items, idem_key, request_id, verify_hash, status, trace_id, created_at, expires_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+      )
+      .run(
+        id,
+        a.tier,
+        a.principal,
+        a.sessionId,
+        a.tool,
+        JSON.stringify(a.args),
+        a.argsSha,
+        a.summary,
+        a.reason,
+        a.target ?? null,
+        JSON.stringify(a.caps),
+        JSON.stringify(a.capItems),
+        a.idemKey ?? null,
+        a.requestId ?? null,
+        verifyToken ? sha256(verifyToken) : null,
+        a.traceId,
+        now,
+        now + a.ttlMs,
+        now,
+      );
+    return { row: this.get(id)!, verifyToken };
+  }
+
+  list(statuses: readonly ApprovalStatus[] = ['pending'], limit = 100): ApprovalRow[] {
+    this.expire();
+    return this.db
+      .prepare<unknown[], ApprovalRow>(`SELECT * FROM approvals WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY created_at DESC LIMIT ?`)
+      .all(...statuses, limit);
+  }
+
+  /** Approve or deny a pending request. Security: the requesting principal can never decide its own request. */
+  decide(id: string, approve: boolean, actor: { name: string; principal?: string | undefined }, note: string | undefined): DecideResult {
+    return immediate(this.db, (): DecideResult => {
+      this.expire();
+      const row = this.db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id);
+      if (!row) return { ok: false, reason: 'not_found' };
+      if (row.status === 'expired') return { ok: false, reason: 'expired' };
+      if (row.status !== 'pending') return { ok: false, reason: 'not_pending' };
+      if (actor.principal !== undefined && actor.principal === row.principal) return { ok: false, reason: 'self_approval' };
+      const now = this.now();
+      this.db
+        .prepare("UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, note = ?, updated_at = ? WHERE id = ? AND status = 'pending'")
+        .run(approve ? 'approved' : 'denied', actor.name, now, note ?? null, now, id);
+      if (!approve) this.releaseCaps(row);
+      return { ok: true, row: this.db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id)! };
+    });
+  }
+
+  /** approved → executing, for exactly one claimant. */
+  claim(id: string): boolean {
+    return this.db.prepare("UPDATE approvals SET status = 'executing', updated_at = ? WHERE id = ? AND status = 'approved'").run(this.now(), id).changes === 1;
+  }
+
+  finish(id: string, status: 'succeeded' | 'failed', result: unknown): void {
+    this.db.prepare("UPDATE approvals SET status = ?, result = ?, updated_at = ? WHERE id = ? AND status = 'executing'").run(status, JSON.stringify(result), this.now(), id);
+  }
+
+  /** A retried call gets a fresh link for the same open request (only hashes are stored, so the old one cannot be shown). */
+  rotateVerifyLink(id: string): string {
+    const token = randomBytes(24).toString('base64url');
+    this.db.prepare('UPDATE approvals SET verify_hash = ? WHERE id = ?').run(sha256(token), id);
+    return token;
+  }
+
+  /** The verification link is single use: cleared once a code has been accepted. */
+  consumeVerifyLink(id: string): void {
+    this.db.prepare('UPDATE approvals SET verify_hash = NULL WHERE id = ?').run(id);
+  }
+
+  approvedReady(limit = 10): ApprovalRow[] {
+    return this.db.prepare<[number], ApprovalRow>("SELECT * FROM approvals WHERE status = 'approved' ORDER BY decided_at LIMIT ?").all(limit);
+  }
+
+  /** Pending requests past their expiry become expired; returns the rows that just expired. */
+  expire(): ApprovalRow[] {
+    const now = this.now();
+    const rows = this.db.prepare<[number], ApprovalRow>("SELECT * FROM approvals WHERE status IN ('pending', 'approved') AND expires_at <= ?").all(now);
+    if (rows.length) {
+      immediate(this.db, () => {
+        for (const r of rows) {
+          const changed = this.db.prepare("UPDATE approvals SET status = 'expired', updated_at = ? WHERE id = ? AND status IN ('pending', 'approved')").run(now, r.id).changes;
+          if (changed) this.releaseCaps(r);
+        }
+      });
+    }
+    return rows;
+  }
+
+  /** A request that will never run gives back the cap room reserved when it was made. */
+  private releaseCaps(row: ApprovalRow): void {
+    const items = JSON.parse(row.cap_items) as { tool: string; rule: string; scopeKey: string; windowStart: number; amount: number }[];
+    const stmt = this.db.prepare('UPDATE cap_usage SET used = max(0, used - ?) WHERE tool = ? AND rule = ? AND scope_key = ? AND window_start = ?');
+    for (const i of items) stmt.run(i.amount, i.tool, i.rule, i.scopeKey, i.windowStart);
+  }
+}

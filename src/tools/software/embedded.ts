@@ -1,0 +1,204 @@
+/**
+ * Embedded software catalog, devices and deployment backend. Install jobs move queued → installing →
+ * installed over time (derived from their age when read, then persisted); the licence pool of a package counts
+ * its jobs that did not fail. Idempotent on the request id.
+ */
+import { customAlphabet } from 'nanoid';
+import type { Db } from '../../store/db.js';
+
+const jobId = customAlphabet('0123456789ABCDEFGHJKLMNPQRSTUVWXYZ', 8);
+
+export type Platform = 'windows' | 'macos' | 'linux';
+
+export interface Package {
+  id: string;
+  name: string;
+  publisher: string;
+  versions: string[];
+  platforms: Platform[];
+  costUsd: number;
+  selfService: boolean;
+  licensePool: number | null;
+  description: string;
+}
+
+export interface Device {
+  id: string;
+  owner: string;
+  hostname: string;
+  platform: Platform;
+  model: string;
+}
+
+export interface InstallJob {
+  id: string;
+  username: string;
+  deviceId: string;
+  package: string;
+  version: string;
+  state: 'queued' | 'installing' | 'installed' | 'failed';
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface DeployBackend {
+  catalog(query?: string): (Package & { seatsUsed: number })[];
+  getPackage(id: string): Package | undefined;
+  devicesOf(username: string): Device[];
+  getDevice(id: string): Device | undefined;
+  seatsUsed(pkg: string): number;
+  install(i: { username: string; deviceId: string; package: string; version: string }, o: { requestId: string | undefined }): InstallJob;
+  findRequest(requestId: string): InstallJob | undefined;
+  jobs(username?: string): InstallJob[];
+}
+
+/** How long a job sits in each state before it moves on. */
+export const QUEUED_MS = 2_000;
+export const INSTALLING_MS = 3_000;
+
+interface PkgRow {
+  id: string;
+  name: string;
+  publisher: string;
+  versions: string;
+  platforms: string;
+  cost_usd: number;
+  self_service: number;
+  license_pool: number | null;
+  description: string;
+}
+interface JobRow {
+  id: string;
+  username: string;
+  device_id: string;
+  package: string;
+  version: string;
+  state: InstallJob['state'];
+  created_at: number;
+  updated_at: number;
+}
+
+const toPkg = (r: PkgRow): Package => ({
+  id: r.id,
+  name: r.name,
+  publisher: r.publisher,
+  versions: JSON.parse(r.versions) as string[],
+  platforms: JSON.parse(r.platforms) as Platform[],
+  costUsd: r.cost_usd,
+  selfService: r.self_service === 1,
+  licensePool: r.license_pool,
+  description: r.description,
+});
+
+export class EmbeddedDeploy implements DeployBackend {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  seed(packages: readonly Package[], devices: readonly Device[]): void {
+    const p = this.db.prepare('INSERT OR IGNORE INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const d = this.db.prepare('INSERT OR IGNORE INTO devices VALUES (?, ?, ?, ?, ?)');
+    for (const x of packages) p.run(x.id, x.name, x.publisher, JSON.stringify(x.versions), JSON.stringify(x.platforms), x.costUsd, x.selfService ? 1 : 0, x.licensePool, x.description);
+    for (const x of devices) d.run(x.id, x.owner, x.hostname, x.platform, x.model);
+  }
+
+  catalog(query?: string): (Package & { seatsUsed: number })[] {
+    const q = query?.trim().toLowerCase();
+    return this.db
+      .prepare<[], PkgRow>('SELECT * FROM catalog ORDER BY name')
+      .all()
+      .map(toPkg)
+      .filter((p) => !q || `${p.id} ${p.name} ${p.publisher} ${p.description}`.toLowerCase().includes(q))
+      .map((p) => ({ ...p, seatsUsed: this.seatsUsed(p.id) }));
+  }
+
+  getPackage(id: string): Package | undefined {
+    const r = this.db.prepare<[string], PkgRow>('SELECT * FROM catalog WHERE id = ?').get(id);
+    return r && toPkg(r);
+  }
+
+  devicesOf(username: string): Device[] {
+    return this.db.prepare<[string], Device>('SELECT * FROM devices WHERE owner = ? ORDER BY id').all(username);
+  }
+
+  getDevice(id: string): Device | undefined {
+    return this.db.prepare<[string], Device>('SELECT * FROM devices WHERE id = ?').get(id);
+  }
+
+  seatsUsed(pkg: string): number {
+    return (this.db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM install_jobs WHERE package = ? AND state != 'failed'").get(pkg)?.n ?? 0);
+  }
+
+  install(i: { username: string; deviceId: string; package: string; version: string }, o: { requestId: string | undefined }): InstallJob {
+    return this.db
+      .transaction((): InstallJob => {
+        if (o.requestId) {
+          const prior = this.findRequest(o.requestId);
+          if (prior) return prior;
+        }
+        const pkg = this.getPackage(i.package);
+        if (!pkg) throw new Error(`no package ${i.package}`);
+        // The pool is checked inside the transaction that takes the seat.
+        if (pkg.licensePool !== null && this.seatsUsed(pkg.id) >= pkg.licensePool) {
+          throw new PoolExhausted(pkg.id, pkg.licensePool);
+        }
+        const id = `JOB-${jobId()}`;
+        const at = this.now();
+        this.db
+          .prepare("INSERT INTO install_jobs (id, request_id, username, device_id, package, version, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)")
+          .run(id, o.requestId ?? null, i.username, i.deviceId, i.package, i.version, at, at);
+        return this.job(id)!;
+      })
+      .immediate();
+  }
+
+  private job(id: string): InstallJob | undefined {
+    const r = this.db.prepare<[string], JobRow>('SELECT * FROM install_jobs WHERE id = ?').get(id);
+    return r && this.advance(r);
+  }
+
+  /** Moves a job along by its age and persists the new state. */
+  private advance(r: JobRow): InstallJob {
+    let state = r.state;
+    const age = this.now() - r.created_at;
+    if (state === 'queued' && age >= QUEUED_MS) state = 'installing';
+    if (state === 'installing' && age >= QUEUED_MS + INSTALLING_MS) state = 'installed';
+    if (state !== r.state) {
+      const at = r.created_at + (state === 'installing' ? QUEUED_MS : QUEUED_MS + INSTALLING_MS);
+      this.db.prepare('UPDATE install_jobs SET state = ?, updated_at = ? WHERE id = ?').run(state, at, r.id);
+      r = { ...r, state, updated_at: at };
+    }
+    return {
+      id: r.id,
+      username: r.username,
+      deviceId: r.device_id,
+      package: r.package,
+      version: r.version,
+      state: r.state,
+      createdAt: new Date(r.created_at).toISOString(),
+      updatedAt: new Date(r.updated_at).toISOString(),
+    };
+  }
+
+  findRequest(requestId: string): InstallJob | undefined {
+    const r = this.db.prepare<[string], JobRow>('SELECT * FROM install_jobs WHERE request_id = ?').get(requestId);
+    return r && this.advance(r);
+  }
+
+  jobs(username?: string): InstallJob[] {
+    const rows = username
+      ? this.db.prepare<[string], JobRow>('SELECT * FROM install_jobs WHERE username = ? ORDER BY created_at DESC').all(username)
+      : this.db.prepare<[], JobRow>('SELECT * FROM install_jobs ORDER BY created_at DESC').all();
+    return rows.map((r) => this.advance(r));
+  }
+}
+
+export class PoolExhausted extends Error {
+  constructor(
+    readonly pkg: string,
+    readonly pool: number,
+  ) {
+    super(`licence pool of ${pkg} is exhausted (${pool} seats)`);
+  }
+}
