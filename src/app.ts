@@ -7,7 +7,8 @@ import { seedDemo } from './demo/seed.js';
 import { AuditWriter } from './guard/audit-writer.js';
 import type { GuardDeps } from './guard/deps.js';
 import { buildPipeline } from './guard/pipeline.js';
-import { KillSwitchAbort } from './guard/execute.js';
+import { execute, KillSwitchAbort } from './guard/execute.js';
+import { startExecutor } from './guard/executor.js';
 import type { AnyTool, Call, GuardView, Handler, Principal } from './guard/types.js';
 import { createLogger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -37,6 +38,8 @@ export interface AppOptions {
   killPollMs?: number;
   defaultMetrics?: boolean;
   kbDir?: string;
+  /** Poll interval of the executor that runs approved requests (ms). */
+  executorPollMs?: number;
 }
 
 export interface App extends GuardDeps {
@@ -132,6 +135,17 @@ export function openApp(opts: AppOptions): App {
   const handlers = new Map<string, Handler>();
   const pipeline = buildPipeline(deps, guardView);
   for (const tool of ALL_TOOLS) handlers.set(tool.name, pipeline);
+  const killSignal = () => {
+    // After a resume the watcher renews the controller on its next poll; a call arriving before that must not
+    // inherit the old, aborted signal.
+    if (kill.signal.aborted && !killSwitch.state().engaged) kill = new AbortController();
+    return kill.signal;
+  };
+  const principal = (name: string): Principal | undefined => {
+    const p = opts.policy.principals[name];
+    return p && { name, scopes: p.scopes };
+  };
+  const stopExecutor = startExecutor({ ...deps, tools: ALL_TOOLS, principal, killSignal }, execute(deps, guardView), opts.executorPollMs);
 
   return {
     ...deps,
@@ -141,18 +155,11 @@ export function openApp(opts: AppOptions): App {
     tools: ALL_TOOLS,
     seeded,
     handler: (name) => handlers.get(name),
-    principal(name) {
-      const p = opts.policy.principals[name];
-      return p && { name, scopes: p.scopes };
-    },
-    killSignal() {
-      // After a resume the watcher renews the controller on its next poll; a call arriving before that must not
-      // inherit the old, aborted signal.
-      if (kill.signal.aborted && !killSwitch.state().engaged) kill = new AbortController();
-      return kill.signal;
-    },
+    principal,
+    killSignal,
     close() {
       clearInterval(watcher);
+      stopExecutor();
       db.close();
     },
   };

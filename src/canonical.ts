@@ -33,3 +33,9 @@ export function redact(value: unknown): unknown {
   }
   return value;
 }
+
+/** The arguments that define an action: why it is done (reason) and the idempotency key are not part of it. */
+export function actionArgs(args: Record<string, unknown>): Record<string, unknown> {
+  const { reason: _r, idempotency_key: _k, ...rest } = args;
+  return rest;
+}

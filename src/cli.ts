@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { audit, caps, directory, kb, setKill, status, token } from './commands/admin.js';
 import { drill } from './commands/drill.js';
+import { approvals, enroll, outbox } from './commands/gates.js';
 import { defaultDbPath, err, UsageError, type Flags } from './commands/common.js';
 import { policyCheck } from './commands/policy.js';
 import { serve } from './commands/serve.js';
@@ -16,7 +17,9 @@ const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
   kill --reason TEXT | resume --reason TEXT
   token create --principal P [--label L] | token list | token revoke ID
   kb import DIR
-  directory list
+  directory list | directory enroll USER     enroll prints the otpauth:// URI alone on stdout
+  approvals list [--all] | approve ID | deny ID [--note TEXT]
+  outbox [--show-links]                     deliveries to users' recovery channels
   audit tail [--n N] | show TRACE_ID | verify | export
   policy check [FILE]
 `;
@@ -45,6 +48,9 @@ async function main(argv: string[]): Promise<number> {
       n: { type: 'string' },
       seconds: { type: 'string' },
       concurrency: { type: 'string' },
+      note: { type: 'string' },
+      all: { type: 'boolean' },
+      'show-links': { type: 'boolean' },
     },
   });
   const flags: Flags = { db: defaultDbPath(values.db), policyFlag: values.policy, json: values.json === true, values, positionals };
@@ -67,7 +73,11 @@ async function main(argv: string[]): Promise<number> {
     case 'kb':
       return kb(flags);
     case 'directory':
-      return directory(flags);
+      return positionals[0] === 'enroll' ? enroll(flags) : directory(flags);
+    case 'approvals':
+      return approvals(flags);
+    case 'outbox':
+      return outbox(flags);
     case 'audit':
       return audit(flags);
     case 'policy':

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { App } from './app.js';
 import { GuardError } from './guard/errors.js';
 import { visibleTools } from './guard/scope.js';
-import type { AnyTool, Call, Principal, SessionState } from './guard/types.js';
+import type { AnyTool, Call, ClientGate, McpExtra, Principal, SessionState } from './guard/types.js';
 import { inputSchema } from './guard/validate.js';
 
 export const SERVER_INFO = { name: 'itguard', version: '0.1.0' };
@@ -34,6 +34,21 @@ function listing(tool: AnyTool): Tool {
 
 export function newSession(transport: SessionState['transport'], now: number, id: string = nanoid()): SessionState {
   return { id, transport, startedAt: now, calls: 0, resultBytes: 0, identical: new Map(), consecutiveFailures: 0, tripped: undefined };
+}
+
+/** What the human gates may ask of this client: elicitation (form, url) tied to this request, and progress. */
+function clientGate(server: Server, extra: McpExtra): ClientGate {
+  const caps = server.getClientCapabilities()?.elicitation;
+  const progressToken = extra._meta?.progressToken;
+  return {
+    form: !!caps?.form,
+    url: !!caps?.url,
+    elicit: (params, signal, timeoutMs) => server.elicitInput(params, { relatedRequestId: extra.requestId, signal, timeout: timeoutMs }),
+    async progress(progress, total, message) {
+      if (progressToken === undefined) return;
+      await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total, message } }).catch(() => undefined);
+    },
+  };
 }
 
 export interface ServerOptions {
@@ -75,6 +90,7 @@ export function createServer(app: App, opts: ServerOptions): Server {
       startedAt: app.now(),
       idempotencyKey: undefined,
       executedAt: undefined,
+      client: clientGate(server, extra),
       mcp: extra,
     };
     return handler(call);

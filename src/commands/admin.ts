@@ -120,7 +120,7 @@ export function kb(flags: Flags): number {
 
 export function directory(flags: Flags): number {
   const [verb] = flags.positionals;
-  if (verb !== 'list') throw new UsageError('directory list');
+  if (verb !== 'list') throw new UsageError('directory list | directory enroll USER');
   const s = stores(flags);
   const users = s.backends.directory.list();
   s.db.close();

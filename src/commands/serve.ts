@@ -1,7 +1,7 @@
 /** `itguard serve --stdio | --http`. */
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { openApp } from '../app.js';
-import { startHttp } from '../http/app.js';
+import { startHttp, startVerifyListener } from '../http/app.js';
 import { createServer, newSession } from '../server.js';
 import { err, policyOrExit, UsageError, type Flags } from './common.js';
 
@@ -19,8 +19,12 @@ export async function serve(flags: Flags): Promise<void> {
     const server = createServer(app, { principal, session: newSession('stdio', app.now()) });
     const transport = new StdioServerTransport();
     await server.connect(transport);
-    app.log.info({ principal: principal.name }, 'serving MCP over stdio');
-    stop = () => server.close();
+    const verify = await startVerifyListener(app);
+    app.log.info({ principal: principal.name, verify_page: `${verify.url}/verify` }, 'serving MCP over stdio');
+    stop = async () => {
+      await server.close();
+      await verify.close();
+    };
     process.stdin.on('end', () => void shutdown('stdin closed'));
   } else {
     const host = typeof flags.values.host === 'string' ? flags.values.host : (process.env.ITGUARD_HOST ?? '127.0.0.1');

@@ -30,12 +30,12 @@ export const unitOf = (rule: CapRule): string => (rule.measure === 'cost_usd' ? 
 const fmtAmount = (rule: CapRule, n: number): string => (rule.measure === 'cost_usd' ? n.toFixed(2) : String(n));
 
 export const caps =
-  (deps: Pick<GuardDeps, 'caps' | 'now' | 'log' | 'audit' | 'metrics'>): Guard =>
+  (deps: Pick<GuardDeps, 'caps' | 'now' | 'log' | 'audit' | 'metrics' | 'backends'>): Guard =>
   (next) =>
     async function capsGuard(call) {
       const rules = call.toolPolicy.caps;
       if (!rules.length) return next(call);
-      const keys = call.tool.capKeys(call.args);
+      const keys = call.tool.capKeys(call.args, deps.backends);
       const demands: CapDemand[] = rules.map((rule) => ({
         rule,
         scopeKey: scopeKeyOf(rule, call, keys),
@@ -52,6 +52,14 @@ export const caps =
           { details: { rule: r.rule.name, used: r.used, limit: r.rule.limit, measure: r.rule.measure, window: r.rule.window, per: r.rule.per, resets_at: resets } },
         );
       }
+      call.capItems = r.items;
+      call.capPreview = demands.map((d) => ({
+        rule: d.rule.name,
+        measure: d.rule.measure,
+        amount: d.amount,
+        used: deps.caps.used(d.rule, d.scopeKey, deps.now()),
+        limit: d.rule.limit,
+      }));
       for (const a of r.alarms) {
         await raiseAlarm(deps, call, {
           kind: 'CAP_ALARM',
@@ -64,9 +72,11 @@ export const caps =
       try {
         result = await next(call);
       } catch (e) {
-        if (call.executedAt === undefined) deps.caps.release(r.items);
+        // A call parked on a human approval keeps its reservation (the approval row holds it until it runs,
+        // is denied or expires); anything else that never executed gives it back.
+        if (call.executedAt === undefined && !call.capsHeldByApproval) deps.caps.release(r.items);
         throw e;
       }
-      if (result.isError && call.executedAt === undefined) deps.caps.release(r.items);
+      if (result.isError && call.executedAt === undefined && !call.capsHeldByApproval) deps.caps.release(r.items);
       return result;
     };

@@ -23,7 +23,7 @@ export class KillSwitchAbort extends Error {
   }
 }
 
-export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now'>, guardView: (call: Call) => GuardView): Handler {
+export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' | 'approvals' | 'links'>, guardView: (call: Call) => GuardView): Handler {
   return async function executeTool(call): Promise<CallToolResult> {
     // Security: the kill switch is checked again right before the side effect (step 1 was earlier, and a write
     // waited for its audit intent since); the check and the start time are one synchronous step.
@@ -44,6 +44,8 @@ export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now'>
         idempotencyKey: call.idempotencyKey,
         signal,
         guardView: () => guardView(call),
+        approvals: deps.approvals,
+        linksBase: deps.links.base,
       });
     })();
     run.catch(() => undefined); // if the abort wins the race, the run's own rejection is not unhandled

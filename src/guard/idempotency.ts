@@ -6,19 +6,15 @@
  * resolved by asking the backend about its request id — never by running the action blindly again.
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { canonicalJson, sha256 } from '../canonical.js';
+import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { IdemRow } from '../store/idempotency-store.js';
+import { storedResult } from './approval.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';
 import type { Call, Guard, ToolOutput } from './types.js';
 
 const EXPLICIT_TTL_MS = 24 * 3600_000;
 
-/** The arguments that define the action: why it is done (reason) and the key itself are not part of it. */
-export function actionArgs(args: Record<string, unknown>): Record<string, unknown> {
-  const { reason: _r, idempotency_key: _k, ...rest } = args;
-  return rest;
-}
 
 function replayOf(row: IdemRow, call: Call): CallToolResult {
   const stored = JSON.parse(row.result ?? '{}') as CallToolResult;
@@ -42,7 +38,7 @@ const toResult = (out: ToolOutput, traceId: string): CallToolResult => ({
 });
 
 export const idempotency =
-  (deps: Pick<GuardDeps, 'idem' | 'now' | 'backends' | 'log' | 'policy'>): Guard =>
+  (deps: Pick<GuardDeps, 'idem' | 'now' | 'backends' | 'log' | 'policy' | 'approvals' | 'links'>): Guard =>
   (next) =>
     async function idempotencyGuard(call) {
       if (call.tool.effect !== 'write') return next(call);
@@ -66,6 +62,21 @@ export const idempotency =
 
       let requestId: string;
       switch (begun.kind) {
+        case 'parked': {
+          const a = deps.approvals.get(begun.approvalId);
+          if (a && (a.status === 'succeeded' || a.status === 'failed')) {
+            deps.idem.finish(principal, key, a.status === 'succeeded' ? 'completed' : 'failed', storedResult(a), deps.now());
+            return replayOf({ ...begun.row, state: 'completed', result: JSON.stringify(storedResult(a)), updated_at: a.updated_at }, call);
+          }
+          if (!a || a.status === 'denied' || a.status === 'expired') {
+            const denial = new GuardError('APPROVAL_DENIED', `Request ${begun.approvalId} was ${a?.status ?? 'lost'}; nothing was done.`, { details: { request_id: begun.approvalId } });
+            deps.idem.finish(principal, key, 'failed', denial.toToolResult(begun.row.trace_id), deps.now());
+            throw denial;
+          }
+          throw new GuardError('APPROVAL_PENDING', `This request is ${a.status === 'pending' ? 'waiting for a human decision' : a.status} as ${a.id}; check with request_status.`, {
+            details: { request_id: a.id, status: a.status, expires_at: new Date(a.expires_at).toISOString() },
+          });
+        }
         case 'conflict':
           // Security: a key names one action; other arguments under it are refused, never executed or replayed.
           throw new GuardError('IDEMPOTENCY_CONFLICT', `idempotency_key "${explicit}" was already used for ${begun.row.tool} with other arguments.`, {
@@ -89,6 +100,8 @@ export const idempotency =
             idempotencyKey: begun.row.request_id,
             signal: call.signal,
             guardView: () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [] }),
+            approvals: deps.approvals,
+            linksBase: deps.links.base,
           });
           if (found) {
             const result = toResult(found, begun.row.trace_id);
@@ -107,11 +120,15 @@ export const idempotency =
       }
 
       call.idempotencyKey = requestId;
+      call.idemRecordKey = key;
       let result: CallToolResult;
       try {
         result = await next(call);
       } catch (e) {
-        if (!call.executedAt || (e instanceof GuardError && e.retryable)) deps.idem.free(principal, key);
+        const approvalId = e instanceof GuardError && e.code === 'APPROVAL_PENDING' ? e.details.request_id : undefined;
+        if (typeof approvalId === 'string') {
+          deps.idem.park(principal, key, approvalId, Date.parse(String(e instanceof GuardError ? e.details.expires_at : '')) || deps.now() + 86_400_000, deps.now());
+        } else if (!call.executedAt || (e instanceof GuardError && e.retryable)) deps.idem.free(principal, key);
         else if (e instanceof GuardError) deps.idem.finish(principal, key, 'failed', e.toToolResult(call.traceId), deps.now());
         // An unexpected exception after the effect began: outcome unknown. The record stays in flight with its
         // lease ended, so the next retry asks the backend.

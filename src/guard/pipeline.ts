@@ -25,7 +25,7 @@ export function pipelineSteps(deps: GuardDeps): [string, Guard][] {
     ['session_budget', sessionBudget(deps)], // 4
     ['idempotency', idempotency(deps)], // 5
     ['caps', caps(deps)], // 6
-    ['approval', approval()], // 7
+    ['approval', approval(deps)], // 7
     ['audit', audit(deps)], // 9: intent before the side effect, outcome after
   ];
 }

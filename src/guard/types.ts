@@ -2,11 +2,21 @@
  * The shapes the pipeline passes around: a tool definition (data), a call (one tools/call as it moves
  * through the guards), and the guard/handler function types.
  */
-import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
+import type {
+  CallToolResult,
+  ElicitRequestFormParams,
+  ElicitRequestURLParams,
+  ElicitResult,
+  ServerNotification,
+  ServerRequest,
+  ToolAnnotations,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { z } from 'zod';
 import type { Scope, Tier, ToolName, ToolPolicy } from '../policy/schema.js';
 import type { Backends } from '../tools/backends.js';
+import type { CapItem } from '../store/caps-store.js';
+import type { ApprovalsStore } from '../store/approvals-store.js';
 
 export interface Principal {
   name: string;
@@ -55,6 +65,10 @@ export interface ToolContext {
   signal: AbortSignal;
   /** guard_status reads the guards' own view of this call's bounds. */
   guardView: () => GuardView;
+  /** request_status reads approval requests (only the calling principal's). */
+  approvals: ApprovalsStore;
+  /** Base URL of this server's pages (reset links point there). */
+  linksBase: string;
 }
 
 type Annotations = Required<Pick<ToolAnnotations, 'readOnlyHint' | 'destructiveHint' | 'idempotentHint' | 'openWorldHint'>>;
@@ -69,10 +83,15 @@ export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
   effect: 'read' | 'write';
   tier: Tier;
   annotations: Annotations;
-  capKeys: (a: z.output<z.ZodObject<S>>) => CapKeys;
+  capKeys: (a: z.output<z.ZodObject<S>>, backends: Backends) => CapKeys;
+  /** The tier for these arguments when it depends on them (self-service catalog items); else policy tier or `tier`. */
+  tierFor?: (a: z.output<z.ZodObject<S>>, ctx: { backends: Backends; toolPolicy: ToolPolicy }) => Tier;
   summary: (a: z.output<z.ZodObject<S>>) => string;
-  /** Argument policy beyond the schema (deny lists, allowlists); throw GuardError('POLICY_DENIED'). */
-  checkPolicy?: (a: z.output<z.ZodObject<S>>, ctx: { backends: Backends; toolPolicy: ToolPolicy }) => void;
+  /**
+   * Argument policy beyond the schema (deny lists, allowlists, directory checks); throws GuardError. May return
+   * defaults to fill in (a device, a version) so that what is approved and audited is the complete action.
+   */
+  checkPolicy?: (a: z.output<z.ZodObject<S>>, ctx: { backends: Backends; toolPolicy: ToolPolicy }) => Partial<z.output<z.ZodObject<S>>> | void;
   run: (a: z.output<z.ZodObject<S>>, ctx: ToolContext) => Promise<ToolOutput>;
   /**
    * Write tools: after a crash left a call in flight, asks the backend whether request `ctx.idempotencyKey`
@@ -104,8 +123,25 @@ export interface Call {
   idempotencyKey: string | undefined;
   /** When the side effect started (set by the audit step once the intent is durable); undefined = nothing executed. */
   executedAt: number | undefined;
-  /** The MCP request's extra (notifications, elicitation); absent in guard unit tests. */
+  /** Set by the caps step: what was reserved, and a preview (used/limit) for approvers. */
+  capItems?: CapItem[];
+  capPreview?: { rule: string; measure: string; amount: number; used: number; limit: number }[];
+  /** The idempotency record's key (set by step 5 for write tools). */
+  idemRecordKey?: string;
+  /** Set by the approval step when a pending approval request took over the cap reservation. */
+  capsHeldByApproval?: boolean;
+  /** The MCP request's extra (notifications); absent in guard unit tests and for approved requests run later. */
   mcp: McpExtra | undefined;
+  /** What the connected client can do for the human gates; absent when no client is attached. */
+  client: ClientGate | undefined;
+}
+
+export interface ClientGate {
+  form: boolean;
+  url: boolean;
+  elicit(params: ElicitRequestFormParams | ElicitRequestURLParams, signal: AbortSignal, timeoutMs: number): Promise<ElicitResult>;
+  /** Sends a progress notification if the client asked for progress (a progressToken); otherwise does nothing. */
+  progress(progress: number, total: number, message: string): Promise<void>;
 }
 
 export type Handler = (call: Call) => Promise<CallToolResult>;

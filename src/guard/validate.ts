@@ -30,6 +30,7 @@ export const validate =
       }
       call.args = parsed.data as Record<string, unknown>;
       // Security: argument policy (deny lists, directory checks) is decided before any budget, cap or prompt.
-      call.tool.checkPolicy?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy });
+      const filled = call.tool.checkPolicy?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy });
+      if (filled) call.args = { ...call.args, ...filled };
       return next(call);
     };

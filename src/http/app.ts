@@ -1,4 +1,4 @@
-/** The HTTP side: /mcp (Streamable HTTP, bearer tokens), /healthz, /metrics. */
+/** The HTTP side: /mcp (Streamable HTTP, bearer tokens), /healthz, /metrics, /verify (MFA page), /console. */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type ErrorRequestHandler } from 'express';
@@ -8,6 +8,7 @@ import type { App } from '../app.js';
 import { tokenVerifier } from './auth.js';
 import { checkOrigin, originPolicy } from './origin.js';
 import { SessionManager } from './sessions.js';
+import { verifyRouter } from './verify.js';
 
 export interface HttpOptions {
   host: string;
@@ -47,6 +48,8 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
       res.status(503).json({ status: 'unavailable' });
     }
   });
+  web.use('/verify', verifyRouter(app));
+
   web.get('/metrics', async (_req, res) => {
     res.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics());
   });
@@ -78,13 +81,42 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
     ...listEnv(process.env.ITGUARD_ALLOWED_ORIGINS),
   ]);
   const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const url = `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost}:${port}`;
+  app.links.base = process.env.ITGUARD_PUBLIC_URL?.replace(/\/$/, '') ?? url;
   return {
-    url: `http://${shownHost}:${port}`,
+    url,
     port,
     sessions,
     server: http,
     async close() {
       await sessions.closeAll();
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+/** In stdio mode: a loopback listener that serves only the MFA verification page. */
+export async function startVerifyListener(app: App, port = Number(process.env.ITGUARD_VERIFY_PORT ?? 0)): Promise<{ url: string; close(): Promise<void> }> {
+  const web = express();
+  web.disable('x-powered-by');
+  const http = createHttpServer(web);
+  let guard = originPolicy('127.0.0.1', port);
+  web.use((req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next));
+  web.use((req, res, next) => checkOrigin(guard)(req, res, next));
+  web.use('/verify', verifyRouter(app));
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(port, '127.0.0.1', () => resolve());
+  });
+  const bound = (http.address() as AddressInfo).port;
+  guard = originPolicy('127.0.0.1', bound);
+  const url = `http://127.0.0.1:${bound}`;
+  app.links.base = process.env.ITGUARD_PUBLIC_URL?.replace(/\/$/, '') ?? url;
+  return {
+    url,
+    async close() {
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeAllConnections();
       await closed;

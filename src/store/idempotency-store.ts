@@ -32,7 +32,9 @@ export type BeginResult =
   | { kind: 'in_progress'; row: IdemRow }
   | { kind: 'conflict'; row: IdemRow }
   /** In flight, but its owner is gone (crash): the caller must ask the backend what happened. */
-  | { kind: 'orphan'; row: IdemRow };
+  | { kind: 'orphan'; row: IdemRow }
+  /** Waiting on a human approval request (owner `approval:<id>`). */
+  | { kind: 'parked'; row: IdemRow; approvalId: string };
 
 export interface BeginInput {
   principal: string;
@@ -74,6 +76,7 @@ export class IdempotencyStore {
       if (row && row.expires_at > i.now) {
         if (row.tool !== i.tool || row.args_sha256 !== i.argsSha) return { kind: 'conflict', row };
         if (row.state !== 'in_flight') return { kind: 'replay', row };
+        if (row.owner.startsWith('approval:')) return { kind: 'parked', row, approvalId: row.owner.slice('approval:'.length) };
         if (row.owner !== OWNER && (row.lease_until < i.now || ownerIsGone(row.owner))) return { kind: 'orphan', row };
         return { kind: 'in_progress', row };
       }
@@ -102,6 +105,13 @@ export class IdempotencyStore {
     this.db
       .prepare('UPDATE idempotency SET state = ?, result = ?, updated_at = ?, lease_until = 0 WHERE principal = ? AND key = ?')
       .run(state, JSON.stringify(result), now, principal, key);
+  }
+
+  /** Hands the in-flight record to an approval request: retries report on that request until it ends. */
+  park(principal: string, key: string, approvalId: string, until: number, now: number): void {
+    this.db
+      .prepare("UPDATE idempotency SET owner = ?, lease_until = ?, expires_at = max(expires_at, ?), updated_at = ? WHERE principal = ? AND key = ? AND state = 'in_flight'")
+      .run(`approval:${approvalId}`, until, until, now, principal, key);
   }
 
   /** Frees the key (a retryable failure, or a refusal before any side effect). */

@@ -42,7 +42,7 @@ describe('kill switch across processes', () => {
       d.close();
       tmp.cleanup();
     }
-  });
+  }, 90_000);
 });
 
 describe('itguard drill', () => {
@@ -81,5 +81,5 @@ describe('itguard drill', () => {
     expect(runCli(['status', '--db', db]).stdout).toMatch(/last drill: {2}PASS/);
     expect(runCli(['audit', 'verify', '--db', db]).code).toBe(0);
     tmp.cleanup();
-  });
+  }, 60_000);
 });

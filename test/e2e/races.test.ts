@@ -51,7 +51,7 @@ describe('caps are exact across processes', () => {
       expect(ticketCount(db)).toBe(37);
       tmp.cleanup();
     }
-  });
+  }, 180_000);
 
   it('the cost measure never goes over its limit under concurrent reservations from 4 processes', async () => {
     for (let round = 0; round < 3; round++) {
@@ -79,7 +79,7 @@ describe('caps are exact across processes', () => {
       expect(used).toBeGreaterThan(2000 - 240); // filled up to within one max-price item
       tmp.cleanup();
     }
-  });
+  }, 120_000);
 });
 
 describe('crash safety', () => {
@@ -117,6 +117,6 @@ describe('crash safety', () => {
       expect(runCli(['audit', 'verify', '--db', db, '--policy', policy]).code).toBe(0);
       expect(hostname()).toBeTruthy();
       tmp.cleanup();
-    });
+    }, 60_000);
   }
 });

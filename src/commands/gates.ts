@@ -1,0 +1,100 @@
+/** `itguard approvals list|approve ID|deny ID`, `directory enroll USER`, `outbox`: human gates from the shell. */
+import { openStores } from '../app.js';
+import type { ApprovalRow } from '../store/approvals-store.js';
+import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
+
+function stores(flags: Flags) {
+  const { policy } = policyOrExit(flags);
+  return { policy, ...openStores(flags.db, policy) };
+}
+
+const view = (r: ApprovalRow) => ({
+  id: r.id,
+  status: r.status,
+  tier: r.tier,
+  requested_by: r.principal,
+  tool: r.tool,
+  target: r.target,
+  summary: r.summary,
+  reason: r.reason,
+  caps: JSON.parse(r.caps) as unknown[],
+  created_at: iso(r.created_at),
+  expires_at: iso(r.expires_at),
+  decided_by: r.decided_by,
+  note: r.note,
+});
+
+export function approvals(flags: Flags): number {
+  const [verb, id] = flags.positionals;
+  const s = stores(flags);
+  try {
+    if (verb === 'list' || verb === undefined) {
+      const rows = s.approvals.list(flags.values.all ? ['pending', 'approved', 'executing', 'succeeded', 'failed', 'denied', 'expired'] : ['pending']);
+      if (flags.json) printJson(rows.map(view));
+      else if (!rows.length) out('no pending requests');
+      else
+        for (const r of rows) {
+          out(`${r.id}  ${r.status.padEnd(9)} ${r.tier.padEnd(8)} by ${r.principal}: ${r.summary}`);
+          out(`    reason: ${r.reason}   expires ${iso(r.expires_at)}${r.decided_by ? `   decided by ${r.decided_by}` : ''}`);
+        }
+      return 0;
+    }
+    if (verb === 'approve' || verb === 'deny') {
+      if (!id) throw new UsageError(`approvals ${verb} ID [--note TEXT]`);
+      const note = typeof flags.values.note === 'string' ? flags.values.note : undefined;
+      const row = s.approvals.get(id);
+      // Approvals are decided by people: the CLI actor is an OS user, never the requesting agent principal.
+      if (row?.tier === 'mfa' && verb === 'approve') {
+        err(`${id} needs ${row.target}'s own authenticator code on the verification page; it cannot be approved here.`);
+        return 1;
+      }
+      const d = s.approvals.decide(id, verb === 'approve', { name: cliActor() }, note);
+      if (!d.ok) {
+        err(`cannot ${verb} ${id}: ${d.reason.replace('_', ' ')}`);
+        return 1;
+      }
+      s.auditStore.append({ event: verb === 'approve' ? 'approval.approved' : 'approval.denied', actor: cliActor(), traceId: d.row.trace_id, tool: d.row.tool, detail: { request_id: id, note } });
+      out(`${id} ${verb === 'approve' ? 'approved' : 'denied'}${verb === 'approve' ? ' — a running itguard server executes it within seconds' : ''}`);
+      return 0;
+    }
+    throw new UsageError('approvals list [--all] | approve ID [--note T] | deny ID [--note T]');
+  } finally {
+    s.db.close();
+  }
+}
+
+export function enroll(flags: Flags): number {
+  const user = flags.positionals[1];
+  if (!user) throw new UsageError('directory enroll USER');
+  const s = stores(flags);
+  try {
+    if (!s.backends.directory.get(user)) {
+      err(`no user ${user} in the directory`);
+      return 1;
+    }
+    const uri = s.mfa.enroll(user);
+    s.auditStore.append({ event: 'mfa.enrolled', actor: cliActor(), detail: { user } });
+    out(uri);
+    err(`new authenticator factor for ${user}; scan the URI above (e.g. as a QR code). The previous factor no longer works.`);
+    return 0;
+  } finally {
+    s.db.close();
+  }
+}
+
+export function outbox(flags: Flags): number {
+  const s = stores(flags);
+  const rows = s.db
+    .prepare<[], { id: number; username: string; channel: string; address: string; subject: string; body: string; created_at: number }>(
+      'SELECT id, username, channel, address, subject, body, created_at FROM outbox ORDER BY id DESC LIMIT 100',
+    )
+    .all();
+  s.db.close();
+  // Security: messages carry one-time links; they are masked unless the operator asks for the demo inbox view.
+  const show = flags.values['show-links'] === true;
+  const body = (b: string) => (show ? b : b.replace(/https?:\/\/\S+/g, '[one-time link hidden; --show-links to reveal]'));
+  if (flags.json) printJson(rows.map((r) => ({ ...r, body: body(r.body), created_at: iso(r.created_at) })));
+  else if (!rows.length) out('outbox is empty');
+  else for (const r of rows) out(`#${r.id} ${iso(r.created_at)} to ${r.username} via ${r.channel} ${r.address}: ${r.subject}\n    ${body(r.body)}`);
+  return 0;
+}

@@ -1,0 +1,243 @@
+/**
+ * The approver console's pages, rendered on the server as plain strings. No framework and no external assets:
+ * the Content-Security-Policy allows nothing but inline styles and same-origin forms. Every dynamic value goes
+ * through `esc` (text and attribute contexts alike); URLs built from ids also go through encodeURIComponent.
+ */
+import type { ApprovalRow } from '../store/approvals-store.js';
+import type { AuditRow } from '../store/audit-store.js';
+import type { KillSwitchState } from '../store/killswitch-store.js';
+
+export interface Flash {
+  kind: 'ok' | 'error';
+  text: string;
+}
+
+export interface ConsoleView {
+  /** Where the router is mounted, e.g. "/console": every form action is absolute under it. */
+  base: string;
+  principal: string;
+  csrf: string;
+  flash: Flash | undefined;
+  killSwitch: KillSwitchState;
+  pending: ApprovalRow[];
+  recent: ApprovalRow[];
+  audit: AuditRow[];
+}
+
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+  '`': '&#96;',
+};
+/** HTML-escapes for both text and quoted attribute values. */
+export const esc = (v: unknown): string =>
+  (v === null || v === undefined ? '' : String(v)).replace(/[&<>"'`]/g, (c) => ESCAPES[c]!);
+
+const time = (ms: number | null): string =>
+  ms === null
+    ? ''
+    : new Date(ms)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d{3}Z$/, 'Z');
+
+const CSS = `
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;background:#f5f6f8}
+header{display:flex;align-items:center;gap:1rem;padding:.6rem 1.2rem;background:#1f2a37;color:#fff}
+header h1{font-size:1.05rem;margin:0;flex:1}
+main{padding:1rem 1.2rem;max-width:1400px}
+section{background:#fff;border:1px solid #d9dde3;border-radius:6px;padding:.8rem 1rem;margin-bottom:1rem}
+h2{font-size:1rem;margin:.1rem 0 .6rem}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:1px solid #e6e8eb}
+th{font-weight:600;color:#4a5360;font-size:.85rem;white-space:nowrap}
+td.id{white-space:nowrap}
+td.mono,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem}
+input[type=text],input[type=password]{padding:.3rem .45rem;border:1px solid #b8bec7;border-radius:4px;font:inherit}
+button{padding:.3rem .7rem;border-radius:4px;border:1px solid #8a929d;background:#fff;font:inherit;cursor:pointer}
+button.approve{background:#1a7f37;border-color:#1a7f37;color:#fff}
+button.deny,button.engage{background:#b42318;border-color:#b42318;color:#fff}
+header button{background:transparent;color:#fff;border-color:#9aa5b1}
+.flash{padding:.55rem .8rem;border-radius:4px;margin-bottom:1rem}
+.flash.ok{background:#e6f4ea;border:1px solid #1a7f37}
+.flash.error{background:#fdecea;border:1px solid #b42318}
+.state{font-weight:700}
+.state.engaged{color:#b42318}.state.off{color:#1a7f37}
+.muted{color:#5f6b7a}
+.signin{max-width:420px;margin:4rem auto}
+ul.caps{margin:0;padding-left:1rem}
+`;
+
+function page(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer"><title>${esc(title)}</title><style>${CSS}</style></head>
+<body>${body}</body></html>`;
+}
+
+const flashBox = (f: Flash | undefined): string =>
+  f
+    ? `<div class="flash ${f.kind === 'ok' ? 'ok' : 'error'}" role="status" data-testid="flash">${esc(f.text)}</div>`
+    : '';
+
+export function signInPage(base: string, message?: string): string {
+  return page(
+    'itguard console — sign in',
+    `<main class="signin"><section>
+<h2>itguard approver console</h2>
+${message ? flashBox({ kind: 'error', text: message }) : ''}
+<form method="post" action="${esc(base)}/login">
+<p><label for="token">Approver token</label><br>
+<input type="password" id="token" name="token" autocomplete="off" required size="40" data-testid="token-input"></p>
+<p><button type="submit" data-testid="sign-in">Sign in</button></p>
+</form>
+<p class="muted">Create one with <span class="mono">itguard token create --principal &lt;approver&gt;</span>; the principal needs the <span class="mono">approvals:decide</span> scope.</p>
+</section></main>`,
+  );
+}
+
+export function messagePage(title: string, text: string, base: string): string {
+  return page(
+    `itguard console — ${title}`,
+    `<main class="signin"><section><h2>${esc(title)}</h2><p>${esc(text)}</p><p><a href="${esc(base)}">Back to the console</a></p></section></main>`,
+  );
+}
+
+interface CapSpend {
+  rule?: unknown;
+  measure?: unknown;
+  amount?: unknown;
+  used?: unknown;
+  limit?: unknown;
+}
+
+/** "installs-per-day +1 (3/50)"; a non-call measure is named ("license-spend-per-day +199 cost_usd (0/2000)"). */
+export function capLines(capsJson: string): string[] {
+  let caps: unknown;
+  try {
+    caps = JSON.parse(capsJson);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(caps)) return [];
+  return caps
+    .filter((c): c is CapSpend => typeof c === 'object' && c !== null)
+    .map((c) => {
+      const measure = c.measure === undefined || c.measure === 'calls' ? '' : ` ${String(c.measure)}`;
+      return `${String(c.rule ?? '?')} +${String(c.amount ?? '?')}${measure} (${String(c.used ?? '?')}/${String(c.limit ?? '?')})`;
+    });
+}
+
+const hidden = (csrf: string) => `<input type="hidden" name="csrf" value="${esc(csrf)}">`;
+
+function killSwitchSection(v: ConsoleView): string {
+  const ks = v.killSwitch;
+  const state = ks.engaged
+    ? `<span class="state engaged" data-testid="killswitch-state">ENGAGED</span>`
+    : `<span class="state off" data-testid="killswitch-state">off</span>`;
+  const since = ks.changedAt
+    ? ` <span class="muted">since ${esc(time(ks.changedAt))}${ks.actor ? ` by ${esc(ks.actor)}` : ''}${ks.reason ? ` — ${esc(ks.reason)}` : ''}</span>`
+    : '';
+  const form = ks.engaged
+    ? `<form method="post" action="${esc(v.base)}/resume">${hidden(v.csrf)}
+<input type="text" name="reason" placeholder="reason (optional)" maxlength="500" size="40" data-testid="resume-reason">
+<button type="submit" data-testid="resume">Resume</button></form>`
+    : `<form method="post" action="${esc(v.base)}/kill">${hidden(v.csrf)}
+<input type="text" name="reason" placeholder="reason (required)" required maxlength="500" size="40" data-testid="kill-reason">
+<button type="submit" class="engage" data-testid="engage">Engage kill switch</button></form>`;
+  return `<section data-testid="killswitch"><h2>Kill switch: ${state}${since}</h2>${form}</section>`;
+}
+
+function pendingRow(r: ApprovalRow, v: ConsoleView): string {
+  const id = encodeURIComponent(r.id);
+  const caps = capLines(r.caps);
+  const capsCell = caps.length
+    ? `<ul class="caps">${caps.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>`
+    : '<span class="muted">none</span>';
+  // Security: an mfa request is the target user's to confirm with their own code; an approver may only deny it.
+  const canApprove = r.tier === 'approval';
+  const approve = canApprove
+    ? `<button type="submit" class="approve" formaction="${esc(v.base)}/requests/${esc(id)}/approve" data-testid="approve-${esc(r.id)}">Approve</button>`
+    : `<span class="muted">awaiting ${esc(r.target ?? 'the user')}'s code</span>`;
+  return `<tr data-testid="pending-${esc(r.id)}">
+<td class="mono id">${esc(r.id)}<br><span class="muted">${esc(r.tier)}</span></td>
+<td data-testid="requester">${esc(r.principal)}</td>
+<td class="mono">${esc(r.tool)}</td>
+<td data-testid="target">${esc(r.target ?? '')}</td>
+<td data-testid="summary">${esc(r.summary)}<details><summary class="muted">arguments</summary><pre class="mono">${esc(prettyArgs(r.args))}</pre></details></td>
+<td data-testid="reason">${esc(r.reason)}</td>
+<td data-testid="caps">${capsCell}</td>
+<td>${esc(time(r.created_at))}</td>
+<td>${esc(time(r.expires_at))}</td>
+<td><form method="post" action="${esc(v.base)}/requests/${esc(id)}/deny">${hidden(v.csrf)}
+<input type="text" name="note" placeholder="note" maxlength="500" size="18" data-testid="note-${esc(r.id)}">
+${approve}
+<button type="submit" class="deny" data-testid="deny-${esc(r.id)}">Deny</button></form></td>
+</tr>`;
+}
+
+function prettyArgs(json: string): string {
+  try {
+    return JSON.stringify(JSON.parse(json), null, 2);
+  } catch {
+    return json;
+  }
+}
+
+function pendingSection(v: ConsoleView): string {
+  const rows = v.pending.length
+    ? v.pending.map((r) => pendingRow(r, v)).join('\n')
+    : `<tr><td colspan="10" class="muted" data-testid="no-pending">No requests are waiting for a decision.</td></tr>`;
+  return `<section data-testid="pending"><h2>Pending requests (${v.pending.length})</h2>
+<table><thead><tr><th>Request</th><th>Requested by</th><th>Tool</th><th>Target</th><th>Summary</th><th>Agent's reason</th><th>Caps it would spend</th><th>Created</th><th>Expires</th><th>Decision</th></tr></thead>
+<tbody>${rows}</tbody></table></section>`;
+}
+
+function recentSection(v: ConsoleView): string {
+  const rows = v.recent.length
+    ? v.recent
+        .map(
+          (
+            r,
+          ) => `<tr data-testid="recent-${esc(r.id)}"><td class="mono id">${esc(r.id)}</td><td data-testid="status">${esc(r.status)}</td><td>${esc(r.principal)}</td><td class="mono">${esc(r.tool)}</td>
+<td>${esc(r.summary)}</td><td data-testid="decided-by">${esc(r.decided_by ?? '')}</td><td>${esc(time(r.decided_at))}</td><td data-testid="note">${esc(r.note ?? '')}</td></tr>`,
+        )
+        .join('\n')
+    : `<tr><td colspan="8" class="muted">No decided requests yet.</td></tr>`;
+  return `<section data-testid="recent"><h2>Recent requests</h2>
+<table><thead><tr><th>Request</th><th>Status</th><th>Requested by</th><th>Tool</th><th>Summary</th><th>Decided by</th><th>Decided</th><th>Note</th></tr></thead>
+<tbody>${rows}</tbody></table></section>`;
+}
+
+function auditSection(v: ConsoleView): string {
+  const rows = v.audit
+    .slice()
+    .reverse()
+    .map(
+      (
+        a,
+      ) => `<tr data-testid="audit-${esc(a.seq)}"><td class="mono">${esc(a.seq)}</td><td>${esc(time(a.ts))}</td><td class="mono">${esc(a.event)}</td><td>${esc(a.actor)}</td>
+<td class="mono">${esc(a.tool ?? '')}</td><td>${esc(a.outcome ?? '')}</td><td class="mono">${esc(a.code ?? '')}</td></tr>`,
+    )
+    .join('\n');
+  return `<section data-testid="audit"><h2>Recent audit (newest first)</h2>
+<table><thead><tr><th>Seq</th><th>Time</th><th>Event</th><th>Actor</th><th>Tool</th><th>Outcome</th><th>Code</th></tr></thead>
+<tbody>${rows || '<tr><td colspan="7" class="muted">The audit is empty.</td></tr>'}</tbody></table></section>`;
+}
+
+export function consolePage(v: ConsoleView): string {
+  return page(
+    'itguard console',
+    `<header><h1>itguard approver console</h1>
+<span>Signed in as <strong data-testid="principal">${esc(v.principal)}</strong></span>
+<form method="post" action="${esc(v.base)}/logout">${hidden(v.csrf)}<button type="submit" data-testid="sign-out">Sign out</button></form></header>
+<main>${flashBox(v.flash)}
+${killSwitchSection(v)}
+${pendingSection(v)}
+${recentSection(v)}
+${auditSection(v)}</main>`,
+  );
+}

@@ -1,0 +1,313 @@
+/**
+ * /console: the approver web page (DESIGN §4, §6). An approver signs in with their bearer token once; the
+ * console then keeps an in-memory session (random id in an HttpOnly, SameSite=Strict cookie, 8 h) holding the
+ * principal and a CSRF token. Pages are rendered on the server (console-html.ts) under a CSP that allows no
+ * script at all, so the console has no client code to attack.
+ *
+ * The router parses its own urlencoded bodies (it is mounted before any JSON parser) and never logs, stores or
+ * echoes a token. Host/Origin validation runs before it in the HTTP app.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
+import type { App } from '../app.js';
+import { immediate } from '../store/db.js';
+import type { DecideResult } from '../store/approvals-store.js';
+import { consolePage, messagePage, signInPage, type Flash } from './console-html.js';
+
+export const CONSOLE_COOKIE = 'itguard_console';
+const SESSION_TTL_MS = 8 * 3600_000;
+/** Oldest sessions are dropped past this many, so unauthenticated traffic cannot grow memory (only sign-ins add). */
+const MAX_SESSIONS = 1000;
+const MAX_TEXT = 500;
+const DECIDE_SCOPE = 'approvals:decide';
+
+export interface ConsoleSession {
+  principal: string;
+  tokenId: string;
+  csrf: string;
+  expiresAt: number;
+  flash?: Flash | undefined;
+}
+
+const REFUSALS: Record<Exclude<DecideResult, { ok: true }>['reason'], string> = {
+  self_approval: 'You cannot approve a request made by your own principal',
+  not_pending: 'This request has already been decided',
+  expired: 'This request has expired',
+  not_found: 'No such request',
+};
+
+/** In-memory console sessions. A restart signs everyone out, which is the safe direction. */
+export class ConsoleSessions {
+  private readonly byId = new Map<string, ConsoleSession>();
+  constructor(private readonly now: () => number) {}
+
+  create(principal: string, tokenId: string): { id: string; session: ConsoleSession } {
+    this.prune();
+    while (this.byId.size >= MAX_SESSIONS) this.byId.delete(this.byId.keys().next().value!);
+    const id = randomBytes(32).toString('base64url');
+    const session = {
+      principal,
+      tokenId,
+      csrf: randomBytes(32).toString('base64url'),
+      expiresAt: this.now() + SESSION_TTL_MS,
+    };
+    this.byId.set(id, session);
+    return { id, session };
+  }
+
+  get(id: string | undefined): ConsoleSession | undefined {
+    if (!id) return undefined;
+    const s = this.byId.get(id);
+    if (s && s.expiresAt <= this.now()) {
+      this.byId.delete(id);
+      return undefined;
+    }
+    return s;
+  }
+
+  delete(id: string | undefined): void {
+    if (id) this.byId.delete(id);
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  private prune(): void {
+    const now = this.now();
+    for (const [id, s] of this.byId) if (s.expiresAt <= now) this.byId.delete(id);
+  }
+}
+
+function cookieValue(req: Request, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      const v = part.slice(eq + 1).trim();
+      return /^[A-Za-z0-9_-]{1,128}$/.test(v) ? v : undefined;
+    }
+  }
+  return undefined;
+}
+
+const field = (req: Request, name: string): string | undefined => {
+  const v = (req.body as Record<string, unknown> | undefined)?.[name];
+  return typeof v === 'string' ? v : undefined;
+};
+
+function sameSecret(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const html = (res: Response, status: number, body: string) => void res.status(status).type('html').send(body);
+
+export function consoleRouter(app: App): express.Router {
+  const router = express.Router();
+  const sessions = new ConsoleSessions(() => app.now());
+  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
+  const base = (req: Request) => req.baseUrl || '/console';
+  const cookie = (req: Request, value: string, extra = '') =>
+    `${CONSOLE_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=${base(req)}${req.secure ? '; Secure' : ''}${extra}`;
+
+  /** The signed-in session, or undefined; a session whose token was revoked or whose principal lost the scope ends. */
+  function current(req: Request): { id: string; session: ConsoleSession } | undefined {
+    const id = cookieValue(req, CONSOLE_COOKIE);
+    const session = sessions.get(id);
+    if (!id || !session) return undefined;
+    const principal = app.principal(session.principal);
+    const token = app.tokens.list().find((t) => t.id === session.tokenId);
+    // Security: the session is only as good as the token and policy that opened it.
+    if (!principal?.scopes.includes(DECIDE_SCOPE) || !token || token.revokedAt !== null) {
+      sessions.delete(id);
+      return undefined;
+    }
+    return { id, session };
+  }
+
+  /** Every state-changing request: a live session and its CSRF token, or 403 and nothing changes. */
+  const authed =
+    (handler: (req: Request, res: Response, s: ConsoleSession, id: string) => void): express.RequestHandler =>
+    (req, res) => {
+      const cur = current(req);
+      // Security: SameSite=Strict already keeps the cookie off cross-site requests; the CSRF token is the second lock.
+      if (!cur || !sameSecret(field(req, 'csrf'), cur.session.csrf)) {
+        return html(
+          res,
+          403,
+          messagePage(
+            'Forbidden',
+            'Your console session is missing or expired, or the form was stale. Sign in again.',
+            base(req),
+          ),
+        );
+      }
+      handler(req, res, cur.session, cur.id);
+    };
+
+  const done = (req: Request, res: Response, s: ConsoleSession, flash: Flash) => {
+    s.flash = flash;
+    res.redirect(303, base(req));
+  };
+
+  router.use((_req, res, next) => {
+    res.set({
+      'Content-Security-Policy':
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+      'X-Frame-Options': 'DENY',
+      'Cache-Control': 'no-store',
+      'Referrer-Policy': 'no-referrer',
+      'X-Content-Type-Options': 'nosniff',
+    });
+    next();
+  });
+
+  router.get('/', (req, res) => {
+    const cur = current(req);
+    if (!cur) {
+      if (cookieValue(req, CONSOLE_COOKIE)) res.append('Set-Cookie', cookie(req, '', '; Max-Age=0'));
+      return html(res, 200, signInPage(base(req)));
+    }
+    const { session } = cur;
+    const flash = session.flash;
+    session.flash = undefined;
+    html(
+      res,
+      200,
+      consolePage({
+        base: base(req),
+        principal: session.principal,
+        csrf: session.csrf,
+        flash,
+        killSwitch: app.killSwitch.state(),
+        pending: app.approvals.list(['pending']),
+        recent: app.approvals.list(['approved', 'denied', 'expired', 'executing', 'succeeded', 'failed'], 20),
+        audit: app.auditStore.tail(25),
+      }),
+    );
+  });
+
+  router.post('/login', form, (req, res) => {
+    const raw = field(req, 'token')?.trim() ?? '';
+    const t = raw && raw.length <= 512 ? app.tokens.verify(raw) : undefined;
+    const principal = t && app.principal(t.principal);
+    // Security: only a live token of a principal the policy names with approvals:decide opens the console.
+    if (!t || !principal?.scopes.includes(DECIDE_SCOPE)) {
+      app.log.warn({ principal: principal?.name ?? t?.principal ?? null }, 'console sign-in refused: not an approver');
+      return html(res, 401, signInPage(base(req), 'Sign-in refused: not an approver.'));
+    }
+    // Security: a fresh id on every sign-in (no session fixation); any session the browser held ends.
+    sessions.delete(cookieValue(req, CONSOLE_COOKIE));
+    const { id } = sessions.create(principal.name, t.id);
+    app.tokens.touch(t.id);
+    app.auditStore.append({ event: 'console.login', actor: principal.name, detail: { token_id: t.id } });
+    app.log.info({ principal: principal.name }, 'console sign-in');
+    res.append('Set-Cookie', cookie(req, id));
+    res.redirect(303, base(req));
+  });
+
+  router.post(
+    '/logout',
+    form,
+    authed((req, res, s, id) => {
+      sessions.delete(id);
+      app.auditStore.append({ event: 'console.logout', actor: s.principal });
+      res.append('Set-Cookie', cookie(req, '', '; Max-Age=0'));
+      res.redirect(303, base(req));
+    }),
+  );
+
+  router.post(
+    '/kill',
+    form,
+    authed((req, res, s) => {
+      const reason = field(req, 'reason')?.trim() ?? '';
+      if (!reason || reason.length > MAX_TEXT)
+        return done(req, res, s, {
+          kind: 'error',
+          text: `Engaging the kill switch needs a reason (at most ${MAX_TEXT} characters).`,
+        });
+      app.killSwitch.set(true, reason, `console:${s.principal}`);
+      app.log.warn({ actor: `console:${s.principal}`, reason }, 'kill switch engaged from the console');
+      done(req, res, s, { kind: 'ok', text: 'Kill switch engaged: every tool call is refused until it is resumed.' });
+    }),
+  );
+
+  router.post(
+    '/resume',
+    form,
+    authed((req, res, s) => {
+      const reason = field(req, 'reason')?.trim() || 'resumed from the console';
+      if (reason.length > MAX_TEXT)
+        return done(req, res, s, { kind: 'error', text: `The reason is too long (at most ${MAX_TEXT} characters).` });
+      app.killSwitch.set(false, reason, `console:${s.principal}`);
+      app.log.warn({ actor: `console:${s.principal}`, reason }, 'kill switch resumed from the console');
+      done(req, res, s, { kind: 'ok', text: 'Kill switch resumed: tool calls run again.' });
+    }),
+  );
+
+  router.post(
+    '/requests/:id/:decision',
+    form,
+    authed((req, res, s) => {
+      const id = String(req.params.id);
+      const decision = req.params.decision;
+      if (decision !== 'approve' && decision !== 'deny')
+        return html(res, 404, messagePage('Not found', 'No such action.', base(req)));
+      const approve = decision === 'approve';
+      const note = field(req, 'note')?.trim() || undefined;
+      if (note && note.length > MAX_TEXT)
+        return done(req, res, s, {
+          kind: 'error',
+          text: `${id}: the note is too long (at most ${MAX_TEXT} characters).`,
+        });
+      const row = app.approvals.get(id);
+      // Security: an mfa request is approved only by the target user's code on the verification page; an
+      // approver may deny it but never stand in for the user's second factor.
+      if (approve && row && row.tier !== 'approval') {
+        return done(req, res, s, {
+          kind: 'error',
+          text: `${id} is confirmed by ${row.target ?? 'the target user'} with their authenticator code; the console can only deny it.`,
+        });
+      }
+      const actor = `console:${s.principal}`;
+      // The decision and its audit record commit together (the store's transaction nests as a savepoint).
+      const r = immediate(app.db, () => {
+        const result = app.approvals.decide(id, approve, { name: actor, principal: s.principal }, note);
+        if (result.ok)
+          app.auditStore.appendInTx([
+            {
+              event: approve ? 'approval.approved' : 'approval.denied',
+              actor,
+              tool: result.row.tool,
+              detail: { request_id: id, note: note ?? null },
+            },
+          ]);
+        return result;
+      });
+      if (!r.ok) {
+        if (r.reason === 'self_approval') app.log.warn({ actor, request_id: id }, 'console refused a self-approval');
+        return done(req, res, s, { kind: 'error', text: `${id}: ${REFUSALS[r.reason]}.` });
+      }
+      app.log.info({ actor, request_id: id, decision }, 'approval decided from the console');
+      done(req, res, s, { kind: 'ok', text: `${approve ? 'Approved' : 'Denied'} ${id}: ${r.row.summary}` });
+    }),
+  );
+
+  router.use((req, res) => html(res, 404, messagePage('Not found', 'There is no such console page.', base(req))));
+
+  const onError: ErrorRequestHandler = (err: { type?: string; status?: number }, req, res, _next) => {
+    if (res.headersSent) return;
+    if (err.type === 'entity.too.large')
+      return html(res, 413, messagePage('Too large', 'The form was too large.', base(req)));
+    if (typeof err.status === 'number' && err.status >= 400 && err.status < 500)
+      return html(res, err.status, messagePage('Bad request', 'The form could not be read.', base(req)));
+    app.log.error({ err }, 'console error');
+    html(res, 500, messagePage('Error', 'Something went wrong; the error was logged.', base(req)));
+  };
+  router.use(onError);
+
+  return router;
+}

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { GuardError } from '../../guard/errors.js';
+import { defineTool } from '../../guard/types.js';
+
+export const requestStatus = defineTool({
+  name: 'request_status',
+  title: 'Check an approval request',
+  description:
+    'Reports a request returned as APPROVAL_PENDING: pending, approved, denied, expired, executing, succeeded or failed, with the decision, the result once it ran and, for installs, the job’s progress.',
+  input: { request_id: z.string().regex(/^REQ-[A-Z0-9]{6,16}$/, { error: 'must be a request id like REQ-7K2M9QX4PD' }) },
+  scope: 'any-write',
+  effect: 'read',
+  tier: 'auto',
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  capKeys: () => ({}),
+  summary: (a) => `Check request ${a.request_id}`,
+  async run(a, ctx) {
+    const r = ctx.approvals.get(a.request_id);
+    // Security: a principal sees only its own requests; others' look like they do not exist.
+    if (!r || r.principal !== ctx.principal.name) {
+      throw new GuardError('NOT_FOUND', `No request ${a.request_id} for this agent.`, { next: 'Use the request_id from an APPROVAL_PENDING result.' });
+    }
+    const result = r.result ? (JSON.parse(r.result) as { content?: { type: string; text?: string }[]; structuredContent?: Record<string, unknown> }) : undefined;
+    const job = r.tool === 'software_install' && r.request_id ? ctx.backends.deploy.findRequest(r.request_id) : undefined;
+    const lines = [
+      `${r.id}: ${r.status} — ${r.summary}`,
+      `tier ${r.tier}; requested ${new Date(r.created_at).toISOString()}; expires ${new Date(r.expires_at).toISOString()}`,
+      r.decided_by ? `decided by ${r.decided_by}${r.note ? ` (${r.note})` : ''} at ${new Date(r.decided_at ?? 0).toISOString()}` : 'no decision yet',
+      ...(result?.content?.[0]?.text ? [`result: ${result.content[0].text}`] : []),
+      ...(job ? [`install job ${job.id}: ${job.state} (updated ${job.updatedAt})`] : []),
+    ];
+    return {
+      text: lines.join('\n'),
+      data: {
+        request_id: r.id,
+        status: r.status,
+        tool: r.tool,
+        summary: r.summary,
+        tier: r.tier,
+        decided_by: r.decided_by,
+        note: r.note,
+        created_at: new Date(r.created_at).toISOString(),
+        expires_at: new Date(r.expires_at).toISOString(),
+        ...(result?.structuredContent ? { result: result.structuredContent } : {}),
+        ...(job ? { job: { id: job.id, state: job.state, updated_at: job.updatedAt } } : {}),
+      },
+    };
+  },
+});
