@@ -1,11 +1,13 @@
-/** Seeds a new database with the demo directory and the KB shipped in kb/. Runs once per database. */
+/** Seeds a new database with the demo directory (and MFA factors), devices, software catalog and the KB shipped in kb/. Runs once per database. */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '../store/db.js';
 import { EmbeddedDirectory } from '../tools/directory/embedded.js';
 import { EmbeddedKb } from '../tools/kb/embedded.js';
 import { readArticles } from '../tools/kb/import.js';
-import { demoUsers } from './data.js';
+import { MfaStore } from '../store/mfa-store.js';
+import { EmbeddedDeploy } from '../tools/software/embedded.js';
+import { demoDevices, demoPackages, demoUsers } from './data.js';
 
 /** kb/ beside dist/ (or src/ in tests). */
 export const BUNDLED_KB_DIR = fileURLToPath(new URL('../../kb', import.meta.url));
@@ -24,6 +26,13 @@ export function seedDemo(db: Db, kbDir = BUNDLED_KB_DIR): boolean {
       if (isSeeded(db)) return false;
       new EmbeddedDirectory(db).insert(demoUsers.map((u) => ({ ...u, groups: [...u.groups], disabled: u.disabled ?? false })));
       new EmbeddedKb(db).upsert(articles);
+      new EmbeddedDeploy(db).seed(
+        demoPackages.map((p) => ({ ...p, versions: [...p.versions], platforms: [...p.platforms] })),
+        demoDevices,
+      );
+      // Every demo user gets a TOTP factor; `itguard directory enroll USER` re-enrolls and prints its URI.
+      const mfa = new MfaStore(db);
+      for (const u of demoUsers) mfa.enroll(u.username);
       db.prepare("INSERT INTO meta (key, value) VALUES ('demo_seeded', ?)").run(new Date().toISOString());
       return true;
     })

@@ -138,7 +138,8 @@ function pending(row: ApprovalRow, message: string, extra: Record<string, unknow
 /** Waits for the request's decision; runs it here if approved while waiting (claiming it exactly once). */
 async function waitAndRun(deps: Deps, call: Call, next: Handler, id: string, progressMessage: string): Promise<CallToolResult> {
   const waitMs = deps.policy.approvals.waitSeconds * 1000;
-  const started = deps.now();
+  // Waiting is measured on the monotonic clock; deps.now (policy time, injectable) governs expiry and windows.
+  const started = performance.now();
   for (;;) {
     const row = deps.approvals.get(id);
     if (!row) throw new GuardError('INTERNAL', `approval ${id} vanished`);
@@ -157,7 +158,7 @@ async function waitAndRun(deps: Deps, call: Call, next: Handler, id: string, pro
       case 'executing':
         break;
     }
-    const waited = deps.now() - started;
+    const waited = performance.now() - started;
     if (waited >= waitMs && row.status === 'pending') {
       throw pending(row, `Request ${id} is waiting for a human decision (${row.summary}). It will run by itself once approved; check with request_status.`);
     }

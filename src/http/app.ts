@@ -9,6 +9,7 @@ import { tokenVerifier } from './auth.js';
 import { checkOrigin, originPolicy } from './origin.js';
 import { SessionManager } from './sessions.js';
 import { verifyRouter } from './verify.js';
+import { consoleRouter } from './console.js';
 
 export interface HttpOptions {
   host: string;
@@ -49,6 +50,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
     }
   });
   web.use('/verify', verifyRouter(app));
+  web.use('/console', consoleRouter(app));
 
   web.get('/metrics', async (_req, res) => {
     res.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics());

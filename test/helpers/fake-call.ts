@@ -19,6 +19,7 @@ export function fakeCall(app: App, toolName: string, rawArgs: Record<string, unk
     startedAt: app.now(),
     idempotencyKey: undefined,
     executedAt: undefined,
+    client: undefined,
     mcp: undefined,
     ...over,
   };

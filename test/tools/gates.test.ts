@@ -1,0 +1,353 @@
+import { ElicitRequestSchema, type CallToolResult, type ElicitRequest, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { App } from '../../src/app.js';
+import { startVerifyListener } from '../../src/http/app.js';
+import { codeOf, connect, policyWith, testApp, textOf } from '../helpers/harness.js';
+
+const reason = 'user asked in chat';
+type Responder = (req: ElicitRequest['params']) => Promise<ElicitResult> | ElicitResult;
+
+let apps: App[] = [];
+let closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of closers) await c();
+  for (const a of apps) a.close();
+  apps = [];
+  closers = [];
+});
+
+function gatesApp(edit: (y: string) => string = (y) => y, now?: () => number) {
+  const app = testApp({ policy: policyWith((y) => edit(y.replace('wait_seconds: 30', 'wait_seconds: 1'))), executorPollMs: 50, ...(now ? { now } : {}) });
+  apps.push(app);
+  return app;
+}
+
+/** A client that declares the given elicitation modes and answers with `respond`. */
+async function clientWith(app: App, modes: ('form' | 'url')[], respond?: Responder, principal = 'helpdesk-agent') {
+  const elicitation = modes.length ? Object.fromEntries(modes.map((m) => [m, {}])) : undefined;
+  const c = await connect(app, principal, elicitation ? { elicitation } : {});
+  const asked: ElicitRequest['params'][] = [];
+  if (elicitation) {
+    c.client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked.push(req.params);
+      return respond ? respond(req.params) : { action: 'decline' };
+    });
+  }
+  return { ...c, asked };
+}
+
+const waitFor = async (pred: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+const user = (app: App, u: string) => app.backends.directory.get(u)!;
+const outboxCount = (app: App) => (app.db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+const auditText = (app: App) => JSON.stringify(app.auditStore.tail(10_000));
+
+describe('mfa tier: password_reset', () => {
+  it('form-only client: asks for the target user’s code and succeeds only with the right one', async () => {
+    const app = gatesApp();
+    let code = '000000';
+    const c = await clientWith(app, ['form'], () => ({ action: 'accept', content: { code } }));
+    const wrong = await c.call('password_reset', { user: 'jdoe', reason });
+    expect(codeOf(wrong)).toBe('APPROVAL_DENIED');
+    expect(user(app, 'jdoe').mustChangePassword).toBe(false);
+    expect(outboxCount(app)).toBe(0);
+    expect(c.asked[0]!.message).toMatch(/jdoe must confirm/);
+
+    code = app.mfa.currentCode('jdoe')!;
+    const ok = await c.call('password_reset', { user: 'jdoe', reason: 'second try' });
+    expect(ok.isError).toBeFalsy();
+    expect(textOf(ok)).toMatch(/reset link was sent to j\*\*\*@example\.com/);
+    expect(user(app, 'jdoe').mustChangePassword).toBe(true);
+    expect(outboxCount(app)).toBe(1);
+    // No link, token or code in the result or the audit.
+    const link = (app.db.prepare('SELECT body FROM outbox').get() as { body: string }).body.match(/https?:\/\/\S+/)![0];
+    expect(JSON.stringify(ok)).not.toContain(link);
+    expect(auditText(app)).not.toContain(link);
+    expect(auditText(app)).not.toContain(code);
+  });
+
+  it('refuses an admin or service account before any prompt', async () => {
+    const app = gatesApp();
+    const c = await clientWith(app, ['form', 'url'], () => ({ action: 'accept', content: { code: '123456' } }));
+    for (const target of ['admin.root', 'svc-backup']) {
+      const r = await c.call('password_reset', { user: target, reason });
+      expect(codeOf(r)).toBe('POLICY_DENIED');
+    }
+    expect(c.asked).toHaveLength(0);
+    expect(app.approvals.list(['pending'])).toHaveLength(0);
+  });
+
+  it('client without elicitation: a verification link; nothing is reset until the code is entered on that page', async () => {
+    const app = gatesApp();
+    const page = await startVerifyListener(app, 0);
+    closers.push(page.close);
+    const c = await clientWith(app, []);
+    const r = await c.call('password_reset', { user: 'asmith', reason });
+    expect(codeOf(r)).toBe('APPROVAL_PENDING');
+    const meta = r._meta!['itguard/error'] as { request_id: string; verification_link: string };
+    expect(meta.verification_link).toMatch(new RegExp(`^${page.url}/verify/`));
+    expect(auditText(app)).not.toContain(meta.verification_link);
+    await new Promise((res) => setTimeout(res, 200));
+    expect(user(app, 'asmith').mustChangePassword).toBe(false);
+
+    const form = await fetch(meta.verification_link);
+    expect(await form.text()).toMatch(/Reset the password of asmith/);
+    const post = (code: string) => fetch(meta.verification_link, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `code=${code}&decision=confirm` });
+    const bad = await post('111111');
+    expect(bad.status).toBe(400);
+    expect(user(app, 'asmith').mustChangePassword).toBe(false);
+    const good = await post(app.mfa.currentCode('asmith')!);
+    expect(await good.text()).toMatch(/Confirmed/);
+    await waitFor(() => user(app, 'asmith').mustChangePassword);
+    await waitFor(() => app.approvals.get(meta.request_id)!.status === 'succeeded');
+    const s = await c.call('request_status', { request_id: meta.request_id });
+    expect((s.structuredContent as { status: string }).status).toBe('succeeded');
+    expect(textOf(s)).toMatch(/\+1-\*\*\*|\*\*\*@/);
+    // single use
+    expect((await fetch(meta.verification_link)).status).toBe(404);
+    expect(outboxCount(app)).toBe(1);
+  });
+
+  it('client without elicitation and mfa.out_of_band false → APPROVAL_UNAVAILABLE', async () => {
+    const app = gatesApp((y) => y.replace('out_of_band: true', 'out_of_band: false'));
+    const c = await clientWith(app, []);
+    expect(codeOf(await c.call('password_reset', { user: 'jdoe', reason }))).toBe('APPROVAL_UNAVAILABLE');
+  });
+
+  it('form-only client with allow_form_code false falls back to the out-of-band link', async () => {
+    const app = gatesApp((y) => y.replace('allow_form_code: true', 'allow_form_code: false'));
+    const c = await clientWith(app, ['form'], () => ({ action: 'accept', content: { code: '123456' } }));
+    expect(codeOf(await c.call('password_reset', { user: 'jdoe', reason }))).toBe('APPROVAL_PENDING');
+    expect(c.asked).toHaveLength(0);
+  });
+
+  it('URL-mode client (also when it has form): the page is opened, the user enters the code, the call completes', async () => {
+    for (const modes of [['url'], ['form', 'url']] as ('form' | 'url')[][]) {
+      const app = gatesApp((y) => y.replace('wait_seconds: 1', 'wait_seconds: 5'));
+      const page = await startVerifyListener(app, 0);
+      closers.push(page.close);
+      const c = await clientWith(app, modes, async (p) => {
+        expect(p.mode).toBe('url');
+        const url = (p as { url: string }).url;
+        // the user opens the page and types their code, after the client accepted
+        setTimeout(() => {
+          void fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `code=${app.mfa.currentCode('jdoe')}&decision=confirm` });
+        }, 100);
+        return { action: 'accept' };
+      });
+      const r = await c.call('password_reset', { user: 'jdoe', reason });
+      expect(r.isError).toBeFalsy();
+      expect(textOf(r)).toMatch(/reset link was sent/);
+      expect(c.asked).toHaveLength(1);
+      expect(outboxCount(app)).toBe(1);
+    }
+  });
+
+  it('URL-mode decline denies the request', async () => {
+    const app = gatesApp();
+    const c = await clientWith(app, ['url'], () => ({ action: 'decline' }));
+    const r = await c.call('password_reset', { user: 'jdoe', reason });
+    expect(codeOf(r)).toBe('APPROVAL_DENIED');
+    expect(app.approvals.list(['denied'])).toHaveLength(1);
+  });
+
+  it('never accepts a code as a tool argument', async () => {
+    const app = gatesApp();
+    const c = await clientWith(app, []);
+    const r = await c.call('password_reset', { user: 'jdoe', reason, code: app.mfa.currentCode('jdoe') });
+    expect(codeOf(r)).toBe('INVALID_ARGUMENT');
+    expect(textOf(r)).toMatch(/code: unknown key/);
+  });
+});
+
+describe('TOTP (injected clock)', () => {
+  it('±1 step window, no replay, 5 failures lock for 15 minutes', () => {
+    let now = Date.parse('2026-06-01T10:00:05Z');
+    const app = gatesApp(undefined, () => now);
+    const code = app.mfa.currentCode('jdoe', now)!;
+    expect(app.mfa.verify('jdoe', code)).toEqual({ ok: true });
+    expect(app.mfa.verify('jdoe', code)).toMatchObject({ ok: false, why: 'replayed' });
+    // a code from the previous step is still accepted once (±1), two steps back is not
+    now += 30_000;
+    const prev = app.mfa.currentCode('jdoe', now - 30_000)!;
+    expect(app.mfa.verify('jdoe', prev)).toMatchObject({ ok: false, why: 'replayed' }); // that step was already used
+    const cur = app.mfa.currentCode('jdoe', now)!;
+    now += 30_000; // cur is now one step old
+    expect(app.mfa.verify('jdoe', cur)).toEqual({ ok: true });
+    const old = app.mfa.currentCode('jdoe', now - 60_000)!;
+    expect(app.mfa.verify('asmith', app.mfa.currentCode('asmith', now - 60_000)!)).toMatchObject({ ok: false, why: 'wrong' });
+    expect(old).toBeTruthy();
+    // lockout
+    for (let i = 0; i < 4; i++) expect(app.mfa.verify('mgarcia', '000000')).toMatchObject({ ok: false, why: 'wrong', justLocked: false });
+    expect(app.mfa.verify('mgarcia', '000000')).toMatchObject({ ok: false, justLocked: true });
+    expect(app.mfa.verify('mgarcia', app.mfa.currentCode('mgarcia', now)!)).toMatchObject({ ok: false, why: 'locked' });
+    now += 15 * 60_000 + 1;
+    expect(app.mfa.verify('mgarcia', app.mfa.currentCode('mgarcia', now)!)).toEqual({ ok: true });
+  });
+
+  it('a locked factor refuses the reset without prompting, and the lockout raised an alarm', async () => {
+    const app = gatesApp();
+    const c = await clientWith(app, ['form'], () => ({ action: 'accept', content: { code: '000000' } }));
+    for (let i = 0; i < 5; i++) await (await clientWith(app, ['form'], () => ({ action: 'accept', content: { code: '000000' } }))).call('password_reset', { user: 'jdoe', reason: `try ${i}` });
+    expect(app.auditStore.tail(200).some((r) => r.event === 'alarm' && r.code === 'MFA_LOCKED')).toBe(true);
+    const r = await c.call('password_reset', { user: 'jdoe', reason: 'again' });
+    expect(codeOf(r)).toBe('APPROVAL_DENIED');
+    expect(textOf(r)).toMatch(/locked/);
+    expect(c.asked).toHaveLength(0);
+  });
+});
+
+describe('approval tier: software_install', () => {
+  const acrobat = { user: 'jdoe', package: 'adobe-acrobat-pro', reason: 'needs to edit signed PDFs' };
+  const jobs = (app: App) => app.backends.deploy.jobs().length;
+
+  it('waits, returns APPROVAL_PENDING, then runs exactly once after approval even though the caller disconnected', async () => {
+    const app = gatesApp();
+    const c = await clientWith(app, ['form', 'url']);
+    const progress: number[] = [];
+    const r = (await c.client.callTool({ name: 'software_install', arguments: acrobat }, undefined, { onprogress: (p) => void progress.push(p.progress) })) as CallToolResult;
+    expect(codeOf(r)).toBe('APPROVAL_PENDING');
+    expect(progress.length).toBeGreaterThan(0);
+    const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
+    const row = app.approvals.get(id)!;
+    expect(row).toMatchObject({ status: 'pending', principal: 'helpdesk-agent', target: 'jdoe', reason: acrobat.reason });
+    expect(JSON.parse(row.args)).toMatchObject({ device_id: 'LT-1001', version: '2025.001' });
+    expect(JSON.parse(row.caps).map((x: { rule: string }) => x.rule)).toEqual(['installs-per-day', 'license-spend-per-day']);
+    await c.close();
+    // separation of duties
+    expect(app.approvals.decide(id, true, { name: 'console:helpdesk-agent', principal: 'helpdesk-agent' }, undefined)).toEqual({ ok: false, reason: 'self_approval' });
+    expect(app.approvals.decide(id, true, { name: 'console:it-approver', principal: 'it-approver' }, 'ok for finance')).toMatchObject({ ok: true });
+    await waitFor(() => app.approvals.get(id)!.status === 'succeeded');
+    expect(jobs(app)).toBe(1);
+    const c2 = await clientWith(app, []);
+    const s = await c2.call('request_status', { request_id: id });
+    expect((s.structuredContent as { status: string; decided_by: string }).status).toBe('succeeded');
+    expect(textOf(s)).toMatch(/install job JOB-/);
+    // a second approval decision is impossible; nothing runs twice
+    expect(app.approvals.decide(id, true, { name: 'x', principal: 'it-approver' }, undefined)).toEqual({ ok: false, reason: 'not_pending' });
+    await new Promise((res) => setTimeout(res, 200));
+    expect(jobs(app)).toBe(1);
+  });
+
+  it('approved while the call waits: the call itself runs it and returns the result', async () => {
+    const app = gatesApp((y) => y.replace('wait_seconds: 1', 'wait_seconds: 5'));
+    const c = await clientWith(app, []);
+    const pending = c.call('software_install', acrobat);
+    await waitFor(() => app.approvals.list(['pending']).length === 1);
+    app.approvals.decide(app.approvals.list(['pending'])[0]!.id, true, { name: 'cli:alice' }, undefined);
+    const r = await pending;
+    expect(r.isError).toBeFalsy();
+    expect(textOf(r)).toMatch(/Install job JOB-\w+: adobe-acrobat-pro 2025.001 on LT-1001 for jdoe is queued/);
+    expect(jobs(app)).toBe(1);
+  });
+
+  it('a denied request is refused and releases its caps; a retry with the same key replays the denial', async () => {
+    const app = gatesApp();
+    const c = await clientWith(app, []);
+    const args = { ...acrobat, idempotency_key: 'install-deny-01' };
+    const r = await c.call('software_install', args);
+    const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
+    const spend = () => app.caps.used(app.policy.tools.software_install.caps[1]!, '*', Date.now());
+    expect(spend()).toBeCloseTo(239.88);
+    const again = await c.call('software_install', args);
+    expect((again._meta!['itguard/error'] as { request_id: string }).request_id).toBe(id);
+    app.approvals.decide(id, false, { name: 'cli:alice' }, 'use the free reader');
+    expect(spend()).toBe(0);
+    const third = await c.call('software_install', args);
+    expect(codeOf(third)).toBe('APPROVAL_DENIED');
+    expect(jobs(app)).toBe(0);
+  });
+
+  it('a request expires after approvals.expire_hours and releases its caps', async () => {
+    let now = Date.parse('2026-06-01T09:00:00Z');
+    const app = gatesApp(undefined, () => now);
+    const c = await clientWith(app, []);
+    const r = await c.call('software_install', acrobat);
+    const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
+    now += 24 * 3600_000 + 1;
+    expect(app.approvals.get(id)!.status).toBe('expired');
+    expect(app.approvals.decide(id, true, { name: 'cli:alice' }, undefined)).toEqual({ ok: false, reason: 'expired' });
+    const c2 = await clientWith(app, []);
+    expect((await c2.call('request_status', { request_id: id })).structuredContent).toMatchObject({ status: 'expired' });
+  });
+
+  it('another principal cannot read the request', async () => {
+    const app = gatesApp((y) => y.replace('  kb-reader:', '  helpdesk-2: { scopes: [software:install, software:read] }\n  kb-reader:'));
+    const c = await clientWith(app, []);
+    const r = await c.call('software_install', acrobat);
+    const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
+    const other = await clientWith(app, [], undefined, 'helpdesk-2');
+    expect(codeOf(await other.call('request_status', { request_id: id }))).toBe('NOT_FOUND');
+  });
+
+  it('only catalog ids, listed versions and the user’s own devices; cost caps and licence pools hold', async () => {
+    const app = gatesApp((y) => y.replace('measure: cost_usd, limit: 2000, alarm_at: 400', 'measure: cost_usd, limit: 300'));
+    const c = await clientWith(app, []);
+    expect(textOf(await c.call('software_install', { ...acrobat, package: 'https://evil.example/setup.exe' }))).toMatch(/package: must be a catalog id/);
+    expect(textOf(await c.call('software_install', { ...acrobat, package: 'not-a-package' }))).toMatch(/not in the catalog/);
+    expect(textOf(await c.call('software_install', { ...acrobat, version: '1999.1' }))).toMatch(/version: adobe-acrobat-pro is available in/);
+    expect(codeOf(await c.call('software_install', { ...acrobat, device_id: 'MB-3001' }))).toBe('POLICY_DENIED');
+    const c2 = await clientWith(app, []);
+    const first = await c2.call('software_install', acrobat);
+    expect(codeOf(first)).toBe('APPROVAL_PENDING');
+    const second = await c2.call('software_install', { ...acrobat, user: 'asmith', device_id: 'MB-3001' });
+    expect(codeOf(second)).toBe('CAP_EXCEEDED');
+    expect(second._meta!['itguard/error']).toMatchObject({ rule: 'license-spend-per-day', measure: 'cost_usd', limit: 300 });
+    app.db.prepare("UPDATE catalog SET license_pool = 0 WHERE id = 'microsoft-visio'").run();
+    const pool = await c2.call('software_install', { user: 'jdoe', package: 'microsoft-visio', reason });
+    expect(codeOf(pool)).toBe('POLICY_DENIED');
+    expect(textOf(pool)).toMatch(/licence seats/);
+  });
+});
+
+describe('confirm tier: self-service installs', () => {
+  const slack = { user: 'jdoe', package: 'slack', reason: 'team chat' };
+
+  it('form client: approve = true proceeds, decline and approve = false deny', async () => {
+    const app = gatesApp();
+    const yes = await clientWith(app, ['form'], () => ({ action: 'accept', content: { approve: true } }));
+    const r = await yes.call('software_install', slack);
+    expect(r.isError).toBeFalsy();
+    expect(yes.asked[0]!.message).toMatch(/Install slack .* of jdoe[\s\S]*team chat/);
+    const no = await clientWith(app, ['form'], () => ({ action: 'accept', content: { approve: false } }));
+    expect(codeOf(await no.call('software_install', { ...slack, user: 'asmith', device_id: 'MB-3001' }))).toBe('APPROVAL_DENIED');
+    const dec = await clientWith(app, ['form'], () => ({ action: 'decline' }));
+    expect(codeOf(await dec.call('software_install', { ...slack, user: 'mgarcia', device_id: 'LT-1018' }))).toBe('APPROVAL_DENIED');
+    expect(app.backends.deploy.jobs()).toHaveLength(1);
+  });
+
+  it('a client without elicitation escalates to an approver, never waved through', async () => {
+    const app = gatesApp();
+    const c = await clientWith(app, []);
+    const r = await c.call('software_install', slack);
+    expect(codeOf(r)).toBe('APPROVAL_PENDING');
+    expect(app.backends.deploy.jobs()).toHaveLength(0);
+    expect(app.approvals.list(['pending'])[0]!.tier).toBe('approval');
+  });
+});
+
+describe('kill switch and waiting calls', () => {
+  it('engaging the kill switch aborts a call waiting on approval within 1 s', async () => {
+    const app = gatesApp((y) => y.replace('wait_seconds: 1', 'wait_seconds: 20'));
+    const c = await clientWith(app, []);
+    const pending = c.call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason });
+    await waitFor(() => app.approvals.list(['pending']).length === 1);
+    app.killSwitch.set(true, 'drill', 'test');
+    const t0 = Date.now();
+    const r = await pending;
+    expect(codeOf(r)).toBe('KILL_SWITCH_ENGAGED');
+    expect(Date.now() - t0).toBeLessThan(1000);
+    // an approval given while engaged does not run until resume
+    const id = app.approvals.list(['pending'])[0]!.id;
+    app.approvals.decide(id, true, { name: 'cli:alice' }, undefined);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(app.backends.deploy.jobs()).toHaveLength(0);
+    app.killSwitch.set(false, 'over', 'test');
+    await waitFor(() => app.backends.deploy.jobs().length === 1);
+  });
+});
