@@ -74,7 +74,7 @@ ul.caps{margin:0;padding-left:1rem}
 function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>${esc(title)}</title><style>${CSS}</style></head>
+<meta name="referrer" content="same-origin"><title>${esc(title)}</title><style>${CSS}</style></head>
 <body>${body}</body></html>`;
 }
 

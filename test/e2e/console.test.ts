@@ -141,7 +141,7 @@ describe('approver console', () => {
     expect(headers).toMatchObject({
       'x-frame-options': 'DENY',
       'cache-control': 'no-store',
-      'referrer-policy': 'no-referrer',
+      'referrer-policy': 'same-origin', // not no-referrer: that makes Chromium send Origin: null on same-origin POSTs, which the Origin check refuses
     });
 
     const row = page.getByTestId(`pending-${req.id}`);
