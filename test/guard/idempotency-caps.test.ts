@@ -105,7 +105,7 @@ describe('aggregate caps', () => {
   const capped = (rules: string, extra = '') =>
     policyWith((y) =>
       y
-        .replace(/  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n(      - .*\n)+/, `  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n${rules}`)
+        .replace(/ {2}ticket_create:\n {4}tier: auto\n {4}dedupe_window: 15m\n {4}caps:\n( {6}- .*\n)+/, `  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n${rules}`)
         .replace('timezone: UTC', `timezone: ${extra || 'UTC'}`)
         .replace('max_calls: 40', 'max_calls: 1000'),
     );
