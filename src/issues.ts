@@ -18,7 +18,7 @@ function ruleOf(issue: z.core.$ZodIssue): string {
       if (/received undefined$/.test(issue.message)) return 'required';
       return issue.message.startsWith('Invalid input: ') ? issue.message.slice('Invalid input: '.length) : `expected ${issue.expected}`;
     case 'too_small':
-      if (issue.origin === 'string') return `must be at least ${issue.minimum} characters`;
+      if (issue.origin === 'string') return Number(issue.minimum) === 1 ? 'must not be empty' : `must be at least ${issue.minimum} characters`;
       if (issue.origin === 'array') return `must have at least ${issue.minimum} items`;
       return issue.message.startsWith('Too small') ? `must be ${issue.inclusive ? '>=' : '>'} ${issue.minimum}` : issue.message;
     case 'too_big':

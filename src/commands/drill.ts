@@ -74,8 +74,8 @@ export async function drill(flags: Flags): Promise<number> {
   const failures: string[] = [];
   const worker = async (w: number) => {
     for (let i = 0; phase !== 'stop'; i++) {
-      const name = i % 5 === 4 ? 'guard_status' : 'kb_search';
-      const args = name === 'kb_search' ? { query: `${queries[(i + w) % queries.length]} ${w}-${i}`, limit: 3 } : {};
+      const name = 'kb_search';
+      const args = { query: `${queries[(i + w) % queries.length]} ${w}-${i}`, limit: 3 };
       const r = (await client.callTool({ name, arguments: args })) as CallToolResult;
       const code = (r._meta?.['itguard/error'] as { code?: string } | undefined)?.code;
       if (code === 'KILL_SWITCH_ENGAGED') {
@@ -87,23 +87,28 @@ export async function drill(flags: Flags): Promise<number> {
   };
   const workers = Array.from({ length: concurrency }, (_, w) => worker(w));
   await sleep(seconds * 1000);
-  stores.killSwitch.set(true, 'kill-switch drill', cliActor());
+  const engagedRecord = stores.killSwitch.set(true, 'kill-switch drill', cliActor());
   // Measured once the engagement has committed: from here on no process can see the switch off.
   engagedAt = Date.now();
   phase = 'after';
   await sleep(Math.max(seconds * 1000, 1200));
   phase = 'stop';
   await Promise.all(workers);
-  stores.killSwitch.set(false, 'kill-switch drill over', cliActor());
+  // Resume only our own engagement: if someone engaged the switch for real during the drill, it stays engaged.
+  const now = stores.killSwitch.state();
+  const ours = now.engaged && now.changedAt === engagedRecord.changedAt && now.reason === 'kill-switch drill';
+  if (ours) stores.killSwitch.set(false, 'kill-switch drill over', cliActor());
+  else failures.push('the kill switch was changed by someone else during the drill; it was left as they set it');
   await client.close();
   rmSync(tmp, { recursive: true, force: true });
 
   // Verify from the audit, not from what the client saw.
   const rows = stores.db
     .prepare<[number], { event: string; outcome: string | null; code: string | null; detail: string | null }>(
-      "SELECT event, outcome, code, detail FROM audit WHERE ts >= ? AND event IN ('call.outcome', 'call.denied')",
+      // guard_status answers during an engagement by design (the planner must see it); everything else must not run.
+      "SELECT event, outcome, code, detail FROM audit WHERE ts >= ? AND event IN ('call.outcome', 'call.denied') AND coalesce(tool, '') != 'guard_status'",
     )
-    .all(engagedAt - 60_000);
+    .all(engagedRecord.changedAt);
   let lastStart: number | null = null;
   let executedAfter = 0;
   let auditRefusals = 0;
@@ -145,7 +150,7 @@ export async function drill(flags: Flags): Promise<number> {
     out(`  executed after engagement        ${executedAfter}`);
     out(`  refused after engagement         ${refusedAfter} (client) / ${auditRefusals} (audit)`);
     for (const f of failures) out(`  FAIL: ${f}`);
-    out('  kill switch resumed; drill recorded in the audit');
+    out(`  ${ours ? 'kill switch resumed' : 'kill switch left as someone else set it'}; drill recorded in the audit`);
   }
   return failures.length ? 1 : 0;
 }

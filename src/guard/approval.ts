@@ -53,6 +53,10 @@ export const approval =
     async function approvalGuard(call) {
       const tier = call.tool.tierFor?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy }) ?? call.toolPolicy.tier ?? call.tool.tier;
       if (tier === 'auto') return next(call);
+      if (call.toolPolicy.mode === 'shadow') {
+        call.shadowTier = tier; // evaluated, not gated: nothing will run
+        return next(call);
+      }
       if (tier === 'confirm') {
         if (call.client?.form) return confirmGate(deps, call, next);
         // Security: a client that cannot ask its user cannot confirm; an approver decides instead.
@@ -104,6 +108,7 @@ function openOrCreate(deps: Deps, call: Call, tier: 'approval' | 'mfa', withVeri
   if (open) {
     // The same action is already awaiting a decision: wait on it rather than ask twice. This call's own
     // cap reservation is given back by the caps step (the open request holds one already).
+    call.capsRedundant = true;
     return { row: open, verifyToken: withVerifyLink && open.status === 'pending' ? deps.approvals.rotateVerifyLink(open.id) : undefined };
   }
   const ttlMs = tier === 'mfa' ? Math.min(MFA_LINK_TTL_MS, deps.policy.approvals.expireHours * 3600_000) : deps.policy.approvals.expireHours * 3600_000;

@@ -9,6 +9,8 @@ import type { GuardDeps } from './deps.js';
 import { GuardError, errorCodeOf } from './errors.js';
 import type { Guard } from './types.js';
 
+const NOT_FAILURES = new Set(['KILL_SWITCH_ENGAGED', 'APPROVAL_PENDING', 'IN_PROGRESS']);
+
 export const boundary =
   (deps: Pick<GuardDeps, 'audit' | 'log' | 'metrics'>): Guard =>
   (next) =>
@@ -26,7 +28,9 @@ export const boundary =
         }
       }
       const code = errorCodeOf(result);
-      call.session.consecutiveFailures = result.isError ? call.session.consecutiveFailures + 1 : 0;
+      // Waiting is not failing: a paused system, a pending human or a running twin do not count toward the breaker.
+      if (!result.isError) call.session.consecutiveFailures = 0;
+      else if (!NOT_FAILURES.has(code ?? '')) call.session.consecutiveFailures += 1;
       if (!audited.has(call)) {
         // Denials are audited too; the refusal stands even if the audit write fails (it denies either way).
         const replay = result._meta?.['itguard/replay'] !== undefined;

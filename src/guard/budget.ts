@@ -34,7 +34,8 @@ export const sessionBudget =
       if (s.resultBytes >= b.maxResultBytes) throw exhausted('result bytes', `max_result_bytes ${b.maxResultBytes}`);
 
       // Security: failures counted by the boundary include refusals by earlier guards.
-      if (s.consecutiveFailures >= call.toolPolicy.maxConsecutiveFailures) {
+      // "More than max_consecutive_failures in a row" (DESIGN §3): the call after the (N+1)th failure is refused.
+      if (s.consecutiveFailures > call.toolPolicy.maxConsecutiveFailures) {
         await trip(deps, call, `${s.consecutiveFailures} failed calls in a row`, 'max_consecutive_failures');
       }
       const sig = `${call.tool.name} ${canonicalJson(call.args)}`;

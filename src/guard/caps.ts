@@ -68,15 +68,18 @@ export const caps =
           detail: { used: a.used, limit: a.rule.limit, alarm_at: a.rule.alarmAt, per: a.rule.per },
         });
       }
+      // A call parked on a human approval keeps its reservation (the approval row holds it until it runs, is
+      // denied or expires); a call that joined an existing request, a shadow call, or one that never executed
+      // gives it back.
+      const giveBack = (failed: boolean) =>
+        call.capsRedundant || call.toolPolicy.mode === 'shadow' || (failed && call.executedAt === undefined && !call.capsHeldByApproval);
       let result: CallToolResult;
       try {
         result = await next(call);
       } catch (e) {
-        // A call parked on a human approval keeps its reservation (the approval row holds it until it runs,
-        // is denied or expires); anything else that never executed gives it back.
-        if (call.executedAt === undefined && !call.capsHeldByApproval) deps.caps.release(r.items);
+        if (giveBack(true)) deps.caps.release(r.items);
         throw e;
       }
-      if (result.isError && call.executedAt === undefined && !call.capsHeldByApproval) deps.caps.release(r.items);
+      if (giveBack(!!result.isError)) deps.caps.release(r.items);
       return result;
     };

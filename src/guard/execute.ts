@@ -16,6 +16,15 @@ async function failpoint(name: string): Promise<void> {
   if (FAILPOINT === name) await new Promise((r) => setTimeout(r, 60_000));
 }
 
+/** Shadow mode: evaluated, gated and audited as if real; nothing runs, and the result says what would have. */
+function shadowResult(call: Call): CallToolResult {
+  const tier = call.shadowTier && call.shadowTier !== 'auto' ? ` after ${call.shadowTier === 'approval' ? 'an approver’s' : call.shadowTier} approval` : '';
+  return {
+    content: [{ type: 'text', text: `[shadow mode] Would have done: ${call.tool.summary(call.args)}${tier}. Nothing was executed.` }],
+    _meta: { 'itguard/trace_id': call.traceId, 'itguard/shadow': { would_run: call.tool.summary(call.args), tier: call.shadowTier ?? 'auto' } },
+  };
+}
+
 /** The abort reason the kill-switch watcher uses: calls still running or waiting end with KILL_SWITCH_ENGAGED. */
 export class KillSwitchAbort extends Error {
   constructor() {
@@ -25,18 +34,20 @@ export class KillSwitchAbort extends Error {
 
 export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' | 'approvals' | 'links'>, guardView: (call: Call) => GuardView): Handler {
   return async function executeTool(call): Promise<CallToolResult> {
-    // Security: the kill switch is checked again right before the side effect (step 1 was earlier, and a write
-    // waited for its audit intent since); the check and the start time are one synchronous step.
-    if (deps.killSwitch.state().engaged) {
-      throw new GuardError('KILL_SWITCH_ENGAGED', 'IT engaged the kill switch before this call could run; nothing was done.');
-    }
-    call.executedAt = deps.now();
+    if (call.toolPolicy.mode === 'shadow' && call.tool.effect === 'write') return shadowResult(call);
     const timeout = AbortSignal.timeout(call.toolPolicy.timeoutMs);
-    const signal = AbortSignal.any([call.signal, timeout]);
+    const killable = !call.tool.servesWhileKilled;
+    const signal = killable ? AbortSignal.any([call.signal, timeout]) : timeout;
     const run = (async () => {
       await failpoint('before-effect');
-      // Security: a call aborted while it waited (kill switch, cancel) never starts its side effect.
+      // Security: a call aborted while it waited (kill switch, cancel) never starts its side effect, and the kill
+      // switch is read again right before it (step 1 was earlier; a write waited for its audit intent since).
+      // The check and the start time are one synchronous step.
       signal.throwIfAborted();
+      if (killable && deps.killSwitch.state().engaged) {
+        throw new GuardError('KILL_SWITCH_ENGAGED', 'IT engaged the kill switch before this call could run; nothing was done.');
+      }
+      call.executedAt = deps.now();
       return call.tool.run(call.args, {
         backends: deps.backends,
         principal: call.principal,

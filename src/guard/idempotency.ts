@@ -73,9 +73,13 @@ export const idempotency =
             deps.idem.finish(principal, key, 'failed', denial.toToolResult(begun.row.trace_id), deps.now());
             throw denial;
           }
-          throw new GuardError('APPROVAL_PENDING', `This request is ${a.status === 'pending' ? 'waiting for a human decision' : a.status} as ${a.id}; check with request_status.`, {
-            details: { request_id: a.id, status: a.status, expires_at: new Date(a.expires_at).toISOString() },
-          });
+          // An MFA request waiting on its target user gets a fresh one-time link (only hashes are stored).
+          const link = a.tier === 'mfa' && a.status === 'pending' ? `${deps.links.base}/verify/${deps.approvals.rotateVerifyLink(a.id)}` : undefined;
+          throw new GuardError(
+            'APPROVAL_PENDING',
+            `This request is ${a.status === 'pending' ? 'waiting for a human decision' : a.status} as ${a.id}${link ? `; ${a.target} confirms on this one-time page: ${link} ` : ''}; check with request_status.`,
+            { details: { request_id: a.id, status: a.status, expires_at: new Date(a.expires_at).toISOString(), ...(link ? { verification_link: link } : {}) } },
+          );
         }
         case 'conflict':
           // Security: a key names one action; other arguments under it are refused, never executed or replayed.
@@ -128,14 +132,18 @@ export const idempotency =
         const approvalId = e instanceof GuardError && e.code === 'APPROVAL_PENDING' ? e.details.request_id : undefined;
         if (typeof approvalId === 'string') {
           deps.idem.park(principal, key, approvalId, Date.parse(String(e instanceof GuardError ? e.details.expires_at : '')) || deps.now() + 86_400_000, deps.now());
-        } else if (!call.executedAt || (e instanceof GuardError && e.retryable)) deps.idem.free(principal, key);
-        else if (e instanceof GuardError) deps.idem.finish(principal, key, 'failed', e.toToolResult(call.traceId), deps.now());
-        // An unexpected exception after the effect began: outcome unknown. The record stays in flight with its
-        // lease ended, so the next retry asks the backend.
-        else deps.idem.adopt(principal, key, call.traceId, deps.now(), -1);
+        } else if (!call.executedAt) {
+          deps.idem.free(principal, key); // nothing ran: the key is free for a retry
+        } else if (e instanceof GuardError && !e.retryable && e.code !== 'KILL_SWITCH_ENGAGED' && e.code !== 'INTERNAL') {
+          deps.idem.finish(principal, key, 'failed', e.toToolResult(call.traceId), deps.now()); // a final answer from the backend
+        } else {
+          // The effect started and its outcome is unknown (timeout, abort, crash-like error). The record stays in
+          // flight with its lease ended, so the next retry asks the backend about the same request id.
+          deps.idem.adopt(principal, key, call.traceId, deps.now(), -1);
+        }
         throw e;
       }
-      if (!result.isError) deps.idem.finish(principal, key, 'completed', result, deps.now());
+      if (!result.isError && call.toolPolicy.mode !== 'shadow') deps.idem.finish(principal, key, 'completed', result, deps.now());
       else deps.idem.free(principal, key);
       return result;
     };

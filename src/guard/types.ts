@@ -87,6 +87,8 @@ export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
   /** The tier for these arguments when it depends on them (self-service catalog items); else policy tier or `tier`. */
   tierFor?: (a: z.output<z.ZodObject<S>>, ctx: { backends: Backends; toolPolicy: ToolPolicy }) => Tier;
   summary: (a: z.output<z.ZodObject<S>>) => string;
+  /** Pure introspection with no effect (guard_status): answered while the kill switch is engaged, so the planner can see it. */
+  servesWhileKilled?: boolean;
   /**
    * Argument policy beyond the schema (deny lists, allowlists, directory checks); throws GuardError. May return
    * defaults to fill in (a device, a version) so that what is approved and audited is the complete action.
@@ -126,6 +128,10 @@ export interface Call {
   /** Set by the caps step: what was reserved, and a preview (used/limit) for approvers. */
   capItems?: CapItem[];
   capPreview?: { rule: string; measure: string; amount: number; used: number; limit: number }[];
+  /** Shadow mode: the tier that would have gated the call (the gate itself is not run). */
+  shadowTier?: Tier;
+  /** Set when this call joined an open approval request that already holds a reservation: its own is returned. */
+  capsRedundant?: boolean;
   /** The idempotency record's key (set by step 5 for write tools). */
   idemRecordKey?: string;
   /** Set by the approval step when a pending approval request took over the cap reservation. */

@@ -9,6 +9,7 @@ import { tokenVerifier } from './auth.js';
 import { checkOrigin, originPolicy } from './origin.js';
 import { SessionManager } from './sessions.js';
 import { verifyRouter } from './verify.js';
+import { resetRouter } from './reset.js';
 import { consoleRouter } from './console.js';
 
 export interface HttpOptions {
@@ -50,6 +51,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
     }
   });
   web.use('/verify', verifyRouter(app));
+  web.use('/reset', resetRouter(app));
   web.use('/console', consoleRouter(app));
 
   web.get('/metrics', async (_req, res) => {
@@ -108,6 +110,7 @@ export async function startVerifyListener(app: App, port = Number(process.env.IT
   web.use((req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next));
   web.use((req, res, next) => checkOrigin(guard)(req, res, next));
   web.use('/verify', verifyRouter(app));
+  web.use('/reset', resetRouter(app));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, '127.0.0.1', () => resolve());

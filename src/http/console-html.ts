@@ -21,7 +21,8 @@ export interface ConsoleView {
   killSwitch: KillSwitchState;
   pending: ApprovalRow[];
   recent: ApprovalRow[];
-  audit: AuditRow[];
+  /** Absent when the approver lacks audit:read. */
+  audit: AuditRow[] | undefined;
 }
 
 const ESCAPES: Record<string, string> = {
@@ -213,6 +214,7 @@ function recentSection(v: ConsoleView): string {
 }
 
 function auditSection(v: ConsoleView): string {
+  if (!v.audit) return '<section data-testid="audit"><h2>Recent audit</h2><p class="muted">Needs the audit:read scope.</p></section>';
   const rows = v.audit
     .slice()
     .reverse()

@@ -184,7 +184,8 @@ export function consoleRouter(app: App): express.Router {
         killSwitch: app.killSwitch.state(),
         pending: app.approvals.list(['pending']),
         recent: app.approvals.list(['approved', 'denied', 'expired', 'executing', 'succeeded', 'failed'], 20),
-        audit: app.auditStore.tail(25),
+        // Security: the audit is shown only to approvers who also hold audit:read.
+        audit: app.principal(session.principal)?.scopes.includes('audit:read') ? app.auditStore.tail(25) : undefined,
       }),
     );
   });

@@ -10,7 +10,7 @@ const LOOPBACK = ['127.0.0.1', 'localhost', '[::1]'];
 
 export function originPolicy(host: string, port: number, extraHosts: string[] = [], extraOrigins: string[] = []): OriginPolicy {
   const bindHost = host.includes(':') ? `[${host}]` : host;
-  const hosts = [...new Set([...(LOOPBACK.includes(bindHost) || bindHost === '0.0.0.0' ? LOOPBACK : [bindHost]), ...extraHosts])];
+  const hosts = [...new Set([...(LOOPBACK.includes(bindHost) || bindHost === '0.0.0.0' || bindHost === '[::]' ? LOOPBACK : [bindHost]), ...extraHosts])];
   const origins = [...new Set([...hosts.flatMap((h) => [`http://${h}:${port}`, `https://${h}:${port}`]), ...extraOrigins])];
   return { hosts, origins };
 }

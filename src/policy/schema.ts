@@ -85,6 +85,14 @@ const timezone = z.string().refine(
   { error: 'expected an IANA time zone such as UTC or Europe/Berlin' },
 );
 
+/** What each tool can be capped per and by: a rule on a key the tool never has would silently never limit. */
+const CAP_KEYS: Partial<Record<ToolName, { per: readonly string[]; cost: boolean }>> = {
+  ticket_create: { per: ['requester'], cost: false },
+  ticket_comment: { per: [], cost: false },
+  password_reset: { per: ['target'], cost: false },
+  software_install: { per: ['target'], cost: true },
+};
+
 export const policySchema = z
   .strictObject({
     version: z.literal(1, { error: 'expected 1' }),
@@ -123,6 +131,25 @@ export const policySchema = z
     const p = ctx.value;
     if (!(p.stdio_principal in p.principals)) {
       ctx.issues.push({ code: 'custom', path: ['stdio_principal'], message: 'must name a principal under principals', input: p.stdio_principal });
+    }
+    for (const [tool, tp] of Object.entries(p.tools) as [ToolName, z.output<typeof toolPolicy>][]) {
+      const allowed = CAP_KEYS[tool];
+      const seen = new Set<string>();
+      tp.caps.forEach((c, i) => {
+        const at = ['tools', tool, 'caps', i];
+        if (seen.has(c.name)) ctx.issues.push({ code: 'custom', path: [...at, 'name'], message: `duplicate cap name "${c.name}"`, input: c.name });
+        seen.add(c.name);
+        if (!allowed) {
+          ctx.issues.push({ code: 'custom', path: at, message: `${tool} is a read tool; caps apply to write tools`, input: c });
+          return;
+        }
+        if (c.per && c.per !== 'principal' && c.per !== 'session' && !allowed.per.includes(c.per)) {
+          ctx.issues.push({ code: 'custom', path: [...at, 'per'], message: `${tool} has no ${c.per}; use one of principal, session${allowed.per.length ? `, ${allowed.per.join(', ')}` : ''}`, input: c.per });
+        }
+        if (c.measure === 'cost_usd' && !allowed.cost) {
+          ctx.issues.push({ code: 'custom', path: [...at, 'measure'], message: `${tool} has no cost; only software_install can be measured in cost_usd`, input: c.measure });
+        }
+      });
     }
     const t = p.backends.tickets;
     if (!t.allowed_projects.includes(t.project)) {

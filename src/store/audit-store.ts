@@ -89,7 +89,8 @@ export class AuditStore {
         session_id: e.sessionId ?? null,
         tool: e.tool ?? null,
         args,
-        args_sha256: e.args === undefined ? null : sha256(canonicalJson(e.args)),
+        // Of the redacted arguments: a hash of a short secret could be brute-forced.
+        args_sha256: args === null ? null : sha256(args),
         outcome: e.outcome ?? null,
         code: e.code ?? null,
         detail: e.detail === undefined ? null : canonicalJson(redact(e.detail)),

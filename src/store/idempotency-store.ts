@@ -81,7 +81,7 @@ export class IdempotencyStore {
         return { kind: 'in_progress', row };
       }
       // New, or an expired record being reused: a fresh request id so the backend sees a new request.
-      const requestId = `${i.principal}:${i.explicit ? 'k' : 'd'}:${i.key}:${i.now.toString(36)}`;
+      const requestId = `${i.principal}:${i.key}:${i.now.toString(36)}`;
       this.db
         .prepare(
           `INSERT OR REPLACE INTO idempotency (principal, key, explicit, tool, args_sha256, request_id, state, result, trace_id, owner, lease_until, created_at, updated_at, expires_at)

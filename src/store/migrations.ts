@@ -232,4 +232,8 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX install_jobs_package ON install_jobs(package, state);
   `,
+  // 4: the embedded directory keeps a password hash (scrypt) set through the one-time reset page
+  `
+  ALTER TABLE dir_users ADD COLUMN password_hash TEXT;
+  `,
 ];

@@ -50,6 +50,15 @@ describe('policy', () => {
     expect(problems(DEMO_POLICY_YAML.replace('dedupe_window: 15m', 'dedupe_window: soon'))[0]).toMatch(/dedupe_window: expected a duration/);
   });
 
+  it('refuses cap rules that could never apply: duplicate names, keys or measures the tool does not have', () => {
+    const dup = DEMO_POLICY_YAML.replace('name: tickets-per-requester', 'name: tickets-per-day');
+    expect(problems(dup)).toContain('tools.ticket_create.caps[1].name: duplicate cap name "tickets-per-day"');
+    const per = DEMO_POLICY_YAML.replace('per: requester, limit: 5', 'per: target, limit: 5');
+    expect(problems(per)[0]).toMatch(/^tools\.ticket_create\.caps\[1\]\.per: ticket_create has no target/);
+    const cost = DEMO_POLICY_YAML.replace('{ name: resets-per-day, window: day, limit: 200, alarm_at: 50 }', '{ name: resets-per-day, window: day, measure: cost_usd, limit: 200 }');
+    expect(problems(cost)[0]).toMatch(/password_reset has no cost/);
+  });
+
   it('reports YAML syntax errors and duplicate keys', () => {
     expect(problems('version: 1\nversion: 1\n')[0]).toMatch(/^YAML:/);
     expect(problems('tools: [\n')[0]).toMatch(/^YAML:/);

@@ -351,3 +351,48 @@ describe('kill switch and waiting calls', () => {
     await waitFor(() => app.backends.deploy.jobs().length === 1);
   });
 });
+
+describe('the one-time reset link', () => {
+  it('opens a page that sets the new password once; the link then stops working', async () => {
+    const app = gatesApp();
+    const page = await startVerifyListener(app, 0);
+    closers.push(page.close);
+    const c = await clientWith(app, ['form'], () => ({ action: 'accept', content: { code: app.mfa.currentCode('jdoe')! } }));
+    expect((await c.call('password_reset', { user: 'jdoe', reason })).isError).toBeFalsy();
+    const link = (app.db.prepare('SELECT body FROM outbox').get() as { body: string }).body.match(/https?:\/\/\S+/)![0];
+    expect(link.startsWith(`${page.url}/reset/`)).toBe(true);
+    expect(await (await fetch(link)).text()).toMatch(/Choose a new password for jdoe/);
+    const post = (pw: string, confirm = pw) =>
+      fetch(link, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ password: pw, confirm }).toString() });
+    expect((await post('short')).status).toBe(400);
+    expect((await post('correct horse battery staple')).status).toBe(200);
+    expect(user(app, 'jdoe').mustChangePassword).toBe(false);
+    expect((await post('another long password')).status).toBe(404);
+    expect(auditText(app)).not.toContain('correct horse');
+  });
+});
+
+describe('shadow mode and guard_status under the kill switch', () => {
+  it('shadow: evaluated and audited as if real, nothing executes, the result says what would have happened', async () => {
+    const app = gatesApp((y) => y.replace('  software_install:\n    tier: approval', '  software_install:\n    mode: shadow\n    tier: approval'));
+    const c = await clientWith(app, []);
+    const r = await c.call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason });
+    expect(r.isError).toBeFalsy();
+    expect(textOf(r)).toMatch(/\[shadow mode\] Would have done: Install adobe-acrobat-pro .* after an approver’s approval/);
+    expect(app.backends.deploy.jobs()).toHaveLength(0);
+    expect(app.approvals.list(['pending'])).toHaveLength(0);
+    expect(app.caps.used(app.policy.tools.software_install.caps[0]!, '*', Date.now())).toBe(0);
+    const rows = app.auditStore.byTrace(r._meta!['itguard/trace_id'] as string);
+    expect(rows.map((x) => x.event)).toEqual(['call.intent', 'call.outcome']);
+  });
+
+  it('guard_status answers while the kill switch is engaged, so the planner can see why it is stopped', async () => {
+    const app = gatesApp();
+    const c = await clientWith(app, []);
+    app.killSwitch.set(true, 'incident 42', 'test');
+    const r = await c.call('guard_status');
+    expect(r.isError).toBeFalsy();
+    expect(textOf(r)).toMatch(/Kill switch: ENGAGED \(incident 42\)/);
+    expect(codeOf(await c.call('kb_search', { query: 'vpn' }))).toBe('KILL_SWITCH_ENGAGED');
+  });
+});

@@ -38,7 +38,7 @@ describe('kb_search', () => {
   it('refuses an empty query and a limit out of range, naming the field', async () => {
     const r = await c.call('kb_search', { query: '' });
     expect(codeOf(r)).toBe('INVALID_ARGUMENT');
-    expect(textOf(r)).toMatch(/query: must be at least 1 characters/);
+    expect(textOf(r)).toMatch(/query: must not be empty/);
     const r2 = await c.call('kb_search', { query: 'vpn', limit: 99 });
     expect(textOf(r2)).toMatch(/limit: must be <= 20/);
     const r3 = await c.call('kb_search', { query: 'vpn', extra: 1 });

@@ -3,7 +3,7 @@
  * must-change-at-next-login and a one-time reset link is delivered through the outbox to the user's recovery
  * channel. Only the link's hash is kept here; the result names the channel, masked.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, scryptSync } from 'node:crypto';
 import { sha256 } from '../../canonical.js';
 import type { Db } from '../../store/db.js';
 
@@ -34,6 +34,13 @@ export interface DirectoryBackend {
   /** Idempotent on requestId: a second call with the same id returns the first outcome and sends nothing. */
   resetPassword(username: string, o: { requestId: string | undefined; resetBaseUrl: string }): ResetOutcome;
   findReset(requestId: string): ResetOutcome | undefined;
+}
+
+/** The one-time reset page's view of a link. */
+export interface ResetLink {
+  username: string;
+  expiresAt: number;
+  usable: boolean;
 }
 
 export function maskAddress(kind: 'email' | 'sms', address: string): string {
@@ -110,6 +117,29 @@ export class EmbeddedDirectory implements DirectoryBackend {
           .run(sha256(token), username, o.requestId ?? null, outboxId, at, at + RESET_LINK_TTL_MS);
         this.db.prepare('UPDATE dir_users SET must_change_password = 1, password_changed_at = ? WHERE username = ?').run(at, username);
         return { username, channel: u.recovery.kind, maskedChannel: maskAddress(u.recovery.kind, u.recovery.address), at: new Date(at).toISOString() };
+      })
+      .immediate();
+  }
+
+  resetLink(token: string): ResetLink | undefined {
+    const r = this.db
+      .prepare<[string], { username: string; expires_at: number; used_at: number | null }>('SELECT username, expires_at, used_at FROM password_resets WHERE token_hash = ?')
+      .get(sha256(token));
+    return r && { username: r.username, expiresAt: r.expires_at, usable: r.used_at === null && r.expires_at > this.now() };
+  }
+
+  /** Sets the new password (scrypt) through a live one-time link and spends the link. False if the link is not usable. */
+  completeReset(token: string, password: string): boolean {
+    return this.db
+      .transaction(() => {
+        const link = this.resetLink(token);
+        if (!link?.usable) return false;
+        const salt = randomBytes(16);
+        const hash = `scrypt$${salt.toString('base64')}$${scryptSync(password, salt, 32).toString('base64')}`;
+        const at = this.now();
+        this.db.prepare('UPDATE password_resets SET used_at = ? WHERE token_hash = ?').run(at, sha256(token));
+        this.db.prepare('UPDATE dir_users SET password_hash = ?, must_change_password = 0, password_changed_at = ? WHERE username = ?').run(hash, at, link.username);
+        return true;
       })
       .immediate();
   }

@@ -11,6 +11,7 @@ export const guardStatus = defineTool({
   tier: 'auto',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   capKeys: () => ({}),
+  servesWhileKilled: true,
   summary: () => 'Show guard status',
   async run(_a, ctx) {
     const v = ctx.guardView();

@@ -1,0 +1,46 @@
+/**
+ * The one-time password reset page the outbox links to (embedded directory). The link works once and expires;
+ * the new password is stored only as an scrypt hash and never logged or audited.
+ */
+import express, { type Router } from 'express';
+import type { App } from '../app.js';
+import { EmbeddedDirectory } from '../tools/directory/embedded.js';
+import { esc, page, pageHeaders } from './verify.js';
+
+const MIN_LENGTH = 12;
+
+export function resetRouter(app: App): Router {
+  const dir = new EmbeddedDirectory(app.db, app.now);
+  const r = express.Router();
+  r.use(express.urlencoded({ extended: false, limit: '4kb' }));
+  const gone = () => page('Link not valid', '<h1>This reset link is not valid</h1><p>It was already used or has expired. Ask the IT service desk for a new one.</p>');
+  const form = (token: string, user: string, msg = '') =>
+    page(
+      'Choose a new password',
+      `<h1>Choose a new password for ${esc(user)}</h1>${msg}
+<form method="post" action="/reset/${esc(token)}">
+<p><label>New password (at least ${MIN_LENGTH} characters)<br><input type="password" name="password" minlength="${MIN_LENGTH}" required autocomplete="new-password"></label></p>
+<p><label>Repeat it<br><input type="password" name="confirm" minlength="${MIN_LENGTH}" required autocomplete="new-password"></label></p>
+<button type="submit">Set password</button></form>`,
+    );
+
+  r.get('/:token', (req, res) => {
+    pageHeaders(res);
+    const link = dir.resetLink(req.params.token);
+    if (!link?.usable) return void res.status(404).send(gone());
+    res.send(form(req.params.token, link.username));
+  });
+  r.post('/:token', async (req, res) => {
+    pageHeaders(res);
+    const link = dir.resetLink(req.params.token);
+    if (!link?.usable) return void res.status(404).send(gone());
+    const { password, confirm } = req.body as { password?: unknown; confirm?: unknown };
+    if (typeof password !== 'string' || password.length < MIN_LENGTH || password !== confirm) {
+      return void res.status(400).send(form(req.params.token, link.username, `<p class="err">The passwords must match and have at least ${MIN_LENGTH} characters.</p>`));
+    }
+    if (!dir.completeReset(req.params.token, password)) return void res.status(404).send(gone());
+    await app.audit.record({ event: 'password.changed', actor: `user:${link.username}`, detail: { via: 'reset link' } });
+    res.send(page('Password set', `<h1 class="ok">Password set</h1><p>You can now sign in as ${esc(link.username)} with your new password.</p>`));
+  });
+  return r;
+}
