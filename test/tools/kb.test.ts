@@ -62,3 +62,23 @@ describe('kb_get_article', () => {
     expect(codeOf(r)).toBe('NOT_FOUND');
   });
 });
+
+describe('kb_search at scale', () => {
+  it('ignores stopwords and terms most articles contain, so the rare term decides', async () => {
+    const { EmbeddedKb } = await import('../../src/tools/kb/embedded.js');
+    const { openDb } = await import('../../src/store/db.js');
+    const kb = new EmbeddedKb(openDb(':memory:'));
+    const articles = Array.from({ length: 2500 }, (_, i) => ({
+      id: `KB-${10000 + i}`,
+      title: `Network note ${i}`,
+      category: 'network',
+      tags: ['network'],
+      body: `The network is working for team ${i}. ${i === 1234 ? 'The zebraprinter driver needs an update.' : ''}`,
+      updated: '2026-01-01',
+    }));
+    kb.upsert(articles);
+    const hits = kb.search('why is the network not working with the zebraprinter', 5);
+    expect(hits[0]!.id).toBe('KB-11234');
+    expect(hits).toHaveLength(1);
+  });
+});

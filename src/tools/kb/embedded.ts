@@ -25,32 +25,67 @@ export interface KbBackend {
   count(): number;
 }
 
-/** Words of the query as quoted FTS5 terms joined by OR: no user text is ever parsed as FTS syntax. */
-export function toFtsQuery(query: string): string | undefined {
-  const words = query.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
-  const unique = [...new Set(words)].slice(0, 32);
-  return unique.length ? unique.map((w) => `"${w}"`).join(' OR ') : undefined;
+/**
+ * English function words: they match nearly every article and add next to nothing to BM25, but scoring every
+ * match is what a query costs. Dropped unless the query has nothing else.
+ */
+const STOPWORDS = new Set(
+  ('a an and are as at be been but by can cannot could did do does doing for from had has have having how i if in into is it its ' +
+    'me my no not of on or our so than that the their them then there these they this those to too up us was we were what when ' +
+    'where which while who why will with would you your').split(' '),
+);
+
+/** The query's words (stopwords dropped unless that leaves none), at most 32. */
+export function queryTerms(query: string): string[] {
+  const words = [...new Set(query.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [])];
+  const content = words.filter((w) => !STOPWORDS.has(w));
+  return (content.length ? content : words).slice(0, 32);
 }
+
+/** Terms as quoted FTS5 strings joined by OR: no user text is ever parsed as FTS syntax. */
+export function toFtsQuery(query: string | string[]): string | undefined {
+  const terms = typeof query === 'string' ? queryTerms(query) : query;
+  return terms.length ? terms.map((w) => `"${w}"`).join(' OR ') : undefined;
+}
+
+/** A term found in more than this share of articles carries little weight in BM25 but costs a score per match. */
+const COMMON_SHARE = 0.2;
+/** Below this many articles scoring every match is cheap, and each term matters: no pruning. */
+const PRUNE_FROM = 2000;
 
 export class EmbeddedKb implements KbBackend {
   private readonly searchStmt;
   private readonly getStmt;
+  private readonly dfStmt;
+  private total: number | undefined;
   constructor(private readonly db: Db) {
+    // ORDER BY rank (with bm25 weights set through `rank MATCH`) lets FTS5 sort internally and stop at LIMIT,
+    // so snippet() runs only for the rows returned, not for every match.
     this.searchStmt = db.prepare<[string, number], KbHit>(
-      `SELECT a.id, a.title, a.category,
-              snippet(kb_fts, 2, '[[', ']]', ' … ', 24) AS snippet,
-              bm25(kb_fts, 10.0, 5.0, 1.0) AS score
-         FROM kb_fts JOIN kb_articles a ON a.rowid = kb_fts.rowid
-        WHERE kb_fts MATCH ?
-        ORDER BY score LIMIT ?`,
+      `SELECT a.id, a.title, a.category, s.snippet, s.score
+         FROM (SELECT rowid, snippet(kb_fts, 2, '[[', ']]', ' … ', 24) AS snippet, rank AS score
+                 FROM kb_fts
+                WHERE kb_fts MATCH ? AND rank MATCH 'bm25(10.0, 5.0, 1.0)'
+                ORDER BY rank LIMIT ?) s
+         JOIN kb_articles a ON a.rowid = s.rowid
+        ORDER BY s.score`,
     );
+    this.dfStmt = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM kb_fts WHERE kb_fts MATCH ?');
     this.getStmt = db.prepare<[string], Omit<Article, 'tags'> & { tags: string }>(
       'SELECT id, title, category, tags, body, updated FROM kb_articles WHERE id = ? COLLATE NOCASE',
     );
   }
 
   search(query: string, limit: number): KbHit[] {
-    const fts = toFtsQuery(query);
+    let terms = queryTerms(query);
+    const total = this.count();
+    if (terms.length > 1 && total >= PRUNE_FROM) {
+      // Drop terms most articles contain (low IDF): ranking barely changes and far fewer matches are scored.
+      const df = terms.map((t) => this.dfStmt.get(`"${t}"`)?.n ?? 0);
+      const rare = terms.filter((_, i) => df[i]! <= total * COMMON_SHARE);
+      terms = rare.length ? rare : [terms[df.indexOf(Math.min(...df))]!];
+    }
+    const fts = toFtsQuery(terms);
     return fts ? this.searchStmt.all(fts, limit) : [];
   }
 
@@ -75,10 +110,12 @@ export class EmbeddedKb implements KbBackend {
         ins.run({ ...a, tags: a.tags.join(' ') });
       }
     }).immediate();
+    this.total = undefined;
     return { added, updated };
   }
 
   count(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM kb_articles').get() as { n: number }).n;
+    this.total ??= (this.db.prepare('SELECT count(*) AS n FROM kb_articles').get() as { n: number }).n;
+    return this.total;
   }
 }
