@@ -11,7 +11,7 @@ import { execute, KillSwitchAbort } from './guard/execute.js';
 import { startExecutor } from './guard/executor.js';
 import type { AnyTool, Call, GuardView, Handler, Principal } from './guard/types.js';
 import { createLogger } from './log.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { noopMetrics, type Metrics } from './metrics.js';
 import type { Policy } from './policy/schema.js';
 import { AuditStore } from './store/audit-store.js';
 import { openDb, type Db } from './store/db.js';
@@ -36,7 +36,8 @@ export interface AppOptions {
   now?: () => number;
   /** Poll interval of the kill-switch watcher that aborts in-flight calls (ms). */
   killPollMs?: number;
-  defaultMetrics?: boolean;
+  /** Prometheus metrics (HTTP mode); defaults to no-op metrics. */
+  metrics?: Metrics;
   kbDir?: string;
   /** Poll interval of the executor that runs approved requests (ms). */
   executorPollMs?: number;
@@ -98,7 +99,7 @@ export function openApp(opts: AppOptions): App {
   const log = opts.log ?? createLogger();
   const { db, auditStore, killSwitch, tokens, backends, caps, idem, approvals, mfa } = openStores(opts.dbPath, opts.policy, now);
   const seeded = opts.policy.demo ? seedDemo(db, opts.kbDir) : false;
-  const metrics: Metrics = createMetrics(opts.defaultMetrics);
+  const metrics: Metrics = opts.metrics ?? noopMetrics();
   const links = { base: 'http://127.0.0.1' };
   const deps: GuardDeps = { policy: opts.policy, killSwitch, audit: new AuditWriter(auditStore), backends, log, metrics, now, caps, idem, approvals, mfa, links };
 

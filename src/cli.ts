@@ -1,12 +1,7 @@
 #!/usr/bin/env node
 /** The `itguard` command: parses argv and dispatches to src/commands. Exit codes: 0 ok, 1 check failed, 2 usage or config error. */
 import { parseArgs } from 'node:util';
-import { audit, caps, directory, kb, setKill, status, token } from './commands/admin.js';
-import { drill } from './commands/drill.js';
-import { approvals, enroll, outbox } from './commands/gates.js';
 import { defaultDbPath, err, UsageError, type Flags } from './commands/common.js';
-import { policyCheck } from './commands/policy.js';
-import { serve } from './commands/serve.js';
 
 const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
 
@@ -54,34 +49,37 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   const flags: Flags = { db: defaultDbPath(values.db), policyFlag: values.policy, json: values.json === true, values, positionals };
+  // Each verb loads only its own module: `serve --stdio` starts without the admin and HTTP code.
+  const admin = () => import('./commands/admin.js');
+  const gates = () => import('./commands/gates.js');
   switch (command) {
     case 'serve':
-      await serve(flags);
+      await (await import('./commands/serve.js')).serve(flags);
       return -1; // keeps running
     case 'status':
-      return status(flags);
+      return (await admin()).status(flags);
     case 'caps':
-      return caps(flags);
+      return (await admin()).caps(flags);
     case 'drill':
-      return drill(flags);
+      return (await import('./commands/drill.js')).drill(flags);
     case 'kill':
-      return setKill(flags, true);
+      return (await admin()).setKill(flags, true);
     case 'resume':
-      return setKill(flags, false);
+      return (await admin()).setKill(flags, false);
     case 'token':
-      return token(flags);
+      return (await admin()).token(flags);
     case 'kb':
-      return kb(flags);
+      return (await admin()).kb(flags);
     case 'directory':
-      return positionals[0] === 'enroll' ? enroll(flags) : directory(flags);
+      return positionals[0] === 'enroll' ? (await gates()).enroll(flags) : (await admin()).directory(flags);
     case 'approvals':
-      return approvals(flags);
+      return (await gates()).approvals(flags);
     case 'outbox':
-      return outbox(flags);
+      return (await gates()).outbox(flags);
     case 'audit':
-      return audit(flags);
+      return (await admin()).audit(flags);
     case 'policy':
-      return policyCheck(flags);
+      return (await import('./commands/policy.js')).policyCheck(flags);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

@@ -1,7 +1,6 @@
 /** `itguard serve --stdio | --http`. */
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { openApp } from '../app.js';
-import { startHttp, startVerifyListener } from '../http/app.js';
 import { createServer, newSession } from '../server.js';
 import { err, policyOrExit, UsageError, type Flags } from './common.js';
 
@@ -10,7 +9,8 @@ export async function serve(flags: Flags): Promise<void> {
   const http = flags.values.http === true;
   if (stdio === http) throw new UsageError('serve needs exactly one of --stdio or --http');
   const { policy, source } = policyOrExit(flags);
-  const app = openApp({ dbPath: flags.db, policy, defaultMetrics: http });
+  const metrics = http ? await (await import('../metrics.js')).createPromMetrics() : undefined;
+  const app = openApp({ dbPath: flags.db, policy, ...(metrics ? { metrics } : {}) });
   app.log.info({ policy: source, db: flags.db, seeded: app.seeded }, 'itguard starting');
 
   let stop: () => Promise<void>;
@@ -19,11 +19,16 @@ export async function serve(flags: Flags): Promise<void> {
     const server = createServer(app, { principal, session: newSession('stdio', app.now()) });
     const transport = new StdioServerTransport();
     await server.connect(transport);
-    const verify = await startVerifyListener(app);
-    app.log.info({ principal: principal.name, verify_page: `${verify.url}/verify` }, 'serving MCP over stdio');
+    app.log.info({ principal: principal.name }, 'serving MCP over stdio');
+    // The MFA verification page (a loopback listener) starts after the transport is up: it is not needed to
+    // answer initialize, and express stays out of the cold start.
+    const verify = import('../http/app.js')
+      .then((m) => m.startVerifyListener(app))
+      .then((v) => (app.log.info({ verify_page: `${v.url}/verify` }, 'MFA verification page listening on loopback'), v));
+    app.links.ready = verify.catch((e: unknown) => app.log.error({ err: e }, 'MFA verification page failed to start'));
     stop = async () => {
       await server.close();
-      await verify.close();
+      await (await verify).close();
     };
     process.stdin.on('end', () => void shutdown('stdin closed'));
   } else {
@@ -31,6 +36,7 @@ export async function serve(flags: Flags): Promise<void> {
     const portText = typeof flags.values.port === 'string' ? flags.values.port : (process.env.ITGUARD_PORT ?? '3333');
     const port = Number(portText);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0..65535, got ${portText}`);
+    const { startHttp } = await import('../http/app.js');
     const running = await startHttp(app, { host, port });
     app.log.info({ url: `${running.url}/mcp` }, 'serving MCP over Streamable HTTP');
     if (app.seeded) {

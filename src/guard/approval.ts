@@ -252,6 +252,7 @@ async function mfaByForm(deps: Deps, call: Call, next: Handler, target: string):
 }
 
 async function mfaByPage(deps: Deps, call: Call, next: Handler, target: string, how: 'url' | 'link'): Promise<CallToolResult> {
+  await deps.links.ready; // stdio: the loopback page may still be starting
   const { row, verifyToken } = openOrCreate(deps, call, 'mfa', true);
   const link = verifyToken ? `${deps.links.base}/verify/${verifyToken}` : undefined;
   await auditGate(deps, call, 'approval.requested', { request_id: row.id, tier: 'mfa', target, channel: how });

@@ -22,6 +22,6 @@ export interface GuardDeps {
   approvals: ApprovalsStore;
   mfa: MfaStore;
   /** Where this process serves its pages (verification links, reset links); set once the listener is up. */
-  links: { base: string };
+  links: { base: string; ready?: Promise<unknown> };
   now: () => number;
 }

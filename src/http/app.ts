@@ -55,7 +55,9 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   web.use('/console', consoleRouter(app));
 
   web.get('/metrics', async (_req, res) => {
-    res.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics());
+    const registry = app.metrics.registry;
+    if (!registry) return void res.status(404).send('metrics are not enabled in this process\n');
+    res.type(registry.contentType).send(await registry.metrics());
   });
 
   const auth = requireBearerAuth({ verifier: tokenVerifier(app) });
