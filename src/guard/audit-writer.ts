@@ -1,7 +1,8 @@
 /**
- * Group commit for the audit: records from concurrent calls that arrive in the same tick are appended in one
- * IMMEDIATE transaction (one fsync under durability strict). `record()` resolves only once its transaction has
- * committed, so awaiting an intent means it is durable before the side effect starts.
+ * Group commit for the audit: records from concurrent calls that arrive within `windowMs` of the first one are
+ * appended in one IMMEDIATE transaction (one fsync under durability strict). `record()` resolves only once its
+ * transaction has committed, so awaiting an intent means it is durable before the side effect starts. A full
+ * batch is written at once. The window trades up to `windowMs` of latency for far fewer fsyncs under load.
  */
 import type { AuditEvent, AuditStore } from '../store/audit-store.js';
 
@@ -14,19 +15,26 @@ interface Pending {
 export class AuditWriter {
   private queue: Pending[] = [];
   private scheduled = false;
-  constructor(readonly store: AuditStore) {}
+  constructor(
+    readonly store: AuditStore,
+    private readonly windowMs = 2,
+    private readonly maxBatch = 256,
+  ) {}
 
   record(event: AuditEvent): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ event, resolve, reject });
-      if (!this.scheduled) {
+      if (this.queue.length >= this.maxBatch) {
+        this.flush();
+      } else if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        setTimeout(() => this.flush(), this.windowMs);
       }
     });
   }
 
   private flush(): void {
+    if (!this.queue.length) return;
     const batch = this.queue;
     this.queue = [];
     this.scheduled = false;

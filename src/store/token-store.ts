@@ -65,8 +65,14 @@ export class TokenStore {
     return row;
   }
 
+  private readonly touched = new Map<string, number>();
+
+  /** Records last use at most once a minute per token: a write (and fsync) per request would cost more than the call. */
   touch(id: string): void {
-    this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(this.now(), id);
+    const now = this.now();
+    if (now - (this.touched.get(id) ?? 0) < 60_000) return;
+    this.touched.set(id, now);
+    this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(now, id);
   }
 
   list(): TokenInfo[] {
