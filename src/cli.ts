@@ -17,6 +17,7 @@ const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
   outbox [--show-links]                     deliveries to users' recovery channels
   audit tail [--n N] | show TRACE_ID | verify | export
   policy check [FILE]
+  report autonomy                           per action class, how often human gates granted it unchanged
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -78,6 +79,8 @@ async function main(argv: string[]): Promise<number> {
       return (await gates()).outbox(flags);
     case 'audit':
       return (await admin()).audit(flags);
+    case 'report':
+      return (await import('./commands/report.js')).reportAutonomy(flags);
     case 'policy':
       return (await import('./commands/policy.js')).policyCheck(flags);
     default:

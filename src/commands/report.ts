@@ -1,0 +1,74 @@
+/**
+ * `itguard report autonomy`: per action class (tool × tier), how often human gates granted the action as asked.
+ * Approvals are bound to their arguments, so every grant is a grant "unchanged"; a class granted (nearly) always
+ * is a candidate for a lower tier. Sources: the approvals table (approval and mfa tiers) and the audit's
+ * confirm events (confirm tier).
+ */
+import { openStores } from '../app.js';
+import { out, policyOrExit, printJson, type Flags } from './common.js';
+
+interface ClassRow {
+  tool: string;
+  tier: string;
+  requests: number;
+  granted: number;
+  denied: number;
+  expired: number;
+  open: number;
+  grant_rate: number | null;
+}
+
+export function reportAutonomy(flags: Flags): number {
+  if (flags.positionals[0] !== 'autonomy') {
+    out('usage: itguard report autonomy [--json]');
+    return 2;
+  }
+  const { policy } = policyOrExit(flags);
+  const s = openStores(flags.db, policy);
+  s.approvals.expire();
+  const rows = s.db
+    .prepare<[], { tool: string; tier: string; status: string; n: number }>('SELECT tool, tier, status, count(*) AS n FROM approvals GROUP BY tool, tier, status')
+    .all();
+  const confirms = s.db
+    .prepare<[], { tool: string; event: string; n: number }>(
+      "SELECT tool, event, count(*) AS n FROM audit WHERE event IN ('approval.confirmed', 'approval.declined') GROUP BY tool, event",
+    )
+    .all();
+  s.db.close();
+
+  const classes = new Map<string, ClassRow>();
+  const get = (tool: string, tier: string) => {
+    const k = `${tool}\u0000${tier}`;
+    let c = classes.get(k);
+    if (!c) classes.set(k, (c = { tool, tier, requests: 0, granted: 0, denied: 0, expired: 0, open: 0, grant_rate: null }));
+    return c;
+  };
+  for (const r of rows) {
+    const c = get(r.tool, r.tier);
+    c.requests += r.n;
+    if (['approved', 'executing', 'succeeded', 'failed'].includes(r.status)) c.granted += r.n;
+    else if (r.status === 'denied') c.denied += r.n;
+    else if (r.status === 'expired') c.expired += r.n;
+    else c.open += r.n;
+  }
+  for (const r of confirms) {
+    const c = get(r.tool, 'confirm');
+    c.requests += r.n;
+    if (r.event === 'approval.confirmed') c.granted += r.n;
+    else c.denied += r.n;
+  }
+  const report = [...classes.values()]
+    .map((c) => ({ ...c, grant_rate: c.granted + c.denied + c.expired ? c.granted / (c.granted + c.denied + c.expired) : null }))
+    .sort((a, b) => a.tool.localeCompare(b.tool) || a.tier.localeCompare(b.tier));
+  if (flags.json) printJson(report);
+  else if (!report.length) out('no human-gated actions in the audit yet');
+  else {
+    out('tool              tier       requests  granted  denied  expired  open  granted unchanged');
+    for (const c of report) {
+      const rate = c.grant_rate === null ? '-' : `${(c.grant_rate * 100).toFixed(1)}%`;
+      out(`${c.tool.padEnd(17)} ${c.tier.padEnd(10)} ${String(c.requests).padStart(8)} ${String(c.granted).padStart(8)} ${String(c.denied).padStart(7)} ${String(c.expired).padStart(8)} ${String(c.open).padStart(5)}  ${rate}`);
+    }
+    out('\nA class granted unchanged nearly always, over enough requests, is a candidate for a lower tier (try mode: shadow first).');
+  }
+  return 0;
+}
