@@ -8,6 +8,11 @@ import { immediate, type Db } from './db.js';
 
 export const GENESIS = '0'.repeat(64);
 
+/** Arguments beyond this size (malformed or hostile input) are kept as their size and hash, not their text. */
+const MAX_ARGS_CHARS = 16_384;
+const bounded = (json: string): string =>
+  json.length <= MAX_ARGS_CHARS ? json : canonicalJson({ truncated: true, chars: json.length, sha256: sha256(json) });
+
 export interface AuditEvent {
   event: string;
   actor: string;
@@ -79,7 +84,7 @@ export class AuditStore {
     const seqs: number[] = [];
     for (const e of events) {
       seq += 1;
-      const args = e.args === undefined ? null : canonicalJson(redact(e.args));
+      const args = e.args === undefined ? null : bounded(canonicalJson(redact(e.args)));
       const row = {
         seq,
         ts: this.now(),
