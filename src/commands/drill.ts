@@ -97,24 +97,24 @@ export async function drill(flags: Flags): Promise<number> {
   // Resume only our own engagement: if someone engaged the switch for real during the drill, it stays engaged.
   const now = stores.killSwitch.state();
   const ours = now.engaged && now.changedAt === engagedRecord.changedAt && now.reason === 'kill-switch drill';
-  if (ours) stores.killSwitch.set(false, 'kill-switch drill over', cliActor());
-  else failures.push('the kill switch was changed by someone else during the drill; it was left as they set it');
+  const resumedAt = ours ? stores.killSwitch.set(false, 'kill-switch drill over', cliActor()).changedAt : Date.now();
+  if (!ours) failures.push('the kill switch was changed by someone else during the drill; it was left as they set it');
   await client.close();
   rmSync(tmp, { recursive: true, force: true });
 
   // Verify from the audit, not from what the client saw.
   const rows = stores.db
-    .prepare<[number], { event: string; outcome: string | null; code: string | null; detail: string | null }>(
+    .prepare<[number, number], { event: string; outcome: string | null; code: string | null; detail: string | null }>(
       // guard_status answers during an engagement by design (the planner must see it); everything else must not run.
-      "SELECT event, outcome, code, detail FROM audit WHERE ts >= ? AND event IN ('call.outcome', 'call.denied') AND coalesce(tool, '') != 'guard_status'",
+      "SELECT event, outcome, code, detail FROM audit WHERE ts >= ? AND ts <= ? AND event IN ('call.outcome', 'call.denied') AND coalesce(tool, '') != 'guard_status'",
     )
-    .all(engagedRecord.changedAt);
+    .all(engagedRecord.changedAt, resumedAt);
   let lastStart: number | null = null;
   let executedAfter = 0;
   let auditRefusals = 0;
   for (const r of rows) {
     const started = r.detail ? (JSON.parse(r.detail) as { started_at?: number }).started_at : undefined;
-    if (r.event === 'call.outcome' && typeof started === 'number') {
+    if (r.event === 'call.outcome' && typeof started === 'number' && started <= resumedAt) {
       lastStart = Math.max(lastStart ?? -Infinity, started);
       if (started > engagedAt) executedAfter += 1;
     }

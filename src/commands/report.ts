@@ -5,7 +5,7 @@
  * confirm events (confirm tier).
  */
 import { openStores } from '../app.js';
-import { out, policyOrExit, printJson, type Flags } from './common.js';
+import { err, out, policyOrExit, printJson, type Flags } from './common.js';
 
 interface ClassRow {
   tool: string;
@@ -20,7 +20,7 @@ interface ClassRow {
 
 export function reportAutonomy(flags: Flags): number {
   if (flags.positionals[0] !== 'autonomy') {
-    out('usage: itguard report autonomy [--json]');
+    err('usage: itguard report autonomy [--json]');
     return 2;
   }
   const { policy } = policyOrExit(flags);

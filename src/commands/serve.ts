@@ -72,9 +72,9 @@ function demoBanner(url: string, principal: string, token: string): string {
   itguard token create --principal ${principal})
 
  Try it with the MCP Inspector (CLI mode):
-   npx @modelcontextprotocol/inspector --cli ${url} --transport http \\
+   npx @modelcontextprotocol/inspector@latest --cli ${url} --transport http \\
      --header "Authorization: Bearer ${token}" --method tools/list
- or open the Inspector UI (npx @modelcontextprotocol/inspector), choose
+ or open the Inspector UI (npx @modelcontextprotocol/inspector@latest), choose
  "Streamable HTTP", URL ${url}, and add the header
    Authorization: Bearer <token>
 ==================================================================

@@ -41,7 +41,7 @@ export const audit =
         args: call.args,
         outcome: result.isError ? 'error' : 'ok',
         code,
-        detail: { started_at: call.executedAt },
+        detail: call.toolPolicy.mode === 'shadow' && call.tool.effect === 'write' ? { shadow: true } : { started_at: call.executedAt },
       });
       return result;
     };

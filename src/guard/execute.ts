@@ -12,8 +12,8 @@ import type { Call, GuardView, Handler } from './types.js';
  * test can kill -9 the process there. Unset in production; read once.
  */
 const FAILPOINT = process.env.ITGUARD_FAILPOINT;
-async function failpoint(name: string): Promise<void> {
-  if (FAILPOINT === name) await new Promise((r) => setTimeout(r, 60_000));
+async function failpoint(name: string, call: Call): Promise<void> {
+  if (FAILPOINT === name && call.tool.effect === 'write') await new Promise((r) => setTimeout(r, 60_000));
 }
 
 /** Shadow mode: evaluated, gated and audited as if real; nothing runs, and the result says what would have. */
@@ -39,7 +39,7 @@ export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' 
     const killable = !call.tool.servesWhileKilled;
     const signal = killable ? AbortSignal.any([call.signal, timeout]) : timeout;
     const run = (async () => {
-      await failpoint('before-effect');
+      await failpoint('before-effect', call);
       // Security: a call aborted while it waited (kill switch, cancel) never starts its side effect, and the kill
       // switch is read again right before it (step 1 was earlier; a write waited for its audit intent since).
       // The check and the start time are one synchronous step.
@@ -63,17 +63,19 @@ export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' 
     const aborted = new Promise<never>((_, reject) => {
       const onAbort = () =>
         reject(
+          // details.outcome_unknown: if the effect had started, it may or may not have happened; a retry with
+          // the same key asks the backend rather than assuming either.
           timeout.aborted
-            ? new BackendError(`${call.tool.name} timed out after ${call.toolPolicy.timeoutMs} ms.`, true)
+            ? new BackendError(`${call.tool.name} timed out after ${call.toolPolicy.timeoutMs} ms.`, true, { outcome_unknown: true })
             : signal.reason instanceof KillSwitchAbort
-              ? new GuardError('KILL_SWITCH_ENGAGED', `IT engaged the kill switch while ${call.tool.name} was running; it was aborted.`)
-              : new BackendError(`${call.tool.name} was aborted: ${String(signal.reason ?? 'cancelled')}.`, false),
+              ? new GuardError('KILL_SWITCH_ENGAGED', `IT engaged the kill switch while ${call.tool.name} was running; it was aborted.`, { details: { outcome_unknown: true } })
+              : new BackendError(`${call.tool.name} was aborted: ${String(signal.reason ?? 'cancelled')}.`, false, { outcome_unknown: true }),
         );
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     });
     const out = await Promise.race([run, aborted]);
-    await failpoint('after-effect');
+    await failpoint('after-effect', call);
     return {
       content: [{ type: 'text', text: out.text }],
       ...(out.data ? { structuredContent: out.data } : {}),

@@ -134,7 +134,7 @@ export const idempotency =
           deps.idem.park(principal, key, approvalId, Date.parse(String(e instanceof GuardError ? e.details.expires_at : '')) || deps.now() + 86_400_000, deps.now());
         } else if (!call.executedAt) {
           deps.idem.free(principal, key); // nothing ran: the key is free for a retry
-        } else if (e instanceof GuardError && !e.retryable && e.code !== 'KILL_SWITCH_ENGAGED' && e.code !== 'INTERNAL') {
+        } else if (e instanceof GuardError && !e.retryable && !e.details.outcome_unknown && e.code !== 'INTERNAL') {
           deps.idem.finish(principal, key, 'failed', e.toToolResult(call.traceId), deps.now()); // a final answer from the backend
         } else {
           // The effect started and its outcome is unknown (timeout, abort, crash-like error). The record stays in

@@ -1,4 +1,4 @@
-/** The HTTP side: /mcp (Streamable HTTP, bearer tokens), /healthz, /metrics, /verify (MFA page), /console. */
+/** The HTTP side: /mcp (Streamable HTTP, bearer tokens), /healthz, /metrics, /verify (MFA page), /reset (reset links), /console. */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type ErrorRequestHandler } from 'express';
@@ -87,7 +87,8 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
     ...listEnv(process.env.ITGUARD_ALLOWED_ORIGINS),
   ]);
   const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-  const url = `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost}:${port}`;
+  // A wildcard bind is reached through loopback here; its own Host check accepts loopback names only.
+  const url = `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost === '[::]' ? '[::1]' : shownHost}:${port}`;
   app.links.base = process.env.ITGUARD_PUBLIC_URL?.replace(/\/$/, '') ?? url;
   return {
     url,

@@ -232,7 +232,7 @@ export function consoleRouter(app: App): express.Router {
         });
       app.killSwitch.set(true, reason, `console:${s.principal}`);
       app.log.warn({ actor: `console:${s.principal}`, reason }, 'kill switch engaged from the console');
-      done(req, res, s, { kind: 'ok', text: 'Kill switch engaged: every tool call is refused until it is resumed.' });
+      done(req, res, s, { kind: 'ok', text: 'Kill switch engaged: every tool call except guard_status is refused until it is resumed.' });
     }),
   );
 

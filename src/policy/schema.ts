@@ -134,6 +134,9 @@ export const policySchema = z
     }
     for (const [tool, tp] of Object.entries(p.tools) as [ToolName, z.output<typeof toolPolicy>][]) {
       const allowed = CAP_KEYS[tool];
+      if (tp.mode === 'shadow' && !allowed) {
+        ctx.issues.push({ code: 'custom', path: ['tools', tool, 'mode'], message: `shadow mode applies to write tools; ${tool} only reads`, input: tp.mode });
+      }
       const seen = new Set<string>();
       tp.caps.forEach((c, i) => {
         const at = ['tools', tool, 'caps', i];

@@ -24,6 +24,8 @@ export interface AuditEvent {
   outcome?: string | undefined;
   code?: string | undefined;
   detail?: Record<string, unknown> | undefined;
+  /** When the event happened, if not now (a state change records the time it wrote). */
+  ts?: number;
 }
 
 export interface AuditRow {
@@ -87,7 +89,7 @@ export class AuditStore {
       const args = e.args === undefined ? null : bounded(canonicalJson(redact(e.args)));
       const row = {
         seq,
-        ts: this.now(),
+        ts: e.ts ?? this.now(),
         event: e.event,
         trace_id: e.traceId ?? null,
         actor: e.actor,

@@ -37,7 +37,7 @@ export class KillSwitchStore {
       const at = this.now();
       this.write.run(engaged ? 1 : 0, reason, actor, at);
       this.audit.appendInTx([
-        { event: engaged ? 'killswitch.engaged' : 'killswitch.resumed', actor, detail: { reason, at } },
+        { event: engaged ? 'killswitch.engaged' : 'killswitch.resumed', actor, ts: at, detail: { reason, at } },
       ]);
       return { engaged, reason, actor, changedAt: at };
     });

@@ -31,7 +31,7 @@ afterAll(async () => {
 describe('serve --http', () => {
   it('prints a demo token once on a new database, and serves /healthz', async () => {
     expect(served.demoToken).toMatch(/^itg_/);
-    expect(served.stderr()).toContain('npx @modelcontextprotocol/inspector --cli');
+    expect(served.stderr()).toContain('npx @modelcontextprotocol/inspector@latest --cli');
     const h = await fetch(new URL('/healthz', served.url));
     expect(await h.json()).toMatchObject({ status: 'ok', kill_switch: 'off' });
   });

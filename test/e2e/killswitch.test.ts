@@ -67,7 +67,12 @@ describe('itguard drill', () => {
     const engaged = d.prepare("SELECT ts FROM audit WHERE event = 'killswitch.engaged' ORDER BY seq DESC LIMIT 1").get() as { ts: number };
     const resumed = d.prepare("SELECT ts FROM audit WHERE event = 'killswitch.resumed' ORDER BY seq DESC LIMIT 1").get() as { ts: number };
     const outcomes = d.prepare("SELECT detail FROM audit WHERE event = 'call.outcome'").all() as { detail: string }[];
-    const startedAfter = outcomes.map((o) => (JSON.parse(o.detail) as { started_at: number }).started_at).filter((t) => t > engaged.ts && t < resumed.ts);
+    // The switch is engaged once its transaction has committed (the report's engaged_at, a little after the
+    // audit row's timestamp, which is taken inside the transaction).
+    const committed = Date.parse(report.engaged_at);
+    expect(committed).toBeGreaterThanOrEqual(engaged.ts);
+    expect(committed - engaged.ts).toBeLessThan(1000);
+    const startedAfter = outcomes.map((o) => (JSON.parse(o.detail) as { started_at: number }).started_at).filter((t) => t > committed && t < resumed.ts);
     expect(startedAfter).toHaveLength(0);
     expect(report.executed_after_engagement).toBe(0);
     const refusals = (

@@ -112,6 +112,8 @@ export class EmbeddedDirectory implements DirectoryBackend {
               o.requestId ?? null,
             ).lastInsertRowid,
         );
+        // A new reset revokes the user's older unused links: only the latest one works.
+        this.db.prepare('UPDATE password_resets SET used_at = ? WHERE username = ? AND used_at IS NULL').run(at, username);
         this.db
           .prepare('INSERT INTO password_resets (token_hash, username, request_id, outbox_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
           .run(sha256(token), username, o.requestId ?? null, outboxId, at, at + RESET_LINK_TTL_MS);

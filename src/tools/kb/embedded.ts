@@ -58,6 +58,7 @@ export class EmbeddedKb implements KbBackend {
   private readonly getStmt;
   private readonly dfStmt;
   private total: number | undefined;
+  private countedAt = 0;
   constructor(private readonly db: Db) {
     // ORDER BY rank (with bm25 weights set through `rank MATCH`) lets FTS5 sort internally and stop at LIMIT,
     // so snippet() runs only for the rows returned, not for every match.
@@ -114,8 +115,13 @@ export class EmbeddedKb implements KbBackend {
     return { added, updated };
   }
 
+  /** Cached for a minute: another process (itguard kb import) may add articles. */
   count(): number {
-    this.total ??= (this.db.prepare('SELECT count(*) AS n FROM kb_articles').get() as { n: number }).n;
+    const now = Date.now();
+    if (this.total === undefined || now - this.countedAt > 60_000) {
+      this.total = (this.db.prepare('SELECT count(*) AS n FROM kb_articles').get() as { n: number }).n;
+      this.countedAt = now;
+    }
     return this.total;
   }
 }
