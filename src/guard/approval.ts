@@ -24,12 +24,16 @@ const POLL_MS = 250;
 /** How long an MFA verification link stays valid. */
 export const MFA_LINK_TTL_MS = 30 * 60_000;
 
-export const bindingSha = (call: Call): string => sha256(canonicalJson({ tool: call.tool.name, args: actionArgs(call.args) }));
+export const bindingSha = (call: Call): string =>
+  sha256(canonicalJson({ tool: call.tool.name, args: actionArgs(call.args) }));
 const reasonOf = (call: Call): string => (typeof call.args.reason === 'string' ? call.args.reason : '');
 
 function abortError(call: Call): GuardError {
   return call.signal.reason instanceof KillSwitchAbort
-    ? new GuardError('KILL_SWITCH_ENGAGED', 'IT engaged the kill switch while this call waited for a human; nothing was done.')
+    ? new GuardError(
+        'KILL_SWITCH_ENGAGED',
+        'IT engaged the kill switch while this call waited for a human; nothing was done.',
+      )
     : new GuardError('APPROVAL_DENIED', 'The call was cancelled while it waited for a human; nothing was done.');
 }
 
@@ -44,14 +48,34 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 type Deps = GuardDeps;
 
+/** Elicits from the calling client; a timeout or transport error counts as cancel (fail closed), an abort as an abort. */
+async function ask(deps: Deps, call: Call, params: Parameters<NonNullable<Call['client']>['elicit']>[0]) {
+  try {
+    return await call.client!.elicit(params, call.signal, deps.policy.approvals.waitSeconds * 1000);
+  } catch {
+    if (call.signal.aborted) throw abortError(call);
+    return { action: 'cancel' as const, content: undefined };
+  }
+}
+
 const auditGate = (deps: Deps, call: Call, event: string, detail: Record<string, unknown>) =>
-  deps.audit.record({ event, actor: call.principal.name, traceId: call.traceId, sessionId: call.session.id, tool: call.tool.name, detail });
+  deps.audit.record({
+    event,
+    actor: call.principal.name,
+    traceId: call.traceId,
+    sessionId: call.session.id,
+    tool: call.tool.name,
+    detail,
+  });
 
 export const approval =
   (deps: Deps): Guard =>
   (next) =>
     async function approvalGuard(call) {
-      const tier = call.tool.tierFor?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy }) ?? call.toolPolicy.tier ?? call.tool.tier;
+      const tier =
+        call.tool.tierFor?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy }) ??
+        call.toolPolicy.tier ??
+        call.tool.tier;
       if (tier === 'auto') return next(call);
       if (call.toolPolicy.mode === 'shadow') {
         call.shadowTier = tier; // evaluated, not gated: nothing will run
@@ -68,32 +92,25 @@ export const approval =
 
 async function confirmGate(deps: Deps, call: Call, next: Handler): Promise<CallToolResult> {
   const summary = call.tool.summary(call.args);
-  let r;
-  try {
-    r = await call.client!.elicit(
-      {
-        mode: 'form',
-        message: `Please confirm: ${summary}\nReason given by the agent: ${reasonOf(call)}`,
-        requestedSchema: {
-          type: 'object',
-          properties: { approve: { type: 'boolean', title: 'Approve this action?', description: summary } },
-          required: ['approve'],
-        },
-      },
-      call.signal,
-      deps.policy.approvals.waitSeconds * 1000,
-    );
-  } catch {
-    if (call.signal.aborted) throw abortError(call);
-    r = { action: 'cancel' as const };
-  }
+  const r = await ask(deps, call, {
+    mode: 'form',
+    message: `Please confirm: ${summary}\nReason given by the agent: ${reasonOf(call)}`,
+    requestedSchema: {
+      type: 'object',
+      properties: { approve: { type: 'boolean', title: 'Approve this action?', description: summary } },
+      required: ['approve'],
+    },
+  });
   // Security: only an explicit accept with approve = true proceeds; decline, cancel, timeout and errors deny.
   if (r.action === 'accept' && r.content?.approve === true) {
     await auditGate(deps, call, 'approval.confirmed', { tier: 'confirm', summary });
     return next(call);
   }
   await auditGate(deps, call, 'approval.declined', { tier: 'confirm', action: r.action });
-  throw new GuardError('APPROVAL_DENIED', `The user did not confirm "${summary}" (${r.action === 'accept' ? 'not approved' : r.action}).`);
+  throw new GuardError(
+    'APPROVAL_DENIED',
+    `The user did not confirm "${summary}" (${r.action === 'accept' ? 'not approved' : r.action}).`,
+  );
 }
 
 async function approverGate(deps: Deps, call: Call, next: Handler, tierNote: string): Promise<CallToolResult> {
@@ -102,16 +119,27 @@ async function approverGate(deps: Deps, call: Call, next: Handler, tierNote: str
   return waitAndRun(deps, call, next, row.id, `waiting for an IT approver to decide ${row.id}`);
 }
 
-function openOrCreate(deps: Deps, call: Call, tier: 'approval' | 'mfa', withVerifyLink: boolean): { row: ApprovalRow; verifyToken: string | undefined } {
+function openOrCreate(
+  deps: Deps,
+  call: Call,
+  tier: 'approval' | 'mfa',
+  withVerifyLink: boolean,
+): { row: ApprovalRow; verifyToken: string | undefined } {
   const argsSha = bindingSha(call);
   const open = deps.approvals.findOpen(call.principal.name, call.tool.name, argsSha);
   if (open) {
     // The same action is already awaiting a decision: wait on it rather than ask twice. This call's own
     // cap reservation is given back by the caps step (the open request holds one already).
     call.capsRedundant = true;
-    return { row: open, verifyToken: withVerifyLink && open.status === 'pending' ? deps.approvals.rotateVerifyLink(open.id) : undefined };
+    return {
+      row: open,
+      verifyToken: withVerifyLink && open.status === 'pending' ? deps.approvals.rotateVerifyLink(open.id) : undefined,
+    };
   }
-  const ttlMs = tier === 'mfa' ? Math.min(MFA_LINK_TTL_MS, deps.policy.approvals.expireHours * 3600_000) : deps.policy.approvals.expireHours * 3600_000;
+  const ttlMs =
+    tier === 'mfa'
+      ? Math.min(MFA_LINK_TTL_MS, deps.policy.approvals.expireHours * 3600_000)
+      : deps.policy.approvals.expireHours * 3600_000;
   const created = deps.approvals.create({
     tier,
     principal: call.principal.name,
@@ -141,7 +169,13 @@ function pending(row: ApprovalRow, message: string, extra: Record<string, unknow
 }
 
 /** Waits for the request's decision; runs it here if approved while waiting (claiming it exactly once). */
-async function waitAndRun(deps: Deps, call: Call, next: Handler, id: string, progressMessage: string): Promise<CallToolResult> {
+async function waitAndRun(
+  deps: Deps,
+  call: Call,
+  next: Handler,
+  id: string,
+  progressMessage: string,
+): Promise<CallToolResult> {
   const waitMs = deps.policy.approvals.waitSeconds * 1000;
   // Waiting is measured on the monotonic clock; deps.now (policy time, injectable) governs expiry and windows.
   const started = performance.now();
@@ -156,16 +190,25 @@ async function waitAndRun(deps: Deps, call: Call, next: Handler, id: string, pro
       case 'failed':
         return storedResult(row);
       case 'denied':
-        throw new GuardError('APPROVAL_DENIED', `${row.decided_by ?? 'An approver'} denied request ${id}${row.note ? `: ${row.note}` : ''}.`, { details: { request_id: id } });
+        throw new GuardError(
+          'APPROVAL_DENIED',
+          `${row.decided_by ?? 'An approver'} denied request ${id}${row.note ? `: ${row.note}` : ''}.`,
+          { details: { request_id: id } },
+        );
       case 'expired':
-        throw new GuardError('APPROVAL_DENIED', `Request ${id} expired without a decision.`, { details: { request_id: id } });
+        throw new GuardError('APPROVAL_DENIED', `Request ${id} expired without a decision.`, {
+          details: { request_id: id },
+        });
       case 'pending':
       case 'executing':
         break;
     }
     const waited = performance.now() - started;
     if (waited >= waitMs && row.status === 'pending') {
-      throw pending(row, `Request ${id} is waiting for a human decision (${row.summary}). It will run by itself once approved; check with request_status.`);
+      throw pending(
+        row,
+        `Request ${id} is waiting for a human decision (${row.summary}). It will run by itself once approved; check with request_status.`,
+      );
     }
     await call.client?.progress(Math.min(waited, waitMs) / 1000, waitMs / 1000, progressMessage);
     try {
@@ -188,7 +231,13 @@ async function runClaimed(deps: Deps, call: Call, next: Handler, row: ApprovalRo
   try {
     result = await next(call);
   } catch (e) {
-    deps.approvals.finish(row.id, 'failed', e instanceof GuardError ? e.toToolResult(call.traceId) : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] });
+    deps.approvals.finish(
+      row.id,
+      'failed',
+      e instanceof GuardError
+        ? e.toToolResult(call.traceId)
+        : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] },
+    );
     throw e;
   }
   deps.approvals.finish(row.id, result.isError ? 'failed' : 'succeeded', result);
@@ -205,37 +254,33 @@ async function mfaGate(deps: Deps, call: Call, next: Handler): Promise<CallToolR
   }
   const locked = deps.mfa.lockedUntil(target);
   if (locked) {
-    throw new GuardError('APPROVAL_DENIED', `${target}'s authenticator is locked after too many wrong codes, until ${new Date(locked).toISOString()}.`);
+    throw new GuardError(
+      'APPROVAL_DENIED',
+      `${target}'s authenticator is locked after too many wrong codes, until ${new Date(locked).toISOString()}.`,
+    );
   }
   const c = call.client;
   if (c?.url) return mfaByPage(deps, call, next, target, 'url');
   if (c?.form && deps.policy.mfa.allowFormCode) return mfaByForm(deps, call, next, target);
   if (deps.policy.mfa.outOfBand) return mfaByPage(deps, call, next, target, 'link');
   // Security: no way to reach the target user → refuse; never auto-confirm.
-  throw new GuardError('APPROVAL_UNAVAILABLE', `This client cannot collect ${target}'s confirmation and out-of-band links are disabled by policy.`);
+  throw new GuardError(
+    'APPROVAL_UNAVAILABLE',
+    `This client cannot collect ${target}'s confirmation and out-of-band links are disabled by policy.`,
+  );
 }
 
 async function mfaByForm(deps: Deps, call: Call, next: Handler, target: string): Promise<CallToolResult> {
   const summary = call.tool.summary(call.args);
-  let r;
-  try {
-    r = await call.client!.elicit(
-      {
-        mode: 'form',
-        message: `${target} must confirm this with their authenticator app: ${summary}.\nReason: ${reasonOf(call)}\nAsk ${target} to type the current 6-digit code.`,
-        requestedSchema: {
-          type: 'object',
-          properties: { code: { type: 'string', title: `${target}'s 6-digit code`, minLength: 6, maxLength: 6 } },
-          required: ['code'],
-        },
-      },
-      call.signal,
-      deps.policy.approvals.waitSeconds * 1000,
-    );
-  } catch {
-    if (call.signal.aborted) throw abortError(call);
-    r = { action: 'cancel' as const };
-  }
+  const r = await ask(deps, call, {
+    mode: 'form',
+    message: `${target} must confirm this with their authenticator app: ${summary}.\nReason: ${reasonOf(call)}\nAsk ${target} to type the current 6-digit code.`,
+    requestedSchema: {
+      type: 'object',
+      properties: { code: { type: 'string', title: `${target}'s 6-digit code`, minLength: 6, maxLength: 6 } },
+      required: ['code'],
+    },
+  });
   const code = r.action === 'accept' ? r.content?.code : undefined;
   if (typeof code !== 'string') {
     await auditGate(deps, call, 'mfa.declined', { target, channel: 'form', action: r.action });
@@ -244,14 +289,26 @@ async function mfaByForm(deps: Deps, call: Call, next: Handler, target: string):
   const v = deps.mfa.verify(target, code.trim());
   if (!v.ok) {
     await auditGate(deps, call, 'mfa.failed', { target, channel: 'form', why: v.why });
-    if (v.justLocked) await raiseAlarm(deps, call, { kind: 'MFA_LOCKED', rule: 'mfa-failures', message: `${target}'s authenticator locked after 5 wrong codes`, detail: { target } });
+    if (v.justLocked)
+      await raiseAlarm(deps, call, {
+        kind: 'MFA_LOCKED',
+        rule: 'mfa-failures',
+        message: `${target}'s authenticator locked after 5 wrong codes`,
+        detail: { target },
+      });
     throw new GuardError('APPROVAL_DENIED', `The code for ${target} was not accepted (${v.why}).`);
   }
   await auditGate(deps, call, 'mfa.verified', { target, channel: 'form' });
   return next(call);
 }
 
-async function mfaByPage(deps: Deps, call: Call, next: Handler, target: string, how: 'url' | 'link'): Promise<CallToolResult> {
+async function mfaByPage(
+  deps: Deps,
+  call: Call,
+  next: Handler,
+  target: string,
+  how: 'url' | 'link',
+): Promise<CallToolResult> {
   await deps.links.ready; // stdio: the loopback page may still be starting
   const { row, verifyToken } = openOrCreate(deps, call, 'mfa', true);
   const link = verifyToken ? `${deps.links.base}/verify/${verifyToken}` : undefined;
@@ -263,26 +320,20 @@ async function mfaByPage(deps: Deps, call: Call, next: Handler, target: string, 
       link ? { verification_link: link, target } : { target },
     );
   }
-  let r;
-  try {
-    r = await call.client!.elicit(
-      {
-        mode: 'url',
-        message: `${target} must confirm "${row.summary}" by entering the code from their authenticator app on this page.`,
-        url: link,
-        elicitationId: row.id,
-      },
-      call.signal,
-      deps.policy.approvals.waitSeconds * 1000,
-    );
-  } catch {
-    if (call.signal.aborted) throw abortError(call);
-    r = { action: 'cancel' as const };
-  }
+  const r = await ask(deps, call, {
+    mode: 'url',
+    message: `${target} must confirm "${row.summary}" by entering the code from their authenticator app on this page.`,
+    url: link,
+    elicitationId: row.id,
+  });
   if (r.action !== 'accept') {
     deps.approvals.decide(row.id, false, { name: `user-${r.action}` }, `URL elicitation ${r.action}`);
     await auditGate(deps, call, 'mfa.declined', { target, channel: 'url', action: r.action, request_id: row.id });
-    throw new GuardError('APPROVAL_DENIED', `The confirmation page was ${r.action === 'decline' ? 'declined' : 'cancelled'}; nothing was done.`, { details: { request_id: row.id } });
+    throw new GuardError(
+      'APPROVAL_DENIED',
+      `The confirmation page was ${r.action === 'decline' ? 'declined' : 'cancelled'}; nothing was done.`,
+      { details: { request_id: row.id } },
+    );
   }
   return waitAndRun(deps, call, next, row.id, `waiting for ${target} to enter their code (${row.id})`);
 }
