@@ -11,7 +11,6 @@ import { READ_QUERIES, REQUESTERS } from './workload.mjs';
 
 const PROTOCOL = '2025-06-18';
 
-
 function post(agent, url, body, headers) {
   return new Promise((resolve, reject) => {
     const data = Buffer.from(JSON.stringify(body));
@@ -30,7 +29,9 @@ function post(agent, url, body, headers) {
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+        );
         res.on('error', reject);
       },
     );
@@ -56,12 +57,17 @@ function responseOf(r, id) {
 
 async function openSession(agent, url, token) {
   const auth = token ? { authorization: `Bearer ${token}` } : {};
-  const init = await post(agent, url, {
-    jsonrpc: '2.0',
-    id: 0,
-    method: 'initialize',
-    params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: 'itguard-bench', version: '1' } },
-  }, auth);
+  const init = await post(
+    agent,
+    url,
+    {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: 'itguard-bench', version: '1' } },
+    },
+    auth,
+  );
   const msg = responseOf(init, 0);
   if (msg.error) throw new Error(`initialize failed: ${JSON.stringify(msg.error)}`);
   const sid = init.headers['mcp-session-id'];
@@ -90,6 +96,7 @@ async function run(cfg) {
   const measureFrom = t0 + cfg.warmupMs;
   const stopAt = measureFrom + cfg.durationMs;
   let calls = 0;
+  let totalCalls = 0; // including warm-up and the tail: what a profile of the whole server process saw
   let errors = 0;
   let firstError;
   const latencies = [];
@@ -101,12 +108,17 @@ async function run(cfg) {
       const start = performance.now();
       let ok = false;
       try {
-        const r = await post(agent, cfg.url, {
-          jsonrpc: '2.0',
-          id: myId,
-          method: 'tools/call',
-          params: { name: cfg.tool, arguments: argsFor(cfg.tool, cfg.tag, s, l, n) },
-        }, sessions[s]);
+        const r = await post(
+          agent,
+          cfg.url,
+          {
+            jsonrpc: '2.0',
+            id: myId,
+            method: 'tools/call',
+            params: { name: cfg.tool, arguments: argsFor(cfg.tool, cfg.tag, s, l, n) },
+          },
+          sessions[s],
+        );
         const msg = responseOf(r, myId);
         if (msg.error) throw new Error(`JSON-RPC error ${JSON.stringify(msg.error)}`);
         if (msg.result.isError) throw new Error(`tool error: ${msg.result.content?.[0]?.text}`);
@@ -115,6 +127,7 @@ async function run(cfg) {
         firstError ??= String(e?.message ?? e);
       }
       const end = performance.now();
+      if (ok) totalCalls += 1;
       // Throughput = calls completed inside the measured window (warm-up completions are not counted).
       if (end >= measureFrom && end <= stopAt) {
         if (ok) {
@@ -131,7 +144,7 @@ async function run(cfg) {
   for (let s = 0; s < cfg.sessions; s++) for (let l = 0; l < cfg.inFlight; l++) loops.push(loop(s, l));
   await Promise.all(loops);
   agent.destroy();
-  return { calls, errors, firstError, seconds: cfg.durationMs / 1000, latencies };
+  return { calls, totalCalls, errors, firstError, seconds: cfg.durationMs / 1000, latencies };
 }
 
 process.on('message', (cfg) => {

@@ -14,9 +14,13 @@ const BENCH_TICKET_CAPS = [
 ].join('\n');
 
 function replaceOnce(text, pattern, replacement, what) {
-  const matches = text.match(new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`));
+  const matches = text.match(
+    new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`),
+  );
   if (!matches || matches.length !== 1) {
-    throw new Error(`bench policy: expected exactly one ${what} in the demo policy, found ${matches?.length ?? 0}; update bench/lib/policy.mjs`);
+    throw new Error(
+      `bench policy: expected exactly one ${what} in the demo policy, found ${matches?.length ?? 0}; update bench/lib/policy.mjs`,
+    );
   }
   return text.replace(pattern, replacement);
 }
@@ -24,7 +28,12 @@ function replaceOnce(text, pattern, replacement, what) {
 export function benchPolicyYaml() {
   let y = DEMO_POLICY_YAML;
   y = replaceOnce(y, /^session: .*$/m, BENCH_SESSION, 'session line');
-  y = replaceOnce(y, /^ {6}- \{ name: tickets-per-day,.*\n {6}- \{ name: tickets-per-requester,.*$/m, BENCH_TICKET_CAPS, 'ticket_create caps block');
+  y = replaceOnce(
+    y,
+    /^ {6}- \{ name: tickets-per-day,.*\n {6}- \{ name: tickets-per-requester,.*$/m,
+    BENCH_TICKET_CAPS,
+    'ticket_create caps block',
+  );
   return y;
 }
 
@@ -33,4 +42,3 @@ export function benchPolicy() {
   if (p.durability !== 'strict') throw new Error('bench policy: expected durability strict');
   return p;
 }
-

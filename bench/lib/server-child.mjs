@@ -75,11 +75,15 @@ async function startBare() {
     const sid = req.headers['mcp-session-id'];
     if (typeof sid === 'string') {
       const transport = sessions.get(sid);
-      if (!transport) return void res.status(404).json({ jsonrpc: '2.0', error: { code: -32000, message: 'Session not found' }, id: null });
+      if (!transport)
+        return void res
+          .status(404)
+          .json({ jsonrpc: '2.0', error: { code: -32000, message: 'Session not found' }, id: null });
       await transport.handleRequest(req, res, req.body);
       return;
     }
-    if (!isInitializeRequest(req.body)) return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32000, message: 'No session' }, id: null });
+    if (!isInitializeRequest(req.body))
+      return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32000, message: 'No session' }, id: null });
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => sessions.set(id, transport),

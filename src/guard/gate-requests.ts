@@ -1,0 +1,184 @@
+/**
+ * Shared by the human gates: approval requests bound to a call (open or create), waiting on a decision with
+ * progress notifications, and running an approved request exactly once (claim, execute, record the result).
+ */
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
+import type { ApprovalRow } from '../store/approvals-store.js';
+import type { GuardDeps } from './deps.js';
+import { GuardError } from './errors.js';
+import { KillSwitchAbort } from './execute.js';
+import type { Call, Handler } from './types.js';
+
+export const POLL_MS = 250;
+/** How long an MFA verification link stays valid. */
+export const MFA_LINK_TTL_MS = 30 * 60_000;
+
+export const bindingSha = (call: Call): string =>
+  sha256(canonicalJson({ tool: call.tool.name, args: actionArgs(call.args) }));
+export const reasonOf = (call: Call): string => (typeof call.args.reason === 'string' ? call.args.reason : '');
+
+export function abortError(call: Call): GuardError {
+  return call.signal.reason instanceof KillSwitchAbort
+    ? new GuardError(
+        'KILL_SWITCH_ENGAGED',
+        'IT engaged the kill switch while this call waited for a human; nothing was done.',
+      )
+    : new GuardError('APPROVAL_DENIED', 'The call was cancelled while it waited for a human; nothing was done.');
+}
+
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => (signal.removeEventListener('abort', onAbort), resolve()), ms);
+    const onAbort = () => (clearTimeout(t), reject(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export type Deps = GuardDeps;
+
+/** Elicits from the calling client; a timeout or transport error counts as cancel (fail closed), an abort as an abort. */
+export async function ask(deps: Deps, call: Call, params: Parameters<NonNullable<Call['client']>['elicit']>[0]) {
+  try {
+    return await call.client!.elicit(params, call.signal, deps.policy.approvals.waitSeconds * 1000);
+  } catch {
+    if (call.signal.aborted) throw abortError(call);
+    return { action: 'cancel' as const, content: undefined };
+  }
+}
+
+export const auditGate = (deps: Deps, call: Call, event: string, detail: Record<string, unknown>) =>
+  deps.audit.record({
+    event,
+    actor: call.principal.name,
+    traceId: call.traceId,
+    sessionId: call.session.id,
+    tool: call.tool.name,
+    detail,
+  });
+
+export function openOrCreate(
+  deps: Deps,
+  call: Call,
+  tier: 'approval' | 'mfa',
+  withVerifyLink: boolean,
+): { row: ApprovalRow; verifyToken: string | undefined } {
+  const argsSha = bindingSha(call);
+  const open = deps.approvals.findOpen(call.principal.name, call.tool.name, argsSha);
+  if (open) {
+    // The same action is already awaiting a decision: wait on it rather than ask twice. This call's own
+    // cap reservation is given back by the caps step (the open request holds one already).
+    call.capsRedundant = true;
+    return {
+      row: open,
+      verifyToken: withVerifyLink && open.status === 'pending' ? deps.approvals.rotateVerifyLink(open.id) : undefined,
+    };
+  }
+  const ttlMs =
+    tier === 'mfa'
+      ? Math.min(MFA_LINK_TTL_MS, deps.policy.approvals.expireHours * 3600_000)
+      : deps.policy.approvals.expireHours * 3600_000;
+  const created = deps.approvals.create({
+    tier,
+    principal: call.principal.name,
+    sessionId: call.session.id,
+    tool: call.tool.name,
+    args: call.args,
+    argsSha,
+    summary: call.tool.summary(call.args),
+    reason: reasonOf(call),
+    target: call.tool.capKeys(call.args, deps.backends).target,
+    caps: call.capPreview ?? [],
+    capItems: call.capItems ?? [],
+    idemKey: call.idemRecordKey,
+    requestId: call.idempotencyKey,
+    traceId: call.traceId,
+    ttlMs,
+    withVerifyLink,
+  });
+  call.capsHeldByApproval = true;
+  return created;
+}
+
+export function pending(row: ApprovalRow, message: string, extra: Record<string, unknown> = {}): GuardError {
+  return new GuardError('APPROVAL_PENDING', message, {
+    details: { request_id: row.id, status: row.status, expires_at: new Date(row.expires_at).toISOString(), ...extra },
+  });
+}
+
+/** Waits for the request's decision; runs it here if approved while waiting (claiming it exactly once). */
+export async function waitAndRun(
+  deps: Deps,
+  call: Call,
+  next: Handler,
+  id: string,
+  progressMessage: string,
+): Promise<CallToolResult> {
+  const waitMs = deps.policy.approvals.waitSeconds * 1000;
+  // Waiting is measured on the monotonic clock; deps.now (policy time, injectable) governs expiry and windows.
+  const started = performance.now();
+  for (;;) {
+    const row = deps.approvals.get(id);
+    if (!row) throw new GuardError('INTERNAL', `approval ${id} vanished`);
+    switch (row.status) {
+      case 'approved':
+        if (deps.approvals.claim(id)) return runClaimed(deps, call, next, row);
+        break; // another process claimed it: wait for its result
+      case 'succeeded':
+      case 'failed':
+        return storedResult(row);
+      case 'denied':
+        throw new GuardError(
+          'APPROVAL_DENIED',
+          `${row.decided_by ?? 'An approver'} denied request ${id}${row.note ? `: ${row.note}` : ''}.`,
+          { details: { request_id: id } },
+        );
+      case 'expired':
+        throw new GuardError('APPROVAL_DENIED', `Request ${id} expired without a decision.`, {
+          details: { request_id: id },
+        });
+      case 'pending':
+      case 'executing':
+        break;
+    }
+    const waited = performance.now() - started;
+    if (waited >= waitMs && row.status === 'pending') {
+      throw pending(
+        row,
+        `Request ${id} is waiting for a human decision (${row.summary}). It will run by itself once approved; check with request_status.`,
+      );
+    }
+    await call.client?.progress(Math.min(waited, waitMs) / 1000, waitMs / 1000, progressMessage);
+    try {
+      await sleep(POLL_MS, call.signal);
+    } catch {
+      throw abortError(call);
+    }
+  }
+}
+
+export function storedResult(row: ApprovalRow): CallToolResult {
+  const r = JSON.parse(row.result ?? '{}') as CallToolResult;
+  return { ...r, _meta: { ...r._meta, 'itguard/request_id': row.id } };
+}
+
+export async function runClaimed(deps: Deps, call: Call, next: Handler, row: ApprovalRow): Promise<CallToolResult> {
+  // Security: the binding hash matched, so the arguments executed are the ones approved.
+  await auditGate(deps, call, 'approval.consumed', { request_id: row.id, decided_by: row.decided_by });
+  let result: CallToolResult;
+  try {
+    result = await next(call);
+  } catch (e) {
+    deps.approvals.finish(
+      row.id,
+      'failed',
+      e instanceof GuardError
+        ? e.toToolResult(call.traceId)
+        : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] },
+    );
+    throw e;
+  }
+  deps.approvals.finish(row.id, result.isError ? 'failed' : 'succeeded', result);
+  return { ...result, _meta: { ...result._meta, 'itguard/request_id': row.id } };
+}

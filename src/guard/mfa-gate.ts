@@ -1,0 +1,104 @@
+/**
+ * The mfa tier: the *target user* proves possession of their TOTP factor — on a page itguard serves (URL
+ * elicitation, or a one-time link returned with APPROVAL_PENDING to clients without elicitation), or in a form
+ * when the client only has form mode and policy allows it. A code is never taken as a tool argument.
+ */
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { raiseAlarm } from './alarm.js';
+import { GuardError } from './errors.js';
+import { ask, auditGate, openOrCreate, pending, reasonOf, waitAndRun, type Deps } from './gate-requests.js';
+import type { Call, Handler } from './types.js';
+
+export async function mfaGate(deps: Deps, call: Call, next: Handler): Promise<CallToolResult> {
+  const target = call.tool.capKeys(call.args, deps.backends).target;
+  if (!target) throw new GuardError('INTERNAL', `${call.tool.name} has no MFA target`);
+  if (!deps.mfa.has(target)) {
+    throw new GuardError('APPROVAL_UNAVAILABLE', `${target} has no enrolled authenticator, so they cannot confirm.`, {
+      next: `Tell the user to contact IT to enroll an authenticator for ${target}.`,
+    });
+  }
+  const locked = deps.mfa.lockedUntil(target);
+  if (locked) {
+    throw new GuardError(
+      'APPROVAL_DENIED',
+      `${target}'s authenticator is locked after too many wrong codes, until ${new Date(locked).toISOString()}.`,
+    );
+  }
+  const c = call.client;
+  if (c?.url) return mfaByPage(deps, call, next, target, 'url');
+  if (c?.form && deps.policy.mfa.allowFormCode) return mfaByForm(deps, call, next, target);
+  if (deps.policy.mfa.outOfBand) return mfaByPage(deps, call, next, target, 'link');
+  // Security: no way to reach the target user → refuse; never auto-confirm.
+  throw new GuardError(
+    'APPROVAL_UNAVAILABLE',
+    `This client cannot collect ${target}'s confirmation and out-of-band links are disabled by policy.`,
+  );
+}
+
+async function mfaByForm(deps: Deps, call: Call, next: Handler, target: string): Promise<CallToolResult> {
+  const summary = call.tool.summary(call.args);
+  const r = await ask(deps, call, {
+    mode: 'form',
+    message: `${target} must confirm this with their authenticator app: ${summary}.\nReason: ${reasonOf(call)}\nAsk ${target} to type the current 6-digit code.`,
+    requestedSchema: {
+      type: 'object',
+      properties: { code: { type: 'string', title: `${target}'s 6-digit code`, minLength: 6, maxLength: 6 } },
+      required: ['code'],
+    },
+  });
+  const code = r.action === 'accept' ? r.content?.code : undefined;
+  if (typeof code !== 'string') {
+    await auditGate(deps, call, 'mfa.declined', { target, channel: 'form', action: r.action });
+    throw new GuardError('APPROVAL_DENIED', `${target} did not confirm (${r.action}).`);
+  }
+  const v = deps.mfa.verify(target, code.trim());
+  if (!v.ok) {
+    await auditGate(deps, call, 'mfa.failed', { target, channel: 'form', why: v.why });
+    if (v.justLocked)
+      await raiseAlarm(deps, call, {
+        kind: 'MFA_LOCKED',
+        rule: 'mfa-failures',
+        message: `${target}'s authenticator locked after 5 wrong codes`,
+        detail: { target },
+      });
+    throw new GuardError('APPROVAL_DENIED', `The code for ${target} was not accepted (${v.why}).`);
+  }
+  await auditGate(deps, call, 'mfa.verified', { target, channel: 'form' });
+  return next(call);
+}
+
+async function mfaByPage(
+  deps: Deps,
+  call: Call,
+  next: Handler,
+  target: string,
+  how: 'url' | 'link',
+): Promise<CallToolResult> {
+  await deps.links.ready; // stdio: the loopback page may still be starting
+  const { row, verifyToken } = openOrCreate(deps, call, 'mfa', true);
+  const link = verifyToken ? `${deps.links.base}/verify/${verifyToken}` : undefined;
+  await auditGate(deps, call, 'approval.requested', { request_id: row.id, tier: 'mfa', target, channel: how });
+  if (how === 'link' || !link) {
+    throw pending(
+      row,
+      `${target} must confirm "${row.summary}" with their authenticator. Give ${target} this one-time link; nothing happens until they enter their code there: ${link ?? '(link already issued)'} . Then check with request_status.`,
+      link ? { verification_link: link, target } : { target },
+    );
+  }
+  const r = await ask(deps, call, {
+    mode: 'url',
+    message: `${target} must confirm "${row.summary}" by entering the code from their authenticator app on this page.`,
+    url: link,
+    elicitationId: row.id,
+  });
+  if (r.action !== 'accept') {
+    deps.approvals.decide(row.id, false, { name: `user-${r.action}` }, `URL elicitation ${r.action}`);
+    await auditGate(deps, call, 'mfa.declined', { target, channel: 'url', action: r.action, request_id: row.id });
+    throw new GuardError(
+      'APPROVAL_DENIED',
+      `The confirmation page was ${r.action === 'decline' ? 'declined' : 'cancelled'}; nothing was done.`,
+      { details: { request_id: row.id } },
+    );
+  }
+  return waitAndRun(deps, call, next, row.id, `waiting for ${target} to enter their code (${row.id})`);
+}
