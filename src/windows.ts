@@ -53,15 +53,28 @@ function fromWall(y: number, mo: number, d: number, h: number, tz: string): numb
 
 export type WindowKind = 'hour' | 'day';
 
-export function windowStart(kind: WindowKind, ms: number, tz: string): number {
+/** The last window computed per (kind, zone): Intl formatting is the costly part, and calls cluster in time. */
+const recent = new Map<string, { start: number; end: number }>();
+
+function windowOf(kind: WindowKind, ms: number, tz: string): { start: number; end: number } {
+  const k = `${kind}|${tz}`;
+  const hit = recent.get(k);
+  if (hit && ms >= hit.start && ms < hit.end) return hit;
   const w = wall(ms, tz);
-  return kind === 'day' ? fromWall(w.y, w.mo, w.d, 0, tz) : fromWall(w.y, w.mo, w.d, w.h, tz);
+  const win = { start: kind === 'day' ? fromWall(w.y, w.mo, w.d, 0, tz) : fromWall(w.y, w.mo, w.d, w.h, tz), end: computeEnd(kind, ms, tz) };
+  recent.set(k, win);
+  return win;
 }
 
-export function windowEnd(kind: WindowKind, ms: number, tz: string): number {
+export const windowStart = (kind: WindowKind, ms: number, tz: string): number => windowOf(kind, ms, tz).start;
+export const windowEnd = (kind: WindowKind, ms: number, tz: string): number => windowOf(kind, ms, tz).end;
+
+function computeEnd(kind: WindowKind, ms: number, tz: string): number {
   const w = wall(ms, tz);
   if (kind === 'day') return fromWall(w.y, w.mo, w.d + 1, 0, tz);
   // The next local hour; if a DST jump skips it, fromWall lands on the first valid instant after.
   const next = fromWall(w.y, w.mo, w.d, w.h + 1, tz);
-  return next > ms ? next : windowStart('hour', ms + 3600_000, tz);
+  if (next > ms) return next;
+  const w2 = wall(ms + 3600_000, tz);
+  return fromWall(w2.y, w2.mo, w2.d, w2.h, tz);
 }

@@ -5,6 +5,7 @@
  * batch is written at once. The window trades up to `windowMs` of latency for far fewer fsyncs under load.
  */
 import type { AuditEvent, AuditStore } from '../store/audit-store.js';
+import { relaxed } from '../store/db.js';
 
 interface Pending {
   event: AuditEvent;
@@ -39,7 +40,11 @@ export class AuditWriter {
     this.queue = [];
     this.scheduled = false;
     try {
-      this.store.append(...batch.map((p) => p.event));
+      const events = batch.map((p) => p.event);
+      // Security: a batch holding an intent commits strictly (on disk before its side effect starts); other
+      // records (outcomes, denials) need no fsync of their own — the next strict commit carries them.
+      if (events.some((e) => e.event === 'call.intent')) this.store.append(...events);
+      else relaxed(this.store.db, () => this.store.append(...events));
       for (const p of batch) p.resolve();
     } catch (e) {
       for (const p of batch) p.reject(e);

@@ -1,4 +1,7 @@
-/** Step 1. The kill switch is read from the database on every call, so an engagement by any process is seen at once. */
+/**
+ * Step 1. The kill switch, from the database (a reading at most 50 ms old: the cheap early refusal). The check
+ * that guarantees nothing starts after an engagement is the fresh read right before the side effect (execute).
+ */
 import type { GuardDeps } from './deps.js';
 import { GuardError } from './errors.js';
 import type { Guard } from './types.js';
@@ -7,7 +10,7 @@ export const killSwitch =
   (deps: Pick<GuardDeps, 'killSwitch'>): Guard =>
   (next) =>
     async function killSwitchGuard(call) {
-      const ks = deps.killSwitch.state();
+      const ks = deps.killSwitch.state(50);
       // Security: while engaged nothing runs, reads included; an unreadable state throws and is refused (fail closed).
       if (ks.engaged && !call.tool.servesWhileKilled) {
         throw new GuardError('KILL_SWITCH_ENGAGED', `IT engaged the kill switch: ${ks.reason}.`, {

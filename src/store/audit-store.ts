@@ -58,7 +58,7 @@ export class AuditStore {
   private readonly insert;
   private readonly last;
   constructor(
-    private readonly db: Db,
+    readonly db: Db,
     private readonly key: string | undefined = process.env.ITGUARD_AUDIT_KEY || undefined,
     private readonly now: () => number = Date.now,
   ) {

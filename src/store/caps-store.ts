@@ -5,7 +5,7 @@
  */
 import type { CapRule } from '../policy/schema.js';
 import { windowEnd, windowStart } from '../windows.js';
-import { immediate, type Db } from './db.js';
+import { immediate, relaxed, type Db } from './db.js';
 
 export interface CapItem {
   tool: string;
@@ -53,6 +53,11 @@ export class CapsStore {
 
   /** Reserves every demand or none. */
   reserve(demands: CapDemand[], now: number): ReserveResult {
+    // Durable before the side effect through the audit intent's strict commit that follows (see relaxed()).
+    return relaxed(this.db, () => this.reserveTx(demands, now));
+  }
+
+  private reserveTx(demands: CapDemand[], now: number): ReserveResult {
     return immediate(this.db, (): ReserveResult => {
       const planned: { d: CapDemand; start: number; used: number; alarmed: number }[] = [];
       for (const d of demands) {
@@ -80,9 +85,11 @@ export class CapsStore {
 
   release(items: CapItem[]): void {
     if (!items.length) return;
-    immediate(this.db, () => {
-      for (const i of items) this.release_.run(i.amount, i.tool, i.rule, i.scopeKey, i.windowStart);
-    });
+    relaxed(this.db, () =>
+      immediate(this.db, () => {
+        for (const i of items) this.release_.run(i.amount, i.tool, i.rule, i.scopeKey, i.windowStart);
+      }),
+    );
   }
 
   /** Usage of one rule in the window containing `now`, for one scope key. */

@@ -53,3 +53,19 @@ export function migrate(db: Db): void {
 export function immediate<T>(db: Db, fn: () => T): T {
   return db.transaction(fn).immediate();
 }
+
+/**
+ * Runs fn without an fsync at commit (synchronous = NORMAL) when the connection is strict. Safe for state whose
+ * durability before a side effect is carried by a later strict commit: WAL frames are appended in order, so the
+ * audit intent's fsync also makes everything written before it durable. A process kill loses nothing either
+ * way (the WAL is in the OS page cache); only a power loss could drop an unsynced tail.
+ */
+export function relaxed<T>(db: Db, fn: () => T): T {
+  if ((db.pragma('synchronous', { simple: true }) as number) < 2) return fn();
+  db.pragma('synchronous = NORMAL');
+  try {
+    return fn();
+  } finally {
+    db.pragma('synchronous = FULL');
+  }
+}

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { immediate, type Db } from './db.js';
+import { immediate, relaxed, type Db } from './db.js';
 
 export const OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 
@@ -63,14 +63,30 @@ export function ownerIsGone(owner: string): boolean {
 
 export class IdempotencyStore {
   private lastPrune = 0;
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db) {
+    this.rowStmt = db.prepare<[string, string], IdemRow>('SELECT * FROM idempotency WHERE principal = ? AND key = ?');
+    this.insertStmt = db.prepare(
+      `INSERT OR REPLACE INTO idempotency (principal, key, explicit, tool, args_sha256, request_id, state, result, trace_id, owner, lease_until, created_at, updated_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'in_flight', NULL, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.finishStmt = db.prepare('UPDATE idempotency SET state = ?, result = ?, updated_at = ?, lease_until = 0 WHERE principal = ? AND key = ?');
+  }
+
+  private readonly rowStmt;
+  private readonly insertStmt;
+  private readonly finishStmt;
 
   private row(principal: string, key: string): IdemRow | undefined {
-    return this.db.prepare<[string, string], IdemRow>('SELECT * FROM idempotency WHERE principal = ? AND key = ?').get(principal, key);
+    return this.rowStmt.get(principal, key);
   }
 
   begin(i: BeginInput): BeginResult {
     this.maybePrune(i.now);
+    // Made durable by the audit intent's strict commit that follows it, before any side effect (see relaxed()).
+    return relaxed(this.db, () => this.beginTx(i));
+  }
+
+  private beginTx(i: BeginInput): BeginResult {
     return immediate(this.db, (): BeginResult => {
       const row = this.row(i.principal, i.key);
       if (row && row.expires_at > i.now) {
@@ -82,12 +98,7 @@ export class IdempotencyStore {
       }
       // New, or an expired record being reused: a fresh request id so the backend sees a new request.
       const requestId = `${i.principal}:${i.key}:${i.now.toString(36)}`;
-      this.db
-        .prepare(
-          `INSERT OR REPLACE INTO idempotency (principal, key, explicit, tool, args_sha256, request_id, state, result, trace_id, owner, lease_until, created_at, updated_at, expires_at)
-           VALUES (?, ?, ?, ?, ?, ?, 'in_flight', NULL, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(i.principal, i.key, i.explicit ? 1 : 0, i.tool, i.argsSha, requestId, i.traceId, OWNER, i.now + i.leaseMs, i.now, i.now, i.now + i.ttlMs);
+      this.insertStmt.run(i.principal, i.key, i.explicit ? 1 : 0, i.tool, i.argsSha, requestId, i.traceId, OWNER, i.now + i.leaseMs, i.now, i.now, i.now + i.ttlMs);
       return { kind: 'new', requestId };
     });
   }
@@ -102,9 +113,8 @@ export class IdempotencyStore {
   }
 
   finish(principal: string, key: string, state: 'completed' | 'failed', result: unknown, now: number): void {
-    this.db
-      .prepare('UPDATE idempotency SET state = ?, result = ?, updated_at = ?, lease_until = 0 WHERE principal = ? AND key = ?')
-      .run(state, JSON.stringify(result), now, principal, key);
+    // After the effect: if this is lost, the record stays in flight and the next retry asks the backend.
+    relaxed(this.db, () => this.finishStmt.run(state, JSON.stringify(result), now, principal, key));
   }
 
   /** Hands the in-flight record to an approval request: retries report on that request until it ends. */
@@ -116,7 +126,11 @@ export class IdempotencyStore {
 
   /** Frees the key (a retryable failure, or a refusal before any side effect). */
   free(principal: string, key: string): void {
-    this.db.prepare("DELETE FROM idempotency WHERE principal = ? AND key = ? AND state = 'in_flight' AND owner = ?").run(principal, key, OWNER);
+    relaxed(this.db, () => this.freeStmt().run(principal, key, OWNER));
+  }
+
+  private freeStmt() {
+    return this.db.prepare("DELETE FROM idempotency WHERE principal = ? AND key = ? AND state = 'in_flight' AND owner = ?");
   }
 
   private maybePrune(now: number): void {

@@ -26,13 +26,25 @@ export class KillSwitchStore {
     this.write = db.prepare('UPDATE killswitch SET engaged = ?, reason = ?, actor = ?, changed_at = ? WHERE id = 1');
   }
 
-  state(): KillSwitchState {
+  private cached: { at: number; state: KillSwitchState } | undefined;
+
+  /**
+   * The switch as stored. `maxAgeMs` > 0 accepts a reading that recent (the pipeline's first, cheap check);
+   * the check right before a side effect always reads the database. A change made through this instance is
+   * seen at once.
+   */
+  state(maxAgeMs = 0): KillSwitchState {
+    const t = performance.now();
+    if (maxAgeMs > 0 && this.cached && t - this.cached.at < maxAgeMs) return this.cached.state;
     const r = this.read.get();
     if (!r) throw new Error('killswitch row missing');
-    return { engaged: r.engaged === 1, reason: r.reason, actor: r.actor, changedAt: r.changed_at };
+    const state = { engaged: r.engaged === 1, reason: r.reason, actor: r.actor, changedAt: r.changed_at };
+    this.cached = { at: t, state };
+    return state;
   }
 
   set(engaged: boolean, reason: string, actor: string): KillSwitchState {
+    this.cached = undefined;
     return immediate(this.db, () => {
       const at = this.now();
       this.write.run(engaged ? 1 : 0, reason, actor, at);

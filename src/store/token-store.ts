@@ -42,7 +42,9 @@ export class TokenStore {
     private readonly db: Db,
     private readonly audit: AuditStore,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.verifyStmt = db.prepare<[string], { id: string; principal: string }>('SELECT id, principal FROM tokens WHERE hash = ? AND revoked_at IS NULL');
+  }
 
   /** Returns the secret once; it cannot be recovered later. */
   create(principal: string, actor: string, label?: string): { token: string; id: string } {
@@ -58,11 +60,10 @@ export class TokenStore {
   }
 
   /** The principal a live token stands for, or undefined. */
+  private readonly verifyStmt;
+
   verify(token: string): { id: string; principal: string } | undefined {
-    const row = this.db
-      .prepare<[string], { id: string; principal: string }>('SELECT id, principal FROM tokens WHERE hash = ? AND revoked_at IS NULL')
-      .get(sha256(token));
-    return row;
+    return this.verifyStmt.get(sha256(token));
   }
 
   private readonly touched = new Map<string, number>();
