@@ -118,7 +118,8 @@ export async function drill(flags: Flags): Promise<number> {
       lastStart = Math.max(lastStart ?? -Infinity, started);
       if (started > engagedAt) executedAfter += 1;
     }
-    if (r.event === 'call.denied' && r.code === 'KILL_SWITCH_ENGAGED') auditRefusals += 1;
+    // Refused at step 1 (call.denied) or by the re-check right before the side effect (call.outcome).
+    if (r.code === 'KILL_SWITCH_ENGAGED') auditRefusals += 1;
   }
   const firstRefusalMs = firstRefusal === null ? null : firstRefusal - engagedAt;
   if (executedAfter > 0) failures.push(`${executedAfter} call(s) started executing after engagement`);

@@ -76,7 +76,7 @@ describe('itguard drill', () => {
     expect(startedAfter).toHaveLength(0);
     expect(report.executed_after_engagement).toBe(0);
     const refusals = (
-      d.prepare("SELECT count(*) AS n FROM audit WHERE event = 'call.denied' AND code = 'KILL_SWITCH_ENGAGED' AND ts >= ? AND ts <= ?").get(engaged.ts, resumed.ts) as { n: number }
+      d.prepare("SELECT count(*) AS n FROM audit WHERE event IN ('call.denied', 'call.outcome') AND code = 'KILL_SWITCH_ENGAGED' AND ts >= ? AND ts <= ?").get(engaged.ts, resumed.ts) as { n: number }
     ).n;
     expect(refusals).toBe(report.audit_refusals_after);
     expect(refusals).toBe(report.calls_refused_after);
