@@ -5,7 +5,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';
-import type { Call, GuardView, Handler } from './types.js';
+import type { Call, GuardView, Handler, ToolContext, ToolOutput } from './types.js';
 
 /**
  * Crash-test hook: ITGUARD_FAILPOINT=before-effect|after-effect makes a write call stall at that point so a
@@ -48,16 +48,7 @@ export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' 
         throw new GuardError('KILL_SWITCH_ENGAGED', 'IT engaged the kill switch before this call could run; nothing was done.');
       }
       call.executedAt = deps.now();
-      return call.tool.run(call.args, {
-        backends: deps.backends,
-        principal: call.principal,
-        traceId: call.traceId,
-        idempotencyKey: call.idempotencyKey,
-        signal,
-        guardView: () => guardView(call),
-        approvals: deps.approvals,
-        linksBase: deps.links.base,
-      });
+      return call.tool.run(call.args, toolContext(deps, call, { idempotencyKey: call.idempotencyKey, signal, guardView: () => guardView(call) }));
     })();
     run.catch(() => undefined); // if the abort wins the race, the run's own rejection is not unhandled
     const aborted = new Promise<never>((_, reject) => {
@@ -76,10 +67,33 @@ export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' 
     });
     const out = await Promise.race([run, aborted]);
     await failpoint('after-effect', call);
-    return {
-      content: [{ type: 'text', text: out.text }],
-      ...(out.data ? { structuredContent: out.data } : {}),
-      _meta: { 'itguard/trace_id': call.traceId },
-    };
+    return toResult(out, call.traceId);
+  };
+}
+
+/** A tool's output as the MCP result the pipeline returns (and stores for replay). */
+export const toResult = (out: ToolOutput, traceId: string): CallToolResult => ({
+  content: [{ type: 'text', text: out.text }],
+  ...(out.data ? { structuredContent: out.data } : {}),
+  _meta: { 'itguard/trace_id': traceId },
+});
+
+const NO_VIEW: GuardView = { killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [] };
+
+/** What a tool's run() or recover() receives: everything arrives through it, nothing is imported. */
+export function toolContext(
+  deps: Pick<GuardDeps, 'backends' | 'approvals' | 'links'>,
+  call: Call,
+  o: { idempotencyKey: string | undefined; signal: AbortSignal; guardView?: () => GuardView },
+): ToolContext {
+  return {
+    backends: deps.backends,
+    principal: call.principal,
+    traceId: call.traceId,
+    idempotencyKey: o.idempotencyKey,
+    signal: o.signal,
+    guardView: o.guardView ?? (() => NO_VIEW),
+    approvals: deps.approvals,
+    linksBase: deps.links.base,
   };
 }

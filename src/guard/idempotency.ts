@@ -11,7 +11,8 @@ import type { IdemRow } from '../store/idempotency-store.js';
 import { storedResult } from './approval.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';
-import type { Call, Guard, ToolOutput } from './types.js';
+import { toolContext, toResult } from './execute.js';
+import type { Call, Guard } from './types.js';
 
 const EXPLICIT_TTL_MS = 24 * 3600_000;
 
@@ -31,11 +32,6 @@ function replayOf(row: IdemRow, call: Call): CallToolResult {
   };
 }
 
-const toResult = (out: ToolOutput, traceId: string): CallToolResult => ({
-  content: [{ type: 'text', text: out.text }],
-  ...(out.data ? { structuredContent: out.data } : {}),
-  _meta: { 'itguard/trace_id': traceId },
-});
 
 export const idempotency =
   (deps: Pick<GuardDeps, 'idem' | 'now' | 'backends' | 'log' | 'policy' | 'approvals' | 'links'>): Guard =>
@@ -97,16 +93,7 @@ export const idempotency =
               original_trace_id: begun.row.trace_id,
             });
           }
-          const found = await call.tool.recover(call.args, {
-            backends: deps.backends,
-            principal: call.principal,
-            traceId: call.traceId,
-            idempotencyKey: begun.row.request_id,
-            signal: call.signal,
-            guardView: () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [] }),
-            approvals: deps.approvals,
-            linksBase: deps.links.base,
-          });
+          const found = await call.tool.recover(call.args, toolContext(deps, call, { idempotencyKey: begun.row.request_id, signal: call.signal }));
           if (found) {
             const result = toResult(found, begun.row.trace_id);
             deps.idem.finish(principal, key, 'completed', result, deps.now());

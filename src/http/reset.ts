@@ -4,13 +4,12 @@
  */
 import express, { type Router } from 'express';
 import type { App } from '../app.js';
-import { EmbeddedDirectory } from '../tools/directory/embedded.js';
 import { esc, page, pageHeaders } from './verify.js';
 
 const MIN_LENGTH = 12;
 
 export function resetRouter(app: App): Router {
-  const dir = new EmbeddedDirectory(app.db, app.now);
+  const dir = app.backends.directory;
   const r = express.Router();
   r.use(express.urlencoded({ extended: false, limit: '4kb' }));
   const gone = () => page('Link not valid', '<h1>This reset link is not valid</h1><p>It was already used or has expired. Ask the IT service desk for a new one.</p>');

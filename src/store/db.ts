@@ -28,8 +28,11 @@ export function openDb(file: string, opts: OpenOptions = {}): Db {
 }
 
 /** strict: every commit is fsynced (an audit intent is on disk before the side effect). fast: WAL's NORMAL. */
+const durabilityOf = new WeakMap<Db, Durability>();
+
 export function setDurability(db: Db, durability: Durability): void {
   db.pragma(`synchronous = ${durability === 'strict' ? 'FULL' : 'NORMAL'}`);
+  durabilityOf.set(db, durability);
 }
 
 /** Each step reads the version inside its IMMEDIATE transaction, so processes opening a new file together migrate it once. */
@@ -61,7 +64,7 @@ export function immediate<T>(db: Db, fn: () => T): T {
  * way (the WAL is in the OS page cache); only a power loss could drop an unsynced tail.
  */
 export function relaxed<T>(db: Db, fn: () => T): T {
-  if ((db.pragma('synchronous', { simple: true }) as number) < 2) return fn();
+  if (durabilityOf.get(db) !== 'strict') return fn();
   db.pragma('synchronous = NORMAL');
   try {
     return fn();

@@ -41,6 +41,28 @@ describe('principal and scopes', () => {
   });
 });
 
+describe('software_catalog and request_status', () => {
+  it('lists catalog ids with versions, cost, self-service and seats; filters by query', async () => {
+    const c = await connect(app);
+    const all = (await c.call('software_catalog')).structuredContent as { packages: { id: string; self_service: boolean; seats_used: number }[] };
+    expect(all.packages.length).toBeGreaterThanOrEqual(15);
+    expect(all.packages.find((p) => p.id === 'slack')).toMatchObject({ self_service: true, seats_used: 0 });
+    const adobe = (await c.call('software_catalog', { query: 'adobe' })).structuredContent as { packages: { id: string }[] };
+    expect(adobe.packages.map((p) => p.id)).toContain('adobe-acrobat-pro');
+    expect(adobe.packages.every((p) => /adobe/.test(p.id))).toBe(true);
+    expect(codeOf(await c.call('software_catalog', { query: '' }))).toBe('INVALID_ARGUMENT');
+  });
+
+  it('refuses principals without the scopes (software:read; any write scope for request_status)', async () => {
+    const c = await connect(app, 'kb-reader');
+    expect(codeOf(await c.call('software_catalog'))).toBe('SCOPE_DENIED');
+    expect(codeOf(await c.call('request_status', { request_id: 'REQ-ABCDEF2345' }))).toBe('SCOPE_DENIED');
+    const agent = await connect(app);
+    expect(codeOf(await agent.call('request_status', { request_id: 'REQ-ABCDEF2345' }))).toBe('NOT_FOUND');
+    expect(codeOf(await agent.call('request_status', { request_id: 'nope' }))).toBe('INVALID_ARGUMENT');
+  });
+});
+
 describe('guard_status', () => {
   it('shows kill switch, principal, scopes and the session budget', async () => {
     const c = await connect(app);

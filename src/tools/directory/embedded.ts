@@ -34,6 +34,9 @@ export interface DirectoryBackend {
   /** Idempotent on requestId: a second call with the same id returns the first outcome and sends nothing. */
   resetPassword(username: string, o: { requestId: string | undefined; resetBaseUrl: string }): ResetOutcome;
   findReset(requestId: string): ResetOutcome | undefined;
+  /** The one-time reset page: what a link is for, and setting the new password through it (once). */
+  resetLink(token: string): ResetLink | undefined;
+  completeReset(token: string, password: string): boolean;
 }
 
 /** The one-time reset page's view of a link. */
