@@ -30,6 +30,13 @@ tools:
     caps:
       - { name: installs-per-day, window: day, limit: 50, alarm_at: 20 }
       - { name: license-spend-per-day, window: day, measure: cost_usd, limit: 2000, alarm_at: 400 }
+# Every call counts, across sessions and processes. A typical helpdesk task is 5-15 calls: alarm near 10x that,
+# stop near 50x (DESIGN §8's rule of thumb).
+budgets:
+  - { name: calls-per-hour, window: hour, limit: 600, alarm_at: 120 }
+  - { name: failures-per-hour, window: hour, measure: failures, limit: 60, alarm_at: 12 }
+  - { name: result-bytes-per-day, window: day, measure: result_bytes, limit: 50000000, alarm_at: 10000000 }
+loop: { identical_per_hour: 20, failures_in_a_row: 10 }
 backends:
   tickets:   { kind: embedded, project: IT, allowed_projects: [IT] }
   directory: { kind: embedded }

@@ -60,6 +60,30 @@ const capRule = z
     }
   });
 
+/** A principal (or per-session) budget rule: every call counts, read or write, refused or not (DESIGN §3 step 4). */
+const budgetRule = z
+  .strictObject({
+    name,
+    window: z.enum(['hour', 'day']),
+    per: z.enum(['principal', 'session']).default('principal'),
+    measure: z.enum(['calls', 'failures', 'result_bytes']).default('calls'),
+    limit: posInt,
+    alarm_at: posInt.optional(),
+    tools: z.array(z.enum(TOOL_NAMES)).min(1).optional(),
+  })
+  .check((ctx) => {
+    const r = ctx.value;
+    if (r.alarm_at !== undefined && r.alarm_at > r.limit) {
+      ctx.issues.push({ code: 'custom', path: ['alarm_at'], message: 'must not exceed limit', input: r.alarm_at });
+    }
+  });
+
+/** The defaults DESIGN §8 names: 600 calls and 60 failures per principal per hour, alarms at 120 and 12. */
+const DEFAULT_BUDGETS = [
+  { name: 'calls-per-hour', window: 'hour', limit: 600, alarm_at: 120 },
+  { name: 'failures-per-hour', window: 'hour', measure: 'failures', limit: 60, alarm_at: 12 },
+] as const;
+
 const toolPolicy = z.strictObject({
   tier: z.enum(TIERS).optional(),
   self_service_tier: z.enum(TIERS).optional(),
@@ -107,8 +131,11 @@ export const policySchema = z
         max_result_bytes: posInt.default(2_000_000),
         max_identical_calls: posInt.default(3),
         max_consecutive_failures: posInt.default(5),
+        max_per_principal: posInt.default(8),
       })
       .prefault({}),
+    budgets: z.array(budgetRule).default(() => DEFAULT_BUDGETS.map((b) => ({ per: 'principal' as const, measure: 'calls' as const, ...b }))),
+    loop: z.strictObject({ identical_per_hour: posInt.default(20), failures_in_a_row: posInt.default(10) }).prefault({}),
     mfa: z.strictObject({ allow_form_code: z.boolean().default(true), out_of_band: z.boolean().default(true) }).prefault({}),
     approvals: z.strictObject({ wait_seconds: z.number().min(0).max(600).default(30), expire_hours: posInt.default(24) }).prefault({}),
     tools: z.partialRecord(z.enum(TOOL_NAMES), toolPolicy).default({}),
@@ -154,6 +181,11 @@ export const policySchema = z
         }
       });
     }
+    const budgetNames = new Set<string>();
+    p.budgets.forEach((b, i) => {
+      if (budgetNames.has(b.name)) ctx.issues.push({ code: 'custom', path: ['budgets', i, 'name'], message: `duplicate budget name "${b.name}"`, input: b.name });
+      budgetNames.add(b.name);
+    });
     const t = p.backends.tickets;
     if (!t.allowed_projects.includes(t.project)) {
       ctx.issues.push({ code: 'custom', path: ['backends', 'tickets', 'project'], message: 'must be listed in allowed_projects', input: t.project });
@@ -171,6 +203,17 @@ export interface CapRule {
   measure: 'calls' | 'cost_usd';
   limit: number;
   alarmAt: number | undefined;
+}
+
+export interface BudgetRule {
+  name: string;
+  window: 'hour' | 'day';
+  per: 'principal' | 'session';
+  measure: 'calls' | 'failures' | 'result_bytes';
+  limit: number;
+  alarmAt: number | undefined;
+  /** Only these tools count toward the rule; undefined = every call, unknown tool names included. */
+  tools: readonly ToolName[] | undefined;
 }
 
 export interface ToolPolicy {
@@ -192,7 +235,10 @@ export interface Policy {
   durability: 'strict' | 'fast';
   stdioPrincipal: string;
   principals: Readonly<Record<string, { scopes: readonly Scope[] }>>;
-  session: { maxCalls: number; maxMinutes: number; maxResultBytes: number; maxIdenticalCalls: number; maxConsecutiveFailures: number };
+  session: { maxCalls: number; maxMinutes: number; maxResultBytes: number; maxIdenticalCalls: number; maxConsecutiveFailures: number; maxPerPrincipal: number };
+  budgets: readonly BudgetRule[];
+  /** The principal-level loop breaker: trips for every session of the principal until the hour ends. */
+  loop: { identicalPerHour: number; failuresInARow: number };
   mfa: { allowFormCode: boolean; outOfBand: boolean };
   approvals: { waitSeconds: number; expireHours: number };
   tools: Readonly<Record<ToolName, ToolPolicy>>;
@@ -240,7 +286,10 @@ export function toPolicy(p: Parsed): Policy {
       maxResultBytes: p.session.max_result_bytes,
       maxIdenticalCalls: p.session.max_identical_calls,
       maxConsecutiveFailures: p.session.max_consecutive_failures,
+      maxPerPrincipal: p.session.max_per_principal,
     },
+    budgets: p.budgets.map((b) => ({ name: b.name, window: b.window, per: b.per, measure: b.measure, limit: b.limit, alarmAt: b.alarm_at, tools: b.tools })),
+    loop: { identicalPerHour: p.loop.identical_per_hour, failuresInARow: p.loop.failures_in_a_row },
     mfa: { allowFormCode: p.mfa.allow_form_code, outOfBand: p.mfa.out_of_band },
     approvals: { waitSeconds: p.approvals.wait_seconds, expireHours: p.approvals.expire_hours },
     tools,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { GuardError } from '../../guard/errors.js';
 import { defineTool } from '../../guard/types.js';
-import { untrusted } from '../common.js';
+import { untrusted } from '../untrusted.js';
 
 const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { GuardError } from '../../guard/errors.js';
 import { defineTool } from '../../guard/types.js';
-import { IdemKey, Reason, UserRef, untrusted } from '../common.js';
+import { IdemKey, Reason, UserRef } from '../common.js';
+import { untrusted } from '../untrusted.js';
 import { PRIORITIES, STATUSES, type Ticket } from './embedded.js';
 
 const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
