@@ -21,8 +21,9 @@ import { CapsStore } from './store/caps-store.js';
 import { IdempotencyStore } from './store/idempotency-store.js';
 import { ApprovalsStore } from './store/approvals-store.js';
 import { MfaStore } from './store/mfa-store.js';
+import { BudgetStore } from './store/budget-store.js';
 import { EmbeddedDeploy } from './tools/software/embedded.js';
-import { capsView } from './guard/caps-view.js';
+import { budgetsView, breakerView, capsView } from './guard/caps-view.js';
 import type { Backends } from './tools/backends.js';
 import { EmbeddedDirectory } from './tools/directory/embedded.js';
 import { ALL_TOOLS } from './tools/index.js';
@@ -52,7 +53,9 @@ export interface App extends GuardDeps {
   tools: readonly AnyTool[];
   /** True when this open seeded a new database with demo data. */
   seeded: boolean;
-  handler(tool: string): Handler | undefined;
+  /** Every tools/call goes through this one composed pipeline. */
+  pipeline: Handler;
+  budgets: BudgetStore;
   principal(name: string): Principal | undefined;
   /** Aborted when the kill switch is seen engaged; a fresh one after each engagement. */
   killSignal(): AbortSignal;
@@ -68,6 +71,7 @@ export interface Stores {
   idem: IdempotencyStore;
   approvals: ApprovalsStore;
   mfa: MfaStore;
+  budgets: BudgetStore;
   backends: Backends;
 }
 
@@ -82,6 +86,7 @@ export function openStores(dbPath: string, policy: Policy, now: () => number = D
     killSwitch: new KillSwitchStore(db, auditStore, now),
     tokens: new TokenStore(db, auditStore, now),
     caps: new CapsStore(db, policy.timezone),
+    budgets: new BudgetStore(db, policy.timezone),
     idem: new IdempotencyStore(db),
     approvals: new ApprovalsStore(db, now),
     mfa: new MfaStore(db, now),
@@ -97,11 +102,11 @@ export function openStores(dbPath: string, policy: Policy, now: () => number = D
 export function openApp(opts: AppOptions): App {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
-  const { db, auditStore, killSwitch, tokens, backends, caps, idem, approvals, mfa } = openStores(opts.dbPath, opts.policy, now);
+  const { db, auditStore, killSwitch, tokens, backends, caps, budgets, idem, approvals, mfa } = openStores(opts.dbPath, opts.policy, now);
   const seeded = opts.policy.demo ? seedDemo(db, opts.kbDir) : false;
   const metrics: Metrics = opts.metrics ?? noopMetrics();
   const links = { base: 'http://127.0.0.1' };
-  const deps: GuardDeps = { policy: opts.policy, killSwitch, audit: new AuditWriter(auditStore), backends, log, metrics, now, caps, idem, approvals, mfa, links };
+  const deps: GuardDeps = { policy: opts.policy, killSwitch, audit: new AuditWriter(auditStore), backends, log, metrics, now, caps, budgets, idem, approvals, mfa, links };
 
   let kill = new AbortController();
   const watcher = setInterval(() => {
@@ -127,15 +132,15 @@ export function openApp(opts: AppOptions): App {
         calls_left: Math.max(0, b.maxCalls - s.calls),
         minutes_left: Math.max(0, Math.floor((b.maxMinutes * 60_000 - (now() - s.startedAt)) / 60_000)),
         result_bytes_left: Math.max(0, b.maxResultBytes - s.resultBytes),
-        loop_breaker: s.tripped ? `tripped: ${s.tripped}` : 'ok',
+        loop_breaker: s.tripped ? `tripped (${s.tripped.rule}): ${s.tripped.why}` : 'ok',
       },
       caps: capsView(opts.policy, caps, call, now()),
+      budgets: budgetsView(opts.policy, budgets, call.principal.name, s.id, now()),
+      loopBreaker: breakerView(opts.policy, budgets, call.principal.name, now()),
     };
   };
 
-  const handlers = new Map<string, Handler>();
   const pipeline = buildPipeline(deps, guardView);
-  for (const tool of ALL_TOOLS) handlers.set(tool.name, pipeline);
   const killSignal = () => {
     // After a resume the watcher renews the controller on its next poll; a call arriving before that must not
     // inherit the old, aborted signal.
@@ -155,7 +160,7 @@ export function openApp(opts: AppOptions): App {
     tokens,
     tools: ALL_TOOLS,
     seeded,
-    handler: (name) => handlers.get(name),
+    pipeline,
     principal,
     killSignal,
     close() {

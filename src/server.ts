@@ -8,9 +8,8 @@ import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, typ
 import { nanoid } from 'nanoid';
 import { z } from 'zod';
 import type { App } from './app.js';
-import { GuardError } from './guard/errors.js';
-import { visibleTools } from './guard/scope.js';
-import type { AnyTool, Call, ClientGate, McpExtra, Principal, SessionState } from './guard/types.js';
+import { unknownTool, unknownToolPolicy, visibleTools } from './guard/scope.js';
+import { newCallState, type AnyTool, type Call, type ClientGate, type McpExtra, type Principal, type SessionState } from './guard/types.js';
 import { inputSchema } from './guard/validate.js';
 
 export const SERVER_INFO = { name: 'itguard', version: '0.1.0' };
@@ -69,31 +68,25 @@ export function createServer(app: App, opts: ServerOptions): Server {
   }));
 
   server.setRequestHandler(CallToolRequestSchema, async (req, extra): Promise<CallToolResult> => {
-    const traceId = nanoid(16);
-    const tool = app.tools.find((t) => t.name === req.params.name);
-    const handler = tool && app.handler(tool.name);
-    if (!tool || !handler) {
-      await app.audit
-        .record({ event: 'call.denied', actor: principal.name, traceId, sessionId: session.id, tool: req.params.name.slice(0, 100), outcome: 'refused', code: 'UNKNOWN_TOOL' })
-        .catch((e: unknown) => app.log.error({ err: e }, 'could not audit a denial'));
-      return new GuardError('UNKNOWN_TOOL', `There is no tool named "${req.params.name.slice(0, 100)}".`).toToolResult(traceId);
-    }
+    const known = app.tools.find((t) => t.name === req.params.name);
+    // An unknown tool goes through the pipeline too: it spends budget and counts as a failure (scope refuses it).
+    const tool = known ?? unknownTool(req.params.name);
     const call: Call = {
       tool,
-      toolPolicy: app.policy.tools[tool.name],
+      toolPolicy: known ? app.policy.tools[known.name] : unknownToolPolicy(app.policy),
       rawArgs: req.params.arguments ?? {},
       args: undefined as unknown as Record<string, unknown>,
       principal,
       session,
-      traceId,
+      traceId: nanoid(16),
       signal: AbortSignal.any([extra.signal, app.killSignal()]),
       startedAt: app.now(),
       idempotencyKey: undefined,
-      executedAt: undefined,
+      state: newCallState(),
       client: clientGate(server, extra),
       mcp: extra,
     };
-    return handler(call);
+    return app.pipeline(call);
   });
 
   return server;

@@ -1,5 +1,5 @@
 /**
- * Step 7. Human gates by tier (DESIGN §4).
+ * Human gates by tier (DESIGN §4).
  *  - auto: passes.
  *  - confirm: form elicitation with the summary and the agent's reason; only accept + approve=true proceeds.
  *    A client without elicitation cannot confirm: the request escalates to an approver.
@@ -12,7 +12,7 @@
  * Every gate fails closed: no answer, a timeout or an error is a denial, never a pass.
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { ask, auditGate, openOrCreate, reasonOf, waitAndRun, type Deps } from './gate-requests.js';
+import { ask, auditGate, openOrCreate, reasonOf, storedResult, waitAndRun, type Deps } from './gate-requests.js';
 import { GuardError } from './errors.js';
 import { mfaGate } from './mfa-gate.js';
 import type { Guard, Call, Handler } from './types.js';
@@ -29,7 +29,7 @@ export const approval =
         call.tool.tier;
       if (tier === 'auto') return next(call);
       if (call.toolPolicy.mode === 'shadow') {
-        call.shadowTier = tier; // evaluated, not gated: nothing will run
+        call.state.shadowTier = tier; // evaluated, not gated: nothing will run
         return next(call);
       }
       if (tier === 'confirm') {
@@ -68,4 +68,30 @@ async function approverGate(deps: Deps, call: Call, next: Handler, tierNote: str
   const row = openOrCreate(deps, call, 'approval', false).row;
   await auditGate(deps, call, 'approval.requested', { request_id: row.id, tier: tierNote });
   return waitAndRun(deps, call, next, row.id, `waiting for an IT approver to decide ${row.id}`);
+}
+
+/**
+ * A retried write whose idempotency record is parked on approval request `id`: the request's final result once
+ * it has one (to record and replay), else APPROVAL_PENDING with its status — at once, never a wait.
+ */
+export function settledApproval(
+  deps: Pick<Deps, 'approvals' | 'now' | 'links'>,
+  id: string,
+  originalTraceId: string,
+): { state: 'completed' | 'failed'; result: CallToolResult; updatedAt: number; denial?: GuardError } {
+  const a = deps.approvals.get(id);
+  if (a && (a.status === 'succeeded' || a.status === 'failed')) {
+    return { state: a.status === 'succeeded' ? 'completed' : 'failed', result: storedResult(a), updatedAt: a.updated_at };
+  }
+  if (!a || a.status === 'denied' || a.status === 'expired') {
+    const denial = new GuardError('APPROVAL_DENIED', `Request ${id} was ${a?.status ?? 'lost'}; nothing was done.`, { details: { request_id: id } });
+    return { state: 'failed', result: denial.toToolResult(originalTraceId), updatedAt: deps.now(), denial };
+  }
+  // An MFA request waiting on its target user gets a fresh one-time link (only hashes are stored).
+  const link = a.tier === 'mfa' && a.status === 'pending' ? `${deps.links.base}/verify/${deps.approvals.rotateVerifyLink(a.id)}` : undefined;
+  throw new GuardError(
+    'APPROVAL_PENDING',
+    `This request is ${a.status === 'pending' ? 'waiting for a human decision' : a.status} as ${a.id}${link ? `; ${a.target} confirms on this one-time page: ${link} ` : ''}; check with request_status.`,
+    { details: { request_id: a.id, status: a.status, expires_at: new Date(a.expires_at).toISOString(), ...(link ? { verification_link: link } : {}) } },
+  );
 }

@@ -1,7 +1,8 @@
-/** The caps as the planner (guard_status) and operators (itguard caps / status) see them: used, limit, resets_at. */
+/** The caps, budgets and breaker as the planner (guard_status) and operators (itguard caps / status) see them: used, limit, resets_at. */
 import type { Policy } from '../policy/schema.js';
 import { TOOL_NAMES } from '../policy/schema.js';
 import type { CapsStore } from '../store/caps-store.js';
+import type { BudgetStore } from '../store/budget-store.js';
 import type { Call } from './types.js';
 
 export interface CapView extends Record<string, unknown> {
@@ -47,4 +48,31 @@ export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined
     }
   }
   return out;
+}
+
+/** The principal's budgets (and this session's, for per-session rules): used, limit, resets_at. */
+export function budgetsView(policy: Policy, budgets: BudgetStore, principal: string, sessionId: string | undefined, now: number): Record<string, unknown>[] {
+  return budgets.usage(policy.budgets, now, { principal, sessionId }).map((u) => ({
+    budget: u.rule,
+    per: u.per,
+    measure: u.measure,
+    window: u.window,
+    used: u.used,
+    limit: u.limit,
+    left: Math.max(0, u.limit - u.used),
+    alarm_at: u.alarmAt,
+    resets_at: new Date(u.resetsAt).toISOString(),
+  }));
+}
+
+/** The principal's loop breaker: ok, or tripped with the rule and when it clears. */
+export function breakerView(policy: Policy, budgets: BudgetStore, principal: string, now: number): Record<string, unknown> {
+  const b = budgets.breaker(principal, now);
+  return {
+    state: b.trip ? 'tripped' : 'ok',
+    failures_in_a_row: b.streak,
+    failures_in_a_row_limit: policy.loop.failuresInARow,
+    identical_per_hour: policy.loop.identicalPerHour,
+    ...(b.trip ? { rule: b.trip.rule, why: b.trip.why, tripped_at: new Date(b.trip.trippedAt).toISOString(), clears_at: new Date(b.trip.clearsAt).toISOString() } : {}),
+  };
 }

@@ -1,5 +1,5 @@
 /**
- * Step 6. Aggregate caps: every rule of the tool is reserved in one transaction, or the call is refused with
+ * Aggregate caps: every rule of the tool is reserved in one transaction, or the call is refused with
  * CAP_EXCEEDED naming the rule, used/limit and resets_at. Crossing alarm_at raises one alarm per rule per
  * window. The reservation is released if the call is declined or fails before its side effect.
  */
@@ -52,14 +52,15 @@ export const caps =
           { details: { rule: r.rule.name, used: r.used, limit: r.rule.limit, measure: r.rule.measure, window: r.rule.window, per: r.rule.per, resets_at: resets } },
         );
       }
-      call.capItems = r.items;
-      call.capPreview = demands.map((d) => ({
+      const preview = demands.map((d) => ({
         rule: d.rule.name,
         measure: d.rule.measure,
         amount: d.amount,
         used: deps.caps.used(d.rule, d.scopeKey, deps.now()),
         limit: d.rule.limit,
       }));
+      const held = { items: r.items, preview, holder: 'call' as 'call' | 'approval' | 'none' };
+      call.state.caps = held;
       for (const a of r.alarms) {
         await raiseAlarm(deps, call, {
           kind: 'CAP_ALARM',
@@ -68,11 +69,9 @@ export const caps =
           detail: { used: a.used, limit: a.rule.limit, alarm_at: a.rule.alarmAt, per: a.rule.per },
         });
       }
-      // A call parked on a human approval keeps its reservation (the approval row holds it until it runs, is
-      // denied or expires); a call that joined an existing request, a shadow call, or one that never executed
-      // gives it back.
-      const giveBack = (failed: boolean) =>
-        call.capsRedundant || call.toolPolicy.mode === 'shadow' || (failed && call.executedAt === undefined && !call.capsHeldByApproval);
+      // While the call holds its reservation (holder 'call') it gives it back if nothing executed, or in shadow
+      // mode; an approval request that took it over (holder 'approval') or a step that returned it ('none') owns it.
+      const giveBack = (failed: boolean) => held.holder === 'call' && (call.toolPolicy.mode === 'shadow' || (failed && call.state.executedAt === undefined));
       let result: CallToolResult;
       try {
         result = await next(call);

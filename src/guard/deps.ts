@@ -9,6 +9,7 @@ import type { CapsStore } from '../store/caps-store.js';
 import type { IdempotencyStore } from '../store/idempotency-store.js';
 import type { ApprovalsStore } from '../store/approvals-store.js';
 import type { MfaStore } from '../store/mfa-store.js';
+import type { BudgetStore } from '../store/budget-store.js';
 
 export interface GuardDeps {
   policy: Policy;
@@ -19,6 +20,7 @@ export interface GuardDeps {
   metrics: Metrics;
   idem: IdempotencyStore;
   caps: CapsStore;
+  budgets: BudgetStore;
   approvals: ApprovalsStore;
   mfa: MfaStore;
   /** Where this process serves its pages (verification links, reset links); set once the listener is up. */

@@ -1,5 +1,5 @@
 /**
- * Step 8. Runs the tool with a timeout and an abort signal (client cancel, kill switch, timeout).
+ * Runs the tool with a timeout and an abort signal (client cancel, kill switch, timeout).
  * A GuardError from the tool is a refusal; anything else propagates to the boundary as INTERNAL.
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
@@ -18,10 +18,10 @@ async function failpoint(name: string, call: Call): Promise<void> {
 
 /** Shadow mode: evaluated, gated and audited as if real; nothing runs, and the result says what would have. */
 function shadowResult(call: Call): CallToolResult {
-  const tier = call.shadowTier && call.shadowTier !== 'auto' ? ` after ${call.shadowTier === 'approval' ? 'an approver’s' : call.shadowTier} approval` : '';
+  const tier = call.state.shadowTier && call.state.shadowTier !== 'auto' ? ` after ${call.state.shadowTier === 'approval' ? 'an approver’s' : call.state.shadowTier} approval` : '';
   return {
     content: [{ type: 'text', text: `[shadow mode] Would have done: ${call.tool.summary(call.args)}${tier}. Nothing was executed.` }],
-    _meta: { 'itguard/trace_id': call.traceId, 'itguard/shadow': { would_run: call.tool.summary(call.args), tier: call.shadowTier ?? 'auto' } },
+    _meta: { 'itguard/trace_id': call.traceId, 'itguard/shadow': { would_run: call.tool.summary(call.args), tier: call.state.shadowTier ?? 'auto' } },
   };
 }
 
@@ -47,7 +47,7 @@ export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' 
       if (killable && deps.killSwitch.state().engaged) {
         throw new GuardError('KILL_SWITCH_ENGAGED', 'IT engaged the kill switch before this call could run; nothing was done.');
       }
-      call.executedAt = deps.now();
+      call.state.executedAt = deps.now();
       return call.tool.run(call.args, toolContext(deps, call, { idempotencyKey: call.idempotencyKey, signal, guardView: () => guardView(call) }));
     })();
     run.catch(() => undefined); // if the abort wins the race, the run's own rejection is not unhandled
@@ -78,7 +78,7 @@ export const toResult = (out: ToolOutput, traceId: string): CallToolResult => ({
   _meta: { 'itguard/trace_id': traceId },
 });
 
-const NO_VIEW: GuardView = { killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [] };
+const NO_VIEW: GuardView = { killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [], budgets: [], loopBreaker: {} };
 
 /** What a tool's run() or recover() receives: everything arrives through it, nothing is imported. */
 export function toolContext(

@@ -1,19 +1,23 @@
 /**
- * Runs approved requests whose caller is no longer waiting. Every serving process polls; claiming a request
- * (approved → executing) is one conditional UPDATE, so exactly one process runs it. The action goes through
- * the audit and execute steps with the stored arguments and the original request id (the backend's
- * idempotency key), under the kill switch like any call.
+ * Runs approved requests whose caller is no longer waiting, and recovers requests whose runner died. Every
+ * serving process polls; claiming a request (approved → executing, with this process as runner) is one
+ * conditional UPDATE, so exactly one process runs it. The action goes through `runApproved` — the same path a
+ * waiting caller takes: policy re-checked, then the steps after approval (audit, execute) with the stored
+ * arguments and the original request id (the backend's idempotency key), under the kill switch like any call.
+ *
+ * A request left `executing` by a crashed runner is recovered like an unknown-outcome write: the backend is
+ * asked about its request id; found → recorded as succeeded; provably never started → run once; no way to ask
+ * → failed with the outcome unknown, for IT to check. Nothing is run twice on a guess.
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { nanoid } from 'nanoid';
 import type { ApprovalRow } from '../store/approvals-store.js';
-import { audit } from './audit.js';
-import { boundary } from './boundary.js';
-import { compose } from './compose.js';
 import type { GuardDeps } from './deps.js';
-import { GuardError } from './errors.js';
-import { hasScope } from './scope.js';
-import type { AnyTool, Call, Handler, Principal, SessionState } from './types.js';
+import { BackendError, GuardError } from './errors.js';
+import { toolContext, toResult } from './execute.js';
+import { runApproved, runLeaseMs } from './gate-requests.js';
+import { chain, AFTER_APPROVAL, EXECUTOR_EDGE } from './pipeline.js';
+import { newCallState, type AnyTool, type Call, type Handler, type Principal, type SessionState } from './types.js';
 
 export interface ExecutorDeps extends GuardDeps {
   tools: readonly AnyTool[];
@@ -21,17 +25,23 @@ export interface ExecutorDeps extends GuardDeps {
   killSignal(): AbortSignal;
 }
 
+/** `exec` is the tool execution step; the executor wraps it in the pipeline's own steps. */
 export function startExecutor(deps: ExecutorDeps, exec: Handler, intervalMs = 500): () => void {
-  const run = compose(boundary(deps), audit(deps))(exec);
+  const afterApproval = chain(deps, exec, AFTER_APPROVAL);
   let busy = false;
   const tick = async () => {
     if (busy) return;
     busy = true;
     try {
       if (deps.killSwitch.state().engaged) return; // approved requests wait for a resume
+      for (const row of deps.approvals.orphanedExecuting(deps.now())) {
+        if (!deps.approvals.reclaim(row, deps.now(), runLeaseMs(deps, deps.policy.tools[row.tool as keyof typeof deps.policy.tools]?.timeoutMs ?? 30_000))) continue;
+        await recoverOrphan(deps, afterApproval, row);
+      }
       for (const row of deps.approvals.approvedReady()) {
-        if (!deps.approvals.claim(row.id)) continue;
-        await runApproved(deps, run, row);
+        const timeoutMs = deps.policy.tools[row.tool as keyof typeof deps.policy.tools]?.timeoutMs ?? 30_000;
+        if (!deps.approvals.claim(row.id, deps.now(), runLeaseMs(deps, timeoutMs))) continue;
+        await runOne(deps, afterApproval, row);
       }
     } catch (e) {
       deps.log.error({ err: e }, 'approval executor failed a pass');
@@ -44,35 +54,72 @@ export function startExecutor(deps: ExecutorDeps, exec: Handler, intervalMs = 50
   return () => clearInterval(timer);
 }
 
-async function runApproved(deps: ExecutorDeps, run: Handler, row: ApprovalRow): Promise<void> {
-  const traceId = nanoid(16);
+/** The call an approved request runs as, or a refusal when the tool or principal no longer exists. */
+function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {
   const tool = deps.tools.find((t) => t.name === row.tool);
   const principal = deps.principal(row.principal);
-  let result: CallToolResult;
-  if (!tool || !principal || !hasScope(tool, principal) || !deps.policy.tools[tool.name].enabled) {
-    // Security: policy changed since the request was made; the approval no longer authorises anything.
-    result = new GuardError('SCOPE_DENIED', `${row.principal} may no longer run ${row.tool}; approved request ${row.id} was not executed.`).toToolResult(traceId);
-  } else {
-    const session: SessionState = { id: `executor:${row.id}`, transport: 'memory', startedAt: deps.now(), calls: 0, resultBytes: 0, identical: new Map(), consecutiveFailures: 0, tripped: undefined };
-    const args = JSON.parse(row.args) as Record<string, unknown>;
-    const call: Call = {
-      tool,
-      toolPolicy: deps.policy.tools[tool.name],
-      rawArgs: args,
-      args,
-      principal,
-      session,
-      traceId,
-      signal: deps.killSignal(),
-      startedAt: deps.now(),
-      idempotencyKey: row.request_id ?? undefined,
-      executedAt: undefined,
-      mcp: undefined,
-      client: undefined,
-    };
-    await deps.audit.record({ event: 'approval.consumed', actor: principal.name, traceId, sessionId: session.id, tool: tool.name, detail: { request_id: row.id, decided_by: row.decided_by, by: 'executor' } });
-    result = await run(call);
+  // Security: policy changed since the request was made; the approval no longer authorises anything.
+  if (!tool || !principal) return new GuardError('SCOPE_DENIED', `${row.principal} may no longer run ${row.tool}; approved request ${row.id} was not executed.`);
+  const session: SessionState = { id: `executor:${row.id}`, transport: 'memory', startedAt: deps.now(), calls: 0, resultBytes: 0, identical: new Map(), consecutiveFailures: 0, tripped: undefined };
+  const args = JSON.parse(row.args) as Record<string, unknown>;
+  return {
+    tool,
+    toolPolicy: deps.policy.tools[tool.name],
+    rawArgs: args,
+    args,
+    principal,
+    session,
+    traceId: nanoid(16),
+    signal: deps.killSignal(),
+    startedAt: deps.now(),
+    idempotencyKey: row.request_id ?? undefined,
+    state: { ...newCallState(), validated: true },
+    mcp: undefined,
+    client: undefined,
+  };
+}
+
+async function runOne(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalRow): Promise<void> {
+  const call = callFor(deps, row);
+  if (call instanceof GuardError) {
+    deps.approvals.finish(row.id, 'failed', call.toToolResult(nanoid(16)));
+    return;
   }
-  deps.approvals.finish(row.id, result.isError ? 'failed' : 'succeeded', result);
-  deps.log.info({ request_id: row.id, tool: row.tool, trace_id: traceId, ok: !result.isError }, 'ran an approved request');
+  const edge = chain(deps, (c) => runApproved(deps, row, c, afterApproval), EXECUTOR_EDGE);
+  const result = await edge(call);
+  deps.log.info({ request_id: row.id, tool: row.tool, trace_id: call.traceId, ok: !result.isError }, 'ran an approved request');
+}
+
+async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalRow): Promise<void> {
+  const call = callFor(deps, row);
+  if (call instanceof GuardError) {
+    deps.approvals.finish(row.id, 'failed', call.toToolResult(nanoid(16)));
+    return;
+  }
+  const note = (outcome: string) =>
+    deps.audit.record({ event: 'approval.recovered', actor: 'system', traceId: call.traceId, sessionId: call.session.id, tool: row.tool, detail: { request_id: row.id, outcome, runner: row.runner } });
+  // Security: the runner died mid-action; ask the backend before anything runs again.
+  if (!call.tool.recover || !row.request_id) {
+    const unknown = new BackendError(`Approved request ${row.id} was interrupted and its outcome cannot be checked; ask IT to verify before retrying.`, false, { outcome_unknown: true });
+    await note('unknown');
+    deps.approvals.finish(row.id, 'failed', unknown.toToolResult(call.traceId));
+    return;
+  }
+  let found;
+  try {
+    found = await call.tool.recover(call.args, toolContext(deps, call, { idempotencyKey: row.request_id, signal: AbortSignal.any([call.signal, AbortSignal.timeout(call.toolPolicy.timeoutMs)]) }));
+  } catch (e) {
+    deps.log.warn({ err: e, request_id: row.id }, 'could not ask the backend about an interrupted approved request; will retry');
+    return; // still executing, lease held by this process until it runs out; the next pass asks again
+  }
+  if (found) {
+    const result: CallToolResult = toResult(found, call.traceId);
+    await note('found');
+    deps.approvals.finish(row.id, 'succeeded', result);
+    deps.log.info({ request_id: row.id }, 'recovered an interrupted approved request from the backend');
+    return;
+  }
+  await note('never_started');
+  const edge = chain(deps, (c) => runApproved(deps, row, c, afterApproval), EXECUTOR_EDGE);
+  await edge(call);
 }

@@ -8,6 +8,7 @@ import type { ApprovalRow } from '../store/approvals-store.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError } from './errors.js';
 import { KillSwitchAbort } from './execute.js';
+import { hasScope } from './scope.js';
 import type { Call, Handler } from './types.js';
 
 export const POLL_MS = 250;
@@ -67,9 +68,12 @@ export function openOrCreate(
   const argsSha = bindingSha(call);
   const open = deps.approvals.findOpen(call.principal.name, call.tool.name, argsSha);
   if (open) {
-    // The same action is already awaiting a decision: wait on it rather than ask twice. This call's own
-    // cap reservation is given back by the caps step (the open request holds one already).
-    call.capsRedundant = true;
+    // The same action is already awaiting a decision: wait on it rather than ask twice. The open request holds
+    // a reservation already, so this call's own is given back now.
+    if (call.state.caps?.holder === 'call') {
+      deps.caps.release(call.state.caps.items);
+      call.state.caps.holder = 'none';
+    }
     return {
       row: open,
       verifyToken: withVerifyLink && open.status === 'pending' ? deps.approvals.rotateVerifyLink(open.id) : undefined,
@@ -89,15 +93,16 @@ export function openOrCreate(
     summary: call.tool.summary(call.args),
     reason: reasonOf(call),
     target: call.tool.capKeys(call.args, deps.backends).target,
-    caps: call.capPreview ?? [],
-    capItems: call.capItems ?? [],
-    idemKey: call.idemRecordKey,
+    caps: call.state.caps?.preview ?? [],
+    capItems: call.state.caps?.holder === 'call' ? call.state.caps.items : [],
+    idemKey: call.state.requestId,
     requestId: call.idempotencyKey,
     traceId: call.traceId,
     ttlMs,
     withVerifyLink,
   });
-  call.capsHeldByApproval = true;
+  // The request now holds the reservation: it is given back if the request is denied or expires, spent if it runs.
+  if (call.state.caps?.holder === 'call') call.state.caps.holder = 'approval';
   return created;
 }
 
@@ -123,7 +128,7 @@ export async function waitAndRun(
     if (!row) throw new GuardError('INTERNAL', `approval ${id} vanished`);
     switch (row.status) {
       case 'approved':
-        if (deps.approvals.claim(id)) return runClaimed(deps, call, next, row);
+        if (deps.approvals.claim(id, deps.now(), runLeaseMs(deps, call.toolPolicy.timeoutMs))) return runApproved(deps, row, call, next);
         break; // another process claimed it: wait for its result
       case 'succeeded':
       case 'failed':
@@ -143,10 +148,14 @@ export async function waitAndRun(
         break;
     }
     const waited = performance.now() - started;
-    if (waited >= waitMs && row.status === 'pending') {
+    // Every wait is bounded: a request still pending, or running in another process (or being recovered after
+    // its runner died), is reported with its id once the wait is over.
+    if (waited >= waitMs) {
       throw pending(
         row,
-        `Request ${id} is waiting for a human decision (${row.summary}). It will run by itself once approved; check with request_status.`,
+        row.status === 'pending'
+          ? `Request ${id} is waiting for a human decision (${row.summary}). It will run by itself once approved; check with request_status.`
+          : `Request ${id} was approved and is ${row.status === 'executing' ? 'being executed' : 'about to run'}; check with request_status.`,
       );
     }
     await call.client?.progress(Math.min(waited, waitMs) / 1000, waitMs / 1000, progressMessage);
@@ -163,22 +172,46 @@ export function storedResult(row: ApprovalRow): CallToolResult {
   return { ...r, _meta: { ...r._meta, 'itguard/request_id': row.id } };
 }
 
-export async function runClaimed(deps: Deps, call: Call, next: Handler, row: ApprovalRow): Promise<CallToolResult> {
-  // Security: the binding hash matched, so the arguments executed are the ones approved.
-  await auditGate(deps, call, 'approval.consumed', { request_id: row.id, decided_by: row.decided_by });
+/** How long a claimed request may run before another process treats its runner as gone: the tool's timeout and a margin. */
+export const runLeaseMs = (deps: Deps, timeoutMs: number): number => timeoutMs + 30_000;
+
+/**
+ * The one path that runs an approved request, whether its caller is still waiting (`run` = the rest of the
+ * caller's pipeline) or gone (`run` = the executor's chain, built from the same steps). The request has been
+ * claimed (executing, with this process as runner). Scope, enablement and the tool's argument policy are
+ * checked again first: a user disabled, or moved into a denied group, since the request was made fails it with
+ * that refusal, and nothing runs.
+ */
+export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run: Handler): Promise<CallToolResult> {
+  const withId = (r: CallToolResult): CallToolResult => ({ ...r, _meta: { ...r._meta, 'itguard/request_id': row.id } });
   let result: CallToolResult;
   try {
-    result = await next(call);
+    recheck(deps, call, row);
   } catch (e) {
-    deps.approvals.finish(
-      row.id,
-      'failed',
-      e instanceof GuardError
-        ? e.toToolResult(call.traceId)
-        : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] },
-    );
+    const refusal = e instanceof GuardError ? e : new GuardError('INTERNAL', 'The approved request could not be re-checked.');
+    await auditGate(deps, call, 'approval.revoked', { request_id: row.id, code: refusal.code, message: refusal.message }).catch(() => undefined);
+    deps.approvals.finish(row.id, 'failed', refusal.toToolResult(call.traceId));
+    throw refusal;
+  }
+  // Security: the binding hash matched, so the arguments executed are the ones approved.
+  await auditGate(deps, call, 'approval.consumed', { request_id: row.id, decided_by: row.decided_by });
+  try {
+    result = await run(call);
+  } catch (e) {
+    deps.approvals.finish(row.id, 'failed', e instanceof GuardError ? e.toToolResult(call.traceId) : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] });
     throw e;
   }
   deps.approvals.finish(row.id, result.isError ? 'failed' : 'succeeded', result);
-  return { ...result, _meta: { ...result._meta, 'itguard/request_id': row.id } };
+  return withId(result);
+}
+
+/** The world may have changed since the request was made; the approval authorises only what policy still allows. */
+function recheck(deps: Deps, call: Call, row: ApprovalRow): void {
+  // Security: scope and enablement as the scope step decides them, now.
+  if (!call.toolPolicy.enabled) throw new GuardError('TOOL_DISABLED', `${call.tool.name} is disabled by policy; approved request ${row.id} was not executed.`);
+  if (!hasScope(call.tool, call.principal)) {
+    throw new GuardError('SCOPE_DENIED', `${call.principal.name} may no longer run ${call.tool.name}; approved request ${row.id} was not executed.`);
+  }
+  // Security: the tool's argument policy (directory users live, denied groups, catalog and device rules), now.
+  call.tool.checkPolicy?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy });
 }

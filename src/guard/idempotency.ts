@@ -1,14 +1,15 @@
 /**
- * Step 5. Idempotency for write tools. Key = the explicit idempotency_key, else one derived from the tool and
- * the action's canonical arguments (reason and idempotency_key excluded) within the tool's dedupe window; keys
- * are scoped to the principal. Completed → the stored result is replayed (no side effect, no cap, no approval).
- * In flight → IN_PROGRESS. Same key, other arguments → IDEMPOTENCY_CONFLICT. A record orphaned by a crash is
- * resolved by asking the backend about its request id — never by running the action blindly again.
+ * Idempotency for write tools. Key = the explicit idempotency_key, else one derived from the tool and the
+ * action's canonical arguments (reason and idempotency_key excluded); keys are scoped to the principal. Inside
+ * the tool's dedupe window the derived record also stands beside an explicit key's own, so an identical action
+ * replays whichever key it came with, or none. Completed → the stored result is replayed (no side effect, no
+ * cap, no approval). In flight → IN_PROGRESS. Same key, other arguments → IDEMPOTENCY_CONFLICT. A record left
+ * by a crash is resolved by asking the backend about its request id — never by running the action blindly again.
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { IdemRow } from '../store/idempotency-store.js';
-import { storedResult } from './approval.js';
+import { settledApproval } from './approval.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';
 import { toolContext, toResult } from './execute.js';
@@ -16,10 +17,9 @@ import type { Call, Guard } from './types.js';
 
 const EXPLICIT_TTL_MS = 24 * 3600_000;
 
-
-function replayOf(row: IdemRow, call: Call): CallToolResult {
+function replayOf(row: Pick<IdemRow, 'result' | 'updated_at' | 'trace_id' | 'state'>, call: Call): CallToolResult {
   const stored = JSON.parse(row.result ?? '{}') as CallToolResult;
-  const note = `[Replay: this request (idempotency key) already ran at ${new Date(row.updated_at).toISOString()}; nothing was done again.]`;
+  const note = `[Replay: this request already ran at ${new Date(row.updated_at).toISOString()}; nothing was done again.]`;
   const content = stored.content?.map((c, i) => (i === 0 && c.type === 'text' ? { ...c, text: `${note}\n${c.text}` } : c)) ?? [];
   return {
     ...stored,
@@ -32,7 +32,6 @@ function replayOf(row: IdemRow, call: Call): CallToolResult {
   };
 }
 
-
 export const idempotency =
   (deps: Pick<GuardDeps, 'idem' | 'now' | 'backends' | 'log' | 'policy' | 'approvals' | 'links'>): Guard =>
   (next) =>
@@ -40,6 +39,7 @@ export const idempotency =
       if (call.tool.effect !== 'write') return next(call);
       const explicit = typeof call.args.idempotency_key === 'string' ? call.args.idempotency_key : undefined;
       const argsSha = sha256(canonicalJson({ tool: call.tool.name, args: actionArgs(call.args) }));
+      const windowMs = call.toolPolicy.dedupeWindowMs;
       const key = explicit ? `k:${explicit}` : `d:${argsSha}`;
       const principal = call.principal.name;
       const now = deps.now();
@@ -53,29 +53,19 @@ export const idempotency =
         traceId: call.traceId,
         now,
         leaseMs,
-        ttlMs: explicit ? Math.max(EXPLICIT_TTL_MS, call.toolPolicy.dedupeWindowMs) : call.toolPolicy.dedupeWindowMs,
+        ttlMs: explicit ? Math.max(EXPLICIT_TTL_MS, windowMs) : windowMs,
+        dedupeKey: explicit && windowMs > 0 ? `d:${argsSha}` : undefined,
+        dedupeTtlMs: windowMs,
       });
 
       let requestId: string;
       switch (begun.kind) {
         case 'parked': {
-          const a = deps.approvals.get(begun.approvalId);
-          if (a && (a.status === 'succeeded' || a.status === 'failed')) {
-            deps.idem.finish(principal, key, a.status === 'succeeded' ? 'completed' : 'failed', storedResult(a), deps.now());
-            return replayOf({ ...begun.row, state: 'completed', result: JSON.stringify(storedResult(a)), updated_at: a.updated_at }, call);
-          }
-          if (!a || a.status === 'denied' || a.status === 'expired') {
-            const denial = new GuardError('APPROVAL_DENIED', `Request ${begun.approvalId} was ${a?.status ?? 'lost'}; nothing was done.`, { details: { request_id: begun.approvalId } });
-            deps.idem.finish(principal, key, 'failed', denial.toToolResult(begun.row.trace_id), deps.now());
-            throw denial;
-          }
-          // An MFA request waiting on its target user gets a fresh one-time link (only hashes are stored).
-          const link = a.tier === 'mfa' && a.status === 'pending' ? `${deps.links.base}/verify/${deps.approvals.rotateVerifyLink(a.id)}` : undefined;
-          throw new GuardError(
-            'APPROVAL_PENDING',
-            `This request is ${a.status === 'pending' ? 'waiting for a human decision' : a.status} as ${a.id}${link ? `; ${a.target} confirms on this one-time page: ${link} ` : ''}; check with request_status.`,
-            { details: { request_id: a.id, status: a.status, expires_at: new Date(a.expires_at).toISOString(), ...(link ? { verification_link: link } : {}) } },
-          );
+          // The action waits on (or ran through) a human approval: the approval module says which.
+          const settled = settledApproval(deps, begun.approvalId, begun.row.trace_id);
+          deps.idem.finish(principal, begun.row.request_id, settled.state, settled.result, deps.now());
+          if (settled.denial) throw settled.denial;
+          return replayOf({ state: settled.state, result: JSON.stringify(settled.result), updated_at: settled.updatedAt, trace_id: begun.row.trace_id }, call);
         }
         case 'conflict':
           // Security: a key names one action; other arguments under it are refused, never executed or replayed.
@@ -96,11 +86,11 @@ export const idempotency =
           const found = await call.tool.recover(call.args, toolContext(deps, call, { idempotencyKey: begun.row.request_id, signal: call.signal }));
           if (found) {
             const result = toResult(found, begun.row.trace_id);
-            deps.idem.finish(principal, key, 'completed', result, deps.now());
+            deps.idem.finish(principal, begun.row.request_id, 'completed', result, deps.now());
             deps.log.info({ trace_id: call.traceId, original: begun.row.trace_id }, 'recovered an interrupted request from the backend');
             return replayOf({ ...begun.row, state: 'completed', result: JSON.stringify(result), updated_at: deps.now() }, call);
           }
-          if (!deps.idem.adopt(principal, key, call.traceId, deps.now(), leaseMs)) {
+          if (!deps.idem.adopt(principal, begun.row.request_id, call.traceId, deps.now(), leaseMs)) {
             throw new GuardError('IN_PROGRESS', 'The same request is being recovered by another call.');
           }
           requestId = begun.row.request_id;
@@ -111,26 +101,26 @@ export const idempotency =
       }
 
       call.idempotencyKey = requestId;
-      call.idemRecordKey = key;
+      call.state.requestId = requestId;
       let result: CallToolResult;
       try {
         result = await next(call);
       } catch (e) {
         const approvalId = e instanceof GuardError && e.code === 'APPROVAL_PENDING' ? e.details.request_id : undefined;
         if (typeof approvalId === 'string') {
-          deps.idem.park(principal, key, approvalId, Date.parse(String(e instanceof GuardError ? e.details.expires_at : '')) || deps.now() + 86_400_000, deps.now());
-        } else if (!call.executedAt) {
-          deps.idem.free(principal, key); // nothing ran: the key is free for a retry
+          deps.idem.park(principal, requestId, approvalId, Date.parse(String(e instanceof GuardError ? e.details.expires_at : '')) || deps.now() + 86_400_000, deps.now());
+        } else if (!call.state.executedAt) {
+          deps.idem.free(principal, requestId); // nothing ran: the key is free for a retry
         } else if (e instanceof GuardError && !e.retryable && !e.details.outcome_unknown && e.code !== 'INTERNAL') {
-          deps.idem.finish(principal, key, 'failed', e.toToolResult(call.traceId), deps.now()); // a final answer from the backend
+          deps.idem.finish(principal, requestId, 'failed', e.toToolResult(call.traceId), deps.now()); // a final answer from the backend
         } else {
           // The effect started and its outcome is unknown (timeout, abort, crash-like error). The record stays in
           // flight with its lease ended, so the next retry asks the backend about the same request id.
-          deps.idem.adopt(principal, key, call.traceId, deps.now(), -1);
+          deps.idem.adopt(principal, requestId, call.traceId, deps.now(), -1);
         }
         throw e;
       }
-      if (!result.isError && call.toolPolicy.mode !== 'shadow') deps.idem.finish(principal, key, 'completed', result, deps.now());
-      else deps.idem.free(principal, key);
+      if (!result.isError && call.toolPolicy.mode !== 'shadow') deps.idem.finish(principal, requestId, 'completed', result, deps.now());
+      else deps.idem.free(principal, requestId);
       return result;
     };

@@ -1,5 +1,5 @@
 /**
- * Step 1. The kill switch, from the database (a reading at most 50 ms old: the cheap early refusal). The check
+ * The kill switch, from the database (a reading at most 50 ms old: the cheap early refusal). The check
  * that guarantees nothing starts after an engagement is the fresh read right before the side effect (execute).
  */
 import type { GuardDeps } from './deps.js';

@@ -1,7 +1,40 @@
-/** Step 2. Least privilege: a tool is visible and callable only with its scope, and only while policy enables it. */
-import type { Policy } from '../policy/schema.js';
+/** Least privilege: a tool is visible and callable only with its scope, and only while policy enables it. */
+import type { Policy, ToolName, ToolPolicy } from '../policy/schema.js';
 import { GuardError } from './errors.js';
-import type { AnyTool, Guard, Principal } from './types.js';
+import { defineTool, type AnyTool, type Guard, type Principal } from './types.js';
+
+const unknownTools = new WeakSet<AnyTool>();
+
+/**
+ * A stand-in definition for a tools/call naming no tool: it goes through the pipeline like any call (so it spends
+ * budget and extends the failure streak) and is refused by the scope step.
+ */
+export function unknownTool(name: string): AnyTool {
+  const t = defineTool({
+    name: name.slice(0, 100) as ToolName,
+    title: 'unknown tool',
+    description: '',
+    input: {},
+    scope: 'none',
+    effect: 'read',
+    tier: 'auto',
+    annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    capKeys: () => ({}),
+    summary: () => `Call unknown tool "${name.slice(0, 100)}"`,
+    run: () => Promise.reject(new GuardError('UNKNOWN_TOOL', `There is no tool named "${name.slice(0, 100)}".`)),
+  });
+  unknownTools.add(t);
+  return t;
+}
+export const isUnknownTool = (t: AnyTool): boolean => unknownTools.has(t);
+
+/** The policy an unknown tool is counted under: the session's defaults, nothing enabled. */
+export const unknownToolPolicy = (policy: Policy): ToolPolicy => ({
+  ...policy.tools.guard_status,
+  caps: [],
+  maxIdenticalCalls: policy.session.maxIdenticalCalls,
+  maxConsecutiveFailures: policy.session.maxConsecutiveFailures,
+});
 
 const WRITE_SCOPES = ['tickets:write', 'password:reset', 'software:install'] as const;
 

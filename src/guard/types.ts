@@ -32,8 +32,8 @@ export interface SessionState {
   resultBytes: number;
   identical: Map<string, number>;
   consecutiveFailures: number;
-  /** Set once the loop breaker trips; every later call in the session is refused. */
-  tripped: string | undefined;
+  /** Set once the session's loop breaker trips; every later call in the session is refused. */
+  tripped: { rule: string; why: string } | undefined;
 }
 
 /** Keys a cap rule can be counted per, and the cost measure. Derived from args by each tool. */
@@ -53,6 +53,8 @@ export interface GuardView {
   killSwitch: { engaged: boolean; reason: string; changedAt: number };
   session: Record<string, unknown>;
   caps: Record<string, unknown>[];
+  budgets: Record<string, unknown>[];
+  loopBreaker: Record<string, unknown>;
 }
 
 /** Everything a tool may touch. Tools never import the store, logger or policy. */
@@ -90,6 +92,13 @@ export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
   /** Pure introspection with no effect (guard_status): answered while the kill switch is engaged, so the planner can see it. */
   servesWhileKilled?: boolean;
   /**
+   * A status tool that refusals tell the agent to poll (request_status, guard_status): exempt from identical-call
+   * counting and the session's call count, never from the principal budgets.
+   */
+  polling?: boolean;
+  /** structuredContent's shape, published as the tool's outputSchema; text written by people is marked with `untrustedText`. */
+  output?: z.ZodRawShape;
+  /**
    * Argument policy beyond the schema (deny lists, allowlists, directory checks); throws GuardError. May return
    * defaults to fill in (a device, a version) so that what is approved and audited is the complete action.
    */
@@ -111,36 +120,56 @@ export const defineTool = <S extends z.ZodRawShape>(def: ToolDef<S>): AnyTool =>
 
 export type McpExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
+/** A cap reservation's preview for approvers: what this call would bring each rule to. */
+export interface CapPreview {
+  rule: string;
+  measure: string;
+  amount: number;
+  used: number;
+  limit: number;
+}
+
+/**
+ * What the steps have decided about one call, in one place. Each field has one writer: the step named beside it.
+ * `caps.holder` says who gives the reservation back: the caps step (`call`), the approval request that took it
+ * over (`approval`), or nobody, because it was already returned (`none`).
+ */
+export interface CallState {
+  /** validate: the call's arguments passed the schema (so `args` is the parsed, filled action). */
+  validated: boolean;
+  /** idempotency: the request id every record of this call shares (explicit key, derived key or both). */
+  requestId?: string;
+  /** caps */
+  caps?: { items: CapItem[]; preview: CapPreview[]; holder: 'call' | 'approval' | 'none' };
+  /** approval: shadow mode's would-be tier (the gate itself is not run). */
+  shadowTier?: Tier;
+  /** audit: the outcome is recorded by the audit step; the denial audit records everything else. */
+  audited: boolean;
+  /** execute: when the side effect started; undefined = nothing executed. */
+  executedAt?: number;
+}
+
 export interface Call {
   tool: AnyTool;
   toolPolicy: ToolPolicy;
   rawArgs: unknown;
-  /** Set by the validation guard. */
+  /** The validated arguments (set by the validate step; rawArgs until then). */
   args: Record<string, unknown>;
   principal: Principal;
   session: SessionState;
   traceId: string;
   signal: AbortSignal;
   startedAt: number;
+  /** The backend's request id for this action (set by the idempotency step for write tools). */
   idempotencyKey: string | undefined;
-  /** When the side effect started (set by the audit step once the intent is durable); undefined = nothing executed. */
-  executedAt: number | undefined;
-  /** Set by the caps step: what was reserved, and a preview (used/limit) for approvers. */
-  capItems?: CapItem[];
-  capPreview?: { rule: string; measure: string; amount: number; used: number; limit: number }[];
-  /** Shadow mode: the tier that would have gated the call (the gate itself is not run). */
-  shadowTier?: Tier;
-  /** Set when this call joined an open approval request that already holds a reservation: its own is returned. */
-  capsRedundant?: boolean;
-  /** The idempotency record's key (set by step 5 for write tools). */
-  idemRecordKey?: string;
-  /** Set by the approval step when a pending approval request took over the cap reservation. */
-  capsHeldByApproval?: boolean;
+  state: CallState;
   /** The MCP request's extra (notifications); absent in guard unit tests and for approved requests run later. */
   mcp: McpExtra | undefined;
   /** What the connected client can do for the human gates; absent when no client is attached. */
   client: ClientGate | undefined;
 }
+
+export const newCallState = (): CallState => ({ validated: false, audited: false });
 
 export interface ClientGate {
   form: boolean;

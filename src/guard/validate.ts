@@ -1,4 +1,4 @@
-/** Step 3. Input validation with field-level messages, then the tool's argument policy (deny lists, allowlists). */
+/** Input validation with field-level messages, then the tool's argument policy (deny lists, allowlists). */
 import { z } from 'zod';
 import { formatIssues } from '../issues.js';
 import type { GuardDeps } from './deps.js';
@@ -29,6 +29,7 @@ export const validate =
         });
       }
       call.args = parsed.data as Record<string, unknown>;
+      call.state.validated = true;
       // Security: argument policy (deny lists, directory checks) is decided before any budget, cap or prompt.
       const filled = call.tool.checkPolicy?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy });
       if (filled) call.args = { ...call.args, ...filled };

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { customAlphabet } from 'nanoid';
 import { sha256 } from '../canonical.js';
 import { immediate, type Db } from './db.js';
+import { OWNER, ownerIsGone } from './owner.js';
 
 const requestId = customAlphabet('23456789ABCDEFGHJKLMNPQRSTUVWXYZ', 10);
 
@@ -27,6 +28,9 @@ export interface ApprovalRow {
   caps: string;
   cap_items: string;
   idem_key: string | null;
+  /** The process running it while executing (host:pid:nonce), and until when. */
+  runner: string | null;
+  lease_until: number | null;
   request_id: string | null;
   verify_hash: string | null;
   status: ApprovalStatus;
@@ -146,9 +150,31 @@ export class ApprovalsStore {
     });
   }
 
-  /** approved → executing, for exactly one claimant. */
-  claim(id: string): boolean {
-    return this.db.prepare("UPDATE approvals SET status = 'executing', updated_at = ? WHERE id = ? AND status = 'approved'").run(this.now(), id).changes === 1;
+  /** approved → executing, for exactly one claimant, which becomes the runner (this process) for `leaseMs`. */
+  claim(id: string, now: number, leaseMs: number): boolean {
+    return (
+      this.db
+        .prepare("UPDATE approvals SET status = 'executing', runner = ?, lease_until = ?, updated_at = ? WHERE id = ? AND status = 'approved'")
+        .run(OWNER, now + leaseMs, now, id).changes === 1
+    );
+  }
+
+  /** Executing requests whose runner is gone (its process died, or its lease ran out): to be recovered. */
+  orphanedExecuting(now: number, limit = 10): ApprovalRow[] {
+    return this.db
+      .prepare<[], ApprovalRow>("SELECT * FROM approvals WHERE status = 'executing' ORDER BY updated_at LIMIT 100")
+      .all()
+      .filter((r) => r.runner !== OWNER && (!r.runner || (r.lease_until ?? 0) < now || ownerIsGone(r.runner)))
+      .slice(0, limit);
+  }
+
+  /** Takes over an orphaned executing request from its dead runner; exactly one process wins. */
+  reclaim(row: ApprovalRow, now: number, leaseMs: number): boolean {
+    return (
+      this.db
+        .prepare("UPDATE approvals SET runner = ?, lease_until = ?, updated_at = ? WHERE id = ? AND status = 'executing' AND runner IS ?")
+        .run(OWNER, now + leaseMs, now, row.id, row.runner).changes === 1
+    );
   }
 
   finish(id: string, status: 'succeeded' | 'failed', result: unknown): void {

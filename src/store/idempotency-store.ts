@@ -3,11 +3,10 @@
  * failed with the result stored for replay. Each in-flight record carries its owner (host:pid:nonce) and a
  * lease, so a record left by a crashed process is recognised and resolved by asking the backend.
  */
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { immediate, relaxed, type Db } from './db.js';
+import { OWNER, ownerIsGone } from './owner.js';
 
-export const OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+export { OWNER, ownerIsGone };
 
 export interface IdemRow {
   principal: string;
@@ -46,19 +45,12 @@ export interface BeginInput {
   now: number;
   leaseMs: number;
   ttlMs: number;
-}
-
-/** Whether the process that owns an in-flight record is certainly gone. */
-export function ownerIsGone(owner: string): boolean {
-  if (owner === OWNER) return false;
-  const [host, pid] = owner.split(':');
-  if (host !== hostname()) return false; // another host: only the lease can tell
-  try {
-    process.kill(Number(pid), 0);
-    return false; // alive (or reused pid: the lease decides)
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  /**
+   * The record of "this action" (principal, tool, canonical args) inside the dedupe window, beside an explicit
+   * key's own record; undefined when the window is 0 or the call has no explicit key (then `key` is it already).
+   */
+  dedupeKey: string | undefined;
+  dedupeTtlMs: number;
 }
 
 export class IdempotencyStore {
@@ -69,12 +61,19 @@ export class IdempotencyStore {
       `INSERT OR REPLACE INTO idempotency (principal, key, explicit, tool, args_sha256, request_id, state, result, trace_id, owner, lease_until, created_at, updated_at, expires_at)
        VALUES (?, ?, ?, ?, ?, ?, 'in_flight', NULL, ?, ?, ?, ?, ?, ?)`,
     );
-    this.finishStmt = db.prepare('UPDATE idempotency SET state = ?, result = ?, updated_at = ?, lease_until = 0 WHERE principal = ? AND key = ?');
+    this.finishStmt = db.prepare('UPDATE idempotency SET state = ?, result = ?, updated_at = ?, lease_until = 0 WHERE principal = ? AND request_id = ?');
+    this.copyStmt = db.prepare(
+      `INSERT OR REPLACE INTO idempotency (principal, key, explicit, tool, args_sha256, request_id, state, result, trace_id, owner, lease_until, created_at, updated_at, expires_at)
+       VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
+    );
+    this.freeStmt = db.prepare("DELETE FROM idempotency WHERE principal = ? AND request_id = ? AND state = 'in_flight' AND owner = ?");
   }
 
   private readonly rowStmt;
   private readonly insertStmt;
   private readonly finishStmt;
+  private readonly copyStmt;
+  private readonly freeStmt;
 
   private row(principal: string, key: string): IdemRow | undefined {
     return this.rowStmt.get(principal, key);
@@ -92,45 +91,62 @@ export class IdempotencyStore {
       if (row && row.expires_at > i.now) {
         if (row.tool !== i.tool || row.args_sha256 !== i.argsSha) return { kind: 'conflict', row };
         if (row.state !== 'in_flight') return { kind: 'replay', row };
-        if (row.owner.startsWith('approval:')) return { kind: 'parked', row, approvalId: row.owner.slice('approval:'.length) };
-        if (row.owner !== OWNER && (row.lease_until < i.now || ownerIsGone(row.owner))) return { kind: 'orphan', row };
-        return { kind: 'in_progress', row };
+        return this.inFlight(row, i.now);
+      }
+      if (i.dedupeKey !== undefined && i.dedupeKey !== i.key) {
+        // Security: the same action under another key (or none) inside the dedupe window is that action again.
+        const d = this.row(i.principal, i.dedupeKey);
+        if (d && d.expires_at > i.now && d.tool === i.tool && d.args_sha256 === i.argsSha) {
+          if (d.state !== 'in_flight') {
+            // This key now names the completed action too, for its own 24 h.
+            this.copyStmt.run(i.principal, i.key, i.tool, i.argsSha, d.request_id, d.state, d.result, d.trace_id, OWNER, i.now, d.updated_at, i.now + i.ttlMs);
+            return { kind: 'replay', row: d };
+          }
+          return this.inFlight(d, i.now);
+        }
       }
       // New, or an expired record being reused: a fresh request id so the backend sees a new request.
       const requestId = `${i.principal}:${i.key}:${i.now.toString(36)}`;
       this.insertStmt.run(i.principal, i.key, i.explicit ? 1 : 0, i.tool, i.argsSha, requestId, i.traceId, OWNER, i.now + i.leaseMs, i.now, i.now, i.now + i.ttlMs);
+      if (i.dedupeKey !== undefined && i.dedupeKey !== i.key) {
+        this.insertStmt.run(i.principal, i.dedupeKey, 0, i.tool, i.argsSha, requestId, i.traceId, OWNER, i.now + i.leaseMs, i.now, i.now, i.now + i.dedupeTtlMs);
+      }
       return { kind: 'new', requestId };
     });
   }
 
+  private inFlight(row: IdemRow, now: number): BeginResult {
+    if (row.owner.startsWith('approval:')) return { kind: 'parked', row, approvalId: row.owner.slice('approval:'.length) };
+    if (row.owner !== OWNER && (row.lease_until < now || ownerIsGone(row.owner))) return { kind: 'orphan', row };
+    return { kind: 'in_progress', row };
+  }
+
   /** Takes over an orphaned record (after the backend said the request never happened). */
-  adopt(principal: string, key: string, traceId: string, now: number, leaseMs: number): boolean {
+  // Every record of one action (its explicit key and its dedupe record) shares the request id: they move together.
+
+  adopt(principal: string, requestId: string, traceId: string, now: number, leaseMs: number): boolean {
     return (
       this.db
-        .prepare("UPDATE idempotency SET owner = ?, trace_id = ?, lease_until = ?, updated_at = ? WHERE principal = ? AND key = ? AND state = 'in_flight'")
-        .run(OWNER, traceId, now + leaseMs, now, principal, key).changes > 0
+        .prepare("UPDATE idempotency SET owner = ?, trace_id = ?, lease_until = ?, updated_at = ? WHERE principal = ? AND request_id = ? AND state = 'in_flight'")
+        .run(OWNER, traceId, now + leaseMs, now, principal, requestId).changes > 0
     );
   }
 
-  finish(principal: string, key: string, state: 'completed' | 'failed', result: unknown, now: number): void {
+  finish(principal: string, requestId: string, state: 'completed' | 'failed', result: unknown, now: number): void {
     // After the effect: if this is lost, the record stays in flight and the next retry asks the backend.
-    relaxed(this.db, () => this.finishStmt.run(state, JSON.stringify(result), now, principal, key));
+    relaxed(this.db, () => this.finishStmt.run(state, JSON.stringify(result), now, principal, requestId));
   }
 
-  /** Hands the in-flight record to an approval request: retries report on that request until it ends. */
-  park(principal: string, key: string, approvalId: string, until: number, now: number): void {
+  /** Hands the in-flight records to an approval request: retries report on that request until it ends. */
+  park(principal: string, requestId: string, approvalId: string, until: number, now: number): void {
     this.db
-      .prepare("UPDATE idempotency SET owner = ?, lease_until = ?, expires_at = max(expires_at, ?), updated_at = ? WHERE principal = ? AND key = ? AND state = 'in_flight'")
-      .run(`approval:${approvalId}`, until, until, now, principal, key);
+      .prepare("UPDATE idempotency SET owner = ?, lease_until = ?, expires_at = max(expires_at, ?), updated_at = ? WHERE principal = ? AND request_id = ? AND state = 'in_flight'")
+      .run(`approval:${approvalId}`, until, until, now, principal, requestId);
   }
 
-  /** Frees the key (a retryable failure, or a refusal before any side effect). */
-  free(principal: string, key: string): void {
-    relaxed(this.db, () => this.freeStmt().run(principal, key, OWNER));
-  }
-
-  private freeStmt() {
-    return this.db.prepare("DELETE FROM idempotency WHERE principal = ? AND key = ? AND state = 'in_flight' AND owner = ?");
+  /** Frees the action's keys (a retryable failure, or a refusal before any side effect). */
+  free(principal: string, requestId: string): void {
+    relaxed(this.db, () => this.freeStmt.run(principal, requestId, OWNER));
   }
 
   private maybePrune(now: number): void {

@@ -236,4 +236,33 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE dir_users ADD COLUMN password_hash TEXT;
   `,
+  // 5: principal budgets and the principal loop breaker; runners of approved requests; idempotency records that share a request id
+  `
+  CREATE TABLE budget_usage (
+    rule TEXT NOT NULL,
+    scope_key TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    used REAL NOT NULL,
+    alarmed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (rule, scope_key, window_start)
+  );
+  CREATE TABLE breaker_identical (
+    principal TEXT NOT NULL,
+    sig TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (principal, sig, window_start)
+  );
+  CREATE TABLE breaker (
+    principal TEXT PRIMARY KEY,
+    streak INTEGER NOT NULL DEFAULT 0,
+    tripped_rule TEXT,
+    tripped_why TEXT,
+    tripped_at INTEGER,
+    clears_at INTEGER
+  );
+  ALTER TABLE approvals ADD COLUMN runner TEXT;
+  ALTER TABLE approvals ADD COLUMN lease_until INTEGER;
+  CREATE INDEX idempotency_request ON idempotency(principal, request_id);
+  `,
 ];

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { boundary } from '../../src/guard/boundary.js';
-import { sessionBudget } from '../../src/guard/budget.js';
+import { budget } from '../../src/guard/budget.js';
 import { GuardError } from '../../src/guard/errors.js';
 import { killSwitch } from '../../src/guard/killswitch.js';
 import { buildPipeline } from '../../src/guard/pipeline.js';
@@ -88,8 +88,8 @@ describe('session budget and loop breaker', () => {
     const next = nextSpy();
     const call = () => fakeCall(app, 'kb_search', { query: `q${Math.random()}` }, 'helpdesk-agent', { session });
     const session = fakeCall(app, 'kb_search', {}).session;
-    for (let i = 0; i < app.policy.session.maxCalls; i++) await sessionBudget(app)(next)(call());
-    const e = await refusal(sessionBudget(app)(next)(call()));
+    for (let i = 0; i < app.policy.session.maxCalls; i++) await budget(app)(next)(call());
+    const e = await refusal(budget(app)(next)(call()));
     expect(e.code).toBe('BUDGET_EXHAUSTED');
     expect(next).toHaveBeenCalledTimes(app.policy.session.maxCalls);
   });
@@ -98,21 +98,21 @@ describe('session budget and loop breaker', () => {
     const next = nextSpy();
     const first = fakeCall(app, 'kb_search', { query: 'same' });
     const again = () => fakeCall(app, 'kb_search', { query: 'same' }, 'helpdesk-agent', { session: first.session });
-    await sessionBudget(app)(next)(first);
-    await sessionBudget(app)(next)(again());
-    await sessionBudget(app)(next)(again());
-    expect((await refusal(sessionBudget(app)(next)(again()))).code).toBe('LOOP_DETECTED');
+    await budget(app)(next)(first);
+    await budget(app)(next)(again());
+    await budget(app)(next)(again());
+    expect((await refusal(budget(app)(next)(again()))).code).toBe('LOOP_DETECTED');
     const other = fakeCall(app, 'kb_search', { query: 'different' }, 'helpdesk-agent', { session: first.session });
-    expect((await refusal(sessionBudget(app)(next)(other))).code).toBe('LOOP_DETECTED');
+    expect((await refusal(budget(app)(next)(other))).code).toBe('LOOP_DETECTED');
     expect(next).toHaveBeenCalledTimes(3);
   });
 
-  it('trips after more than max_consecutive_failures failures in a row (counted by the boundary)', async () => {
+  it('trips after more than max_consecutive_failures failures in a row (counted by the budget step)', async () => {
     const failing = async () => {
       throw new GuardError('NOT_FOUND', 'nope');
     };
     const session = fakeCall(app, 'kb_search', {}).session;
-    const guarded = boundary(app)(sessionBudget(app)(failing));
+    const guarded = boundary(app)(budget(app)(failing));
     for (let i = 0; i <= app.policy.session.maxConsecutiveFailures; i++) {
       const r = await guarded(fakeCall(app, 'kb_get_article', { id: `KB-${i}` }, 'helpdesk-agent', { session }));
       expect((r._meta!['itguard/error'] as { code: string }).code).toBe('NOT_FOUND');
@@ -135,18 +135,18 @@ describe('boundary', () => {
 });
 
 describe('pipeline', () => {
-  it('runs the guards in the order of DESIGN §3', async () => {
+  it('runs the named steps in the order of DESIGN §3: budget before scope and validation, audit wrapping execute', async () => {
     const events: string[] = [];
-    const handler = buildPipeline(app, () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [] }), (n) => events.push(n));
+    const handler = buildPipeline(app, () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [], budgets: [], loopBreaker: {} }), (n) => events.push(n));
     const r = await handler(fakeCall(app, 'kb_search', { query: 'vpn' }));
     expect(r.isError).toBeFalsy();
-    expect(events).toEqual(['boundary', 'kill_switch', 'scope', 'validate', 'session_budget', 'idempotency', 'caps', 'approval', 'audit', 'execute']);
+    expect(events).toEqual(['outcome', 'denial_audit', 'kill_switch', 'budget', 'scope', 'validate', 'idempotency', 'caps', 'approval', 'audit', 'execute']);
   });
 
   it('stops at the first refusing guard', async () => {
     const events: string[] = [];
-    const handler = buildPipeline(app, () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [] }), (n) => events.push(n));
+    const handler = buildPipeline(app, () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [], budgets: [], loopBreaker: {} }), (n) => events.push(n));
     await handler(fakeCall(app, 'ticket_create', { summary: 'x' }, 'kb-reader'));
-    expect(events).toEqual(['boundary', 'kill_switch']);
+    expect(events).toEqual(['outcome', 'denial_audit', 'kill_switch', 'budget']); // scope refused: nothing after it ran
   });
 });

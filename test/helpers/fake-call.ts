@@ -2,7 +2,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { vi } from 'vitest';
 import type { App } from '../../src/app.js';
-import type { AnyTool, Call } from '../../src/guard/types.js';
+import { newCallState, type AnyTool, type Call } from '../../src/guard/types.js';
 import { newSession } from '../../src/server.js';
 
 export function fakeCall(app: App, toolName: string, rawArgs: Record<string, unknown>, principal = 'helpdesk-agent', over: Partial<Call> = {}): Call {
@@ -18,7 +18,7 @@ export function fakeCall(app: App, toolName: string, rawArgs: Record<string, unk
     signal: new AbortController().signal,
     startedAt: app.now(),
     idempotencyKey: undefined,
-    executedAt: undefined,
+    state: newCallState(),
     client: undefined,
     mcp: undefined,
     ...over,
