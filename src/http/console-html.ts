@@ -57,7 +57,7 @@ th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:1px 
 th{font-weight:600;color:#4a5360;font-size:.85rem;white-space:nowrap}
 td.id{white-space:nowrap}
 td.mono,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem}
-input[type=text],input[type=password]{padding:.3rem .45rem;border:1px solid #b8bec7;border-radius:4px;font:inherit}
+input[type=text],input[type=password],textarea{padding:.3rem .45rem;border:1px solid #b8bec7;border-radius:4px;font:inherit}
 button{padding:.3rem .7rem;border-radius:4px;border:1px solid #8a929d;background:#fff;font:inherit;cursor:pointer}
 button.approve{background:#1a7f37;border-color:#1a7f37;color:#fff}
 button.deny,button.engage{background:#b42318;border-color:#b42318;color:#fff}
@@ -70,6 +70,8 @@ header button{background:transparent;color:#fff;border-color:#9aa5b1}
 .muted{color:#5f6b7a}
 .signin{max-width:420px;margin:4rem auto}
 ul.caps{margin:0;padding-left:1rem}
+form.decide{display:flex;gap:.3rem;align-items:flex-start;margin:0 0 .35rem}
+form.decide textarea{resize:vertical}
 `;
 
 function page(title: string, body: string): string {
@@ -158,11 +160,19 @@ function pendingRow(r: ApprovalRow, v: ConsoleView): string {
   const capsCell = caps.length
     ? `<ul class="caps">${caps.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>`
     : '<span class="muted">none</span>';
+  const action = `${esc(v.base)}/requests/${esc(id)}`;
+  // Security: Approve and Deny are two forms. Pressing Enter in a text field submits that field's form through its
+  // first submit button (implicit submission), so the approve form has no single-line text field at all: its note
+  // is a textarea, where Enter is a new line, and Approve only ever happens by activating the Approve button. The
+  // note field that Enter does submit belongs to the deny form, whose only button is Deny. The decision travels as
+  // the clicked button's value; the server refuses a post without one.
   // Security: an mfa request is the target user's to confirm with their own code; an approver may only deny it.
-  const canApprove = r.tier === 'approval';
-  const approve = canApprove
-    ? `<button type="submit" class="approve" formaction="${esc(v.base)}/requests/${esc(id)}/approve" data-testid="approve-${esc(r.id)}">Approve</button>`
-    : `<span class="muted">awaiting ${esc(r.target ?? 'the user')}'s code</span>`;
+  const approve =
+    r.tier === 'approval'
+      ? `<form method="post" action="${action}" class="decide">${hidden(v.csrf)}
+<textarea name="note" rows="1" cols="18" maxlength="500" placeholder="approval note" aria-label="Note for the approval" data-testid="approve-note-${esc(r.id)}"></textarea>
+<button type="submit" name="decision" value="approve" class="approve" data-testid="approve-${esc(r.id)}">Approve</button></form>`
+      : `<div class="muted">awaiting ${esc(r.target ?? 'the user')}'s code</div>`;
   return `<tr data-testid="pending-${esc(r.id)}">
 <td class="mono id">${esc(r.id)}<br><span class="muted">${esc(r.tier)}</span></td>
 <td data-testid="requester">${esc(r.principal)}</td>
@@ -173,10 +183,10 @@ function pendingRow(r: ApprovalRow, v: ConsoleView): string {
 <td data-testid="caps">${capsCell}</td>
 <td>${esc(time(r.created_at))}</td>
 <td>${esc(time(r.expires_at))}</td>
-<td><form method="post" action="${esc(v.base)}/requests/${esc(id)}/deny">${hidden(v.csrf)}
-<input type="text" name="note" placeholder="note" maxlength="500" size="18" data-testid="note-${esc(r.id)}">
-${approve}
-<button type="submit" class="deny" data-testid="deny-${esc(r.id)}">Deny</button></form></td>
+<td>${approve}
+<form method="post" action="${action}" class="decide">${hidden(v.csrf)}
+<input type="text" name="note" placeholder="reason for denying" maxlength="500" size="18" aria-label="Reason for denying" data-testid="note-${esc(r.id)}">
+<button type="submit" name="decision" value="deny" class="deny" data-testid="deny-${esc(r.id)}">Deny</button></form></td>
 </tr>`;
 }
 
@@ -214,7 +224,8 @@ function recentSection(v: ConsoleView): string {
 }
 
 function auditSection(v: ConsoleView): string {
-  if (!v.audit) return '<section data-testid="audit"><h2>Recent audit</h2><p class="muted">Needs the audit:read scope.</p></section>';
+  if (!v.audit)
+    return '<section data-testid="audit"><h2>Recent audit</h2><p class="muted">Needs the audit:read scope.</p></section>';
   const rows = v.audit
     .slice()
     .reverse()

@@ -4,6 +4,9 @@
  * principal and a CSRF token. Pages are rendered on the server (console-html.ts) under a CSP that allows no
  * script at all, so the console has no client code to attack.
  *
+ * A decision is `POST <base>/requests/:id` with `decision=approve|deny`, the value of the button clicked; approve and
+ * deny are separate forms so that pressing Enter in a note can never approve (console-html.ts says how).
+ *
  * The router parses its own urlencoded bodies (it is mounted before any JSON parser) and never logs, stores or
  * echoes a token. Host/Origin validation runs before it in the HTTP app.
  */
@@ -232,7 +235,10 @@ export function consoleRouter(app: App): express.Router {
         });
       app.killSwitch.set(true, reason, `console:${s.principal}`);
       app.log.warn({ actor: `console:${s.principal}`, reason }, 'kill switch engaged from the console');
-      done(req, res, s, { kind: 'ok', text: 'Kill switch engaged: every tool call except guard_status is refused until it is resumed.' });
+      done(req, res, s, {
+        kind: 'ok',
+        text: 'Kill switch engaged: every tool call except guard_status is refused until it is resumed.',
+      });
     }),
   );
 
@@ -250,13 +256,20 @@ export function consoleRouter(app: App): express.Router {
   );
 
   router.post(
-    '/requests/:id/:decision',
+    '/requests/:id',
     form,
     authed((req, res, s) => {
       const id = String(req.params.id);
-      const decision = req.params.decision;
+      const decision = field(req, 'decision');
+      // Security: the decision is the value of the button that was clicked, never a default. A post without exactly
+      // one `decision` of approve or deny (a stale page, a hand-made form, an implicit submission that carried no
+      // button) changes nothing.
       if (decision !== 'approve' && decision !== 'deny')
-        return html(res, 404, messagePage('Not found', 'No such action.', base(req)));
+        return html(
+          res,
+          400,
+          messagePage('Bad request', 'The form did not say approve or deny; nothing was decided.', base(req)),
+        );
       const approve = decision === 'approve';
       const note = field(req, 'note')?.trim() || undefined;
       if (note && note.length > MAX_TEXT)

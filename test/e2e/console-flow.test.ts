@@ -31,8 +31,15 @@ afterAll(async () => {
 
 it('an install of a licensed package waits for an approver, shows in the console, runs once after approval', async () => {
   const client = new Client({ name: 'agent', version: '1' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(served.url), { requestInit: { headers: { Authorization: `Bearer ${served.demoToken}` } } }));
-  const r = (await client.callTool({ name: 'software_install', arguments: { user: 'jdoe', package: 'adobe-acrobat-pro', reason: 'needs to sign contracts' } })) as CallToolResult;
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(served.url), {
+      requestInit: { headers: { Authorization: `Bearer ${served.demoToken}` } },
+    }),
+  );
+  const r = (await client.callTool({
+    name: 'software_install',
+    arguments: { user: 'jdoe', package: 'adobe-acrobat-pro', reason: 'needs to sign contracts' },
+  })) as CallToolResult;
   const meta = r._meta!['itguard/error'] as { code: string; request_id: string };
   expect(meta.code).toBe('APPROVAL_PENDING');
   await client.close(); // the agent goes away; the approval must still run
@@ -41,7 +48,16 @@ it('an install of a licensed package waits for an approver, shows in the console
   const base = new URL(served.url).origin;
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = await browser.newPage();
@@ -53,7 +69,7 @@ it('an install of a licensed package waits for an approver, shows in the console
     expect(await row.getByTestId('reason').textContent()).toBe('needs to sign contracts');
     expect(await row.getByTestId('requester').textContent()).toBe('helpdesk-agent');
     expect(await row.getByTestId('caps').textContent()).toContain('license-spend-per-day');
-    await page.getByTestId(`note-${meta.request_id}`).fill('approved for legal');
+    await page.getByTestId(`approve-note-${meta.request_id}`).fill('approved for legal');
     await page.getByTestId(`approve-${meta.request_id}`).click();
     // it executes within seconds; the console's recent list shows it
     let status = '';
@@ -69,12 +85,25 @@ it('an install of a licensed package waits for an approver, shows in the console
   }
 
   const again = new Client({ name: 'agent-2', version: '1' });
-  await again.connect(new StreamableHTTPClientTransport(new URL(served.url), { requestInit: { headers: { Authorization: `Bearer ${served.demoToken}` } } }));
-  const s = (await again.callTool({ name: 'request_status', arguments: { request_id: meta.request_id } })) as CallToolResult;
-  expect(s.structuredContent).toMatchObject({ status: 'succeeded', decided_by: 'console:it-approver', note: 'approved for legal' });
+  await again.connect(
+    new StreamableHTTPClientTransport(new URL(served.url), {
+      requestInit: { headers: { Authorization: `Bearer ${served.demoToken}` } },
+    }),
+  );
+  const s = (await again.callTool({
+    name: 'request_status',
+    arguments: { request_id: meta.request_id },
+  })) as CallToolResult;
+  expect(s.structuredContent).toMatchObject({
+    status: 'succeeded',
+    decided_by: 'console:it-approver',
+    note: 'approved for legal',
+  });
   await again.close();
   const d = new Database(db, { readonly: true });
-  expect((d.prepare("SELECT count(*) AS n FROM install_jobs WHERE package = 'adobe-acrobat-pro'").get() as { n: number }).n).toBe(1);
+  expect(
+    (d.prepare("SELECT count(*) AS n FROM install_jobs WHERE package = 'adobe-acrobat-pro'").get() as { n: number }).n,
+  ).toBe(1);
   d.close();
   expect(runCli(['audit', 'verify', '--db', db]).code).toBe(0);
 }, 60_000);

@@ -153,7 +153,7 @@ describe('approver console', () => {
     await expect(row.getByTestId('reason').textContent()).resolves.toBe('needs to edit PDFs');
     await expect(row.getByTestId('caps').textContent()).resolves.toBe('installs-per-day +1 (0/50)');
 
-    await page.getByTestId(`note-${req.id}`).fill('licence <ok> for finance');
+    await page.getByTestId(`approve-note-${req.id}`).fill('licence <ok> for finance');
     await page.getByTestId(`approve-${req.id}`).click();
     await page.waitForLoadState();
     await expect(page.getByTestId('flash').textContent()).resolves.toContain(`Approved ${req.id}`);
@@ -187,20 +187,51 @@ describe('approver console', () => {
         headers: { 'content-type': 'application/x-www-form-urlencoded', ...(withCookie ? { cookie } : {}) },
         body: new URLSearchParams(body),
       });
-    expect((await post(`/requests/${req.id}/approve`, { note: 'x' })).status).toBe(403);
-    expect((await post(`/requests/${req.id}/approve`, { note: 'x', csrf: 'A'.repeat(43) })).status).toBe(403);
+    expect((await post(`/requests/${req.id}`, { decision: 'approve', note: 'x' })).status).toBe(403);
+    expect((await post(`/requests/${req.id}`, { decision: 'approve', note: 'x', csrf: 'A'.repeat(43) })).status).toBe(
+      403,
+    );
     expect((await post('/kill', { reason: 'csrf' })).status).toBe(403);
     // The real CSRF token (read from the signed-in page) is still refused without the session cookie.
     const csrf = /name="csrf" value="([^"]+)"/.exec(
       await (await fetch(`${base}/console`, { headers: { cookie } })).text(),
     )![1]!;
-    expect((await post(`/requests/${req.id}/approve`, { csrf }, false)).status).toBe(403);
+    expect((await post(`/requests/${req.id}`, { decision: 'approve', csrf }, false)).status).toBe(403);
     expect(app.approvals.get(req.id)!.status).toBe('pending');
     expect(app.killSwitch.state().engaged).toBe(false);
     // ...and with both, the same request goes through: the 403s above were the CSRF check, not something else.
-    const ok = await post(`/requests/${req.id}/deny`, { csrf, note: 'dup' });
+    const ok = await post(`/requests/${req.id}`, { decision: 'deny', csrf, note: 'dup' });
     expect(ok.status).toBe(303);
     expect(app.approvals.get(req.id)!.status).toBe('denied');
+  });
+
+  it('decides only on an explicit approve or deny: a post without one is refused with 400 and approves nothing', async () => {
+    const req = request({ argsSha: 'f'.repeat(64) });
+    const cookie = await fetchSession(approverToken);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(
+      await (await fetch(`${base}/console`, { headers: { cookie } })).text(),
+    )![1]!;
+    const post = (path: string, body: string) =>
+      fetch(`${base}/console${path}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body,
+      });
+    const q = (o: Record<string, string>) => new URLSearchParams({ csrf, ...o }).toString();
+    expect((await post(`/requests/${req.id}`, q({ note: 'no decision' }))).status).toBe(400);
+    expect((await post(`/requests/${req.id}`, q({ decision: '' }))).status).toBe(400);
+    expect((await post(`/requests/${req.id}`, q({ decision: 'Approve' }))).status).toBe(400);
+    expect((await post(`/requests/${req.id}`, `${q({ decision: 'deny' })}&decision=approve`)).status).toBe(400);
+    // The old per-decision URLs are gone: a console page left open from before cannot decide anything.
+    expect((await post(`/requests/${req.id}/approve`, q({}))).status).toBe(404);
+    expect(app.approvals.get(req.id)).toMatchObject({ status: 'pending', decided_by: null });
+    expect(
+      app.auditStore.tail(50).some((a) => a.detail?.includes(req.id) && /^approval\.(approved|denied)$/.test(a.event)),
+    ).toBe(false);
+    // The same session and token with decision=approve does approve: the 400s were the decision check.
+    expect((await post(`/requests/${req.id}`, q({ decision: 'approve' }))).status).toBe(303);
+    expect(app.approvals.get(req.id)!.status).toBe('approved');
   });
 
   it('never lets a principal approve its own request', async () => {
@@ -237,11 +268,11 @@ describe('approver console', () => {
     expect(await page.getByTestId(`approve-${mfa.id}`).count()).toBe(0);
     const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
     const csrf = await page.locator('input[name="csrf"]').first().getAttribute('value');
-    const forged = await fetch(`${base}/console/requests/${mfa.id}/approve`, {
+    const forged = await fetch(`${base}/console/requests/${mfa.id}`, {
       method: 'POST',
       redirect: 'manual',
       headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
-      body: new URLSearchParams({ csrf: csrf! }),
+      body: new URLSearchParams({ decision: 'approve', csrf: csrf! }),
     });
     expect(forged.status).toBe(303);
     expect(app.approvals.get(mfa.id)!.status).toBe('pending');
