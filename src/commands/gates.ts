@@ -1,6 +1,7 @@
 /** `itguard approvals list|approve ID|deny ID`, `directory enroll USER`, `outbox`: human gates from the shell. */
 import { openStores } from '../app.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
+import { safeText } from '../terminal.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
 
 function stores(flags: Flags) {
@@ -34,8 +35,9 @@ export function approvals(flags: Flags): number {
       else if (!rows.length) out('no pending requests');
       else
         for (const r of rows) {
-          out(`${r.id}  ${r.status.padEnd(9)} ${r.tier.padEnd(8)} by ${r.principal}: ${r.summary}`);
-          out(`    reason: ${r.reason}   expires ${iso(r.expires_at)}${r.decided_by ? `   decided by ${r.decided_by}` : ''}`);
+          // Security: summary and reason are agent text; escaped so they cannot drive the terminal or fake a row.
+          out(`${safeText(r.id)}  ${safeText(r.status).padEnd(9)} ${safeText(r.tier).padEnd(8)} by ${safeText(r.principal)}: ${safeText(r.summary)}`);
+          out(`    reason: ${safeText(r.reason)}   expires ${iso(r.expires_at)}${r.decided_by ? `   decided by ${safeText(r.decided_by)}` : ''}`);
         }
       return 0;
     }
@@ -95,6 +97,11 @@ export function outbox(flags: Flags): number {
   const body = (b: string) => (show ? b : b.replace(/https?:\/\/\S+/g, '[one-time link hidden; --show-links to reveal]'));
   if (flags.json) printJson(rows.map((r) => ({ ...r, body: body(r.body), created_at: iso(r.created_at) })));
   else if (!rows.length) out('outbox is empty');
-  else for (const r of rows) out(`#${r.id} ${iso(r.created_at)} to ${r.username} via ${r.channel} ${r.address}: ${r.subject}\n    ${body(r.body)}`);
+  else
+    for (const r of rows) {
+      out(`#${r.id} ${iso(r.created_at)} to ${safeText(r.username)} via ${safeText(r.channel)} ${safeText(r.address)}: ${safeText(r.subject)}`);
+      // The body keeps its lines, each indented under its message; CR and other controls are escaped.
+      out(safeText(body(r.body), { multiline: true }).replace(/^/gm, '    '));
+    }
   return 0;
 }

@@ -5,6 +5,7 @@
  * confirm events (confirm tier).
  */
 import { openStores } from '../app.js';
+import { safeText } from '../terminal.js';
 import { err, out, policyOrExit, printJson, type Flags } from './common.js';
 
 interface ClassRow {
@@ -66,7 +67,7 @@ export function reportAutonomy(flags: Flags): number {
     out('tool              tier       requests  granted  denied  expired  open  granted unchanged');
     for (const c of report) {
       const rate = c.grant_rate === null ? '-' : `${(c.grant_rate * 100).toFixed(1)}%`;
-      out(`${c.tool.padEnd(17)} ${c.tier.padEnd(10)} ${String(c.requests).padStart(8)} ${String(c.granted).padStart(8)} ${String(c.denied).padStart(7)} ${String(c.expired).padStart(8)} ${String(c.open).padStart(5)}  ${rate}`);
+      out(`${safeText(c.tool).padEnd(17)} ${safeText(c.tier).padEnd(10)} ${String(c.requests).padStart(8)} ${String(c.granted).padStart(8)} ${String(c.denied).padStart(7)} ${String(c.expired).padStart(8)} ${String(c.open).padStart(5)}  ${rate}`);
     }
     out('\nA class granted unchanged nearly always, over enough requests, is a candidate for a lower tier (try mode: shadow first).');
   }

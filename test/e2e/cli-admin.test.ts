@@ -56,6 +56,19 @@ describe('itguard policy check', () => {
   });
 });
 
+describe('itguard token create', () => {
+  it('refuses a principal the policy does not know: exit 2, one line naming it and the policy\'s principals', () => {
+    const r = runCli(['token', 'create', '--principal', 'helpdesk-agnet', '--db', db]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/"helpdesk-agnet" is not a principal in the policy \(built-in demo policy\); its principals: .*helpdesk-agent/);
+    const ok = runCli(['token', 'create', '--principal', 'helpdesk-agent', '--db', db]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^\S+\n$/);
+  });
+});
+
 describe('HTTP sessions', () => {
   it('an idle session expires and its id is then refused', async () => {
     const app = openApp({ dbPath: join(tmp.dir, 'idle.db'), policy: policyWith(), log: silent });
