@@ -14,8 +14,20 @@ const capLine = (c: CapView): string =>
   `  ${c.tool.padEnd(17)} ${c.rule.padEnd(24)} ${String(c.measure === 'cost_usd' ? c.used.toFixed(2) : c.used).padStart(8)} / ${String(c.limit).padEnd(6)} ${c.measure === 'cost_usd' ? 'USD' : 'calls'} per ${c.window}${c.per === 'global' ? '' : ` per ${c.per} (busiest: ${safeText(String(c.key))}, ${c.keys} keys)`}  resets ${c.resets_at}${c.alarm_at !== null && c.used >= c.alarm_at ? '  ALARM' : ''}`;
 
 function lastDrill(s: ReturnType<typeof stores>) {
-  const row = s.db.prepare<[], { ts: number; actor: string; outcome: string; detail: string }>("SELECT ts, actor, outcome, detail FROM audit WHERE event = 'drill' ORDER BY seq DESC LIMIT 1").get();
-  return row && ({ ...(JSON.parse(row.detail) as Record<string, unknown>), at: iso(row.ts), actor: row.actor, result: row.outcome } as Record<string, unknown>);
+  const row = s.db
+    .prepare<[], { ts: number; actor: string; outcome: string; detail: string }>(
+      "SELECT ts, actor, outcome, detail FROM audit WHERE event = 'drill' ORDER BY seq DESC LIMIT 1",
+    )
+    .get();
+  return (
+    row &&
+    ({
+      ...(JSON.parse(row.detail) as Record<string, unknown>),
+      at: iso(row.ts),
+      actor: row.actor,
+      result: row.outcome,
+    } as Record<string, unknown>)
+  );
 }
 
 export function status(flags: Flags): number {
@@ -32,8 +44,12 @@ export function status(flags: Flags): number {
   };
   if (flags.json) printJson(report);
   else {
-    out(`kill switch: ${ks.engaged ? 'ENGAGED' : 'off'} (${safeText(ks.reason)}; by ${safeText(ks.actor)} at ${iso(ks.changedAt)})`);
-    out(`last drill:  ${drill ? `${safeText(String(drill.result)).toUpperCase()} at ${String(drill.at)} by ${safeText(String(drill.actor))}, first refusal ${String(drill.first_refusal_ms)} ms, executed after engagement ${String(drill.executed_after_engagement)}` : 'never (run: itguard drill)'}`);
+    out(
+      `kill switch: ${ks.engaged ? 'ENGAGED' : 'off'} (${safeText(ks.reason)}; by ${safeText(ks.actor)} at ${iso(ks.changedAt)})`,
+    );
+    out(
+      `last drill:  ${drill ? `${safeText(String(drill.result)).toUpperCase()} at ${String(drill.at)} by ${safeText(String(drill.actor))}, first refusal ${String(drill.first_refusal_ms)} ms, executed after engagement ${String(drill.executed_after_engagement)}` : 'never (run: itguard drill)'}`,
+    );
     out('caps:');
     for (const c of report.caps) out(capLine(c));
     if (!report.caps.length) out('  (none in policy)');
@@ -60,7 +76,8 @@ export function setKill(flags: Flags, engaged: boolean): number {
   const before = s.killSwitch.state();
   const st = s.killSwitch.set(engaged, reason, cliActor());
   s.db.close();
-  if (flags.json) printJson({ engaged: st.engaged, reason: st.reason, changed_at: iso(st.changedAt), was_engaged: before.engaged });
+  if (flags.json)
+    printJson({ engaged: st.engaged, reason: st.reason, changed_at: iso(st.changedAt), was_engaged: before.engaged });
   else out(`kill switch ${engaged ? 'ENGAGED' : 'released'}: ${safeText(reason)}`);
   return 0;
 }
@@ -73,7 +90,13 @@ export function token(flags: Flags): number {
       const principal = requireString(flags, 'principal');
       // A token for a principal the policy does not know would authenticate to nothing: refuse it now.
       if (!Object.hasOwn(s.policy.principals, principal)) {
-        err(`itguard token create: --principal "${safeText(principal)}" is not a principal in the policy (${safeText(s.source)}); its principals: ${Object.keys(s.policy.principals).map((p) => safeText(p)).join(', ') || '(none)'}`);
+        err(
+          `itguard token create: --principal "${safeText(principal)}" is not a principal in the policy (${safeText(s.source)}); its principals: ${
+            Object.keys(s.policy.principals)
+              .map((p) => safeText(p))
+              .join(', ') || '(none)'
+          }`,
+        );
         return 2;
       }
       const label = typeof flags.values.label === 'string' ? flags.values.label : undefined;
@@ -85,7 +108,11 @@ export function token(flags: Flags): number {
     if (verb === 'list') {
       const list = s.tokens.list();
       if (flags.json) printJson(list);
-      else for (const t of list) out(`${safeText(t.id)}  ${safeText(t.principal).padEnd(18)} created ${iso(t.createdAt)}  ${t.revokedAt ? `revoked ${iso(t.revokedAt)}` : 'active'}  last used ${iso(t.lastUsedAt)}  ${safeText(t.label ?? '')}`);
+      else
+        for (const t of list)
+          out(
+            `${safeText(t.id)}  ${safeText(t.principal).padEnd(18)} created ${iso(t.createdAt)}  ${t.revokedAt ? `revoked ${iso(t.revokedAt)}` : 'active'}  last used ${iso(t.lastUsedAt)}  ${safeText(t.label ?? '')}`,
+          );
       return 0;
     }
     if (verb === 'revoke') {
@@ -129,7 +156,11 @@ export function directory(flags: Flags): number {
   const users = s.backends.directory.list();
   s.db.close();
   if (flags.json) printJson(users.map(({ recovery: _r, ...u }) => u));
-  else for (const u of users) out(`${safeText(u.username).padEnd(12)} ${safeText(u.displayName).padEnd(22)} ${safeText(u.department).padEnd(12)} ${safeText(u.groups.join(','))}${u.disabled ? ' (disabled)' : ''}`);
+  else
+    for (const u of users)
+      out(
+        `${safeText(u.username).padEnd(12)} ${safeText(u.displayName).padEnd(22)} ${safeText(u.department).padEnd(12)} ${safeText(u.groups.join(','))}${u.disabled ? ' (disabled)' : ''}`,
+      );
   return 0;
 }
 
@@ -142,7 +173,9 @@ export function audit(flags: Flags): number {
       for (const r of rows) {
         // Security: the tool name of an unknown-tool denial, actors and codes come from the table; escaped.
         const cells = [r.tool, r.outcome, r.code, r.trace_id].map((c) => safeText(c ?? ''));
-        out(`${String(r.seq).padStart(6)} ${iso(r.ts)} ${safeText(r.event).padEnd(18)} ${safeText(r.actor ?? '').padEnd(16)} ${cells.join(' ')}`);
+        out(
+          `${String(r.seq).padStart(6)} ${iso(r.ts)} ${safeText(r.event).padEnd(18)} ${safeText(r.actor ?? '').padEnd(16)} ${cells.join(' ')}`,
+        );
       }
     };
     if (verb === 'tail') {

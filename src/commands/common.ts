@@ -40,8 +40,10 @@ export function policyOrExit(flags: Flags): LoadedPolicy {
  * (multi-line) as a last line of defence: no control character reaches the terminal from any verb. Callers
  * still escape each stored value with safeText (single-line), so a newline in it cannot fake a row.
  */
-export const out = (s: string): void => void process.stdout.write(safeText(s.endsWith('\n') ? s : `${s}\n`, { multiline: true }));
-export const err = (s: string): void => void process.stderr.write(safeText(s.endsWith('\n') ? s : `${s}\n`, { multiline: true }));
+export const out = (s: string): void =>
+  void process.stdout.write(safeText(s.endsWith('\n') ? s : `${s}\n`, { multiline: true }));
+export const err = (s: string): void =>
+  void process.stderr.write(safeText(s.endsWith('\n') ? s : `${s}\n`, { multiline: true }));
 export const printJson = (v: unknown): void => out(safeJson(v, 2));
 
 export function requireString(flags: Flags, name: string): string {

@@ -25,7 +25,9 @@ function storedArgs(args: unknown): string {
   const json = canonicalJson(redact(args));
   if (!over && json.length <= MAX_ARGS_CHARS) return json;
   const bound =
-    over?.why === 'too deep' ? { why: 'too deep', max_depth: over.maxDepth } : { why: 'too large', max_chars: MAX_ARGS_CHARS };
+    over?.why === 'too deep'
+      ? { why: 'too deep', max_depth: over.maxDepth }
+      : { why: 'too large', max_chars: MAX_ARGS_CHARS };
   return canonicalJson({ truncated: true, ...bound, chars: json.length, sha256: sha256(json) });
 }
 
@@ -67,7 +69,18 @@ export type VerifyResult =
 
 const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
   canonicalJson([
-    r.seq, r.ts, r.event, r.trace_id, r.actor, r.session_id, r.tool, r.args, r.args_sha256, r.outcome, r.code, r.detail,
+    r.seq,
+    r.ts,
+    r.event,
+    r.trace_id,
+    r.actor,
+    r.session_id,
+    r.tool,
+    r.args,
+    r.args_sha256,
+    r.outcome,
+    r.code,
+    r.detail,
   ]);
 
 export class AuditStore {

@@ -12,8 +12,12 @@ export const Reason = z
   .min(1)
   .max(500)
   // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  .regex(/^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$/, { error: 'must not contain control characters (U+0000–U+001F except tab and newline, U+007F–U+009F)' })
-  .describe('Why the agent does this; shown to approvers and kept in the audit. Plain text: tabs and newlines, no other control characters.');
+  .regex(/^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$/, {
+    error: 'must not contain control characters (U+0000–U+001F except tab and newline, U+007F–U+009F)',
+  })
+  .describe(
+    'Why the agent does this; shown to approvers and kept in the audit. Plain text: tabs and newlines, no other control characters.',
+  );
 export const IdemKey = z
   .string()
   .regex(/^[A-Za-z0-9._:-]{8,255}$/, { error: 'must be 8..255 characters of [A-Za-z0-9._:-]' })
