@@ -1,20 +1,33 @@
 /** Admin verbs that act on the database directly; every change is audited with actor cli:<os user>. */
 import { openStores } from '../app.js';
 import { capsView, type CapView } from '../guard/caps-view.js';
+import { safeJson, safeText } from '../terminal.js';
 import { readArticles } from '../tools/kb/import.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, requireString, UsageError, type Flags } from './common.js';
 
 function stores(flags: Flags) {
-  const { policy } = policyOrExit(flags);
-  return { policy, ...openStores(flags.db, policy) };
+  const { policy, source } = policyOrExit(flags);
+  return { policy, source, ...openStores(flags.db, policy) };
 }
 
 const capLine = (c: CapView): string =>
-  `  ${c.tool.padEnd(17)} ${c.rule.padEnd(24)} ${String(c.measure === 'cost_usd' ? c.used.toFixed(2) : c.used).padStart(8)} / ${String(c.limit).padEnd(6)} ${c.measure === 'cost_usd' ? 'USD' : 'calls'} per ${c.window}${c.per === 'global' ? '' : ` per ${c.per} (busiest: ${c.key}, ${c.keys} keys)`}  resets ${c.resets_at}${c.alarm_at !== null && c.used >= c.alarm_at ? '  ALARM' : ''}`;
+  `  ${c.tool.padEnd(17)} ${c.rule.padEnd(24)} ${String(c.measure === 'cost_usd' ? c.used.toFixed(2) : c.used).padStart(8)} / ${String(c.limit).padEnd(6)} ${c.measure === 'cost_usd' ? 'USD' : 'calls'} per ${c.window}${c.per === 'global' ? '' : ` per ${c.per} (busiest: ${safeText(String(c.key))}, ${c.keys} keys)`}  resets ${c.resets_at}${c.alarm_at !== null && c.used >= c.alarm_at ? '  ALARM' : ''}`;
 
 function lastDrill(s: ReturnType<typeof stores>) {
-  const row = s.db.prepare<[], { ts: number; actor: string; outcome: string; detail: string }>("SELECT ts, actor, outcome, detail FROM audit WHERE event = 'drill' ORDER BY seq DESC LIMIT 1").get();
-  return row && ({ ...(JSON.parse(row.detail) as Record<string, unknown>), at: iso(row.ts), actor: row.actor, result: row.outcome } as Record<string, unknown>);
+  const row = s.db
+    .prepare<[], { ts: number; actor: string; outcome: string; detail: string }>(
+      "SELECT ts, actor, outcome, detail FROM audit WHERE event = 'drill' ORDER BY seq DESC LIMIT 1",
+    )
+    .get();
+  return (
+    row &&
+    ({
+      ...(JSON.parse(row.detail) as Record<string, unknown>),
+      at: iso(row.ts),
+      actor: row.actor,
+      result: row.outcome,
+    } as Record<string, unknown>)
+  );
 }
 
 export function status(flags: Flags): number {
@@ -31,8 +44,12 @@ export function status(flags: Flags): number {
   };
   if (flags.json) printJson(report);
   else {
-    out(`kill switch: ${ks.engaged ? 'ENGAGED' : 'off'} (${ks.reason}; by ${ks.actor} at ${iso(ks.changedAt)})`);
-    out(`last drill:  ${drill ? `${String(drill.result).toUpperCase()} at ${drill.at} by ${drill.actor}, first refusal ${String(drill.first_refusal_ms)} ms, executed after engagement ${String(drill.executed_after_engagement)}` : 'never (run: itguard drill)'}`);
+    out(
+      `kill switch: ${ks.engaged ? 'ENGAGED' : 'off'} (${safeText(ks.reason)}; by ${safeText(ks.actor)} at ${iso(ks.changedAt)})`,
+    );
+    out(
+      `last drill:  ${drill ? `${safeText(String(drill.result)).toUpperCase()} at ${String(drill.at)} by ${safeText(String(drill.actor))}, first refusal ${String(drill.first_refusal_ms)} ms, executed after engagement ${String(drill.executed_after_engagement)}` : 'never (run: itguard drill)'}`,
+    );
     out('caps:');
     for (const c of report.caps) out(capLine(c));
     if (!report.caps.length) out('  (none in policy)');
@@ -59,8 +76,9 @@ export function setKill(flags: Flags, engaged: boolean): number {
   const before = s.killSwitch.state();
   const st = s.killSwitch.set(engaged, reason, cliActor());
   s.db.close();
-  if (flags.json) printJson({ engaged: st.engaged, reason: st.reason, changed_at: iso(st.changedAt), was_engaged: before.engaged });
-  else out(`kill switch ${engaged ? 'ENGAGED' : 'released'}: ${reason}`);
+  if (flags.json)
+    printJson({ engaged: st.engaged, reason: st.reason, changed_at: iso(st.changedAt), was_engaged: before.engaged });
+  else out(`kill switch ${engaged ? 'ENGAGED' : 'released'}: ${safeText(reason)}`);
   return 0;
 }
 
@@ -71,7 +89,16 @@ export function token(flags: Flags): number {
     if (verb === 'create') {
       const principal = requireString(flags, 'principal');
       // A token for a principal the policy does not know would authenticate to nothing: refuse it now.
-      if (!s.policy.principals[principal]) throw new UsageError(`--principal: "${principal}" is not a principal in the policy`);
+      if (!Object.hasOwn(s.policy.principals, principal)) {
+        err(
+          `itguard token create: --principal "${safeText(principal)}" is not a principal in the policy (${safeText(s.source)}); its principals: ${
+            Object.keys(s.policy.principals)
+              .map((p) => safeText(p))
+              .join(', ') || '(none)'
+          }`,
+        );
+        return 2;
+      }
       const label = typeof flags.values.label === 'string' ? flags.values.label : undefined;
       const { token: secret, id } = s.tokens.create(principal, cliActor(), label);
       out(secret);
@@ -81,7 +108,11 @@ export function token(flags: Flags): number {
     if (verb === 'list') {
       const list = s.tokens.list();
       if (flags.json) printJson(list);
-      else for (const t of list) out(`${t.id}  ${t.principal.padEnd(18)} created ${iso(t.createdAt)}  ${t.revokedAt ? `revoked ${iso(t.revokedAt)}` : 'active'}  last used ${iso(t.lastUsedAt)}  ${t.label ?? ''}`);
+      else
+        for (const t of list)
+          out(
+            `${safeText(t.id)}  ${safeText(t.principal).padEnd(18)} created ${iso(t.createdAt)}  ${t.revokedAt ? `revoked ${iso(t.revokedAt)}` : 'active'}  last used ${iso(t.lastUsedAt)}  ${safeText(t.label ?? '')}`,
+          );
       return 0;
     }
     if (verb === 'revoke') {
@@ -125,7 +156,11 @@ export function directory(flags: Flags): number {
   const users = s.backends.directory.list();
   s.db.close();
   if (flags.json) printJson(users.map(({ recovery: _r, ...u }) => u));
-  else for (const u of users) out(`${u.username.padEnd(12)} ${u.displayName.padEnd(22)} ${u.department.padEnd(12)} ${u.groups.join(',')}${u.disabled ? ' (disabled)' : ''}`);
+  else
+    for (const u of users)
+      out(
+        `${safeText(u.username).padEnd(12)} ${safeText(u.displayName).padEnd(22)} ${safeText(u.department).padEnd(12)} ${safeText(u.groups.join(','))}${u.disabled ? ' (disabled)' : ''}`,
+      );
   return 0;
 }
 
@@ -136,7 +171,11 @@ export function audit(flags: Flags): number {
     const show = (rows: ReturnType<typeof s.auditStore.tail>) => {
       if (flags.json) return printJson(rows);
       for (const r of rows) {
-        out(`${String(r.seq).padStart(6)} ${iso(r.ts)} ${r.event.padEnd(18)} ${(r.actor ?? '').padEnd(16)} ${r.tool ?? ''} ${r.outcome ?? ''} ${r.code ?? ''} ${r.trace_id ?? ''}`);
+        // Security: the tool name of an unknown-tool denial, actors and codes come from the table; escaped.
+        const cells = [r.tool, r.outcome, r.code, r.trace_id].map((c) => safeText(c ?? ''));
+        out(
+          `${String(r.seq).padStart(6)} ${iso(r.ts)} ${safeText(r.event).padEnd(18)} ${safeText(r.actor ?? '').padEnd(16)} ${cells.join(' ')}`,
+        );
       }
     };
     if (verb === 'tail') {
@@ -148,7 +187,7 @@ export function audit(flags: Flags): number {
       if (!arg) throw new UsageError('audit show TRACE_ID');
       const rows = s.auditStore.byTrace(arg);
       if (flags.json) printJson(rows);
-      else for (const r of rows) out(JSON.stringify(r));
+      else for (const r of rows) out(safeJson(r));
       return rows.length ? 0 : 1;
     }
     if (verb === 'verify') {
@@ -159,7 +198,7 @@ export function audit(flags: Flags): number {
       return r.ok ? 0 : 1;
     }
     if (verb === 'export') {
-      for (const r of s.auditStore.iterate()) out(JSON.stringify(r));
+      for (const r of s.auditStore.iterate()) out(safeJson(r));
       return 0;
     }
     throw new UsageError('audit tail [--n N] | show TRACE_ID | verify | export');

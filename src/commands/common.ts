@@ -1,6 +1,7 @@
 /** What every CLI verb shares: flags, the database path, the policy, output and exit codes (0 ok, 1 check failed, 2 usage/config). */
 import { userInfo } from 'node:os';
 import { loadPolicy, PolicyError, type LoadedPolicy } from '../policy/load.js';
+import { safeJson, safeText } from '../terminal.js';
 
 export class UsageError extends Error {}
 
@@ -34,10 +35,16 @@ export function policyOrExit(flags: Flags): LoadedPolicy {
   }
 }
 
-/** stdout is for results (and --json documents); everything else goes to stderr. */
-export const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
-export const err = (s: string): void => void process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
-export const printJson = (v: unknown): void => out(JSON.stringify(v, null, 2));
+/**
+ * stdout is for results (and --json documents); everything else goes to stderr. Both pass through safeText
+ * (multi-line) as a last line of defence: no control character reaches the terminal from any verb. Callers
+ * still escape each stored value with safeText (single-line), so a newline in it cannot fake a row.
+ */
+export const out = (s: string): void =>
+  void process.stdout.write(safeText(s.endsWith('\n') ? s : `${s}\n`, { multiline: true }));
+export const err = (s: string): void =>
+  void process.stderr.write(safeText(s.endsWith('\n') ? s : `${s}\n`, { multiline: true }));
+export const printJson = (v: unknown): void => out(safeJson(v, 2));
 
 export function requireString(flags: Flags, name: string): string {
   const v = flags.values[name];

@@ -1,6 +1,7 @@
 /** `itguard approvals list|approve ID|deny ID`, `directory enroll USER`, `outbox`: human gates from the shell. */
 import { openStores } from '../app.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
+import { safeText } from '../terminal.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
 
 function stores(flags: Flags) {
@@ -29,13 +30,22 @@ export function approvals(flags: Flags): number {
   const s = stores(flags);
   try {
     if (verb === 'list' || verb === undefined) {
-      const rows = s.approvals.list(flags.values.all ? ['pending', 'approved', 'executing', 'succeeded', 'failed', 'denied', 'expired'] : ['pending']);
+      const rows = s.approvals.list(
+        flags.values.all
+          ? ['pending', 'approved', 'executing', 'succeeded', 'failed', 'denied', 'expired']
+          : ['pending'],
+      );
       if (flags.json) printJson(rows.map(view));
       else if (!rows.length) out('no pending requests');
       else
         for (const r of rows) {
-          out(`${r.id}  ${r.status.padEnd(9)} ${r.tier.padEnd(8)} by ${r.principal}: ${r.summary}`);
-          out(`    reason: ${r.reason}   expires ${iso(r.expires_at)}${r.decided_by ? `   decided by ${r.decided_by}` : ''}`);
+          // Security: summary and reason are agent text; escaped so they cannot drive the terminal or fake a row.
+          out(
+            `${safeText(r.id)}  ${safeText(r.status).padEnd(9)} ${safeText(r.tier).padEnd(8)} by ${safeText(r.principal)}: ${safeText(r.summary)}`,
+          );
+          out(
+            `    reason: ${safeText(r.reason)}   expires ${iso(r.expires_at)}${r.decided_by ? `   decided by ${safeText(r.decided_by)}` : ''}`,
+          );
         }
       return 0;
     }
@@ -53,8 +63,16 @@ export function approvals(flags: Flags): number {
         err(`cannot ${verb} ${id}: ${d.reason.replace('_', ' ')}`);
         return 1;
       }
-      s.auditStore.append({ event: verb === 'approve' ? 'approval.approved' : 'approval.denied', actor: cliActor(), traceId: d.row.trace_id, tool: d.row.tool, detail: { request_id: id, note } });
-      out(`${id} ${verb === 'approve' ? 'approved' : 'denied'}${verb === 'approve' ? ' — a running itguard server executes it within seconds' : ''}`);
+      s.auditStore.append({
+        event: verb === 'approve' ? 'approval.approved' : 'approval.denied',
+        actor: cliActor(),
+        traceId: d.row.trace_id,
+        tool: d.row.tool,
+        detail: { request_id: id, note },
+      });
+      out(
+        `${id} ${verb === 'approve' ? 'approved' : 'denied'}${verb === 'approve' ? ' — a running itguard server executes it within seconds' : ''}`,
+      );
       return 0;
     }
     throw new UsageError('approvals list [--all] | approve ID [--note T] | deny ID [--note T]');
@@ -75,7 +93,9 @@ export function enroll(flags: Flags): number {
     const uri = s.mfa.enroll(user);
     s.auditStore.append({ event: 'mfa.enrolled', actor: cliActor(), detail: { user } });
     out(uri);
-    err(`new authenticator factor for ${user}; scan the URI above (e.g. as a QR code). The previous factor no longer works.`);
+    err(
+      `new authenticator factor for ${user}; scan the URI above (e.g. as a QR code). The previous factor no longer works.`,
+    );
     return 0;
   } finally {
     s.db.close();
@@ -85,16 +105,33 @@ export function enroll(flags: Flags): number {
 export function outbox(flags: Flags): number {
   const s = stores(flags);
   const rows = s.db
-    .prepare<[], { id: number; username: string; channel: string; address: string; subject: string; body: string; created_at: number }>(
-      'SELECT id, username, channel, address, subject, body, created_at FROM outbox ORDER BY id DESC LIMIT 100',
-    )
+    .prepare<
+      [],
+      {
+        id: number;
+        username: string;
+        channel: string;
+        address: string;
+        subject: string;
+        body: string;
+        created_at: number;
+      }
+    >('SELECT id, username, channel, address, subject, body, created_at FROM outbox ORDER BY id DESC LIMIT 100')
     .all();
   s.db.close();
   // Security: messages carry one-time links; they are masked unless the operator asks for the demo inbox view.
   const show = flags.values['show-links'] === true;
-  const body = (b: string) => (show ? b : b.replace(/https?:\/\/\S+/g, '[one-time link hidden; --show-links to reveal]'));
+  const body = (b: string) =>
+    show ? b : b.replace(/https?:\/\/\S+/g, '[one-time link hidden; --show-links to reveal]');
   if (flags.json) printJson(rows.map((r) => ({ ...r, body: body(r.body), created_at: iso(r.created_at) })));
   else if (!rows.length) out('outbox is empty');
-  else for (const r of rows) out(`#${r.id} ${iso(r.created_at)} to ${r.username} via ${r.channel} ${r.address}: ${r.subject}\n    ${body(r.body)}`);
+  else
+    for (const r of rows) {
+      out(
+        `#${r.id} ${iso(r.created_at)} to ${safeText(r.username)} via ${safeText(r.channel)} ${safeText(r.address)}: ${safeText(r.subject)}`,
+      );
+      // The body keeps its lines, each indented under its message; CR and other controls are escaped.
+      out(safeText(body(r.body), { multiline: true }).replace(/^/gm, '    '));
+    }
   return 0;
 }

@@ -5,6 +5,7 @@
  * confirm events (confirm tier).
  */
 import { openStores } from '../app.js';
+import { safeText } from '../terminal.js';
 import { err, out, policyOrExit, printJson, type Flags } from './common.js';
 
 interface ClassRow {
@@ -27,7 +28,9 @@ export function reportAutonomy(flags: Flags): number {
   const s = openStores(flags.db, policy);
   s.approvals.expire();
   const rows = s.db
-    .prepare<[], { tool: string; tier: string; status: string; n: number }>('SELECT tool, tier, status, count(*) AS n FROM approvals GROUP BY tool, tier, status')
+    .prepare<[], { tool: string; tier: string; status: string; n: number }>(
+      'SELECT tool, tier, status, count(*) AS n FROM approvals GROUP BY tool, tier, status',
+    )
     .all();
   const confirms = s.db
     .prepare<[], { tool: string; event: string; n: number }>(
@@ -40,7 +43,8 @@ export function reportAutonomy(flags: Flags): number {
   const get = (tool: string, tier: string) => {
     const k = `${tool}\u0000${tier}`;
     let c = classes.get(k);
-    if (!c) classes.set(k, (c = { tool, tier, requests: 0, granted: 0, denied: 0, expired: 0, open: 0, grant_rate: null }));
+    if (!c)
+      classes.set(k, (c = { tool, tier, requests: 0, granted: 0, denied: 0, expired: 0, open: 0, grant_rate: null }));
     return c;
   };
   for (const r of rows) {
@@ -58,7 +62,10 @@ export function reportAutonomy(flags: Flags): number {
     else c.denied += r.n;
   }
   const report = [...classes.values()]
-    .map((c) => ({ ...c, grant_rate: c.granted + c.denied + c.expired ? c.granted / (c.granted + c.denied + c.expired) : null }))
+    .map((c) => ({
+      ...c,
+      grant_rate: c.granted + c.denied + c.expired ? c.granted / (c.granted + c.denied + c.expired) : null,
+    }))
     .sort((a, b) => a.tool.localeCompare(b.tool) || a.tier.localeCompare(b.tier));
   if (flags.json) printJson(report);
   else if (!report.length) out('no human-gated actions in the audit yet');
@@ -66,9 +73,13 @@ export function reportAutonomy(flags: Flags): number {
     out('tool              tier       requests  granted  denied  expired  open  granted unchanged');
     for (const c of report) {
       const rate = c.grant_rate === null ? '-' : `${(c.grant_rate * 100).toFixed(1)}%`;
-      out(`${c.tool.padEnd(17)} ${c.tier.padEnd(10)} ${String(c.requests).padStart(8)} ${String(c.granted).padStart(8)} ${String(c.denied).padStart(7)} ${String(c.expired).padStart(8)} ${String(c.open).padStart(5)}  ${rate}`);
+      out(
+        `${safeText(c.tool).padEnd(17)} ${safeText(c.tier).padEnd(10)} ${String(c.requests).padStart(8)} ${String(c.granted).padStart(8)} ${String(c.denied).padStart(7)} ${String(c.expired).padStart(8)} ${String(c.open).padStart(5)}  ${rate}`,
+      );
     }
-    out('\nA class granted unchanged nearly always, over enough requests, is a candidate for a lower tier (try mode: shadow first).');
+    out(
+      '\nA class granted unchanged nearly always, over enough requests, is a candidate for a lower tier (try mode: shadow first).',
+    );
   }
   return 0;
 }

@@ -3,15 +3,33 @@
  * chain, hash = SHA-256(prev_hash ‖ canonical record), or HMAC-SHA-256 keyed with ITGUARD_AUDIT_KEY when set.
  * Appends run in BEGIN IMMEDIATE so several processes on one file extend one chain.
  */
-import { canonicalJson, hmacSha256, redact, sha256 } from '../canonical.js';
+import { canonicalJson, hmacSha256, oversize, redact, sha256 } from '../canonical.js';
 import { immediate, type Db } from './db.js';
 
 export const GENESIS = '0'.repeat(64);
 
-/** Arguments beyond this size (malformed or hostile input) are kept as their size and hash, not their text. */
-const MAX_ARGS_CHARS = 16_384;
-const bounded = (json: string): string =>
-  json.length <= MAX_ARGS_CHARS ? json : canonicalJson({ truncated: true, chars: json.length, sha256: sha256(json) });
+/**
+ * Arguments beyond these bounds (malformed or hostile input) are kept as their size and the hash of their
+ * redacted canonical JSON, not their text: `{truncated, why, chars, sha256}` and the bound that was passed.
+ * Real tool arguments are two or three levels deep and a few hundred characters. The depth bound also keeps
+ * the table safe for readers that walk stored arguments recursively (JSON.stringify overflows near 4,000).
+ */
+export const MAX_ARGS_CHARS = 16_384;
+export const MAX_ARGS_DEPTH = 64;
+/** Members in all: checked before redaction, so a huge value is walked once more only to hash it. */
+const MAX_ARGS_NODES = MAX_ARGS_CHARS;
+
+function storedArgs(args: unknown): string {
+  const over = oversize(args, MAX_ARGS_DEPTH, MAX_ARGS_NODES);
+  // canonicalJson and redact walk iteratively: the size and hash are computed even for a value too deep to store.
+  const json = canonicalJson(redact(args));
+  if (!over && json.length <= MAX_ARGS_CHARS) return json;
+  const bound =
+    over?.why === 'too deep'
+      ? { why: 'too deep', max_depth: over.maxDepth }
+      : { why: 'too large', max_chars: MAX_ARGS_CHARS };
+  return canonicalJson({ truncated: true, ...bound, chars: json.length, sha256: sha256(json) });
+}
 
 export interface AuditEvent {
   event: string;
@@ -51,7 +69,18 @@ export type VerifyResult =
 
 const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
   canonicalJson([
-    r.seq, r.ts, r.event, r.trace_id, r.actor, r.session_id, r.tool, r.args, r.args_sha256, r.outcome, r.code, r.detail,
+    r.seq,
+    r.ts,
+    r.event,
+    r.trace_id,
+    r.actor,
+    r.session_id,
+    r.tool,
+    r.args,
+    r.args_sha256,
+    r.outcome,
+    r.code,
+    r.detail,
   ]);
 
 export class AuditStore {
@@ -86,7 +115,7 @@ export class AuditStore {
     const seqs: number[] = [];
     for (const e of events) {
       seq += 1;
-      const args = e.args === undefined ? null : bounded(canonicalJson(redact(e.args)));
+      const args = e.args === undefined ? null : storedArgs(e.args);
       const row = {
         seq,
         ts: e.ts ?? this.now(),

@@ -21,12 +21,21 @@ describe('itguard kb import', () => {
   it('adds new articles and updates existing ones; searchable at once; a bad file is a clear error', () => {
     const dir = join(tmp.dir, 'kb');
     mkdirSync(dir);
-    writeFileSync(join(dir, 'a.md'), '---\nid: KB-9001\ntitle: Quantum stapler jams\ncategory: hardware\ntags: [stapler]\nupdated: 2026-11-01\n---\nThe quantum stapler jams when overfilled.\n');
+    writeFileSync(
+      join(dir, 'a.md'),
+      '---\nid: KB-9001\ntitle: Quantum stapler jams\ncategory: hardware\ntags: [stapler]\nupdated: 2026-11-01\n---\nThe quantum stapler jams when overfilled.\n',
+    );
     expect(runCli(['kb', 'import', dir, '--db', db]).stdout).toMatch(/1 added, 0 updated/);
-    writeFileSync(join(dir, 'a.md'), '---\nid: KB-9001\ntitle: Quantum stapler jams (revised)\ncategory: hardware\ntags: [stapler]\nupdated: 2026-11-02\n---\nRevised text.\n');
+    writeFileSync(
+      join(dir, 'a.md'),
+      '---\nid: KB-9001\ntitle: Quantum stapler jams (revised)\ncategory: hardware\ntags: [stapler]\nupdated: 2026-11-02\n---\nRevised text.\n',
+    );
     expect(runCli(['kb', 'import', dir, '--db', db]).stdout).toMatch(/0 added, 1 updated/);
     const app = openApp({ dbPath: db, policy: policyWith(), log: silent });
-    expect(app.backends.kb.search('quantum stapler', 5)[0]).toMatchObject({ id: 'KB-9001', title: 'Quantum stapler jams (revised)' });
+    expect(app.backends.kb.search('quantum stapler', 5)[0]).toMatchObject({
+      id: 'KB-9001',
+      title: 'Quantum stapler jams (revised)',
+    });
     app.close();
     writeFileSync(join(dir, 'b.md'), '---\ntitle: no id\ncategory: x\nupdated: 2026-01-01\n---\nbody');
     const bad = runCli(['kb', 'import', dir, '--db', db]);
@@ -41,7 +50,10 @@ describe('itguard policy check', () => {
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/cap resets-per-user: 2 calls per day per target/);
     const f = join(tmp.dir, 'bad.yaml');
-    writeFileSync(f, 'version: 1\nstdio_principal: a\nprincipals: { a: { scopes: [kb:read] } }\ntools:\n  password_reset:\n    caps:\n      - { name: x, window: day, limit: 1 }\n      - { name: y, window: week, limit: -3 }\n');
+    writeFileSync(
+      f,
+      'version: 1\nstdio_principal: a\nprincipals: { a: { scopes: [kb:read] } }\ntools:\n  password_reset:\n    caps:\n      - { name: x, window: day, limit: 1 }\n      - { name: y, window: week, limit: -3 }\n',
+    );
     const bad = runCli(['policy', 'check', f]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/tools\.password_reset\.caps\[1\]\.window: must be one of "hour", "day"/);
@@ -56,12 +68,29 @@ describe('itguard policy check', () => {
   });
 });
 
+describe('itguard token create', () => {
+  it("refuses a principal the policy does not know: exit 2, one line naming it and the policy's principals", () => {
+    const r = runCli(['token', 'create', '--principal', 'helpdesk-agnet', '--db', db]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /"helpdesk-agnet" is not a principal in the policy \(built-in demo policy\); its principals: .*helpdesk-agent/,
+    );
+    const ok = runCli(['token', 'create', '--principal', 'helpdesk-agent', '--db', db]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^\S+\n$/);
+  });
+});
+
 describe('HTTP sessions', () => {
   it('an idle session expires and its id is then refused', async () => {
     const app = openApp({ dbPath: join(tmp.dir, 'idle.db'), policy: policyWith(), log: silent });
     const http = await startHttp(app, { host: '127.0.0.1', port: 0, idleMs: 1000 });
     const token = app.tokens.create('helpdesk-agent', 'test').token;
-    const transport = new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
+    const transport = new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`), {
+      requestInit: { headers: { Authorization: `Bearer ${token}` } },
+    });
     const client = new Client({ name: 'idle', version: '1' });
     await client.connect(transport);
     expect(http.sessions.size).toBe(1);
@@ -69,7 +98,12 @@ describe('HTTP sessions', () => {
     expect(http.sessions.size).toBe(0);
     const res = await fetch(`${http.url}/mcp`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': transport.sessionId! },
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': transport.sessionId!,
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list', params: {} }),
     });
     expect(res.status).toBe(404);
