@@ -9,6 +9,7 @@ export const requestStatus = defineTool({
     'Reports a request returned as APPROVAL_PENDING: pending, approved, denied, expired, executing, succeeded or failed, with the decision, the result once it ran and, for installs, the job’s progress.',
   input: { request_id: z.string().regex(/^REQ-[A-Z0-9]{6,16}$/, { error: 'must be a request id like REQ-7K2M9QX4PD' }) },
   scope: 'any-write',
+  polling: true,
   effect: 'read',
   tier: 'auto',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },

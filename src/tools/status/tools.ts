@@ -12,6 +12,7 @@ export const guardStatus = defineTool({
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   capKeys: () => ({}),
   servesWhileKilled: true,
+  polling: true,
   summary: () => 'Show guard status',
   async run(_a, ctx) {
     const v = ctx.guardView();
