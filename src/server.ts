@@ -19,11 +19,14 @@ function listing(tool: AnyTool): Tool {
   let t = listings.get(tool);
   if (!t) {
     const { $schema: _s, ...schema } = z.toJSONSchema(inputSchema(tool), { io: 'input' }) as Record<string, unknown>;
+    const output = tool.output && (z.toJSONSchema(z.object(tool.output), { io: 'output' }) as Record<string, unknown>);
+    if (output) delete output.$schema;
     t = {
       name: tool.name,
       title: tool.title,
       description: tool.description,
       inputSchema: schema as Tool['inputSchema'],
+      ...(output ? { outputSchema: output as Tool['outputSchema'] } : {}),
       annotations: { title: tool.title, ...tool.annotations },
     };
     listings.set(tool, t);

@@ -21,6 +21,7 @@ function shadowResult(call: Call): CallToolResult {
   const tier = call.state.shadowTier && call.state.shadowTier !== 'auto' ? ` after ${call.state.shadowTier === 'approval' ? 'an approver’s' : call.state.shadowTier} approval` : '';
   return {
     content: [{ type: 'text', text: `[shadow mode] Would have done: ${call.tool.summary(call.args)}${tier}. Nothing was executed.` }],
+    ...(call.tool.output ? { structuredContent: { shadow: { would_run: call.tool.summary(call.args), tier: call.state.shadowTier ?? 'auto' } } } : {}),
     _meta: { 'itguard/trace_id': call.traceId, 'itguard/shadow': { would_run: call.tool.summary(call.args), tier: call.state.shadowTier ?? 'auto' } },
   };
 }

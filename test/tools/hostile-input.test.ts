@@ -15,7 +15,8 @@ let c: Awaited<ReturnType<typeof connect>>;
 beforeAll(() => {
   tmp = tempDir();
   db = join(tmp.dir, 'h.db');
-  app = openApp({ dbPath: db, policy: policyWith(), log: silent });
+  // The principal's loop breaker is not under test here: a refusal per case must not trip it.
+  app = openApp({ dbPath: db, policy: policyWith((y) => y.replace(/loop: \{[^}]*\}/, 'loop: { identical_per_hour: 1000, failures_in_a_row: 1000 }')), log: silent });
 });
 // A fresh MCP session per test: refusals count toward the session's loop breaker.
 beforeEach(async () => {
@@ -34,8 +35,9 @@ const fields = (r: Awaited<ReturnType<typeof c.call>>) =>
 describe('reason', () => {
   it('refuses C0 and C1 control characters, naming the field and the rule; nothing is created', async () => {
     const before = app.auditStore.count("event = 'call.intent'");
-    for (const reason of ['\u001b[2J\u001b[31mAPPROVED', 'ok\u009b2J', 'ok\rfake', 'nul\u0000']) {
-      const r = await c.call('ticket_create', { summary: 'VPN down', requester: 'jdoe', reason });
+    // Distinct summaries: the same action with only another reason is an identical call to the loop breaker.
+    for (const [i, reason] of ['\u001b[2J\u001b[31mAPPROVED', 'ok\u009b2J', 'ok\rfake', 'nul\u0000'].entries()) {
+      const r = await c.call('ticket_create', { summary: `VPN down ${i}`, requester: 'jdoe', reason });
       expect(codeOf(r)).toBe('INVALID_ARGUMENT');
       expect(fields(r)).toEqual([
         'reason: must not contain control characters (U+0000–U+001F except tab and newline, U+007F–U+009F)',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { GuardError } from '../../guard/errors.js';
 import { defineTool } from '../../guard/types.js';
-import { untrusted } from '../untrusted.js';
+import { neutralise, untrusted, untrustedText } from '../untrusted.js';
 
 const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 
@@ -18,6 +18,11 @@ export const kbSearch = defineTool({
   effect: 'read',
   tier: 'auto',
   annotations: READ,
+  output: {
+    results: z.array(
+      z.object({ id: z.string(), title: untrustedText(), category: untrustedText(), snippet: untrustedText(), score: z.number() }),
+    ),
+  },
   capKeys: () => ({}),
   summary: (a) => `Search the knowledge base for "${a.query}"`,
   async run(a, ctx) {
@@ -26,7 +31,7 @@ export const kbSearch = defineTool({
     const lines = hits.map((h, i) => `${i + 1}. ${h.id} — ${h.title} [${h.category}]\n   ${h.snippet.replace(/\s+/g, ' ')}`);
     return {
       text: `${hits.length} article(s) for "${a.query}", best first ([[…]] marks matched words):\n${untrusted('kb_search snippets', lines.join('\n'))}`,
-      data: { results: hits.map((h) => ({ id: h.id, title: h.title, category: h.category, snippet: h.snippet, score: h.score })) },
+      data: { results: hits.map((h) => ({ id: h.id, title: neutralise(h.title), category: neutralise(h.category), snippet: neutralise(h.snippet), score: h.score })) },
     };
   },
 });
@@ -40,14 +45,23 @@ export const kbGetArticle = defineTool({
   effect: 'read',
   tier: 'auto',
   annotations: READ,
+  output: {
+    id: z.string(),
+    title: untrustedText(),
+    category: untrustedText(),
+    tags: z.array(untrustedText()),
+    updated: untrustedText(),
+    body: untrustedText(),
+  },
   capKeys: () => ({}),
   summary: (a) => `Read article ${a.id}`,
   async run(a, ctx) {
     const art = ctx.backends.kb.get(a.id);
     if (!art) throw new GuardError('NOT_FOUND', `No article ${a.id}.`, { next: 'Search with kb_search and use an id it returns.' });
+    // Title, category and tags are written by people too: inside the fence with the body.
     return {
-      text: `${art.id} — ${art.title}\nCategory: ${art.category} · Tags: ${art.tags.join(', ')} · Updated: ${art.updated}\n${untrusted(`kb article ${art.id}`, art.body)}`,
-      data: { id: art.id, title: art.title, category: art.category, tags: art.tags, updated: art.updated, body: art.body },
+      text: `Article ${a.id}:\n${untrusted(`kb article ${a.id}`, `Title: ${art.title}\nCategory: ${art.category}\nTags: ${art.tags.join(', ')}\nUpdated: ${art.updated}\n\n${art.body}`)}`,
+      data: { id: art.id, title: neutralise(art.title), category: neutralise(art.category), tags: art.tags.map(neutralise), updated: neutralise(art.updated), body: neutralise(art.body) },
     };
   },
 });

@@ -2,16 +2,34 @@ import { z } from 'zod';
 import { GuardError } from '../../guard/errors.js';
 import { defineTool } from '../../guard/types.js';
 import { IdemKey, Reason, UserRef } from '../common.js';
-import { untrusted } from '../untrusted.js';
+import { neutralise, untrusted, untrustedText } from '../untrusted.js';
 import { PRIORITIES, STATUSES, type Ticket } from './embedded.js';
 
 const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
 const WRITE = { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
 const TicketKey = z.string().regex(/^[A-Z][A-Z0-9]{0,9}-\d{1,9}$/, { error: 'must be a ticket key like IT-42' }).describe('Ticket key, e.g. IT-42.');
 
+/** A ticket as structuredContent: the people-written fields defanged, and marked untrusted in the output schema. */
+const ticketData = (t: Ticket) => ({ ...t, summary: neutralise(t.summary), description: neutralise(t.description) });
+const TicketOut = {
+  key: z.string(),
+  project: z.string(),
+  summary: untrustedText(),
+  description: untrustedText(),
+  requester: z.string(),
+  priority: z.string(),
+  status: z.string(),
+  createdBy: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+};
+const CommentOut = { id: z.number(), author: z.string(), body: untrustedText(), createdAt: z.string() };
+/** Write tools' results; every field optional so that a shadow-mode result (nothing ran) fits too. */
+const WriteOut = { key: z.string().optional(), ticket: z.object(TicketOut).optional(), comment_id: z.number().optional(), shadow: z.looseObject({}).optional() };
+
 const created = (t: Ticket) => ({
-  text: `Opened ${t.key} for ${t.requester}: ${t.summary} (priority ${t.priority}).`,
-  data: { key: t.key, ticket: t },
+  text: `Opened ${t.key} for ${t.requester} (priority ${t.priority}):\n${untrusted(`ticket ${t.key}`, `Summary: ${t.summary}`)}`,
+  data: { key: t.key, ticket: ticketData(t) },
 });
 const commented = (key: string, id: number) => ({ text: `Comment ${id} added to ${key}.`, data: { key, comment_id: id } });
 const line = (t: Ticket): string => `${t.key} [${t.status}, ${t.priority}] requester ${t.requester}: ${t.summary}`;
@@ -39,13 +57,14 @@ export const ticketSearch = defineTool({
   effect: 'read',
   tier: 'auto',
   annotations: READ,
+  output: { tickets: z.array(z.object(TicketOut).omit({ description: true })) },
   capKeys: () => ({}),
   summary: (a) => `Search tickets${a.text ? ` for "${a.text}"` : ''}`,
   async run(a, ctx) {
     const found = ctx.backends.tickets.search(a);
     return {
       text: found.length ? `${found.length} ticket(s):\n${untrusted('ticket summaries', found.map(line).join('\n'))}` : 'No tickets match.',
-      data: { tickets: found.map(({ description: _d, ...t }) => t) },
+      data: { tickets: found.map(({ description: _d, ...t }) => ({ ...t, summary: neutralise(t.summary) })) },
     };
   },
 });
@@ -59,6 +78,7 @@ export const ticketGet = defineTool({
   effect: 'read',
   tier: 'auto',
   annotations: READ,
+  output: { ticket: z.object({ ...TicketOut, comments: z.array(z.object(CommentOut)) }) },
   capKeys: () => ({}),
   summary: (a) => `Read ticket ${a.key}`,
   async run(a, ctx) {
@@ -70,7 +90,7 @@ export const ticketGet = defineTool({
         `${t.key} [${t.status}, ${t.priority}] requester ${t.requester}, opened ${t.createdAt} by ${t.createdBy}`,
         untrusted(`ticket ${t.key}`, `Summary: ${t.summary}\n\n${t.description}${comments ? `\n\nComments:\n${comments}` : ''}`),
       ].join('\n'),
-      data: { ticket: t },
+      data: { ticket: { ...ticketData(t), comments: t.comments.map((c) => ({ ...c, body: neutralise(c.body) })) } },
     };
   },
 });
@@ -91,6 +111,7 @@ export const ticketCreate = defineTool({
   effect: 'write',
   tier: 'auto',
   annotations: WRITE,
+  output: WriteOut,
   capKeys: (a) => ({ requester: a.requester }),
   summary: (a) => `Open ticket "${a.summary}" for ${a.requester}`,
   checkPolicy: (a, { backends }) => requireUser(a.requester, 'requester', backends.directory),
@@ -114,6 +135,7 @@ export const ticketComment = defineTool({
   effect: 'write',
   tier: 'auto',
   annotations: WRITE,
+  output: WriteOut,
   capKeys: () => ({}),
   summary: (a) => `Comment on ${a.key}`,
   async run(a, ctx) {
