@@ -8,6 +8,8 @@ const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
   serve --stdio | --http [--host 127.0.0.1] [--port 3333]
   status                                    kill switch, last drill, cap usage, audit head
   caps                                      each cap rule's usage in its current window
+  budgets                                   each principal budget's usage, and the principal loop breakers
+  breaker reset PRINCIPAL                   clear a tripped principal loop breaker (audited)
   drill [--seconds 1.5] [--concurrency 4]   kill-switch drill against a real server process
   kill --reason TEXT | resume --reason TEXT
   token create --principal P [--label L] | token list | token revoke ID
@@ -61,6 +63,10 @@ async function main(argv: string[]): Promise<number> {
       return (await admin()).status(flags);
     case 'caps':
       return (await admin()).caps(flags);
+    case 'budgets':
+      return (await import('./commands/budgets.js')).budgets(flags);
+    case 'breaker':
+      return (await import('./commands/budgets.js')).breaker(flags);
     case 'drill':
       return (await import('./commands/drill.js')).drill(flags);
     case 'kill':
