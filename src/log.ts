@@ -1,4 +1,5 @@
 /** pino to file descriptor 2: in stdio mode stdout carries only MCP frames. Secrets are redacted by path. */
+import { config } from './config.js';
 import pino, { type Logger } from 'pino';
 
 export const REDACT_PATHS = [
@@ -18,6 +19,6 @@ export const REDACT_PATHS = [
   'req.headers.cookie',
 ];
 
-export function createLogger(level = process.env.ITGUARD_LOG_LEVEL ?? 'info'): Logger {
+export function createLogger(level = config().logLevel ?? 'info'): Logger {
   return pino({ name: 'itguard', level, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } }, pino.destination({ dest: 2, sync: true }));
 }

@@ -3,6 +3,7 @@
  * A GuardError from the tool is a refusal; anything else propagates to the boundary as INTERNAL.
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { config } from '../config.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';
 import type { Call, GuardView, Handler, ToolContext, ToolOutput } from './types.js';
@@ -11,7 +12,7 @@ import type { Call, GuardView, Handler, ToolContext, ToolOutput } from './types.
  * Crash-test hook: ITGUARD_FAILPOINT=before-effect|after-effect makes a write call stall at that point so a
  * test can kill -9 the process there. Unset in production; read once.
  */
-const FAILPOINT = process.env.ITGUARD_FAILPOINT;
+const FAILPOINT = config().failpoint;
 async function failpoint(name: string, call: Call): Promise<void> {
   if (FAILPOINT === name && call.tool.effect === 'write') await new Promise((r) => setTimeout(r, 60_000));
 }

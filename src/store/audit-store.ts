@@ -3,6 +3,7 @@
  * chain, hash = SHA-256(prev_hash ‖ canonical record), or HMAC-SHA-256 keyed with ITGUARD_AUDIT_KEY when set.
  * Appends run in BEGIN IMMEDIATE so several processes on one file extend one chain.
  */
+import { config } from '../config.js';
 import { canonicalJson, hmacSha256, oversize, redact, sha256 } from '../canonical.js';
 import { immediate, type Db } from './db.js';
 
@@ -88,7 +89,7 @@ export class AuditStore {
   private readonly last;
   constructor(
     readonly db: Db,
-    private readonly key: string | undefined = process.env.ITGUARD_AUDIT_KEY || undefined,
+    private readonly key: string | undefined = config().auditKey,
     private readonly now: () => number = Date.now,
   ) {
     this.insert = db.prepare(

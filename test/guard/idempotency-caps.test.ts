@@ -1,3 +1,4 @@
+import { ElicitRequestSchema, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
 import { codeOf, connect, policyWith, testApp, textOf } from '../helpers/harness.js';
 
@@ -131,12 +132,26 @@ describe('aggregate caps', () => {
     app.close();
   });
 
-  it('a refusal after reservation releases it (a denied requester spends nothing)', async () => {
+  it('a per-requester cap counts each requester on its own', async () => {
     const app = testApp({ policy: capped('      - { name: per-req, window: hour, per: requester, limit: 1 }\n') });
     const c = await connect(app);
     expect((await c.call('ticket_create', { summary: 'x', requester: 'jdoe', reason })).isError).toBeFalsy();
     expect(codeOf(await c.call('ticket_create', { summary: 'y', requester: 'jdoe', reason }))).toBe('CAP_EXCEEDED');
     expect((await c.call('ticket_create', { summary: 'z', requester: 'asmith', reason })).isError).toBeFalsy();
+    app.close();
+  });
+
+  it('a refusal after the reservation releases it: a declined confirmation spends nothing', async () => {
+    const app = testApp({ policy: policyWith((y) => y.replace(/ {2}ticket_create:\n {4}tier: auto\n {4}dedupe_window: 15m\n {4}caps:\n( {6}- .*\n)+/, '  ticket_create:\n    tier: confirm\n    caps:\n      - { name: one, window: day, limit: 1 }\n')) });
+    const c = await connect(app, 'helpdesk-agent', { elicitation: { form: {} } });
+    let answer: ElicitResult = { action: 'decline' };
+    c.client.setRequestHandler(ElicitRequestSchema, async () => answer);
+    // Reserved at the caps step, then refused at the approval step: the reservation is given back.
+    expect(codeOf(await c.call('ticket_create', { summary: 'x', requester: 'jdoe', reason }))).toBe('APPROVAL_DENIED');
+    expect(app.caps.used(app.policy.tools.ticket_create.caps[0]!, '*', app.now())).toBe(0);
+    answer = { action: 'accept', content: { approve: true } };
+    expect((await c.call('ticket_create', { summary: 'x2', requester: 'jdoe', reason })).isError).toBeFalsy();
+    expect(codeOf(await c.call('ticket_create', { summary: 'x3', requester: 'jdoe', reason }))).toBe('CAP_EXCEEDED');
     app.close();
   });
 

@@ -1,0 +1,68 @@
+/**
+ * The environment, read once: every ITGUARD_* variable is validated here and the result frozen, so no module
+ * reads process.env on its own and a bad value stops the process at start with the variable and the rule.
+ * Flags given on the command line take precedence where both exist (the CLI decides that).
+ */
+import { z } from 'zod';
+import { formatIssues } from './issues.js';
+
+const optional = (s: z.ZodType) => z.preprocess((v) => (v === '' ? undefined : v), s.optional());
+const port = z.coerce.number({ error: 'expected a port number' }).int({ error: 'expected a port number' }).min(0, { error: 'expected a port 0..65535' }).max(65535, { error: 'expected a port 0..65535' });
+const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+const envSchema = z.object({
+  ITGUARD_POLICY: optional(z.string()),
+  ITGUARD_DB: optional(z.string()),
+  ITGUARD_HOST: optional(z.string()),
+  ITGUARD_PORT: optional(port),
+  ITGUARD_LOG_LEVEL: optional(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], { error: 'expected one of trace, debug, info, warn, error, fatal, silent' })),
+  ITGUARD_AUDIT_KEY: optional(z.string().min(16, { error: 'expected a secret of at least 16 characters' })),
+  ITGUARD_PUBLIC_URL: optional(z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).transform((u) => u.replace(/\/$/, ''))),
+  ITGUARD_VERIFY_PORT: optional(port),
+  ITGUARD_ALLOWED_HOSTS: optional(list),
+  ITGUARD_ALLOWED_ORIGINS: optional(list),
+  /** Crash tests only: stall a write at this point so a test can kill -9 the process there. */
+  ITGUARD_FAILPOINT: optional(z.enum(['before-effect', 'after-effect'], { error: 'expected before-effect or after-effect' })),
+});
+
+export interface Config {
+  policyFile: string | undefined;
+  dbFile: string | undefined;
+  host: string | undefined;
+  port: number | undefined;
+  logLevel: string | undefined;
+  auditKey: string | undefined;
+  publicUrl: string | undefined;
+  verifyPort: number | undefined;
+  allowedHosts: readonly string[];
+  allowedOrigins: readonly string[];
+  failpoint: 'before-effect' | 'after-effect' | undefined;
+}
+
+export class ConfigError extends Error {}
+
+export function parseConfig(env: NodeJS.ProcessEnv): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`invalid environment: ${formatIssues(parsed.error.issues).join('; ')}`);
+  const e = parsed.data as z.output<typeof envSchema> & Record<string, unknown>;
+  return Object.freeze({
+    policyFile: e.ITGUARD_POLICY as string | undefined,
+    dbFile: e.ITGUARD_DB as string | undefined,
+    host: e.ITGUARD_HOST as string | undefined,
+    port: e.ITGUARD_PORT as number | undefined,
+    logLevel: e.ITGUARD_LOG_LEVEL as string | undefined,
+    auditKey: e.ITGUARD_AUDIT_KEY as string | undefined,
+    publicUrl: e.ITGUARD_PUBLIC_URL as string | undefined,
+    verifyPort: e.ITGUARD_VERIFY_PORT as number | undefined,
+    allowedHosts: Object.freeze((e.ITGUARD_ALLOWED_HOSTS as string[] | undefined) ?? []),
+    allowedOrigins: Object.freeze((e.ITGUARD_ALLOWED_ORIGINS as string[] | undefined) ?? []),
+    failpoint: e.ITGUARD_FAILPOINT as Config['failpoint'],
+  });
+}
+
+let current: Config | undefined;
+/** The process's configuration, parsed from process.env on first use and never again. */
+export function config(): Config {
+  current ??= parseConfig(process.env);
+  return current;
+}
