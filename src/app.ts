@@ -102,11 +102,29 @@ export function openStores(dbPath: string, policy: Policy, now: () => number = D
 export function openApp(opts: AppOptions): App {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
-  const { db, auditStore, killSwitch, tokens, backends, caps, budgets, idem, approvals, mfa } = openStores(opts.dbPath, opts.policy, now);
+  const { db, auditStore, killSwitch, tokens, backends, caps, budgets, idem, approvals, mfa } = openStores(
+    opts.dbPath,
+    opts.policy,
+    now,
+  );
   const seeded = opts.policy.demo ? seedDemo(db, opts.kbDir) : false;
   const metrics: Metrics = opts.metrics ?? noopMetrics();
   const links = { base: 'http://127.0.0.1' };
-  const deps: GuardDeps = { policy: opts.policy, killSwitch, audit: new AuditWriter(auditStore), backends, log, metrics, now, caps, budgets, idem, approvals, mfa, links };
+  const deps: GuardDeps = {
+    policy: opts.policy,
+    killSwitch,
+    audit: new AuditWriter(auditStore),
+    backends,
+    log,
+    metrics,
+    now,
+    caps,
+    budgets,
+    idem,
+    approvals,
+    mfa,
+    links,
+  };
 
   let kill = new AbortController();
   const watcher = setInterval(() => {
@@ -151,7 +169,11 @@ export function openApp(opts: AppOptions): App {
     const p = opts.policy.principals[name];
     return p && { name, scopes: p.scopes };
   };
-  const stopExecutor = startExecutor({ ...deps, tools: ALL_TOOLS, principal, killSignal }, execute(deps, guardView), opts.executorPollMs);
+  const stopExecutor = startExecutor(
+    { ...deps, tools: ALL_TOOLS, principal, killSignal },
+    execute(deps, guardView),
+    opts.executorPollMs,
+  );
 
   return {
     ...deps,

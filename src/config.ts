@@ -7,22 +7,39 @@ import { z } from 'zod';
 import { formatIssues } from './issues.js';
 
 const optional = (s: z.ZodType) => z.preprocess((v) => (v === '' ? undefined : v), s.optional());
-const port = z.coerce.number({ error: 'expected a port number' }).int({ error: 'expected a port number' }).min(0, { error: 'expected a port 0..65535' }).max(65535, { error: 'expected a port 0..65535' });
-const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+const port = z.coerce
+  .number({ error: 'expected a port number' })
+  .int({ error: 'expected a port number' })
+  .min(0, { error: 'expected a port 0..65535' })
+  .max(65535, { error: 'expected a port 0..65535' });
+const list = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 
 const envSchema = z.object({
   ITGUARD_POLICY: optional(z.string()),
   ITGUARD_DB: optional(z.string()),
   ITGUARD_HOST: optional(z.string()),
   ITGUARD_PORT: optional(port),
-  ITGUARD_LOG_LEVEL: optional(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], { error: 'expected one of trace, debug, info, warn, error, fatal, silent' })),
+  ITGUARD_LOG_LEVEL: optional(
+    z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], {
+      error: 'expected one of trace, debug, info, warn, error, fatal, silent',
+    }),
+  ),
   ITGUARD_AUDIT_KEY: optional(z.string().min(16, { error: 'expected a secret of at least 16 characters' })),
-  ITGUARD_PUBLIC_URL: optional(z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).transform((u) => u.replace(/\/$/, ''))),
+  ITGUARD_PUBLIC_URL: optional(
+    z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).transform((u) => u.replace(/\/$/, '')),
+  ),
   ITGUARD_VERIFY_PORT: optional(port),
   ITGUARD_ALLOWED_HOSTS: optional(list),
   ITGUARD_ALLOWED_ORIGINS: optional(list),
   /** Crash tests only: stall a write at this point so a test can kill -9 the process there. */
-  ITGUARD_FAILPOINT: optional(z.enum(['before-effect', 'after-effect'], { error: 'expected before-effect or after-effect' })),
+  ITGUARD_FAILPOINT: optional(
+    z.enum(['before-effect', 'after-effect'], { error: 'expected before-effect or after-effect' }),
+  ),
 });
 
 export interface Config {

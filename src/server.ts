@@ -4,12 +4,25 @@
  * tools/call goes through the composed guard pipeline. No I/O at import.
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  type CallToolResult,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
 import { nanoid } from 'nanoid';
 import { z } from 'zod';
 import type { App } from './app.js';
 import { unknownTool, unknownToolPolicy, visibleTools } from './guard/scope.js';
-import { newCallState, type AnyTool, type Call, type ClientGate, type McpExtra, type Principal, type SessionState } from './guard/types.js';
+import {
+  newCallState,
+  type AnyTool,
+  type Call,
+  type ClientGate,
+  type McpExtra,
+  type Principal,
+  type SessionState,
+} from './guard/types.js';
 import { inputSchema } from './guard/validate.js';
 
 export const SERVER_INFO = { name: 'itguard', version: '0.1.0' };
@@ -35,7 +48,16 @@ function listing(tool: AnyTool): Tool {
 }
 
 export function newSession(transport: SessionState['transport'], now: number, id: string = nanoid()): SessionState {
-  return { id, transport, startedAt: now, calls: 0, resultBytes: 0, identical: new Map(), consecutiveFailures: 0, tripped: undefined };
+  return {
+    id,
+    transport,
+    startedAt: now,
+    calls: 0,
+    resultBytes: 0,
+    identical: new Map(),
+    consecutiveFailures: 0,
+    tripped: undefined,
+  };
 }
 
 /** What the human gates may ask of this client: elicitation (form, url) tied to this request, and progress. */
@@ -45,10 +67,13 @@ function clientGate(server: Server, extra: McpExtra): ClientGate {
   return {
     form: !!caps?.form,
     url: !!caps?.url,
-    elicit: (params, signal, timeoutMs) => server.elicitInput(params, { relatedRequestId: extra.requestId, signal, timeout: timeoutMs }),
+    elicit: (params, signal, timeoutMs) =>
+      server.elicitInput(params, { relatedRequestId: extra.requestId, signal, timeout: timeoutMs }),
     async progress(progress, total, message) {
       if (progressToken === undefined) return;
-      await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total, message } }).catch(() => undefined);
+      await extra
+        .sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total, message } })
+        .catch(() => undefined);
     },
   };
 }

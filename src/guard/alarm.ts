@@ -23,7 +23,11 @@ export async function raiseAlarm(
   await call?.mcp
     ?.sendNotification({
       method: 'notifications/message',
-      params: { level: 'warning', logger: 'itguard', data: { alarm: alarm.kind, rule: alarm.rule, message: alarm.message, ...alarm.detail } },
+      params: {
+        level: 'warning',
+        logger: 'itguard',
+        data: { alarm: alarm.kind, rule: alarm.rule, message: alarm.message, ...alarm.detail },
+      },
     })
     .catch(() => undefined);
 }

@@ -81,17 +81,33 @@ export function settledApproval(
 ): { state: 'completed' | 'failed'; result: CallToolResult; updatedAt: number; denial?: GuardError } {
   const a = deps.approvals.get(id);
   if (a && (a.status === 'succeeded' || a.status === 'failed')) {
-    return { state: a.status === 'succeeded' ? 'completed' : 'failed', result: storedResult(a), updatedAt: a.updated_at };
+    return {
+      state: a.status === 'succeeded' ? 'completed' : 'failed',
+      result: storedResult(a),
+      updatedAt: a.updated_at,
+    };
   }
   if (!a || a.status === 'denied' || a.status === 'expired') {
-    const denial = new GuardError('APPROVAL_DENIED', `Request ${id} was ${a?.status ?? 'lost'}; nothing was done.`, { details: { request_id: id } });
+    const denial = new GuardError('APPROVAL_DENIED', `Request ${id} was ${a?.status ?? 'lost'}; nothing was done.`, {
+      details: { request_id: id },
+    });
     return { state: 'failed', result: denial.toToolResult(originalTraceId), updatedAt: deps.now(), denial };
   }
   // An MFA request waiting on its target user gets a fresh one-time link (only hashes are stored).
-  const link = a.tier === 'mfa' && a.status === 'pending' ? `${deps.links.base}/verify/${deps.approvals.rotateVerifyLink(a.id)}` : undefined;
+  const link =
+    a.tier === 'mfa' && a.status === 'pending'
+      ? `${deps.links.base}/verify/${deps.approvals.rotateVerifyLink(a.id)}`
+      : undefined;
   throw new GuardError(
     'APPROVAL_PENDING',
     `This request is ${a.status === 'pending' ? 'waiting for a human decision' : a.status} as ${a.id}${link ? `; ${a.target} confirms on this one-time page: ${link} ` : ''}; check with request_status.`,
-    { details: { request_id: a.id, status: a.status, expires_at: new Date(a.expires_at).toISOString(), ...(link ? { verification_link: link } : {}) } },
+    {
+      details: {
+        request_id: a.id,
+        status: a.status,
+        expires_at: new Date(a.expires_at).toISOString(),
+        ...(link ? { verification_link: link } : {}),
+      },
+    },
   );
 }

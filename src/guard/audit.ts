@@ -11,7 +11,12 @@ import { errorCodeOf, GuardError } from './errors.js';
 import type { GuardDeps } from './deps.js';
 import type { Call, Guard } from './types.js';
 
-const baseOf = (call: Call) => ({ actor: call.principal.name, traceId: call.traceId, sessionId: call.session.id, tool: call.tool.name });
+const baseOf = (call: Call) => ({
+  actor: call.principal.name,
+  traceId: call.traceId,
+  sessionId: call.session.id,
+  tool: call.tool.name,
+});
 
 export const audit =
   (deps: Pick<GuardDeps, 'audit'>): Guard =>
@@ -19,7 +24,12 @@ export const audit =
     async function auditGuard(call) {
       const base = baseOf(call);
       if (call.tool.effect === 'write') {
-        await deps.audit.record({ ...base, event: 'call.intent', args: call.args, detail: { summary: call.tool.summary(call.args), idempotency_key: call.idempotencyKey } });
+        await deps.audit.record({
+          ...base,
+          event: 'call.intent',
+          args: call.args,
+          detail: { summary: call.tool.summary(call.args), idempotency_key: call.idempotencyKey },
+        });
       }
       call.state.audited = true;
       let result;
@@ -28,7 +38,14 @@ export const audit =
       } catch (e) {
         const code = (e as { code?: string }).code ?? 'INTERNAL';
         await deps.audit
-          .record({ ...base, event: 'call.outcome', args: call.args, outcome: 'error', code, detail: { started_at: call.state.executedAt } })
+          .record({
+            ...base,
+            event: 'call.outcome',
+            args: call.args,
+            outcome: 'error',
+            code,
+            detail: { started_at: call.state.executedAt },
+          })
           .catch(() => undefined);
         throw e;
       }
@@ -39,7 +56,10 @@ export const audit =
         args: call.args,
         outcome: result.isError ? 'error' : 'ok',
         code,
-        detail: call.toolPolicy.mode === 'shadow' && call.tool.effect === 'write' ? { shadow: true } : { started_at: call.state.executedAt },
+        detail:
+          call.toolPolicy.mode === 'shadow' && call.tool.effect === 'write'
+            ? { shadow: true }
+            : { started_at: call.state.executedAt },
       });
       return result;
     };

@@ -22,12 +22,20 @@ export const boundary =
           result = e.toToolResult(call.traceId);
         } else {
           deps.log.error({ err: e, trace_id: call.traceId, tool: call.tool.name }, 'unexpected error in tool call');
-          result = new GuardError('INTERNAL', 'An unexpected error occurred; it has been logged.').toToolResult(call.traceId);
+          result = new GuardError('INTERNAL', 'An unexpected error occurred; it has been logged.').toToolResult(
+            call.traceId,
+          );
         }
       }
       const code = errorCodeOf(result);
       const tool = isUnknownTool(call.tool) ? '(unknown)' : call.tool.name; // the name is the caller's: bounded label set
-      const outcome = result._meta?.['itguard/replay'] ? 'replay' : !result.isError ? 'ok' : code === 'INTERNAL' || code === 'BACKEND_ERROR' ? 'error' : 'refused';
+      const outcome = result._meta?.['itguard/replay']
+        ? 'replay'
+        : !result.isError
+          ? 'ok'
+          : code === 'INTERNAL' || code === 'BACKEND_ERROR'
+            ? 'error'
+            : 'refused';
       deps.metrics.calls.inc({ tool, outcome, code: code ?? '' });
       deps.metrics.latency.observe({ tool }, (performance.now() - t0) / 1000);
       deps.log.debug({ trace_id: call.traceId, tool, principal: call.principal.name, outcome, code }, 'tool call');

@@ -32,7 +32,8 @@ export function resultBytes(r: { content?: unknown; structuredContent?: unknown 
 export function callSignature(call: Call): string {
   const raw = call.rawArgs;
   try {
-    const args = raw && typeof raw === 'object' && !Array.isArray(raw) ? actionArgs(raw as Record<string, unknown>) : raw;
+    const args =
+      raw && typeof raw === 'object' && !Array.isArray(raw) ? actionArgs(raw as Record<string, unknown>) : raw;
     return sha256(`${call.tool.name}\u0000${canonicalJson(args)}`);
   } catch {
     // Arguments too deep or too odd to canonicalise are refused by validation; repeats of them still count as one call.
@@ -40,18 +41,23 @@ export function callSignature(call: Call): string {
   }
 }
 
-const rulesFor = (rules: readonly BudgetRule[], tool: string): BudgetRule[] => rules.filter((r) => !r.tools || (r.tools as readonly string[]).includes(tool));
+const rulesFor = (rules: readonly BudgetRule[], tool: string): BudgetRule[] =>
+  rules.filter((r) => !r.tools || (r.tools as readonly string[]).includes(tool));
 
-const loopDetected = (message: string, details: Record<string, unknown>) => new GuardError('LOOP_DETECTED', message, { details });
+const loopDetected = (message: string, details: Record<string, unknown>) =>
+  new GuardError('LOOP_DETECTED', message, { details });
 
 function principalTripError(trip: Trip): GuardError {
   const clears = new Date(trip.clearsAt).toISOString();
-  return loopDetected(`The loop breaker stopped principal-wide calls: ${trip.why}. It clears at ${clears}, or when IT resets it.`, {
-    rule: trip.rule,
-    level: 'principal',
-    tripped_at: new Date(trip.trippedAt).toISOString(),
-    clears_at: clears,
-  });
+  return loopDetected(
+    `The loop breaker stopped principal-wide calls: ${trip.why}. It clears at ${clears}, or when IT resets it.`,
+    {
+      rule: trip.rule,
+      level: 'principal',
+      tripped_at: new Date(trip.trippedAt).toISOString(),
+      clears_at: clears,
+    },
+  );
 }
 
 export const budget =
@@ -63,27 +69,42 @@ export const budget =
       const polling = call.tool.polling === true;
       // Security: a tripped session breaker is final for the session.
       if (s.tripped) {
-        throw loopDetected(`This session was stopped by the loop breaker: ${s.tripped.why}. It does not clear in this session.`, {
-          rule: s.tripped.rule,
-          level: 'session',
-          clears_at: null,
-        });
+        throw loopDetected(
+          `This session was stopped by the loop breaker: ${s.tripped.why}. It does not clear in this session.`,
+          {
+            rule: s.tripped.rule,
+            level: 'session',
+            clears_at: null,
+          },
+        );
       }
       const exhausted = (what: string, limit: string) =>
-        new GuardError('BUDGET_EXHAUSTED', `This session has used its ${what} (${limit}).`, { details: { budget: what, level: 'session', limit } });
+        new GuardError('BUDGET_EXHAUSTED', `This session has used its ${what} (${limit}).`, {
+          details: { budget: what, level: 'session', limit },
+        });
       if (!polling && s.calls >= b.maxCalls) throw exhausted('calls', `max_calls ${b.maxCalls}`);
       if (deps.now() - s.startedAt >= b.maxMinutes * 60_000) throw exhausted('time', `max_minutes ${b.maxMinutes}`);
       if (s.resultBytes >= b.maxResultBytes) throw exhausted('result bytes', `max_result_bytes ${b.maxResultBytes}`);
       // "More than max_consecutive_failures in a row" (DESIGN §3): the call after the (N+1)th failure is refused.
       if (s.consecutiveFailures > call.toolPolicy.maxConsecutiveFailures) {
-        await tripSession(deps, call, 'max_consecutive_failures', `${s.consecutiveFailures} failed calls in a row (max_consecutive_failures ${call.toolPolicy.maxConsecutiveFailures})`);
+        await tripSession(
+          deps,
+          call,
+          'max_consecutive_failures',
+          `${s.consecutiveFailures} failed calls in a row (max_consecutive_failures ${call.toolPolicy.maxConsecutiveFailures})`,
+        );
       }
       const sig = polling ? undefined : callSignature(call);
       if (sig !== undefined) {
         const seen = (s.identical.get(sig) ?? 0) + 1;
         s.identical.set(sig, seen);
         if (seen > call.toolPolicy.maxIdenticalCalls) {
-          await tripSession(deps, call, 'max_identical_calls', `${call.tool.name} called ${seen} times with the same arguments (max_identical_calls ${call.toolPolicy.maxIdenticalCalls})`);
+          await tripSession(
+            deps,
+            call,
+            'max_identical_calls',
+            `${call.tool.name} called ${seen} times with the same arguments (max_identical_calls ${call.toolPolicy.maxIdenticalCalls})`,
+          );
         }
       }
 
@@ -91,7 +112,14 @@ export const budget =
       const now = deps.now();
       // Security: the principal's budgets and breaker are decided in the database, atomically; an error here
       // (database busy, unreadable) propagates and the call is refused (fail closed).
-      const admitted = deps.budgets.admit({ principal: call.principal.name, sessionId: s.id, rules, sig, identicalPerHour: deps.policy.loop.identicalPerHour, now });
+      const admitted = deps.budgets.admit({
+        principal: call.principal.name,
+        sessionId: s.id,
+        rules,
+        sig,
+        identicalPerHour: deps.policy.loop.identicalPerHour,
+        now,
+      });
       if (!admitted.ok) {
         if (admitted.kind === 'tripped') {
           if (admitted.fresh) await alarmTrip(deps, call, admitted.trip);
@@ -100,10 +128,22 @@ export const budget =
         const r = admitted.rule;
         const resets = new Date(admitted.resetsAt).toISOString();
         const per = r.per === 'session' ? 'this session' : `principal ${call.principal.name}`;
-        throw new GuardError('BUDGET_EXHAUSTED', `Budget "${r.name}" is used up for ${per}: ${admitted.used}/${r.limit} ${r.measure.replace('_', ' ')} this ${r.window}; it resets at ${resets}.`, {
-          details: { budget: r.name, level: r.per, measure: r.measure, used: admitted.used, limit: r.limit, window: r.window, resets_at: resets },
-          next: `Summarise progress for the user and stop; do not call again before ${resets}.`,
-        });
+        throw new GuardError(
+          'BUDGET_EXHAUSTED',
+          `Budget "${r.name}" is used up for ${per}: ${admitted.used}/${r.limit} ${r.measure.replace('_', ' ')} this ${r.window}; it resets at ${resets}.`,
+          {
+            details: {
+              budget: r.name,
+              level: r.per,
+              measure: r.measure,
+              used: admitted.used,
+              limit: r.limit,
+              window: r.window,
+              resets_at: resets,
+            },
+            next: `Summarise progress for the user and stop; do not call again before ${resets}.`,
+          },
+        );
       }
       await budgetAlarms(deps, call, admitted.alarms);
 
@@ -128,10 +168,24 @@ export const budget =
     };
 
 /** After the call: failures, result bytes and the principal's failure streak. A store error is logged, not raised: the call's own outcome stands. */
-async function settle(deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics' | 'now' | 'budgets'>, call: Call, rules: BudgetRule[], failed: boolean | undefined, bytes: number): Promise<void> {
+async function settle(
+  deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics' | 'now' | 'budgets'>,
+  call: Call,
+  rules: BudgetRule[],
+  failed: boolean | undefined,
+  bytes: number,
+): Promise<void> {
   let settled;
   try {
-    settled = deps.budgets.settle({ principal: call.principal.name, sessionId: call.session.id, rules, failed, resultBytes: bytes, failuresInARow: deps.policy.loop.failuresInARow, now: deps.now() });
+    settled = deps.budgets.settle({
+      principal: call.principal.name,
+      sessionId: call.session.id,
+      rules,
+      failed,
+      resultBytes: bytes,
+      failuresInARow: deps.policy.loop.failuresInARow,
+      now: deps.now(),
+    });
   } catch (e) {
     deps.log.error({ err: e, trace_id: call.traceId }, 'could not record a call against the principal budgets');
     return;
@@ -140,10 +194,23 @@ async function settle(deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metric
   if (settled.trip) await alarmTrip(deps, call, settled.trip);
 }
 
-async function tripSession(deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>, call: Call, rule: string, why: string): Promise<never> {
+async function tripSession(
+  deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>,
+  call: Call,
+  rule: string,
+  why: string,
+): Promise<never> {
   call.session.tripped = { rule, why };
-  await raiseAlarm(deps, call, { kind: 'LOOP_DETECTED', rule, message: `loop breaker tripped for session ${call.session.id}: ${why}` });
-  throw loopDetected(`The loop breaker stopped this session: ${why}. It does not clear in this session.`, { rule, level: 'session', clears_at: null });
+  await raiseAlarm(deps, call, {
+    kind: 'LOOP_DETECTED',
+    rule,
+    message: `loop breaker tripped for session ${call.session.id}: ${why}`,
+  });
+  throw loopDetected(`The loop breaker stopped this session: ${why}. It does not clear in this session.`, {
+    rule,
+    level: 'session',
+    clears_at: null,
+  });
 }
 
 const alarmTrip = (deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>, call: Call, trip: Trip) =>
@@ -154,7 +221,11 @@ const alarmTrip = (deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>, call: Cal
     detail: { level: 'principal', clears_at: new Date(trip.clearsAt).toISOString() },
   });
 
-async function budgetAlarms(deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>, call: Call, alarms: BudgetAlarm[]): Promise<void> {
+async function budgetAlarms(
+  deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>,
+  call: Call,
+  alarms: BudgetAlarm[],
+): Promise<void> {
   for (const a of alarms) {
     await raiseAlarm(deps, call, {
       kind: 'BUDGET_ALARM',

@@ -43,7 +43,12 @@ export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined
       } else {
         const usage = caps.usage(rule, now);
         // The planner sees the busiest key's usage but not whose it is.
-        out.push({ ...base, used: usage[0]?.used ?? 0, key: call ? '(busiest)' : (usage[0]?.scopeKey ?? '-'), keys: usage.length });
+        out.push({
+          ...base,
+          used: usage[0]?.used ?? 0,
+          key: call ? '(busiest)' : (usage[0]?.scopeKey ?? '-'),
+          keys: usage.length,
+        });
       }
     }
   }
@@ -51,7 +56,13 @@ export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined
 }
 
 /** The principal's budgets (and this session's, for per-session rules): used, limit, resets_at. */
-export function budgetsView(policy: Policy, budgets: BudgetStore, principal: string, sessionId: string | undefined, now: number): Record<string, unknown>[] {
+export function budgetsView(
+  policy: Policy,
+  budgets: BudgetStore,
+  principal: string,
+  sessionId: string | undefined,
+  now: number,
+): Record<string, unknown>[] {
   return budgets.usage(policy.budgets, now, { principal, sessionId }).map((u) => ({
     budget: u.rule,
     per: u.per,
@@ -66,13 +77,25 @@ export function budgetsView(policy: Policy, budgets: BudgetStore, principal: str
 }
 
 /** The principal's loop breaker: ok, or tripped with the rule and when it clears. */
-export function breakerView(policy: Policy, budgets: BudgetStore, principal: string, now: number): Record<string, unknown> {
+export function breakerView(
+  policy: Policy,
+  budgets: BudgetStore,
+  principal: string,
+  now: number,
+): Record<string, unknown> {
   const b = budgets.breaker(principal, now);
   return {
     state: b.trip ? 'tripped' : 'ok',
     failures_in_a_row: b.streak,
     failures_in_a_row_limit: policy.loop.failuresInARow,
     identical_per_hour: policy.loop.identicalPerHour,
-    ...(b.trip ? { rule: b.trip.rule, why: b.trip.why, tripped_at: new Date(b.trip.trippedAt).toISOString(), clears_at: new Date(b.trip.clearsAt).toISOString() } : {}),
+    ...(b.trip
+      ? {
+          rule: b.trip.rule,
+          why: b.trip.why,
+          tripped_at: new Date(b.trip.trippedAt).toISOString(),
+          clears_at: new Date(b.trip.clearsAt).toISOString(),
+        }
+      : {}),
   };
 }

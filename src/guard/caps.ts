@@ -49,7 +49,17 @@ export const caps =
         throw new GuardError(
           'CAP_EXCEEDED',
           `Cap "${r.rule.name}" reached${per}: ${fmtAmount(r.rule, r.used)}/${fmtAmount(r.rule, r.rule.limit)} ${unitOf(r.rule)} this ${r.rule.window}; it resets at ${resets}.`,
-          { details: { rule: r.rule.name, used: r.used, limit: r.rule.limit, measure: r.rule.measure, window: r.rule.window, per: r.rule.per, resets_at: resets } },
+          {
+            details: {
+              rule: r.rule.name,
+              used: r.used,
+              limit: r.rule.limit,
+              measure: r.rule.measure,
+              window: r.rule.window,
+              per: r.rule.per,
+              resets_at: resets,
+            },
+          },
         );
       }
       const preview = demands.map((d) => ({
@@ -71,7 +81,9 @@ export const caps =
       }
       // While the call holds its reservation (holder 'call') it gives it back if nothing executed, or in shadow
       // mode; an approval request that took it over (holder 'approval') or a step that returned it ('none') owns it.
-      const giveBack = (failed: boolean) => held.holder === 'call' && (call.toolPolicy.mode === 'shadow' || (failed && call.state.executedAt === undefined));
+      const giveBack = (failed: boolean) =>
+        held.holder === 'call' &&
+        (call.toolPolicy.mode === 'shadow' || (failed && call.state.executedAt === undefined));
       let result: CallToolResult;
       try {
         result = await next(call);

@@ -5,22 +5,58 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 
 export const ERROR_CODES = {
-  KILL_SWITCH_ENGAGED: { retryable: false, next: 'Stop and tell the user that IT has paused automated actions; do not retry until they say it is resumed.' },
-  SCOPE_DENIED: { retryable: false, next: 'This agent is not allowed to do this; tell the user to contact IT directly.' },
-  TOOL_DISABLED: { retryable: false, next: 'This tool is switched off by policy; tell the user to contact IT directly.' },
+  KILL_SWITCH_ENGAGED: {
+    retryable: false,
+    next: 'Stop and tell the user that IT has paused automated actions; do not retry until they say it is resumed.',
+  },
+  SCOPE_DENIED: {
+    retryable: false,
+    next: 'This agent is not allowed to do this; tell the user to contact IT directly.',
+  },
+  TOOL_DISABLED: {
+    retryable: false,
+    next: 'This tool is switched off by policy; tell the user to contact IT directly.',
+  },
   UNKNOWN_TOOL: { retryable: false, next: 'Call tools/list and use one of the tools it lists.' },
   INVALID_ARGUMENT: { retryable: false, next: 'Fix the named fields and call again.' },
-  POLICY_DENIED: { retryable: false, next: 'Policy forbids this action for these arguments; tell the user to contact IT directly.' },
+  POLICY_DENIED: {
+    retryable: false,
+    next: 'Policy forbids this action for these arguments; tell the user to contact IT directly.',
+  },
   NOT_FOUND: { retryable: false, next: 'Check the identifier (search first) and call again.' },
-  BUDGET_EXHAUSTED: { retryable: false, next: 'This session has used its budget; summarise progress for the user and stop.' },
-  LOOP_DETECTED: { retryable: false, next: 'This session repeated itself or failed too often and is stopped; summarise for the user and stop.' },
-  IN_PROGRESS: { retryable: true, next: 'The same request is still running; wait a few seconds and retry with the same idempotency_key.' },
-  IDEMPOTENCY_CONFLICT: { retryable: false, next: 'This idempotency_key was used with other arguments; use a new key for a new request.' },
-  CAP_EXCEEDED: { retryable: false, next: 'An aggregate limit is reached; tell the user and do not retry before resets_at.' },
+  BUDGET_EXHAUSTED: {
+    retryable: false,
+    next: 'This session has used its budget; summarise progress for the user and stop.',
+  },
+  LOOP_DETECTED: {
+    retryable: false,
+    next: 'This session repeated itself or failed too often and is stopped; summarise for the user and stop.',
+  },
+  IN_PROGRESS: {
+    retryable: true,
+    next: 'The same request is still running; wait a few seconds and retry with the same idempotency_key.',
+  },
+  IDEMPOTENCY_CONFLICT: {
+    retryable: false,
+    next: 'This idempotency_key was used with other arguments; use a new key for a new request.',
+  },
+  CAP_EXCEEDED: {
+    retryable: false,
+    next: 'An aggregate limit is reached; tell the user and do not retry before resets_at.',
+  },
   APPROVAL_DENIED: { retryable: false, next: 'The action was not approved; tell the user and do not retry it.' },
-  APPROVAL_UNAVAILABLE: { retryable: false, next: 'No approval channel is available for this client; tell the user to contact IT directly.' },
-  APPROVAL_PENDING: { retryable: true, next: 'Waiting on a human; check progress later with request_status and the request_id.' },
-  BACKEND_ERROR: { retryable: false, next: 'The backend failed; see retryable, and if true retry later with the same idempotency_key.' },
+  APPROVAL_UNAVAILABLE: {
+    retryable: false,
+    next: 'No approval channel is available for this client; tell the user to contact IT directly.',
+  },
+  APPROVAL_PENDING: {
+    retryable: true,
+    next: 'Waiting on a human; check progress later with request_status and the request_id.',
+  },
+  BACKEND_ERROR: {
+    retryable: false,
+    next: 'The backend failed; see retryable, and if true retry later with the same idempotency_key.',
+  },
   INTERNAL: { retryable: false, next: 'An unexpected error happened; give the user the trace_id and stop.' },
 } as const satisfies Record<string, { retryable: boolean; next: string }>;
 

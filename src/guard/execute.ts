@@ -19,11 +19,28 @@ async function failpoint(name: string, call: Call): Promise<void> {
 
 /** Shadow mode: evaluated, gated and audited as if real; nothing runs, and the result says what would have. */
 function shadowResult(call: Call): CallToolResult {
-  const tier = call.state.shadowTier && call.state.shadowTier !== 'auto' ? ` after ${call.state.shadowTier === 'approval' ? 'an approver’s' : call.state.shadowTier} approval` : '';
+  const tier =
+    call.state.shadowTier && call.state.shadowTier !== 'auto'
+      ? ` after ${call.state.shadowTier === 'approval' ? 'an approver’s' : call.state.shadowTier} approval`
+      : '';
   return {
-    content: [{ type: 'text', text: `[shadow mode] Would have done: ${call.tool.summary(call.args)}${tier}. Nothing was executed.` }],
-    ...(call.tool.output ? { structuredContent: { shadow: { would_run: call.tool.summary(call.args), tier: call.state.shadowTier ?? 'auto' } } } : {}),
-    _meta: { 'itguard/trace_id': call.traceId, 'itguard/shadow': { would_run: call.tool.summary(call.args), tier: call.state.shadowTier ?? 'auto' } },
+    content: [
+      {
+        type: 'text',
+        text: `[shadow mode] Would have done: ${call.tool.summary(call.args)}${tier}. Nothing was executed.`,
+      },
+    ],
+    ...(call.tool.output
+      ? {
+          structuredContent: {
+            shadow: { would_run: call.tool.summary(call.args), tier: call.state.shadowTier ?? 'auto' },
+          },
+        }
+      : {}),
+    _meta: {
+      'itguard/trace_id': call.traceId,
+      'itguard/shadow': { would_run: call.tool.summary(call.args), tier: call.state.shadowTier ?? 'auto' },
+    },
   };
 }
 
@@ -34,7 +51,10 @@ export class KillSwitchAbort extends Error {
   }
 }
 
-export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' | 'approvals' | 'links'>, guardView: (call: Call) => GuardView): Handler {
+export function execute(
+  deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' | 'approvals' | 'links'>,
+  guardView: (call: Call) => GuardView,
+): Handler {
   return async function executeTool(call): Promise<CallToolResult> {
     if (call.toolPolicy.mode === 'shadow' && call.tool.effect === 'write') return shadowResult(call);
     const timeout = AbortSignal.timeout(call.toolPolicy.timeoutMs);
@@ -47,10 +67,16 @@ export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' 
       // The check and the start time are one synchronous step.
       signal.throwIfAborted();
       if (killable && deps.killSwitch.state().engaged) {
-        throw new GuardError('KILL_SWITCH_ENGAGED', 'IT engaged the kill switch before this call could run; nothing was done.');
+        throw new GuardError(
+          'KILL_SWITCH_ENGAGED',
+          'IT engaged the kill switch before this call could run; nothing was done.',
+        );
       }
       call.state.executedAt = deps.now();
-      return call.tool.run(call.args, toolContext(deps, call, { idempotencyKey: call.idempotencyKey, signal, guardView: () => guardView(call) }));
+      return call.tool.run(
+        call.args,
+        toolContext(deps, call, { idempotencyKey: call.idempotencyKey, signal, guardView: () => guardView(call) }),
+      );
     })();
     run.catch(() => undefined); // if the abort wins the race, the run's own rejection is not unhandled
     const aborted = new Promise<never>((_, reject) => {
@@ -59,10 +85,18 @@ export function execute(deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' 
           // details.outcome_unknown: if the effect had started, it may or may not have happened; a retry with
           // the same key asks the backend rather than assuming either.
           timeout.aborted
-            ? new BackendError(`${call.tool.name} timed out after ${call.toolPolicy.timeoutMs} ms.`, true, { outcome_unknown: true })
+            ? new BackendError(`${call.tool.name} timed out after ${call.toolPolicy.timeoutMs} ms.`, true, {
+                outcome_unknown: true,
+              })
             : signal.reason instanceof KillSwitchAbort
-              ? new GuardError('KILL_SWITCH_ENGAGED', `IT engaged the kill switch while ${call.tool.name} was running; it was aborted.`, { details: { outcome_unknown: true } })
-              : new BackendError(`${call.tool.name} was aborted: ${String(signal.reason ?? 'cancelled')}.`, false, { outcome_unknown: true }),
+              ? new GuardError(
+                  'KILL_SWITCH_ENGAGED',
+                  `IT engaged the kill switch while ${call.tool.name} was running; it was aborted.`,
+                  { details: { outcome_unknown: true } },
+                )
+              : new BackendError(`${call.tool.name} was aborted: ${String(signal.reason ?? 'cancelled')}.`, false, {
+                  outcome_unknown: true,
+                }),
         );
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
@@ -80,7 +114,13 @@ export const toResult = (out: ToolOutput, traceId: string): CallToolResult => ({
   _meta: { 'itguard/trace_id': traceId },
 });
 
-const NO_VIEW: GuardView = { killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [], budgets: [], loopBreaker: {} };
+const NO_VIEW: GuardView = {
+  killSwitch: { engaged: false, reason: '', changedAt: 0 },
+  session: {},
+  caps: [],
+  budgets: [],
+  loopBreaker: {},
+};
 
 /** What a tool's run() or recover() receives: everything arrives through it, nothing is imported. */
 export function toolContext(

@@ -35,7 +35,14 @@ export function startExecutor(deps: ExecutorDeps, exec: Handler, intervalMs = 50
     try {
       if (deps.killSwitch.state().engaged) return; // approved requests wait for a resume
       for (const row of deps.approvals.orphanedExecuting(deps.now())) {
-        if (!deps.approvals.reclaim(row, deps.now(), runLeaseMs(deps, deps.policy.tools[row.tool as keyof typeof deps.policy.tools]?.timeoutMs ?? 30_000))) continue;
+        if (
+          !deps.approvals.reclaim(
+            row,
+            deps.now(),
+            runLeaseMs(deps, deps.policy.tools[row.tool as keyof typeof deps.policy.tools]?.timeoutMs ?? 30_000),
+          )
+        )
+          continue;
         await recoverOrphan(deps, afterApproval, row);
       }
       for (const row of deps.approvals.approvedReady()) {
@@ -59,8 +66,21 @@ function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {
   const tool = deps.tools.find((t) => t.name === row.tool);
   const principal = deps.principal(row.principal);
   // Security: policy changed since the request was made; the approval no longer authorises anything.
-  if (!tool || !principal) return new GuardError('SCOPE_DENIED', `${row.principal} may no longer run ${row.tool}; approved request ${row.id} was not executed.`);
-  const session: SessionState = { id: `executor:${row.id}`, transport: 'memory', startedAt: deps.now(), calls: 0, resultBytes: 0, identical: new Map(), consecutiveFailures: 0, tripped: undefined };
+  if (!tool || !principal)
+    return new GuardError(
+      'SCOPE_DENIED',
+      `${row.principal} may no longer run ${row.tool}; approved request ${row.id} was not executed.`,
+    );
+  const session: SessionState = {
+    id: `executor:${row.id}`,
+    transport: 'memory',
+    startedAt: deps.now(),
+    calls: 0,
+    resultBytes: 0,
+    identical: new Map(),
+    consecutiveFailures: 0,
+    tripped: undefined,
+  };
   const args = JSON.parse(row.args) as Record<string, unknown>;
   return {
     tool,
@@ -87,7 +107,10 @@ async function runOne(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalR
   }
   const edge = chain(deps, (c) => runApproved(deps, row, c, afterApproval), EXECUTOR_EDGE);
   const result = await edge(call);
-  deps.log.info({ request_id: row.id, tool: row.tool, trace_id: call.traceId, ok: !result.isError }, 'ran an approved request');
+  deps.log.info(
+    { request_id: row.id, tool: row.tool, trace_id: call.traceId, ok: !result.isError },
+    'ran an approved request',
+  );
 }
 
 async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalRow): Promise<void> {
@@ -97,19 +120,39 @@ async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: Ap
     return;
   }
   const note = (outcome: string) =>
-    deps.audit.record({ event: 'approval.recovered', actor: 'system', traceId: call.traceId, sessionId: call.session.id, tool: row.tool, detail: { request_id: row.id, outcome, runner: row.runner } });
+    deps.audit.record({
+      event: 'approval.recovered',
+      actor: 'system',
+      traceId: call.traceId,
+      sessionId: call.session.id,
+      tool: row.tool,
+      detail: { request_id: row.id, outcome, runner: row.runner },
+    });
   // Security: the runner died mid-action; ask the backend before anything runs again.
   if (!call.tool.recover || !row.request_id) {
-    const unknown = new BackendError(`Approved request ${row.id} was interrupted and its outcome cannot be checked; ask IT to verify before retrying.`, false, { outcome_unknown: true });
+    const unknown = new BackendError(
+      `Approved request ${row.id} was interrupted and its outcome cannot be checked; ask IT to verify before retrying.`,
+      false,
+      { outcome_unknown: true },
+    );
     await note('unknown');
     deps.approvals.finish(row.id, 'failed', unknown.toToolResult(call.traceId));
     return;
   }
   let found;
   try {
-    found = await call.tool.recover(call.args, toolContext(deps, call, { idempotencyKey: row.request_id, signal: AbortSignal.any([call.signal, AbortSignal.timeout(call.toolPolicy.timeoutMs)]) }));
+    found = await call.tool.recover(
+      call.args,
+      toolContext(deps, call, {
+        idempotencyKey: row.request_id,
+        signal: AbortSignal.any([call.signal, AbortSignal.timeout(call.toolPolicy.timeoutMs)]),
+      }),
+    );
   } catch (e) {
-    deps.log.warn({ err: e, request_id: row.id }, 'could not ask the backend about an interrupted approved request; will retry');
+    deps.log.warn(
+      { err: e, request_id: row.id },
+      'could not ask the backend about an interrupted approved request; will retry',
+    );
     return; // still executing, lease held by this process until it runs out; the next pass asks again
   }
   if (found) {

@@ -128,7 +128,8 @@ export async function waitAndRun(
     if (!row) throw new GuardError('INTERNAL', `approval ${id} vanished`);
     switch (row.status) {
       case 'approved':
-        if (deps.approvals.claim(id, deps.now(), runLeaseMs(deps, call.toolPolicy.timeoutMs))) return runApproved(deps, row, call, next);
+        if (deps.approvals.claim(id, deps.now(), runLeaseMs(deps, call.toolPolicy.timeoutMs)))
+          return runApproved(deps, row, call, next);
         break; // another process claimed it: wait for its result
       case 'succeeded':
       case 'failed':
@@ -188,8 +189,13 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
   try {
     recheck(deps, call, row);
   } catch (e) {
-    const refusal = e instanceof GuardError ? e : new GuardError('INTERNAL', 'The approved request could not be re-checked.');
-    await auditGate(deps, call, 'approval.revoked', { request_id: row.id, code: refusal.code, message: refusal.message }).catch(() => undefined);
+    const refusal =
+      e instanceof GuardError ? e : new GuardError('INTERNAL', 'The approved request could not be re-checked.');
+    await auditGate(deps, call, 'approval.revoked', {
+      request_id: row.id,
+      code: refusal.code,
+      message: refusal.message,
+    }).catch(() => undefined);
     deps.approvals.finish(row.id, 'failed', refusal.toToolResult(call.traceId));
     throw refusal;
   }
@@ -198,7 +204,13 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
   try {
     result = await run(call);
   } catch (e) {
-    deps.approvals.finish(row.id, 'failed', e instanceof GuardError ? e.toToolResult(call.traceId) : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] });
+    deps.approvals.finish(
+      row.id,
+      'failed',
+      e instanceof GuardError
+        ? e.toToolResult(call.traceId)
+        : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] },
+    );
     throw e;
   }
   deps.approvals.finish(row.id, result.isError ? 'failed' : 'succeeded', result);
@@ -208,9 +220,16 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
 /** The world may have changed since the request was made; the approval authorises only what policy still allows. */
 function recheck(deps: Deps, call: Call, row: ApprovalRow): void {
   // Security: scope and enablement as the scope step decides them, now.
-  if (!call.toolPolicy.enabled) throw new GuardError('TOOL_DISABLED', `${call.tool.name} is disabled by policy; approved request ${row.id} was not executed.`);
+  if (!call.toolPolicy.enabled)
+    throw new GuardError(
+      'TOOL_DISABLED',
+      `${call.tool.name} is disabled by policy; approved request ${row.id} was not executed.`,
+    );
   if (!hasScope(call.tool, call.principal)) {
-    throw new GuardError('SCOPE_DENIED', `${call.principal.name} may no longer run ${call.tool.name}; approved request ${row.id} was not executed.`);
+    throw new GuardError(
+      'SCOPE_DENIED',
+      `${call.principal.name} may no longer run ${call.tool.name}; approved request ${row.id} was not executed.`,
+    );
   }
   // Security: the tool's argument policy (directory users live, denied groups, catalog and device rules), now.
   call.tool.checkPolicy?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy });

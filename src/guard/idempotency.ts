@@ -20,14 +20,19 @@ const EXPLICIT_TTL_MS = 24 * 3600_000;
 function replayOf(row: Pick<IdemRow, 'result' | 'updated_at' | 'trace_id' | 'state'>, call: Call): CallToolResult {
   const stored = JSON.parse(row.result ?? '{}') as CallToolResult;
   const note = `[Replay: this request already ran at ${new Date(row.updated_at).toISOString()}; nothing was done again.]`;
-  const content = stored.content?.map((c, i) => (i === 0 && c.type === 'text' ? { ...c, text: `${note}\n${c.text}` } : c)) ?? [];
+  const content =
+    stored.content?.map((c, i) => (i === 0 && c.type === 'text' ? { ...c, text: `${note}\n${c.text}` } : c)) ?? [];
   return {
     ...stored,
     content,
     _meta: {
       ...stored._meta,
       'itguard/trace_id': call.traceId,
-      'itguard/replay': { original_trace_id: row.trace_id, completed_at: new Date(row.updated_at).toISOString(), state: row.state },
+      'itguard/replay': {
+        original_trace_id: row.trace_id,
+        completed_at: new Date(row.updated_at).toISOString(),
+        state: row.state,
+      },
     },
   };
 }
@@ -65,30 +70,57 @@ export const idempotency =
           const settled = settledApproval(deps, begun.approvalId, begun.row.trace_id);
           deps.idem.finish(principal, begun.row.request_id, settled.state, settled.result, deps.now());
           if (settled.denial) throw settled.denial;
-          return replayOf({ state: settled.state, result: JSON.stringify(settled.result), updated_at: settled.updatedAt, trace_id: begun.row.trace_id }, call);
+          return replayOf(
+            {
+              state: settled.state,
+              result: JSON.stringify(settled.result),
+              updated_at: settled.updatedAt,
+              trace_id: begun.row.trace_id,
+            },
+            call,
+          );
         }
         case 'conflict':
           // Security: a key names one action; other arguments under it are refused, never executed or replayed.
-          throw new GuardError('IDEMPOTENCY_CONFLICT', `idempotency_key "${explicit}" was already used for ${begun.row.tool} with other arguments.`, {
-            details: { original_trace_id: begun.row.trace_id },
-          });
+          throw new GuardError(
+            'IDEMPOTENCY_CONFLICT',
+            `idempotency_key "${explicit}" was already used for ${begun.row.tool} with other arguments.`,
+            {
+              details: { original_trace_id: begun.row.trace_id },
+            },
+          );
         case 'replay':
           return replayOf(begun.row, call);
         case 'in_progress':
-          throw new GuardError('IN_PROGRESS', 'The same request is still being processed.', { details: { original_trace_id: begun.row.trace_id } });
+          throw new GuardError('IN_PROGRESS', 'The same request is still being processed.', {
+            details: { original_trace_id: begun.row.trace_id },
+          });
         case 'orphan': {
           // Security: the earlier attempt died mid-flight; ask the backend before anything runs again.
           if (!call.tool.recover) {
-            throw new BackendError('An earlier attempt of this request was interrupted and its outcome cannot be checked; ask IT to verify.', false, {
-              original_trace_id: begun.row.trace_id,
-            });
+            throw new BackendError(
+              'An earlier attempt of this request was interrupted and its outcome cannot be checked; ask IT to verify.',
+              false,
+              {
+                original_trace_id: begun.row.trace_id,
+              },
+            );
           }
-          const found = await call.tool.recover(call.args, toolContext(deps, call, { idempotencyKey: begun.row.request_id, signal: call.signal }));
+          const found = await call.tool.recover(
+            call.args,
+            toolContext(deps, call, { idempotencyKey: begun.row.request_id, signal: call.signal }),
+          );
           if (found) {
             const result = toResult(found, begun.row.trace_id);
             deps.idem.finish(principal, begun.row.request_id, 'completed', result, deps.now());
-            deps.log.info({ trace_id: call.traceId, original: begun.row.trace_id }, 'recovered an interrupted request from the backend');
-            return replayOf({ ...begun.row, state: 'completed', result: JSON.stringify(result), updated_at: deps.now() }, call);
+            deps.log.info(
+              { trace_id: call.traceId, original: begun.row.trace_id },
+              'recovered an interrupted request from the backend',
+            );
+            return replayOf(
+              { ...begun.row, state: 'completed', result: JSON.stringify(result), updated_at: deps.now() },
+              call,
+            );
           }
           if (!deps.idem.adopt(principal, begun.row.request_id, call.traceId, deps.now(), leaseMs)) {
             throw new GuardError('IN_PROGRESS', 'The same request is being recovered by another call.');
@@ -108,7 +140,13 @@ export const idempotency =
       } catch (e) {
         const approvalId = e instanceof GuardError && e.code === 'APPROVAL_PENDING' ? e.details.request_id : undefined;
         if (typeof approvalId === 'string') {
-          deps.idem.park(principal, requestId, approvalId, Date.parse(String(e instanceof GuardError ? e.details.expires_at : '')) || deps.now() + 86_400_000, deps.now());
+          deps.idem.park(
+            principal,
+            requestId,
+            approvalId,
+            Date.parse(String(e instanceof GuardError ? e.details.expires_at : '')) || deps.now() + 86_400_000,
+            deps.now(),
+          );
         } else if (!call.state.executedAt) {
           deps.idem.free(principal, requestId); // nothing ran: the key is free for a retry
         } else if (e instanceof GuardError && !e.retryable && !e.details.outcome_unknown && e.code !== 'INTERNAL') {
@@ -120,7 +158,8 @@ export const idempotency =
         }
         throw e;
       }
-      if (!result.isError && call.toolPolicy.mode !== 'shadow') deps.idem.finish(principal, requestId, 'completed', result, deps.now());
+      if (!result.isError && call.toolPolicy.mode !== 'shadow')
+        deps.idem.finish(principal, requestId, 'completed', result, deps.now());
       else deps.idem.free(principal, requestId);
       return result;
     };

@@ -28,7 +28,17 @@ import { scope } from './scope.js';
 import type { Call, Guard, GuardView, Handler } from './types.js';
 import { validate } from './validate.js';
 
-export type StepName = 'outcome' | 'denial_audit' | 'kill_switch' | 'budget' | 'scope' | 'validate' | 'idempotency' | 'caps' | 'approval' | 'audit';
+export type StepName =
+  | 'outcome'
+  | 'denial_audit'
+  | 'kill_switch'
+  | 'budget'
+  | 'scope'
+  | 'validate'
+  | 'idempotency'
+  | 'caps'
+  | 'approval'
+  | 'audit';
 
 export function pipelineSteps(deps: GuardDeps): [StepName, Guard][] {
   return [
@@ -50,17 +60,27 @@ export const AFTER_APPROVAL: readonly StepName[] = ['audit'];
 /** What wraps a request the executor runs for a caller who has gone: refusals as values, denials audited. */
 export const EXECUTOR_EDGE: readonly StepName[] = ['outcome', 'denial_audit'];
 
-const observed = (name: string, g: Guard, onStep?: (name: string) => void): Guard => (onStep ? (next) => g(async (c) => (onStep(name), next(c))) : g);
+const observed = (name: string, g: Guard, onStep?: (name: string) => void): Guard =>
+  onStep ? (next) => g(async (c) => (onStep(name), next(c))) : g;
 
 /** Composes the named steps (in pipeline order) around `inner`. `onStep` lets a test observe the order. */
-export function chain(deps: GuardDeps, inner: Handler, only?: readonly StepName[], onStep?: (name: string) => void): Handler {
+export function chain(
+  deps: GuardDeps,
+  inner: Handler,
+  only?: readonly StepName[],
+  onStep?: (name: string) => void,
+): Handler {
   const steps = pipelineSteps(deps)
     .filter(([name]) => !only || only.includes(name))
     .map(([name, g]) => observed(name, g, onStep));
   return compose(...steps)(inner);
 }
 
-export function buildPipeline(deps: GuardDeps, guardView: (call: Call) => GuardView, onStep?: (name: string) => void): Handler {
+export function buildPipeline(
+  deps: GuardDeps,
+  guardView: (call: Call) => GuardView,
+  onStep?: (name: string) => void,
+): Handler {
   const exec = execute(deps, guardView);
   return chain(deps, onStep ? async (c) => (onStep('execute'), exec(c)) : exec, undefined, onStep);
 }

@@ -54,9 +54,13 @@ export const scope = (): Guard => (next) =>
     if (!call.toolPolicy.enabled) throw new GuardError('TOOL_DISABLED', `${call.tool.name} is disabled by policy.`);
     // Security: checked at call time too; hiding a tool from tools/list is not enough.
     if (!hasScope(call.tool, call.principal)) {
-      throw new GuardError('SCOPE_DENIED', `Principal ${call.principal.name} lacks scope ${call.tool.scope} for ${call.tool.name}.`, {
-        details: { required_scope: call.tool.scope },
-      });
+      throw new GuardError(
+        'SCOPE_DENIED',
+        `Principal ${call.principal.name} lacks scope ${call.tool.scope} for ${call.tool.name}.`,
+        {
+          details: { required_scope: call.tool.scope },
+        },
+      );
     }
     return next(call);
   };

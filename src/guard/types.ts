@@ -73,7 +73,9 @@ export interface ToolContext {
   linksBase: string;
 }
 
-type Annotations = Required<Pick<ToolAnnotations, 'readOnlyHint' | 'destructiveHint' | 'idempotentHint' | 'openWorldHint'>>;
+type Annotations = Required<
+  Pick<ToolAnnotations, 'readOnlyHint' | 'destructiveHint' | 'idempotentHint' | 'openWorldHint'>
+>;
 
 export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
   name: ToolName;
@@ -102,7 +104,10 @@ export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
    * Argument policy beyond the schema (deny lists, allowlists, directory checks); throws GuardError. May return
    * defaults to fill in (a device, a version) so that what is approved and audited is the complete action.
    */
-  checkPolicy?: (a: z.output<z.ZodObject<S>>, ctx: { backends: Backends; toolPolicy: ToolPolicy }) => Partial<z.output<z.ZodObject<S>>> | void;
+  checkPolicy?: (
+    a: z.output<z.ZodObject<S>>,
+    ctx: { backends: Backends; toolPolicy: ToolPolicy },
+  ) => Partial<z.output<z.ZodObject<S>>> | void;
   run: (a: z.output<z.ZodObject<S>>, ctx: ToolContext) => Promise<ToolOutput>;
   /**
    * Write tools: after a crash left a call in flight, asks the backend whether request `ctx.idempotencyKey`
@@ -174,7 +179,11 @@ export const newCallState = (): CallState => ({ validated: false, audited: false
 export interface ClientGate {
   form: boolean;
   url: boolean;
-  elicit(params: ElicitRequestFormParams | ElicitRequestURLParams, signal: AbortSignal, timeoutMs: number): Promise<ElicitResult>;
+  elicit(
+    params: ElicitRequestFormParams | ElicitRequestURLParams,
+    signal: AbortSignal,
+    timeoutMs: number,
+  ): Promise<ElicitResult>;
   /** Sends a progress notification if the client asked for progress (a progressToken); otherwise does nothing. */
   progress(progress: number, total: number, message: string): Promise<void>;
 }

@@ -64,7 +64,8 @@ export interface NewApproval {
   withVerifyLink: boolean;
 }
 
-export type DecideResult = { ok: true; row: ApprovalRow } | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'self_approval' };
+export type DecideResult =
+  { ok: true; row: ApprovalRow } | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'self_approval' };
 
 export class ApprovalsStore {
   constructor(
@@ -128,22 +129,32 @@ export class ApprovalsStore {
   list(statuses: readonly ApprovalStatus[] = ['pending'], limit = 100): ApprovalRow[] {
     this.expire();
     return this.db
-      .prepare<unknown[], ApprovalRow>(`SELECT * FROM approvals WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY created_at DESC LIMIT ?`)
+      .prepare<unknown[], ApprovalRow>(
+        `SELECT * FROM approvals WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY created_at DESC LIMIT ?`,
+      )
       .all(...statuses, limit);
   }
 
   /** Approve or deny a pending request. Security: the requesting principal can never decide its own request. */
-  decide(id: string, approve: boolean, actor: { name: string; principal?: string | undefined }, note: string | undefined): DecideResult {
+  decide(
+    id: string,
+    approve: boolean,
+    actor: { name: string; principal?: string | undefined },
+    note: string | undefined,
+  ): DecideResult {
     return immediate(this.db, (): DecideResult => {
       this.expire();
       const row = this.db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id);
       if (!row) return { ok: false, reason: 'not_found' };
       if (row.status === 'expired') return { ok: false, reason: 'expired' };
       if (row.status !== 'pending') return { ok: false, reason: 'not_pending' };
-      if (actor.principal !== undefined && actor.principal === row.principal) return { ok: false, reason: 'self_approval' };
+      if (actor.principal !== undefined && actor.principal === row.principal)
+        return { ok: false, reason: 'self_approval' };
       const now = this.now();
       this.db
-        .prepare("UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, note = ?, updated_at = ? WHERE id = ? AND status = 'pending'")
+        .prepare(
+          "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, note = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+        )
         .run(approve ? 'approved' : 'denied', actor.name, now, note ?? null, now, id);
       if (!approve) this.releaseCaps(row);
       return { ok: true, row: this.db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id)! };
@@ -154,7 +165,9 @@ export class ApprovalsStore {
   claim(id: string, now: number, leaseMs: number): boolean {
     return (
       this.db
-        .prepare("UPDATE approvals SET status = 'executing', runner = ?, lease_until = ?, updated_at = ? WHERE id = ? AND status = 'approved'")
+        .prepare(
+          "UPDATE approvals SET status = 'executing', runner = ?, lease_until = ?, updated_at = ? WHERE id = ? AND status = 'approved'",
+        )
         .run(OWNER, now + leaseMs, now, id).changes === 1
     );
   }
@@ -172,13 +185,17 @@ export class ApprovalsStore {
   reclaim(row: ApprovalRow, now: number, leaseMs: number): boolean {
     return (
       this.db
-        .prepare("UPDATE approvals SET runner = ?, lease_until = ?, updated_at = ? WHERE id = ? AND status = 'executing' AND runner IS ?")
+        .prepare(
+          "UPDATE approvals SET runner = ?, lease_until = ?, updated_at = ? WHERE id = ? AND status = 'executing' AND runner IS ?",
+        )
         .run(OWNER, now + leaseMs, now, row.id, row.runner).changes === 1
     );
   }
 
   finish(id: string, status: 'succeeded' | 'failed', result: unknown): void {
-    this.db.prepare("UPDATE approvals SET status = ?, result = ?, updated_at = ? WHERE id = ? AND status = 'executing'").run(status, JSON.stringify(result), this.now(), id);
+    this.db
+      .prepare("UPDATE approvals SET status = ?, result = ?, updated_at = ? WHERE id = ? AND status = 'executing'")
+      .run(status, JSON.stringify(result), this.now(), id);
   }
 
   /** A retried call gets a fresh link for the same open request (only hashes are stored, so the old one cannot be shown). */
@@ -194,17 +211,27 @@ export class ApprovalsStore {
   }
 
   approvedReady(limit = 10): ApprovalRow[] {
-    return this.db.prepare<[number], ApprovalRow>("SELECT * FROM approvals WHERE status = 'approved' ORDER BY decided_at LIMIT ?").all(limit);
+    return this.db
+      .prepare<[number], ApprovalRow>("SELECT * FROM approvals WHERE status = 'approved' ORDER BY decided_at LIMIT ?")
+      .all(limit);
   }
 
   /** Pending requests past their expiry become expired; returns the rows that just expired. */
   expire(): ApprovalRow[] {
     const now = this.now();
-    const rows = this.db.prepare<[number], ApprovalRow>("SELECT * FROM approvals WHERE status IN ('pending', 'approved') AND expires_at <= ?").all(now);
+    const rows = this.db
+      .prepare<[number], ApprovalRow>(
+        "SELECT * FROM approvals WHERE status IN ('pending', 'approved') AND expires_at <= ?",
+      )
+      .all(now);
     if (rows.length) {
       immediate(this.db, () => {
         for (const r of rows) {
-          const changed = this.db.prepare("UPDATE approvals SET status = 'expired', updated_at = ? WHERE id = ? AND status IN ('pending', 'approved')").run(now, r.id).changes;
+          const changed = this.db
+            .prepare(
+              "UPDATE approvals SET status = 'expired', updated_at = ? WHERE id = ? AND status IN ('pending', 'approved')",
+            )
+            .run(now, r.id).changes;
           if (changed) this.releaseCaps(r);
         }
       });
@@ -214,8 +241,16 @@ export class ApprovalsStore {
 
   /** A request that will never run gives back the cap room reserved when it was made. */
   private releaseCaps(row: ApprovalRow): void {
-    const items = JSON.parse(row.cap_items) as { tool: string; rule: string; scopeKey: string; windowStart: number; amount: number }[];
-    const stmt = this.db.prepare('UPDATE cap_usage SET used = max(0, used - ?) WHERE tool = ? AND rule = ? AND scope_key = ? AND window_start = ?');
+    const items = JSON.parse(row.cap_items) as {
+      tool: string;
+      rule: string;
+      scopeKey: string;
+      windowStart: number;
+      amount: number;
+    }[];
+    const stmt = this.db.prepare(
+      'UPDATE cap_usage SET used = max(0, used - ?) WHERE tool = ? AND rule = ? AND scope_key = ? AND window_start = ?',
+    );
     for (const i of items) stmt.run(i.amount, i.tool, i.rule, i.scopeKey, i.windowStart);
   }
 }

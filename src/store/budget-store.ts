@@ -136,7 +136,8 @@ export class BudgetStore {
       // Security: `calls` reserves this call (check and increment in one transaction); failures and result bytes
       // are only known afterwards, so those rules refuse once they are used up.
       const over = rule.measure === 'calls' ? used + 1 > rule.limit : used >= rule.limit;
-      if (over) return { ok: false, kind: 'exhausted', rule, used, scopeKey, resetsAt: windowEnd(rule.window, i.now, this.tz) };
+      if (over)
+        return { ok: false, kind: 'exhausted', rule, used, scopeKey, resetsAt: windowEnd(rule.window, i.now, this.tz) };
       planned.push({ rule, scopeKey, start, used, alarmed: row?.alarmed ?? 0 });
     }
     if (i.sig !== undefined) {
@@ -159,7 +160,13 @@ export class BudgetStore {
       const after = p.used + 1;
       const crosses = p.rule.alarmAt !== undefined && !p.alarmed && after >= p.rule.alarmAt;
       if (crosses) alarms.push({ rule: p.rule, used: after, scopeKey: p.scopeKey });
-      this.addUsage.run({ rule: p.rule.name, scopeKey: p.scopeKey, windowStart: p.start, amount: 1, alarmed: crosses ? 1 : 0 });
+      this.addUsage.run({
+        rule: p.rule.name,
+        scopeKey: p.scopeKey,
+        windowStart: p.start,
+        amount: 1,
+        alarmed: crosses ? 1 : 0,
+      });
     }
     return { ok: true, alarms };
   }
@@ -171,7 +178,8 @@ export class BudgetStore {
   private settleTx(i: SettleInput): { alarms: BudgetAlarm[]; trip: Trip | undefined } {
     const alarms: BudgetAlarm[] = [];
     for (const rule of i.rules) {
-      const amount = rule.measure === 'failures' ? (i.failed ? 1 : 0) : rule.measure === 'result_bytes' ? i.resultBytes : 0;
+      const amount =
+        rule.measure === 'failures' ? (i.failed ? 1 : 0) : rule.measure === 'result_bytes' ? i.resultBytes : 0;
       if (!amount) continue;
       const scopeKey = scopeKeyOf(rule, i.principal, i.sessionId);
       const start = windowStart(rule.window, i.now, this.tz);
@@ -225,7 +233,9 @@ export class BudgetStore {
   /** Every principal with a streak or a trip in force. */
   breakers(now: number): BreakerState[] {
     return this.db
-      .prepare<[], { principal: string }>('SELECT principal FROM breaker WHERE streak > 0 OR tripped_rule IS NOT NULL ORDER BY principal')
+      .prepare<[], { principal: string }>(
+        'SELECT principal FROM breaker WHERE streak > 0 OR tripped_rule IS NOT NULL ORDER BY principal',
+      )
       .all()
       .map((r) => this.breaker(r.principal, now))
       .filter((b) => b.streak > 0 || b.trip);
@@ -238,8 +248,14 @@ export class BudgetStore {
   reset(principal: string, now: number): BreakerState {
     return immediate(this.db, () => {
       const before = this.breaker(principal, now);
-      this.db.prepare('UPDATE breaker SET streak = 0, tripped_rule = NULL, tripped_why = NULL, tripped_at = NULL, clears_at = NULL WHERE principal = ?').run(principal);
-      this.db.prepare('DELETE FROM breaker_identical WHERE principal = ? AND window_start >= ?').run(principal, windowStart('hour', now, this.tz));
+      this.db
+        .prepare(
+          'UPDATE breaker SET streak = 0, tripped_rule = NULL, tripped_why = NULL, tripped_at = NULL, clears_at = NULL WHERE principal = ?',
+        )
+        .run(principal);
+      this.db
+        .prepare('DELETE FROM breaker_identical WHERE principal = ? AND window_start >= ?')
+        .run(principal, windowStart('hour', now, this.tz));
       return before;
     });
   }
@@ -249,7 +265,15 @@ export class BudgetStore {
     const out: BudgetUsage[] = [];
     for (const rule of rules) {
       const start = windowStart(rule.window, now, this.tz);
-      const base = { rule: rule.name, measure: rule.measure, per: rule.per, window: rule.window, limit: rule.limit, alarmAt: rule.alarmAt ?? null, resetsAt: windowEnd(rule.window, now, this.tz) };
+      const base = {
+        rule: rule.name,
+        measure: rule.measure,
+        per: rule.per,
+        window: rule.window,
+        limit: rule.limit,
+        alarmAt: rule.alarmAt ?? null,
+        resetsAt: windowEnd(rule.window, now, this.tz),
+      };
       if (who) {
         if (rule.per === 'session' && who.sessionId === undefined) continue;
         const scopeKey = scopeKeyOf(rule, who.principal, who.sessionId ?? '');
@@ -257,7 +281,9 @@ export class BudgetStore {
         continue;
       }
       const rows = this.db
-        .prepare<[string, number], { scope_key: string; used: number }>('SELECT scope_key, used FROM budget_usage WHERE rule = ? AND window_start = ? AND used > 0 ORDER BY used DESC')
+        .prepare<[string, number], { scope_key: string; used: number }>(
+          'SELECT scope_key, used FROM budget_usage WHERE rule = ? AND window_start = ? AND used > 0 ORDER BY used DESC',
+        )
         .all(rule.name, start);
       for (const r of rows) out.push({ ...base, scopeKey: r.scope_key.replace('\u0000', ' session '), used: r.used });
     }

@@ -61,12 +61,16 @@ export class IdempotencyStore {
       `INSERT OR REPLACE INTO idempotency (principal, key, explicit, tool, args_sha256, request_id, state, result, trace_id, owner, lease_until, created_at, updated_at, expires_at)
        VALUES (?, ?, ?, ?, ?, ?, 'in_flight', NULL, ?, ?, ?, ?, ?, ?)`,
     );
-    this.finishStmt = db.prepare('UPDATE idempotency SET state = ?, result = ?, updated_at = ?, lease_until = 0 WHERE principal = ? AND request_id = ?');
+    this.finishStmt = db.prepare(
+      'UPDATE idempotency SET state = ?, result = ?, updated_at = ?, lease_until = 0 WHERE principal = ? AND request_id = ?',
+    );
     this.copyStmt = db.prepare(
       `INSERT OR REPLACE INTO idempotency (principal, key, explicit, tool, args_sha256, request_id, state, result, trace_id, owner, lease_until, created_at, updated_at, expires_at)
        VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
     );
-    this.freeStmt = db.prepare("DELETE FROM idempotency WHERE principal = ? AND request_id = ? AND state = 'in_flight' AND owner = ?");
+    this.freeStmt = db.prepare(
+      "DELETE FROM idempotency WHERE principal = ? AND request_id = ? AND state = 'in_flight' AND owner = ?",
+    );
   }
 
   private readonly rowStmt;
@@ -99,7 +103,20 @@ export class IdempotencyStore {
         if (d && d.expires_at > i.now && d.tool === i.tool && d.args_sha256 === i.argsSha) {
           if (d.state !== 'in_flight') {
             // This key now names the completed action too, for its own 24 h.
-            this.copyStmt.run(i.principal, i.key, i.tool, i.argsSha, d.request_id, d.state, d.result, d.trace_id, OWNER, i.now, d.updated_at, i.now + i.ttlMs);
+            this.copyStmt.run(
+              i.principal,
+              i.key,
+              i.tool,
+              i.argsSha,
+              d.request_id,
+              d.state,
+              d.result,
+              d.trace_id,
+              OWNER,
+              i.now,
+              d.updated_at,
+              i.now + i.ttlMs,
+            );
             return { kind: 'replay', row: d };
           }
           return this.inFlight(d, i.now);
@@ -107,16 +124,43 @@ export class IdempotencyStore {
       }
       // New, or an expired record being reused: a fresh request id so the backend sees a new request.
       const requestId = `${i.principal}:${i.key}:${i.now.toString(36)}`;
-      this.insertStmt.run(i.principal, i.key, i.explicit ? 1 : 0, i.tool, i.argsSha, requestId, i.traceId, OWNER, i.now + i.leaseMs, i.now, i.now, i.now + i.ttlMs);
+      this.insertStmt.run(
+        i.principal,
+        i.key,
+        i.explicit ? 1 : 0,
+        i.tool,
+        i.argsSha,
+        requestId,
+        i.traceId,
+        OWNER,
+        i.now + i.leaseMs,
+        i.now,
+        i.now,
+        i.now + i.ttlMs,
+      );
       if (i.dedupeKey !== undefined && i.dedupeKey !== i.key) {
-        this.insertStmt.run(i.principal, i.dedupeKey, 0, i.tool, i.argsSha, requestId, i.traceId, OWNER, i.now + i.leaseMs, i.now, i.now, i.now + i.dedupeTtlMs);
+        this.insertStmt.run(
+          i.principal,
+          i.dedupeKey,
+          0,
+          i.tool,
+          i.argsSha,
+          requestId,
+          i.traceId,
+          OWNER,
+          i.now + i.leaseMs,
+          i.now,
+          i.now,
+          i.now + i.dedupeTtlMs,
+        );
       }
       return { kind: 'new', requestId };
     });
   }
 
   private inFlight(row: IdemRow, now: number): BeginResult {
-    if (row.owner.startsWith('approval:')) return { kind: 'parked', row, approvalId: row.owner.slice('approval:'.length) };
+    if (row.owner.startsWith('approval:'))
+      return { kind: 'parked', row, approvalId: row.owner.slice('approval:'.length) };
     if (row.owner !== OWNER && (row.lease_until < now || ownerIsGone(row.owner))) return { kind: 'orphan', row };
     return { kind: 'in_progress', row };
   }
@@ -127,7 +171,9 @@ export class IdempotencyStore {
   adopt(principal: string, requestId: string, traceId: string, now: number, leaseMs: number): boolean {
     return (
       this.db
-        .prepare("UPDATE idempotency SET owner = ?, trace_id = ?, lease_until = ?, updated_at = ? WHERE principal = ? AND request_id = ? AND state = 'in_flight'")
+        .prepare(
+          "UPDATE idempotency SET owner = ?, trace_id = ?, lease_until = ?, updated_at = ? WHERE principal = ? AND request_id = ? AND state = 'in_flight'",
+        )
         .run(OWNER, traceId, now + leaseMs, now, principal, requestId).changes > 0
     );
   }
@@ -140,7 +186,9 @@ export class IdempotencyStore {
   /** Hands the in-flight records to an approval request: retries report on that request until it ends. */
   park(principal: string, requestId: string, approvalId: string, until: number, now: number): void {
     this.db
-      .prepare("UPDATE idempotency SET owner = ?, lease_until = ?, expires_at = max(expires_at, ?), updated_at = ? WHERE principal = ? AND request_id = ? AND state = 'in_flight'")
+      .prepare(
+        "UPDATE idempotency SET owner = ?, lease_until = ?, expires_at = max(expires_at, ?), updated_at = ? WHERE principal = ? AND request_id = ? AND state = 'in_flight'",
+      )
       .run(`approval:${approvalId}`, until, until, now, principal, requestId);
   }
 

@@ -16,4 +16,3 @@ export function ownerIsGone(owner: string): boolean {
     return (e as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
-

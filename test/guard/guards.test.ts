@@ -39,7 +39,13 @@ describe('kill switch guard', () => {
 
   it('fails closed when the state cannot be read', async () => {
     const next = nextSpy();
-    const broken = { killSwitch: { state: () => { throw new Error('database is locked'); } } } as unknown as App;
+    const broken = {
+      killSwitch: {
+        state: () => {
+          throw new Error('database is locked');
+        },
+      },
+    } as unknown as App;
     await expect(killSwitch(broken)(next)(fakeCall(app, 'kb_search', { query: 'x' }))).rejects.toThrow(/locked/);
     expect(next).not.toHaveBeenCalled();
   });
@@ -69,16 +75,24 @@ describe('validate guard', () => {
     const call = fakeCall(app, 'kb_search', { query: 'vpn' });
     await validate(app)(next)(call);
     expect(call.args).toEqual({ query: 'vpn', limit: 5 });
-    const e = await refusal(validate(app)(next)(fakeCall(app, 'ticket_create', { summary: '', requester: 'Bad User', priority: 'meh' })));
+    const e = await refusal(
+      validate(app)(next)(fakeCall(app, 'ticket_create', { summary: '', requester: 'Bad User', priority: 'meh' })),
+    );
     expect(e.code).toBe('INVALID_ARGUMENT');
     expect(e.details.fields).toEqual(
-      expect.arrayContaining(['summary: must not be empty', 'requester: must be a directory username like jdoe', 'reason: required']),
+      expect.arrayContaining([
+        'summary: must not be empty',
+        'requester: must be a directory username like jdoe',
+        'reason: required',
+      ]),
     );
     expect((e.details.fields as string[]).some((f) => f.startsWith('priority: must be one of'))).toBe(true);
   });
 
   it('rejects non-object arguments', async () => {
-    const e = await refusal(validate(app)(nextSpy())(fakeCall(app, 'kb_search', 'vpn' as unknown as Record<string, unknown>)));
+    const e = await refusal(
+      validate(app)(nextSpy())(fakeCall(app, 'kb_search', 'vpn' as unknown as Record<string, unknown>)),
+    );
     expect(e.code).toBe('INVALID_ARGUMENT');
   });
 });
@@ -137,15 +151,47 @@ describe('boundary', () => {
 describe('pipeline', () => {
   it('runs the named steps in the order of DESIGN §3: budget before scope and validation, audit wrapping execute', async () => {
     const events: string[] = [];
-    const handler = buildPipeline(app, () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [], budgets: [], loopBreaker: {} }), (n) => events.push(n));
+    const handler = buildPipeline(
+      app,
+      () => ({
+        killSwitch: { engaged: false, reason: '', changedAt: 0 },
+        session: {},
+        caps: [],
+        budgets: [],
+        loopBreaker: {},
+      }),
+      (n) => events.push(n),
+    );
     const r = await handler(fakeCall(app, 'kb_search', { query: 'vpn' }));
     expect(r.isError).toBeFalsy();
-    expect(events).toEqual(['outcome', 'denial_audit', 'kill_switch', 'budget', 'scope', 'validate', 'idempotency', 'caps', 'approval', 'audit', 'execute']);
+    expect(events).toEqual([
+      'outcome',
+      'denial_audit',
+      'kill_switch',
+      'budget',
+      'scope',
+      'validate',
+      'idempotency',
+      'caps',
+      'approval',
+      'audit',
+      'execute',
+    ]);
   });
 
   it('stops at the first refusing guard', async () => {
     const events: string[] = [];
-    const handler = buildPipeline(app, () => ({ killSwitch: { engaged: false, reason: '', changedAt: 0 }, session: {}, caps: [], budgets: [], loopBreaker: {} }), (n) => events.push(n));
+    const handler = buildPipeline(
+      app,
+      () => ({
+        killSwitch: { engaged: false, reason: '', changedAt: 0 },
+        session: {},
+        caps: [],
+        budgets: [],
+        loopBreaker: {},
+      }),
+      (n) => events.push(n),
+    );
     await handler(fakeCall(app, 'ticket_create', { summary: 'x' }, 'kb-reader'));
     expect(events).toEqual(['outcome', 'denial_audit', 'kill_switch', 'budget']); // scope refused: nothing after it ran
   });

@@ -25,14 +25,23 @@ describe('idempotency', () => {
     const app = testApp();
     const c = await connect(app);
     await c.call('ticket_create', { summary: 'A', requester: 'jdoe', reason, idempotency_key: 'conflict-key-1' });
-    const r = await c.call('ticket_create', { summary: 'B', requester: 'jdoe', reason, idempotency_key: 'conflict-key-1' });
+    const r = await c.call('ticket_create', {
+      summary: 'B',
+      requester: 'jdoe',
+      reason,
+      idempotency_key: 'conflict-key-1',
+    });
     expect(codeOf(r)).toBe('IDEMPOTENCY_CONFLICT');
     expect(app.backends.tickets.count()).toBe(1);
     app.close();
   });
 
   it('keys are scoped to the principal', async () => {
-    const app = testApp({ policy: policyWith((y) => y.replace('  kb-reader:', '  helpdesk-2: { scopes: [tickets:write, tickets:read] }\n  kb-reader:')) });
+    const app = testApp({
+      policy: policyWith((y) =>
+        y.replace('  kb-reader:', '  helpdesk-2: { scopes: [tickets:write, tickets:read] }\n  kb-reader:'),
+      ),
+    });
     const a = await connect(app);
     const b = await connect(app, 'helpdesk-2');
     const args = { summary: 'Same', requester: 'jdoe', reason, idempotency_key: 'shared-key-01' };
@@ -84,15 +93,25 @@ describe('idempotency', () => {
     await c.call('ticket_create', args);
     // Simulate a crash after the side effect but before the record completed: the row goes back to in flight,
     // owned by a process that no longer exists.
-    app.db.prepare("UPDATE idempotency SET state = 'in_flight', result = NULL, owner = 'vm:999999999:dead' WHERE key = 'k:crash-key-001'").run();
-    app.db.prepare("UPDATE idempotency SET owner = ? || ':999999999:dead' WHERE key = 'k:crash-key-001'").run((await import('node:os')).hostname());
+    app.db
+      .prepare(
+        "UPDATE idempotency SET state = 'in_flight', result = NULL, owner = 'vm:999999999:dead' WHERE key = 'k:crash-key-001'",
+      )
+      .run();
+    app.db
+      .prepare("UPDATE idempotency SET owner = ? || ':999999999:dead' WHERE key = 'k:crash-key-001'")
+      .run((await import('node:os')).hostname());
     const retry = await c.call('ticket_create', args);
     expect(retry.isError).toBeFalsy();
     expect(retry._meta!['itguard/replay']).toBeDefined();
     expect(app.backends.tickets.count()).toBe(1);
     // And if the backend never saw it, the retry runs it once.
     app.db.prepare("DELETE FROM tickets WHERE summary = 'Crash me'").run();
-    app.db.prepare("UPDATE idempotency SET state = 'in_flight', result = NULL, owner = ? || ':999999999:dead' WHERE key = 'k:crash-key-001'").run((await import('node:os')).hostname());
+    app.db
+      .prepare(
+        "UPDATE idempotency SET state = 'in_flight', result = NULL, owner = ? || ':999999999:dead' WHERE key = 'k:crash-key-001'",
+      )
+      .run((await import('node:os')).hostname());
     const c2 = await connect(app);
     const rerun = await c2.call('ticket_create', args);
     expect(rerun.isError).toBeFalsy();
@@ -106,7 +125,10 @@ describe('aggregate caps', () => {
   const capped = (rules: string, extra = '') =>
     policyWith((y) =>
       y
-        .replace(/ {2}ticket_create:\n {4}tier: auto\n {4}dedupe_window: 15m\n {4}caps:\n( {6}- .*\n)+/, `  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n${rules}`)
+        .replace(
+          / {2}ticket_create:\n {4}tier: auto\n {4}dedupe_window: 15m\n {4}caps:\n( {6}- .*\n)+/,
+          `  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n${rules}`,
+        )
         .replace('timezone: UTC', `timezone: ${extra || 'UTC'}`)
         .replace('max_calls: 40', 'max_calls: 1000'),
     );
@@ -115,11 +137,20 @@ describe('aggregate caps', () => {
     const app = testApp({ policy: capped('      - { name: tickets-per-day, window: day, limit: 3, alarm_at: 2 }\n') });
     const c = await connect(app);
     const notes: unknown[] = [];
-    c.client.setNotificationHandler((await import('@modelcontextprotocol/sdk/types.js')).LoggingMessageNotificationSchema, (n) => void notes.push(n.params));
-    for (let i = 0; i < 3; i++) expect((await c.call('ticket_create', { summary: `T${i}`, requester: 'jdoe', reason })).isError).toBeFalsy();
+    c.client.setNotificationHandler(
+      (await import('@modelcontextprotocol/sdk/types.js')).LoggingMessageNotificationSchema,
+      (n) => void notes.push(n.params),
+    );
+    for (let i = 0; i < 3; i++)
+      expect((await c.call('ticket_create', { summary: `T${i}`, requester: 'jdoe', reason })).isError).toBeFalsy();
     const r = await c.call('ticket_create', { summary: 'T3', requester: 'jdoe', reason });
     expect(codeOf(r)).toBe('CAP_EXCEEDED');
-    expect(r._meta!['itguard/error']).toMatchObject({ rule: 'tickets-per-day', used: 3, limit: 3, resets_at: expect.stringMatching(/T00:00:00.000Z$/) });
+    expect(r._meta!['itguard/error']).toMatchObject({
+      rule: 'tickets-per-day',
+      used: 3,
+      limit: 3,
+      resets_at: expect.stringMatching(/T00:00:00.000Z$/),
+    });
     expect(textOf(r)).toMatch(/tickets-per-day.*3\/3 calls this day; it resets at/);
     expect(app.backends.tickets.count()).toBe(3);
     // one alarm at alarm_at, once
@@ -128,7 +159,11 @@ describe('aggregate caps', () => {
     expect(notes).toHaveLength(1);
     // guard_status shows it
     const s = await c.call('guard_status');
-    expect((s.structuredContent as { caps: { rule: string; used: number; limit: number }[] }).caps.find((x) => x.rule === 'tickets-per-day')).toMatchObject({ used: 3, limit: 3 });
+    expect(
+      (s.structuredContent as { caps: { rule: string; used: number; limit: number }[] }).caps.find(
+        (x) => x.rule === 'tickets-per-day',
+      ),
+    ).toMatchObject({ used: 3, limit: 3 });
     app.close();
   });
 
@@ -142,7 +177,14 @@ describe('aggregate caps', () => {
   });
 
   it('a refusal after the reservation releases it: a declined confirmation spends nothing', async () => {
-    const app = testApp({ policy: policyWith((y) => y.replace(/ {2}ticket_create:\n {4}tier: auto\n {4}dedupe_window: 15m\n {4}caps:\n( {6}- .*\n)+/, '  ticket_create:\n    tier: confirm\n    caps:\n      - { name: one, window: day, limit: 1 }\n')) });
+    const app = testApp({
+      policy: policyWith((y) =>
+        y.replace(
+          / {2}ticket_create:\n {4}tier: auto\n {4}dedupe_window: 15m\n {4}caps:\n( {6}- .*\n)+/,
+          '  ticket_create:\n    tier: confirm\n    caps:\n      - { name: one, window: day, limit: 1 }\n',
+        ),
+      ),
+    });
     const c = await connect(app, 'helpdesk-agent', { elicitation: { form: {} } });
     let answer: ElicitResult = { action: 'decline' };
     c.client.setRequestHandler(ElicitRequestSchema, async () => answer);
@@ -168,7 +210,10 @@ describe('aggregate caps', () => {
 
   it('the day window resets at local midnight of the policy time zone (injected clock)', async () => {
     let now = Date.parse('2026-01-15T22:30:00Z'); // 23:30 in Berlin
-    const app = testApp({ now: () => now, policy: capped('      - { name: one, window: day, limit: 1 }\n', 'Europe/Berlin') });
+    const app = testApp({
+      now: () => now,
+      policy: capped('      - { name: one, window: day, limit: 1 }\n', 'Europe/Berlin'),
+    });
     const c = await connect(app);
     const first = await c.call('ticket_create', { summary: 'a', requester: 'jdoe', reason });
     expect(textOf(first)).toMatch(/Opened/);
@@ -199,7 +244,10 @@ describe('aggregate caps', () => {
 describe('session budget', () => {
   it('max_minutes and max_result_bytes refuse at their bounds', async () => {
     let now = Date.parse('2026-06-01T09:00:00Z');
-    const app = testApp({ now: () => now, policy: policyWith((y) => y.replace('max_result_bytes: 2000000', 'max_result_bytes: 3000')) });
+    const app = testApp({
+      now: () => now,
+      policy: policyWith((y) => y.replace('max_result_bytes: 2000000', 'max_result_bytes: 3000')),
+    });
     const c = await connect(app);
     expect((await c.call('kb_search', { query: 'vpn', limit: 1 })).isError).toBeFalsy();
     let r;
@@ -217,7 +265,9 @@ describe('session budget', () => {
   });
 
   it('per-tool breaker override', async () => {
-    const app = testApp({ policy: policyWith((y) => y.replace('tools:\n', 'tools:\n  kb_search: { max_identical_calls: 1 }\n')) });
+    const app = testApp({
+      policy: policyWith((y) => y.replace('tools:\n', 'tools:\n  kb_search: { max_identical_calls: 1 }\n')),
+    });
     const c = await connect(app);
     await c.call('kb_search', { query: 'vpn' });
     expect(codeOf(await c.call('kb_search', { query: 'vpn' }))).toBe('LOOP_DETECTED');

@@ -4,7 +4,15 @@ import { openDb } from '../../dist/store/db.js';
 
 const [db, seed] = process.argv.slice(2);
 const store = new CapsStore(openDb(db), 'UTC');
-const rule = { tool: 'software_install', name: 'spend', window: 'day', per: 'global', measure: 'cost_usd', limit: 2000, alarmAt: undefined };
+const rule = {
+  tool: 'software_install',
+  name: 'spend',
+  window: 'day',
+  per: 'global',
+  measure: 'cost_usd',
+  limit: 2000,
+  alarmAt: undefined,
+};
 let sum = 0;
 let misses = 0;
 let x = Number(seed) + 1;

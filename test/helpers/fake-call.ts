@@ -5,7 +5,13 @@ import type { App } from '../../src/app.js';
 import { newCallState, type AnyTool, type Call } from '../../src/guard/types.js';
 import { newSession } from '../../src/server.js';
 
-export function fakeCall(app: App, toolName: string, rawArgs: Record<string, unknown>, principal = 'helpdesk-agent', over: Partial<Call> = {}): Call {
+export function fakeCall(
+  app: App,
+  toolName: string,
+  rawArgs: Record<string, unknown>,
+  principal = 'helpdesk-agent',
+  over: Partial<Call> = {},
+): Call {
   const tool = app.tools.find((t) => t.name === toolName) as AnyTool;
   return {
     tool,

@@ -40,4 +40,5 @@ export async function connect(app: App, principalName = 'helpdesk-agent', capabi
 }
 
 export const textOf = (r: CallToolResult): string => r.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
-export const codeOf = (r: CallToolResult): string | undefined => (r._meta?.['itguard/error'] as { code?: string } | undefined)?.code;
+export const codeOf = (r: CallToolResult): string | undefined =>
+  (r._meta?.['itguard/error'] as { code?: string } | undefined)?.code;

@@ -7,8 +7,12 @@ export function loadPolicyFile(dir: string, capsYaml: string): string {
   const yaml = DEMO_POLICY_YAML.replace(
     / {2}ticket_create:\n {4}tier: auto\n {4}dedupe_window: 15m\n {4}caps:\n( {6}- .*\n)+/,
     `  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n${capsYaml}`,
-  ).replace(/session: \{[^}]*\}/, 'session: { max_calls: 100000, max_minutes: 60, max_result_bytes: 100000000, max_identical_calls: 1000, max_consecutive_failures: 100000 }')
-    .replace(/budgets:\n(  - .*\n)+/, 'budgets: []\n')
+  )
+    .replace(
+      /session: \{[^}]*\}/,
+      'session: { max_calls: 100000, max_minutes: 60, max_result_bytes: 100000000, max_identical_calls: 1000, max_consecutive_failures: 100000 }',
+    )
+    .replace(/budgets:\n( {2}- .*\n)+/, 'budgets: []\n')
     .replace(/loop: \{[^}]*\}/, 'loop: { identical_per_hour: 100000, failures_in_a_row: 100000 }');
   const file = join(dir, 'policy.yaml');
   writeFileSync(file, yaml);

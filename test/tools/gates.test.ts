@@ -1,4 +1,9 @@
-import { ElicitRequestSchema, type CallToolResult, type ElicitRequest, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ElicitRequestSchema,
+  type CallToolResult,
+  type ElicitRequest,
+  type ElicitResult,
+} from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { startVerifyListener } from '../../src/http/app.js';
@@ -17,7 +22,11 @@ afterEach(async () => {
 });
 
 function gatesApp(edit: (y: string) => string = (y) => y, now?: () => number) {
-  const app = testApp({ policy: policyWith((y) => edit(y.replace('wait_seconds: 30', 'wait_seconds: 1'))), executorPollMs: 50, ...(now ? { now } : {}) });
+  const app = testApp({
+    policy: policyWith((y) => edit(y.replace('wait_seconds: 30', 'wait_seconds: 1'))),
+    executorPollMs: 50,
+    ...(now ? { now } : {}),
+  });
   apps.push(app);
   return app;
 }
@@ -97,7 +106,12 @@ describe('mfa tier: password_reset', () => {
 
     const form = await fetch(meta.verification_link);
     expect(await form.text()).toMatch(/Reset the password of asmith/);
-    const post = (code: string) => fetch(meta.verification_link, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `code=${code}&decision=confirm` });
+    const post = (code: string) =>
+      fetch(meta.verification_link, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `code=${code}&decision=confirm`,
+      });
     const bad = await post('111111');
     expect(bad.status).toBe(400);
     expect(user(app, 'asmith').mustChangePassword).toBe(false);
@@ -136,7 +150,11 @@ describe('mfa tier: password_reset', () => {
         const url = (p as { url: string }).url;
         // the user opens the page and types their code, after the client accepted
         setTimeout(() => {
-          void fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `code=${app.mfa.currentCode('jdoe')}&decision=confirm` });
+          void fetch(url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: `code=${app.mfa.currentCode('jdoe')}&decision=confirm`,
+          });
         }, 100);
         return { action: 'accept' };
       });
@@ -180,10 +198,14 @@ describe('TOTP (injected clock)', () => {
     now += 30_000; // cur is now one step old
     expect(app.mfa.verify('jdoe', cur)).toEqual({ ok: true });
     const old = app.mfa.currentCode('jdoe', now - 60_000)!;
-    expect(app.mfa.verify('asmith', app.mfa.currentCode('asmith', now - 60_000)!)).toMatchObject({ ok: false, why: 'wrong' });
+    expect(app.mfa.verify('asmith', app.mfa.currentCode('asmith', now - 60_000)!)).toMatchObject({
+      ok: false,
+      why: 'wrong',
+    });
     expect(old).toBeTruthy();
     // lockout
-    for (let i = 0; i < 4; i++) expect(app.mfa.verify('mgarcia', '000000')).toMatchObject({ ok: false, why: 'wrong', justLocked: false });
+    for (let i = 0; i < 4; i++)
+      expect(app.mfa.verify('mgarcia', '000000')).toMatchObject({ ok: false, why: 'wrong', justLocked: false });
     expect(app.mfa.verify('mgarcia', '000000')).toMatchObject({ ok: false, justLocked: true });
     expect(app.mfa.verify('mgarcia', app.mfa.currentCode('mgarcia', now)!)).toMatchObject({ ok: false, why: 'locked' });
     now += 15 * 60_000 + 1;
@@ -193,7 +215,10 @@ describe('TOTP (injected clock)', () => {
   it('a locked factor refuses the reset without prompting, and the lockout raised an alarm', async () => {
     const app = gatesApp();
     const c = await clientWith(app, ['form'], () => ({ action: 'accept', content: { code: '000000' } }));
-    for (let i = 0; i < 5; i++) await (await clientWith(app, ['form'], () => ({ action: 'accept', content: { code: '000000' } }))).call('password_reset', { user: 'jdoe', reason: `try ${i}` });
+    for (let i = 0; i < 5; i++)
+      await (
+        await clientWith(app, ['form'], () => ({ action: 'accept', content: { code: '000000' } }))
+      ).call('password_reset', { user: 'jdoe', reason: `try ${i}` });
     expect(app.auditStore.tail(200).some((r) => r.event === 'alarm' && r.code === 'MFA_LOCKED')).toBe(true);
     const r = await c.call('password_reset', { user: 'jdoe', reason: 'again' });
     expect(codeOf(r)).toBe('APPROVAL_DENIED');
@@ -210,18 +235,32 @@ describe('approval tier: software_install', () => {
     const app = gatesApp();
     const c = await clientWith(app, ['form', 'url']);
     const progress: number[] = [];
-    const r = (await c.client.callTool({ name: 'software_install', arguments: acrobat }, undefined, { onprogress: (p) => void progress.push(p.progress) })) as CallToolResult;
+    const r = (await c.client.callTool({ name: 'software_install', arguments: acrobat }, undefined, {
+      onprogress: (p) => void progress.push(p.progress),
+    })) as CallToolResult;
     expect(codeOf(r)).toBe('APPROVAL_PENDING');
     expect(progress.length).toBeGreaterThan(0);
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
     const row = app.approvals.get(id)!;
-    expect(row).toMatchObject({ status: 'pending', principal: 'helpdesk-agent', target: 'jdoe', reason: acrobat.reason });
+    expect(row).toMatchObject({
+      status: 'pending',
+      principal: 'helpdesk-agent',
+      target: 'jdoe',
+      reason: acrobat.reason,
+    });
     expect(JSON.parse(row.args)).toMatchObject({ device_id: 'LT-1001', version: '2025.001' });
-    expect(JSON.parse(row.caps).map((x: { rule: string }) => x.rule)).toEqual(['installs-per-day', 'license-spend-per-day']);
+    expect(JSON.parse(row.caps).map((x: { rule: string }) => x.rule)).toEqual([
+      'installs-per-day',
+      'license-spend-per-day',
+    ]);
     await c.close();
     // separation of duties
-    expect(app.approvals.decide(id, true, { name: 'console:helpdesk-agent', principal: 'helpdesk-agent' }, undefined)).toEqual({ ok: false, reason: 'self_approval' });
-    expect(app.approvals.decide(id, true, { name: 'console:it-approver', principal: 'it-approver' }, 'ok for finance')).toMatchObject({ ok: true });
+    expect(
+      app.approvals.decide(id, true, { name: 'console:helpdesk-agent', principal: 'helpdesk-agent' }, undefined),
+    ).toEqual({ ok: false, reason: 'self_approval' });
+    expect(
+      app.approvals.decide(id, true, { name: 'console:it-approver', principal: 'it-approver' }, 'ok for finance'),
+    ).toMatchObject({ ok: true });
     await waitFor(() => app.approvals.get(id)!.status === 'succeeded');
     expect(jobs(app)).toBe(1);
     const c2 = await clientWith(app, []);
@@ -229,7 +268,10 @@ describe('approval tier: software_install', () => {
     expect((s.structuredContent as { status: string; decided_by: string }).status).toBe('succeeded');
     expect(textOf(s)).toMatch(/install job JOB-/);
     // a second approval decision is impossible; nothing runs twice
-    expect(app.approvals.decide(id, true, { name: 'x', principal: 'it-approver' }, undefined)).toEqual({ ok: false, reason: 'not_pending' });
+    expect(app.approvals.decide(id, true, { name: 'x', principal: 'it-approver' }, undefined)).toEqual({
+      ok: false,
+      reason: 'not_pending',
+    });
     await new Promise((res) => setTimeout(res, 200));
     expect(jobs(app)).toBe(1);
   });
@@ -273,11 +315,15 @@ describe('approval tier: software_install', () => {
     expect(app.approvals.get(id)!.status).toBe('expired');
     expect(app.approvals.decide(id, true, { name: 'cli:alice' }, undefined)).toEqual({ ok: false, reason: 'expired' });
     const c2 = await clientWith(app, []);
-    expect((await c2.call('request_status', { request_id: id })).structuredContent).toMatchObject({ status: 'expired' });
+    expect((await c2.call('request_status', { request_id: id })).structuredContent).toMatchObject({
+      status: 'expired',
+    });
   });
 
   it('another principal cannot read the request', async () => {
-    const app = gatesApp((y) => y.replace('  kb-reader:', '  helpdesk-2: { scopes: [software:install, software:read] }\n  kb-reader:'));
+    const app = gatesApp((y) =>
+      y.replace('  kb-reader:', '  helpdesk-2: { scopes: [software:install, software:read] }\n  kb-reader:'),
+    );
     const c = await clientWith(app, []);
     const r = await c.call('software_install', acrobat);
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
@@ -286,18 +332,30 @@ describe('approval tier: software_install', () => {
   });
 
   it('only catalog ids, listed versions and the user’s own devices; cost caps and licence pools hold', async () => {
-    const app = gatesApp((y) => y.replace('measure: cost_usd, limit: 2000, alarm_at: 400', 'measure: cost_usd, limit: 300'));
+    const app = gatesApp((y) =>
+      y.replace('measure: cost_usd, limit: 2000, alarm_at: 400', 'measure: cost_usd, limit: 300'),
+    );
     const c = await clientWith(app, []);
-    expect(textOf(await c.call('software_install', { ...acrobat, package: 'https://evil.example/setup.exe' }))).toMatch(/package: must be a catalog id/);
-    expect(textOf(await c.call('software_install', { ...acrobat, package: 'not-a-package' }))).toMatch(/not in the catalog/);
-    expect(textOf(await c.call('software_install', { ...acrobat, version: '1999.1' }))).toMatch(/version: adobe-acrobat-pro is available in/);
+    expect(textOf(await c.call('software_install', { ...acrobat, package: 'https://evil.example/setup.exe' }))).toMatch(
+      /package: must be a catalog id/,
+    );
+    expect(textOf(await c.call('software_install', { ...acrobat, package: 'not-a-package' }))).toMatch(
+      /not in the catalog/,
+    );
+    expect(textOf(await c.call('software_install', { ...acrobat, version: '1999.1' }))).toMatch(
+      /version: adobe-acrobat-pro is available in/,
+    );
     expect(codeOf(await c.call('software_install', { ...acrobat, device_id: 'MB-3001' }))).toBe('POLICY_DENIED');
     const c2 = await clientWith(app, []);
     const first = await c2.call('software_install', acrobat);
     expect(codeOf(first)).toBe('APPROVAL_PENDING');
     const second = await c2.call('software_install', { ...acrobat, user: 'asmith', device_id: 'MB-3001' });
     expect(codeOf(second)).toBe('CAP_EXCEEDED');
-    expect(second._meta!['itguard/error']).toMatchObject({ rule: 'license-spend-per-day', measure: 'cost_usd', limit: 300 });
+    expect(second._meta!['itguard/error']).toMatchObject({
+      rule: 'license-spend-per-day',
+      measure: 'cost_usd',
+      limit: 300,
+    });
     app.db.prepare("UPDATE catalog SET license_pool = 0 WHERE id = 'microsoft-visio'").run();
     const pool = await c2.call('software_install', { user: 'jdoe', package: 'microsoft-visio', reason });
     expect(codeOf(pool)).toBe('POLICY_DENIED');
@@ -315,9 +373,13 @@ describe('confirm tier: self-service installs', () => {
     expect(r.isError).toBeFalsy();
     expect(yes.asked[0]!.message).toMatch(/Install slack .* of jdoe[\s\S]*team chat/);
     const no = await clientWith(app, ['form'], () => ({ action: 'accept', content: { approve: false } }));
-    expect(codeOf(await no.call('software_install', { ...slack, user: 'asmith', device_id: 'MB-3001' }))).toBe('APPROVAL_DENIED');
+    expect(codeOf(await no.call('software_install', { ...slack, user: 'asmith', device_id: 'MB-3001' }))).toBe(
+      'APPROVAL_DENIED',
+    );
     const dec = await clientWith(app, ['form'], () => ({ action: 'decline' }));
-    expect(codeOf(await dec.call('software_install', { ...slack, user: 'mgarcia', device_id: 'LT-1018' }))).toBe('APPROVAL_DENIED');
+    expect(codeOf(await dec.call('software_install', { ...slack, user: 'mgarcia', device_id: 'LT-1018' }))).toBe(
+      'APPROVAL_DENIED',
+    );
     expect(app.backends.deploy.jobs()).toHaveLength(1);
   });
 
@@ -357,13 +419,20 @@ describe('the one-time reset link', () => {
     const app = gatesApp();
     const page = await startVerifyListener(app, 0);
     closers.push(page.close);
-    const c = await clientWith(app, ['form'], () => ({ action: 'accept', content: { code: app.mfa.currentCode('jdoe')! } }));
+    const c = await clientWith(app, ['form'], () => ({
+      action: 'accept',
+      content: { code: app.mfa.currentCode('jdoe')! },
+    }));
     expect((await c.call('password_reset', { user: 'jdoe', reason })).isError).toBeFalsy();
     const link = (app.db.prepare('SELECT body FROM outbox').get() as { body: string }).body.match(/https?:\/\/\S+/)![0];
     expect(link.startsWith(`${page.url}/reset/`)).toBe(true);
     expect(await (await fetch(link)).text()).toMatch(/Choose a new password for jdoe/);
     const post = (pw: string, confirm = pw) =>
-      fetch(link, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ password: pw, confirm }).toString() });
+      fetch(link, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ password: pw, confirm }).toString(),
+      });
     expect((await post('short')).status).toBe(400);
     expect((await post('correct horse battery staple')).status).toBe(200);
     expect(user(app, 'jdoe').mustChangePassword).toBe(false);
@@ -374,11 +443,15 @@ describe('the one-time reset link', () => {
 
 describe('shadow mode and guard_status under the kill switch', () => {
   it('shadow: evaluated and audited as if real, nothing executes, the result says what would have happened', async () => {
-    const app = gatesApp((y) => y.replace('  software_install:\n    tier: approval', '  software_install:\n    mode: shadow\n    tier: approval'));
+    const app = gatesApp((y) =>
+      y.replace('  software_install:\n    tier: approval', '  software_install:\n    mode: shadow\n    tier: approval'),
+    );
     const c = await clientWith(app, []);
     const r = await c.call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason });
     expect(r.isError).toBeFalsy();
-    expect(textOf(r)).toMatch(/\[shadow mode\] Would have done: Install adobe-acrobat-pro .* after an approver’s approval/);
+    expect(textOf(r)).toMatch(
+      /\[shadow mode\] Would have done: Install adobe-acrobat-pro .* after an approver’s approval/,
+    );
     expect(app.backends.deploy.jobs()).toHaveLength(0);
     expect(app.approvals.list(['pending'])).toHaveLength(0);
     expect(app.caps.used(app.policy.tools.software_install.caps[0]!, '*', Date.now())).toBe(0);

@@ -16,7 +16,13 @@ beforeAll(() => {
   tmp = tempDir();
   db = join(tmp.dir, 'h.db');
   // The principal's loop breaker is not under test here: a refusal per case must not trip it.
-  app = openApp({ dbPath: db, policy: policyWith((y) => y.replace(/loop: \{[^}]*\}/, 'loop: { identical_per_hour: 1000, failures_in_a_row: 1000 }')), log: silent });
+  app = openApp({
+    dbPath: db,
+    policy: policyWith((y) =>
+      y.replace(/loop: \{[^}]*\}/, 'loop: { identical_per_hour: 1000, failures_in_a_row: 1000 }'),
+    ),
+    log: silent,
+  });
 });
 // A fresh MCP session per test: refusals count toward the session's loop breaker.
 beforeEach(async () => {

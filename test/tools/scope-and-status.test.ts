@@ -44,10 +44,14 @@ describe('principal and scopes', () => {
 describe('software_catalog and request_status', () => {
   it('lists catalog ids with versions, cost, self-service and seats; filters by query', async () => {
     const c = await connect(app);
-    const all = (await c.call('software_catalog')).structuredContent as { packages: { id: string; self_service: boolean; seats_used: number }[] };
+    const all = (await c.call('software_catalog')).structuredContent as {
+      packages: { id: string; self_service: boolean; seats_used: number }[];
+    };
     expect(all.packages.length).toBeGreaterThanOrEqual(15);
     expect(all.packages.find((p) => p.id === 'slack')).toMatchObject({ self_service: true, seats_used: 0 });
-    const adobe = (await c.call('software_catalog', { query: 'adobe' })).structuredContent as { packages: { id: string }[] };
+    const adobe = (await c.call('software_catalog', { query: 'adobe' })).structuredContent as {
+      packages: { id: string }[];
+    };
     expect(adobe.packages.map((p) => p.id)).toContain('adobe-acrobat-pro');
     expect(adobe.packages.every((p) => /adobe/.test(p.id))).toBe(true);
     expect(codeOf(await c.call('software_catalog', { query: '' }))).toBe('INVALID_ARGUMENT');
@@ -68,7 +72,12 @@ describe('guard_status', () => {
     const c = await connect(app);
     await c.call('kb_search', { query: 'vpn' });
     const r = await c.call('guard_status');
-    const d = r.structuredContent as { principal: string; scopes: string[]; kill_switch: { engaged: boolean }; session: { calls_used: number; calls_left: number } };
+    const d = r.structuredContent as {
+      principal: string;
+      scopes: string[];
+      kill_switch: { engaged: boolean };
+      session: { calls_used: number; calls_left: number };
+    };
     expect(d.principal).toBe('helpdesk-agent');
     expect(d.scopes).toContain('tickets:write');
     expect(d.kill_switch.engaged).toBe(false);
@@ -96,14 +105,21 @@ describe('kill switch', () => {
 describe('audit', () => {
   it('records intent before outcome for writes, one record for reads, and the chain verifies', async () => {
     const c = await connect(app);
-    const w = await c.call('ticket_create', { summary: 'Audit me', requester: 'jdoe', reason: 'test', idempotency_key: 'audit-test-0001' });
+    const w = await c.call('ticket_create', {
+      summary: 'Audit me',
+      requester: 'jdoe',
+      reason: 'test',
+      idempotency_key: 'audit-test-0001',
+    });
     const trace = (w._meta!['itguard/trace_id'] as string) ?? '';
     const rows = app.auditStore.byTrace(trace);
     expect(rows.map((x) => x.event)).toEqual(['call.intent', 'call.outcome']);
     expect(rows[1]!.outcome).toBe('ok');
     expect(JSON.parse(rows[0]!.args!)).toMatchObject({ summary: 'Audit me', requester: 'jdoe' });
     const r = await c.call('kb_search', { query: 'wifi' });
-    expect(app.auditStore.byTrace(r._meta!['itguard/trace_id'] as string).map((x) => x.event)).toEqual(['call.outcome']);
+    expect(app.auditStore.byTrace(r._meta!['itguard/trace_id'] as string).map((x) => x.event)).toEqual([
+      'call.outcome',
+    ]);
     expect(app.auditStore.verify().ok).toBe(true);
   });
 

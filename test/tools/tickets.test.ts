@@ -17,7 +17,12 @@ const reason = 'user reported it in chat';
 
 describe('tickets', () => {
   it('creates IT-n and reads it back with comments', async () => {
-    const r = await c.call('ticket_create', { summary: 'VPN drops every 5 minutes', description: 'Since Monday.', requester: 'jdoe', reason });
+    const r = await c.call('ticket_create', {
+      summary: 'VPN drops every 5 minutes',
+      description: 'Since Monday.',
+      requester: 'jdoe',
+      reason,
+    });
     expect(r.isError).toBeFalsy();
     const key = (r.structuredContent as { key: string }).key;
     expect(key).toMatch(/^IT-\d+$/);
@@ -25,7 +30,9 @@ describe('tickets', () => {
     expect(cm.isError).toBeFalsy();
     const g = await c.call('ticket_get', { key });
     expect(g.isError).toBeFalsy();
-    const t = (g.structuredContent as { ticket: { summary: string; requester: string; status: string; comments: unknown[] } }).ticket;
+    const t = (
+      g.structuredContent as { ticket: { summary: string; requester: string; status: string; comments: unknown[] } }
+    ).ticket;
     expect(t).toMatchObject({ summary: 'VPN drops every 5 minutes', requester: 'jdoe', status: 'open' });
     expect(t.comments).toHaveLength(1);
     expect(textOf(g)).toMatch(/<untrusted-data-[0-9a-f]{8} source="ticket IT-\d+">/);

@@ -104,7 +104,9 @@ export class EmbeddedDirectory implements DirectoryBackend {
         const link = `${o.resetBaseUrl.replace(/\/$/, '')}/reset/${token}`;
         const outboxId = Number(
           this.db
-            .prepare('INSERT INTO outbox (username, channel, address, subject, body, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+            .prepare(
+              'INSERT INTO outbox (username, channel, address, subject, body, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+            )
             .run(
               username,
               u.recovery.kind,
@@ -116,21 +118,36 @@ export class EmbeddedDirectory implements DirectoryBackend {
             ).lastInsertRowid,
         );
         // A new reset revokes the user's older unused links: only the latest one works.
-        this.db.prepare('UPDATE password_resets SET used_at = ? WHERE username = ? AND used_at IS NULL').run(at, username);
         this.db
-          .prepare('INSERT INTO password_resets (token_hash, username, request_id, outbox_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+          .prepare('UPDATE password_resets SET used_at = ? WHERE username = ? AND used_at IS NULL')
+          .run(at, username);
+        this.db
+          .prepare(
+            'INSERT INTO password_resets (token_hash, username, request_id, outbox_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+          )
           .run(sha256(token), username, o.requestId ?? null, outboxId, at, at + RESET_LINK_TTL_MS);
-        this.db.prepare('UPDATE dir_users SET must_change_password = 1, password_changed_at = ? WHERE username = ?').run(at, username);
-        return { username, channel: u.recovery.kind, maskedChannel: maskAddress(u.recovery.kind, u.recovery.address), at: new Date(at).toISOString() };
+        this.db
+          .prepare('UPDATE dir_users SET must_change_password = 1, password_changed_at = ? WHERE username = ?')
+          .run(at, username);
+        return {
+          username,
+          channel: u.recovery.kind,
+          maskedChannel: maskAddress(u.recovery.kind, u.recovery.address),
+          at: new Date(at).toISOString(),
+        };
       })
       .immediate();
   }
 
   resetLink(token: string): ResetLink | undefined {
     const r = this.db
-      .prepare<[string], { username: string; expires_at: number; used_at: number | null }>('SELECT username, expires_at, used_at FROM password_resets WHERE token_hash = ?')
+      .prepare<[string], { username: string; expires_at: number; used_at: number | null }>(
+        'SELECT username, expires_at, used_at FROM password_resets WHERE token_hash = ?',
+      )
       .get(sha256(token));
-    return r && { username: r.username, expiresAt: r.expires_at, usable: r.used_at === null && r.expires_at > this.now() };
+    return (
+      r && { username: r.username, expiresAt: r.expires_at, usable: r.used_at === null && r.expires_at > this.now() }
+    );
   }
 
   /** Sets the new password (scrypt) through a live one-time link and spends the link. False if the link is not usable. */
@@ -143,7 +160,11 @@ export class EmbeddedDirectory implements DirectoryBackend {
         const hash = `scrypt$${salt.toString('base64')}$${scryptSync(password, salt, 32).toString('base64')}`;
         const at = this.now();
         this.db.prepare('UPDATE password_resets SET used_at = ? WHERE token_hash = ?').run(at, sha256(token));
-        this.db.prepare('UPDATE dir_users SET password_hash = ?, must_change_password = 0, password_changed_at = ? WHERE username = ?').run(hash, at, link.username);
+        this.db
+          .prepare(
+            'UPDATE dir_users SET password_hash = ?, must_change_password = 0, password_changed_at = ? WHERE username = ?',
+          )
+          .run(hash, at, link.username);
         return true;
       })
       .immediate();
@@ -155,7 +176,14 @@ export class EmbeddedDirectory implements DirectoryBackend {
         'SELECT username, channel, address, created_at FROM outbox WHERE request_id = ?',
       )
       .get(requestId);
-    return r && { username: r.username, channel: r.channel, maskedChannel: maskAddress(r.channel, r.address), at: new Date(r.created_at).toISOString() };
+    return (
+      r && {
+        username: r.username,
+        channel: r.channel,
+        maskedChannel: maskAddress(r.channel, r.address),
+        at: new Date(r.created_at).toISOString(),
+      }
+    );
   }
 
   get(username: string): User | undefined {
@@ -172,10 +200,23 @@ export class EmbeddedDirectory implements DirectoryBackend {
       `INSERT OR IGNORE INTO dir_users (username, display_name, email, department, title, manager, groups, recovery_kind, recovery_address, disabled)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.db.transaction(() => {
-      for (const u of users) {
-        ins.run(u.username, u.displayName, u.email, u.department, u.title, u.manager, u.groups.join(' '), u.recovery.kind, u.recovery.address, u.disabled ? 1 : 0);
-      }
-    }).immediate();
+    this.db
+      .transaction(() => {
+        for (const u of users) {
+          ins.run(
+            u.username,
+            u.displayName,
+            u.email,
+            u.department,
+            u.title,
+            u.manager,
+            u.groups.join(' '),
+            u.recovery.kind,
+            u.recovery.address,
+            u.disabled ? 1 : 0,
+          );
+        }
+      })
+      .immediate();
   }
 }

@@ -6,7 +6,13 @@ import type { ResetOutcome } from '../directory/embedded.js';
 const done = (r: ResetOutcome) => ({
   // Security: the result says what happened and where the link went, masked; never the link or a password.
   text: `Password of ${r.username} was reset: they must choose a new one at next login. A one-time reset link was sent to ${r.maskedChannel}.`,
-  data: { user: r.username, must_change_at_next_login: true, reset_link_sent_to: r.maskedChannel, channel: r.channel, at: r.at },
+  data: {
+    user: r.username,
+    must_change_at_next_login: true,
+    reset_link_sent_to: r.maskedChannel,
+    channel: r.channel,
+    at: r.at,
+  },
 });
 
 export const passwordReset = defineTool({
@@ -23,18 +29,28 @@ export const passwordReset = defineTool({
   summary: (a) => `Reset the password of ${a.user}`,
   checkPolicy(a, { backends, toolPolicy }) {
     const u = backends.directory.get(a.user);
-    if (!u) throw new GuardError('INVALID_ARGUMENT', `user: no user "${a.user}" in the directory.`, { details: { field: 'user' } });
-    if (u.disabled) throw new GuardError('POLICY_DENIED', `user: ${a.user} is disabled; IT must re-enable the account first.`);
+    if (!u)
+      throw new GuardError('INVALID_ARGUMENT', `user: no user "${a.user}" in the directory.`, {
+        details: { field: 'user' },
+      });
+    if (u.disabled)
+      throw new GuardError('POLICY_DENIED', `user: ${a.user} is disabled; IT must re-enable the account first.`);
     const denied = u.groups.filter((g) => toolPolicy.denyTargetGroups.includes(g));
     // Security: privileged targets are refused before anyone is prompted.
     if (denied.length) {
-      throw new GuardError('POLICY_DENIED', `Policy forbids resetting the password of members of ${denied.join(', ')} (${a.user}).`, {
-        details: { deny_target_groups: denied },
-      });
+      throw new GuardError(
+        'POLICY_DENIED',
+        `Policy forbids resetting the password of members of ${denied.join(', ')} (${a.user}).`,
+        {
+          details: { deny_target_groups: denied },
+        },
+      );
     }
   },
   async run(a, ctx) {
-    return done(ctx.backends.directory.resetPassword(a.user, { requestId: ctx.idempotencyKey, resetBaseUrl: ctx.linksBase }));
+    return done(
+      ctx.backends.directory.resetPassword(a.user, { requestId: ctx.idempotencyKey, resetBaseUrl: ctx.linksBase }),
+    );
   },
   async recover(_a, ctx) {
     const r = ctx.idempotencyKey ? ctx.backends.directory.findReset(ctx.idempotencyKey) : undefined;

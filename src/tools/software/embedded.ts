@@ -47,7 +47,10 @@ export interface DeployBackend {
   devicesOf(username: string): Device[];
   getDevice(id: string): Device | undefined;
   seatsUsed(pkg: string): number;
-  install(i: { username: string; deviceId: string; package: string; version: string }, o: { requestId: string | undefined }): InstallJob;
+  install(
+    i: { username: string; deviceId: string; package: string; version: string },
+    o: { requestId: string | undefined },
+  ): InstallJob;
   findRequest(requestId: string): InstallJob | undefined;
   jobs(username?: string): InstallJob[];
 }
@@ -99,7 +102,18 @@ export class EmbeddedDeploy implements DeployBackend {
   seed(packages: readonly Package[], devices: readonly Device[]): void {
     const p = this.db.prepare('INSERT OR IGNORE INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const d = this.db.prepare('INSERT OR IGNORE INTO devices VALUES (?, ?, ?, ?, ?)');
-    for (const x of packages) p.run(x.id, x.name, x.publisher, JSON.stringify(x.versions), JSON.stringify(x.platforms), x.costUsd, x.selfService ? 1 : 0, x.licensePool, x.description);
+    for (const x of packages)
+      p.run(
+        x.id,
+        x.name,
+        x.publisher,
+        JSON.stringify(x.versions),
+        JSON.stringify(x.platforms),
+        x.costUsd,
+        x.selfService ? 1 : 0,
+        x.licensePool,
+        x.description,
+      );
     for (const x of devices) d.run(x.id, x.owner, x.hostname, x.platform, x.model);
   }
 
@@ -127,10 +141,19 @@ export class EmbeddedDeploy implements DeployBackend {
   }
 
   seatsUsed(pkg: string): number {
-    return (this.db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM install_jobs WHERE package = ? AND state != 'failed'").get(pkg)?.n ?? 0);
+    return (
+      this.db
+        .prepare<[string], { n: number }>(
+          "SELECT count(*) AS n FROM install_jobs WHERE package = ? AND state != 'failed'",
+        )
+        .get(pkg)?.n ?? 0
+    );
   }
 
-  install(i: { username: string; deviceId: string; package: string; version: string }, o: { requestId: string | undefined }): InstallJob {
+  install(
+    i: { username: string; deviceId: string; package: string; version: string },
+    o: { requestId: string | undefined },
+  ): InstallJob {
     return this.db
       .transaction((): InstallJob => {
         if (o.requestId) {
@@ -146,7 +169,9 @@ export class EmbeddedDeploy implements DeployBackend {
         const id = `JOB-${jobId()}`;
         const at = this.now();
         this.db
-          .prepare("INSERT INTO install_jobs (id, request_id, username, device_id, package, version, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)")
+          .prepare(
+            "INSERT INTO install_jobs (id, request_id, username, device_id, package, version, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+          )
           .run(id, o.requestId ?? null, i.username, i.deviceId, i.package, i.version, at, at);
         return this.job(id)!;
       })
@@ -188,7 +213,9 @@ export class EmbeddedDeploy implements DeployBackend {
 
   jobs(username?: string): InstallJob[] {
     const rows = username
-      ? this.db.prepare<[string], JobRow>('SELECT * FROM install_jobs WHERE username = ? ORDER BY created_at DESC').all(username)
+      ? this.db
+          .prepare<[string], JobRow>('SELECT * FROM install_jobs WHERE username = ? ORDER BY created_at DESC')
+          .all(username)
       : this.db.prepare<[], JobRow>('SELECT * FROM install_jobs ORDER BY created_at DESC').all();
     return rows.map((r) => this.advance(r));
   }

@@ -9,7 +9,15 @@ export const softwareCatalog = defineTool({
   title: 'List installable software',
   description:
     'Lists the software catalog: package ids, versions, platforms, cost per seat, whether it is self-service, and licence seats used. software_install accepts only these ids.',
-  input: { query: z.string().trim().min(1).max(100).optional().describe('Filter by words in id, name, publisher or description.') },
+  input: {
+    query: z
+      .string()
+      .trim()
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('Filter by words in id, name, publisher or description.'),
+  },
   scope: 'software:read',
   effect: 'read',
   tier: 'auto',
@@ -43,7 +51,14 @@ export const softwareCatalog = defineTool({
 
 const queued = (j: InstallJob) => ({
   text: `Install job ${j.id}: ${j.package} ${j.version} on ${j.deviceId} for ${j.username} is ${j.state}. Check progress with request_status.`,
-  data: { job_id: j.id, state: j.state, package: j.package, version: j.version, device_id: j.deviceId, user: j.username },
+  data: {
+    job_id: j.id,
+    state: j.state,
+    package: j.package,
+    version: j.version,
+    device_id: j.deviceId,
+    user: j.username,
+  },
 });
 
 export const softwareInstall = defineTool({
@@ -53,9 +68,16 @@ export const softwareInstall = defineTool({
     'Installs a catalog package (by id from software_catalog) on a device the user owns. Licensed packages need an IT approver: the call waits, then returns APPROVAL_PENDING with a request_id for request_status. Self-service packages only need the user’s confirmation.',
   input: {
     user: UserRef,
-    package: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, { error: 'must be a catalog id like adobe-acrobat-pro (see software_catalog)' }),
+    package: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, {
+        error: 'must be a catalog id like adobe-acrobat-pro (see software_catalog)',
+      }),
     version: z.string().min(1).max(32).optional(),
-    device_id: z.string().regex(/^[A-Z]{2}-\d{3,6}$/, { error: 'must be a device id like LT-1001' }).optional(),
+    device_id: z
+      .string()
+      .regex(/^[A-Z]{2}-\d{3,6}$/, { error: 'must be a device id like LT-1001' })
+      .optional(),
     reason: Reason,
     idempotency_key: IdemKey.optional(),
   },
@@ -65,46 +87,79 @@ export const softwareInstall = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   capKeys: (a, backends) => ({ target: a.user, costUsd: backends.deploy.getPackage(a.package)?.costUsd ?? 0 }),
   tierFor: (a, { backends, toolPolicy }) =>
-    backends.deploy.getPackage(a.package)?.selfService ? (toolPolicy.selfServiceTier ?? 'confirm') : (toolPolicy.tier ?? 'approval'),
-  summary: (a) => `Install ${a.package}${a.version ? ` ${a.version}` : ''} on ${a.device_id ?? 'the device'} of ${a.user}`,
+    backends.deploy.getPackage(a.package)?.selfService
+      ? (toolPolicy.selfServiceTier ?? 'confirm')
+      : (toolPolicy.tier ?? 'approval'),
+  summary: (a) =>
+    `Install ${a.package}${a.version ? ` ${a.version}` : ''} on ${a.device_id ?? 'the device'} of ${a.user}`,
   checkPolicy(a, { backends }) {
     const pkg = backends.deploy.getPackage(a.package);
     // Security: only catalog ids, never free text or installer URLs.
-    if (!pkg) throw new GuardError('INVALID_ARGUMENT', `package: "${a.package}" is not in the catalog; use an id from software_catalog.`, { details: { field: 'package' } });
+    if (!pkg)
+      throw new GuardError(
+        'INVALID_ARGUMENT',
+        `package: "${a.package}" is not in the catalog; use an id from software_catalog.`,
+        { details: { field: 'package' } },
+      );
     const version = a.version ?? pkg.versions[0]!;
     if (!pkg.versions.includes(version)) {
-      throw new GuardError('INVALID_ARGUMENT', `version: ${pkg.id} is available in ${pkg.versions.join(', ')}, not ${version}.`, { details: { field: 'version' } });
+      throw new GuardError(
+        'INVALID_ARGUMENT',
+        `version: ${pkg.id} is available in ${pkg.versions.join(', ')}, not ${version}.`,
+        { details: { field: 'version' } },
+      );
     }
     const user = backends.directory.get(a.user);
-    if (!user) throw new GuardError('INVALID_ARGUMENT', `user: no user "${a.user}" in the directory.`, { details: { field: 'user' } });
+    if (!user)
+      throw new GuardError('INVALID_ARGUMENT', `user: no user "${a.user}" in the directory.`, {
+        details: { field: 'user' },
+      });
     if (user.disabled) throw new GuardError('POLICY_DENIED', `user: ${a.user} is disabled.`);
     const devices = backends.deploy.devicesOf(a.user);
     let device = a.device_id ? backends.deploy.getDevice(a.device_id) : undefined;
     if (a.device_id && (!device || device.owner !== a.user)) {
-      throw new GuardError('POLICY_DENIED', `device_id: ${a.device_id} does not belong to ${a.user} (their devices: ${devices.map((d) => d.id).join(', ') || 'none'}).`, {
-        details: { field: 'device_id' },
-      });
+      throw new GuardError(
+        'POLICY_DENIED',
+        `device_id: ${a.device_id} does not belong to ${a.user} (their devices: ${devices.map((d) => d.id).join(', ') || 'none'}).`,
+        {
+          details: { field: 'device_id' },
+        },
+      );
     }
     if (!device) {
       const fitting = devices.filter((d) => pkg.platforms.includes(d.platform));
       if (fitting.length !== 1) {
-        throw new GuardError('INVALID_ARGUMENT', `device_id: required — ${a.user} has ${fitting.length ? `several devices for ${pkg.id}: ${fitting.map((d) => `${d.id} (${d.platform})`).join(', ')}` : `no ${pkg.platforms.join('/')} device`}.`, {
-          details: { field: 'device_id' },
-        });
+        throw new GuardError(
+          'INVALID_ARGUMENT',
+          `device_id: required — ${a.user} has ${fitting.length ? `several devices for ${pkg.id}: ${fitting.map((d) => `${d.id} (${d.platform})`).join(', ')}` : `no ${pkg.platforms.join('/')} device`}.`,
+          {
+            details: { field: 'device_id' },
+          },
+        );
       }
       device = fitting[0]!;
     }
     if (!pkg.platforms.includes(device.platform)) {
-      throw new GuardError('POLICY_DENIED', `${pkg.name} does not run on ${device.platform} (${device.id}); it supports ${pkg.platforms.join(', ')}.`);
+      throw new GuardError(
+        'POLICY_DENIED',
+        `${pkg.name} does not run on ${device.platform} (${device.id}); it supports ${pkg.platforms.join(', ')}.`,
+      );
     }
     if (pkg.licensePool !== null && backends.deploy.seatsUsed(pkg.id) >= pkg.licensePool) {
-      throw new GuardError('POLICY_DENIED', `All ${pkg.licensePool} licence seats of ${pkg.name} are in use.`, { details: { license_pool: pkg.licensePool } });
+      throw new GuardError('POLICY_DENIED', `All ${pkg.licensePool} licence seats of ${pkg.name} are in use.`, {
+        details: { license_pool: pkg.licensePool },
+      });
     }
     return { version, device_id: device.id };
   },
   async run(a, ctx) {
     try {
-      return queued(ctx.backends.deploy.install({ username: a.user, deviceId: a.device_id!, package: a.package, version: a.version! }, { requestId: ctx.idempotencyKey }));
+      return queued(
+        ctx.backends.deploy.install(
+          { username: a.user, deviceId: a.device_id!, package: a.package, version: a.version! },
+          { requestId: ctx.idempotencyKey },
+        ),
+      );
     } catch (e) {
       if (e instanceof PoolExhausted) throw new BackendError(e.message, false, { license_pool: e.pool });
       throw e;

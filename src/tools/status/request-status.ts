@@ -7,7 +7,9 @@ export const requestStatus = defineTool({
   title: 'Check an approval request',
   description:
     'Reports a request returned as APPROVAL_PENDING: pending, approved, denied, expired, executing, succeeded or failed, with the decision, the result once it ran and, for installs, the job’s progress.',
-  input: { request_id: z.string().regex(/^REQ-[A-Z0-9]{6,16}$/, { error: 'must be a request id like REQ-7K2M9QX4PD' }) },
+  input: {
+    request_id: z.string().regex(/^REQ-[A-Z0-9]{6,16}$/, { error: 'must be a request id like REQ-7K2M9QX4PD' }),
+  },
   scope: 'any-write',
   polling: true,
   effect: 'read',
@@ -19,14 +21,24 @@ export const requestStatus = defineTool({
     const r = ctx.approvals.get(a.request_id);
     // Security: a principal sees only its own requests; others' look like they do not exist.
     if (!r || r.principal !== ctx.principal.name) {
-      throw new GuardError('NOT_FOUND', `No request ${a.request_id} for this agent.`, { next: 'Use the request_id from an APPROVAL_PENDING result.' });
+      throw new GuardError('NOT_FOUND', `No request ${a.request_id} for this agent.`, {
+        next: 'Use the request_id from an APPROVAL_PENDING result.',
+      });
     }
-    const result = r.result ? (JSON.parse(r.result) as { content?: { type: string; text?: string }[]; structuredContent?: Record<string, unknown> }) : undefined;
-    const job = r.tool === 'software_install' && r.request_id ? ctx.backends.deploy.findRequest(r.request_id) : undefined;
+    const result = r.result
+      ? (JSON.parse(r.result) as {
+          content?: { type: string; text?: string }[];
+          structuredContent?: Record<string, unknown>;
+        })
+      : undefined;
+    const job =
+      r.tool === 'software_install' && r.request_id ? ctx.backends.deploy.findRequest(r.request_id) : undefined;
     const lines = [
       `${r.id}: ${r.status} — ${r.summary}`,
       `tier ${r.tier}; requested ${new Date(r.created_at).toISOString()}; expires ${new Date(r.expires_at).toISOString()}`,
-      r.decided_by ? `decided by ${r.decided_by}${r.note ? ` (${r.note})` : ''} at ${new Date(r.decided_at ?? 0).toISOString()}` : 'no decision yet',
+      r.decided_by
+        ? `decided by ${r.decided_by}${r.note ? ` (${r.note})` : ''} at ${new Date(r.decided_at ?? 0).toISOString()}`
+        : 'no decision yet',
       ...(result?.content?.[0]?.text ? [`result: ${result.content[0].text}`] : []),
       ...(job ? [`install job ${job.id}: ${job.state} (updated ${job.updatedAt})`] : []),
     ];

@@ -18,17 +18,40 @@ export const guardStatus = defineTool({
     const v = ctx.guardView();
     const ks = v.killSwitch.engaged ? `ENGAGED (${v.killSwitch.reason})` : 'off';
     const caps = v.caps.length
-      ? v.caps.map((c) => `  ${String(c.tool)} ${String(c.rule)}: ${String(c.used)}/${String(c.limit)} (resets ${String(c.resets_at)})`).join('\n')
+      ? v.caps
+          .map(
+            (c) =>
+              `  ${String(c.tool)} ${String(c.rule)}: ${String(c.used)}/${String(c.limit)} (resets ${String(c.resets_at)})`,
+          )
+          .join('\n')
       : '  none yet';
-    const s = Object.entries(v.session).map(([k, val]) => `  ${k}: ${String(val)}`).join('\n');
+    const s = Object.entries(v.session)
+      .map(([k, val]) => `  ${k}: ${String(val)}`)
+      .join('\n');
     const budgets = v.budgets.length
-      ? v.budgets.map((b) => `  ${String(b.budget)} (per ${String(b.per)}): ${String(b.used)}/${String(b.limit)} ${String(b.measure).replace('_', ' ')} (resets ${String(b.resets_at)})`).join('\n')
+      ? v.budgets
+          .map(
+            (b) =>
+              `  ${String(b.budget)} (per ${String(b.per)}): ${String(b.used)}/${String(b.limit)} ${String(b.measure).replace('_', ' ')} (resets ${String(b.resets_at)})`,
+          )
+          .join('\n')
       : '  none';
     const lb = v.loopBreaker;
-    const breaker = lb.state === 'tripped' ? `TRIPPED (${String(lb.rule)}): ${String(lb.why)}; clears at ${String(lb.clears_at)}` : `ok (${String(lb.failures_in_a_row)} failure(s) in a row of ${String(lb.failures_in_a_row_limit)}; identical calls per hour ${String(lb.identical_per_hour)})`;
+    const breaker =
+      lb.state === 'tripped'
+        ? `TRIPPED (${String(lb.rule)}): ${String(lb.why)}; clears at ${String(lb.clears_at)}`
+        : `ok (${String(lb.failures_in_a_row)} failure(s) in a row of ${String(lb.failures_in_a_row_limit)}; identical calls per hour ${String(lb.identical_per_hour)})`;
     return {
       text: `Kill switch: ${ks}\nPrincipal: ${ctx.principal.name}\nScopes: ${ctx.principal.scopes.join(', ') || '(none)'}\nSession:\n${s}\nPrincipal budgets (all sessions):\n${budgets}\nPrincipal loop breaker: ${breaker}\nCaps:\n${caps}`,
-      data: { kill_switch: v.killSwitch, principal: ctx.principal.name, scopes: ctx.principal.scopes, session: v.session, budgets: v.budgets, loop_breaker: v.loopBreaker, caps: v.caps },
+      data: {
+        kill_switch: v.killSwitch,
+        principal: ctx.principal.name,
+        scopes: ctx.principal.scopes,
+        session: v.session,
+        budgets: v.budgets,
+        loop_breaker: v.loopBreaker,
+        caps: v.caps,
+      },
     };
   },
 });

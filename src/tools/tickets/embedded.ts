@@ -37,8 +37,17 @@ export interface TicketsBackend {
     o: { requestId: string | undefined; actor: string },
   ): { ticket: Ticket; replayed: boolean };
   get(key: string): (Ticket & { comments: Comment[] }) | undefined;
-  comment(key: string, body: string, o: { requestId: string | undefined; actor: string }): { comment: Comment; replayed: boolean } | undefined;
-  search(q: { text?: string | undefined; status?: Status | undefined; requester?: string | undefined; limit: number }): Ticket[];
+  comment(
+    key: string,
+    body: string,
+    o: { requestId: string | undefined; actor: string },
+  ): { comment: Comment; replayed: boolean } | undefined;
+  search(q: {
+    text?: string | undefined;
+    status?: Status | undefined;
+    requester?: string | undefined;
+    limit: number;
+  }): Ticket[];
   /** What happened to a request id, for resolving an in-flight record after a crash. */
   findRequest(requestId: string): { kind: 'ticket' | 'comment'; key: string; commentId?: number } | undefined;
   count(): number;
@@ -99,11 +108,15 @@ export class EmbeddedTickets implements TicketsBackend {
     return this.db
       .transaction(() => {
         if (o.requestId) {
-          const prior = this.db.prepare<[string], TicketRow>('SELECT * FROM tickets WHERE request_id = ?').get(o.requestId);
+          const prior = this.db
+            .prepare<[string], TicketRow>('SELECT * FROM tickets WHERE request_id = ?')
+            .get(o.requestId);
           if (prior) return { ticket: toTicket(prior), replayed: true };
         }
         const n =
-          (this.db.prepare<[string], { n: number | null }>('SELECT max(number) AS n FROM tickets WHERE project = ?').get(this.project)?.n ?? 0) + 1;
+          (this.db
+            .prepare<[string], { n: number | null }>('SELECT max(number) AS n FROM tickets WHERE project = ?')
+            .get(this.project)?.n ?? 0) + 1;
         const key = `${this.project}-${n}`;
         const at = this.now();
         this.db
@@ -111,7 +124,19 @@ export class EmbeddedTickets implements TicketsBackend {
             `INSERT INTO tickets (key, project, number, summary, description, requester, priority, status, created_by, created_at, updated_at, request_id)
              VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)`,
           )
-          .run(key, this.project, n, t.summary, t.description, t.requester, t.priority, o.actor, at, at, o.requestId ?? null);
+          .run(
+            key,
+            this.project,
+            n,
+            t.summary,
+            t.description,
+            t.requester,
+            t.priority,
+            o.actor,
+            at,
+            at,
+            o.requestId ?? null,
+          );
         return { ticket: toTicket(this.row(key)!), replayed: false };
       })
       .immediate();
@@ -130,21 +155,33 @@ export class EmbeddedTickets implements TicketsBackend {
     return { ...toTicket(r), comments };
   }
 
-  comment(key: string, body: string, o: { requestId: string | undefined; actor: string }): { comment: Comment; replayed: boolean } | undefined {
+  comment(
+    key: string,
+    body: string,
+    o: { requestId: string | undefined; actor: string },
+  ): { comment: Comment; replayed: boolean } | undefined {
     if (!this.inScope(key)) return undefined;
     return this.db
       .transaction(() => {
         if (!this.row(key)) return undefined;
         if (o.requestId) {
           const prior = this.db
-            .prepare<[string], { id: number; author: string; body: string; created_at: number }>('SELECT * FROM ticket_comments WHERE request_id = ?')
+            .prepare<[string], { id: number; author: string; body: string; created_at: number }>(
+              'SELECT * FROM ticket_comments WHERE request_id = ?',
+            )
             .get(o.requestId);
-          if (prior) return { comment: { id: prior.id, author: prior.author, body: prior.body, createdAt: iso(prior.created_at) }, replayed: true };
+          if (prior)
+            return {
+              comment: { id: prior.id, author: prior.author, body: prior.body, createdAt: iso(prior.created_at) },
+              replayed: true,
+            };
         }
         const at = this.now();
         const id = Number(
           this.db
-            .prepare('INSERT INTO ticket_comments (ticket_key, author, body, created_at, request_id) VALUES (?, ?, ?, ?, ?)')
+            .prepare(
+              'INSERT INTO ticket_comments (ticket_key, author, body, created_at, request_id) VALUES (?, ?, ?, ?, ?)',
+            )
             .run(key, o.actor, body, at, o.requestId ?? null).lastInsertRowid,
         );
         this.db.prepare('UPDATE tickets SET updated_at = ? WHERE key = ?').run(at, key);
@@ -153,7 +190,12 @@ export class EmbeddedTickets implements TicketsBackend {
       .immediate();
   }
 
-  search(q: { text?: string | undefined; status?: Status | undefined; requester?: string | undefined; limit: number }): Ticket[] {
+  search(q: {
+    text?: string | undefined;
+    status?: Status | undefined;
+    requester?: string | undefined;
+    limit: number;
+  }): Ticket[] {
     const where = [`project IN (${this.allowed.map(() => '?').join(', ')})`];
     const params: unknown[] = [...this.allowed];
     if (q.text) {
@@ -171,7 +213,9 @@ export class EmbeddedTickets implements TicketsBackend {
     }
     params.push(q.limit);
     return this.db
-      .prepare<unknown[], TicketRow>(`SELECT * FROM tickets WHERE ${where.join(' AND ')} ORDER BY created_at DESC, number DESC LIMIT ?`)
+      .prepare<unknown[], TicketRow>(
+        `SELECT * FROM tickets WHERE ${where.join(' AND ')} ORDER BY created_at DESC, number DESC LIMIT ?`,
+      )
       .all(...params)
       .map(toTicket);
   }
@@ -179,7 +223,11 @@ export class EmbeddedTickets implements TicketsBackend {
   findRequest(requestId: string): { kind: 'ticket' | 'comment'; key: string; commentId?: number } | undefined {
     const t = this.db.prepare<[string], { key: string }>('SELECT key FROM tickets WHERE request_id = ?').get(requestId);
     if (t) return { kind: 'ticket', key: t.key };
-    const c = this.db.prepare<[string], { key: string; id: number }>('SELECT ticket_key AS key, id FROM ticket_comments WHERE request_id = ?').get(requestId);
+    const c = this.db
+      .prepare<[string], { key: string; id: number }>(
+        'SELECT ticket_key AS key, id FROM ticket_comments WHERE request_id = ?',
+      )
+      .get(requestId);
     return c && { kind: 'comment', key: c.key, commentId: c.id };
   }
 

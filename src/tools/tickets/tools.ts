@@ -7,7 +7,10 @@ import { PRIORITIES, STATUSES, type Ticket } from './embedded.js';
 
 const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
 const WRITE = { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
-const TicketKey = z.string().regex(/^[A-Z][A-Z0-9]{0,9}-\d{1,9}$/, { error: 'must be a ticket key like IT-42' }).describe('Ticket key, e.g. IT-42.');
+const TicketKey = z
+  .string()
+  .regex(/^[A-Z][A-Z0-9]{0,9}-\d{1,9}$/, { error: 'must be a ticket key like IT-42' })
+  .describe('Ticket key, e.g. IT-42.');
 
 /** A ticket as structuredContent: the people-written fields defanged, and marked untrusted in the output schema. */
 const ticketData = (t: Ticket) => ({ ...t, summary: neutralise(t.summary), description: neutralise(t.description) });
@@ -25,22 +28,40 @@ const TicketOut = {
 };
 const CommentOut = { id: z.number(), author: z.string(), body: untrustedText(), createdAt: z.string() };
 /** Write tools' results; every field optional so that a shadow-mode result (nothing ran) fits too. */
-const WriteOut = { key: z.string().optional(), ticket: z.object(TicketOut).optional(), comment_id: z.number().optional(), shadow: z.looseObject({}).optional() };
+const WriteOut = {
+  key: z.string().optional(),
+  ticket: z.object(TicketOut).optional(),
+  comment_id: z.number().optional(),
+  shadow: z.looseObject({}).optional(),
+};
 
 const created = (t: Ticket) => ({
   text: `Opened ${t.key} for ${t.requester} (priority ${t.priority}):\n${untrusted(`ticket ${t.key}`, `Summary: ${t.summary}`)}`,
   data: { key: t.key, ticket: ticketData(t) },
 });
-const commented = (key: string, id: number) => ({ text: `Comment ${id} added to ${key}.`, data: { key, comment_id: id } });
+const commented = (key: string, id: number) => ({
+  text: `Comment ${id} added to ${key}.`,
+  data: { key, comment_id: id },
+});
 const line = (t: Ticket): string => `${t.key} [${t.status}, ${t.priority}] requester ${t.requester}: ${t.summary}`;
 const notFound = (key: string): GuardError =>
-  new GuardError('NOT_FOUND', `No ticket ${key} in the projects this agent may see.`, { next: 'Check the key with ticket_search.' });
+  new GuardError('NOT_FOUND', `No ticket ${key} in the projects this agent may see.`, {
+    next: 'Check the key with ticket_search.',
+  });
 
 /** Requesters must be live users of the directory (argument policy, checked before any effect). */
-function requireUser(username: string, field: string, dir: { get(u: string): { disabled: boolean } | undefined }): void {
+function requireUser(
+  username: string,
+  field: string,
+  dir: { get(u: string): { disabled: boolean } | undefined },
+): void {
   const u = dir.get(username);
-  if (!u) throw new GuardError('INVALID_ARGUMENT', `${field}: no user "${username}" in the directory.`, { details: { field } });
-  if (u.disabled) throw new GuardError('POLICY_DENIED', `${field}: user "${username}" is disabled.`, { details: { field } });
+  if (!u)
+    throw new GuardError('INVALID_ARGUMENT', `${field}: no user "${username}" in the directory.`, {
+      details: { field },
+    });
+  if (u.disabled)
+    throw new GuardError('POLICY_DENIED', `${field}: user "${username}" is disabled.`, { details: { field } });
 }
 
 export const ticketSearch = defineTool({
@@ -63,7 +84,9 @@ export const ticketSearch = defineTool({
   async run(a, ctx) {
     const found = ctx.backends.tickets.search(a);
     return {
-      text: found.length ? `${found.length} ticket(s):\n${untrusted('ticket summaries', found.map(line).join('\n'))}` : 'No tickets match.',
+      text: found.length
+        ? `${found.length} ticket(s):\n${untrusted('ticket summaries', found.map(line).join('\n'))}`
+        : 'No tickets match.',
       data: { tickets: found.map(({ description: _d, ...t }) => ({ ...t, summary: neutralise(t.summary) })) },
     };
   },
@@ -88,7 +111,10 @@ export const ticketGet = defineTool({
     return {
       text: [
         `${t.key} [${t.status}, ${t.priority}] requester ${t.requester}, opened ${t.createdAt} by ${t.createdBy}`,
-        untrusted(`ticket ${t.key}`, `Summary: ${t.summary}\n\n${t.description}${comments ? `\n\nComments:\n${comments}` : ''}`),
+        untrusted(
+          `ticket ${t.key}`,
+          `Summary: ${t.summary}\n\n${t.description}${comments ? `\n\nComments:\n${comments}` : ''}`,
+        ),
       ].join('\n'),
       data: { ticket: { ...ticketData(t), comments: t.comments.map((c) => ({ ...c, body: neutralise(c.body) })) } },
     };
@@ -98,7 +124,8 @@ export const ticketGet = defineTool({
 export const ticketCreate = defineTool({
   name: 'ticket_create',
   title: 'Open an IT ticket',
-  description: 'Opens a ticket in the IT project for a requester (a directory username). Safe to retry with the same idempotency_key.',
+  description:
+    'Opens a ticket in the IT project for a requester (a directory username). Safe to retry with the same idempotency_key.',
   input: {
     summary: z.string().trim().min(1).max(255),
     description: z.string().max(32_000).default(''),
@@ -130,7 +157,12 @@ export const ticketComment = defineTool({
   name: 'ticket_comment',
   title: 'Comment on an IT ticket',
   description: 'Adds a comment to a ticket. Safe to retry with the same idempotency_key.',
-  input: { key: TicketKey, body: z.string().trim().min(1).max(32_000), reason: Reason, idempotency_key: IdemKey.optional() },
+  input: {
+    key: TicketKey,
+    body: z.string().trim().min(1).max(32_000),
+    reason: Reason,
+    idempotency_key: IdemKey.optional(),
+  },
   scope: 'tickets:write',
   effect: 'write',
   tier: 'auto',
