@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { BackendError, GuardError } from '../../guard/errors.js';
 import { defineTool } from '../../guard/types.js';
 import { IdemKey, Reason, UserRef } from '../common.js';
+import { untrusted } from '../untrusted.js';
 import { PoolExhausted, type InstallJob } from './embedded.js';
 
 export const softwareCatalog = defineTool({
@@ -31,7 +32,7 @@ export const softwareCatalog = defineTool({
         `${p.id}: ${p.name} ${p.versions.join('/')} (${p.platforms.join(', ')}) — ${p.costUsd ? `$${p.costUsd.toFixed(2)}/seat` : 'free'}, ${p.selfService ? 'self-service' : 'needs IT approval'}${p.licensePool !== null ? `, seats ${p.seatsUsed}/${p.licensePool}` : ''}`,
     );
     return {
-      text: items.length ? `${items.length} package(s):\n${lines.join('\n')}` : 'No package matches.',
+      text: items.length ? `${items.length} package(s):\n${untrusted('software catalog', lines.join('\n'))}` : 'No package matches.',
       data: {
         packages: items.map((p) => ({
           id: p.id,

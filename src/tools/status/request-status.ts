@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { GuardError } from '../../guard/errors.js';
+import { untrusted } from '../untrusted.js';
 import { defineTool } from '../../guard/types.js';
 
 export const requestStatus = defineTool({
@@ -33,12 +34,12 @@ export const requestStatus = defineTool({
       : undefined;
     const job =
       r.tool === 'software_install' && r.request_id ? ctx.backends.deploy.findRequest(r.request_id) : undefined;
+    // The summary carries the agent's arguments and the note an approver's words: both are fenced as data.
     const lines = [
-      `${r.id}: ${r.status} — ${r.summary}`,
+      `${r.id}: ${r.status}`,
+      untrusted(`request ${r.id}`, `Summary: ${r.summary}${r.note ? `\nApprover's note: ${r.note}` : ''}`),
       `tier ${r.tier}; requested ${new Date(r.created_at).toISOString()}; expires ${new Date(r.expires_at).toISOString()}`,
-      r.decided_by
-        ? `decided by ${r.decided_by}${r.note ? ` (${r.note})` : ''} at ${new Date(r.decided_at ?? 0).toISOString()}`
-        : 'no decision yet',
+      r.decided_by ? `decided by ${r.decided_by} at ${new Date(r.decided_at ?? 0).toISOString()}` : 'no decision yet',
       ...(result?.content?.[0]?.text ? [`result: ${result.content[0].text}`] : []),
       ...(job ? [`install job ${job.id}: ${job.state} (updated ${job.updatedAt})`] : []),
     ];
