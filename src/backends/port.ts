@@ -1,0 +1,23 @@
+/**
+ * What every backend port shares (DESIGN §5 "Ports"): calls are async and cancellable, writes carry the call's
+ * request id (the backend's idempotency key), failures are `BackendError { retryable }`, and every adapter can be
+ * probed without changing anything (`itguard policy check --probe`).
+ */
+export { BackendError } from '../guard/errors.js';
+
+export interface CallOpts {
+  signal: AbortSignal;
+}
+
+export interface WriteOpts extends CallOpts {
+  /** The call's request id: a second write with the same id must not repeat the effect. */
+  requestId: string;
+}
+
+/** One line per permission or capability checked; ok false names what is missing. */
+export interface ProbeReport {
+  backend: string;
+  target: string;
+  ok: boolean;
+  checks: { name: string; ok: boolean; detail?: string }[];
+}

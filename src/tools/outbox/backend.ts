@@ -1,0 +1,18 @@
+/**
+ * The outbox port: delivering reset links and MFA verification links to a user's recovery address (embedded: a
+ * row in the outbox table; SMTP: a mail through a relay). Every delivery is also recorded, masked, in the outbox
+ * table by the caller. A failed delivery throws a retryable BackendError, and the caller reports nothing as sent.
+ */
+import type { CallOpts, ProbeReport, WriteOpts } from '../../backends/port.js';
+
+export interface Message {
+  to: string;
+  subject: string;
+  /** Plain text. May contain a one-time link: adapters never log it. */
+  text: string;
+}
+
+export interface OutboxPort {
+  send(m: Message, o: WriteOpts): Promise<{ messageId: string }>;
+  probe(o: CallOpts): Promise<ProbeReport>;
+}
