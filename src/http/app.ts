@@ -1,11 +1,12 @@
 /** The HTTP side: /mcp (Streamable HTTP, bearer tokens), /healthz, /metrics, /verify (MFA page), /reset (reset links), /console. */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express, { type ErrorRequestHandler } from 'express';
+import express from 'express';
 import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
 import { hostHeaderValidation } from '@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js';
 import type { App } from '../app.js';
 import { tokenVerifier } from './auth.js';
+import { errorHandler } from './errors.js';
 import { checkOrigin, originPolicy } from './origin.js';
 import { SessionManager } from './sessions.js';
 import { verifyRouter } from './verify.js';
@@ -77,18 +78,8 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   web.get('/mcp', auth, mcp);
   web.delete('/mcp', auth, mcp);
 
-  const onError: ErrorRequestHandler = (err: { type?: string; status?: number }, _req, res, _next) => {
-    if (err.type === 'entity.too.large')
-      return void res
-        .status(413)
-        .json({ jsonrpc: '2.0', error: { code: -32000, message: 'Request body too large' }, id: null });
-    if (err.type === 'entity.parse.failed')
-      return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
-    app.log.error({ err }, 'http error');
-    if (!res.headersSent)
-      res.status(500).json({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null });
-  };
-  web.use(onError);
+  // Parser and router errors (bad percent-encoding, bodies) are the client's: 4xx, no stack (errors.ts).
+  web.use(errorHandler(app.log));
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -132,6 +123,7 @@ export async function startVerifyListener(
   web.use((req, res, next) => checkOrigin(guard)(req, res, next));
   web.use('/verify', verifyRouter(app));
   web.use('/reset', resetRouter(app));
+  web.use(errorHandler(app.log));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, '127.0.0.1', () => resolve());
