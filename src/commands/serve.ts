@@ -1,7 +1,7 @@
 /** `itguard serve --stdio | --http`. */
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { openApp } from '../app.js';
 import { createServer, newSession } from '../server.js';
+import { LineStdioTransport } from '../stdio.js';
 import { err, policyOrExit, UsageError, type Flags } from './common.js';
 
 export async function serve(flags: Flags): Promise<void> {
@@ -17,33 +17,46 @@ export async function serve(flags: Flags): Promise<void> {
   if (stdio) {
     const principal = app.principal(policy.stdioPrincipal)!;
     const server = createServer(app, { principal, session: newSession('stdio', app.now()) });
-    const transport = new StdioServerTransport();
+    // Our own line transport, not the SDK's: a bad or oversized line is answered, and serving goes on (src/stdio.ts).
+    const transport = new LineStdioTransport({ log: app.log });
+    server.onerror = (e) => app.log.debug({ err: e }, 'stdio transport error');
     await server.connect(transport);
     app.log.info({ principal: principal.name }, 'serving MCP over stdio');
     // The MFA verification page (a loopback listener) starts after the transport is up: it is not needed to
     // answer initialize, and express stays out of the cold start.
     const verify = import('../http/app.js')
       .then((m) => m.startVerifyListener(app))
-      .then((v) => (app.log.info({ verify_page: `${v.url}/verify` }, 'MFA verification page listening on loopback'), v));
+      .then(
+        (v) => (app.log.info({ verify_page: `${v.url}/verify` }, 'MFA verification page listening on loopback'), v),
+      );
     app.links.ready = verify.catch((e: unknown) => app.log.error({ err: e }, 'MFA verification page failed to start'));
     stop = async () => {
       await server.close();
       await (await verify).close();
     };
     process.stdin.on('end', () => void shutdown('stdin closed'));
+    // The client is gone when stdout breaks (EPIPE): nobody is left to answer.
+    process.stdout.on('error', () => void shutdown('stdout closed'));
   } else {
     const host = typeof flags.values.host === 'string' ? flags.values.host : (process.env.ITGUARD_HOST ?? '127.0.0.1');
     const portText = typeof flags.values.port === 'string' ? flags.values.port : (process.env.ITGUARD_PORT ?? '3333');
     const port = Number(portText);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0..65535, got ${portText}`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new UsageError(`--port: expected 0..65535, got ${portText}`);
     const { startHttp } = await import('../http/app.js');
     const running = await startHttp(app, { host, port });
     app.log.info({ url: `${running.url}/mcp` }, 'serving MCP over Streamable HTTP');
     if (app.seeded) {
-      const { token } = app.tokens.create(policy.stdioPrincipal, 'system:demo', 'demo token (printed once at first start)');
+      const { token } = app.tokens.create(
+        policy.stdioPrincipal,
+        'system:demo',
+        'demo token (printed once at first start)',
+      );
       err(demoBanner(`${running.url}/mcp`, policy.stdioPrincipal, token));
     } else {
-      err(`itguard: MCP endpoint ${running.url}/mcp  (create a token: itguard token create --principal ${policy.stdioPrincipal})`);
+      err(
+        `itguard: MCP endpoint ${running.url}/mcp  (create a token: itguard token create --principal ${policy.stdioPrincipal})`,
+      );
     }
     stop = () => running.close();
   }

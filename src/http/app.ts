@@ -1,11 +1,12 @@
 /** The HTTP side: /mcp (Streamable HTTP, bearer tokens), /healthz, /metrics, /verify (MFA page), /reset (reset links), /console. */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express, { type ErrorRequestHandler } from 'express';
+import express from 'express';
 import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
 import { hostHeaderValidation } from '@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js';
 import type { App } from '../app.js';
 import { tokenVerifier } from './auth.js';
+import { errorHandler } from './errors.js';
 import { checkOrigin, originPolicy } from './origin.js';
 import { SessionManager } from './sessions.js';
 import { verifyRouter } from './verify.js';
@@ -17,6 +18,8 @@ export interface HttpOptions {
   port: number;
   /** Close sessions idle this long (ms). */
   idleMs?: number;
+  /** Live sessions in this process, all principals together (default 1,000); past it, 503 (see sessions.ts). */
+  maxSessions?: number;
   bodyLimit?: string;
   allowedHosts?: string[];
   allowedOrigins?: string[];
@@ -30,12 +33,18 @@ export interface RunningHttp {
   close(): Promise<void>;
 }
 
-const listEnv = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
+const listEnv = (v: string | undefined) =>
+  v
+    ? v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 
 export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHttp> {
   const web = express();
   web.disable('x-powered-by');
-  const sessions = new SessionManager(app, opts.idleMs ?? 30 * 60_000);
+  const sessions = new SessionManager(app, opts.idleMs ?? 30 * 60_000, opts.maxSessions);
   const http = createHttpServer(web);
   // The port is known only after listen (port 0 in tests); the allow lists are built then.
   let guard = originPolicy(opts.host, opts.port);
@@ -69,23 +78,20 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   web.get('/mcp', auth, mcp);
   web.delete('/mcp', auth, mcp);
 
-  const onError: ErrorRequestHandler = (err: { type?: string; status?: number }, _req, res, _next) => {
-    if (err.type === 'entity.too.large') return void res.status(413).json({ jsonrpc: '2.0', error: { code: -32000, message: 'Request body too large' }, id: null });
-    if (err.type === 'entity.parse.failed') return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
-    app.log.error({ err }, 'http error');
-    if (!res.headersSent) res.status(500).json({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null });
-  };
-  web.use(onError);
+  // Parser and router errors (bad percent-encoding, bodies) are the client's: 4xx, no stack (errors.ts).
+  web.use(errorHandler(app.log));
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(opts.port, opts.host, () => resolve());
   });
   const port = (http.address() as AddressInfo).port;
-  guard = originPolicy(opts.host, port, [...(opts.allowedHosts ?? []), ...listEnv(process.env.ITGUARD_ALLOWED_HOSTS)], [
-    ...(opts.allowedOrigins ?? []),
-    ...listEnv(process.env.ITGUARD_ALLOWED_ORIGINS),
-  ]);
+  guard = originPolicy(
+    opts.host,
+    port,
+    [...(opts.allowedHosts ?? []), ...listEnv(process.env.ITGUARD_ALLOWED_HOSTS)],
+    [...(opts.allowedOrigins ?? []), ...listEnv(process.env.ITGUARD_ALLOWED_ORIGINS)],
+  );
   const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   // A wildcard bind is reached through loopback here; its own Host check accepts loopback names only.
   const url = `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost === '[::]' ? '[::1]' : shownHost}:${port}`;
@@ -105,7 +111,10 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
 }
 
 /** In stdio mode: a loopback listener that serves only the MFA verification page. */
-export async function startVerifyListener(app: App, port = Number(process.env.ITGUARD_VERIFY_PORT ?? 0)): Promise<{ url: string; close(): Promise<void> }> {
+export async function startVerifyListener(
+  app: App,
+  port = Number(process.env.ITGUARD_VERIFY_PORT ?? 0),
+): Promise<{ url: string; close(): Promise<void> }> {
   const web = express();
   web.disable('x-powered-by');
   const http = createHttpServer(web);
@@ -114,6 +123,7 @@ export async function startVerifyListener(app: App, port = Number(process.env.IT
   web.use((req, res, next) => checkOrigin(guard)(req, res, next));
   web.use('/verify', verifyRouter(app));
   web.use('/reset', resetRouter(app));
+  web.use(errorHandler(app.log));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, '127.0.0.1', () => resolve());

@@ -1,22 +1,30 @@
 /**
  * The one-time password reset page the outbox links to (embedded directory). The link works once and expires;
- * the new password is stored only as an scrypt hash and never logged or audited.
+ * the new password is stored only as an scrypt hash and never logged or audited. A password the rules refuse
+ * (password-rules.ts) is answered with the reason, and the link stays usable for another try.
  */
 import express, { type Router } from 'express';
 import type { App } from '../app.js';
+import { MIN_LENGTH, passwordProblem } from './password-rules.js';
 import { esc, page, pageHeaders } from './verify.js';
 
-const MIN_LENGTH = 12;
+const RULES = `<ul><li>at least ${MIN_LENGTH} characters; a few words make a good one</li>
+<li>not one of the most common passwords, and not your user name or your name</li>
+<li>no tabs, line breaks or other control characters</li></ul>`;
 
 export function resetRouter(app: App): Router {
   const dir = app.backends.directory;
   const r = express.Router();
   r.use(express.urlencoded({ extended: false, limit: '4kb' }));
-  const gone = () => page('Link not valid', '<h1>This reset link is not valid</h1><p>It was already used or has expired. Ask the IT service desk for a new one.</p>');
+  const gone = () =>
+    page(
+      'Link not valid',
+      '<h1>This reset link is not valid</h1><p>It was already used or has expired. Ask the IT service desk for a new one.</p>',
+    );
   const form = (token: string, user: string, msg = '') =>
     page(
       'Choose a new password',
-      `<h1>Choose a new password for ${esc(user)}</h1>${msg}
+      `<h1>Choose a new password for ${esc(user)}</h1>${msg}${RULES}
 <form method="post" action="/reset/${esc(token)}">
 <p><label>New password (at least ${MIN_LENGTH} characters)<br><input type="password" name="password" minlength="${MIN_LENGTH}" required autocomplete="new-password"></label></p>
 <p><label>Repeat it<br><input type="password" name="confirm" minlength="${MIN_LENGTH}" required autocomplete="new-password"></label></p>
@@ -34,12 +42,33 @@ export function resetRouter(app: App): Router {
     const link = dir.resetLink(req.params.token);
     if (!link?.usable) return void res.status(404).send(gone());
     const { password, confirm } = req.body as { password?: unknown; confirm?: unknown };
-    if (typeof password !== 'string' || password.length < MIN_LENGTH || password !== confirm) {
-      return void res.status(400).send(form(req.params.token, link.username, `<p class="err">The passwords must match and have at least ${MIN_LENGTH} characters.</p>`));
+    const problem =
+      typeof password === 'string'
+        ? passwordProblem({
+            password,
+            confirm,
+            username: link.username,
+            displayName: dir.get(link.username)?.displayName,
+          })
+        : 'Enter a new password.';
+    if (problem || typeof password !== 'string') {
+      // The link is not spent: the user tries again with another password.
+      return void res
+        .status(400)
+        .send(form(req.params.token, link.username, `<p class="err" data-testid="error">${esc(problem)}</p>`));
     }
     if (!dir.completeReset(req.params.token, password)) return void res.status(404).send(gone());
-    await app.audit.record({ event: 'password.changed', actor: `user:${link.username}`, detail: { via: 'reset link' } });
-    res.send(page('Password set', `<h1 class="ok">Password set</h1><p>You can now sign in as ${esc(link.username)} with your new password.</p>`));
+    await app.audit.record({
+      event: 'password.changed',
+      actor: `user:${link.username}`,
+      detail: { via: 'reset link' },
+    });
+    res.send(
+      page(
+        'Password set',
+        `<h1 class="ok">Password set</h1><p>You can now sign in as ${esc(link.username)} with your new password.</p>`,
+      ),
+    );
   });
   return r;
 }

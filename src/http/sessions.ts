@@ -1,32 +1,66 @@
 /**
  * Streamable HTTP sessions: one transport + MCP server per session, bound to the principal that opened it.
  * Another principal presenting that session id is refused (403). Idle sessions are closed.
+ *
+ * Limits, so that a client that opens sessions and never closes them (a leaky agent or a flood) cannot grow memory
+ * without bound (each session costs ~25 KB of heap):
+ *  - per principal, `session.max_per_principal` from the policy (default 8). A new session beyond it displaces that
+ *    principal's least recently used *idle* session: no POST in flight (no call running or waiting on a human).
+ *    The standalone GET SSE stream does not make a session busy: SDK clients hold one open for the whole session,
+ *    leaky ones included.
+ *    Why evict rather than refuse: the usual cause is a client that lost or never closed its sessions, and a refusal
+ *    would lock it out until idle expiry (30 min); an evicted session answers 404, on which Streamable HTTP clients
+ *    start a new one. Only the principal's own sessions are displaced, so one principal cannot push another out.
+ *    When all of them are busy, nothing is displaced: 429 with Retry-After.
+ *  - per process, `HttpOptions.maxSessions` (default 1,000). At the limit, a principal with an idle session of its
+ *    own displaces it as above; otherwise 503 with Retry-After (when the oldest idle session will have expired).
+ * Idle expiry (HttpOptions.idleMs, 30 min) closes a session with no POST in flight and no request for that long;
+ * a call still running or waiting on a human is not cut off.
+ * Reservations are synchronous: a session counts from the moment its initialize is accepted, so concurrent
+ * initializes cannot overshoot either limit.
  */
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { App } from '../app.js';
 import { createServer, newSession } from '../server.js';
 
+export const DEFAULT_MAX_SESSIONS = 1000;
+/** Retry-After for a principal whose sessions are all busy: calls and streams usually end within seconds. */
+const BUSY_RETRY_S = 5;
+
 interface Entry {
+  id: string;
   transport: StreamableHTTPServerTransport;
-  server: Server;
   principal: string;
   lastSeen: number;
+  /** POSTs of this session whose response has not ended (a call running, or waiting on a human). */
+  inFlight: number;
 }
 
-const rpcError = (res: Response, status: number, message: string) =>
-  res.status(status).json({ jsonrpc: '2.0', error: { code: -32000, message }, id: null });
+export interface SessionStats {
+  size: number;
+  /** Most sessions live at once since start. */
+  peak: number;
+  evicted: number;
+  refused: number;
+}
+
+type RequestId = string | number | null;
+const rpcError = (res: Response, status: number, message: string, id: RequestId = null) =>
+  res.status(status).json({ jsonrpc: '2.0', error: { code: -32000, message }, id });
 
 export class SessionManager {
   private readonly sessions = new Map<string, Entry>();
+  private readonly byPrincipal = new Map<string, Set<Entry>>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly counts = { peak: 0, evicted: 0, refused: 0 };
 
   constructor(
     private readonly app: App,
     private readonly idleMs: number,
+    private readonly maxSessions = DEFAULT_MAX_SESSIONS,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, Math.min(idleMs / 4, 60_000)));
     this.sweeper.unref();
@@ -36,15 +70,107 @@ export class SessionManager {
     return this.sessions.size;
   }
 
+  stats(): SessionStats {
+    return { size: this.sessions.size, ...this.counts };
+  }
+
   private sweep(): void {
     const now = Date.now();
-    for (const [id, e] of this.sessions) {
-      if (now - e.lastSeen > this.idleMs) {
-        this.app.log.info({ session: id, principal: e.principal }, 'closing idle session');
-        this.sessions.delete(id);
-        void e.transport.close();
-      }
+    for (const e of this.sessions.values()) {
+      if (e.inFlight === 0 && now - e.lastSeen > this.idleMs) this.drop(e, 'closing idle session', 'info');
     }
+  }
+
+  private add(e: Entry): void {
+    this.sessions.set(e.id, e);
+    let own = this.byPrincipal.get(e.principal);
+    if (!own) this.byPrincipal.set(e.principal, (own = new Set()));
+    own.add(e);
+    this.counts.peak = Math.max(this.counts.peak, this.sessions.size);
+  }
+
+  /** Forgets a session; closes its transport unless it is already closing. Idempotent. */
+  private remove(e: Entry): void {
+    if (this.sessions.get(e.id) !== e) return;
+    this.sessions.delete(e.id);
+    const own = this.byPrincipal.get(e.principal);
+    own?.delete(e);
+    if (own?.size === 0) this.byPrincipal.delete(e.principal);
+  }
+
+  private drop(e: Entry, why: string, level: 'info' | 'debug'): void {
+    this.remove(e);
+    this.app.log[level]({ session: e.id, principal: e.principal }, why);
+    void e.transport.close().catch(() => undefined);
+  }
+
+  /** The principal's least recently used session with nothing in flight. */
+  private lruIdle(principal: string): Entry | undefined {
+    let lru: Entry | undefined;
+    for (const e of this.byPrincipal.get(principal) ?? [])
+      if (e.inFlight === 0 && (!lru || e.lastSeen < lru.lastSeen)) lru = e;
+    return lru;
+  }
+
+  /** Seconds until the oldest idle session anywhere expires: when a slot frees itself. */
+  private retryAfterProcess(): number {
+    let oldest = Infinity;
+    for (const e of this.sessions.values()) if (e.inFlight === 0) oldest = Math.min(oldest, e.lastSeen);
+    if (oldest === Infinity) return BUSY_RETRY_S;
+    return Math.max(1, Math.ceil((oldest + this.idleMs - Date.now()) / 1000));
+  }
+
+  private get maxPerPrincipal(): number {
+    return this.app.policy.session.maxPerPrincipal;
+  }
+
+  /** Makes room for one more session of this principal, or answers the refusal and returns false. */
+  private admit(principal: string, res: Response, id: RequestId): boolean {
+    const own = this.byPrincipal.get(principal)?.size ?? 0;
+    if (this.sessions.size >= this.maxSessions) this.sweep();
+    const principalFull = own >= this.maxPerPrincipal;
+    const processFull = this.sessions.size >= this.maxSessions;
+    if (!principalFull && !processFull) return true;
+    // Security: a new session only ever displaces an idle session of the same principal.
+    const lru = this.lruIdle(principal);
+    if (lru) {
+      this.counts.evicted++;
+      this.drop(lru, 'session limit reached: closing the least recently used idle session', 'debug');
+      return true;
+    }
+    this.counts.refused++;
+    if (principalFull) {
+      this.app.log.debug(
+        { principal, limit: this.maxPerPrincipal },
+        'new session refused: all of the principal’s sessions are busy',
+      );
+      res.set('Retry-After', String(BUSY_RETRY_S));
+      rpcError(
+        res,
+        429,
+        `Too many sessions: ${principal} has ${own} sessions (the limit), all busy. Close one, or retry later.`,
+        id,
+      );
+    } else {
+      this.app.log.warn(
+        { principal, limit: this.maxSessions },
+        'new session refused: the process is at its session limit',
+      );
+      res.set('Retry-After', String(this.retryAfterProcess()));
+      rpcError(res, 503, 'The server is at its session limit. Retry later.', id);
+    }
+    return false;
+  }
+
+  /** Counts a POST in flight until its response ends, however it ends. */
+  private track(e: Entry, req: Request, res: Response): void {
+    e.lastSeen = Date.now();
+    if (req.method !== 'POST') return;
+    e.inFlight++;
+    res.once('close', () => {
+      e.inFlight--;
+      e.lastSeen = Date.now();
+    });
   }
 
   async handle(req: Request, res: Response): Promise<void> {
@@ -57,35 +183,40 @@ export class SessionManager {
       if (!e) return void rpcError(res, 404, 'Session not found');
       // Security: a session belongs to the principal that opened it; another token cannot ride on it.
       if (e.principal !== principal.name) return void rpcError(res, 403, 'Session belongs to another principal');
-      e.lastSeen = Date.now();
+      this.track(e, req, res);
       await e.transport.handleRequest(req, res, req.body);
       return;
     }
     if (req.method !== 'POST' || !isInitializeRequest(req.body)) {
       return void rpcError(res, 400, 'No session: send initialize first, or pass Mcp-Session-Id');
     }
+    const rpcId = (req.body as { id?: unknown }).id;
+    if (!this.admit(principal.name, res, typeof rpcId === 'string' || typeof rpcId === 'number' ? rpcId : null)) return;
     const id = randomUUID();
     const server = createServer(this.app, { principal, session: newSession('http', this.app.now(), id) });
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => id,
-      onsessioninitialized: (sessionId) => {
-        this.sessions.set(sessionId, { transport, server, principal: principal.name, lastSeen: Date.now() });
-      },
-      onsessionclosed: (sessionId) => {
-        this.sessions.delete(sessionId);
-      },
+      onsessionclosed: () => this.remove(entry),
     });
-    transport.onclose = () => {
-      this.sessions.delete(id);
-    };
-    await server.connect(transport);
-    await transport.handleRequest(req, res, req.body);
+    const entry: Entry = { id, transport, principal: principal.name, lastSeen: Date.now(), inFlight: 0 };
+    transport.onclose = () => this.remove(entry);
+    // The slot is taken now, before any await: concurrent initializes see it.
+    this.add(entry);
+    this.track(entry, req, res);
+    try {
+      await server.connect(transport);
+      await transport.handleRequest(req, res, req.body);
+    } finally {
+      // An initialize the transport refused (bad headers, bad version) opened no session.
+      if (transport.sessionId === undefined) this.drop(entry, 'initialize did not open a session', 'debug');
+    }
   }
 
   async closeAll(): Promise<void> {
     clearInterval(this.sweeper);
     const all = [...this.sessions.values()];
     this.sessions.clear();
+    this.byPrincipal.clear();
     await Promise.all(all.map((e) => e.transport.close().catch(() => undefined)));
   }
 }
