@@ -2,6 +2,7 @@
 import { openApp } from '../app.js';
 import { createServer, newSession } from '../server.js';
 import { LineStdioTransport } from '../stdio.js';
+import { config } from '../config.js';
 import { err, policyOrExit, UsageError, type Flags } from './common.js';
 
 export async function serve(flags: Flags): Promise<void> {
@@ -38,8 +39,8 @@ export async function serve(flags: Flags): Promise<void> {
     // The client is gone when stdout breaks (EPIPE): nobody is left to answer.
     process.stdout.on('error', () => void shutdown('stdout closed'));
   } else {
-    const host = typeof flags.values.host === 'string' ? flags.values.host : (process.env.ITGUARD_HOST ?? '127.0.0.1');
-    const portText = typeof flags.values.port === 'string' ? flags.values.port : (process.env.ITGUARD_PORT ?? '3333');
+    const host = typeof flags.values.host === 'string' ? flags.values.host : (config().host ?? '127.0.0.1');
+    const portText = typeof flags.values.port === 'string' ? flags.values.port : String(config().port ?? 3333);
     const port = Number(portText);
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new UsageError(`--port: expected 0..65535, got ${portText}`);

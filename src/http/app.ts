@@ -5,6 +5,7 @@ import express from 'express';
 import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
 import { hostHeaderValidation } from '@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js';
 import type { App } from '../app.js';
+import { config } from '../config.js';
 import { tokenVerifier } from './auth.js';
 import { errorHandler } from './errors.js';
 import { checkOrigin, originPolicy } from './origin.js';
@@ -32,14 +33,6 @@ export interface RunningHttp {
   server: HttpServer;
   close(): Promise<void>;
 }
-
-const listEnv = (v: string | undefined) =>
-  v
-    ? v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)
-    : [];
 
 export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHttp> {
   const web = express();
@@ -89,13 +82,13 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   guard = originPolicy(
     opts.host,
     port,
-    [...(opts.allowedHosts ?? []), ...listEnv(process.env.ITGUARD_ALLOWED_HOSTS)],
-    [...(opts.allowedOrigins ?? []), ...listEnv(process.env.ITGUARD_ALLOWED_ORIGINS)],
+    [...(opts.allowedHosts ?? []), ...config().allowedHosts],
+    [...(opts.allowedOrigins ?? []), ...config().allowedOrigins],
   );
   const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   // A wildcard bind is reached through loopback here; its own Host check accepts loopback names only.
   const url = `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost === '[::]' ? '[::1]' : shownHost}:${port}`;
-  app.links.base = process.env.ITGUARD_PUBLIC_URL?.replace(/\/$/, '') ?? url;
+  app.links.base = config().publicUrl ?? url;
   return {
     url,
     port,
@@ -113,7 +106,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
 /** In stdio mode: a loopback listener that serves only the MFA verification page. */
 export async function startVerifyListener(
   app: App,
-  port = Number(process.env.ITGUARD_VERIFY_PORT ?? 0),
+  port = config().verifyPort ?? 0,
 ): Promise<{ url: string; close(): Promise<void> }> {
   const web = express();
   web.disable('x-powered-by');
@@ -131,7 +124,7 @@ export async function startVerifyListener(
   const bound = (http.address() as AddressInfo).port;
   guard = originPolicy('127.0.0.1', bound);
   const url = `http://127.0.0.1:${bound}`;
-  app.links.base = process.env.ITGUARD_PUBLIC_URL?.replace(/\/$/, '') ?? url;
+  app.links.base = config().publicUrl ?? url;
   return {
     url,
     async close() {
