@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
-import { testApp } from '../helpers/harness.js';
+import { policyWith, testApp } from '../helpers/harness.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -21,7 +21,9 @@ afterEach(async () => {
 });
 
 async function start(opts: { maxSessions?: number } = {}) {
-  app = testApp();
+  // dedupe_window 0 for software_install: the busy calls below are the same action under different keys, which
+  // would otherwise be one action (IN_PROGRESS at once) and never keep a session busy.
+  app = testApp({ policy: policyWith((y) => y.replace('  software_install:\n    tier: approval\n', '  software_install:\n    tier: approval\n    dedupe_window: 0s\n')) });
   http = await startHttp(app, {
     host: '127.0.0.1',
     port: 0,
@@ -63,7 +65,7 @@ async function listTools(url: string, token: string, sid: string) {
 }
 /**
  * A tools/call that waits for an IT approver (wait_seconds: 30): the session is busy while it is open. Each with its
- * own key: identical concurrent calls would be answered IN_PROGRESS at once.
+ * own key and no dedupe window (see start): identical concurrent calls would be answered IN_PROGRESS at once.
  */
 async function busyCall(url: string, token: string, sid: string, n: number) {
   const ac = new AbortController();
