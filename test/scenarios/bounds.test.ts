@@ -3,6 +3,7 @@
  * scripted planners drive spawned `serve --stdio` processes and Streamable HTTP sessions of spawned
  * `serve --http` processes, all on one database file per scenario, and the side effects are counted in that file.
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +28,6 @@ import {
   writePolicy,
   type Planner,
 } from '../helpers/planner.js';
-import { readFileSync, writeFileSync } from 'node:fs';
 
 let tmp: ReturnType<typeof tempDir>;
 const running: Served[] = [];
@@ -238,7 +238,7 @@ describe('principal budgets are exact across processes', () => {
   it('4 stdio processes × 50 concurrent calls (reads and writes) against calls-per-hour C = 37 → exactly 37 admitted, every round', async () => {
     for (let round = 0; round < 3; round++) {
       const dir = join(tmp.dir, `budget-${round}`);
-      (await import('node:fs')).mkdirSync(dir);
+      mkdirSync(dir);
       const policy = loadPolicyFile(dir, '      - { name: tickets-per-day, window: day, limit: 100000 }\n');
       writeFileSync(
         policy,
