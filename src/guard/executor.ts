@@ -102,7 +102,7 @@ function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {
 async function runOne(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalRow): Promise<void> {
   const call = callFor(deps, row);
   if (call instanceof GuardError) {
-    deps.approvals.finish(row.id, 'failed', call.toToolResult(nanoid(16)));
+    deps.approvals.finish(row.id, 'failed', call.toToolResult(nanoid(16)), { nothingRan: true });
     return;
   }
   const edge = chain(deps, (c) => runApproved(deps, row, c, afterApproval), EXECUTOR_EDGE);

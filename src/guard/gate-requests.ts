@@ -196,7 +196,7 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
       code: refusal.code,
       message: refusal.message,
     }).catch(() => undefined);
-    deps.approvals.finish(row.id, 'failed', refusal.toToolResult(call.traceId));
+    deps.approvals.finish(row.id, 'failed', refusal.toToolResult(call.traceId), { nothingRan: true });
     throw refusal;
   }
   // Security: the binding hash matched, so the arguments executed are the ones approved.
@@ -204,16 +204,21 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
   try {
     result = await run(call);
   } catch (e) {
+    // Nothing ran (stopped before the side effect, e.g. by the kill switch): the reservation is given back.
+    const nothingRan = call.state.executedAt === undefined;
     deps.approvals.finish(
       row.id,
       'failed',
       e instanceof GuardError
         ? e.toToolResult(call.traceId)
         : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] },
+      { nothingRan },
     );
     throw e;
   }
-  deps.approvals.finish(row.id, result.isError ? 'failed' : 'succeeded', result);
+  deps.approvals.finish(row.id, result.isError ? 'failed' : 'succeeded', result, {
+    nothingRan: !!result.isError && call.state.executedAt === undefined,
+  });
   return withId(result);
 }
 

@@ -87,7 +87,8 @@ const DEFAULT_BUDGETS = [
 const toolPolicy = z.strictObject({
   tier: z.enum(TIERS).optional(),
   self_service_tier: z.enum(TIERS).optional(),
-  dedupe_window: duration.optional(),
+  /** 0 (or 0s) turns identical-write deduplication off for the tool. */
+  dedupe_window: z.union([z.literal(0), duration], { error: 'expected 0 or a duration like 30s, 15m, 2h or 1d' }).optional(),
   caps: z.array(capRule).default([]),
   deny_target_groups: z.array(z.string().min(1)).default([]),
   mode: z.enum(['live', 'shadow']).default('live'),

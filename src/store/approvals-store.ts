@@ -192,10 +192,21 @@ export class ApprovalsStore {
     );
   }
 
-  finish(id: string, status: 'succeeded' | 'failed', result: unknown): void {
-    this.db
-      .prepare("UPDATE approvals SET status = ?, result = ?, updated_at = ? WHERE id = ? AND status = 'executing'")
-      .run(status, JSON.stringify(result), this.now(), id);
+  /**
+   * executing → succeeded | failed. `nothingRan`: the action provably never started (refused by the re-check, the
+   * tool or principal gone, stopped before its side effect), so the cap room it reserved is given back — once, in
+   * the same transaction as the status change.
+   */
+  finish(id: string, status: 'succeeded' | 'failed', result: unknown, o: { nothingRan?: boolean } = {}): void {
+    immediate(this.db, () => {
+      const row = o.nothingRan
+        ? this.db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id)
+        : undefined;
+      const changed = this.db
+        .prepare("UPDATE approvals SET status = ?, result = ?, updated_at = ? WHERE id = ? AND status = 'executing'")
+        .run(status, JSON.stringify(result), this.now(), id).changes;
+      if (changed && row) this.releaseCaps(row);
+    });
   }
 
   /** A retried call gets a fresh link for the same open request (only hashes are stored, so the old one cannot be shown). */
