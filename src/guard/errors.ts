@@ -26,11 +26,11 @@ export const ERROR_CODES = {
   NOT_FOUND: { retryable: false, next: 'Check the identifier (search first) and call again.' },
   BUDGET_EXHAUSTED: {
     retryable: false,
-    next: 'This session has used its budget; summarise progress for the user and stop.',
+    next: 'A budget is used up (see budget, level and resets_at); summarise progress for the user and stop.',
   },
   LOOP_DETECTED: {
     retryable: false,
-    next: 'This session repeated itself or failed too often and is stopped; summarise for the user and stop.',
+    next: 'The calls repeated themselves or failed too often and are stopped (see rule, level and clears_at); summarise for the user and stop.',
   },
   IN_PROGRESS: {
     retryable: true,
