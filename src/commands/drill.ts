@@ -34,10 +34,20 @@ export interface DrillReport {
 const CLI_PATH = fileURLToPath(new URL('../cli.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The same policy with session bounds raised, so the drill's own load is not stopped by budgets or the breaker. */
+/** The drill's own principal: its load is counted under this name, never against a real principal's budgets. */
+export const DRILL_PRINCIPAL = 'itguard-drill';
+
+/**
+ * The same policy, served as the drill's own principal (read-only KB scope) with session and principal bounds
+ * raised, so the drill's load is neither stopped by budgets or the breaker nor spends a real principal's budget.
+ */
 function drillPolicy(source: string | undefined, dir: string): string {
   const doc = parseDocument(source ? readFileSync(source, 'utf8') : DEMO_POLICY_YAML);
   doc.set('session', { max_calls: 1_000_000, max_minutes: 60, max_result_bytes: 1_000_000_000, max_identical_calls: 1_000_000, max_consecutive_failures: 1_000_000 });
+  doc.setIn(['principals', DRILL_PRINCIPAL], { scopes: ['kb:read'] });
+  doc.set('stdio_principal', DRILL_PRINCIPAL);
+  doc.set('budgets', []);
+  doc.set('loop', { identical_per_hour: 1_000_000, failures_in_a_row: 1_000_000 });
   const file = join(dir, 'drill-policy.yaml');
   writeFileSync(file, doc.toString());
   return file;

@@ -153,7 +153,8 @@ async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: Ap
       { err: e, request_id: row.id },
       'could not ask the backend about an interrupted approved request; will retry',
     );
-    return; // still executing, lease held by this process until it runs out; the next pass asks again
+    deps.approvals.letGo(row.id); // still executing; once the lease runs out a later pass (here or elsewhere) asks again
+    return;
   }
   if (found) {
     const result: CallToolResult = toResult(found, call.traceId);

@@ -31,6 +31,8 @@ export const isUnknownTool = (t: AnyTool): boolean => unknownTools.has(t);
 /** The policy an unknown tool is counted under: the session's defaults, nothing enabled. */
 export const unknownToolPolicy = (policy: Policy): ToolPolicy => ({
   ...policy.tools.guard_status,
+  enabled: true,
+  mode: 'live',
   caps: [],
   maxIdenticalCalls: policy.session.maxIdenticalCalls,
   maxConsecutiveFailures: policy.session.maxConsecutiveFailures,
@@ -50,6 +52,8 @@ export const visibleTools = (tools: readonly AnyTool[], principal: Principal, po
 
 export const scope = (): Guard => (next) =>
   async function scopeGuard(call) {
+    // Security: a name that is no tool is refused here, after the budget step has counted it.
+    if (unknownTools.has(call.tool)) throw new GuardError('UNKNOWN_TOOL', `There is no tool named "${call.tool.name}".`);
     // Security: a tool switched off by policy is refused even if a client calls it by name.
     if (!call.toolPolicy.enabled) throw new GuardError('TOOL_DISABLED', `${call.tool.name} is disabled by policy.`);
     // Security: checked at call time too; hiding a tool from tools/list is not enough.

@@ -168,8 +168,13 @@ export class ApprovalsStore {
         .prepare(
           "UPDATE approvals SET status = 'executing', runner = ?, lease_until = ?, updated_at = ? WHERE id = ? AND status = 'approved'",
         )
-        .run(OWNER, now + leaseMs, now, id).changes === 1
+        .run(OWNER, now + leaseMs, now, id).changes === 1 && this.running.add(id).has(id)
     );
+  }
+
+  /** This process stops working on a claimed request without finishing it (its lease then runs out and it is retried). */
+  letGo(id: string): void {
+    this.running.delete(id);
   }
 
   /** Executing requests whose runner is gone (its process died, or its lease ran out): to be recovered. */
@@ -177,9 +182,18 @@ export class ApprovalsStore {
     return this.db
       .prepare<[], ApprovalRow>("SELECT * FROM approvals WHERE status = 'executing' ORDER BY updated_at LIMIT 100")
       .all()
-      .filter((r) => r.runner !== OWNER && (!r.runner || (r.lease_until ?? 0) < now || ownerIsGone(r.runner)))
+      .filter((r) =>
+        // This process's own request is an orphan only once its lease ran out and nothing here is running it
+        // (a recovery that could not reach the backend left it so): a single process retries it too.
+        r.runner === OWNER
+          ? (r.lease_until ?? 0) < now && !this.running.has(r.id)
+          : !r.runner || (r.lease_until ?? 0) < now || ownerIsGone(r.runner),
+      )
       .slice(0, limit);
   }
+
+  /** Requests this process claimed and has not finished: never treated as orphans here. */
+  private readonly running = new Set<string>();
 
   /** Takes over an orphaned executing request from its dead runner; exactly one process wins. */
   reclaim(row: ApprovalRow, now: number, leaseMs: number): boolean {
@@ -188,7 +202,7 @@ export class ApprovalsStore {
         .prepare(
           "UPDATE approvals SET runner = ?, lease_until = ?, updated_at = ? WHERE id = ? AND status = 'executing' AND runner IS ?",
         )
-        .run(OWNER, now + leaseMs, now, row.id, row.runner).changes === 1
+        .run(OWNER, now + leaseMs, now, row.id, row.runner).changes === 1 && this.running.add(row.id).has(row.id)
     );
   }
 
@@ -198,6 +212,7 @@ export class ApprovalsStore {
    * the same transaction as the status change.
    */
   finish(id: string, status: 'succeeded' | 'failed', result: unknown, o: { nothingRan?: boolean } = {}): void {
+    this.running.delete(id);
     immediate(this.db, () => {
       const row = o.nothingRan
         ? this.db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id)

@@ -111,7 +111,7 @@ export class BudgetStore {
     );
     this.setTrip = db.prepare(
       `INSERT INTO breaker (principal, streak, tripped_rule, tripped_why, tripped_at, clears_at) VALUES (@principal, @streak, @rule, @why, @at, @clears)
-       ON CONFLICT(principal) DO UPDATE SET tripped_rule = @rule, tripped_why = @why, tripped_at = @at, clears_at = @clears`,
+       ON CONFLICT(principal) DO UPDATE SET streak = 0, tripped_rule = @rule, tripped_why = @why, tripped_at = @at, clears_at = @clears`,
     );
   }
 
@@ -216,6 +216,7 @@ export class BudgetStore {
     });
   }
 
+  /** A trip starts a fresh streak: when it clears, the principal gets failures_in_a_row again, not one. */
   private writeTrip(principal: string, t: Trip): void {
     this.setTrip.run({ principal, streak: 0, rule: t.rule, why: t.why, at: t.trippedAt, clears: t.clearsAt });
   }

@@ -82,7 +82,12 @@ describe('itguard drill', () => {
     expect(refusals).toBe(report.calls_refused_after);
     const drillRow = d.prepare("SELECT outcome, detail FROM audit WHERE event = 'drill'").get() as { outcome: string; detail: string };
     expect(drillRow.outcome).toBe('pass');
+    // The drill's load runs as its own principal: no real principal's budget or breaker is spent.
+    const actors = d.prepare("SELECT DISTINCT actor FROM audit WHERE event IN ('call.outcome', 'call.denied')").all() as { actor: string }[];
+    expect(actors.map((a) => a.actor)).toEqual(['itguard-drill']);
     d.close();
+    const budgets = JSON.parse(runCli(['budgets', '--json', '--db', db]).stdout) as { budgets: { usage: { key: string }[] }[] };
+    expect(budgets.budgets.flatMap((b) => b.usage.map((u) => u.key)).filter((k) => k !== 'itguard-drill')).toEqual([]);
     expect(runCli(['status', '--db', db]).stdout).toMatch(/last drill: {2}PASS/);
     expect(runCli(['audit', 'verify', '--db', db]).code).toBe(0);
     tmp.cleanup();

@@ -38,6 +38,12 @@ describe('principal and scopes', () => {
     const c = await connect(app);
     const r = await c.call('rm_rf', {});
     expect(codeOf(r)).toBe('UNKNOWN_TOOL');
+    // With arguments too (refused at scope, before validation), and audited as a denial.
+    const r2 = await c.call('rm_rf', { path: '/' });
+    expect(codeOf(r2)).toBe('UNKNOWN_TOOL');
+    const trace = (r2._meta!['itguard/error'] as { trace_id: string }).trace_id;
+    const rows = app.auditStore.tail(20).filter((x) => x.trace_id === trace);
+    expect(rows.map((x) => [x.event, x.code])).toEqual([['call.denied', 'UNKNOWN_TOOL']]);
   });
 });
 
