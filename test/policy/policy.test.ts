@@ -161,9 +161,12 @@ describe('policy', () => {
     expect(problems(DEMO_POLICY_YAML.replace('max_minutes: 30', 'max_minutes: 100000'))).toEqual([
       'session.max_minutes: must be at most 1440 (a day)',
     ]);
-    expect(problems(DEMO_POLICY_YAML.replace('max_result_bytes: 2000000', 'max_result_bytes: 1000000000'))[0]).toMatch(
-      /^session\.max_result_bytes: must be at most 268435456/,
+    expect(problems(DEMO_POLICY_YAML.replace('max_calls: 40', 'max_calls: 9007199254740993'))[0]).toMatch(
+      /^session\.max_calls: /,
     );
+    expect(problems(DEMO_POLICY_YAML.replace('max_calls: 40', 'max_calls: 2000000000'))).toEqual([
+      'session.max_calls: must be at most 1000000000 (per session)',
+    ]);
     expect(problems(DEMO_POLICY_YAML.replace('limit: 5000', 'limit: 1e15'))).toContain(
       'tools.ticket_create.caps[0].limit: must be at most 1e+12 (a limit past that is a typo)',
     );
