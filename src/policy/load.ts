@@ -10,7 +10,12 @@ export class PolicyError extends Error {
     readonly source: string,
     readonly problems: string[],
   ) {
-    super(`invalid policy ${source}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    // One problem reads on one line (`itguard policy check` prints nothing else); several get a line each.
+    super(
+      problems.length === 1
+        ? `invalid policy ${source}: ${problems[0]}`
+        : `invalid policy ${source}:\n${problems.map((p) => `  ${p}`).join('\n')}`,
+    );
   }
 }
 
@@ -40,12 +45,35 @@ export function loadPolicy(flag?: string): LoadedPolicy {
   return { policy: parsePolicy(text, file), source: file };
 }
 
+/**
+ * How many alias expansions toJS allows (the yaml library's maxAliasCount, its default written out). It stops
+ * "billion laughs" files, where a few lines of nested aliases expand to gigabytes; a policy needs none of that.
+ */
+export const MAX_YAML_ALIASES = 100;
+
+const firstLine = (s: string): string => s.split('\n')[0] ?? '';
+
 export function parsePolicy(text: string, source = 'policy'): Policy {
   const doc = parseDocument(text, { uniqueKeys: true });
   if (doc.errors.length) {
-    throw new PolicyError(source, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+    throw new PolicyError(
+      source,
+      doc.errors.map((e) => `YAML: ${firstLine(e.message)}`),
+    );
   }
-  const parsed = policySchema.safeParse(doc.toJS());
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (e) {
+    // yaml throws a ReferenceError ("Excessive alias count ...") past maxAliasCount; anything else is reported as it is.
+    const message = e instanceof Error ? e.message : String(e);
+    throw new PolicyError(source, [
+      /alias count/i.test(message)
+        ? `YAML: aliases expand past the limit of ${MAX_YAML_ALIASES} (a "billion laughs" document); write the values out instead`
+        : `YAML: ${firstLine(message)}`,
+    ]);
+  }
+  const parsed = policySchema.safeParse(raw);
   if (!parsed.success) throw new PolicyError(source, formatIssues(parsed.error.issues));
   return toPolicy(parsed.data);
 }

@@ -35,11 +35,97 @@ export const TIERS = ['auto', 'confirm', 'mfa', 'approval'] as const;
 export type Tier = (typeof TIERS)[number];
 
 const posInt = z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
-const duration = z
-  .string()
-  .regex(/^\d+(s|m|h|d)$/, { error: 'expected a duration like 30s, 15m, 2h or 1d' })
-  .transform((s) => Number(s.slice(0, -1)) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[s.slice(-1) as 's']);
-const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, { error: 'expected a lowercase name of [a-z0-9._-]' });
+
+/*
+ * Upper bounds. A value past these is a typo, not a deployment, and some would break at runtime rather than at
+ * start: a timer past 2^31-1 ms fires after 1 ms, a Date past 8.64e15 ms is Invalid and throws on toISOString,
+ * and every cap rule of a tool is checked on each of its calls.
+ */
+export const LIMITS = {
+  /** Per tool call: AbortSignal.timeout takes at most 2,147,483,647 ms (~24.8 days); a call that runs 10 minutes is hung. */
+  timeout: '10m',
+  /** How long a write is remembered for retries; the idempotency table keeps each key that long. */
+  dedupeWindow: '30d',
+  /** A gate request left open for a year is an abandoned one. */
+  expireHours: 8760,
+  /** A session is one task; a day bounds it and keeps max_minutes * 60,000 a small number of ms. */
+  sessionMinutes: 1440,
+  /**
+   * Counters (calls, identical calls, failures in a row) and result bytes: overflow only matters past 2^53, so these
+   * are set far above any real session (`itguard drill` and the benchmarks raise them to 1e8-1e11).
+   */
+  count: 1e9,
+  resultBytes: 1e12,
+  sessionsPerPrincipal: 1000,
+  /** Cap and budget limits: far past any real quota, and sums stay exact integers in a double and in SQLite. */
+  ruleLimit: 1e12,
+  capRulesPerTool: 32,
+  budgetRules: 64,
+  principals: 1000,
+  listItems: 256,
+} as const;
+
+const count = (max: number, why: string) => posInt.max(max, { error: `must be at most ${max} (${why})` });
+
+const UNIT_MS = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 } as const;
+const toMs = (s: string): number => Number(s.slice(0, -1)) * UNIT_MS[s.slice(-1) as keyof typeof UNIT_MS];
+
+/** A duration like 30s, 15m, 2h or 1d, in ms; both bounds are written as durations so the message reads like the file. */
+const duration = (min: string, max: string, why: string) =>
+  z
+    .string()
+    .regex(/^\d+(s|m|h|d)$/, { error: 'expected a duration like 30s, 15m, 2h or 1d' })
+    .transform((s, ctx) => {
+      const ms = toMs(s);
+      if (ms < toMs(min)) ctx.issues.push({ code: 'custom', message: `must be at least ${min}`, input: s });
+      else if (ms > toMs(max))
+        ctx.issues.push({ code: 'custom', message: `must be at most ${max} (${why})`, input: s });
+      return ms;
+    });
+
+const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const NAME_RULE = 'expected a lowercase name of [a-z0-9._-]';
+const name = z.string().regex(NAME, { error: NAME_RULE });
+
+/**
+ * Names every JavaScript object already has (constructor, __proto__, toString, ...). As a key of a plain object they
+ * would find a built-in instead of nothing: `principals["constructor"]` is truthy. Refused as policy names, and
+ * the parsed records are null-prototype objects besides.
+ */
+const RESERVED = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
+export const isReservedName = (s: string): boolean => RESERVED.has(s);
+
+/**
+ * Checks the keys of a YAML mapping before zod's record sees them: zod drops a `__proto__` key silently, and its own
+ * key errors read "Invalid key in record". `what` names a key in the messages ("principal").
+ */
+function checkKeys(what: string, max: number, pattern: RegExp | undefined) {
+  return (v: unknown, ctx: z.RefinementCtx): unknown => {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) return v;
+    const keys = Object.keys(v);
+    if (keys.length > max)
+      ctx.addIssue({ code: 'custom', message: `must have at most ${max} ${what}s`, input: keys.length });
+    for (const k of keys) {
+      if (RESERVED.has(k))
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message: `"${k}" is a name every JavaScript object already has; choose another ${what} name`,
+          input: k,
+        });
+      else if (pattern && !pattern.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: NAME_RULE, input: k });
+    }
+    return v;
+  };
+}
+
+const ruleNumber = z
+  .number({ error: 'expected a positive number' })
+  .positive({ error: 'expected a positive number' })
+  .max(LIMITS.ruleLimit, {
+    error: `must be at most ${LIMITS.ruleLimit.toExponential()} (a limit past that is a typo)`,
+  });
+const ruleInt = count(LIMITS.ruleLimit, 'a limit past that is a typo');
 
 const capRule = z
   .strictObject({
@@ -47,8 +133,8 @@ const capRule = z
     window: z.enum(['hour', 'day']),
     per: z.enum(['principal', 'target', 'requester', 'session']).optional(),
     measure: z.enum(['calls', 'cost_usd']).default('calls'),
-    limit: z.number({ error: 'expected a positive number' }).positive({ error: 'expected a positive number' }),
-    alarm_at: z.number({ error: 'expected a positive number' }).positive({ error: 'expected a positive number' }).optional(),
+    limit: ruleNumber,
+    alarm_at: ruleNumber.optional(),
   })
   .check((ctx) => {
     const r = ctx.value;
@@ -67,9 +153,9 @@ const budgetRule = z
     window: z.enum(['hour', 'day']),
     per: z.enum(['principal', 'session']).default('principal'),
     measure: z.enum(['calls', 'failures', 'result_bytes']).default('calls'),
-    limit: posInt,
-    alarm_at: posInt.optional(),
-    tools: z.array(z.enum(TOOL_NAMES)).min(1).optional(),
+    limit: ruleInt,
+    alarm_at: ruleInt.optional(),
+    tools: z.array(z.enum(TOOL_NAMES)).min(1).max(LIMITS.listItems).optional(),
   })
   .check((ctx) => {
     const r = ctx.value;
@@ -88,14 +174,20 @@ const toolPolicy = z.strictObject({
   tier: z.enum(TIERS).optional(),
   self_service_tier: z.enum(TIERS).optional(),
   /** 0 (or 0s) turns identical-write deduplication off for the tool. */
-  dedupe_window: z.union([z.literal(0), duration], { error: 'expected 0 or a duration like 30s, 15m, 2h or 1d' }).optional(),
-  caps: z.array(capRule).default([]),
-  deny_target_groups: z.array(z.string().min(1)).default([]),
+  dedupe_window: z
+    .preprocess((v) => (v === 0 ? '0s' : v), duration('0s', LIMITS.dedupeWindow, 'the idempotency table keeps every key that long'))
+    .optional(),
+  caps: z.array(capRule).max(LIMITS.capRulesPerTool).default([]),
+  deny_target_groups: z.array(z.string().min(1).max(256)).max(LIMITS.listItems).default([]),
   mode: z.enum(['live', 'shadow']).default('live'),
   enabled: z.boolean().default(true),
-  timeout: duration.optional(),
-  max_identical_calls: posInt.optional(),
-  max_consecutive_failures: posInt.optional(),
+  timeout: duration(
+    '1s',
+    LIMITS.timeout,
+    'a tool call running longer is hung; timers cannot exceed ~24.8 days',
+  ).optional(),
+  max_identical_calls: count(LIMITS.count, 'per session').optional(),
+  max_consecutive_failures: count(LIMITS.count, 'per session').optional(),
 });
 
 const timezone = z.string().refine(
@@ -124,29 +216,55 @@ export const policySchema = z
     timezone: timezone.default('UTC'),
     durability: z.enum(['strict', 'fast']).default('strict'),
     stdio_principal: name,
-    principals: z.record(name, z.strictObject({ scopes: z.array(z.enum(SCOPES)) })),
+    principals: z.preprocess(
+      checkKeys('principal', LIMITS.principals, NAME),
+      z.record(name, z.strictObject({ scopes: z.array(z.enum(SCOPES)).max(LIMITS.listItems) })),
+    ),
     session: z
       .strictObject({
-        max_calls: posInt.default(40),
-        max_minutes: posInt.default(30),
-        max_result_bytes: posInt.default(2_000_000),
-        max_identical_calls: posInt.default(3),
-        max_consecutive_failures: posInt.default(5),
-        max_per_principal: posInt.default(8),
+        max_calls: count(LIMITS.count, 'per session').default(40),
+        max_minutes: count(LIMITS.sessionMinutes, 'a day').default(30),
+        max_result_bytes: count(LIMITS.resultBytes, 'a limit past that is a typo').default(2_000_000),
+        max_identical_calls: count(LIMITS.count, 'per session').default(3),
+        max_consecutive_failures: count(LIMITS.count, 'per session').default(5),
+        max_per_principal: count(LIMITS.sessionsPerPrincipal, 'open sessions per principal').default(8),
       })
       .prefault({}),
-    budgets: z.array(budgetRule).default(() => DEFAULT_BUDGETS.map((b) => ({ per: 'principal' as const, measure: 'calls' as const, ...b }))),
-    loop: z.strictObject({ identical_per_hour: posInt.default(20), failures_in_a_row: posInt.default(10) }).prefault({}),
-    mfa: z.strictObject({ allow_form_code: z.boolean().default(true), out_of_band: z.boolean().default(true) }).prefault({}),
-    approvals: z.strictObject({ wait_seconds: z.number().min(0).max(600).default(30), expire_hours: posInt.default(24) }).prefault({}),
-    tools: z.partialRecord(z.enum(TOOL_NAMES), toolPolicy).default({}),
+    budgets: z
+      .array(budgetRule)
+      .max(LIMITS.budgetRules)
+      .default(() => DEFAULT_BUDGETS.map((b) => ({ per: 'principal' as const, measure: 'calls' as const, ...b }))),
+    loop: z
+      .strictObject({
+        identical_per_hour: count(LIMITS.count, 'per hour').default(20),
+        failures_in_a_row: count(LIMITS.count, 'in a row').default(10),
+      })
+      .prefault({}),
+    mfa: z
+      .strictObject({ allow_form_code: z.boolean().default(true), out_of_band: z.boolean().default(true) })
+      .prefault({}),
+    approvals: z
+      .strictObject({
+        wait_seconds: z.number().min(0).max(600).default(30),
+        expire_hours: count(LIMITS.expireHours, 'a year').default(24),
+      })
+      .prefault({}),
+    tools: z
+      .preprocess(checkKeys('tool', TOOL_NAMES.length, undefined), z.partialRecord(z.enum(TOOL_NAMES), toolPolicy))
+      .default({}),
     backends: z
       .strictObject({
         tickets: z
           .strictObject({
             kind: z.literal('embedded'),
-            project: z.string().regex(/^[A-Z][A-Z0-9]{0,9}$/, { error: 'expected a project key like IT' }).default('IT'),
-            allowed_projects: z.array(z.string().regex(/^[A-Z][A-Z0-9]{0,9}$/)).default(['IT']),
+            project: z
+              .string()
+              .regex(/^[A-Z][A-Z0-9]{0,9}$/, { error: 'expected a project key like IT' })
+              .default('IT'),
+            allowed_projects: z
+              .array(z.string().regex(/^[A-Z][A-Z0-9]{0,9}$/))
+              .max(LIMITS.listItems)
+              .default(['IT']),
           })
           .prefault({ kind: 'embedded' }),
         directory: z.strictObject({ kind: z.literal('embedded') }).prefault({ kind: 'embedded' }),
@@ -157,39 +275,81 @@ export const policySchema = z
   })
   .check((ctx) => {
     const p = ctx.value;
-    if (!(p.stdio_principal in p.principals)) {
-      ctx.issues.push({ code: 'custom', path: ['stdio_principal'], message: 'must name a principal under principals', input: p.stdio_principal });
+    if (!Object.hasOwn(p.principals, p.stdio_principal)) {
+      ctx.issues.push({
+        code: 'custom',
+        path: ['stdio_principal'],
+        message: 'must name a principal under principals',
+        input: p.stdio_principal,
+      });
     }
     for (const [tool, tp] of Object.entries(p.tools) as [ToolName, z.output<typeof toolPolicy>][]) {
       const allowed = CAP_KEYS[tool];
       if (tp.mode === 'shadow' && !allowed) {
-        ctx.issues.push({ code: 'custom', path: ['tools', tool, 'mode'], message: `shadow mode applies to write tools; ${tool} only reads`, input: tp.mode });
+        ctx.issues.push({
+          code: 'custom',
+          path: ['tools', tool, 'mode'],
+          message: `shadow mode applies to write tools; ${tool} only reads`,
+          input: tp.mode,
+        });
       }
       const seen = new Set<string>();
       tp.caps.forEach((c, i) => {
         const at = ['tools', tool, 'caps', i];
-        if (seen.has(c.name)) ctx.issues.push({ code: 'custom', path: [...at, 'name'], message: `duplicate cap name "${c.name}"`, input: c.name });
+        if (seen.has(c.name))
+          ctx.issues.push({
+            code: 'custom',
+            path: [...at, 'name'],
+            message: `duplicate cap name "${c.name}"`,
+            input: c.name,
+          });
         seen.add(c.name);
         if (!allowed) {
-          ctx.issues.push({ code: 'custom', path: at, message: `${tool} is a read tool; caps apply to write tools`, input: c });
+          ctx.issues.push({
+            code: 'custom',
+            path: at,
+            message: `${tool} is a read tool; caps apply to write tools`,
+            input: c,
+          });
           return;
         }
         if (c.per && c.per !== 'principal' && c.per !== 'session' && !allowed.per.includes(c.per)) {
-          ctx.issues.push({ code: 'custom', path: [...at, 'per'], message: `${tool} has no ${c.per}; use one of principal, session${allowed.per.length ? `, ${allowed.per.join(', ')}` : ''}`, input: c.per });
+          ctx.issues.push({
+            code: 'custom',
+            path: [...at, 'per'],
+            message: `${tool} has no ${c.per}; use one of principal, session${allowed.per.length ? `, ${allowed.per.join(', ')}` : ''}`,
+            input: c.per,
+          });
         }
         if (c.measure === 'cost_usd' && !allowed.cost) {
-          ctx.issues.push({ code: 'custom', path: [...at, 'measure'], message: `${tool} has no cost; only software_install can be measured in cost_usd`, input: c.measure });
+          ctx.issues.push({
+            code: 'custom',
+            path: [...at, 'measure'],
+            message: `${tool} has no cost; only software_install can be measured in cost_usd`,
+            input: c.measure,
+          });
         }
       });
     }
     const budgetNames = new Set<string>();
     p.budgets.forEach((b, i) => {
-      if (budgetNames.has(b.name)) ctx.issues.push({ code: 'custom', path: ['budgets', i, 'name'], message: `duplicate budget name "${b.name}"`, input: b.name });
+      if (budgetNames.has(b.name))
+        ctx.issues.push({
+          code: 'custom',
+          path: ['budgets', i, 'name'],
+          message: `duplicate budget name "${b.name}"`,
+          input: b.name,
+        });
       budgetNames.add(b.name);
     });
     const t = p.backends.tickets;
     if (!t.allowed_projects.includes(t.project)) {
-      ctx.issues.push({ code: 'custom', path: ['backends', 'tickets', 'project'], message: 'must be listed in allowed_projects', input: t.project });
+      ctx.issues.push({
+        code: 'custom',
+        path: ['backends', 'tickets', 'project'],
+        message: 'must be listed in allowed_projects',
+        input: t.project,
+      });
     }
   });
 
@@ -236,22 +396,41 @@ export interface Policy {
   durability: 'strict' | 'fast';
   stdioPrincipal: string;
   principals: Readonly<Record<string, { scopes: readonly Scope[] }>>;
-  session: { maxCalls: number; maxMinutes: number; maxResultBytes: number; maxIdenticalCalls: number; maxConsecutiveFailures: number; maxPerPrincipal: number };
+  session: {
+    maxCalls: number;
+    maxMinutes: number;
+    maxResultBytes: number;
+    maxIdenticalCalls: number;
+    maxConsecutiveFailures: number;
+    maxPerPrincipal: number;
+  };
   budgets: readonly BudgetRule[];
   /** The principal-level loop breaker: trips for every session of the principal until the hour ends. */
   loop: { identicalPerHour: number; failuresInARow: number };
   mfa: { allowFormCode: boolean; outOfBand: boolean };
   approvals: { waitSeconds: number; expireHours: number };
   tools: Readonly<Record<ToolName, ToolPolicy>>;
-  backends: { tickets: { kind: 'embedded'; project: string; allowedProjects: readonly string[] }; directory: { kind: 'embedded' }; deploy: { kind: 'embedded' } };
+  backends: {
+    tickets: { kind: 'embedded'; project: string; allowedProjects: readonly string[] };
+    directory: { kind: 'embedded' };
+    deploy: { kind: 'embedded' };
+  };
   demo: boolean;
 }
 
 const DEFAULT_DEDUPE_MS = 15 * 60_000;
 const DEFAULT_TIMEOUT_MS = 30_000;
 
+/** A null-prototype copy: a lookup by a name the policy does not have finds nothing, whatever the name. */
+function nullProto<V>(entries: Iterable<readonly [string, V]>): Record<string, V> {
+  const o = Object.create(null) as Record<string, V>;
+  for (const [k, v] of entries) o[k] = v;
+  return o;
+}
+
 export function toPolicy(p: Parsed): Policy {
-  const tools = {} as Record<ToolName, ToolPolicy>;
+  // Keyed by name, looked up with names from callers (a tool call's name, `token create --principal`): null-prototype.
+  const tools = Object.create(null) as Record<ToolName, ToolPolicy>;
   for (const tool of TOOL_NAMES) {
     const t = p.tools[tool];
     tools[tool] = {
@@ -280,7 +459,7 @@ export function toPolicy(p: Parsed): Policy {
     timezone: p.timezone,
     durability: p.durability,
     stdioPrincipal: p.stdio_principal,
-    principals: p.principals,
+    principals: nullProto(Object.entries(p.principals).map(([k, v]) => [k, { scopes: v.scopes }] as const)),
     session: {
       maxCalls: p.session.max_calls,
       maxMinutes: p.session.max_minutes,
@@ -289,13 +468,25 @@ export function toPolicy(p: Parsed): Policy {
       maxConsecutiveFailures: p.session.max_consecutive_failures,
       maxPerPrincipal: p.session.max_per_principal,
     },
-    budgets: p.budgets.map((b) => ({ name: b.name, window: b.window, per: b.per, measure: b.measure, limit: b.limit, alarmAt: b.alarm_at, tools: b.tools })),
+    budgets: p.budgets.map((b) => ({
+      name: b.name,
+      window: b.window,
+      per: b.per,
+      measure: b.measure,
+      limit: b.limit,
+      alarmAt: b.alarm_at,
+      tools: b.tools,
+    })),
     loop: { identicalPerHour: p.loop.identical_per_hour, failuresInARow: p.loop.failures_in_a_row },
     mfa: { allowFormCode: p.mfa.allow_form_code, outOfBand: p.mfa.out_of_band },
     approvals: { waitSeconds: p.approvals.wait_seconds, expireHours: p.approvals.expire_hours },
     tools,
     backends: {
-      tickets: { kind: 'embedded', project: p.backends.tickets.project, allowedProjects: p.backends.tickets.allowed_projects },
+      tickets: {
+        kind: 'embedded',
+        project: p.backends.tickets.project,
+        allowedProjects: p.backends.tickets.allowed_projects,
+      },
       directory: p.backends.directory,
       deploy: p.backends.deploy,
     },
