@@ -124,25 +124,11 @@ export class IdempotencyStore {
       }
       // New, or an expired record being reused: a fresh request id so the backend sees a new request.
       const requestId = `${i.principal}:${i.key}:${i.now.toString(36)}`;
-      this.insertStmt.run(
-        i.principal,
-        i.key,
-        i.explicit ? 1 : 0,
-        i.tool,
-        i.argsSha,
-        requestId,
-        i.traceId,
-        OWNER,
-        i.now + i.leaseMs,
-        i.now,
-        i.now,
-        i.now + i.ttlMs,
-      );
-      if (i.dedupeKey !== undefined && i.dedupeKey !== i.key) {
+      const insert = (key: string, explicit: boolean, ttlMs: number) =>
         this.insertStmt.run(
           i.principal,
-          i.dedupeKey,
-          0,
+          key,
+          explicit ? 1 : 0,
           i.tool,
           i.argsSha,
           requestId,
@@ -151,9 +137,11 @@ export class IdempotencyStore {
           i.now + i.leaseMs,
           i.now,
           i.now,
-          i.now + i.dedupeTtlMs,
+          i.now + ttlMs,
         );
-      }
+      insert(i.key, i.explicit, i.ttlMs);
+      // The action's own record beside the explicit key's: both carry the request id and move together.
+      if (i.dedupeKey !== undefined && i.dedupeKey !== i.key) insert(i.dedupeKey, false, i.dedupeTtlMs);
       return { kind: 'new', requestId };
     });
   }

@@ -6,7 +6,7 @@
 import type { CallOpts, ProbeReport, WriteOpts } from '../../backends/port.js';
 
 export const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
-export const STATUSES = ['open', 'in_progress', 'resolved', 'closed'] as const;
+export const STATUSES = ['open', 'in_progress', 'waiting', 'resolved', 'closed'] as const;
 export type Priority = (typeof PRIORITIES)[number];
 export type Status = (typeof STATUSES)[number];
 
@@ -53,13 +53,20 @@ export interface TicketQuery {
 export interface TicketsPort {
   create(t: NewTicket, o: WriteOpts & { actor: string }): Promise<{ ticket: Ticket; replayed: boolean }>;
   /** Comments (text) on a ticket; undefined when the key does not exist. */
-  comment(key: string, body: string, o: WriteOpts & { actor: string }): Promise<{ comment: Comment; replayed: boolean } | undefined>;
+  comment(
+    key: string,
+    body: string,
+    o: WriteOpts & { actor: string },
+  ): Promise<{ comment: Comment; replayed: boolean } | undefined>;
   get(key: string, o: CallOpts): Promise<(Ticket & { comments: Comment[] }) | undefined>;
   search(q: TicketQuery, o: CallOpts): Promise<Ticket[]>;
   /**
    * What a request id did, for recovery after an unknown outcome: looked up on the backend itself (Jira: a label
    * stamped on the issue, found by search with bounded waiting for the index). Undefined = it certainly did not happen.
    */
-  findByRequest(requestId: string, o: CallOpts): Promise<{ kind: 'ticket' | 'comment'; key: string; commentId?: string } | undefined>;
+  findByRequest(
+    requestId: string,
+    o: CallOpts,
+  ): Promise<{ kind: 'ticket' | 'comment'; key: string; commentId?: string } | undefined>;
   probe(o: CallOpts & { projects: readonly string[] }): Promise<ProbeReport>;
 }

@@ -5,23 +5,10 @@
  */
 import type { Db } from '../../store/db.js';
 
-export const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
-export const STATUSES = ['open', 'in_progress', 'waiting', 'resolved', 'closed'] as const;
-export type Priority = (typeof PRIORITIES)[number];
-export type Status = (typeof STATUSES)[number];
+import type { Priority, Status, Ticket } from './backend.js';
 
-export interface Ticket {
-  key: string;
-  project: string;
-  summary: string;
-  description: string;
-  requester: string;
-  priority: Priority;
-  status: Status;
-  createdBy: string;
-  createdAt: string;
-  updatedAt: string;
-}
+// The ticket shapes are the port's (backend.ts); the embedded adapter's comment ids are numbers (rowids).
+export { PRIORITIES, STATUSES, type Priority, type Status, type Ticket } from './backend.js';
 
 export interface Comment {
   id: number;
