@@ -12,8 +12,8 @@ import { z } from 'zod';
 /** Characters a model may read as `<`, and the HTML spellings of it. */
 const LT = String.raw`(?:<|\uFF1C|\uFE64|\u2039|\u2329|\u27E8|\u3008|\u276C|\u276E|\u29FC|\u227A|\u02C2|\u1438|\u140A|&lt;?|&#0*60;?|&#x0*3c;?)`;
 /** Invisible characters a fence could be split with. Combining marks (variation selectors, CGJ) are listed on purpose. */
-// eslint-disable-next-line no-misleading-character-class
 const INVISIBLE =
+  // eslint-disable-next-line no-misleading-character-class
   /[\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF]/gu;
 /** An opening or closing fence, however spelled: `< / untrusted - data …`, `‹UNTRUSTED_DATA>`, `&lt;/untrusted data`. */
 const FENCE = new RegExp(

@@ -106,11 +106,13 @@ export const MyPermissionsSchema = z.object({
 export const EntityPropertySchema = z.object({ key: z.string(), value: z.unknown() });
 
 const CLOSED_NAMES = /^(closed|cancel+ed|won'?t do|declined|rejected)$/i;
+/** In-progress statuses that wait on someone else (Jira Service Management's "Waiting for customer", "On hold"). */
+const WAITING_NAMES = /^(waiting\b.*|pending\b.*|on hold)$/i;
 
 export function statusOf(s: { name: string; statusCategory?: { key: string } | null } | null | undefined): Status {
   switch (s?.statusCategory?.key) {
     case 'indeterminate':
-      return 'in_progress';
+      return WAITING_NAMES.test(s.name.trim()) ? 'waiting' : 'in_progress';
     case 'done':
       return CLOSED_NAMES.test(s.name.trim()) ? 'closed' : 'resolved';
     default:
@@ -118,10 +120,11 @@ export function statusOf(s: { name: string; statusCategory?: { key: string } | n
   }
 }
 
-/** The JQL clause that narrows a search to a port status (resolved/closed are then told apart client-side). */
+/** The JQL clause that narrows a search to a port status (in_progress/waiting and resolved/closed are then told apart client-side). */
 export const STATUS_JQL: Record<Status, string> = {
   open: 'statusCategory = "To Do"',
   in_progress: 'statusCategory = "In Progress"',
+  waiting: 'statusCategory = "In Progress"',
   resolved: 'statusCategory = Done',
   closed: 'statusCategory = Done',
 };

@@ -268,8 +268,8 @@ export class JiraTickets implements TicketsPort {
           jql,
           fields: ISSUE_FIELDS,
           properties: [REQUEST_PROPERTY],
-          // resolved/closed share a status category and are told apart here, so take full pages for them.
-          maxResults: q.status === 'resolved' || q.status === 'closed' ? 100 : Math.min(100, q.limit - out.length),
+          // Statuses that share a category are told apart here, so take full pages for them.
+          maxResults: q.status && q.status !== 'open' ? 100 : Math.min(100, q.limit - out.length),
           ...(token ? { nextPageToken: token } : {}),
         },
         d,
