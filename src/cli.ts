@@ -94,6 +94,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** By name, not instanceof: importing store/db.ts here would load the native SQLite addon for `help` and `policy check`. */
+const isConfigError = (e: unknown): e is Error =>
+  e instanceof Error && (e.name === 'DatabaseError' || e.name === 'PolicyError');
+
 // `itguard audit export | head` closes stdout early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(0);
@@ -105,8 +109,14 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    // `code` may be anything (an McpError's is a number): test it is a string before reading it as one.
+    const code = (e as { code?: unknown } | null)?.code;
+    if (e instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
       err(`itguard: ${(e as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (isConfigError(e)) {
+      // A file that cannot be used (store/db.ts DatabaseError, policy/load.ts PolicyError): the sentence alone, no stack.
+      err(`itguard: ${e.message}`);
       process.exitCode = 2;
     } else {
       err(`itguard: ${(e as Error).stack ?? String(e)}`);

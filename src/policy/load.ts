@@ -6,6 +6,7 @@ import { DEMO_POLICY_YAML } from './demo.js';
 import { policySchema, toPolicy, type Policy } from './schema.js';
 
 export class PolicyError extends Error {
+  override readonly name = 'PolicyError';
   constructor(
     readonly source: string,
     readonly problems: string[],

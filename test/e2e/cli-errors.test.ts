@@ -1,7 +1,9 @@
 /** Bad inputs the CLI must refuse with one line and exit 2, never a stack trace: policy files, then database files. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { foreignDb, futureDb, midCorruptDb, noiseDb, realDb, truncatedDb } from '../helpers/bad-db.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 
@@ -51,5 +53,55 @@ describe('policy files that would break at runtime', () => {
     expect(t.code).toBe(2);
     expect(t.stderr).toMatch(/"constructor" is not a principal in the policy/);
     expect(t.stdout).toBe('');
+  });
+});
+
+describe('database files that cannot be used: `itguard status` exits 2 with one line naming the file', () => {
+  const cases: [string, (f: string) => string, RegExp][] = [
+    [
+      'random bytes',
+      noiseDb,
+      /is not an itguard database \(file is not a SQLite database\); point --db at another file or move it away$/,
+    ],
+    ['a copy truncated to half', truncatedDb, /is corrupt \(.+\); restore it from a backup or move it away$/],
+    [
+      "another program's SQLite database",
+      foreignDb,
+      /is not an itguard database \(user_version 0, tables foo, no itguard meta table\)/,
+    ],
+    ['a newer schema', futureDb, /was written by a newer itguard \(schema 999 > \d+\); upgrade itguard/],
+    [
+      'a page corrupted mid-file',
+      midCorruptDb,
+      /is corrupt \(quick_check: .+\); restore it from a backup or move it away$/,
+    ],
+  ];
+  for (const [what, make, expected] of cases) {
+    it(what, () => {
+      const f = make(join(tmp.dir, `${what.replace(/\W+/g, '-')}.db`));
+      const r = runCli(['status', '--db', f]);
+      expect(r.code).toBe(2);
+      const line = oneLine(r.stderr);
+      expect(line.startsWith(`itguard: database ${f} `), line).toBe(true);
+      expect(line).toMatch(expected);
+      expect(r.stdout).toBe('');
+    });
+  }
+
+  it('a database another process holds locked (waits the 5 s busy timeout)', () => {
+    const f = realDb(join(tmp.dir, 'locked.db'), 1);
+    const holder = new Database(f);
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      const r = runCli(['kill', '--reason', 'test', '--db', f]);
+      expect(r.code).toBe(2);
+      expect(oneLine(r.stderr)).toBe(
+        `itguard: database ${f} is locked by another process (SQLITE_BUSY after 5 s); stop it or use another --db`,
+      );
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    expect(runCli(['status', '--db', f]).code).toBe(0);
   });
 });

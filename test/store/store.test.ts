@@ -1,11 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, redact } from '../../src/canonical.js';
 import { AuditStore } from '../../src/store/audit-store.js';
-import { openDb } from '../../src/store/db.js';
+import { DatabaseError, openDb } from '../../src/store/db.js';
 import { migrations } from '../../src/store/migrations.js';
 import { TokenStore } from '../../src/store/token-store.js';
+import { foreignDb, futureDb, midCorruptDb, noiseDb, realDb, truncatedDb } from '../helpers/bad-db.js';
 import { tempDir } from '../helpers/harness.js';
 
 describe('db', () => {
@@ -25,14 +27,101 @@ describe('db', () => {
       cleanup();
     }
   });
+});
 
-  it('refuses a database from a newer itguard', () => {
+/** What openDb throws for `file`: a DatabaseError whose message is one line naming the file. */
+function refusal(file: string, opts: Parameters<typeof openDb>[1] = {}): string {
+  let error: unknown;
+  try {
+    openDb(file, opts).close();
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(DatabaseError);
+  const message = (error as DatabaseError).message;
+  expect(message).not.toContain('\n');
+  expect(message).toContain(file);
+  return message;
+}
+
+describe('db refuses files it cannot use, with one sentence', () => {
+  it('a database from a newer itguard', () => {
     const { dir, cleanup } = tempDir();
     try {
-      const raw = new Database(join(dir, 'y.db'));
-      raw.pragma(`user_version = ${migrations.length + 5}`);
-      raw.close();
-      expect(() => openDb(join(dir, 'y.db'))).toThrow(/newer than this itguard/);
+      const f = futureDb(join(dir, 'y.db'));
+      expect(refusal(f)).toBe(
+        `database ${f} was written by a newer itguard (schema 999 > ${migrations.length}); upgrade itguard or point --db at another file`,
+      );
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('a file that is not SQLite, and a truncated one', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const noise = noiseDb(join(dir, 'noise.db'));
+      expect(refusal(noise)).toBe(
+        `database ${noise} is not an itguard database (file is not a SQLite database); point --db at another file or move it away`,
+      );
+
+      const half = truncatedDb(join(dir, 'half.db'));
+      expect(refusal(half)).toMatch(
+        /^database .*half\.db is corrupt \(.+\); restore it from a backup or move it away$/,
+      );
+      openDb(`${half}.whole`).close(); // the original still opens
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("another program's SQLite database is refused and left exactly as it was", () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const f = foreignDb(join(dir, 'other.db'));
+      const before = readFileSync(f);
+      expect(refusal(f)).toBe(
+        `database ${f} is not an itguard database (user_version 0, tables foo, no itguard meta table); point --db at another file or move it away`,
+      );
+      expect(readFileSync(f).equals(before)).toBe(true);
+      const again = new Database(f);
+      expect(again.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual(['foo']);
+      expect(again.pragma('journal_mode', { simple: true })).toBe('delete');
+      again.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('a database another process holds locked, after the busy timeout', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const f = realDb(join(dir, 'locked.db'), 1);
+      const holder = new Database(f);
+      holder.exec('BEGIN EXCLUSIVE');
+      try {
+        const t = Date.now();
+        expect(refusal(f, { busyTimeoutMs: 200 })).toBe(
+          `database ${f} is locked by another process (SQLITE_BUSY after 200 ms); stop it or use another --db`,
+        );
+        expect(Date.now() - t).toBeGreaterThanOrEqual(150);
+      } finally {
+        holder.exec('ROLLBACK');
+        holder.close();
+      }
+      openDb(f, { busyTimeoutMs: 200 }).close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('a page corrupted in the middle of the file is found at open, not by the first write', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const f = midCorruptDb(join(dir, 'mid.db'));
+      expect(refusal(f)).toMatch(
+        /^database .*mid\.db is corrupt \(quick_check: .+\); restore it from a backup or move it away$/,
+      );
     } finally {
       cleanup();
     }
@@ -71,18 +160,29 @@ describe('audit chain', () => {
   it('stores arguments redacted', () => {
     const db = openDb(':memory:');
     const audit = new AuditStore(db, undefined);
-    audit.append({ event: 'x', actor: 'a', args: { user: 'jdoe', password: 'hunter2', nested: { totp_code: '123456' } } });
+    audit.append({
+      event: 'x',
+      actor: 'a',
+      args: { user: 'jdoe', password: 'hunter2', nested: { totp_code: '123456' } },
+    });
     const row = audit.tail(1)[0]!;
     expect(row.args).not.toContain('hunter2');
     expect(row.args).not.toContain('123456');
-    expect(JSON.parse(row.args!)).toEqual({ nested: { totp_code: '[REDACTED]' }, password: '[REDACTED]', user: 'jdoe' });
+    expect(JSON.parse(row.args!)).toEqual({
+      nested: { totp_code: '[REDACTED]' },
+      password: '[REDACTED]',
+      user: 'jdoe',
+    });
   });
 });
 
 describe('canonical', () => {
   it('sorts keys and drops undefined', () => {
     expect(canonicalJson({ b: 1, a: { d: 2, c: undefined } })).toBe('{"a":{"d":2},"b":1}');
-    expect(redact({ token: 'x', list: [{ secret: 'y' }] })).toEqual({ token: '[REDACTED]', list: [{ secret: '[REDACTED]' }] });
+    expect(redact({ token: 'x', list: [{ secret: 'y' }] })).toEqual({
+      token: '[REDACTED]',
+      list: [{ secret: '[REDACTED]' }],
+    });
   });
 });
 
