@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `itguard` command: parses argv and dispatches to src/commands. Exit codes: 0 ok, 1 check failed, 2 usage or config error. */
 import { parseArgs } from 'node:util';
+import { config } from './config.js';
 import { defaultDbPath, err, UsageError, type Flags } from './commands/common.js';
 
 const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
@@ -28,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
+  config(); // the environment is validated once, before any verb runs: a bad ITGUARD_* value is exit 2 with its name
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
@@ -51,7 +53,13 @@ async function main(argv: string[]): Promise<number> {
       'show-links': { type: 'boolean' },
     },
   });
-  const flags: Flags = { db: defaultDbPath(values.db), policyFlag: values.policy, json: values.json === true, values, positionals };
+  const flags: Flags = {
+    db: defaultDbPath(values.db),
+    policyFlag: values.policy,
+    json: values.json === true,
+    values,
+    positionals,
+  };
   // Each verb loads only its own module: `serve --stdio` starts without the admin and HTTP code.
   const admin = () => import('./commands/admin.js');
   const gates = () => import('./commands/gates.js');
@@ -96,7 +104,7 @@ async function main(argv: string[]): Promise<number> {
 
 /** By name, not instanceof: importing store/db.ts here would load the native SQLite addon for `help` and `policy check`. */
 const isConfigError = (e: unknown): e is Error =>
-  e instanceof Error && (e.name === 'DatabaseError' || e.name === 'PolicyError');
+  e instanceof Error && (e.name === 'DatabaseError' || e.name === 'PolicyError' || e.name === 'ConfigError');
 
 // `itguard audit export | head` closes stdout early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -115,7 +123,8 @@ main(process.argv.slice(2)).then(
       err(`itguard: ${(e as Error).message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else if (isConfigError(e)) {
-      // A file that cannot be used (store/db.ts DatabaseError, policy/load.ts PolicyError): the sentence alone, no stack.
+      // A file or variable that cannot be used (store/db.ts DatabaseError, policy/load.ts PolicyError, config.ts
+      // ConfigError): the sentence alone, no stack.
       err(`itguard: ${e.message}`);
       process.exitCode = 2;
     } else {

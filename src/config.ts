@@ -56,7 +56,9 @@ export interface Config {
   failpoint: 'before-effect' | 'after-effect' | undefined;
 }
 
-export class ConfigError extends Error {}
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
 
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
   const parsed = envSchema.safeParse(env);

@@ -1,4 +1,5 @@
 /** What every CLI verb shares: flags, the database path, the policy, output and exit codes (0 ok, 1 check failed, 2 usage/config). */
+import { config } from '../config.js';
 import { userInfo } from 'node:os';
 import { loadPolicy, PolicyError, type LoadedPolicy } from '../policy/load.js';
 import { safeJson, safeText } from '../terminal.js';
@@ -13,7 +14,7 @@ export interface Flags {
   positionals: string[];
 }
 
-export const defaultDbPath = (flag?: string): string => flag ?? process.env.ITGUARD_DB ?? './data/itguard.db';
+export const defaultDbPath = (flag?: string): string => flag ?? config().dbFile ?? './data/itguard.db';
 
 export function cliActor(): string {
   try {

@@ -1,4 +1,5 @@
 /** Finds, parses and validates the policy. Errors name the path and the rule; the caller exits 2. */
+import { config } from '../config.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { formatIssues } from '../issues.js';
@@ -29,7 +30,8 @@ export interface LoadedPolicy {
 /** --policy FILE, else ITGUARD_POLICY, else ./itguard.yaml if present, else the built-in demo policy. */
 export function resolvePolicySource(flag?: string): string | undefined {
   if (flag) return flag;
-  if (process.env.ITGUARD_POLICY) return process.env.ITGUARD_POLICY;
+  const fromEnv = config().policyFile;
+  if (fromEnv) return fromEnv;
   if (existsSync('itguard.yaml')) return 'itguard.yaml';
   return undefined;
 }
