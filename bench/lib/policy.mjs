@@ -1,13 +1,21 @@
 /**
  * The policy the throughput benchmarks run under: the built-in demo policy (durability strict), with the
- * session budgets and loop breaker raised and the ticket_create caps raised so that a few seconds of load are
- * not refused. Everything else — caps still reserved on every write, audit, idempotency — stays as shipped.
+ * session budgets, the principal budgets' limits, the loop breakers and the ticket_create caps raised so that a
+ * few seconds of load are not refused. Everything else stays as shipped: the principal budgets are still
+ * reserved and settled on every call, caps reserved on every write, audit, idempotency.
  */
 import { DEMO_POLICY_YAML } from '../../dist/policy/demo.js';
 import { parsePolicy } from '../../dist/policy/load.js';
 
 const BENCH_SESSION =
   'session: { max_calls: 100000000, max_minutes: 600, max_result_bytes: 100000000000, max_identical_calls: 100000000, max_consecutive_failures: 100000000 }';
+const BENCH_BUDGETS = [
+  'budgets:',
+  '  - { name: calls-per-hour, window: hour, limit: 1000000000, alarm_at: 900000000 }',
+  '  - { name: failures-per-hour, window: hour, measure: failures, limit: 1000000000, alarm_at: 900000000 }',
+  '  - { name: result-bytes-per-day, window: day, measure: result_bytes, limit: 1000000000000, alarm_at: 900000000000 }',
+  'loop: { identical_per_hour: 1000000000, failures_in_a_row: 1000000000 }',
+].join('\n');
 const BENCH_TICKET_CAPS = [
   '      - { name: tickets-per-day, window: day, limit: 1000000000 }',
   '      - { name: tickets-per-requester, window: hour, per: requester, limit: 1000000000 }',
@@ -28,6 +36,7 @@ function replaceOnce(text, pattern, replacement, what) {
 export function benchPolicyYaml() {
   let y = DEMO_POLICY_YAML;
   y = replaceOnce(y, /^session: .*$/m, BENCH_SESSION, 'session line');
+  y = replaceOnce(y, /^budgets:\n(?: {2}- .*\n)+loop: .*$/m, BENCH_BUDGETS, 'budgets and loop block');
   y = replaceOnce(
     y,
     /^ {6}- \{ name: tickets-per-day,.*\n {6}- \{ name: tickets-per-requester,.*$/m,
