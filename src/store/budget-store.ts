@@ -90,6 +90,7 @@ export class BudgetStore {
   private readonly bumpIdentical;
   private readonly setStreak;
   private readonly setTrip;
+  private readonly endStreak;
   constructor(
     readonly db: Db,
     private readonly tz: string,
@@ -109,6 +110,7 @@ export class BudgetStore {
     this.setStreak = db.prepare<[string, number, number]>(
       `INSERT INTO breaker (principal, streak) VALUES (?, ?) ON CONFLICT(principal) DO UPDATE SET streak = CASE WHEN ? < 0 THEN streak + 1 ELSE 0 END RETURNING streak`,
     );
+    this.endStreak = db.prepare('UPDATE breaker SET streak = 0 WHERE principal = ? AND streak > 0');
     this.setTrip = db.prepare(
       `INSERT INTO breaker (principal, streak, tripped_rule, tripped_why, tripped_at, clears_at) VALUES (@principal, @streak, @rule, @why, @at, @clears)
        ON CONFLICT(principal) DO UPDATE SET streak = 0, tripped_rule = @rule, tripped_why = @why, tripped_at = @at, clears_at = @clears`,
@@ -190,7 +192,12 @@ export class BudgetStore {
       this.addUsage.run({ rule: rule.name, scopeKey, windowStart: start, amount, alarmed: crosses ? 1 : 0 });
     }
     if (i.failed === undefined) return { alarms, trip: undefined };
-    const streak = (this.setStreak.get(i.principal, i.failed ? 1 : 0, i.failed ? -1 : 0) as { streak: number }).streak;
+    // A success writes only when there is a streak to end (the common case, streak 0, leaves the WAL alone).
+    if (!i.failed) {
+      this.endStreak.run(i.principal);
+      return { alarms, trip: undefined };
+    }
+    const streak = (this.setStreak.get(i.principal, 1, -1) as { streak: number }).streak;
     // "More than failures_in_a_row failures in a row" trips it; the next call is refused.
     if (i.failed && streak > i.failuresInARow && !this.activeTrip(i.principal, i.now)) {
       const trip: Trip = {
