@@ -41,8 +41,18 @@ export function callSignature(call: Call): string {
   }
 }
 
-const rulesFor = (rules: readonly BudgetRule[], tool: string): BudgetRule[] =>
-  rules.filter((r) => !r.tools || (r.tools as readonly string[]).includes(tool));
+/** The budget rules each tool counts toward, computed once per tool name (unknown names: the unnarrowed rules). */
+function rulesByTool(rules: readonly BudgetRule[]): (tool: string) => BudgetRule[] {
+  const cache = new Map<string, BudgetRule[]>();
+  const unnarrowed = rules.filter((r) => !r.tools);
+  for (const r of rules)
+    for (const t of r.tools ?? [])
+      cache.set(
+        t,
+        rules.filter((x) => !x.tools || x.tools.includes(t)),
+      );
+  return (tool) => cache.get(tool) ?? unnarrowed;
+}
 
 const loopDetected = (message: string, details: Record<string, unknown>) =>
   new GuardError('LOOP_DETECTED', message, { details });
@@ -60,9 +70,9 @@ function principalTripError(trip: Trip): GuardError {
   );
 }
 
-export const budget =
-  (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics' | 'now' | 'budgets'>): Guard =>
-  (next) =>
+export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics' | 'now' | 'budgets'>): Guard => {
+  const rulesFor = rulesByTool(deps.policy.budgets);
+  return (next) =>
     async function budgetGuard(call) {
       const s = call.session;
       const b = deps.policy.session;
@@ -108,7 +118,7 @@ export const budget =
         }
       }
 
-      const rules = rulesFor(deps.policy.budgets, call.tool.name);
+      const rules = rulesFor(call.tool.name);
       const now = deps.now();
       // Security: the principal's budgets and breaker are decided in the database, atomically; an error here
       // (database busy, unreadable) propagates and the call is refused (fail closed).
@@ -166,6 +176,7 @@ export const budget =
       }
       return result;
     };
+};
 
 /** After the call: failures, result bytes and the principal's failure streak. A store error is logged, not raised: the call's own outcome stands. */
 async function settle(

@@ -11,6 +11,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { nanoid } from 'nanoid';
+import type { ToolName } from '../policy/schema.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';
@@ -35,19 +36,11 @@ export function startExecutor(deps: ExecutorDeps, exec: Handler, intervalMs = 50
     try {
       if (deps.killSwitch.state().engaged) return; // approved requests wait for a resume
       for (const row of deps.approvals.orphanedExecuting(deps.now())) {
-        if (
-          !deps.approvals.reclaim(
-            row,
-            deps.now(),
-            runLeaseMs(deps, deps.policy.tools[row.tool as keyof typeof deps.policy.tools]?.timeoutMs ?? 30_000),
-          )
-        )
-          continue;
+        if (!deps.approvals.reclaim(row, deps.now(), leaseFor(deps, row))) continue;
         await recoverOrphan(deps, afterApproval, row);
       }
       for (const row of deps.approvals.approvedReady()) {
-        const timeoutMs = deps.policy.tools[row.tool as keyof typeof deps.policy.tools]?.timeoutMs ?? 30_000;
-        if (!deps.approvals.claim(row.id, deps.now(), runLeaseMs(deps, timeoutMs))) continue;
+        if (!deps.approvals.claim(row.id, deps.now(), leaseFor(deps, row))) continue;
         await runOne(deps, afterApproval, row);
       }
     } catch (e) {
@@ -60,6 +53,10 @@ export function startExecutor(deps: ExecutorDeps, exec: Handler, intervalMs = 50
   timer.unref();
   return () => clearInterval(timer);
 }
+
+/** How long this process may hold a claimed request: its tool's timeout and a margin. */
+const leaseFor = (deps: ExecutorDeps, row: ApprovalRow): number =>
+  runLeaseMs(deps.tools.some((t) => t.name === row.tool) ? deps.policy.tools[row.tool as ToolName].timeoutMs : 30_000);
 
 /** The call an approved request runs as, or a refusal when the tool or principal no longer exists. */
 function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {

@@ -8,7 +8,8 @@ import type { ApprovalRow } from '../store/approvals-store.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError } from './errors.js';
 import { KillSwitchAbort } from './execute.js';
-import { hasScope } from './scope.js';
+import { checkScope } from './scope.js';
+import { checkArgumentPolicy } from './validate.js';
 import type { Call, Handler } from './types.js';
 
 export const POLL_MS = 250;
@@ -128,7 +129,7 @@ export async function waitAndRun(
     if (!row) throw new GuardError('INTERNAL', `approval ${id} vanished`);
     switch (row.status) {
       case 'approved':
-        if (deps.approvals.claim(id, deps.now(), runLeaseMs(deps, call.toolPolicy.timeoutMs)))
+        if (deps.approvals.claim(id, deps.now(), runLeaseMs(call.toolPolicy.timeoutMs)))
           return runApproved(deps, row, call, next);
         break; // another process claimed it: wait for its result
       case 'succeeded':
@@ -174,7 +175,7 @@ export function storedResult(row: ApprovalRow): CallToolResult {
 }
 
 /** How long a claimed request may run before another process treats its runner as gone: the tool's timeout and a margin. */
-export const runLeaseMs = (deps: Deps, timeoutMs: number): number => timeoutMs + 30_000;
+export const runLeaseMs = (timeoutMs: number): number => timeoutMs + 30_000;
 
 /**
  * The one path that runs an approved request, whether its caller is still waiting (`run` = the rest of the
@@ -187,7 +188,7 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
   const withId = (r: CallToolResult): CallToolResult => ({ ...r, _meta: { ...r._meta, 'itguard/request_id': row.id } });
   let result: CallToolResult;
   try {
-    recheck(deps, call, row);
+    recheck(deps, call);
   } catch (e) {
     const refusal =
       e instanceof GuardError ? e : new GuardError('INTERNAL', 'The approved request could not be re-checked.');
@@ -223,19 +224,8 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
 }
 
 /** The world may have changed since the request was made; the approval authorises only what policy still allows. */
-function recheck(deps: Deps, call: Call, row: ApprovalRow): void {
-  // Security: scope and enablement as the scope step decides them, now.
-  if (!call.toolPolicy.enabled)
-    throw new GuardError(
-      'TOOL_DISABLED',
-      `${call.tool.name} is disabled by policy; approved request ${row.id} was not executed.`,
-    );
-  if (!hasScope(call.tool, call.principal)) {
-    throw new GuardError(
-      'SCOPE_DENIED',
-      `${call.principal.name} may no longer run ${call.tool.name}; approved request ${row.id} was not executed.`,
-    );
-  }
-  // Security: the tool's argument policy (directory users live, denied groups, catalog and device rules), now.
-  call.tool.checkPolicy?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy });
+function recheck(deps: Deps, call: Call): void {
+  // Security: the same scope and argument-policy decisions as the pipeline's steps, taken again now.
+  checkScope(call);
+  checkArgumentPolicy(deps, call);
 }

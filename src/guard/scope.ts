@@ -1,7 +1,7 @@
 /** Least privilege: a tool is visible and callable only with its scope, and only while policy enables it. */
 import type { Policy, ToolName, ToolPolicy } from '../policy/schema.js';
 import { GuardError } from './errors.js';
-import { defineTool, type AnyTool, type Guard, type Principal } from './types.js';
+import { defineTool, type AnyTool, type Call, type Guard, type Principal } from './types.js';
 
 const unknownTools = new WeakSet<AnyTool>();
 
@@ -50,21 +50,29 @@ export function hasScope(tool: AnyTool, principal: Principal): boolean {
 export const visibleTools = (tools: readonly AnyTool[], principal: Principal, policy: Policy): AnyTool[] =>
   tools.filter((t) => policy.tools[t.name].enabled && hasScope(t, principal));
 
+/**
+ * The scope decision, shared by the scope step and the re-check before an approved request runs: throws the
+ * refusal, or returns when the principal may call this tool now.
+ */
+export function checkScope(call: Call): void {
+  // Security: a name that is no tool is refused here, after the budget step has counted it.
+  if (unknownTools.has(call.tool)) throw new GuardError('UNKNOWN_TOOL', `There is no tool named "${call.tool.name}".`);
+  // Security: a tool switched off by policy is refused even if a client calls it by name.
+  if (!call.toolPolicy.enabled) throw new GuardError('TOOL_DISABLED', `${call.tool.name} is disabled by policy.`);
+  // Security: checked at call time too; hiding a tool from tools/list is not enough.
+  if (!hasScope(call.tool, call.principal)) {
+    throw new GuardError(
+      'SCOPE_DENIED',
+      `Principal ${call.principal.name} lacks scope ${call.tool.scope} for ${call.tool.name}.`,
+      {
+        details: { required_scope: call.tool.scope },
+      },
+    );
+  }
+}
+
 export const scope = (): Guard => (next) =>
   async function scopeGuard(call) {
-    // Security: a name that is no tool is refused here, after the budget step has counted it.
-    if (unknownTools.has(call.tool)) throw new GuardError('UNKNOWN_TOOL', `There is no tool named "${call.tool.name}".`);
-    // Security: a tool switched off by policy is refused even if a client calls it by name.
-    if (!call.toolPolicy.enabled) throw new GuardError('TOOL_DISABLED', `${call.tool.name} is disabled by policy.`);
-    // Security: checked at call time too; hiding a tool from tools/list is not enough.
-    if (!hasScope(call.tool, call.principal)) {
-      throw new GuardError(
-        'SCOPE_DENIED',
-        `Principal ${call.principal.name} lacks scope ${call.tool.scope} for ${call.tool.name}.`,
-        {
-          details: { required_scope: call.tool.scope },
-        },
-      );
-    }
+    checkScope(call);
     return next(call);
   };

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { formatIssues } from '../issues.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError } from './errors.js';
-import type { AnyTool, Guard } from './types.js';
+import type { AnyTool, Call, Guard } from './types.js';
 
 const schemas = new WeakMap<AnyTool, z.ZodType>();
 /** The strict object schema of a tool's input (unknown fields are errors, not silently dropped). */
@@ -31,7 +31,15 @@ export const validate =
       call.args = parsed.data as Record<string, unknown>;
       call.state.validated = true;
       // Security: argument policy (deny lists, directory checks) is decided before any budget, cap or prompt.
-      const filled = call.tool.checkPolicy?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy });
+      const filled = checkArgumentPolicy(deps, call);
       if (filled) call.args = { ...call.args, ...filled };
       return next(call);
     };
+
+/**
+ * The tool's argument policy (deny lists, directory users live, denied groups, catalog and device rules): throws
+ * the refusal, or returns defaults to fill in. Shared by the validate step and the re-check before an approved
+ * request runs.
+ */
+export const checkArgumentPolicy = (deps: Pick<GuardDeps, 'backends'>, call: Call) =>
+  call.tool.checkPolicy?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy });

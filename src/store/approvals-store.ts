@@ -168,7 +168,7 @@ export class ApprovalsStore {
         .prepare(
           "UPDATE approvals SET status = 'executing', runner = ?, lease_until = ?, updated_at = ? WHERE id = ? AND status = 'approved'",
         )
-        .run(OWNER, now + leaseMs, now, id).changes === 1 && this.running.add(id).has(id)
+        .run(OWNER, now + leaseMs, now, id).changes === 1 && this.holding(id)
     );
   }
 
@@ -194,6 +194,10 @@ export class ApprovalsStore {
 
   /** Requests this process claimed and has not finished: never treated as orphans here. */
   private readonly running = new Set<string>();
+  private holding(id: string): true {
+    this.running.add(id);
+    return true;
+  }
 
   /** Takes over an orphaned executing request from its dead runner; exactly one process wins. */
   reclaim(row: ApprovalRow, now: number, leaseMs: number): boolean {
@@ -202,7 +206,7 @@ export class ApprovalsStore {
         .prepare(
           "UPDATE approvals SET runner = ?, lease_until = ?, updated_at = ? WHERE id = ? AND status = 'executing' AND runner IS ?",
         )
-        .run(OWNER, now + leaseMs, now, row.id, row.runner).changes === 1 && this.running.add(row.id).has(row.id)
+        .run(OWNER, now + leaseMs, now, row.id, row.runner).changes === 1 && this.holding(row.id)
     );
   }
 
