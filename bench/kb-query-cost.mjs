@@ -37,7 +37,7 @@ try {
   console.log(
     `articles matching any word of a query: p50 ${percentile(matches, 50)}, p99 ${percentile(matches, 99)} of 10,000`,
   );
-  time('EmbeddedKb.search(q, 5) as built', queries, (q) => kb.search(q, 5));
+  time('EmbeddedKb.find(q, 5) as built', queries, (q) => kb.find(q, 5));
   const all = db.prepare(
     `SELECT a.id, a.title, a.category, snippet(kb_fts, 2, '[[', ']]', ' … ', 24) AS snippet, bm25(kb_fts, 10.0, 5.0, 1.0) AS score
        FROM kb_fts JOIN kb_articles a ON a.rowid = kb_fts.rowid WHERE kb_fts MATCH ? ORDER BY score LIMIT 5`,

@@ -22,13 +22,10 @@ import { IdempotencyStore } from './store/idempotency-store.js';
 import { ApprovalsStore } from './store/approvals-store.js';
 import { MfaStore } from './store/mfa-store.js';
 import { BudgetStore } from './store/budget-store.js';
-import { EmbeddedDeploy } from './tools/software/embedded.js';
 import { budgetsView, breakerView, capsView } from './guard/caps-view.js';
 import type { Backends } from './tools/backends.js';
-import { EmbeddedDirectory } from './tools/directory/embedded.js';
 import { ALL_TOOLS } from './tools/index.js';
-import { EmbeddedKb } from './tools/kb/embedded.js';
-import { EmbeddedTickets } from './tools/tickets/embedded.js';
+import { buildAll, buildBackends, type Embedded } from './backends/build.js';
 
 export interface AppOptions {
   dbPath: string;
@@ -42,6 +39,8 @@ export interface AppOptions {
   kbDir?: string;
   /** Poll interval of the executor that runs approved requests (ms). */
   executorPollMs?: number;
+  /** Where backend secrets are read from (the variables the policy names); default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface App extends GuardDeps {
@@ -56,6 +55,7 @@ export interface App extends GuardDeps {
   /** Every tools/call goes through this one composed pipeline. */
   pipeline: Handler;
   budgets: BudgetStore;
+  embedded: Embedded;
   principal(name: string): Principal | undefined;
   /** Aborted when the kill switch is seen engaged; a fresh one after each engagement. */
   killSignal(): AbortSignal;
@@ -73,13 +73,21 @@ export interface Stores {
   mfa: MfaStore;
   budgets: BudgetStore;
   backends: Backends;
+  /** The embedded adapters (demo data, `kb import`, the CLI's lists), whatever the policy's backends are. */
+  embedded: Embedded;
 }
 
 /** The database and its stores, without guards or timers: what the CLI's admin verbs need. */
-export function openStores(dbPath: string, policy: Policy, now: () => number = Date.now): Stores {
+export function openStores(
+  dbPath: string,
+  policy: Policy,
+  now: () => number = Date.now,
+  o: { env?: NodeJS.ProcessEnv; log?: Logger } = {},
+): Stores {
   const db = openDb(dbPath, { durability: policy.durability });
   const auditStore = new AuditStore(db, undefined, now);
-  const t = policy.backends.tickets;
+  const mfa = new MfaStore(db, now);
+  const { backends, embedded } = buildBackends({ db, policy, mfa, now, ...o });
   return {
     db,
     auditStore,
@@ -89,24 +97,27 @@ export function openStores(dbPath: string, policy: Policy, now: () => number = D
     budgets: new BudgetStore(db, policy.timezone),
     idem: new IdempotencyStore(db),
     approvals: new ApprovalsStore(db, now),
-    mfa: new MfaStore(db, now),
-    backends: {
-      kb: new EmbeddedKb(db),
-      tickets: new EmbeddedTickets(db, t.project, t.allowedProjects, now),
-      directory: new EmbeddedDirectory(db, now),
-      deploy: new EmbeddedDeploy(db, now),
-    },
+    mfa,
+    backends,
+    embedded,
   };
 }
 
 export function openApp(opts: AppOptions): App {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
-  const { db, auditStore, killSwitch, tokens, backends, caps, budgets, idem, approvals, mfa } = openStores(
+  const { db, auditStore, killSwitch, tokens, backends, embedded, caps, budgets, idem, approvals, mfa } = openStores(
     opts.dbPath,
     opts.policy,
     now,
+    { log, ...(opts.env ? { env: opts.env } : {}) },
   );
+  try {
+    buildAll(backends);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   const seeded = opts.policy.demo ? seedDemo(db, opts.kbDir) : false;
   const metrics: Metrics = opts.metrics ?? noopMetrics();
   const links = { base: 'http://127.0.0.1' };
@@ -180,6 +191,7 @@ export function openApp(opts: AppOptions): App {
     db,
     auditStore,
     tokens,
+    embedded,
     tools: ALL_TOOLS,
     seeded,
     pipeline,

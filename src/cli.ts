@@ -19,7 +19,7 @@ const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
   approvals list [--all] | approve ID | deny ID [--note TEXT]
   outbox [--show-links]                     deliveries to users' recovery channels
   audit tail [--n N] | show TRACE_ID | verify | export
-  policy check [FILE]
+  policy check [FILE] [--probe]
   report autonomy                           per action class, how often human gates granted it unchanged
 `;
 
@@ -51,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
       note: { type: 'string' },
       all: { type: 'boolean' },
       'show-links': { type: 'boolean' },
+      probe: { type: 'boolean' },
     },
   });
   const flags: Flags = {

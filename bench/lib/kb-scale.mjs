@@ -1,7 +1,7 @@
 /**
  * Benchmark 4: kb_search latency at 10,000 articles. Generates 10,000 deterministic synthetic articles
  * (bench/lib/words.mjs) into a new database (openDb, durability strict) through EmbeddedKb.upsert, then times
- * 2,000 varied searches directly on the backend (EmbeddedKb.search(query, 5): the FTS5 MATCH, BM25 ranking and
+ * 2,000 varied searches directly on the backend (EmbeddedKb.find(query, 5): the FTS5 MATCH, BM25 ranking and
  * snippet that kb_search runs, with its default limit), after 200 untimed warm-up searches. The same queries
  * on the shipped demo KB are the baseline.
  */
@@ -116,12 +116,12 @@ export function makeQueries(count, seed = 7) {
 }
 
 function timeQueries(kb, queries, warmup) {
-  for (const { q } of queries.slice(0, warmup)) kb.search(q, 5);
+  for (const { q } of queries.slice(0, warmup)) kb.find(q, 5);
   const samples = [];
   let hits = 0;
   for (const { kind, q } of queries.slice(warmup)) {
     const s = performance.now();
-    const r = kb.search(q, 5);
+    const r = kb.find(q, 5);
     samples.push({ kind, ms: performance.now() - s });
     hits += r.length;
   }

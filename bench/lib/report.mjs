@@ -171,7 +171,7 @@ extra cost first); \`node bench/kb-query-cost.mjs\` shows where a kb_search quer
    bare \`node -e 0\` start-up on this machine. Target: < 300 ms (p95).
 4. **kb_search at 10,000 articles** — 10,000 deterministic synthetic articles (topical IT-support text with common
    English filler, model numbers, error codes) loaded through \`EmbeddedKb.upsert\`, then 2,000 varied queries timed
-   directly on \`EmbeddedKb.search(query, 5)\` (FTS5 match, BM25, snippet; kb_search's default limit) after 200
+   directly on \`EmbeddedKb.find(query, 5)\` (FTS5 match, BM25, snippet; kb_search's default limit) after 200
    warm-up queries. Mix: keywords 60%, plain-English questions 25%, an error code or model 15%. Baseline: the same
    queries on the 60-article demo KB. Target: p99 < 5 ms.
 5. **Cap check vs audit size** — \`CapsStore.reserve\` + \`release\` of the demo policy's two \`ticket_create\` cap rules,

@@ -14,15 +14,12 @@ const capLine = (c: CapView): string =>
   `  ${c.tool.padEnd(17)} ${c.rule.padEnd(24)} ${String(c.measure === 'cost_usd' ? c.used.toFixed(2) : c.used).padStart(8)} / ${String(c.limit).padEnd(6)} ${c.measure === 'cost_usd' ? 'USD' : 'calls'} per ${c.window}${c.per === 'global' ? '' : ` per ${c.per} (busiest: ${safeText(String(c.key))}, ${c.keys} keys)`}  resets ${c.resets_at}${c.alarm_at !== null && c.used >= c.alarm_at ? '  ALARM' : ''}`;
 
 function lastDrill(s: ReturnType<typeof stores>) {
-  const row = s.db
-    .prepare<[], { ts: number; actor: string; outcome: string; detail: string }>(
-      "SELECT ts, actor, outcome, detail FROM audit WHERE event = 'drill' ORDER BY seq DESC LIMIT 1",
-    )
-    .get();
+  const row = s.auditStore.lastEvent('drill');
   return (
     row &&
     ({
-      ...(JSON.parse(row.detail) as Record<string, unknown>),
+      // A drill record always carries its report as detail (`?? 'null'` is for the type: JSON.parse(null) is null too).
+      ...(JSON.parse(row.detail ?? 'null') as Record<string, unknown>),
       at: iso(row.ts),
       actor: row.actor,
       result: row.outcome,
@@ -136,7 +133,7 @@ export function kb(flags: Flags): number {
   const s = stores(flags);
   try {
     const articles = readArticles(dir);
-    const r = s.backends.kb.upsert(articles);
+    const r = s.embedded.kb.upsert(articles);
     s.auditStore.append({ event: 'kb.imported', actor: cliActor(), detail: { dir, ...r } });
     if (flags.json) printJson(r);
     else out(`imported ${articles.length} article(s) from ${dir}: ${r.added} added, ${r.updated} updated`);
@@ -153,7 +150,13 @@ export function directory(flags: Flags): number {
   const [verb] = flags.positionals;
   if (verb !== 'list') throw new UsageError('directory list | directory enroll USER');
   const s = stores(flags);
-  const users = s.backends.directory.list();
+  if (s.policy.backends.directory.kind !== 'embedded') {
+    s.db.close();
+    // A real directory is listed with its own tools; itguard looks users up one at a time and keeps no copy.
+    err(`directory list shows the embedded directory; this policy's directory is ${s.policy.backends.directory.kind}`);
+    return 2;
+  }
+  const users = s.embedded.directory.list();
   s.db.close();
   if (flags.json) printJson(users.map(({ recovery: _r, ...u }) => u));
   else

@@ -43,7 +43,13 @@ export const DRILL_PRINCIPAL = 'itguard-drill';
  */
 function drillPolicy(source: string | undefined, dir: string): string {
   const doc = parseDocument(source ? readFileSync(source, 'utf8') : DEMO_POLICY_YAML);
-  doc.set('session', { max_calls: 1_000_000, max_minutes: 60, max_result_bytes: 1_000_000_000, max_identical_calls: 1_000_000, max_consecutive_failures: 1_000_000 });
+  doc.set('session', {
+    max_calls: 1_000_000,
+    max_minutes: 60,
+    max_result_bytes: 1_000_000_000,
+    max_identical_calls: 1_000_000,
+    max_consecutive_failures: 1_000_000,
+  });
   doc.setIn(['principals', DRILL_PRINCIPAL], { scopes: ['kb:read'] });
   doc.set('stdio_principal', DRILL_PRINCIPAL);
   doc.set('budgets', []);
@@ -58,7 +64,8 @@ export async function drill(flags: Flags): Promise<number> {
   const seconds = Number(flags.values.seconds ?? 1.5);
   const concurrency = Number(flags.values.concurrency ?? 4);
   if (!(seconds > 0 && seconds <= 60)) throw new UsageError('--seconds: expected 0 < s <= 60');
-  if (!(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64)) throw new UsageError('--concurrency: expected 1..64');
+  if (!(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64))
+    throw new UsageError('--concurrency: expected 1..64');
   const stores = openStores(flags.db, policy);
   if (stores.killSwitch.state().engaged) {
     err('drill: the kill switch is already engaged; resume first (itguard resume --reason ...)');
@@ -68,14 +75,31 @@ export async function drill(flags: Flags): Promise<number> {
   const tmp = mkdtempSync(join(tmpdir(), 'itguard-drill-'));
   const transport = new StdioClientTransport({
     command: process.execPath,
-    args: [CLI_PATH, 'serve', '--stdio', '--db', flags.db, '--policy', drillPolicy(source === 'built-in demo policy' ? undefined : source, tmp)],
+    args: [
+      CLI_PATH,
+      'serve',
+      '--stdio',
+      '--db',
+      flags.db,
+      '--policy',
+      drillPolicy(source === 'built-in demo policy' ? undefined : source, tmp),
+    ],
     env: { ...(process.env as Record<string, string>), ITGUARD_LOG_LEVEL: 'warn' },
     stderr: 'inherit',
   });
   const client = new Client({ name: 'itguard-drill', version: '1' });
   await client.connect(transport);
 
-  const queries = ['vpn', 'printer offline', 'mfa new phone', 'outlook', 'wifi slow', 'password policy', 'bitlocker', 'docking station'];
+  const queries = [
+    'vpn',
+    'printer offline',
+    'mfa new phone',
+    'outlook',
+    'wifi slow',
+    'password policy',
+    'bitlocker',
+    'docking station',
+  ];
   let phase: 'before' | 'after' | 'stop' = 'before';
   let engagedAt = 0;
   let firstRefusal: number | null = null;
@@ -113,12 +137,8 @@ export async function drill(flags: Flags): Promise<number> {
   rmSync(tmp, { recursive: true, force: true });
 
   // Verify from the audit, not from what the client saw.
-  const rows = stores.db
-    .prepare<[number, number], { event: string; outcome: string | null; code: string | null; detail: string | null }>(
-      // guard_status answers during an engagement by design (the planner must see it); everything else must not run.
-      "SELECT event, outcome, code, detail FROM audit WHERE ts >= ? AND ts <= ? AND event IN ('call.outcome', 'call.denied') AND coalesce(tool, '') != 'guard_status'",
-    )
-    .all(engagedRecord.changedAt, resumedAt);
+  // guard_status answers during an engagement by design (the planner must see it); everything else must not run.
+  const rows = stores.auditStore.callRecordsBetween(engagedRecord.changedAt, resumedAt, 'guard_status');
   let lastStart: number | null = null;
   let executedAfter = 0;
   let auditRefusals = 0;
@@ -148,7 +168,12 @@ export async function drill(flags: Flags): Promise<number> {
     load_concurrency: concurrency,
     failures,
   };
-  stores.auditStore.append({ event: 'drill', actor: cliActor(), outcome: report.result.toLowerCase(), detail: { ...report } });
+  stores.auditStore.append({
+    event: 'drill',
+    actor: cliActor(),
+    outcome: report.result.toLowerCase(),
+    detail: { ...report },
+  });
   stores.db.close();
 
   if (flags.json) printJson(report);

@@ -81,16 +81,24 @@ export function approvals(flags: Flags): number {
   }
 }
 
-export function enroll(flags: Flags): number {
+export async function enroll(flags: Flags): Promise<number> {
   const user = flags.positionals[1];
   if (!user) throw new UsageError('directory enroll USER');
   const s = stores(flags);
   try {
-    if (!s.backends.directory.get(user)) {
+    // The configured directory (embedded or LDAP) says who exists; the factor is kept in itguard's own store.
+    let u;
+    try {
+      u = await s.backends.directory.get(user, { signal: AbortSignal.timeout(15_000) });
+    } catch (e) {
+      err(`cannot look ${user} up in the directory: ${(e as Error).message}`);
+      return 1;
+    }
+    if (!u || u.username !== user) {
       err(`no user ${user} in the directory`);
       return 1;
     }
-    const uri = s.mfa.enroll(user);
+    const uri = await s.backends.factors.enroll(user);
     s.auditStore.append({ event: 'mfa.enrolled', actor: cliActor(), detail: { user } });
     out(uri);
     err(
@@ -104,20 +112,16 @@ export function enroll(flags: Flags): number {
 
 export function outbox(flags: Flags): number {
   const s = stores(flags);
-  const rows = s.db
-    .prepare<
-      [],
-      {
-        id: number;
-        username: string;
-        channel: string;
-        address: string;
-        subject: string;
-        body: string;
-        created_at: number;
-      }
-    >('SELECT id, username, channel, address, subject, body, created_at FROM outbox ORDER BY id DESC LIMIT 100')
-    .all();
+  const rows = s.embedded.deliveries.list(100).map((r) => ({
+    id: r.id,
+    username: r.username,
+    channel: r.channel,
+    address: r.address,
+    subject: r.subject,
+    body: r.body,
+    created_at: r.createdAt,
+    via: r.via,
+  }));
   s.db.close();
   // Security: messages carry one-time links; they are masked unless the operator asks for the demo inbox view.
   const show = flags.values['show-links'] === true;

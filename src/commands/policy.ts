@@ -1,12 +1,20 @@
-/** `itguard policy check [FILE]`: prints the effective policy or its errors (exit 2). */
+/**
+ * `itguard policy check [FILE] [--probe]`: prints the effective policy or its errors (exit 2). With `--probe` it
+ * also connects to each configured non-embedded backend with its credentials and reports reachability and the
+ * permissions itguard needs, changing nothing (exit 1 when a probe fails, naming the backend and the reason).
+ */
+import { externalAdapters } from '../backends/build.js';
+import type { ProbeReport } from '../backends/port.js';
+import { ConfigError } from '../config.js';
 import { loadPolicy, PolicyError } from '../policy/load.js';
+import { safeText } from '../terminal.js';
 import { TOOL_NAMES, type Policy } from '../policy/schema.js';
 import { err, out, printJson, type Flags } from './common.js';
 
-export function policyCheck(flags: Flags): number {
+export async function policyCheck(flags: Flags): Promise<number> {
   const [verb, file] = flags.positionals;
   if (verb !== 'check') {
-    err('usage: itguard policy check [FILE]');
+    err('usage: itguard policy check [FILE] [--probe]');
     return 2;
   }
   let loaded;
@@ -20,27 +28,108 @@ export function policyCheck(flags: Flags): number {
     }
     throw e;
   }
+  if (flags.values.probe === true) return probe(flags, loaded.policy, loaded.source);
   if (flags.json) printJson({ ok: true, source: loaded.source, policy: loaded.policy });
   else out(describe(loaded.policy, loaded.source));
   return 0;
 }
 
+const PROBE_TIMEOUT_MS = 20_000;
+
+async function probe(flags: Flags, policy: Policy, source: string): Promise<number> {
+  let adapters;
+  try {
+    adapters = externalAdapters({ policy });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    if (flags.json) printJson({ ok: false, source, errors: [e.message] });
+    else err(e.message);
+    return 2;
+  }
+  const signal = AbortSignal.timeout(PROBE_TIMEOUT_MS);
+  const b = policy.backends;
+  const runs: [string, string, (() => Promise<ProbeReport>) | undefined][] = [
+    [
+      'tickets',
+      b.tickets.kind,
+      adapters.tickets && (() => adapters.tickets!.probe({ signal, projects: b.tickets.allowedProjects })),
+    ],
+    ['directory', b.directory.kind, adapters.directory && (() => adapters.directory!.probe({ signal }))],
+    ['outbox', b.outbox.kind, adapters.outbox && (() => adapters.outbox!.probe({ signal }))],
+    ['deploy', b.deploy.kind, undefined],
+    ['kb', 'embedded', undefined],
+  ];
+  const reports = await Promise.all(
+    runs.map(async ([name, kind, run]) => {
+      if (!run) return { backend: name, kind, target: 'the itguard database', ok: true, checks: [], embedded: true };
+      const r = await run().catch((e: unknown): ProbeReport => ({
+        backend: name,
+        target: '',
+        ok: false,
+        checks: [{ name: 'probe', ok: false, detail: e instanceof Error ? e.message : String(e) }],
+      }));
+      return { ...r, backend: name, kind, adapter: r.backend, embedded: false };
+    }),
+  );
+  const ok = reports.every((r) => r.ok);
+  if (flags.json) printJson({ ok, source, backends: reports });
+  else {
+    for (const r of reports) {
+      const head = `${r.ok ? 'ok  ' : 'FAIL'} ${r.backend} (${r.kind})`;
+      if (r.embedded) {
+        out(`${head}: in the itguard database; nothing to probe`);
+        continue;
+      }
+      out(`${head}: ${safeText(r.target)}`);
+      for (const c of r.checks)
+        out(`       ${c.ok ? 'ok  ' : 'FAIL'} ${safeText(c.name)}${c.detail ? `: ${safeText(c.detail)}` : ''}`);
+    }
+    const failed = reports.filter((r) => !r.ok).map((r) => r.backend);
+    if (failed.length) err(`probe failed: ${failed.join(', ')}`);
+  }
+  return ok ? 0 : 1;
+}
+
 export function describe(p: Policy, source: string): string {
-  const lines = [`policy OK (${source})`, `timezone ${p.timezone}, durability ${p.durability}, stdio principal ${p.stdioPrincipal}`, '', 'principals:'];
-  for (const [name, v] of Object.entries(p.principals)) lines.push(`  ${name}: ${v.scopes.join(', ') || '(no scopes)'}`);
+  const lines = [
+    `policy OK (${source})`,
+    `timezone ${p.timezone}, durability ${p.durability}, stdio principal ${p.stdioPrincipal}`,
+    '',
+    'principals:',
+  ];
+  for (const [name, v] of Object.entries(p.principals))
+    lines.push(`  ${name}: ${v.scopes.join(', ') || '(no scopes)'}`);
   const s = p.session;
-  lines.push('', `session: max_calls ${s.maxCalls}, max_minutes ${s.maxMinutes}, max_result_bytes ${s.maxResultBytes}, max_identical_calls ${s.maxIdenticalCalls}, max_consecutive_failures ${s.maxConsecutiveFailures}`);
-  lines.push(`mfa: allow_form_code ${p.mfa.allowFormCode}, out_of_band ${p.mfa.outOfBand}; approvals: wait ${p.approvals.waitSeconds}s, expire ${p.approvals.expireHours}h`, '', 'tools:');
+  lines.push(
+    '',
+    `session: max_calls ${s.maxCalls}, max_minutes ${s.maxMinutes}, max_result_bytes ${s.maxResultBytes}, max_identical_calls ${s.maxIdenticalCalls}, max_consecutive_failures ${s.maxConsecutiveFailures}`,
+  );
+  lines.push(
+    `mfa: allow_form_code ${p.mfa.allowFormCode}, out_of_band ${p.mfa.outOfBand}; approvals: wait ${p.approvals.waitSeconds}s, expire ${p.approvals.expireHours}h`,
+    '',
+    'tools:',
+  );
   for (const name of TOOL_NAMES) {
     const t = p.tools[name];
     const flags = [t.enabled ? '' : 'DISABLED', t.mode === 'shadow' ? 'shadow' : ''].filter(Boolean).join(' ');
-    lines.push(`  ${name}: tier ${t.tier ?? 'default'}${t.selfServiceTier ? ` (self-service ${t.selfServiceTier})` : ''}${flags ? ` ${flags}` : ''}`);
+    lines.push(
+      `  ${name}: tier ${t.tier ?? 'default'}${t.selfServiceTier ? ` (self-service ${t.selfServiceTier})` : ''}${flags ? ` ${flags}` : ''}`,
+    );
     if (t.denyTargetGroups.length) lines.push(`    deny_target_groups: ${t.denyTargetGroups.join(', ')}`);
     for (const c of t.caps) {
-      lines.push(`    cap ${c.name}: ${c.limit} ${c.measure === 'cost_usd' ? 'USD' : 'calls'} per ${c.window}${c.per === 'global' ? '' : ` per ${c.per}`}${c.alarmAt ? `, alarm at ${c.alarmAt}` : ''}`);
+      lines.push(
+        `    cap ${c.name}: ${c.limit} ${c.measure === 'cost_usd' ? 'USD' : 'calls'} per ${c.window}${c.per === 'global' ? '' : ` per ${c.per}`}${c.alarmAt ? `, alarm at ${c.alarmAt}` : ''}`,
+      );
     }
   }
-  const t = p.backends.tickets;
-  lines.push('', `backends: tickets embedded (project ${t.project}, allowed ${t.allowedProjects.join(', ')}), directory embedded, deploy embedded; demo data ${p.demo ? 'on' : 'off'}`);
+  const b = p.backends;
+  const t = b.tickets;
+  const where = (kind: string, at?: string) => (kind === 'embedded' ? 'embedded' : `${kind} ${at ?? ''}`.trim());
+  lines.push(
+    '',
+    `backends: tickets ${where(t.kind, t.kind === 'jira' ? t.baseUrl : undefined)} (project ${t.project}, allowed ${t.allowedProjects.join(', ')}), ` +
+      `directory ${where(b.directory.kind, b.directory.kind === 'ldap' ? `${b.directory.url} (${b.directory.flavor})` : undefined)}, ` +
+      `outbox ${where(b.outbox.kind, b.outbox.kind === 'smtp' ? `from ${b.outbox.from}` : undefined)}, deploy embedded; demo data ${p.demo ? 'on' : 'off'}`,
+  );
   return lines.join('\n');
 }

@@ -26,17 +26,8 @@ export function reportAutonomy(flags: Flags): number {
   }
   const { policy } = policyOrExit(flags);
   const s = openStores(flags.db, policy);
-  s.approvals.expire();
-  const rows = s.db
-    .prepare<[], { tool: string; tier: string; status: string; n: number }>(
-      'SELECT tool, tier, status, count(*) AS n FROM approvals GROUP BY tool, tier, status',
-    )
-    .all();
-  const confirms = s.db
-    .prepare<[], { tool: string; event: string; n: number }>(
-      "SELECT tool, event, count(*) AS n FROM audit WHERE event IN ('approval.confirmed', 'approval.declined') GROUP BY tool, event",
-    )
-    .all();
+  const rows = s.approvals.countsByClass();
+  const confirms = s.auditStore.confirmCounts();
   s.db.close();
 
   const classes = new Map<string, ClassRow>();

@@ -5,6 +5,7 @@ import type { Db } from '../store/db.js';
 import { EmbeddedDirectory } from '../tools/directory/embedded.js';
 import { EmbeddedKb } from '../tools/kb/embedded.js';
 import { readArticles } from '../tools/kb/import.js';
+import { MetaStore } from '../store/meta-store.js';
 import { MfaStore } from '../store/mfa-store.js';
 import { EmbeddedDeploy } from '../tools/software/embedded.js';
 import { demoDevices, demoPackages, demoUsers } from './data.js';
@@ -13,7 +14,7 @@ import { demoDevices, demoPackages, demoUsers } from './data.js';
 export const BUNDLED_KB_DIR = fileURLToPath(new URL('../../kb', import.meta.url));
 
 export function isSeeded(db: Db): boolean {
-  return !!db.prepare("SELECT 1 FROM meta WHERE key = 'demo_seeded'").get();
+  return new MetaStore(db).get('demo_seeded') !== undefined;
 }
 
 /** Returns true when it seeded (a new database), false when it had been seeded before. */
@@ -24,7 +25,9 @@ export function seedDemo(db: Db, kbDir = BUNDLED_KB_DIR): boolean {
   return db
     .transaction(() => {
       if (isSeeded(db)) return false;
-      new EmbeddedDirectory(db).insert(demoUsers.map((u) => ({ ...u, groups: [...u.groups], disabled: u.disabled ?? false })));
+      new EmbeddedDirectory(db).insert(
+        demoUsers.map((u) => ({ ...u, groups: [...u.groups], disabled: u.disabled ?? false })),
+      );
       new EmbeddedKb(db).upsert(articles);
       new EmbeddedDeploy(db).seed(
         demoPackages.map((p) => ({ ...p, versions: [...p.versions], platforms: [...p.platforms] })),
@@ -33,7 +36,7 @@ export function seedDemo(db: Db, kbDir = BUNDLED_KB_DIR): boolean {
       // Every demo user gets a TOTP factor; `itguard directory enroll USER` re-enrolls and prints its URI.
       const mfa = new MfaStore(db);
       for (const u of demoUsers) mfa.enroll(u.username);
-      db.prepare("INSERT INTO meta (key, value) VALUES ('demo_seeded', ?)").run(new Date().toISOString());
+      new MetaStore(db).set('demo_seeded', new Date().toISOString());
       return true;
     })
     .immediate();

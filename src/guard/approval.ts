@@ -23,10 +23,7 @@ export const approval =
   (deps: Deps): Guard =>
   (next) =>
     async function approvalGuard(call) {
-      const tier =
-        call.tool.tierFor?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy }) ??
-        call.toolPolicy.tier ??
-        call.tool.tier;
+      const tier = call.state.resolved.tier ?? call.toolPolicy.tier ?? call.tool.tier;
       if (tier === 'auto') return next(call);
       if (call.toolPolicy.mode === 'shadow') {
         call.state.shadowTier = tier; // evaluated, not gated: nothing will run

@@ -30,12 +30,12 @@ export const unitOf = (rule: CapRule): string => (rule.measure === 'cost_usd' ? 
 const fmtAmount = (rule: CapRule, n: number): string => (rule.measure === 'cost_usd' ? n.toFixed(2) : String(n));
 
 export const caps =
-  (deps: Pick<GuardDeps, 'caps' | 'now' | 'log' | 'audit' | 'metrics' | 'backends'>): Guard =>
+  (deps: Pick<GuardDeps, 'caps' | 'now' | 'log' | 'audit' | 'metrics'>): Guard =>
   (next) =>
     async function capsGuard(call) {
       const rules = call.toolPolicy.caps;
       if (!rules.length) return next(call);
-      const keys = call.tool.capKeys(call.args, deps.backends);
+      const keys = call.state.resolved;
       const demands: CapDemand[] = rules.map((rule) => ({
         rule,
         scopeKey: scopeKeyOf(rule, call, keys),

@@ -133,6 +133,8 @@ export function toolContext(
     principal: call.principal,
     traceId: call.traceId,
     idempotencyKey: o.idempotencyKey,
+    requestId: o.idempotencyKey ?? call.traceId,
+    resolved: call.state.resolved,
     signal: o.signal,
     guardView: o.guardView ?? (() => NO_VIEW),
     approvals: deps.approvals,

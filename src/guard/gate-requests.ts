@@ -9,7 +9,7 @@ import type { GuardDeps } from './deps.js';
 import { GuardError } from './errors.js';
 import { KillSwitchAbort } from './execute.js';
 import { checkScope } from './scope.js';
-import { checkArgumentPolicy } from './validate.js';
+import { resolveCall } from './validate.js';
 import type { Call, Handler } from './types.js';
 
 export const POLL_MS = 250;
@@ -93,7 +93,7 @@ export function openOrCreate(
     argsSha,
     summary: call.tool.summary(call.args),
     reason: reasonOf(call),
-    target: call.tool.capKeys(call.args, deps.backends).target,
+    target: call.state.resolved.target,
     caps: call.state.caps?.preview ?? [],
     capItems: call.state.caps?.holder === 'call' ? call.state.caps.items : [],
     idemKey: call.state.requestId,
@@ -188,7 +188,7 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
   const withId = (r: CallToolResult): CallToolResult => ({ ...r, _meta: { ...r._meta, 'itguard/request_id': row.id } });
   let result: CallToolResult;
   try {
-    recheck(deps, call);
+    await recheck(deps, call);
   } catch (e) {
     const refusal =
       e instanceof GuardError ? e : new GuardError('INTERNAL', 'The approved request could not be re-checked.');
@@ -224,8 +224,16 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
 }
 
 /** The world may have changed since the request was made; the approval authorises only what policy still allows. */
-function recheck(deps: Deps, call: Call): void {
+async function recheck(deps: Deps, call: Call): Promise<void> {
   // Security: the same scope and argument-policy decisions as the pipeline's steps, taken again now.
   checkScope(call);
-  checkArgumentPolicy(deps, call);
+  const approved = canonicalJson(call.args);
+  await resolveCall(deps, call);
+  // The approved action is complete (defaults were filled before it was approved): a resolve that would now fill
+  // in something else (the user's only device changed) means the approval no longer describes what would run.
+  if (canonicalJson(call.args) !== approved)
+    throw new GuardError(
+      'POLICY_DENIED',
+      'The approved action no longer matches what policy would run now; ask again.',
+    );
 }

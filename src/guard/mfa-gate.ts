@@ -8,16 +8,20 @@ import { raiseAlarm } from './alarm.js';
 import { GuardError } from './errors.js';
 import { ask, auditGate, openOrCreate, pending, reasonOf, waitAndRun, type Deps } from './gate-requests.js';
 import type { Call, Handler } from './types.js';
+import { sha256 } from '../canonical.js';
+import { maskAddress } from '../tools/mask.js';
 
 export async function mfaGate(deps: Deps, call: Call, next: Handler): Promise<CallToolResult> {
-  const target = call.tool.capKeys(call.args, deps.backends).target;
+  const target = call.state.resolved.target;
   if (!target) throw new GuardError('INTERNAL', `${call.tool.name} has no MFA target`);
-  if (!deps.mfa.has(target)) {
+  const factors = deps.backends.factors;
+  const o = { signal: call.signal };
+  if (!(await factors.enrolled(target, o))) {
     throw new GuardError('APPROVAL_UNAVAILABLE', `${target} has no enrolled authenticator, so they cannot confirm.`, {
       next: `Tell the user to contact IT to enroll an authenticator for ${target}.`,
     });
   }
-  const locked = deps.mfa.lockedUntil(target);
+  const locked = await factors.lockedUntil(target, o);
   if (locked) {
     throw new GuardError(
       'APPROVAL_DENIED',
@@ -51,7 +55,7 @@ async function mfaByForm(deps: Deps, call: Call, next: Handler, target: string):
     await auditGate(deps, call, 'mfa.declined', { target, channel: 'form', action: r.action });
     throw new GuardError('APPROVAL_DENIED', `${target} did not confirm (${r.action}).`);
   }
-  const v = deps.mfa.verify(target, code.trim());
+  const v = await deps.backends.factors.verify(target, code.trim(), { signal: call.signal });
   if (!v.ok) {
     await auditGate(deps, call, 'mfa.failed', { target, channel: 'form', why: v.why });
     if (v.justLocked)
@@ -79,10 +83,12 @@ async function mfaByPage(
   const link = verifyToken ? `${deps.links.base}/verify/${verifyToken}` : undefined;
   await auditGate(deps, call, 'approval.requested', { request_id: row.id, tier: 'mfa', target, channel: how });
   if (how === 'link' || !link) {
+    const mailed =
+      link && verifyToken ? await mailVerifyLink(deps, call, target, link, verifyToken, row.summary) : undefined;
     throw pending(
       row,
-      `${target} must confirm "${row.summary}" with their authenticator. Give ${target} this one-time link; nothing happens until they enter their code there: ${link ?? '(link already issued)'} . Then check with request_status.`,
-      link ? { verification_link: link, target } : { target },
+      `${target} must confirm "${row.summary}" with their authenticator. ${mailed ? `A one-time link was sent to ${mailed}; or give` : 'Give'} ${target} this one-time link; nothing happens until they enter their code there: ${link ?? '(link already issued)'} . Then check with request_status.`,
+      link ? { verification_link: link, target, ...(mailed ? { link_sent_to: mailed } : {}) } : { target },
     );
   }
   const r = await ask(deps, call, {
@@ -101,4 +107,41 @@ async function mfaByPage(
     );
   }
   return waitAndRun(deps, call, next, row.id, `waiting for ${target} to enter their code (${row.id})`);
+}
+
+/**
+ * Out of band, the verification link also goes to the target user's recovery address through the outbox (the
+ * link grants nothing without their code). Best effort: the link is in the result too, so a failed delivery is
+ * logged, not a refusal. Returns the masked address it went to.
+ */
+async function mailVerifyLink(
+  deps: Deps,
+  call: Call,
+  target: string,
+  link: string,
+  token: string,
+  summary: string,
+): Promise<string | undefined> {
+  try {
+    const u = await deps.backends.directory.get(target, { signal: call.signal });
+    if (!u?.recovery) return undefined;
+    const r = await deps.backends.resets.deliver(
+      {
+        username: u.username,
+        channel: u.recovery.kind,
+        to: u.recovery.address,
+        subject: 'Confirm an IT request with your authenticator',
+        text: `Hello ${u.displayName}, the IT service desk asks you to confirm: ${summary}. If you asked for this, open ${link} and enter the code from your authenticator app. If you did not, ignore this message and call the IT service desk.`,
+      },
+      `verify:${sha256(token).slice(0, 32)}`,
+      { signal: call.signal },
+    );
+    return maskAddress(r.channel, r.address);
+  } catch (e) {
+    deps.log.warn(
+      { err: e instanceof Error ? e.message : String(e), trace_id: call.traceId, target },
+      'verification link not mailed',
+    );
+    return undefined;
+  }
 }

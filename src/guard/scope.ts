@@ -19,7 +19,6 @@ export function unknownTool(name: string): AnyTool {
     effect: 'read',
     tier: 'auto',
     annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-    capKeys: () => ({}),
     summary: () => `Call unknown tool "${name.slice(0, 100)}"`,
     run: () => Promise.reject(new GuardError('UNKNOWN_TOOL', `There is no tool named "${name.slice(0, 100)}".`)),
   });

@@ -36,11 +36,27 @@ export interface SessionState {
   tripped: { rule: string; why: string } | undefined;
 }
 
-/** Keys a cap rule can be counted per, and the cost measure. Derived from args by each tool. */
+/** Keys a cap rule can be counted per, and the cost measure. */
 export interface CapKeys {
   target?: string;
   requester?: string;
   costUsd?: number;
+}
+
+/**
+ * What a tool's resolve step found out about a call, once, from its backends: the cap keys (target, requester,
+ * cost), the tier when it depends on the arguments, and facts run() needs (the requester's e-mail). Every guard
+ * after validation reads this; none queries a backend itself.
+ */
+export interface Resolved extends CapKeys {
+  tier?: Tier;
+  requesterEmail?: string;
+}
+
+export interface ResolveContext {
+  backends: Backends;
+  toolPolicy: ToolPolicy;
+  signal: AbortSignal;
 }
 
 /** What a tool's run() returns; the pipeline turns it into a CallToolResult. */
@@ -64,6 +80,10 @@ export interface ToolContext {
   traceId: string;
   /** Explicit or derived idempotency key: backends use it as their request id. */
   idempotencyKey: string | undefined;
+  /** The request id writes carry to the backend: the idempotency key, else the trace id. */
+  requestId: string;
+  /** What the resolve step found (cap keys, tier, the requester's e-mail). */
+  resolved: Resolved;
   signal: AbortSignal;
   /** guard_status reads the guards' own view of this call's bounds. */
   guardView: () => GuardView;
@@ -87,9 +107,6 @@ export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
   effect: 'read' | 'write';
   tier: Tier;
   annotations: Annotations;
-  capKeys: (a: z.output<z.ZodObject<S>>, backends: Backends) => CapKeys;
-  /** The tier for these arguments when it depends on them (self-service catalog items); else policy tier or `tier`. */
-  tierFor?: (a: z.output<z.ZodObject<S>>, ctx: { backends: Backends; toolPolicy: ToolPolicy }) => Tier;
   summary: (a: z.output<z.ZodObject<S>>) => string;
   /** Pure introspection with no effect (guard_status): answered while the kill switch is engaged, so the planner can see it. */
   servesWhileKilled?: boolean;
@@ -101,13 +118,15 @@ export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
   /** structuredContent's shape, published as the tool's outputSchema; text written by people is marked with `untrustedText`. */
   output?: z.ZodRawShape;
   /**
-   * Argument policy beyond the schema (deny lists, allowlists, directory checks); throws GuardError. May return
-   * defaults to fill in (a device, a version) so that what is approved and audited is the complete action.
+   * The one async look at the backends before any guard decides (validate step): argument policy beyond the
+   * schema (directory users live, denied groups, allowed projects, catalog and device rules; throws GuardError),
+   * defaults to fill in (a device, a version) so that what is approved and audited is the complete action, and
+   * the Resolved facts (cap keys, tier). Run again before an approved request executes.
    */
-  checkPolicy?: (
+  resolve?: (
     a: z.output<z.ZodObject<S>>,
-    ctx: { backends: Backends; toolPolicy: ToolPolicy },
-  ) => Partial<z.output<z.ZodObject<S>>> | void;
+    ctx: ResolveContext,
+  ) => Promise<{ args?: Partial<z.output<z.ZodObject<S>>>; resolved?: Resolved } | void>;
   run: (a: z.output<z.ZodObject<S>>, ctx: ToolContext) => Promise<ToolOutput>;
   /**
    * Write tools: after a crash left a call in flight, asks the backend whether request `ctx.idempotencyKey`
@@ -146,6 +165,8 @@ export interface CallState {
   requestId?: string;
   /** caps */
   caps?: { items: CapItem[]; preview: CapPreview[]; holder: 'call' | 'approval' | 'none' };
+  /** validate: what the tool's resolve step found (cap keys, tier, facts). */
+  resolved: Resolved;
   /** approval: shadow mode's would-be tier (the gate itself is not run). */
   shadowTier?: Tier;
   /** audit: the outcome is recorded by the audit step; the denial audit records everything else. */
@@ -174,7 +195,7 @@ export interface Call {
   client: ClientGate | undefined;
 }
 
-export const newCallState = (): CallState => ({ validated: false, audited: false });
+export const newCallState = (): CallState => ({ validated: false, audited: false, resolved: {} });
 
 export interface ClientGate {
   form: boolean;

@@ -30,16 +30,21 @@ export const validate =
       }
       call.args = parsed.data as Record<string, unknown>;
       call.state.validated = true;
-      // Security: argument policy (deny lists, directory checks) is decided before any budget, cap or prompt.
-      const filled = checkArgumentPolicy(deps, call);
-      if (filled) call.args = { ...call.args, ...filled };
+      // Security: argument policy (deny lists, directory checks) is decided before any cap or prompt.
+      await resolveCall(deps, call);
       return next(call);
     };
 
 /**
- * The tool's argument policy (deny lists, directory users live, denied groups, catalog and device rules): throws
- * the refusal, or returns defaults to fill in. Shared by the validate step and the re-check before an approved
- * request runs.
+ * The tool's resolve step: its one look at the backends (directory users live, denied groups, allowed projects,
+ * catalog and device rules), filling defaults into the arguments and the facts every later guard reads into
+ * `call.state.resolved`. Shared by the validate step and the re-check before an approved request runs. A backend
+ * that cannot answer refuses the call (BACKEND_ERROR): a guard that cannot decide denies.
  */
-export const checkArgumentPolicy = (deps: Pick<GuardDeps, 'backends'>, call: Call) =>
-  call.tool.checkPolicy?.(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy });
+export async function resolveCall(deps: Pick<GuardDeps, 'backends'>, call: Call): Promise<void> {
+  if (!call.tool.resolve) return;
+  const signal = AbortSignal.any([call.signal, AbortSignal.timeout(call.toolPolicy.timeoutMs)]);
+  const r = await call.tool.resolve(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy, signal });
+  if (r?.args) call.args = { ...call.args, ...r.args };
+  call.state.resolved = r?.resolved ?? {};
+}

@@ -1,7 +1,8 @@
 /**
- * The one-time password reset page the outbox links to (embedded directory). The link works once and expires;
- * the new password is stored only as an scrypt hash and never logged or audited. A password the rules refuse
- * (password-rules.ts) is answered with the reason, and the link stays usable for another try.
+ * The one-time password reset page the outbox links to, for every directory. The link works once and expires;
+ * the new password goes to the directory (embedded: an scrypt hash; LDAP: the user's password) and is never
+ * logged, audited or kept by itguard. A password the rules refuse (password-rules.ts), or the directory refuses
+ * (its own password policy), is answered with the reason, and the link stays usable for another try.
  */
 import express, { type Router } from 'express';
 import type { App } from '../app.js';
@@ -13,7 +14,8 @@ const RULES = `<ul><li>at least ${MIN_LENGTH} characters; a few words make a goo
 <li>no tabs, line breaks or other control characters</li></ul>`;
 
 export function resetRouter(app: App): Router {
-  const dir = app.backends.directory;
+  const resets = app.backends.resets;
+  const o = () => ({ signal: AbortSignal.timeout(15_000) });
   const r = express.Router();
   r.use(express.urlencoded({ extended: false, limit: '4kb' }));
   const gone = () =>
@@ -33,13 +35,13 @@ export function resetRouter(app: App): Router {
 
   r.get('/:token', (req, res) => {
     pageHeaders(res);
-    const link = dir.resetLink(req.params.token);
+    const link = resets.link(req.params.token);
     if (!link?.usable) return void res.status(404).send(gone());
     res.send(form(req.params.token, link.username));
   });
   r.post('/:token', async (req, res) => {
     pageHeaders(res);
-    const link = dir.resetLink(req.params.token);
+    const link = resets.link(req.params.token);
     if (!link?.usable) return void res.status(404).send(gone());
     const { password, confirm } = req.body as { password?: unknown; confirm?: unknown };
     const problem =
@@ -48,7 +50,7 @@ export function resetRouter(app: App): Router {
             password,
             confirm,
             username: link.username,
-            displayName: dir.get(link.username)?.displayName,
+            displayName: await resets.displayName(link.username, o()),
           })
         : 'Enter a new password.';
     if (problem || typeof password !== 'string') {
@@ -57,7 +59,12 @@ export function resetRouter(app: App): Router {
         .status(400)
         .send(form(req.params.token, link.username, `<p class="err" data-testid="error">${esc(problem)}</p>`));
     }
-    if (!dir.completeReset(req.params.token, password)) return void res.status(404).send(gone());
+    const done = await resets.complete(req.params.token, password, o());
+    if (!done.ok && 'gone' in done) return void res.status(404).send(gone());
+    if (!done.ok)
+      return void res
+        .status(400)
+        .send(form(req.params.token, link.username, `<p class="err" data-testid="error">${esc(done.refused)}</p>`));
     await app.audit.record({
       event: 'password.changed',
       actor: `user:${link.username}`,

@@ -9,11 +9,15 @@ import { raiseAlarm } from '../guard/alarm.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 
 export const esc = (s: unknown): string =>
-  String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  String(s ?? '').replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 
 export function pageHeaders(res: Response): void {
   res.set({
-    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    'Content-Security-Policy':
+      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
     'X-Frame-Options': 'DENY',
     'Cache-Control': 'no-store',
     'Referrer-Policy': 'same-origin',
@@ -44,7 +48,11 @@ ${message}
   );
 }
 
-const gone = () => page('Link not valid', '<h1>This link is not valid</h1><p>It was already used, has expired, or never existed. Nothing was changed.</p>');
+const gone = () =>
+  page(
+    'Link not valid',
+    '<h1>This link is not valid</h1><p>It was already used, has expired, or never existed. Nothing was changed.</p>',
+  );
 
 export function verifyRouter(app: App): Router {
   const r = express.Router();
@@ -66,17 +74,36 @@ export function verifyRouter(app: App): Router {
     const body = req.body as { code?: unknown; decision?: unknown };
     const base = { actor: `mfa:${target}`, traceId: row.trace_id, tool: row.tool };
     if (body.decision === 'reject') {
-      app.approvals.decide(row.id, false, { name: `mfa:${target}` }, 'rejected by the target user on the verification page');
+      app.approvals.decide(
+        row.id,
+        false,
+        { name: `mfa:${target}` },
+        'rejected by the target user on the verification page',
+      );
       app.approvals.consumeVerifyLink(row.id);
       await app.audit.record({ ...base, event: 'mfa.rejected', detail: { request_id: row.id, target } });
-      return void res.send(page('Rejected', `<h1 class="ok">Rejected</h1><p>Nothing was changed. If you did not expect this, contact the IT service desk.</p>`));
+      return void res.send(
+        page(
+          'Rejected',
+          `<h1 class="ok">Rejected</h1><p>Nothing was changed. If you did not expect this, contact the IT service desk.</p>`,
+        ),
+      );
     }
     const code = typeof body.code === 'string' ? body.code.trim() : '';
-    const v = app.mfa.verify(target, code);
+    const v = await app.backends.factors.verify(target, code, { signal: AbortSignal.timeout(10_000) });
     if (!v.ok) {
-      await app.audit.record({ ...base, event: 'mfa.failed', detail: { request_id: row.id, target, channel: 'page', why: v.why } });
+      await app.audit.record({
+        ...base,
+        event: 'mfa.failed',
+        detail: { request_id: row.id, target, channel: 'page', why: v.why },
+      });
       if (v.justLocked) {
-        await raiseAlarm(app, undefined, { kind: 'MFA_LOCKED', rule: 'mfa-failures', message: `${target}'s authenticator locked after 5 wrong codes`, detail: { target, request_id: row.id } });
+        await raiseAlarm(app, undefined, {
+          kind: 'MFA_LOCKED',
+          rule: 'mfa-failures',
+          message: `${target}'s authenticator locked after 5 wrong codes`,
+          detail: { target, request_id: row.id },
+        });
       }
       const msg =
         v.why === 'locked' || v.justLocked
@@ -86,11 +113,21 @@ export function verifyRouter(app: App): Router {
             : `That code is not right (${v.failures ?? 1} of 5 attempts used). Check your authenticator and try again.`;
       return void res.status(400).send(form(row, token, `<p class="err" data-testid="error">${esc(msg)}</p>`));
     }
-    const d = app.approvals.decide(row.id, true, { name: `mfa:${target}` }, 'confirmed by the target user with their authenticator');
+    const d = app.approvals.decide(
+      row.id,
+      true,
+      { name: `mfa:${target}` },
+      'confirmed by the target user with their authenticator',
+    );
     app.approvals.consumeVerifyLink(row.id);
     await app.audit.record({ ...base, event: 'mfa.verified', detail: { request_id: row.id, target, channel: 'page' } });
     if (!d.ok) return void res.status(409).send(gone());
-    res.send(page('Confirmed', `<h1 class="ok" data-testid="confirmed">Confirmed</h1><p>${esc(row.summary)} — this will happen in a few seconds. You can close this page.</p>`));
+    res.send(
+      page(
+        'Confirmed',
+        `<h1 class="ok" data-testid="confirmed">Confirmed</h1><p>${esc(row.summary)} — this will happen in a few seconds. You can close this page.</p>`,
+      ),
+    );
   });
   return r;
 }

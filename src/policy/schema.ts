@@ -175,7 +175,10 @@ const toolPolicy = z.strictObject({
   self_service_tier: z.enum(TIERS).optional(),
   /** 0 (or 0s) turns identical-write deduplication off for the tool. */
   dedupe_window: z
-    .preprocess((v) => (v === 0 ? '0s' : v), duration('0s', LIMITS.dedupeWindow, 'the idempotency table keeps every key that long'))
+    .preprocess(
+      (v) => (v === 0 ? '0s' : v),
+      duration('0s', LIMITS.dedupeWindow, 'the idempotency table keeps every key that long'),
+    )
     .optional(),
   caps: z.array(capRule).max(LIMITS.capRulesPerTool).default([]),
   deny_target_groups: z.array(z.string().min(1).max(256)).max(LIMITS.listItems).default([]),
@@ -209,6 +212,27 @@ const CAP_KEYS: Partial<Record<ToolName, { per: readonly string[]; cost: boolean
   password_reset: { per: ['target'], cost: false },
   software_install: { per: ['target'], cost: true },
 };
+
+const ticketProjects = {
+  project: z
+    .string()
+    .regex(/^[A-Z][A-Z0-9]{0,9}$/, { error: 'expected a project key like IT' })
+    .default('IT'),
+  allowed_projects: z
+    .array(z.string().regex(/^[A-Z][A-Z0-9]{0,9}$/, { error: 'expected a project key like IT' }))
+    .min(1)
+    .max(LIMITS.listItems)
+    .default(['IT']),
+};
+/** Secrets are named, never written in the policy: the name of an environment variable that holds one. */
+const envName = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]{0,127}$/, { error: 'expected an environment variable name like JIRA_API_TOKEN' });
+const dn = z
+  .string()
+  .min(3)
+  .max(1024)
+  .regex(/^[^=,]+=[^,]+(,[^=,]+=[^,]+)*$/, { error: 'expected a DN like ou=people,dc=example,dc=com' });
 
 export const policySchema = z
   .strictObject({
@@ -255,20 +279,61 @@ export const policySchema = z
     backends: z
       .strictObject({
         tickets: z
-          .strictObject({
-            kind: z.literal('embedded'),
-            project: z
-              .string()
-              .regex(/^[A-Z][A-Z0-9]{0,9}$/, { error: 'expected a project key like IT' })
-              .default('IT'),
-            allowed_projects: z
-              .array(z.string().regex(/^[A-Z][A-Z0-9]{0,9}$/))
-              .max(LIMITS.listItems)
-              .default(['IT']),
-          })
+          .discriminatedUnion('kind', [
+            z.strictObject({ kind: z.literal('embedded'), ...ticketProjects }),
+            z.strictObject({
+              kind: z.literal('jira'),
+              ...ticketProjects,
+              base_url: z.url({ protocol: /^https?$/, error: 'expected https://<site>.atlassian.net' }),
+              email: z.email().optional(),
+              email_env: envName.optional(),
+              token_env: envName,
+              issue_type: z.string().min(1).max(64).default('Task'),
+              timeout_ms: z.int().min(1000).max(120_000).optional(),
+            }),
+          ])
           .prefault({ kind: 'embedded' }),
-        directory: z.strictObject({ kind: z.literal('embedded') }).prefault({ kind: 'embedded' }),
+        directory: z
+          .discriminatedUnion('kind', [
+            z.strictObject({ kind: z.literal('embedded') }),
+            z.strictObject({
+              kind: z.literal('ldap'),
+              url: z.url({ protocol: /^ldaps?$/, error: 'expected ldaps://host[:port] (ldap:// only for loopback)' }),
+              bind_dn: dn,
+              password_env: envName,
+              base_dn: dn,
+              user_base_dn: dn.optional(),
+              group_base_dn: dn.optional(),
+              flavor: z.enum(['openldap', 'active_directory']).default('openldap'),
+              user_filter: z.string().min(3).max(512).includes('{user}', { error: 'must contain {user}' }).optional(),
+              username_attribute: z
+                .string()
+                .regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/)
+                .optional(),
+              recovery_attribute: z
+                .string()
+                .regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/)
+                .default('mail'),
+              membership: z.enum(['memberOf', 'search', 'both']).optional(),
+              ca_file: z.string().min(1).max(4096).optional(),
+              timeout_ms: z.int().min(1000).max(120_000).optional(),
+            }),
+          ])
+          .prefault({ kind: 'embedded' }),
         deploy: z.strictObject({ kind: z.literal('embedded') }).prefault({ kind: 'embedded' }),
+        outbox: z
+          .discriminatedUnion('kind', [
+            z.strictObject({ kind: z.literal('embedded') }),
+            z.strictObject({
+              kind: z.literal('smtp'),
+              url_env: envName,
+              from: z.string().min(3).max(320),
+              ca_file: z.string().min(1).max(4096).optional(),
+              require_tls: z.boolean().default(true),
+              timeout_ms: z.int().min(1000).max(120_000).optional(),
+            }),
+          ])
+          .prefault({ kind: 'embedded' }),
       })
       .prefault({}),
     demo: z.boolean().default(false),
@@ -343,6 +408,14 @@ export const policySchema = z
       budgetNames.add(b.name);
     });
     const t = p.backends.tickets;
+    if (t.kind === 'jira' && !t.email === !t.email_env) {
+      ctx.issues.push({
+        code: 'custom',
+        path: ['backends', 'tickets', 'email'],
+        message: 'give exactly one of email and email_env',
+        input: t.email,
+      });
+    }
     if (!t.allowed_projects.includes(t.project)) {
       ctx.issues.push({
         code: 'custom',
@@ -411,9 +484,48 @@ export interface Policy {
   approvals: { waitSeconds: number; expireHours: number };
   tools: Readonly<Record<ToolName, ToolPolicy>>;
   backends: {
-    tickets: { kind: 'embedded'; project: string; allowedProjects: readonly string[] };
-    directory: { kind: 'embedded' };
+    tickets:
+      | { kind: 'embedded'; project: string; allowedProjects: readonly string[] }
+      | {
+          kind: 'jira';
+          project: string;
+          allowedProjects: readonly string[];
+          baseUrl: string;
+          email: string | undefined;
+          emailEnv: string | undefined;
+          tokenEnv: string;
+          issueType: string;
+          timeoutMs: number | undefined;
+        };
+    directory:
+      | { kind: 'embedded' }
+      | {
+          kind: 'ldap';
+          url: string;
+          bindDn: string;
+          passwordEnv: string;
+          baseDn: string;
+          userBaseDn: string | undefined;
+          groupBaseDn: string | undefined;
+          flavor: 'openldap' | 'active_directory';
+          userFilter: string | undefined;
+          usernameAttribute: string | undefined;
+          recoveryAttribute: string;
+          membership: 'memberOf' | 'search' | 'both' | undefined;
+          caFile: string | undefined;
+          timeoutMs: number | undefined;
+        };
     deploy: { kind: 'embedded' };
+    outbox:
+      | { kind: 'embedded' }
+      | {
+          kind: 'smtp';
+          urlEnv: string;
+          from: string;
+          caFile: string | undefined;
+          requireTls: boolean;
+          timeoutMs: number | undefined;
+        };
   };
   demo: boolean;
 }
@@ -481,17 +593,62 @@ export function toPolicy(p: Parsed): Policy {
     mfa: { allowFormCode: p.mfa.allow_form_code, outOfBand: p.mfa.out_of_band },
     approvals: { waitSeconds: p.approvals.wait_seconds, expireHours: p.approvals.expire_hours },
     tools,
-    backends: {
-      tickets: {
-        kind: 'embedded',
-        project: p.backends.tickets.project,
-        allowedProjects: p.backends.tickets.allowed_projects,
-      },
-      directory: p.backends.directory,
-      deploy: p.backends.deploy,
-    },
+    backends: backendsOf(p.backends),
     demo: p.demo,
   });
+}
+
+function backendsOf(b: Parsed['backends']): Policy['backends'] {
+  const t = b.tickets;
+  const d = b.directory;
+  const o = b.outbox;
+  const projects = { project: t.project, allowedProjects: t.allowed_projects };
+  return {
+    tickets:
+      t.kind === 'embedded'
+        ? { kind: 'embedded', ...projects }
+        : {
+            kind: 'jira',
+            ...projects,
+            baseUrl: t.base_url,
+            email: t.email,
+            emailEnv: t.email_env,
+            tokenEnv: t.token_env,
+            issueType: t.issue_type,
+            timeoutMs: t.timeout_ms,
+          },
+    directory:
+      d.kind === 'embedded'
+        ? { kind: 'embedded' }
+        : {
+            kind: 'ldap',
+            url: d.url,
+            bindDn: d.bind_dn,
+            passwordEnv: d.password_env,
+            baseDn: d.base_dn,
+            userBaseDn: d.user_base_dn,
+            groupBaseDn: d.group_base_dn,
+            flavor: d.flavor,
+            userFilter: d.user_filter,
+            usernameAttribute: d.username_attribute,
+            recoveryAttribute: d.recovery_attribute,
+            membership: d.membership,
+            caFile: d.ca_file,
+            timeoutMs: d.timeout_ms,
+          },
+    deploy: { kind: 'embedded' },
+    outbox:
+      o.kind === 'embedded'
+        ? { kind: 'embedded' }
+        : {
+            kind: 'smtp',
+            urlEnv: o.url_env,
+            from: o.from,
+            caFile: o.ca_file,
+            requireTls: o.require_tls,
+            timeoutMs: o.timeout_ms,
+          },
+  };
 }
 
 function deepFreeze<T>(o: T): T {

@@ -64,6 +64,14 @@ export interface NewApproval {
   withVerifyLink: boolean;
 }
 
+/** How many requests of one action class (tool × tier) are in one status. */
+export interface ClassCount {
+  tool: string;
+  tier: string;
+  status: ApprovalStatus;
+  n: number;
+}
+
 export type DecideResult =
   { ok: true; row: ApprovalRow } | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'self_approval' };
 
@@ -238,6 +246,14 @@ export class ApprovalsStore {
   /** The verification link is single use: cleared once a code has been accepted. */
   consumeVerifyLink(id: string): void {
     this.db.prepare('UPDATE approvals SET verify_hash = NULL WHERE id = ?').run(id);
+  }
+
+  /** How many requests each action class (tool × tier) has in each status, once past-due requests are expired. */
+  countsByClass(): ClassCount[] {
+    this.expire();
+    return this.db
+      .prepare<[], ClassCount>('SELECT tool, tier, status, count(*) AS n FROM approvals GROUP BY tool, tier, status')
+      .all();
   }
 
   approvedReady(limit = 10): ApprovalRow[] {

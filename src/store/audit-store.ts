@@ -64,6 +64,16 @@ export interface AuditRow {
   hash: string;
 }
 
+/** How one call ended, as the audit has it; `detail` holds the call's `started_at`. */
+export type CallRecord = Pick<AuditRow, 'event' | 'outcome' | 'code' | 'detail'>;
+
+/** Confirm-tier decisions on one tool. */
+export interface ConfirmCount {
+  tool: string;
+  event: 'approval.confirmed' | 'approval.declined';
+  n: number;
+}
+
 export type VerifyResult =
   | { ok: true; count: number; head: { seq: number; hash: string } }
   | { ok: false; count: number; brokenAt: number; reason: string };
@@ -150,6 +160,31 @@ export class AuditStore {
 
   byTrace(traceId: string): AuditRow[] {
     return this.db.prepare<[string], AuditRow>('SELECT * FROM audit WHERE trace_id = ? ORDER BY seq').all(traceId);
+  }
+
+  /** The most recent record of `event` (e.g. the last `drill`), if there is one. */
+  lastEvent(event: string): AuditRow | undefined {
+    return this.db
+      .prepare<[string], AuditRow>('SELECT * FROM audit WHERE event = ? ORDER BY seq DESC LIMIT 1')
+      .get(event);
+  }
+
+  /** Call outcomes and denials recorded from `from` to `to` (ms, inclusive), leaving out calls of `exceptTool`. */
+  callRecordsBetween(from: number, to: number, exceptTool: string): CallRecord[] {
+    return this.db
+      .prepare<[number, number, string], CallRecord>(
+        "SELECT event, outcome, code, detail FROM audit WHERE ts >= ? AND ts <= ? AND event IN ('call.outcome', 'call.denied') AND coalesce(tool, '') != ?",
+      )
+      .all(from, to, exceptTool);
+  }
+
+  /** Confirm-tier decisions: the number of `approval.confirmed` and `approval.declined` records per tool. */
+  confirmCounts(): ConfirmCount[] {
+    return this.db
+      .prepare<[], ConfirmCount>(
+        "SELECT tool, event, count(*) AS n FROM audit WHERE event IN ('approval.confirmed', 'approval.declined') GROUP BY tool, event",
+      )
+      .all();
   }
 
   *iterate(): IterableIterator<AuditRow> {

@@ -265,4 +265,36 @@ export const migrations: readonly string[] = [
   ALTER TABLE approvals ADD COLUMN lease_until INTEGER;
   CREATE INDEX idempotency_request ON idempotency(principal, request_id);
   `,
+  // 6: backends behind ports. TOTP factors are keyed by username whatever directory the user lives in (no foreign
+  // key to the embedded directory); a reset link is issued per attempt (a retry after a failed delivery issues a
+  // new one), so request ids are no longer unique there; deliveries record which outbox carried them.
+  `
+  CREATE TABLE mfa_factors_v6 (
+    username TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    last_counter INTEGER NOT NULL DEFAULT -1,
+    failures INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER NOT NULL DEFAULT 0,
+    enrolled_at INTEGER NOT NULL
+  );
+  INSERT INTO mfa_factors_v6 SELECT username, secret, last_counter, failures, locked_until, enrolled_at FROM mfa_factors;
+  DROP TABLE mfa_factors;
+  ALTER TABLE mfa_factors_v6 RENAME TO mfa_factors;
+  CREATE TABLE password_resets_v6 (
+    token_hash TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    request_id TEXT,
+    outbox_id INTEGER,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+  );
+  INSERT INTO password_resets_v6 SELECT * FROM password_resets;
+  DROP TABLE password_resets;
+  ALTER TABLE password_resets_v6 RENAME TO password_resets;
+  CREATE INDEX password_resets_user ON password_resets(username, used_at);
+  CREATE INDEX password_resets_request ON password_resets(request_id);
+  ALTER TABLE outbox ADD COLUMN via TEXT NOT NULL DEFAULT 'embedded';
+  ALTER TABLE outbox ADD COLUMN message_id TEXT;
+  `,
 ];

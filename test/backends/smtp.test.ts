@@ -12,10 +12,13 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BackendError } from '../../src/guard/errors.js';
 import { PLAIN_SMTP_RULE, requestHash, SmtpOutbox, type SmtpLog } from '../../src/tools/outbox/smtp.js';
+import type { Message } from '../../src/tools/outbox/backend.js';
 
 const TOKEN = 'tok_9f8e7d6c5b4a39281706f5e4d3c2b1a0';
 const LINK = `https://itguard.example.com/reset?token=${TOKEN}`;
-const MESSAGE = {
+const MESSAGE: Message = {
+  username: 'bob',
+  channel: 'email',
   to: 'bob@example.com',
   subject: 'Your password reset link',
   text: `Hello Bob,\n\nUse this one-time link to set a new password:\n${LINK}\n\nIT Helpdesk`,

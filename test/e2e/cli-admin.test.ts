@@ -32,7 +32,7 @@ describe('itguard kb import', () => {
     );
     expect(runCli(['kb', 'import', dir, '--db', db]).stdout).toMatch(/0 added, 1 updated/);
     const app = openApp({ dbPath: db, policy: policyWith(), log: silent });
-    expect(app.backends.kb.search('quantum stapler', 5)[0]).toMatchObject({
+    expect(app.embedded.kb.find('quantum stapler', 5)[0]).toMatchObject({
       id: 'KB-9001',
       title: 'Quantum stapler jams (revised)',
     });

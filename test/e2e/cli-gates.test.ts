@@ -42,7 +42,10 @@ describe('itguard approvals', () => {
   it('lists pending requests and approves or denies them, audited with the OS user', () => {
     const a = mk({ user: 'jdoe', package: 'figma' });
     const b = mk({ user: 'asmith', package: 'autocad' });
-    const list = JSON.parse(runCli(['approvals', 'list', '--json', '--db', db]).stdout) as { id: string; requested_by: string }[];
+    const list = JSON.parse(runCli(['approvals', 'list', '--json', '--db', db]).stdout) as {
+      id: string;
+      requested_by: string;
+    }[];
     expect(list.map((x) => x.id).sort()).toEqual([a.id, b.id].sort());
     expect(runCli(['approvals', 'approve', a.id, '--note', 'ok', '--db', db]).code).toBe(0);
     expect(runCli(['approvals', 'deny', b.id, '--db', db]).code).toBe(0);
@@ -52,7 +55,9 @@ describe('itguard approvals', () => {
     const again = runCli(['approvals', 'approve', b.id, '--db', db]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/not pending/);
-    expect(app.auditStore.tail(20).some((r) => r.event === 'approval.approved' && r.actor.startsWith('cli:'))).toBe(true);
+    expect(app.auditStore.tail(20).some((r) => r.event === 'approval.approved' && r.actor.startsWith('cli:'))).toBe(
+      true,
+    );
   });
 
   it('refuses to approve an MFA request: only the target user’s code can', () => {
@@ -63,8 +68,19 @@ describe('itguard approvals', () => {
   });
 
   it('report autonomy counts grants per action class', () => {
-    const rep = JSON.parse(runCli(['report', 'autonomy', '--json', '--db', db]).stdout) as { tool: string; tier: string; granted: number; denied: number; grant_rate: number }[];
-    expect(rep.find((c) => c.tier === 'approval')).toMatchObject({ tool: 'software_install', granted: 1, denied: 1, grant_rate: 0.5 });
+    const rep = JSON.parse(runCli(['report', 'autonomy', '--json', '--db', db]).stdout) as {
+      tool: string;
+      tier: string;
+      granted: number;
+      denied: number;
+      grant_rate: number;
+    }[];
+    expect(rep.find((c) => c.tier === 'approval')).toMatchObject({
+      tool: 'software_install',
+      granted: 1,
+      denied: 1,
+      grant_rate: 0.5,
+    });
   });
 });
 
@@ -78,8 +94,12 @@ describe('itguard directory enroll and outbox', () => {
     expect(runCli(['directory', 'enroll', 'nobody', '--db', db]).code).toBe(1);
   });
 
-  it('outbox hides one-time links unless asked', () => {
-    app.backends.directory.resetPassword('asmith', { requestId: 'r-1', resetBaseUrl: 'http://127.0.0.1:9' });
+  it('outbox hides one-time links unless asked', async () => {
+    await app.backends.resets.reset('asmith', {
+      requestId: 'r-1',
+      linksBase: 'http://127.0.0.1:9',
+      signal: AbortSignal.timeout(5000),
+    });
     const hidden = runCli(['outbox', '--db', db]).stdout;
     expect(hidden).toMatch(/to asmith via sms/);
     expect(hidden).not.toMatch(/\/reset\//);

@@ -15,8 +15,13 @@ afterAll(async () => {
   app.close();
 });
 
-function newLink(user: string): string {
-  app.backends.directory.resetPassword(user, { requestId: undefined, resetBaseUrl: http.url });
+let resetN = 0;
+async function newLink(user: string): Promise<string> {
+  await app.backends.resets.reset(user, {
+    requestId: `reset-${++resetN}`,
+    linksBase: http.url,
+    signal: AbortSignal.timeout(5000),
+  });
   const row = app.db.prepare('SELECT body FROM outbox WHERE username = ? ORDER BY id DESC LIMIT 1').get(user) as {
     body: string;
   };
@@ -32,7 +37,7 @@ const errorOf = (html: string) => /data-testid="error">([^<]*)</.exec(html)?.[1]
 
 describe('reset page password rules', () => {
   it('refuses whitespace, control characters, common passwords and the user’s names, saying which rule; the link stays usable', async () => {
-    const link = newLink('jdoe'); // Jane Doe
+    const link = await newLink('jdoe'); // Jane Doe
     const page = await (await fetch(link)).text();
     expect(page).toMatch(/not one of the most common passwords/);
     const refused: [password: string, reason: RegExp][] = [
@@ -62,12 +67,12 @@ describe('reset page password rules', () => {
       // still usable after each refusal
       expect((await fetch(link)).status).toBe(200);
     }
-    expect(app.backends.directory.get('jdoe')!.mustChangePassword).toBe(true);
+    expect(app.embedded.directory.user('jdoe')!.mustChangePassword).toBe(true);
     // "doe" is too short a word to refuse: "does" stays allowed for Jane Doe.
     const ok = await post(link, 'a doe does dance at dawn');
     expect(ok.status).toBe(200);
     expect(await ok.text()).toMatch(/Password set/);
-    expect(app.backends.directory.get('jdoe')!.mustChangePassword).toBe(false);
+    expect(app.embedded.directory.user('jdoe')!.mustChangePassword).toBe(false);
     expect((await post(link, 'another fine passphrase')).status).toBe(404);
   });
 });

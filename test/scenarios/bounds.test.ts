@@ -497,7 +497,9 @@ describe('an approved request is re-checked when it runs', () => {
     expect((JSON.parse(done.result!) as CallToolResult)._meta?.['itguard/error']).toMatchObject({
       code: 'POLICY_DENIED',
     });
-    expect(count(db, "SELECT count(*) AS n FROM outbox WHERE username = 'asmith'")).toBe(0);
+    expect(
+      count(db, "SELECT count(*) AS n FROM outbox WHERE username = 'asmith' AND subject LIKE '%password reset%'"),
+    ).toBe(0);
     expect(count(db, "SELECT count(*) AS n FROM password_resets WHERE username = 'asmith'")).toBe(0);
   });
 });

@@ -52,8 +52,9 @@ const waitFor = async (pred: () => boolean, ms = 3000) => {
     await new Promise((r) => setTimeout(r, 20));
   }
 };
-const user = (app: App, u: string) => app.backends.directory.get(u)!;
-const outboxCount = (app: App) => (app.db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+const user = (app: App, u: string) => app.embedded.directory.user(u)!;
+const outboxCount = (app: App) =>
+  (app.db.prepare("SELECT count(*) AS n FROM outbox WHERE subject LIKE '%password reset%'").get() as { n: number }).n;
 const auditText = (app: App) => JSON.stringify(app.auditStore.tail(10_000));
 
 describe('mfa tier: password_reset', () => {
@@ -229,7 +230,7 @@ describe('TOTP (injected clock)', () => {
 
 describe('approval tier: software_install', () => {
   const acrobat = { user: 'jdoe', package: 'adobe-acrobat-pro', reason: 'needs to edit signed PDFs' };
-  const jobs = (app: App) => app.backends.deploy.jobs().length;
+  const jobs = (app: App) => app.embedded.deploy.jobs().length;
 
   it('waits, returns APPROVAL_PENDING, then runs exactly once after approval even though the caller disconnected', async () => {
     const app = gatesApp();
@@ -380,7 +381,7 @@ describe('confirm tier: self-service installs', () => {
     expect(codeOf(await dec.call('software_install', { ...slack, user: 'mgarcia', device_id: 'LT-1018' }))).toBe(
       'APPROVAL_DENIED',
     );
-    expect(app.backends.deploy.jobs()).toHaveLength(1);
+    expect(app.embedded.deploy.jobs()).toHaveLength(1);
   });
 
   it('a client without elicitation escalates to an approver, never waved through', async () => {
@@ -388,7 +389,7 @@ describe('confirm tier: self-service installs', () => {
     const c = await clientWith(app, []);
     const r = await c.call('software_install', slack);
     expect(codeOf(r)).toBe('APPROVAL_PENDING');
-    expect(app.backends.deploy.jobs()).toHaveLength(0);
+    expect(app.embedded.deploy.jobs()).toHaveLength(0);
     expect(app.approvals.list(['pending'])[0]!.tier).toBe('approval');
   });
 });
@@ -408,9 +409,9 @@ describe('kill switch and waiting calls', () => {
     const id = app.approvals.list(['pending'])[0]!.id;
     app.approvals.decide(id, true, { name: 'cli:alice' }, undefined);
     await new Promise((res) => setTimeout(res, 300));
-    expect(app.backends.deploy.jobs()).toHaveLength(0);
+    expect(app.embedded.deploy.jobs()).toHaveLength(0);
     app.killSwitch.set(false, 'over', 'test');
-    await waitFor(() => app.backends.deploy.jobs().length === 1);
+    await waitFor(() => app.embedded.deploy.jobs().length === 1);
   });
 });
 
@@ -452,7 +453,7 @@ describe('shadow mode and guard_status under the kill switch', () => {
     expect(textOf(r)).toMatch(
       /\[shadow mode\] Would have done: Install adobe-acrobat-pro .* after an approver’s approval/,
     );
-    expect(app.backends.deploy.jobs()).toHaveLength(0);
+    expect(app.embedded.deploy.jobs()).toHaveLength(0);
     expect(app.approvals.list(['pending'])).toHaveLength(0);
     expect(app.caps.used(app.policy.tools.software_install.caps[0]!, '*', Date.now())).toBe(0);
     const rows = app.auditStore.byTrace(r._meta!['itguard/trace_id'] as string);

@@ -17,6 +17,7 @@ export interface DirectoryUser {
 }
 
 export interface DirectoryPort {
+  readonly kind: string;
   /** By username (uid / sAMAccountName) or by mail; undefined when there is no such user. */
   get(user: string, o: CallOpts): Promise<DirectoryUser | undefined>;
   /**

@@ -1,61 +1,26 @@
 /**
- * The embedded directory of users (demo data on a new database), with password reset: the account is flagged
- * must-change-at-next-login and a one-time reset link is delivered through the outbox to the user's recovery
- * channel. Only the link's hash is kept here; the result names the channel, masked.
+ * The embedded directory adapter (demo data on a new database): users, groups, recovery channels and password
+ * hashes in the itguard database. A reset replaces the password with a random one nobody sees and flags
+ * must-change; the one-time link flow above the port (tools/password/reset.ts) lets the user choose a new one.
  */
 import { randomBytes, scryptSync } from 'node:crypto';
-import { sha256 } from '../../canonical.js';
+import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
 import type { Db } from '../../store/db.js';
+import type { DirectoryPort, DirectoryUser } from './backend.js';
 
-export interface User {
-  username: string;
-  displayName: string;
-  email: string;
+export interface User extends DirectoryUser {
   department: string;
   title: string;
   manager: string | null;
-  groups: string[];
   recovery: { kind: 'email' | 'sms'; address: string };
-  disabled: boolean;
-  mustChangePassword: boolean;
 }
 
-export interface ResetOutcome {
-  username: string;
-  /** e.g. "j***@example.com" or "+1-***-**34" */
-  maskedChannel: string;
-  channel: 'email' | 'sms';
-  at: string;
-}
+const hashPassword = (password: string): string => {
+  const salt = randomBytes(16);
+  return `scrypt$${salt.toString('base64')}$${scryptSync(password, salt, 32).toString('base64')}`;
+};
 
-export interface DirectoryBackend {
-  get(username: string): User | undefined;
-  list(): User[];
-  /** Idempotent on requestId: a second call with the same id returns the first outcome and sends nothing. */
-  resetPassword(username: string, o: { requestId: string | undefined; resetBaseUrl: string }): ResetOutcome;
-  findReset(requestId: string): ResetOutcome | undefined;
-  /** The one-time reset page: what a link is for, and setting the new password through it (once). */
-  resetLink(token: string): ResetLink | undefined;
-  completeReset(token: string, password: string): boolean;
-}
-
-/** The one-time reset page's view of a link. */
-export interface ResetLink {
-  username: string;
-  expiresAt: number;
-  usable: boolean;
-}
-
-export function maskAddress(kind: 'email' | 'sms', address: string): string {
-  if (kind === 'email') {
-    const [local = '', domain = ''] = address.split('@');
-    return `${local.slice(0, 1)}***@${domain}`;
-  }
-  const digits = address.replace(/\D/g, '');
-  return `${address.startsWith('+') ? '+' : ''}${digits.slice(0, 1)}-***-**${digits.slice(-2)}`;
-}
-
-const RESET_LINK_TTL_MS = 24 * 3600_000;
+export { maskAddress } from '../mask.js';
 
 interface Row {
   username: string;
@@ -84,110 +49,58 @@ const toUser = (r: Row): User => ({
   mustChangePassword: r.must_change_password === 1,
 });
 
-export class EmbeddedDirectory implements DirectoryBackend {
+export class EmbeddedDirectory implements DirectoryPort {
+  readonly kind = 'embedded';
   constructor(
     private readonly db: Db,
     private readonly now: () => number = Date.now,
   ) {}
 
-  resetPassword(username: string, o: { requestId: string | undefined; resetBaseUrl: string }): ResetOutcome {
-    return this.db
-      .transaction((): ResetOutcome => {
-        if (o.requestId) {
-          const prior = this.findReset(o.requestId);
-          if (prior) return prior;
-        }
-        const u = this.get(username);
-        if (!u) throw new Error(`no user ${username}`);
-        const token = randomBytes(24).toString('base64url');
-        const at = this.now();
-        const link = `${o.resetBaseUrl.replace(/\/$/, '')}/reset/${token}`;
-        const outboxId = Number(
-          this.db
-            .prepare(
-              'INSERT INTO outbox (username, channel, address, subject, body, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
-            )
-            .run(
-              username,
-              u.recovery.kind,
-              u.recovery.address,
-              'Your Northwind password reset link',
-              `Hello ${u.displayName}, IT reset your password. Set a new one within 24 hours at ${link} . If you did not ask for this, call the IT service desk.`,
-              at,
-              o.requestId ?? null,
-            ).lastInsertRowid,
-        );
-        // A new reset revokes the user's older unused links: only the latest one works.
-        this.db
-          .prepare('UPDATE password_resets SET used_at = ? WHERE username = ? AND used_at IS NULL')
-          .run(at, username);
-        this.db
-          .prepare(
-            'INSERT INTO password_resets (token_hash, username, request_id, outbox_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
-          )
-          .run(sha256(token), username, o.requestId ?? null, outboxId, at, at + RESET_LINK_TTL_MS);
-        this.db
-          .prepare('UPDATE dir_users SET must_change_password = 1, password_changed_at = ? WHERE username = ?')
-          .run(at, username);
-        return {
-          username,
-          channel: u.recovery.kind,
-          maskedChannel: maskAddress(u.recovery.kind, u.recovery.address),
-          at: new Date(at).toISOString(),
-        };
-      })
-      .immediate();
+  /** By username, or by mail when no username matches. */
+  async get(user: string, _o?: CallOpts): Promise<User | undefined> {
+    return this.user(user) ?? this.byMail(user);
   }
 
-  resetLink(token: string): ResetLink | undefined {
-    const r = this.db
-      .prepare<[string], { username: string; expires_at: number; used_at: number | null }>(
-        'SELECT username, expires_at, used_at FROM password_resets WHERE token_hash = ?',
+  /** The old password stops working (an unguessable random one nobody sees replaces it) and must-change is set. */
+  async lockForReset(username: string, _o: WriteOpts): Promise<void> {
+    const changed = this.db
+      .prepare(
+        'UPDATE dir_users SET password_hash = ?, must_change_password = 1, password_changed_at = ? WHERE username = ?',
       )
-      .get(sha256(token));
-    return (
-      r && { username: r.username, expiresAt: r.expires_at, usable: r.used_at === null && r.expires_at > this.now() }
-    );
+      .run(hashPassword(randomBytes(32).toString('base64url')), this.now(), username).changes;
+    if (!changed) throw new BackendError(`user: no user "${username}" in the directory`, false, { field: 'user' });
   }
 
-  /** Sets the new password (scrypt) through a live one-time link and spends the link. False if the link is not usable. */
-  completeReset(token: string, password: string): boolean {
-    return this.db
-      .transaction(() => {
-        const link = this.resetLink(token);
-        if (!link?.usable) return false;
-        const salt = randomBytes(16);
-        const hash = `scrypt$${salt.toString('base64')}$${scryptSync(password, salt, 32).toString('base64')}`;
-        const at = this.now();
-        this.db.prepare('UPDATE password_resets SET used_at = ? WHERE token_hash = ?').run(at, sha256(token));
-        this.db
-          .prepare(
-            'UPDATE dir_users SET password_hash = ?, must_change_password = 0, password_changed_at = ? WHERE username = ?',
-          )
-          .run(hash, at, link.username);
-        return true;
-      })
-      .immediate();
-  }
-
-  findReset(requestId: string): ResetOutcome | undefined {
-    const r = this.db
-      .prepare<[string], { username: string; channel: 'email' | 'sms'; address: string; created_at: number }>(
-        'SELECT username, channel, address, created_at FROM outbox WHERE request_id = ?',
+  /** The password the user chose on the one-time page, stored as an scrypt hash; must-change clears. */
+  async setPassword(username: string, password: string, _o?: CallOpts): Promise<void> {
+    const changed = this.db
+      .prepare(
+        'UPDATE dir_users SET password_hash = ?, must_change_password = 0, password_changed_at = ? WHERE username = ?',
       )
-      .get(requestId);
-    return (
-      r && {
-        username: r.username,
-        channel: r.channel,
-        maskedChannel: maskAddress(r.channel, r.address),
-        at: new Date(r.created_at).toISOString(),
-      }
-    );
+      .run(hashPassword(password), this.now(), username).changes;
+    if (!changed) throw new BackendError(`user: no user "${username}" in the directory`, false, { field: 'user' });
   }
 
-  get(username: string): User | undefined {
+  async probe(_o: CallOpts): Promise<ProbeReport> {
+    const n = this.list().length;
+    return {
+      backend: 'directory:embedded',
+      target: 'the itguard database',
+      ok: true,
+      checks: [{ name: 'read users', ok: true, detail: `${n} user(s)` }],
+    };
+  }
+
+  /** Embedded only (the CLI, tests): synchronous lookup by username. */
+  user(username: string): User | undefined {
     const r = this.db.prepare<[string], Row>('SELECT * FROM dir_users WHERE username = ?').get(username);
+    return r && toUser(r);
+  }
+
+  private byMail(mail: string): User | undefined {
+    const r = this.db
+      .prepare<[string], Row>('SELECT * FROM dir_users WHERE lower(email) = lower(?) ORDER BY username LIMIT 1')
+      .get(mail);
     return r && toUser(r);
   }
 

@@ -291,6 +291,7 @@ function toBackendError(ctx: ErrorContext, step: string, e: unknown, inFlightWri
 }
 
 export class LdapDirectory implements DirectoryPort {
+  readonly kind = 'ldap';
   readonly url: string;
   readonly bindDn: string;
   readonly timeoutMs: number;

@@ -1,26 +1,12 @@
 /** Knowledge base on SQLite FTS5: porter stemming, BM25 ranking (title and tags weigh more than body), highlighted snippets. */
+import type { CallOpts, ProbeReport } from '../../backends/port.js';
 import type { Db } from '../../store/db.js';
+import type { Article, KbHit, KbPort } from './backend.js';
 
-export interface Article {
-  id: string;
-  title: string;
-  category: string;
-  tags: string[];
-  body: string;
-  updated: string;
-}
+export type { Article, KbHit } from './backend.js';
 
-export interface KbHit {
-  id: string;
-  title: string;
-  category: string;
-  snippet: string;
-  score: number;
-}
-
-export interface KbBackend {
-  search(query: string, limit: number): KbHit[];
-  get(id: string): Article | undefined;
+/** What `kb import` and the demo seed need beside the port. */
+export interface KbStore {
   upsert(articles: Article[]): { added: number; updated: number };
   count(): number;
 }
@@ -53,7 +39,8 @@ const COMMON_SHARE = 0.2;
 /** Below this many articles scoring every match is cheap, and each term matters: no pruning. */
 const PRUNE_FROM = 2000;
 
-export class EmbeddedKb implements KbBackend {
+export class EmbeddedKb implements KbPort, KbStore {
+  readonly kind = 'embedded';
   private readonly searchStmt;
   private readonly getStmt;
   private readonly dfStmt;
@@ -77,7 +64,21 @@ export class EmbeddedKb implements KbBackend {
     );
   }
 
-  search(query: string, limit: number): KbHit[] {
+  async search(query: string, limit: number, _o?: CallOpts): Promise<KbHit[]> {
+    return this.find(query, limit);
+  }
+
+  async get(id: string, _o?: CallOpts): Promise<Article | undefined> {
+    return this.article(id);
+  }
+
+  async probe(_o: CallOpts): Promise<ProbeReport> {
+    const n = this.count();
+    return { backend: 'kb:embedded', target: 'the itguard database', ok: true, checks: [{ name: 'read kb', ok: true, detail: `${n} article(s)` }] };
+  }
+
+  /** The search itself, synchronous (FTS5 in-process): the port's search and the benchmarks call it. */
+  find(query: string, limit: number): KbHit[] {
     let terms = queryTerms(query);
     const total = this.count();
     if (terms.length > 1 && total >= PRUNE_FROM) {
@@ -90,7 +91,7 @@ export class EmbeddedKb implements KbBackend {
     return fts ? this.searchStmt.all(fts, limit) : [];
   }
 
-  get(id: string): Article | undefined {
+  article(id: string): Article | undefined {
     const r = this.getStmt.get(id);
     return r && { ...r, tags: r.tags.split(' ').filter(Boolean) };
   }

@@ -23,10 +23,9 @@ export const kbSearch = defineTool({
       z.object({ id: z.string(), title: untrustedText(), category: untrustedText(), snippet: untrustedText(), score: z.number() }),
     ),
   },
-  capKeys: () => ({}),
   summary: (a) => `Search the knowledge base for "${a.query}"`,
   async run(a, ctx) {
-    const hits = ctx.backends.kb.search(a.query, a.limit);
+    const hits = await ctx.backends.kb.search(a.query, a.limit, { signal: ctx.signal });
     if (!hits.length) return { text: `No articles match "${a.query}". Try other words.`, data: { results: [] } };
     const lines = hits.map((h, i) => `${i + 1}. ${h.id} — ${h.title} [${h.category}]\n   ${h.snippet.replace(/\s+/g, ' ')}`);
     return {
@@ -53,10 +52,9 @@ export const kbGetArticle = defineTool({
     updated: untrustedText(),
     body: untrustedText(),
   },
-  capKeys: () => ({}),
   summary: (a) => `Read article ${a.id}`,
   async run(a, ctx) {
-    const art = ctx.backends.kb.get(a.id);
+    const art = await ctx.backends.kb.get(a.id, { signal: ctx.signal });
     if (!art) throw new GuardError('NOT_FOUND', `No article ${a.id}.`, { next: 'Search with kb_search and use an id it returns.' });
     // Title, category and tags are written by people too: inside the fence with the body.
     return {

@@ -6,6 +6,10 @@
 import type { CallOpts, ProbeReport, WriteOpts } from '../../backends/port.js';
 
 export interface Message {
+  /** The directory user it is for (the outbox record names them). */
+  username: string;
+  /** The recovery channel: an adapter that cannot reach it (SMTP and an SMS number) refuses, not retryable. */
+  channel: 'email' | 'sms';
   to: string;
   subject: string;
   /** Plain text. May contain a one-time link: adapters never log it. */
@@ -13,6 +17,9 @@ export interface Message {
 }
 
 export interface OutboxPort {
+  readonly kind: string;
+  /** True when send() itself writes the outbox record (embedded: the table is the mailbox); else the caller records it, masked. */
+  readonly recordsItself: boolean;
   send(m: Message, o: WriteOpts): Promise<{ messageId: string }>;
   probe(o: CallOpts): Promise<ProbeReport>;
 }

@@ -203,6 +203,8 @@ function deadline(signal: AbortSignal, timeoutMs: number): { signal: AbortSignal
 }
 
 export class SmtpOutbox implements OutboxPort {
+  readonly kind = 'smtp';
+  readonly recordsItself = false;
   private readonly host: string;
   private readonly port: number;
   private readonly tlsMode: TlsMode;
@@ -281,6 +283,11 @@ export class SmtpOutbox implements OutboxPort {
     const hash = requestHash(o.requestId);
     const messageId = `<itguard.${hash.slice(0, 40)}@${this.fromAddress.split('@')[1]}>`;
     const secrets = secretsOf(m.text);
+    if (m.channel !== 'email')
+      throw new BackendError(
+        `SMTP outbox delivers e-mail only; ${m.username}'s recovery channel is ${m.channel}`,
+        false,
+      );
     let to: string;
     try {
       to = singleAddress(m.to, 'recipient');

@@ -1,7 +1,7 @@
 import { defineTool } from '../../guard/types.js';
 import { GuardError } from '../../guard/errors.js';
 import { IdemKey, Reason, UserRef } from '../common.js';
-import type { ResetOutcome } from '../directory/embedded.js';
+import type { ResetOutcome } from './reset-flow.js';
 
 const done = (r: ResetOutcome) => ({
   // Security: the result says what happened and where the link went, masked; never the link or a password.
@@ -25,35 +25,41 @@ export const passwordReset = defineTool({
   effect: 'write',
   tier: 'mfa',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
-  capKeys: (a) => ({ target: a.user }),
   summary: (a) => `Reset the password of ${a.user}`,
-  checkPolicy(a, { backends, toolPolicy }) {
-    const u = backends.directory.get(a.user);
-    if (!u)
+  async resolve(a, { backends, toolPolicy, signal }) {
+    const u = await backends.directory.get(a.user, { signal });
+    if (!u || u.username !== a.user)
       throw new GuardError('INVALID_ARGUMENT', `user: no user "${a.user}" in the directory.`, {
         details: { field: 'user' },
       });
     if (u.disabled)
       throw new GuardError('POLICY_DENIED', `user: ${a.user} is disabled; IT must re-enable the account first.`);
     const denied = u.groups.filter((g) => toolPolicy.denyTargetGroups.includes(g));
-    // Security: privileged targets are refused before anyone is prompted.
+    // Security: privileged targets are refused before anyone is prompted, whichever directory they live in.
     if (denied.length) {
       throw new GuardError(
         'POLICY_DENIED',
         `Policy forbids resetting the password of members of ${denied.join(', ')} (${a.user}).`,
-        {
-          details: { deny_target_groups: denied },
-        },
+        { details: { deny_target_groups: denied } },
       );
     }
+    if (!u.recovery)
+      throw new GuardError('POLICY_DENIED', `user: ${a.user} has no recovery address to send a reset link to.`, {
+        details: { field: 'user' },
+      });
+    return { resolved: { target: a.user } };
   },
   async run(a, ctx) {
     return done(
-      ctx.backends.directory.resetPassword(a.user, { requestId: ctx.idempotencyKey, resetBaseUrl: ctx.linksBase }),
+      await ctx.backends.resets.reset(a.user, {
+        requestId: ctx.requestId,
+        signal: ctx.signal,
+        linksBase: ctx.linksBase,
+      }),
     );
   },
   async recover(_a, ctx) {
-    const r = ctx.idempotencyKey ? ctx.backends.directory.findReset(ctx.idempotencyKey) : undefined;
+    const r = ctx.backends.resets.recover(ctx.requestId);
     return r && done(r);
   },
 });

@@ -4,56 +4,13 @@
  * its jobs that did not fail. Idempotent on the request id.
  */
 import { customAlphabet } from 'nanoid';
+import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
 import type { Db } from '../../store/db.js';
+import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from './backend.js';
 
 const jobId = customAlphabet('0123456789ABCDEFGHJKLMNPQRSTUVWXYZ', 8);
 
-export type Platform = 'windows' | 'macos' | 'linux';
-
-export interface Package {
-  id: string;
-  name: string;
-  publisher: string;
-  versions: string[];
-  platforms: Platform[];
-  costUsd: number;
-  selfService: boolean;
-  licensePool: number | null;
-  description: string;
-}
-
-export interface Device {
-  id: string;
-  owner: string;
-  hostname: string;
-  platform: Platform;
-  model: string;
-}
-
-export interface InstallJob {
-  id: string;
-  username: string;
-  deviceId: string;
-  package: string;
-  version: string;
-  state: 'queued' | 'installing' | 'installed' | 'failed';
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface DeployBackend {
-  catalog(query?: string): (Package & { seatsUsed: number })[];
-  getPackage(id: string): Package | undefined;
-  devicesOf(username: string): Device[];
-  getDevice(id: string): Device | undefined;
-  seatsUsed(pkg: string): number;
-  install(
-    i: { username: string; deviceId: string; package: string; version: string },
-    o: { requestId: string | undefined },
-  ): InstallJob;
-  findRequest(requestId: string): InstallJob | undefined;
-  jobs(username?: string): InstallJob[];
-}
+export type { Device, InstallJob, Package, Platform } from './backend.js';
 
 /** How long a job sits in each state before it moves on. */
 export const QUEUED_MS = 2_000;
@@ -93,7 +50,8 @@ const toPkg = (r: PkgRow): Package => ({
   description: r.description,
 });
 
-export class EmbeddedDeploy implements DeployBackend {
+export class EmbeddedDeploy implements DeployPort {
+  readonly kind = 'embedded';
   constructor(
     private readonly db: Db,
     private readonly now: () => number = Date.now,
@@ -117,30 +75,38 @@ export class EmbeddedDeploy implements DeployBackend {
     for (const x of devices) d.run(x.id, x.owner, x.hostname, x.platform, x.model);
   }
 
-  catalog(query?: string): (Package & { seatsUsed: number })[] {
+  async catalog(query: string | undefined, _o?: CallOpts): Promise<(Package & { seatsUsed: number })[]> {
     const q = query?.trim().toLowerCase();
     return this.db
       .prepare<[], PkgRow>('SELECT * FROM catalog ORDER BY name')
       .all()
       .map(toPkg)
       .filter((p) => !q || `${p.id} ${p.name} ${p.publisher} ${p.description}`.toLowerCase().includes(q))
-      .map((p) => ({ ...p, seatsUsed: this.seatsUsed(p.id) }));
+      .map((p) => ({ ...p, seatsUsed: this.seats(p.id) }));
   }
 
-  getPackage(id: string): Package | undefined {
+  async getPackage(id: string, _o?: CallOpts): Promise<Package | undefined> {
+    return this.pkg(id);
+  }
+
+  private pkg(id: string): Package | undefined {
     const r = this.db.prepare<[string], PkgRow>('SELECT * FROM catalog WHERE id = ?').get(id);
     return r && toPkg(r);
   }
 
-  devicesOf(username: string): Device[] {
+  async devicesOf(username: string, _o?: CallOpts): Promise<Device[]> {
     return this.db.prepare<[string], Device>('SELECT * FROM devices WHERE owner = ? ORDER BY id').all(username);
   }
 
-  getDevice(id: string): Device | undefined {
+  async getDevice(id: string, _o?: CallOpts): Promise<Device | undefined> {
     return this.db.prepare<[string], Device>('SELECT * FROM devices WHERE id = ?').get(id);
   }
 
-  seatsUsed(pkg: string): number {
+  async seatsUsed(pkg: string, _o?: CallOpts): Promise<number> {
+    return this.seats(pkg);
+  }
+
+  private seats(pkg: string): number {
     return (
       this.db
         .prepare<[string], { n: number }>(
@@ -150,21 +116,19 @@ export class EmbeddedDeploy implements DeployBackend {
     );
   }
 
-  install(
-    i: { username: string; deviceId: string; package: string; version: string },
-    o: { requestId: string | undefined },
-  ): InstallJob {
+  async install(i: NewInstall, o: WriteOpts): Promise<InstallJob> {
     return this.db
       .transaction((): InstallJob => {
-        if (o.requestId) {
-          const prior = this.findRequest(o.requestId);
-          if (prior) return prior;
-        }
-        const pkg = this.getPackage(i.package);
-        if (!pkg) throw new Error(`no package ${i.package}`);
+        const prior = this.byRequest(o.requestId);
+        if (prior) return prior;
+        const pkg = this.pkg(i.package);
+        if (!pkg)
+          throw new BackendError(`package: no package ${i.package} in the catalog`, false, { field: 'package' });
         // The pool is checked inside the transaction that takes the seat.
-        if (pkg.licensePool !== null && this.seatsUsed(pkg.id) >= pkg.licensePool) {
-          throw new PoolExhausted(pkg.id, pkg.licensePool);
+        if (pkg.licensePool !== null && this.seats(pkg.id) >= pkg.licensePool) {
+          throw new BackendError(`licence pool of ${pkg.id} is exhausted (${pkg.licensePool} seats)`, false, {
+            license_pool: pkg.licensePool,
+          });
         }
         const id = `JOB-${jobId()}`;
         const at = this.now();
@@ -172,7 +136,7 @@ export class EmbeddedDeploy implements DeployBackend {
           .prepare(
             "INSERT INTO install_jobs (id, request_id, username, device_id, package, version, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
           )
-          .run(id, o.requestId ?? null, i.username, i.deviceId, i.package, i.version, at, at);
+          .run(id, o.requestId, i.username, i.deviceId, i.package, i.version, at, at);
         return this.job(id)!;
       })
       .immediate();
@@ -206,11 +170,26 @@ export class EmbeddedDeploy implements DeployBackend {
     };
   }
 
-  findRequest(requestId: string): InstallJob | undefined {
+  async findByRequest(requestId: string, _o?: CallOpts): Promise<InstallJob | undefined> {
+    return this.byRequest(requestId);
+  }
+
+  async probe(_o: CallOpts): Promise<ProbeReport> {
+    const n = (this.db.prepare('SELECT count(*) AS n FROM catalog').get() as { n: number }).n;
+    return {
+      backend: 'deploy:embedded',
+      target: 'the itguard database',
+      ok: true,
+      checks: [{ name: 'read catalog', ok: true, detail: `${n} package(s)` }],
+    };
+  }
+
+  private byRequest(requestId: string): InstallJob | undefined {
     const r = this.db.prepare<[string], JobRow>('SELECT * FROM install_jobs WHERE request_id = ?').get(requestId);
     return r && this.advance(r);
   }
 
+  /** Embedded only (tests, the CLI): install jobs, newest first. */
   jobs(username?: string): InstallJob[] {
     const rows = username
       ? this.db
@@ -218,14 +197,5 @@ export class EmbeddedDeploy implements DeployBackend {
           .all(username)
       : this.db.prepare<[], JobRow>('SELECT * FROM install_jobs ORDER BY created_at DESC').all();
     return rows.map((r) => this.advance(r));
-  }
-}
-
-export class PoolExhausted extends Error {
-  constructor(
-    readonly pkg: string,
-    readonly pool: number,
-  ) {
-    super(`licence pool of ${pkg} is exhausted (${pool} seats)`);
   }
 }

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { BackendError, GuardError } from '../../guard/errors.js';
+import { GuardError } from '../../guard/errors.js';
 import { defineTool } from '../../guard/types.js';
 import { IdemKey, Reason, UserRef } from '../common.js';
 import { untrusted } from '../untrusted.js';
-import { PoolExhausted, type InstallJob } from './embedded.js';
+import type { InstallJob } from './backend.js';
 
 export const softwareCatalog = defineTool({
   name: 'software_catalog',
@@ -23,16 +23,17 @@ export const softwareCatalog = defineTool({
   effect: 'read',
   tier: 'auto',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-  capKeys: () => ({}),
   summary: (a) => `List the software catalog${a.query ? ` for "${a.query}"` : ''}`,
   async run(a, ctx) {
-    const items = ctx.backends.deploy.catalog(a.query);
+    const items = await ctx.backends.deploy.catalog(a.query, { signal: ctx.signal });
     const lines = items.map(
       (p) =>
         `${p.id}: ${p.name} ${p.versions.join('/')} (${p.platforms.join(', ')}) — ${p.costUsd ? `$${p.costUsd.toFixed(2)}/seat` : 'free'}, ${p.selfService ? 'self-service' : 'needs IT approval'}${p.licensePool !== null ? `, seats ${p.seatsUsed}/${p.licensePool}` : ''}`,
     );
     return {
-      text: items.length ? `${items.length} package(s):\n${untrusted('software catalog', lines.join('\n'))}` : 'No package matches.',
+      text: items.length
+        ? `${items.length} package(s):\n${untrusted('software catalog', lines.join('\n'))}`
+        : 'No package matches.',
       data: {
         packages: items.map((p) => ({
           id: p.id,
@@ -69,11 +70,9 @@ export const softwareInstall = defineTool({
     'Installs a catalog package (by id from software_catalog) on a device the user owns. Licensed packages need an IT approver: the call waits, then returns APPROVAL_PENDING with a request_id for request_status. Self-service packages only need the user’s confirmation.',
   input: {
     user: UserRef,
-    package: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, {
-        error: 'must be a catalog id like adobe-acrobat-pro (see software_catalog)',
-      }),
+    package: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, {
+      error: 'must be a catalog id like adobe-acrobat-pro (see software_catalog)',
+    }),
     version: z.string().min(1).max(32).optional(),
     device_id: z
       .string()
@@ -86,15 +85,11 @@ export const softwareInstall = defineTool({
   effect: 'write',
   tier: 'approval',
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
-  capKeys: (a, backends) => ({ target: a.user, costUsd: backends.deploy.getPackage(a.package)?.costUsd ?? 0 }),
-  tierFor: (a, { backends, toolPolicy }) =>
-    backends.deploy.getPackage(a.package)?.selfService
-      ? (toolPolicy.selfServiceTier ?? 'confirm')
-      : (toolPolicy.tier ?? 'approval'),
   summary: (a) =>
     `Install ${a.package}${a.version ? ` ${a.version}` : ''} on ${a.device_id ?? 'the device'} of ${a.user}`,
-  checkPolicy(a, { backends }) {
-    const pkg = backends.deploy.getPackage(a.package);
+  async resolve(a, { backends, toolPolicy, signal }) {
+    const o = { signal };
+    const pkg = await backends.deploy.getPackage(a.package, o);
     // Security: only catalog ids, never free text or installer URLs.
     if (!pkg)
       throw new GuardError(
@@ -110,14 +105,14 @@ export const softwareInstall = defineTool({
         { details: { field: 'version' } },
       );
     }
-    const user = backends.directory.get(a.user);
-    if (!user)
+    const user = await backends.directory.get(a.user, o);
+    if (!user || user.username !== a.user)
       throw new GuardError('INVALID_ARGUMENT', `user: no user "${a.user}" in the directory.`, {
         details: { field: 'user' },
       });
     if (user.disabled) throw new GuardError('POLICY_DENIED', `user: ${a.user} is disabled.`);
-    const devices = backends.deploy.devicesOf(a.user);
-    let device = a.device_id ? backends.deploy.getDevice(a.device_id) : undefined;
+    const devices = await backends.deploy.devicesOf(a.user, o);
+    let device = a.device_id ? await backends.deploy.getDevice(a.device_id, o) : undefined;
     if (a.device_id && (!device || device.owner !== a.user)) {
       throw new GuardError(
         'POLICY_DENIED',
@@ -146,28 +141,31 @@ export const softwareInstall = defineTool({
         `${pkg.name} does not run on ${device.platform} (${device.id}); it supports ${pkg.platforms.join(', ')}.`,
       );
     }
-    if (pkg.licensePool !== null && backends.deploy.seatsUsed(pkg.id) >= pkg.licensePool) {
+    if (pkg.licensePool !== null && (await backends.deploy.seatsUsed(pkg.id, o)) >= pkg.licensePool) {
       throw new GuardError('POLICY_DENIED', `All ${pkg.licensePool} licence seats of ${pkg.name} are in use.`, {
         details: { license_pool: pkg.licensePool },
       });
     }
-    return { version, device_id: device.id };
+    return {
+      args: { version, device_id: device.id },
+      resolved: {
+        target: a.user,
+        costUsd: pkg.costUsd,
+        // Self-service catalog items need only the user's confirmation; everything else an approver.
+        tier: pkg.selfService ? (toolPolicy.selfServiceTier ?? 'confirm') : (toolPolicy.tier ?? 'approval'),
+      },
+    };
   },
   async run(a, ctx) {
-    try {
-      return queued(
-        ctx.backends.deploy.install(
-          { username: a.user, deviceId: a.device_id!, package: a.package, version: a.version! },
-          { requestId: ctx.idempotencyKey },
-        ),
-      );
-    } catch (e) {
-      if (e instanceof PoolExhausted) throw new BackendError(e.message, false, { license_pool: e.pool });
-      throw e;
-    }
+    return queued(
+      await ctx.backends.deploy.install(
+        { username: a.user, deviceId: a.device_id!, package: a.package, version: a.version! },
+        { requestId: ctx.requestId, signal: ctx.signal },
+      ),
+    );
   },
   async recover(_a, ctx) {
-    const j = ctx.idempotencyKey ? ctx.backends.deploy.findRequest(ctx.idempotencyKey) : undefined;
+    const j = await ctx.backends.deploy.findByRequest(ctx.requestId, { signal: ctx.signal });
     return j && queued(j);
   },
 });

@@ -16,7 +16,6 @@ export const requestStatus = defineTool({
   effect: 'read',
   tier: 'auto',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-  capKeys: () => ({}),
   summary: (a) => `Check request ${a.request_id}`,
   async run(a, ctx) {
     const r = ctx.approvals.get(a.request_id);
@@ -33,7 +32,9 @@ export const requestStatus = defineTool({
         })
       : undefined;
     const job =
-      r.tool === 'software_install' && r.request_id ? ctx.backends.deploy.findRequest(r.request_id) : undefined;
+      r.tool === 'software_install' && r.request_id
+        ? await ctx.backends.deploy.findByRequest(r.request_id, { signal: ctx.signal }).catch(() => undefined)
+        : undefined;
     // The summary carries the agent's arguments and the note an approver's words: both are fenced as data.
     const lines = [
       `${r.id}: ${r.status}`,

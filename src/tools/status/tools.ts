@@ -10,7 +10,6 @@ export const guardStatus = defineTool({
   effect: 'read',
   tier: 'auto',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-  capKeys: () => ({}),
   servesWhileKilled: true,
   polling: true,
   summary: () => 'Show guard status',

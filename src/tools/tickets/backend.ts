@@ -51,6 +51,7 @@ export interface TicketQuery {
 }
 
 export interface TicketsPort {
+  readonly kind: string;
   create(t: NewTicket, o: WriteOpts & { actor: string }): Promise<{ ticket: Ticket; replayed: boolean }>;
   /** Comments (text) on a ticket; undefined when the key does not exist. */
   comment(
@@ -66,7 +67,8 @@ export interface TicketsPort {
    */
   findByRequest(
     requestId: string,
-    o: CallOpts,
+    /** `key`: the ticket a comment request was for (Jira finds a comment on its issue). */
+    o: CallOpts & { key?: string | undefined },
   ): Promise<{ kind: 'ticket' | 'comment'; key: string; commentId?: string } | undefined>;
   probe(o: CallOpts & { projects: readonly string[] }): Promise<ProbeReport>;
 }

@@ -105,6 +105,7 @@ const isLoopback = (host: string): boolean =>
   host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 
 export class JiraTickets implements TicketsPort {
+  readonly kind = 'jira';
   readonly #http: JiraHttp;
   private readonly api: JiraApi;
   private readonly base: URL;

@@ -3,7 +3,8 @@ import { GuardError } from '../../guard/errors.js';
 import { defineTool } from '../../guard/types.js';
 import { IdemKey, Reason, UserRef } from '../common.js';
 import { neutralise, untrusted, untrustedText } from '../untrusted.js';
-import { PRIORITIES, STATUSES, type Ticket } from './embedded.js';
+import type { Backends } from '../backends.js';
+import { PRIORITIES, STATUSES, type Ticket } from './backend.js';
 
 const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
 const WRITE = { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
@@ -26,12 +27,12 @@ const TicketOut = {
   createdAt: z.string(),
   updatedAt: z.string(),
 };
-const CommentOut = { id: z.number(), author: z.string(), body: untrustedText(), createdAt: z.string() };
+const CommentOut = { id: z.string(), author: z.string(), body: untrustedText(), createdAt: z.string() };
 /** Write tools' results; every field optional so that a shadow-mode result (nothing ran) fits too. */
 const WriteOut = {
   key: z.string().optional(),
   ticket: z.object(TicketOut).optional(),
-  comment_id: z.number().optional(),
+  comment_id: z.string().optional(),
   shadow: z.looseObject({}).optional(),
 };
 
@@ -39,7 +40,7 @@ const created = (t: Ticket) => ({
   text: `Opened ${t.key} for ${t.requester} (priority ${t.priority}):\n${untrusted(`ticket ${t.key}`, `Summary: ${t.summary}`)}`,
   data: { key: t.key, ticket: ticketData(t) },
 });
-const commented = (key: string, id: number) => ({
+const commented = (key: string, id: string) => ({
   text: `Comment ${id} added to ${key}.`,
   data: { key, comment_id: id },
 });
@@ -50,18 +51,33 @@ const notFound = (key: string): GuardError =>
   });
 
 /** Requesters must be live users of the directory (argument policy, checked before any effect). */
-function requireUser(
+async function requireUser(
   username: string,
   field: string,
-  dir: { get(u: string): { disabled: boolean } | undefined },
-): void {
-  const u = dir.get(username);
-  if (!u)
+  backends: Backends,
+  signal: AbortSignal,
+): Promise<{ email: string }> {
+  const u = await backends.directory.get(username, { signal });
+  if (!u || u.username !== username)
     throw new GuardError('INVALID_ARGUMENT', `${field}: no user "${username}" in the directory.`, {
       details: { field },
     });
   if (u.disabled)
     throw new GuardError('POLICY_DENIED', `${field}: user "${username}" is disabled.`, { details: { field } });
+  return u;
+}
+
+const projectOf = (key: string): string => key.slice(0, key.lastIndexOf('-'));
+
+/**
+ * Security: a ticket outside allowed_projects reads exactly like one that does not exist — checked on the key
+ * before the backend is asked, and on the ticket it returns (Jira follows a moved issue's old key to its new one).
+ */
+async function visibleTicket(key: string, backends: Backends, signal: AbortSignal) {
+  if (!backends.projects.allowed.includes(projectOf(key))) throw notFound(key);
+  const t = await backends.tickets.get(key, { signal });
+  if (!t || !backends.projects.allowed.includes(t.project)) throw notFound(key);
+  return t;
 }
 
 export const ticketSearch = defineTool({
@@ -79,10 +95,12 @@ export const ticketSearch = defineTool({
   tier: 'auto',
   annotations: READ,
   output: { tickets: z.array(z.object(TicketOut).omit({ description: true })) },
-  capKeys: () => ({}),
   summary: (a) => `Search tickets${a.text ? ` for "${a.text}"` : ''}`,
   async run(a, ctx) {
-    const found = ctx.backends.tickets.search(a);
+    const allowed = ctx.backends.projects.allowed;
+    const found = (await ctx.backends.tickets.search({ ...a, projects: allowed }, { signal: ctx.signal })).filter((t) =>
+      allowed.includes(t.project),
+    );
     return {
       text: found.length
         ? `${found.length} ticket(s):\n${untrusted('ticket summaries', found.map(line).join('\n'))}`
@@ -102,11 +120,9 @@ export const ticketGet = defineTool({
   tier: 'auto',
   annotations: READ,
   output: { ticket: z.object({ ...TicketOut, comments: z.array(z.object(CommentOut)) }) },
-  capKeys: () => ({}),
   summary: (a) => `Read ticket ${a.key}`,
   async run(a, ctx) {
-    const t = ctx.backends.tickets.get(a.key);
-    if (!t) throw notFound(a.key);
+    const t = await visibleTicket(a.key, ctx.backends, ctx.signal);
     const comments = t.comments.map((c) => `--- ${c.author} at ${c.createdAt}\n${c.body}`).join('\n');
     return {
       text: [
@@ -139,16 +155,28 @@ export const ticketCreate = defineTool({
   tier: 'auto',
   annotations: WRITE,
   output: WriteOut,
-  capKeys: (a) => ({ requester: a.requester }),
   summary: (a) => `Open ticket "${a.summary}" for ${a.requester}`,
-  checkPolicy: (a, { backends }) => requireUser(a.requester, 'requester', backends.directory),
+  async resolve(a, { backends, signal }) {
+    const u = await requireUser(a.requester, 'requester', backends, signal);
+    return { resolved: { requester: a.requester, requesterEmail: u.email || undefined } };
+  },
   async run(a, ctx) {
-    const { ticket } = ctx.backends.tickets.create(a, { requestId: ctx.idempotencyKey, actor: ctx.principal.name });
+    const { ticket } = await ctx.backends.tickets.create(
+      {
+        project: ctx.backends.projects.home,
+        summary: a.summary,
+        description: a.description,
+        requester: a.requester,
+        requesterEmail: ctx.resolved.requesterEmail,
+        priority: a.priority,
+      },
+      { requestId: ctx.requestId, actor: ctx.principal.name, signal: ctx.signal },
+    );
     return created(ticket);
   },
   async recover(_a, ctx) {
-    const hit = ctx.idempotencyKey ? ctx.backends.tickets.findRequest(ctx.idempotencyKey) : undefined;
-    const t = hit?.kind === 'ticket' ? ctx.backends.tickets.get(hit.key) : undefined;
+    const hit = await ctx.backends.tickets.findByRequest(ctx.requestId, { signal: ctx.signal });
+    const t = hit?.kind === 'ticket' ? await ctx.backends.tickets.get(hit.key, { signal: ctx.signal }) : undefined;
     return t && created(t);
   },
 });
@@ -168,15 +196,22 @@ export const ticketComment = defineTool({
   tier: 'auto',
   annotations: WRITE,
   output: WriteOut,
-  capKeys: () => ({}),
   summary: (a) => `Comment on ${a.key}`,
+  async resolve(a, { backends, signal }) {
+    // Security: every write checks the project too, on the ticket as the backend has it now.
+    await visibleTicket(a.key, backends, signal);
+  },
   async run(a, ctx) {
-    const r = ctx.backends.tickets.comment(a.key, a.body, { requestId: ctx.idempotencyKey, actor: ctx.principal.name });
+    const r = await ctx.backends.tickets.comment(a.key, a.body, {
+      requestId: ctx.requestId,
+      actor: ctx.principal.name,
+      signal: ctx.signal,
+    });
     if (!r) throw notFound(a.key);
     return commented(a.key, r.comment.id);
   },
   async recover(a, ctx) {
-    const hit = ctx.idempotencyKey ? ctx.backends.tickets.findRequest(ctx.idempotencyKey) : undefined;
+    const hit = await ctx.backends.tickets.findByRequest(ctx.requestId, { signal: ctx.signal, key: a.key });
     return hit?.kind === 'comment' && hit.commentId !== undefined ? commented(a.key, hit.commentId) : undefined;
   },
 });

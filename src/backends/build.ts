@@ -1,0 +1,195 @@
+/**
+ * Builds the backends a policy names (`backends.<name>.kind`): the embedded adapters over the itguard database,
+ * or Jira Cloud, LDAP / Active Directory and SMTP with their secrets read from the environment variables the
+ * policy names (never from the policy itself). A port is built on first use, so admin verbs that never touch a
+ * backend (audit verify) need no backend credentials; `serve` builds every one at start and stops on a mistake,
+ * naming the policy key (exit 2).
+ */
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { ConfigError } from '../config.js';
+import type { Policy } from '../policy/schema.js';
+import type { Db } from '../store/db.js';
+import type { MfaStore } from '../store/mfa-store.js';
+import { OutboxStore } from '../store/outbox-store.js';
+import { ResetStore } from '../store/reset-store.js';
+import type { Backends } from '../tools/backends.js';
+import type { DirectoryPort } from '../tools/directory/backend.js';
+import { EmbeddedDirectory } from '../tools/directory/embedded.js';
+import { LdapDirectory } from '../tools/directory/ldap.js';
+import { EmbeddedFactors } from '../tools/factors/embedded.js';
+import { EmbeddedKb } from '../tools/kb/embedded.js';
+import type { OutboxPort } from '../tools/outbox/backend.js';
+import { EmbeddedOutbox } from '../tools/outbox/embedded.js';
+import { SmtpOutbox } from '../tools/outbox/smtp.js';
+import { ResetFlow } from '../tools/password/reset-flow.js';
+import { EmbeddedDeploy } from '../tools/software/embedded.js';
+import type { TicketsPort } from '../tools/tickets/backend.js';
+import { EmbeddedTickets } from '../tools/tickets/embedded.js';
+import { JiraTickets } from '../tools/tickets/jira.js';
+
+/** The embedded adapters and their tables: always there (demo data, `kb import`, the CLI's lists, tests). */
+export interface Embedded {
+  kb: EmbeddedKb;
+  tickets: EmbeddedTickets;
+  directory: EmbeddedDirectory;
+  deploy: EmbeddedDeploy;
+  outbox: EmbeddedOutbox;
+  factors: EmbeddedFactors;
+  deliveries: OutboxStore;
+  resets: ResetStore;
+}
+
+export interface BuildOptions {
+  db: Db;
+  policy: Policy;
+  mfa: MfaStore;
+  now: () => number;
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+}
+
+function secret(env: NodeJS.ProcessEnv, name: string, key: string): string {
+  const v = env[name];
+  if (!v) throw new ConfigError(`${key}: environment variable ${name} is not set`);
+  return v;
+}
+
+const readCa = (file: string, key: string): string => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`${key}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+};
+
+/** An adapter constructor's complaint as a configuration error naming the policy key. */
+function configured<T>(key: string, make: () => T): T {
+  try {
+    return make();
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    const msg = (e as Error).message.replace(/^(backends\.[a-z_.]+|outbox smtp|ldap):\s*/i, '');
+    throw new ConfigError(`${key}: ${msg}`);
+  }
+}
+
+type AdapterOptions = Pick<BuildOptions, 'policy' | 'env' | 'log'>;
+
+function tickets(o: AdapterOptions, embedded: Embedded | undefined): TicketsPort | undefined {
+  const t = o.policy.backends.tickets;
+  if (t.kind === 'embedded') return embedded?.tickets;
+  const env = o.env ?? process.env;
+  return configured('backends.tickets', () => {
+    const email = t.email ?? secret(env, t.emailEnv!, 'backends.tickets.email_env');
+    return new JiraTickets({
+      baseUrl: t.baseUrl,
+      email,
+      apiToken: secret(env, t.tokenEnv, 'backends.tickets.token_env'),
+      issueType: t.issueType,
+      ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
+    });
+  });
+}
+
+function directory(o: AdapterOptions, embedded: Embedded | undefined): DirectoryPort | undefined {
+  const d = o.policy.backends.directory;
+  if (d.kind === 'embedded') return embedded?.directory;
+  const env = o.env ?? process.env;
+  return configured('backends.directory', () => {
+    const cfg = {
+      url: d.url,
+      bindDn: d.bindDn,
+      bindPassword: secret(env, d.passwordEnv, 'backends.directory.password_env'),
+      baseDn: d.baseDn,
+      flavor: d.flavor,
+      recoveryAttribute: d.recoveryAttribute,
+      ...(d.userBaseDn ? { userBaseDn: d.userBaseDn } : {}),
+      ...(d.groupBaseDn ? { groupBaseDn: d.groupBaseDn } : {}),
+      ...(d.userFilter ? { userFilter: d.userFilter } : {}),
+      ...(d.usernameAttribute ? { usernameAttribute: d.usernameAttribute } : {}),
+      ...(d.membership ? { membership: d.membership } : {}),
+      ...(d.caFile ? { caFile: d.caFile } : {}),
+      ...(d.timeoutMs ? { timeoutMs: d.timeoutMs } : {}),
+    };
+    return new LdapDirectory(cfg);
+  });
+}
+
+function outbox(o: AdapterOptions, embedded: Embedded | undefined): OutboxPort | undefined {
+  const m = o.policy.backends.outbox;
+  if (m.kind === 'embedded') return embedded?.outbox;
+  const env = o.env ?? process.env;
+  return configured('backends.outbox', () => {
+    const cfg = {
+      url: secret(env, m.urlEnv, 'backends.outbox.url_env'),
+      from: m.from,
+      requireTls: m.requireTls,
+      ...(m.caFile ? { ca: readCa(m.caFile, 'backends.outbox.ca_file') } : {}),
+      ...(m.timeoutMs ? { timeoutMs: m.timeoutMs } : {}),
+      ...(o.log ? { log: o.log.child({ component: 'outbox' }) } : {}),
+    };
+    return new SmtpOutbox(cfg);
+  });
+}
+
+/** The ports, each built on first use (see the file comment), and the embedded adapters. */
+export function buildBackends(o: BuildOptions): { backends: Backends; embedded: Embedded } {
+  const deliveries = new OutboxStore(o.db, o.now);
+  const embedded: Embedded = {
+    kb: new EmbeddedKb(o.db),
+    tickets: new EmbeddedTickets(o.db, o.now),
+    directory: new EmbeddedDirectory(o.db, o.now),
+    deploy: new EmbeddedDeploy(o.db, o.now),
+    outbox: new EmbeddedOutbox(deliveries),
+    factors: new EmbeddedFactors(o.mfa),
+    deliveries,
+    resets: new ResetStore(o.db, o.now),
+  };
+  const t = o.policy.backends.tickets;
+  let ticketsPort: TicketsPort | undefined;
+  let directoryPort: DirectoryPort | undefined;
+  let outboxPort: OutboxPort | undefined;
+  let resets: ResetFlow | undefined;
+  const backends: Backends = {
+    kb: embedded.kb,
+    deploy: embedded.deploy,
+    factors: embedded.factors,
+    projects: { home: t.project, allowed: t.allowedProjects },
+    get tickets() {
+      return (ticketsPort ??= tickets(o, embedded)!);
+    },
+    get directory() {
+      return (directoryPort ??= directory(o, embedded)!);
+    },
+    get outbox() {
+      return (outboxPort ??= outbox(o, embedded)!);
+    },
+    get resets() {
+      return (resets ??= new ResetFlow({
+        directory: backends.directory,
+        outbox: backends.outbox,
+        resets: embedded.resets,
+        deliveries,
+      }));
+    },
+  };
+  return { backends, embedded };
+}
+
+/** Builds every port now: `serve` stops at start on a backend configuration mistake rather than at the first call. */
+export function buildAll(b: Backends): void {
+  void [b.kb, b.tickets, b.directory, b.deploy, b.outbox, b.factors, b.resets];
+}
+
+/**
+ * The adapters of the policy's non-embedded backends, without a database (`policy check --probe`); an embedded
+ * backend is absent. A missing secret or a bad setting throws ConfigError naming the policy key.
+ */
+export function externalAdapters(o: AdapterOptions): {
+  tickets?: TicketsPort | undefined;
+  directory?: DirectoryPort | undefined;
+  outbox?: OutboxPort | undefined;
+} {
+  return { tickets: tickets(o, undefined), directory: directory(o, undefined), outbox: outbox(o, undefined) };
+}

@@ -1,0 +1,90 @@
+/**
+ * The record of every message itguard delivered to a user (table `outbox`): for the embedded outbox it is the
+ * mailbox itself (the demo reads it with `itguard outbox`); for SMTP it is the masked record of what was sent.
+ * One record per request id: a delivery's record is what proves it happened.
+ */
+import type { Db } from './db.js';
+
+export interface OutboxRecord {
+  id: number;
+  username: string;
+  channel: 'email' | 'sms';
+  address: string;
+  subject: string;
+  body: string;
+  createdAt: number;
+  requestId: string | null;
+  via: string;
+  messageId: string | null;
+}
+
+interface Row {
+  id: number;
+  username: string;
+  channel: 'email' | 'sms';
+  address: string;
+  subject: string;
+  body: string;
+  created_at: number;
+  request_id: string | null;
+  via: string;
+  message_id: string | null;
+}
+
+const toRecord = (r: Row): OutboxRecord => ({
+  id: r.id,
+  username: r.username,
+  channel: r.channel,
+  address: r.address,
+  subject: r.subject,
+  body: r.body,
+  createdAt: r.created_at,
+  requestId: r.request_id,
+  via: r.via,
+  messageId: r.message_id,
+});
+
+export class OutboxStore {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Records a delivery; a second record for the same request id returns the first one. */
+  record(m: Omit<OutboxRecord, 'id' | 'createdAt'>): OutboxRecord {
+    const prior = m.requestId ? this.byRequest(m.requestId) : undefined;
+    if (prior) return prior;
+    const id = Number(
+      this.db
+        .prepare(
+          'INSERT INTO outbox (username, channel, address, subject, body, created_at, request_id, via, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(m.username, m.channel, m.address, m.subject, m.body, this.now(), m.requestId, m.via, m.messageId)
+        .lastInsertRowid,
+    );
+    return this.get(id)!;
+  }
+
+  get(id: number): OutboxRecord | undefined {
+    const r = this.db.prepare<[number], Row>('SELECT * FROM outbox WHERE id = ?').get(id);
+    return r && toRecord(r);
+  }
+
+  byRequest(requestId: string): OutboxRecord | undefined {
+    const r = this.db.prepare<[string], Row>('SELECT * FROM outbox WHERE request_id = ?').get(requestId);
+    return r && toRecord(r);
+  }
+
+  /** Newest first. */
+  list(limit = 100): OutboxRecord[] {
+    return this.db.prepare<[number], Row>('SELECT * FROM outbox ORDER BY id DESC LIMIT ?').all(limit).map(toRecord);
+  }
+
+  /** Embedded only (tests): every record for a user, oldest first. */
+  forUser(username: string): OutboxRecord[] {
+    return this.db
+      .prepare<[string], Row>('SELECT * FROM outbox WHERE username = ? ORDER BY id')
+      .all(username)
+      .map(toRecord);
+  }
+}

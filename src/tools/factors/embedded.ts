@@ -1,0 +1,25 @@
+/** The embedded factors adapter: TOTP factors in itguard's own store (mfa_factors), keyed by username. */
+import type { CallOpts } from '../../backends/port.js';
+import type { MfaStore } from '../../store/mfa-store.js';
+import type { FactorsPort, VerifyOutcome } from './backend.js';
+
+export class EmbeddedFactors implements FactorsPort {
+  readonly kind = 'embedded';
+  constructor(private readonly store: MfaStore) {}
+
+  async enrolled(username: string, _o?: CallOpts): Promise<boolean> {
+    return this.store.has(username);
+  }
+
+  async lockedUntil(username: string, _o?: CallOpts): Promise<number> {
+    return this.store.lockedUntil(username);
+  }
+
+  async verify(username: string, code: string, _o?: CallOpts): Promise<VerifyOutcome> {
+    return this.store.verify(username, code);
+  }
+
+  async enroll(username: string): Promise<string> {
+    return this.store.enroll(username);
+  }
+}

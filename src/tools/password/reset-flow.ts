@@ -1,0 +1,132 @@
+/**
+ * Password reset above the ports, the same for every directory and outbox: the directory locks the old password
+ * out (a random one nobody sees, must-change set), a one-time link is issued (only its hash kept) and delivered
+ * to the user's recovery address; the /reset page lets the user choose a new password, which goes to the
+ * directory and is never stored. A delivery that fails is a retryable BackendError, its link is revoked, and
+ * nothing is reported as sent. The outbox record of a delivery (masked for real mail) is what proves it happened.
+ */
+import { randomBytes } from 'node:crypto';
+import { BackendError, type CallOpts } from '../../backends/port.js';
+import type { OutboxRecord, OutboxStore } from '../../store/outbox-store.js';
+import type { ResetLink, ResetStore } from '../../store/reset-store.js';
+import { maskAddress } from '../mask.js';
+import type { DirectoryPort } from '../directory/backend.js';
+import type { Message, OutboxPort } from '../outbox/backend.js';
+
+export interface ResetOutcome {
+  username: string;
+  /** e.g. "j***@example.com" or "+1-***-**34" */
+  maskedChannel: string;
+  channel: 'email' | 'sms';
+  at: string;
+}
+
+/** What the record of a real mail keeps instead of a link. */
+const LINK_NOT_KEPT = '[one-time link delivered; not kept]';
+export const maskLinks = (text: string): string => text.replace(/https?:\/\/\S+/g, LINK_NOT_KEPT);
+
+const outcomeOf = (r: OutboxRecord): ResetOutcome => ({
+  username: r.username,
+  channel: r.channel,
+  maskedChannel: maskAddress(r.channel, r.address),
+  at: new Date(r.createdAt).toISOString(),
+});
+
+export type CompleteOutcome =
+  { ok: true; username: string } | { ok: false; gone: true } | { ok: false; refused: string };
+
+export class ResetFlow {
+  constructor(
+    private readonly d: {
+      directory: DirectoryPort;
+      outbox: OutboxPort;
+      resets: ResetStore;
+      deliveries: OutboxStore;
+    },
+  ) {}
+
+  /** Idempotent on requestId: once a delivery is recorded, a repeat returns it and sends nothing. */
+  async reset(username: string, o: CallOpts & { requestId: string; linksBase: string }): Promise<ResetOutcome> {
+    const prior = this.recover(o.requestId);
+    if (prior) return prior;
+    const u = await this.d.directory.get(username, o);
+    if (!u) throw new BackendError(`user: no user "${username}" in the directory`, false, { field: 'user' });
+    if (!u.recovery)
+      throw new BackendError(`user: ${username} has no recovery address in the directory to send a link to`, false, {
+        field: 'user',
+      });
+    await this.d.directory.lockForReset(u.username, o);
+    const token = randomBytes(24).toString('base64url');
+    this.d.resets.issue(token, u.username, o.requestId);
+    const link = `${o.linksBase.replace(/\/$/, '')}/reset/${token}`;
+    const m: Message = {
+      username: u.username,
+      channel: u.recovery.kind,
+      to: u.recovery.address,
+      subject: 'Your password reset link',
+      text: `Hello ${u.displayName}, IT reset your password. Set a new one within 24 hours at ${link} . If you did not ask for this, call the IT service desk.`,
+    };
+    const record = await this.deliver(m, o.requestId, o, () => this.d.resets.revoke(token));
+    this.d.resets.delivered(token, record.id);
+    return outcomeOf(record);
+  }
+
+  /**
+   * Delivers a message to the user's recovery address and records it (masked, unless the outbox is the embedded
+   * mailbox). On failure `onFail` runs and the error is a BackendError (retryable unless the adapter said not).
+   */
+  async deliver(
+    m: Message,
+    requestId: string,
+    o: CallOpts,
+    onFail: () => void = () => undefined,
+  ): Promise<OutboxRecord> {
+    let messageId: string;
+    try {
+      ({ messageId } = await this.d.outbox.send(m, { ...o, requestId }));
+    } catch (e) {
+      onFail();
+      if (e instanceof BackendError) throw e;
+      throw new BackendError('the outbox could not deliver the message; nothing was sent', true);
+    }
+    if (this.d.outbox.recordsItself) return this.d.deliveries.byRequest(requestId)!;
+    return this.d.deliveries.record({
+      username: m.username,
+      channel: m.channel,
+      address: m.to,
+      subject: m.subject,
+      body: maskLinks(m.text),
+      requestId,
+      via: this.d.outbox.kind,
+      messageId,
+    });
+  }
+
+  /** After an unknown outcome: the delivery recorded for this request id, if there is one. */
+  recover(requestId: string): ResetOutcome | undefined {
+    const r = this.d.deliveries.byRequest(requestId);
+    return r && outcomeOf(r);
+  }
+
+  link(token: string): ResetLink | undefined {
+    return this.d.resets.link(token);
+  }
+
+  async displayName(username: string, o: CallOpts): Promise<string | undefined> {
+    return (await this.d.directory.get(username, o).catch(() => undefined))?.displayName;
+  }
+
+  /** Spends the link and writes the password to the directory; a refused password gives the link back. */
+  async complete(token: string, password: string, o: CallOpts): Promise<CompleteOutcome> {
+    const username = this.d.resets.claim(token);
+    if (!username) return { ok: false, gone: true };
+    try {
+      await this.d.directory.setPassword(username, password, o);
+    } catch (e) {
+      this.d.resets.unclaim(token);
+      const why = e instanceof BackendError ? e.message : 'the directory could not be reached';
+      return { ok: false, refused: `The directory did not accept the new password: ${why}. Try again.` };
+    }
+    return { ok: true, username };
+  }
+}
