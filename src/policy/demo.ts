@@ -41,5 +41,6 @@ backends:
   tickets:   { kind: embedded, project: IT, allowed_projects: [IT] }
   directory: { kind: embedded }
   deploy:    { kind: embedded }
+  outbox:    { kind: embedded }   # or smtp: see docs/backends.md
 demo: true
 `;

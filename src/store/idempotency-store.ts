@@ -149,7 +149,9 @@ export class IdempotencyStore {
   private inFlight(row: IdemRow, now: number): BeginResult {
     if (row.owner.startsWith('approval:'))
       return { kind: 'parked', row, approvalId: row.owner.slice('approval:'.length) };
-    if (row.owner !== OWNER && (row.lease_until < now || ownerIsGone(row.owner))) return { kind: 'orphan', row };
+    // A lease covers the call's timeout and waits, so an ended lease means nobody is running it (this process's own
+    // call that ended with its outcome unknown included); another process's record is an orphan once it is gone.
+    if (row.lease_until < now || (row.owner !== OWNER && ownerIsGone(row.owner))) return { kind: 'orphan', row };
     return { kind: 'in_progress', row };
   }
 
