@@ -31,6 +31,13 @@ export async function serve(flags: Flags): Promise<void> {
         (v) => (app.log.info({ verify_page: `${v.url}/verify` }, 'MFA verification page listening on loopback'), v),
       );
     app.links.ready = verify.catch((e: unknown) => app.log.error({ err: e }, 'MFA verification page failed to start'));
+    const b = policy.backends;
+    if ((b.directory.kind !== 'embedded' || b.outbox.kind !== 'embedded') && !config().publicUrl) {
+      // A mailed link must outlive this desktop process: docs/backends.md "Where the links point".
+      app.log.warn(
+        'reset and verification links point at this process\'s loopback page and stop working when it exits; set ITGUARD_PUBLIC_URL to a long-running serve --http',
+      );
+    }
     stop = async () => {
       await server.close();
       await (await verify).close();

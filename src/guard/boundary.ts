@@ -38,6 +38,10 @@ export const boundary =
             : 'refused';
       deps.metrics.calls.inc({ tool, outcome, code: code ?? '' });
       deps.metrics.latency.observe({ tool }, (performance.now() - t0) / 1000);
-      deps.log.debug({ trace_id: call.traceId, tool, principal: call.principal.name, outcome, code }, 'tool call');
+      // `code` is a redacted log path (TOTP codes): the refusal code is logged as error_code.
+      deps.log.debug(
+        { trace_id: call.traceId, tool, principal: call.principal.name, outcome, error_code: code },
+        'tool call',
+      );
       return result;
     };

@@ -62,6 +62,8 @@ export function execute(
     const signal = killable ? AbortSignal.any([call.signal, timeout]) : timeout;
     const run = (async () => {
       await failpoint('before-effect', call);
+      // Links the tool mails (reset links) must point at a listening page: stdio starts its page after the transport.
+      if (call.tool.effect === 'write') await deps.links.ready;
       // Security: a call aborted while it waited (kill switch, cancel) never starts its side effect, and the kill
       // switch is read again right before it (step 1 was earlier; a write waited for its audit intent since).
       // The check and the start time are one synchronous step.

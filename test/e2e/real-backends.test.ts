@@ -21,7 +21,7 @@ import * as OTPAuth from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, runCli } from '../helpers/cli.js';
 import { codeOf, textOf } from '../helpers/harness.js';
-import { startPeers, type Peers } from '../helpers/peers.js';
+import { runCliAsync, startPeers, type Peers } from '../helpers/peers.js';
 
 const KB_DIR = fileURLToPath(new URL('../../kb', import.meta.url));
 const USER = 'mlopez'; // in slapd only: the Jira stand-in knows her e-mail, itguard's own tables know nothing of her
@@ -59,6 +59,8 @@ describe('itguard against real backends: Jira stand-in, OpenLDAP slapd, SMTP (st
   let peers: Peers;
   let env: Record<string, string>;
   let cli: (args: string[], extraEnv?: Record<string, string>) => ReturnType<typeof runCli>;
+  /** For verbs that talk to the in-process peers (the stand-in, the SMTP server): spawnSync would block them. */
+  let cliAsync: (args: string[], extraEnv?: Record<string, string>) => ReturnType<typeof runCliAsync>;
   let client: Client;
   let stderr = '';
   const asked: ElicitRequest['params'][] = [];
@@ -80,6 +82,8 @@ describe('itguard against real backends: Jira stand-in, OpenLDAP slapd, SMTP (st
     env = { ...peers.env, ITGUARD_PUBLIC_URL: '' };
     cli = (args, extraEnv = {}) =>
       runCli([...args, '--policy', peers.policyFile, '--db', peers.db], { ...env, ...extraEnv });
+    cliAsync = (args, extraEnv = {}) =>
+      runCliAsync([...args, '--policy', peers.policyFile, '--db', peers.db], { ...env, ...extraEnv });
     const kb = cli(['kb', 'import', KB_DIR]);
     expect(kb.code, kb.stderr).toBe(0);
 
@@ -109,9 +113,9 @@ describe('itguard against real backends: Jira stand-in, OpenLDAP slapd, SMTP (st
     await peers?.stop();
   });
 
-  it('policy check --probe: every backend reachable and permitted (exit 0); a wrong bind password fails the directory (exit 1)', () => {
-    const knownSecrets = Object.values(peers.env);
-    const good = cli(['policy', 'check', peers.policyFile, '--probe']);
+  it('policy check --probe: every backend reachable and permitted (exit 0); a wrong bind password fails the directory (exit 1)', async () => {
+    const knownSecrets = [peers.env.JIRA_API_TOKEN!, peers.env.LDAP_BIND_PASSWORD!];
+    const good = await cliAsync(['policy', 'check', peers.policyFile, '--probe']);
     const goodText = `${good.stdout}\n${good.stderr}`;
     expect(good.code, goodText).toBe(0);
     const lines = goodText.split('\n');
@@ -122,7 +126,7 @@ describe('itguard against real backends: Jira stand-in, OpenLDAP slapd, SMTP (st
       expect(line).toMatch(/\bok\b/i);
     }
 
-    const json = cli(['policy', 'check', peers.policyFile, '--probe', '--json']);
+    const json = await cliAsync(['policy', 'check', peers.policyFile, '--probe', '--json']);
     expect(json.code, json.stderr).toBe(0);
     const doc = JSON.parse(json.stdout) as ProbeDoc;
     expect(doc.ok).toBe(true);
@@ -135,7 +139,7 @@ describe('itguard against real backends: Jira stand-in, OpenLDAP slapd, SMTP (st
     }
 
     const wrong = 'Wr0ng-bind-password-for-the-probe';
-    const bad = cli(['policy', 'check', peers.policyFile, '--probe'], { LDAP_BIND_PASSWORD: wrong });
+    const bad = await cliAsync(['policy', 'check', peers.policyFile, '--probe'], { LDAP_BIND_PASSWORD: wrong });
     const badText = `${bad.stdout}\n${bad.stderr}`;
     expect(bad.code, badText).toBe(1);
     const dirLine = badText.split('\n').find((l) => l.includes('directory'));
@@ -143,7 +147,9 @@ describe('itguard against real backends: Jira stand-in, OpenLDAP slapd, SMTP (st
     for (const name of ['tickets', 'outbox'])
       expect(badText.split('\n').find((l) => l.includes(name))).toMatch(/\bok\b/i);
 
-    const badJson = cli(['policy', 'check', peers.policyFile, '--probe', '--json'], { LDAP_BIND_PASSWORD: wrong });
+    const badJson = await cliAsync(['policy', 'check', peers.policyFile, '--probe', '--json'], {
+      LDAP_BIND_PASSWORD: wrong,
+    });
     expect(badJson.code).toBe(1);
     const badDoc = JSON.parse(badJson.stdout) as ProbeDoc;
     expect(badDoc.ok).toBe(false);
@@ -158,6 +164,8 @@ describe('itguard against real backends: Jira stand-in, OpenLDAP slapd, SMTP (st
     }
     expect(peers.jira.issues).toHaveLength(1); // the seeded HR issue only
     expect(peers.smtp.received).toHaveLength(0);
+    // The directory's write check runs a modify on a real user that cannot apply: that user still signs in.
+    expect(await peers.slapd.canBind(peers.slapd.dn('jdoe'), peers.slapd.passwords.jdoe!)).toBe(true);
   });
 
   it('directory enroll looks the user up in LDAP and prints the otpauth:// URI alone', () => {
@@ -264,11 +272,21 @@ describe('itguard against real backends: Jira stand-in, OpenLDAP slapd, SMTP (st
     const pwdReset = () =>
       slapd.asRoot(async (c) => {
         const { searchEntries } = await c.search(dn, { scope: 'base', attributes: ['pwdReset'] });
-        const v = searchEntries[0]?.pwdReset;
-        return v === undefined ? undefined : String(v);
+        const v = [searchEntries[0]?.pwdReset ?? []].flat().map(String);
+        return v.length ? v.join(',') : undefined;
       });
     expect(await slapd.canBind(dn, slapd.passwords[USER]!)).toBe(true);
     expect(await pwdReset()).toBeUndefined();
+
+    // A code that is not the user's is refused, and nothing happens.
+    const totp = OTPAuth.URI.parse(uris[USER]!) as OTPAuth.TOTP;
+    const near = [-1, 0, 1].map((s) => totp.generate({ timestamp: Date.now() + s * 30_000 }));
+    const wrongCode = ['000000', '111111', '222222', '333333'].find((c) => !near.includes(c))!;
+    answer = () => ({ action: 'accept', content: { code: wrongCode } });
+    const refused = await call('password_reset', { user: USER, reason: 'locked out; identity checked on a call back' });
+    expect(codeOf(refused), textOf(refused)).toBe('APPROVAL_DENIED');
+    expect(smtp.received).toHaveLength(0);
+    expect(await slapd.canBind(dn, slapd.passwords[USER]!)).toBe(true);
 
     const askedBefore = asked.length;
     answer = () => {

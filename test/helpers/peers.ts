@@ -5,12 +5,14 @@
  * accepts. A policy file in a temporary directory points `backends:` at them; the secrets it names by variable
  * are in `env`, to pass to every `itguard` process, exactly as a deployment would set them.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
+import { CLI } from './cli.js';
 import { ALL_PERMISSIONS, JiraStandin } from './jira-standin.js';
 import { startSlapd, type Slapd } from './slapd.js';
 
@@ -99,6 +101,30 @@ export async function startSmtp(): Promise<SmtpCapture> {
     received,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * Runs the built CLI without blocking this process: the Jira stand-in and the SMTP server live in the test's own
+ * event loop, so a CLI verb that talks to them (`policy check --probe`) would time out under runCli's spawnSync.
+ */
+export function runCliAsync(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.once('error', (e) => (clearTimeout(timer), reject(e)));
+    p.once('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr })));
+  });
 }
 
 /** YAML flow scalars: JSON strings are valid YAML, and DNs carry commas. */
