@@ -69,8 +69,10 @@ function configured<T>(key: string, make: () => T): T {
     return make();
   } catch (e) {
     if (e instanceof ConfigError) throw e;
-    const msg = (e as Error).message.replace(/^(backends\.[a-z_.]+|outbox smtp|ldap):\s*/i, '');
-    throw new ConfigError(`${key}: ${msg}`);
+    const msg = (e as Error).message;
+    // An adapter that names its own key (backends.tickets.base_url: ...) is precise already.
+    if (msg.startsWith(`${key}.`)) throw new ConfigError(msg);
+    throw new ConfigError(`${key}: ${msg.replace(/^(backends\.[a-z_.]+|outbox smtp|ldap):\s*/i, '')}`);
   }
 }
 

@@ -142,17 +142,20 @@ describe('SMTP outbox behind password_reset', () => {
     await c.close();
   });
 
-  it('refuses an SMS recovery channel it cannot mail, as not retryable, and reports nothing as sent', async () => {
+  it('refuses a user whose SMS recovery channel the SMTP outbox cannot reach, before any prompt or change', async () => {
     const app = smtpApp();
     const sms = app.embedded.directory
       .list()
       .find((u) => u.recovery.kind === 'sms' && !u.disabled && !u.groups.includes('admins'))!;
-    const c = await formClient(app, sms.username);
+    const c = await connect(app, 'helpdesk-agent', { elicitation: { form: {} } });
+    let asked = 0;
+    c.client.setRequestHandler(ElicitRequestSchema, async () => (asked++, { action: 'decline' }));
     const r = await c.call('password_reset', { user: sms.username, reason });
-    expect(codeOf(r)).toBe('BACKEND_ERROR');
-    expect(r._meta?.['itguard/error']).toMatchObject({ retryable: false });
-    expect(textOf(r)).toMatch(/e-mail only/);
+    expect(codeOf(r)).toBe('POLICY_DENIED');
+    expect(textOf(r)).toMatch(/recovery channel is sms, which the smtp outbox cannot reach/);
+    expect(asked).toBe(0);
     expect(mails).toHaveLength(0);
+    expect(app.embedded.directory.user(sms.username)!.mustChangePassword).toBe(false);
     await c.close();
   });
 });

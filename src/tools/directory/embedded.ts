@@ -1,7 +1,7 @@
 /**
  * The embedded directory adapter (demo data on a new database): users, groups, recovery channels and password
  * hashes in the itguard database. A reset replaces the password with a random one nobody sees and flags
- * must-change; the one-time link flow above the port (tools/password/reset.ts) lets the user choose a new one.
+ * must-change; the one-time link flow above the port (tools/password/reset-flow.ts) lets the user choose a new one.
  */
 import { randomBytes, scryptSync } from 'node:crypto';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';

@@ -20,6 +20,8 @@ export interface OutboxPort {
   readonly kind: string;
   /** True when send() itself writes the outbox record (embedded: the table is the mailbox); else the caller records it, masked. */
   readonly recordsItself: boolean;
+  /** The recovery channels it can reach: a reset whose user it cannot reach is refused before anything changes. */
+  readonly channels: readonly ('email' | 'sms')[];
   send(m: Message, o: WriteOpts): Promise<{ messageId: string }>;
   probe(o: CallOpts): Promise<ProbeReport>;
 }

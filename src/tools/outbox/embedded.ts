@@ -9,6 +9,7 @@ import type { Message, OutboxPort } from './backend.js';
 export class EmbeddedOutbox implements OutboxPort {
   readonly kind = 'embedded';
   readonly recordsItself = true;
+  readonly channels = ['email', 'sms'] as const;
   constructor(private readonly store: OutboxStore) {}
 
   async send(m: Message, o: WriteOpts): Promise<{ messageId: string }> {

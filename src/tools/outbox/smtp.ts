@@ -205,6 +205,7 @@ function deadline(signal: AbortSignal, timeoutMs: number): { signal: AbortSignal
 export class SmtpOutbox implements OutboxPort {
   readonly kind = 'smtp';
   readonly recordsItself = false;
+  readonly channels = ['email'] as const;
   private readonly host: string;
   private readonly port: number;
   private readonly tlsMode: TlsMode;

@@ -47,6 +47,13 @@ export const passwordReset = defineTool({
       throw new GuardError('POLICY_DENIED', `user: ${a.user} has no recovery address to send a reset link to.`, {
         details: { field: 'user' },
       });
+    // The reset locks the old password out first: a user the outbox cannot reach is refused before anything changes.
+    if (!backends.outbox.channels.includes(u.recovery.kind))
+      throw new GuardError(
+        'POLICY_DENIED',
+        `user: ${a.user}'s recovery channel is ${u.recovery.kind}, which the ${backends.outbox.kind} outbox cannot reach; IT must reset this account by hand.`,
+        { details: { field: 'user', channel: u.recovery.kind } },
+      );
     return { resolved: { target: a.user } };
   },
   async run(a, ctx) {
