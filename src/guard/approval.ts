@@ -14,7 +14,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ask, auditGate, openOrCreate, reasonOf, storedResult, waitAndRun, type Deps } from './gate-requests.js';
 import { GuardError } from './errors.js';
-import { mfaGate } from './mfa-gate.js';
+import { mailVerifyLink, mfaGate } from './mfa-gate.js';
 import type { Guard, Call, Handler } from './types.js';
 
 export { storedResult, bindingSha } from './gate-requests.js';
@@ -71,11 +71,12 @@ async function approverGate(deps: Deps, call: Call, next: Handler, tierNote: str
  * A retried write whose idempotency record is parked on approval request `id`: the request's final result once
  * it has one (to record and replay), else APPROVAL_PENDING with its status — at once, never a wait.
  */
-export function settledApproval(
-  deps: Pick<Deps, 'approvals' | 'now' | 'links'>,
+export async function settledApproval(
+  deps: Pick<Deps, 'approvals' | 'now' | 'links' | 'backends' | 'log'>,
   id: string,
   originalTraceId: string,
-): { state: 'completed' | 'failed'; result: CallToolResult; updatedAt: number; denial?: GuardError } {
+  signal: AbortSignal,
+): Promise<{ state: 'completed' | 'failed'; result: CallToolResult; updatedAt: number; denial?: GuardError }> {
   const a = deps.approvals.get(id);
   if (a && (a.status === 'succeeded' || a.status === 'failed')) {
     return {
@@ -90,10 +91,20 @@ export function settledApproval(
     });
     return { state: 'failed', result: denial.toToolResult(originalTraceId), updatedAt: deps.now(), denial };
   }
-  // An MFA request waiting on its target user gets a fresh one-time link (only hashes are stored).
-  const link =
-    a.tier === 'mfa' && a.status === 'pending'
-      ? `${deps.links.base}/verify/${deps.approvals.rotateVerifyLink(a.id)}`
+  // An MFA request waiting on its target user gets a fresh one-time link (only hashes are stored), mailed to
+  // them too: the link they got earlier stops working.
+  const token = a.tier === 'mfa' && a.status === 'pending' ? deps.approvals.rotateVerifyLink(a.id) : undefined;
+  const link = token ? `${deps.links.base}/verify/${token}` : undefined;
+  const mailed =
+    token && link && a.target
+      ? await mailVerifyLink(deps, {
+          target: a.target,
+          link,
+          token,
+          summary: a.summary,
+          signal,
+          traceId: originalTraceId,
+        })
       : undefined;
   throw new GuardError(
     'APPROVAL_PENDING',
@@ -104,6 +115,7 @@ export function settledApproval(
         status: a.status,
         expires_at: new Date(a.expires_at).toISOString(),
         ...(link ? { verification_link: link } : {}),
+        ...(mailed ? { link_sent_to: mailed } : {}),
       },
     },
   );

@@ -67,7 +67,7 @@ export const idempotency =
       switch (begun.kind) {
         case 'parked': {
           // The action waits on (or ran through) a human approval: the approval module says which.
-          const settled = settledApproval(deps, begun.approvalId, begun.row.trace_id);
+          const settled = await settledApproval(deps, begun.approvalId, begun.row.trace_id, call.signal);
           deps.idem.finish(principal, begun.row.request_id, settled.state, settled.result, deps.now());
           if (settled.denial) throw settled.denial;
           return replayOf(

@@ -84,7 +84,16 @@ async function mfaByPage(
   await auditGate(deps, call, 'approval.requested', { request_id: row.id, tier: 'mfa', target, channel: how });
   if (how === 'link' || !link) {
     const mailed =
-      link && verifyToken ? await mailVerifyLink(deps, call, target, link, verifyToken, row.summary) : undefined;
+      link && verifyToken
+        ? await mailVerifyLink(deps, {
+            target,
+            link,
+            token: verifyToken,
+            summary: row.summary,
+            signal: call.signal,
+            traceId: call.traceId,
+          })
+        : undefined;
     throw pending(
       row,
       `${target} must confirm "${row.summary}" with their authenticator. ${mailed ? `A one-time link was sent to ${mailed}; or give` : 'Give'} ${target} this one-time link; nothing happens until they enter their code there: ${link ?? '(link already issued)'} . Then check with request_status.`,
@@ -114,17 +123,14 @@ async function mfaByPage(
  * link grants nothing without their code). Best effort: the link is in the result too, so a failed delivery is
  * logged, not a refusal. Returns the masked address it went to.
  */
-async function mailVerifyLink(
-  deps: Deps,
-  call: Call,
-  target: string,
-  link: string,
-  token: string,
-  summary: string,
+export async function mailVerifyLink(
+  deps: Pick<Deps, 'backends' | 'log'>,
+  m: { target: string; link: string; token: string; summary: string; signal: AbortSignal; traceId: string },
 ): Promise<string | undefined> {
+  const { target, link, token, summary } = m;
   try {
-    const u = await deps.backends.directory.get(target, { signal: call.signal });
-    if (!u?.recovery) return undefined;
+    const u = await deps.backends.directory.get(target, { signal: m.signal });
+    if (!u?.recovery || !deps.backends.outbox.channels.includes(u.recovery.kind)) return undefined;
     const r = await deps.backends.resets.deliver(
       {
         username: u.username,
@@ -134,12 +140,12 @@ async function mailVerifyLink(
         text: `Hello ${u.displayName}, the IT service desk asks you to confirm: ${summary}. If you asked for this, open ${link} and enter the code from your authenticator app. If you did not, ignore this message and call the IT service desk.`,
       },
       `verify:${sha256(token).slice(0, 32)}`,
-      { signal: call.signal },
+      { signal: m.signal },
     );
     return maskAddress(r.channel, r.address);
   } catch (e) {
     deps.log.warn(
-      { err: e instanceof Error ? e.message : String(e), trace_id: call.traceId, target },
+      { err: e instanceof Error ? e.message : String(e), trace_id: m.traceId, target },
       'verification link not mailed',
     );
     return undefined;

@@ -128,6 +128,32 @@ describe('mfa tier: password_reset', () => {
     expect(outboxCount(app)).toBe(1);
   });
 
+  it('the verification link is mailed to the target too, and a retry that issues a new link mails the new one', async () => {
+    const app = gatesApp();
+    const page = await startVerifyListener(app, 0);
+    closers.push(page.close);
+    const c = await clientWith(app, []);
+    const args = { user: 'dkim', reason, idempotency_key: 'reset-dkim-verify-1' };
+    const mailedLinks = () =>
+      app.embedded.deliveries
+        .forUser('dkim')
+        .filter((m) => m.subject.startsWith('Confirm an IT request'))
+        .map((m) => /https?:\/\/\S+\/verify\/[A-Za-z0-9_-]+/.exec(m.body)![0]);
+    const r1 = await c.call('password_reset', args);
+    const m1 = r1._meta!['itguard/error'] as { verification_link: string; link_sent_to: string };
+    expect(m1.link_sent_to).toBe('d***@example.com');
+    expect(mailedLinks()).toEqual([m1.verification_link]);
+    // The retry is parked on the same request: a fresh link, mailed; the earlier one no longer works.
+    const r2 = await c.call('password_reset', args);
+    const m2 = r2._meta!['itguard/error'] as { verification_link: string; link_sent_to: string };
+    expect(m2.verification_link).not.toBe(m1.verification_link);
+    expect(m2.link_sent_to).toBe('d***@example.com');
+    expect(mailedLinks()).toEqual([m1.verification_link, m2.verification_link]);
+    expect((await fetch(m1.verification_link)).status).toBe(404);
+    expect((await fetch(m2.verification_link)).status).toBe(200);
+    expect(auditText(app)).not.toContain(m2.verification_link.split('/verify/')[1]);
+  });
+
   it('client without elicitation and mfa.out_of_band false → APPROVAL_UNAVAILABLE', async () => {
     const app = gatesApp((y) => y.replace('out_of_band: true', 'out_of_band: false'));
     const c = await clientWith(app, []);
