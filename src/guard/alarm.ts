@@ -14,20 +14,16 @@ export async function raiseAlarm(
       event: 'alarm',
       actor: call?.principal.name ?? 'system',
       traceId: call?.traceId,
-      sessionId: call?.session.id,
+      sessionId: call?.session?.id,
       tool: call?.tool.name,
       code: alarm.kind,
       detail: { rule: alarm.rule, message: alarm.message, ...alarm.detail },
     })
     .catch((e: unknown) => deps.log.error({ err: e }, 'could not audit alarm'));
-  await call?.mcp
-    ?.sendNotification({
-      method: 'notifications/message',
-      params: {
-        level: 'warning',
-        logger: 'itguard',
-        data: { alarm: alarm.kind, rule: alarm.rule, message: alarm.message, ...alarm.detail },
-      },
-    })
+  // The SDK's log honours the client's level: logging/setLevel on 2025-11-25, the request's logLevel on 2026-07-28
+  // (sent only when the request asks for log messages).
+  await call?.mcp?.mcpReq
+    // (MCP logging is deprecated in 2026-07-28, and still the channel DESIGN §3 names for alarms.)
+    .log('warning', { alarm: alarm.kind, rule: alarm.rule, message: alarm.message, ...alarm.detail }, 'itguard')
     .catch(() => undefined);
 }
