@@ -101,14 +101,21 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
         }
         const r = admitted.rule;
         const resets = new Date(admitted.resetsAt).toISOString();
-        const per = r.per === 'session' && s ? 'this session' : `principal ${call.principal.name}`;
+        // Without a session (2026-07-28) a per-session rule was counted per principal: say so, and report that level.
+        const level = r.per === 'session' && !s ? 'principal' : r.per;
+        const per =
+          r.per === 'principal'
+            ? `principal ${call.principal.name}`
+            : s
+              ? 'this session'
+              : `principal ${call.principal.name} (2026-07-28 has no sessions: per-session rules count per principal)`;
         throw new GuardError(
           'BUDGET_EXHAUSTED',
           `Budget "${r.name}" is used up for ${per}: ${admitted.used}/${r.limit} ${r.measure.replace('_', ' ')} this ${r.window}; it resets at ${resets}.`,
           {
             details: {
               budget: r.name,
-              level: r.per,
+              level,
               measure: r.measure,
               used: admitted.used,
               limit: r.limit,
