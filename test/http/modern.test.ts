@@ -3,6 +3,7 @@
  * limit as 2025 sessions; no session is created; the principal is the token's on every request; tools/list depends on
  * that principal only and is marked private to it.
  */
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
@@ -79,7 +80,9 @@ describe('/mcp, 2026-07-28 requests', () => {
     expect(res.headers.get('mcp-session-id')).toBeNull();
     const list = (await answer(res)).result!;
     expect(list).toMatchObject({ ttlMs: 0, cacheScope: 'private' });
-    expect((list.tools as unknown[]).length).toBe(11);
+    // The same tools, byte for byte, as a 2025-11-25 session lists (the snapshot file): only the envelope differs.
+    const snapshot = readFileSync(new URL('../__snapshots__/tools-list.json', import.meta.url), 'utf8');
+    expect(JSON.stringify(list.tools, null, 2)).toBe(snapshot);
     const readerList = (await answer(await post(rpc('tools/list'), {}, reader))).result!;
     expect((readerList.tools as { name: string }[]).map((t) => t.name).sort()).toEqual([
       'guard_status',
