@@ -44,8 +44,9 @@ async function startBare() {
   const t = benchPolicy().backends.tickets;
   const backends = {
     kb: new EmbeddedKb(db),
-    tickets: new EmbeddedTickets(db, t.project, t.allowedProjects),
+    tickets: new EmbeddedTickets(db),
     directory: new EmbeddedDirectory(db),
+    projects: { home: t.project, allowed: t.allowedProjects },
   };
   const principal = { name: 'helpdesk-agent', scopes: [] };
 
@@ -60,11 +61,14 @@ async function startBare() {
         annotations: tool.annotations,
       },
       async (args, ctx) => {
+        const traceId = randomUUID();
         const out = await tool.run(args, {
           backends,
           principal,
-          traceId: randomUUID(),
+          traceId,
           idempotencyKey: undefined,
+          requestId: traceId,
+          resolved: {},
           signal: ctx.mcpReq.signal,
           guardView: () => ({}),
         });
