@@ -115,6 +115,50 @@ describe('/mcp, 2026-07-28 requests', () => {
     expect(big.status).toBe(413);
   });
 
+  it('hand the verified token to the handler on both eras (ctx.http.authInfo), as on 2025 sessions', async () => {
+    const seen: unknown[] = [];
+    const pipeline = app.pipeline;
+    app.pipeline = (call) => (seen.push(call.mcp?.http?.authInfo?.extra?.principal), pipeline(call));
+    try {
+      await answer(await post(rpc('tools/call', { name: 'guard_status', arguments: {} }), {}, reader));
+      const init = await fetch(`${http.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${agent}`,
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 0,
+          method: 'initialize',
+          params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+        }),
+      });
+      const sid = init.headers.get('mcp-session-id')!;
+      const call = await fetch(`${http.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${agent}`,
+          'mcp-session-id': sid,
+          'mcp-protocol-version': '2025-11-25',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: 'guard_status', arguments: {} },
+        }),
+      });
+      await answer(call);
+      expect(seen).toEqual(['kb-reader', 'helpdesk-agent']);
+    } finally {
+      app.pipeline = pipeline;
+    }
+  });
+
   it('cannot ride on a 2025 session of another principal: the token decides, never the session id', async () => {
     const init = await fetch(`${http.url}/mcp`, {
       method: 'POST',
