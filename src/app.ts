@@ -155,16 +155,22 @@ export function openApp(opts: AppOptions): App {
     const b = opts.policy.session;
     return {
       killSwitch: { engaged: ks.engaged, reason: ks.reason, changedAt: ks.changedAt },
-      session: {
-        id: s.id,
-        calls_used: s.calls,
-        calls_left: Math.max(0, b.maxCalls - s.calls),
-        minutes_left: Math.max(0, Math.floor((b.maxMinutes * 60_000 - (now() - s.startedAt)) / 60_000)),
-        result_bytes_left: Math.max(0, b.maxResultBytes - s.resultBytes),
-        loop_breaker: s.tripped ? `tripped (${s.tripped.rule}): ${s.tripped.why}` : 'ok',
-      },
+      session: s
+        ? {
+            id: s.id,
+            calls_used: s.calls,
+            calls_left: Math.max(0, b.maxCalls - s.calls),
+            minutes_left: Math.max(0, Math.floor((b.maxMinutes * 60_000 - (now() - s.startedAt)) / 60_000)),
+            result_bytes_left: Math.max(0, b.maxResultBytes - s.resultBytes),
+            loop_breaker: s.tripped ? `tripped (${s.tripped.rule}): ${s.tripped.why}` : 'ok',
+          }
+        : {
+            // 2026-07-28: no session, so no session budget; the principal's budgets and breaker below bound this agent.
+            id: null,
+            none: 'this 2026-07-28 connection has no session; only the principal budgets and loop breaker apply',
+          },
       caps: capsView(opts.policy, caps, call, now()),
-      budgets: budgetsView(opts.policy, budgets, call.principal.name, s.id, now()),
+      budgets: budgetsView(opts.policy, budgets, call.principal.name, s?.id, now()),
       loopBreaker: breakerView(opts.policy, budgets, call.principal.name, now()),
     };
   };

@@ -6,12 +6,7 @@
  *
  * Notifications and responses are never answered (JSON-RPC forbids it); a bad one is dropped, with a reason to log.
  */
-import {
-  JSONRPCMessageSchema,
-  LoggingLevelSchema,
-  type JSONRPCMessage,
-  type RequestId,
-} from '@modelcontextprotocol/sdk/types.js';
+import { specTypeSchemas, type JSONRPCMessage, type RequestId } from '@modelcontextprotocol/server';
 
 export const PARSE_ERROR = -32700;
 export const INVALID_REQUEST = -32600;
@@ -81,12 +76,13 @@ const PARAMS: Record<string, ParamsCheck> = {
     first(
       () => str(p, 'name'),
       () => optObj(p, 'arguments'),
+      // 2026-07-28 (MRTR): the retry of a call answered input_required carries these two.
+      () => optObj(p, 'inputResponses'),
+      () => optStr(p, 'requestState'),
     ),
   ),
   'logging/setLevel': required((p) =>
-    LoggingLevelSchema.safeParse(p.level).success
-      ? undefined
-      : `params.level must be one of ${LoggingLevelSchema.options.join(', ')}`,
+    valid('LoggingLevel', p.level) ? undefined : `params.level must be one of ${LOGGING_LEVELS.join(', ')}`,
   ),
 };
 
@@ -99,12 +95,24 @@ function checkMeta(p: Obj | undefined): string | undefined {
   return undefined;
 }
 
+/** The MCP log levels (RFC 5424 severities), for the message; the SDK's schema decides. */
+const LOGGING_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+type Issues = readonly { message: string; path?: readonly (PropertyKey | { key: PropertyKey })[] | undefined }[];
+/** The SDK's spec schemas (Standard Schema, synchronous): the issues of `v` against one, or undefined when it passes. */
+function issuesOf(type: 'JSONRPCMessage' | 'LoggingLevel', v: unknown): Issues | undefined {
+  const r = specTypeSchemas[type]['~standard'].validate(v);
+  return 'issues' in r && r.issues ? r.issues : undefined;
+}
+const valid = (type: 'JSONRPCMessage' | 'LoggingLevel', v: unknown) => issuesOf(type, v) === undefined;
+
 /** The SDK's own schema is the last word; its first issue, in one line, names the field when ours did not. */
 function sdkCheck(v: Obj): string | undefined {
-  const r = JSONRPCMessageSchema.safeParse(v);
-  if (r.success) return undefined;
-  const issue = r.error.issues[0];
-  return issue ? `${issue.path.join('.') || 'message'}: ${issue.message}`.slice(0, 120) : 'not a JSON-RPC 2.0 message';
+  const issues = issuesOf('JSONRPCMessage', v);
+  if (!issues) return undefined;
+  const issue = issues[0];
+  const path = (issue?.path ?? []).map((k) => String(typeof k === 'object' ? k.key : k)).join('.');
+  return issue ? `${path || 'message'}: ${issue.message}`.slice(0, 120) : 'not a JSON-RPC 2.0 message';
 }
 
 export function checkLine(line: string): Checked {

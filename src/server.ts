@@ -1,28 +1,25 @@
 /**
- * createServer: one MCP server per session (stdio: one per process; HTTP: one per Streamable HTTP session),
- * bound to the principal that opened it. tools/list shows only the tools that principal may call; every
- * tools/call goes through the composed guard pipeline. No I/O at import.
+ * createServer: the one MCP handler for both protocol eras, bound to a principal. tools/list shows only the tools
+ * that principal may call (so it varies only with the authorization presented); every tools/call goes through the
+ * composed guard pipeline. No I/O at import.
+ *
+ * One instance serves one 2025-11-25 session (stdio: the process's connection; HTTP: one Mcp-Session-Id; tests: one
+ * in-memory pair) with that session's SessionState, or 2026-07-28 traffic (stdio: the connection; HTTP: one
+ * request), which has no session: its calls carry none, and only the principal-level bounds apply.
+ *
+ * Why the SDK's low-level Server and not McpServer: McpServer validates arguments and answers unknown tools itself,
+ * before any handler runs, and lists every registered tool. itguard's pipeline must see every call first (an
+ * unknown tool or invalid arguments spend budget and are refused as tool results with _meta, DESIGN §3), and
+ * tools/list is filtered per principal. The low-level Server keeps both, and v2 gives it the same era handling
+ * (serveStdio, createMcpHandler) and the same input_required seam for the later MRTR step.
  */
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import {
-  CallToolRequestSchema,
-  ListToolsRequestSchema,
-  type CallToolResult,
-  type Tool,
-} from '@modelcontextprotocol/sdk/types.js';
+import { Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
 import { nanoid } from 'nanoid';
 import { z } from 'zod';
 import type { App } from './app.js';
+import { clientGate } from './client-gate.js';
 import { unknownTool, unknownToolPolicy, visibleTools } from './guard/scope.js';
-import {
-  newCallState,
-  type AnyTool,
-  type Call,
-  type ClientGate,
-  type McpExtra,
-  type Principal,
-  type SessionState,
-} from './guard/types.js';
+import { newCallState, type AnyTool, type Call, type Era, type Principal, type SessionState } from './guard/types.js';
 import { inputSchema } from './guard/validate.js';
 
 export const SERVER_INFO = { name: 'itguard', version: '0.1.0' };
@@ -60,42 +57,32 @@ export function newSession(transport: SessionState['transport'], now: number, id
   };
 }
 
-/** What the human gates may ask of this client: elicitation (form, url) tied to this request, and progress. */
-function clientGate(server: Server, extra: McpExtra): ClientGate {
-  const caps = server.getClientCapabilities()?.elicitation;
-  const progressToken = extra._meta?.progressToken;
-  return {
-    form: !!caps?.form,
-    url: !!caps?.url,
-    elicit: (params, signal, timeoutMs) =>
-      server.elicitInput(params, { relatedRequestId: extra.requestId, signal, timeout: timeoutMs }),
-    async progress(progress, total, message) {
-      if (progressToken === undefined) return;
-      await extra
-        .sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total, message } })
-        .catch(() => undefined);
-    },
-  };
-}
-
-export interface ServerOptions {
-  principal: Principal;
-  session: SessionState;
-}
+/**
+ * A 2025-11-25 instance serves one session and keeps its SessionState; a 2026-07-28 instance has none (the
+ * protocol has no sessions). `era` is what the SDK's serving entry built the instance for (serveStdio,
+ * createMcpHandler); a plain `connect` (HTTP sessions, tests) is 2025-11-25.
+ */
+export type ServerOptions =
+  { principal: Principal; era?: 'legacy'; session: SessionState } | { principal: Principal; era: 'modern' };
 
 export function createServer(app: App, opts: ServerOptions): Server {
   const server = new Server(SERVER_INFO, {
     capabilities: { tools: { listChanged: false }, logging: {} },
     instructions:
       'itguard: IT-support tools behind guardrails. Refusals come back as tool results with a code, a next step and retryable; follow them. Call guard_status to see your own limits.',
+    // The list depends on the token's principal only: cacheable by that client, never shared (the SDK's default,
+    // written out because it is part of the contract).
+    cacheHints: { 'tools/list': { ttlMs: 0, cacheScope: 'private' } },
   });
-  const { principal, session } = opts;
+  const { principal } = opts;
+  const era: Era = opts.era ?? 'legacy';
+  const session = opts.era === 'modern' ? undefined : opts.session;
 
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({
+  server.setRequestHandler('tools/list', async () => ({
     tools: visibleTools(app.tools, principal, app.policy).map(listing),
   }));
 
-  server.setRequestHandler(CallToolRequestSchema, async (req, extra): Promise<CallToolResult> => {
+  server.setRequestHandler('tools/call', async (req, ctx): Promise<CallToolResult> => {
     const known = app.tools.find((t) => t.name === req.params.name);
     // An unknown tool goes through the pipeline too: it spends budget and counts as a failure (scope refuses it).
     const tool = known ?? unknownTool(req.params.name);
@@ -107,14 +94,16 @@ export function createServer(app: App, opts: ServerOptions): Server {
       principal,
       session,
       traceId: nanoid(16),
-      signal: AbortSignal.any([extra.signal, app.killSignal()]),
+      signal: AbortSignal.any([ctx.mcpReq.signal, app.killSignal()]),
       startedAt: app.now(),
       idempotencyKey: undefined,
       state: newCallState(),
-      client: clientGate(server, extra),
-      mcp: extra,
+      // 2025-11-25: what the client declared at initialize; 2026-07-28 asks nothing in band yet (client-gate.ts).
+      client: clientGate(era, era === 'legacy' ? server.getClientCapabilities() : undefined, ctx),
+      mcp: ctx,
     };
-    return app.pipeline(call);
+    const result = await app.pipeline(call);
+    return server.projectCallToolResult(result, known && listing(known).outputSchema);
   });
 
   return server;

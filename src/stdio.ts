@@ -11,12 +11,15 @@
  *    bad notifications and responses; only what passes reaches the SDK;
  *  - outgoing errors that carry a zod issue dump are cut to one line (tidyError).
  * stdout carries only these frames; logs go to stderr through the logger.
+ *
+ * It is the wire under the SDK's dual-era stdio entry (`serveStdio(factory, { transport })`, commands/serve.ts):
+ * the entry starts it, reads every message that passes the checks, picks the era from the opening message
+ * (`initialize` → 2025-11-25, a `_meta` envelope claim → 2026-07-28) and closes it when the connection ends.
  */
 import process from 'node:process';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/server';
 import { checkLine, errorReply, INVALID_REQUEST, recoverId, tidyError } from './jsonrpc-check.js';
 
 /**

@@ -7,14 +7,15 @@
  * guarded: itguard itself — openApp + startHttp, the demo data, the bench policy (durability strict).
  * bare:    the same tool handler (the tool definition's own `input` and `run`, over the same embedded backend on
  *          a database opened by itguard's openDb, so same WAL + synchronous FULL) registered on a bare SDK
- *          McpServer, served over StreamableHTTPServerTransport with one stateful session per client, behind
- *          express.json like itguard. No auth, no guards: that difference is what the ratio measures.
+ *          McpServer (v2, the SDK itguard runs on), served over NodeStreamableHTTPServerTransport with one
+ *          stateful session per client, behind express.json like itguard. No auth, no guards: that difference is
+ *          what the ratio measures.
  */
 import { randomUUID } from 'node:crypto';
 import express from 'express';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { McpServer, isInitializeRequest } from '@modelcontextprotocol/server';
+import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+import { z } from 'zod';
 import { openApp } from '../../dist/app.js';
 import { startHttp } from '../../dist/http/app.js';
 import { openDb } from '../../dist/store/db.js';
@@ -43,8 +44,9 @@ async function startBare() {
   const t = benchPolicy().backends.tickets;
   const backends = {
     kb: new EmbeddedKb(db),
-    tickets: new EmbeddedTickets(db, t.project, t.allowedProjects),
+    tickets: new EmbeddedTickets(db),
     directory: new EmbeddedDirectory(db),
+    projects: { home: t.project, allowed: t.allowedProjects },
   };
   const principal = { name: 'helpdesk-agent', scopes: [] };
 
@@ -52,14 +54,22 @@ async function startBare() {
     const server = new McpServer({ name: 'bare', version: '0.0.0' });
     server.registerTool(
       tool.name,
-      { title: tool.title, description: tool.description, inputSchema: tool.input, annotations: tool.annotations },
-      async (args, extra) => {
+      {
+        title: tool.title,
+        description: tool.description,
+        inputSchema: z.object(tool.input),
+        annotations: tool.annotations,
+      },
+      async (args, ctx) => {
+        const traceId = randomUUID();
         const out = await tool.run(args, {
           backends,
           principal,
-          traceId: randomUUID(),
+          traceId,
           idempotencyKey: undefined,
-          signal: extra.signal,
+          requestId: traceId,
+          resolved: {},
+          signal: ctx.mcpReq.signal,
           guardView: () => ({}),
         });
         return { content: [{ type: 'text', text: out.text }], ...(out.data ? { structuredContent: out.data } : {}) };
@@ -84,7 +94,7 @@ async function startBare() {
     }
     if (!isInitializeRequest(req.body))
       return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32000, message: 'No session' }, id: null });
-    const transport = new StreamableHTTPServerTransport({
+    const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => sessions.set(id, transport),
     });

@@ -1,4 +1,5 @@
 /** `itguard serve --stdio | --http`. */
+import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { openApp } from '../app.js';
 import { createServer, newSession } from '../server.js';
 import { LineStdioTransport } from '../stdio.js';
@@ -17,11 +18,24 @@ export async function serve(flags: Flags): Promise<void> {
   let stop: () => Promise<void>;
   if (stdio) {
     const principal = app.principal(policy.stdioPrincipal)!;
-    const server = createServer(app, { principal, session: newSession('stdio', app.now()) });
-    // Our own line transport, not the SDK's: a bad or oversized line is answered, and serving goes on (src/stdio.ts).
+    // Our own line transport under the SDK's dual-era entry: a bad or oversized line is answered, and serving goes
+    // on (src/stdio.ts). The opening message picks the era and pins one instance for the connection: an
+    // `initialize` gets a 2025-11-25 instance with the process's one session; a 2026-07-28 opening (a `_meta`
+    // envelope claim, `server/discover`) gets an instance without one.
     const transport = new LineStdioTransport({ log: app.log });
-    server.onerror = (e) => app.log.debug({ err: e }, 'stdio transport error');
-    await server.connect(transport);
+    const onerror = (e: Error) => app.log.debug({ err: e }, 'stdio transport error');
+    const served = serveStdio(
+      ({ era }) => {
+        const server =
+          era === 'modern'
+            ? createServer(app, { principal, era })
+            : createServer(app, { principal, session: newSession('stdio', app.now()) });
+        server.onerror = onerror;
+        app.log.debug({ era }, 'stdio connection opened');
+        return server;
+      },
+      { transport, onerror },
+    );
     app.log.info({ principal: principal.name }, 'serving MCP over stdio');
     // The MFA verification page (a loopback listener) starts after the transport is up: it is not needed to
     // answer initialize, and express stays out of the cold start.
@@ -39,7 +53,7 @@ export async function serve(flags: Flags): Promise<void> {
       );
     }
     stop = async () => {
-      await server.close();
+      await served.close();
       await (await verify).close();
     };
     process.stdin.on('end', () => void shutdown('stdin closed'));

@@ -14,20 +14,20 @@ export async function raiseAlarm(
       event: 'alarm',
       actor: call?.principal.name ?? 'system',
       traceId: call?.traceId,
-      sessionId: call?.session.id,
+      sessionId: call?.session?.id,
       tool: call?.tool.name,
       code: alarm.kind,
       detail: { rule: alarm.rule, message: alarm.message, ...alarm.detail },
     })
     .catch((e: unknown) => deps.log.error({ err: e }, 'could not audit alarm'));
-  await call?.mcp
-    ?.sendNotification({
-      method: 'notifications/message',
-      params: {
-        level: 'warning',
-        logger: 'itguard',
-        data: { alarm: alarm.kind, rule: alarm.rule, message: alarm.message, ...alarm.detail },
-      },
-    })
-    .catch(() => undefined);
+  const mcp = call?.mcp?.mcpReq;
+  if (!mcp) return;
+  const data = { alarm: alarm.kind, rule: alarm.rule, message: alarm.message, ...alarm.detail };
+  // 2025-11-25: sent to the session as before. 2026-07-28: through the SDK's log, which sends it only when the
+  // request asked for log messages (its `logLevel` envelope key). (MCP logging is deprecated in
+  // 2026-07-28, and still the channel DESIGN §3 names for alarms.)
+  await (call.client?.era === 'modern'
+    ? mcp.log('warning', data, 'itguard')
+    : mcp.notify({ method: 'notifications/message', params: { level: 'warning', logger: 'itguard', data } })
+  ).catch(() => undefined);
 }

@@ -11,7 +11,7 @@
  *    here if the call is still waiting (it claims the request), else by the background executor.
  * Every gate fails closed: no answer, a timeout or an error is a denial, never a pass.
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import { ask, auditGate, openOrCreate, reasonOf, storedResult, waitAndRun, type Deps } from './gate-requests.js';
 import { GuardError } from './errors.js';
 import { mailVerifyLink, mfaGate } from './mfa-gate.js';

@@ -6,7 +6,7 @@
  *  - `auditDenials` sits just inside the boundary: every call the audit step did not record — a refusal by any
  *    step, an unknown tool, a replay, an unexpected error — gets one record, so denials are audited too.
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import { errorCodeOf, GuardError } from './errors.js';
 import type { GuardDeps } from './deps.js';
 import type { Call, Guard } from './types.js';
@@ -14,7 +14,7 @@ import type { Call, Guard } from './types.js';
 const baseOf = (call: Call) => ({
   actor: call.principal.name,
   traceId: call.traceId,
-  sessionId: call.session.id,
+  sessionId: call.session?.id,
   tool: call.tool.name,
 });
 

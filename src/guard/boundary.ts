@@ -3,7 +3,7 @@
  * INTERNAL (logged with stack and trace id, never leaked), and records metrics. Nothing escapes it as a throw:
  * a refusal is a tool result the model reads.
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { GuardDeps } from './deps.js';
 import { GuardError, errorCodeOf } from './errors.js';
 import { isUnknownTool } from './scope.js';

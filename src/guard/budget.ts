@@ -6,20 +6,22 @@
  *  - the transport session (`session.*`, in memory): calls, minutes, result bytes, identical calls, failures in
  *    a row. Reconnecting starts a new session, which is why these are not the authoritative bound;
  *  - the principal (`budgets:` and `loop:`, in the database): across sessions, processes and replicas, in
- *    calendar windows. The 2026-07-28 protocol has no sessions; this level is what bounds such clients.
+ *    calendar windows. The 2026-07-28 protocol has no sessions: its calls carry none, the session level is skipped,
+ *    and this level alone bounds them (a `per: session` budget rule counts per principal there).
+ *    docs/architecture.md, "Bounds per protocol era", has the table.
  * What does not count: refusals by this step itself and by the kill switch (nothing was evaluated; counting them
  * could never admit more), and waiting (APPROVAL_PENDING, IN_PROGRESS) neither fails nor ends a failure streak.
  * Polling tools (request_status, guard_status, which refusals tell the agent to call) are exempt from identical-
  * call counting and from the session's call count; they stay under every principal budget.
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { BudgetRule } from '../policy/schema.js';
 import type { BudgetAlarm, Trip } from '../store/budget-store.js';
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError, errorCodeOf, type ErrorCode } from './errors.js';
-import type { Call, Guard } from './types.js';
+import type { Call, Guard, SessionState } from './types.js';
 
 /** Outcomes that are neither a failure nor a success: a paused system, a pending human, a running twin. */
 const WAITING = new Set<ErrorCode | undefined>(['KILL_SWITCH_ENGAGED', 'APPROVAL_PENDING', 'IN_PROGRESS']);
@@ -75,48 +77,10 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
   return (next) =>
     async function budgetGuard(call) {
       const s = call.session;
-      const b = deps.policy.session;
       const polling = call.tool.polling === true;
-      // Security: a tripped session breaker is final for the session.
-      if (s.tripped) {
-        throw loopDetected(
-          `This session was stopped by the loop breaker: ${s.tripped.why}. It does not clear in this session.`,
-          {
-            rule: s.tripped.rule,
-            level: 'session',
-            clears_at: null,
-          },
-        );
-      }
-      const exhausted = (what: string, limit: string) =>
-        new GuardError('BUDGET_EXHAUSTED', `This session has used its ${what} (${limit}).`, {
-          details: { budget: what, level: 'session', limit },
-        });
-      if (!polling && s.calls >= b.maxCalls) throw exhausted('calls', `max_calls ${b.maxCalls}`);
-      if (deps.now() - s.startedAt >= b.maxMinutes * 60_000) throw exhausted('time', `max_minutes ${b.maxMinutes}`);
-      if (s.resultBytes >= b.maxResultBytes) throw exhausted('result bytes', `max_result_bytes ${b.maxResultBytes}`);
-      // "More than max_consecutive_failures in a row" (DESIGN §3): the call after the (N+1)th failure is refused.
-      if (s.consecutiveFailures > call.toolPolicy.maxConsecutiveFailures) {
-        await tripSession(
-          deps,
-          call,
-          'max_consecutive_failures',
-          `${s.consecutiveFailures} failed calls in a row (max_consecutive_failures ${call.toolPolicy.maxConsecutiveFailures})`,
-        );
-      }
       const sig = polling ? undefined : callSignature(call);
-      if (sig !== undefined) {
-        const seen = (s.identical.get(sig) ?? 0) + 1;
-        s.identical.set(sig, seen);
-        if (seen > call.toolPolicy.maxIdenticalCalls) {
-          await tripSession(
-            deps,
-            call,
-            'max_identical_calls',
-            `${call.tool.name} called ${seen} times with the same arguments (max_identical_calls ${call.toolPolicy.maxIdenticalCalls})`,
-          );
-        }
-      }
+      // No session (2026-07-28): the session rules have nothing to count in, and the principal's alone apply.
+      if (s) await sessionBounds(deps, call, s, sig);
 
       const rules = rulesFor(call.tool.name);
       const now = deps.now();
@@ -124,7 +88,7 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
       // (database busy, unreadable) propagates and the call is refused (fail closed).
       const admitted = deps.budgets.admit({
         principal: call.principal.name,
-        sessionId: s.id,
+        sessionId: s?.id,
         rules,
         sig,
         identicalPerHour: deps.policy.loop.identicalPerHour,
@@ -137,14 +101,21 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
         }
         const r = admitted.rule;
         const resets = new Date(admitted.resetsAt).toISOString();
-        const per = r.per === 'session' ? 'this session' : `principal ${call.principal.name}`;
+        // Without a session (2026-07-28) a per-session rule was counted per principal: say so, and report that level.
+        const level = r.per === 'session' && !s ? 'principal' : r.per;
+        const per =
+          r.per === 'principal'
+            ? `principal ${call.principal.name}`
+            : s
+              ? 'this session'
+              : `principal ${call.principal.name} (2026-07-28 has no sessions: per-session rules count per principal)`;
         throw new GuardError(
           'BUDGET_EXHAUSTED',
           `Budget "${r.name}" is used up for ${per}: ${admitted.used}/${r.limit} ${r.measure.replace('_', ' ')} this ${r.window}; it resets at ${resets}.`,
           {
             details: {
               budget: r.name,
-              level: r.per,
+              level,
               measure: r.measure,
               used: admitted.used,
               limit: r.limit,
@@ -157,7 +128,7 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
       }
       await budgetAlarms(deps, call, admitted.alarms);
 
-      if (!polling) s.calls += 1;
+      if (s && !polling) s.calls += 1;
       let result: CallToolResult | undefined;
       let code: ErrorCode | undefined;
       try {
@@ -169,9 +140,11 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
       } finally {
         const failed = WAITING.has(code) ? undefined : result ? !!result.isError : true;
         const bytes = result ? resultBytes(result) : 0;
-        s.resultBytes += bytes;
-        if (failed === true) s.consecutiveFailures += 1;
-        else if (failed === false) s.consecutiveFailures = 0;
+        if (s) {
+          s.resultBytes += bytes;
+          if (failed === true) s.consecutiveFailures += 1;
+          else if (failed === false) s.consecutiveFailures = 0;
+        }
         await settle(deps, call, rules, failed, bytes);
       }
       return result;
@@ -190,7 +163,7 @@ async function settle(
   try {
     settled = deps.budgets.settle({
       principal: call.principal.name,
-      sessionId: call.session.id,
+      sessionId: call.session?.id,
       rules,
       failed,
       resultBytes: bytes,
@@ -205,17 +178,69 @@ async function settle(
   if (settled.trip) await alarmTrip(deps, call, settled.trip);
 }
 
+/** The session level (2025-11-25 only): its breaker, max_calls, max_minutes, max_result_bytes, then the loop rules. */
+async function sessionBounds(
+  deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics' | 'now'>,
+  call: Call,
+  s: SessionState,
+  sig: string | undefined,
+): Promise<void> {
+  const b = deps.policy.session;
+  // Security: a tripped session breaker is final for the session.
+  if (s.tripped) {
+    throw loopDetected(
+      `This session was stopped by the loop breaker: ${s.tripped.why}. It does not clear in this session.`,
+      {
+        rule: s.tripped.rule,
+        level: 'session',
+        clears_at: null,
+      },
+    );
+  }
+  const exhausted = (what: string, limit: string) =>
+    new GuardError('BUDGET_EXHAUSTED', `This session has used its ${what} (${limit}).`, {
+      details: { budget: what, level: 'session', limit },
+    });
+  if (call.tool.polling !== true && s.calls >= b.maxCalls) throw exhausted('calls', `max_calls ${b.maxCalls}`);
+  if (deps.now() - s.startedAt >= b.maxMinutes * 60_000) throw exhausted('time', `max_minutes ${b.maxMinutes}`);
+  if (s.resultBytes >= b.maxResultBytes) throw exhausted('result bytes', `max_result_bytes ${b.maxResultBytes}`);
+  // "More than max_consecutive_failures in a row" (DESIGN §3): the call after the (N+1)th failure is refused.
+  if (s.consecutiveFailures > call.toolPolicy.maxConsecutiveFailures) {
+    await tripSession(
+      deps,
+      call,
+      s,
+      'max_consecutive_failures',
+      `${s.consecutiveFailures} failed calls in a row (max_consecutive_failures ${call.toolPolicy.maxConsecutiveFailures})`,
+    );
+  }
+  if (sig !== undefined) {
+    const seen = (s.identical.get(sig) ?? 0) + 1;
+    s.identical.set(sig, seen);
+    if (seen > call.toolPolicy.maxIdenticalCalls) {
+      await tripSession(
+        deps,
+        call,
+        s,
+        'max_identical_calls',
+        `${call.tool.name} called ${seen} times with the same arguments (max_identical_calls ${call.toolPolicy.maxIdenticalCalls})`,
+      );
+    }
+  }
+}
+
 async function tripSession(
   deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>,
   call: Call,
+  s: SessionState,
   rule: string,
   why: string,
 ): Promise<never> {
-  call.session.tripped = { rule, why };
+  s.tripped = { rule, why };
   await raiseAlarm(deps, call, {
     kind: 'LOOP_DETECTED',
     rule,
-    message: `loop breaker tripped for session ${call.session.id}: ${why}`,
+    message: `loop breaker tripped for session ${s.id}: ${why}`,
   });
   throw loopDetected(`The loop breaker stopped this session: ${why}. It does not clear in this session.`, {
     rule,

@@ -3,7 +3,7 @@ import type { Policy } from '../policy/schema.js';
 import { TOOL_NAMES } from '../policy/schema.js';
 import type { CapsStore } from '../store/caps-store.js';
 import type { BudgetStore } from '../store/budget-store.js';
-import type { Call } from './types.js';
+import { sessionScopeKey, type Call } from './types.js';
 
 export interface CapView extends Record<string, unknown> {
   tool: string;
@@ -38,7 +38,7 @@ export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined
       if (rule.per === 'global') {
         out.push({ ...base, used: caps.used(rule, '*', now) });
       } else if (call && (rule.per === 'principal' || rule.per === 'session')) {
-        const key = rule.per === 'principal' ? call.principal.name : call.session.id;
+        const key = rule.per === 'principal' ? call.principal.name : sessionScopeKey(call);
         out.push({ ...base, used: caps.used(rule, key, now), key });
       } else {
         const usage = caps.usage(rule, now);

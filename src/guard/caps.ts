@@ -3,13 +3,13 @@
  * CAP_EXCEEDED naming the rule, used/limit and resets_at. Crossing alarm_at raises one alarm per rule per
  * window. The reservation is released if the call is declined or fails before its side effect.
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { CapRule } from '../policy/schema.js';
 import type { CapDemand } from '../store/caps-store.js';
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError } from './errors.js';
-import type { Call, CapKeys, Guard } from './types.js';
+import { sessionScopeKey, type Call, type CapKeys, type Guard } from './types.js';
 
 export function scopeKeyOf(rule: CapRule, call: Call, keys: CapKeys): string {
   switch (rule.per) {
@@ -18,7 +18,8 @@ export function scopeKeyOf(rule: CapRule, call: Call, keys: CapKeys): string {
     case 'principal':
       return call.principal.name;
     case 'session':
-      return call.session.id;
+      // 2026-07-28 has no sessions: a per-session cap counts per principal there, the narrowest scope that exists.
+      return sessionScopeKey(call);
     case 'target':
       return keys.target ?? '(none)';
     case 'requester':
@@ -43,7 +44,12 @@ export const caps =
       }));
       const r = deps.caps.reserve(demands, deps.now());
       if (!r.ok) {
-        const per = r.rule.per === 'global' ? '' : ` for this ${r.rule.per}`;
+        const per =
+          r.rule.per === 'global'
+            ? ''
+            : r.rule.per === 'session' && !call.session
+              ? ' for this principal (2026-07-28 has no sessions)'
+              : ` for this ${r.rule.per}`;
         const resets = new Date(r.resetsAt).toISOString();
         // Security: one rule short of room refuses the whole call; nothing was reserved.
         throw new GuardError(

@@ -2,7 +2,7 @@
  * The one registry of refusal codes (like fastify's errors.js). A refusal is a value: a tool result with
  * isError true that the model reads and recovers from. The machine-readable part goes in `_meta`.
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 
 export const ERROR_CODES = {
   KILL_SWITCH_ENGAGED: {

@@ -2,7 +2,7 @@
  * Runs the tool with a timeout and an abort signal (client cancel, kill switch, timeout).
  * A GuardError from the tool is a refusal; anything else propagates to the boundary as INTERNAL.
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import { config } from '../config.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';

@@ -9,7 +9,7 @@
  * asked about its request id; found → recorded as succeeded; provably never started → run once; no way to ask
  * → failed with the outcome unknown, for IT to check. Nothing is run twice on a guess.
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import { nanoid } from 'nanoid';
 import type { ToolName } from '../policy/schema.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
@@ -121,7 +121,7 @@ async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: Ap
       event: 'approval.recovered',
       actor: 'system',
       traceId: call.traceId,
-      sessionId: call.session.id,
+      sessionId: call.session?.id,
       tool: row.tool,
       detail: { request_id: row.id, outcome, runner: row.runner },
     });

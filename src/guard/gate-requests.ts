@@ -2,7 +2,7 @@
  * Shared by the human gates: approval requests bound to a call (open or create), waiting on a decision with
  * progress notifications, and running an approved request exactly once (claim, execute, record the result).
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 import type { GuardDeps } from './deps.js';
@@ -55,7 +55,7 @@ export const auditGate = (deps: Deps, call: Call, event: string, detail: Record<
     event,
     actor: call.principal.name,
     traceId: call.traceId,
-    sessionId: call.session.id,
+    sessionId: call.session?.id,
     tool: call.tool.name,
     detail,
   });
@@ -87,7 +87,7 @@ export function openOrCreate(
   const created = deps.approvals.create({
     tier,
     principal: call.principal.name,
-    sessionId: call.session.id,
+    sessionId: call.session?.id,
     tool: call.tool.name,
     args: call.args,
     argsSha,

@@ -6,7 +6,7 @@
  * cap, no approval). In flight → IN_PROGRESS. Same key, other arguments → IDEMPOTENCY_CONFLICT. A record left
  * by a crash is resolved by asking the backend about its request id — never by running the action blindly again.
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { IdemRow } from '../store/idempotency-store.js';
 import { settledApproval } from './approval.js';

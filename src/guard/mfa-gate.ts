@@ -3,7 +3,7 @@
  * elicitation, or a one-time link returned with APPROVAL_PENDING to clients without elicitation), or in a form
  * when the client only has form mode and policy allows it. A code is never taken as a tool argument.
  */
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import { raiseAlarm } from './alarm.js';
 import { GuardError } from './errors.js';
 import { ask, auditGate, openOrCreate, pending, reasonOf, waitAndRun, type Deps } from './gate-requests.js';

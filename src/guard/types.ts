@@ -7,11 +7,9 @@ import type {
   ElicitRequestFormParams,
   ElicitRequestURLParams,
   ElicitResult,
-  ServerNotification,
-  ServerRequest,
+  ServerContext,
   ToolAnnotations,
-} from '@modelcontextprotocol/sdk/types.js';
-import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+} from '@modelcontextprotocol/server';
 import type { z } from 'zod';
 import type { Scope, Tier, ToolName, ToolPolicy } from '../policy/schema.js';
 import type { Backends } from '../tools/backends.js';
@@ -23,7 +21,12 @@ export interface Principal {
   scopes: readonly Scope[];
 }
 
-/** Per MCP session (stdio: the process's one session). Budgets and the breaker live here; caps live in the database. */
+/**
+ * Per MCP session of the 2025-11-25 protocol (stdio: the process's one session; HTTP: one Mcp-Session-Id). The
+ * session budgets and breaker live here; caps and principal budgets live in the database. The 2026-07-28 protocol
+ * has no sessions: a call on it carries no SessionState (`Call.session` is undefined) and only the principal-level
+ * bounds apply (docs/architecture.md, "Bounds per protocol era").
+ */
 export interface SessionState {
   id: string;
   transport: 'stdio' | 'http' | 'memory';
@@ -142,7 +145,11 @@ export type AnyTool = ToolDef<any>;
 
 export const defineTool = <S extends z.ZodRawShape>(def: ToolDef<S>): AnyTool => def as AnyTool;
 
-export type McpExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+/** The SDK's handler context of the MCP request a call came in on (notifications, log, signal). */
+export type McpExtra = ServerContext;
+
+/** The protocol era of the connection a call came in on: 2025-11-25 (`legacy`) or 2026-07-28 (`modern`). */
+export type Era = 'legacy' | 'modern';
 
 /** A cap reservation's preview for approvers: what this call would bring each rule to. */
 export interface CapPreview {
@@ -182,7 +189,8 @@ export interface Call {
   /** The validated arguments (set by the validate step; rawArgs until then). */
   args: Record<string, unknown>;
   principal: Principal;
-  session: SessionState;
+  /** The 2025-11-25 session the call came in on; undefined on 2026-07-28, which has no sessions. */
+  session: SessionState | undefined;
   traceId: string;
   signal: AbortSignal;
   startedAt: number;
@@ -197,7 +205,21 @@ export interface Call {
 
 export const newCallState = (): CallState => ({ validated: false, audited: false, resolved: {} });
 
+/**
+ * The key a `per: session` rule (cap or budget) counts under: the session id on 2025-11-25, the principal on
+ * 2026-07-28, which has no sessions (the narrowest scope that exists there; counting per request would bound nothing).
+ */
+export const sessionScopeKey = (call: Pick<Call, 'session' | 'principal'>): string =>
+  call.session ? call.session.id : call.principal.name;
+
+/**
+ * How the human gates may reach the user behind the calling client, decided in one place (`clientGate` in
+ * src/client-gate.ts). `form`/`url` say which elicitation modes can be used for this call; a gate that finds
+ * neither takes the out-of-band path (an approver, a verification link).
+ */
 export interface ClientGate {
+  /** The era of the connection, for what the gates tell the agent. */
+  era: Era;
   form: boolean;
   url: boolean;
   elicit(

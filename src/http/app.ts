@@ -1,14 +1,16 @@
-/** The HTTP side: /mcp (Streamable HTTP, bearer tokens), /healthz, /metrics, /verify (MFA page), /reset (reset links), /console. */
+/**
+ * The HTTP side: /mcp (Streamable HTTP, both protocol eras: mcp.ts; bearer tokens), /healthz, /metrics, /verify
+ * (MFA page), /reset (reset links), /console.
+ */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
-import { hostHeaderValidation } from '@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js';
 import type { App } from '../app.js';
 import { config } from '../config.js';
-import { tokenVerifier } from './auth.js';
+import { requireBearerAuth, tokenVerifier } from './auth.js';
 import { errorHandler } from './errors.js';
-import { checkOrigin, originPolicy } from './origin.js';
+import { mcpEndpoint } from './mcp.js';
+import { checkOrigin, hostHeaderValidation, originPolicy } from './origin.js';
 import { SessionManager } from './sessions.js';
 import { verifyRouter } from './verify.js';
 import { resetRouter } from './reset.js';
@@ -64,9 +66,8 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
 
   const auth = requireBearerAuth({ verifier: tokenVerifier(app) });
   const body = express.json({ limit: opts.bodyLimit ?? '1mb' });
-  const mcp: express.RequestHandler = (req, res, next) => {
-    sessions.handle(req, res).catch(next);
-  };
+  const endpoint = mcpEndpoint(app, sessions);
+  const mcp = endpoint.handler;
   web.post('/mcp', auth, body, mcp);
   web.get('/mcp', auth, mcp);
   web.delete('/mcp', auth, mcp);
@@ -95,6 +96,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
     sessions,
     server: http,
     async close() {
+      await endpoint.close();
       await sessions.closeAll();
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeAllConnections();

@@ -1,5 +1,6 @@
 /** Host and Origin validation (DNS rebinding, cross-site requests): 403 for anything not on the allow lists. */
 import type { RequestHandler } from 'express';
+import { validateHostHeader } from '@modelcontextprotocol/server';
 
 export interface OriginPolicy {
   hosts: string[];
@@ -23,6 +24,16 @@ export function checkOrigin(policy: OriginPolicy): RequestHandler {
       res.status(403).json({ jsonrpc: '2.0', error: { code: -32000, message: `Origin not allowed: ${origin}` }, id: null });
       return;
     }
+    next();
+  };
+}
+
+/** The Host check (DNS rebinding): the SDK's validation, answered as its middleware does (403, JSON-RPC error). */
+export function hostHeaderValidation(allowedHostnames: string[]): RequestHandler {
+  return (req, res, next) => {
+    const r = validateHostHeader(req.headers.host, allowedHostnames);
+    // Security: a Host this server does not answer to is a rebinding attempt or a misroute; refuse it.
+    if (!r.ok) return void res.status(403).json({ jsonrpc: '2.0', error: { code: -32000, message: r.message }, id: null });
     next();
   };
 }

@@ -1,5 +1,7 @@
 /**
- * Streamable HTTP sessions: one transport + MCP server per session, bound to the principal that opened it.
+ * Streamable HTTP sessions of the 2025-11-25 protocol: one transport + MCP server per session, bound to the principal
+ * that opened it. (2026-07-28 requests have no session and never reach this file: http/app.ts routes them to the
+ * SDK's per-request handler.)
  * Another principal presenting that session id is refused (403). Idle sessions are closed.
  *
  * Limits, so that a client that opens sessions and never closes them (a leaky agent or a flood) cannot grow memory
@@ -21,8 +23,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+import { isInitializeRequest } from '@modelcontextprotocol/server';
 import type { App } from '../app.js';
 import { createServer, newSession } from '../server.js';
 
@@ -32,7 +34,7 @@ const BUSY_RETRY_S = 5;
 
 interface Entry {
   id: string;
-  transport: StreamableHTTPServerTransport;
+  transport: NodeStreamableHTTPServerTransport;
   principal: string;
   lastSeen: number;
   /** POSTs of this session whose response has not ended (a call running, or waiting on a human). */
@@ -194,7 +196,7 @@ export class SessionManager {
     if (!this.admit(principal.name, res, typeof rpcId === 'string' || typeof rpcId === 'number' ? rpcId : null)) return;
     const id = randomUUID();
     const server = createServer(this.app, { principal, session: newSession('http', this.app.now(), id) });
-    const transport = new StreamableHTTPServerTransport({
+    const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => id,
       onsessionclosed: () => this.remove(entry),
     });

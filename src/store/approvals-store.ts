@@ -47,7 +47,8 @@ export interface ApprovalRow {
 export interface NewApproval {
   tier: string;
   principal: string;
-  sessionId: string;
+  /** The 2025-11-25 session the request came from; none on 2026-07-28 (stored as null). */
+  sessionId: string | undefined;
   tool: string;
   args: Record<string, unknown>;
   argsSha: string;
@@ -114,7 +115,7 @@ export class ApprovalsStore {
         id,
         a.tier,
         a.principal,
-        a.sessionId,
+        a.sessionId ?? null,
         a.tool,
         JSON.stringify(a.args),
         a.argsSha,

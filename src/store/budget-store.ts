@@ -33,7 +33,8 @@ export type AdmitResult =
 
 export interface AdmitInput {
   principal: string;
-  sessionId: string;
+  /** The 2025-11-25 session; undefined on 2026-07-28, where `per: session` rules count per principal. */
+  sessionId: string | undefined;
   /** The rules that apply to this call's tool. */
   rules: readonly BudgetRule[];
   /** Tool + canonical action arguments, hashed; undefined for calls exempt from identical counting (polling). */
@@ -44,7 +45,7 @@ export interface AdmitInput {
 
 export interface SettleInput {
   principal: string;
-  sessionId: string;
+  sessionId: string | undefined;
   rules: readonly BudgetRule[];
   /** true: a failure; false: a success (ends the streak); undefined: neither (waiting on a human, a twin, a pause). */
   failed: boolean | undefined;
@@ -80,8 +81,9 @@ interface BreakerRow {
   clears_at: number | null;
 }
 
-const scopeKeyOf = (rule: BudgetRule, principal: string, sessionId: string): string =>
-  rule.per === 'session' ? `${principal}\u0000${sessionId}` : principal;
+/** A `per: session` rule without a session (2026-07-28 has none) counts per principal, the narrowest scope there is. */
+const scopeKeyOf = (rule: BudgetRule, principal: string, sessionId: string | undefined): string =>
+  rule.per === 'session' && sessionId !== undefined ? `${principal}\u0000${sessionId}` : principal;
 
 export class BudgetStore {
   private readonly getUsage;
@@ -268,7 +270,10 @@ export class BudgetStore {
     });
   }
 
-  /** Usage of each rule in its current window: for one principal (and session), or the busiest keys of every principal. */
+  /**
+   * Usage of each rule in its current window: for one principal (and session; without one, `per: session` rules
+   * are read under the principal, as a sessionless call counts them), or the busiest keys of every principal.
+   */
   usage(rules: readonly BudgetRule[], now: number, who?: { principal: string; sessionId?: string }): BudgetUsage[] {
     const out: BudgetUsage[] = [];
     for (const rule of rules) {
@@ -283,8 +288,7 @@ export class BudgetStore {
         resetsAt: windowEnd(rule.window, now, this.tz),
       };
       if (who) {
-        if (rule.per === 'session' && who.sessionId === undefined) continue;
-        const scopeKey = scopeKeyOf(rule, who.principal, who.sessionId ?? '');
+        const scopeKey = scopeKeyOf(rule, who.principal, who.sessionId);
         out.push({ ...base, scopeKey, used: this.getUsage.get(rule.name, scopeKey, start)?.used ?? 0 });
         continue;
       }

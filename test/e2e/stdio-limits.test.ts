@@ -200,3 +200,53 @@ describe('serve --stdio: invalid requests get JSON-RPC errors', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 });
+
+describe('serve --stdio on 2026-07-28: the same line checks under the SDK’s dual-era entry', () => {
+  const env = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
+  it('server/discover opens a modern connection; bad and oversized lines are answered and serving goes on', async () => {
+    const s = serveStdio();
+    s.send({ jsonrpc: '2.0', id: 'd', method: 'server/discover', params: { _meta: env } });
+    const discover = await s.reply('d');
+    expect(JSON.stringify(discover.result)).toContain('2026-07-28');
+    s.send({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: env } });
+    expect(((await s.reply(1)).result?.tools as unknown[]).length).toBe(11);
+
+    s.raw('{"jsonrpc":"2.0","id":2,"method":"tools/list"'); // truncated
+    expect((await s.reply(null)).error).toMatchObject({ code: -32700 });
+    s.send({
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'tools/call',
+      params: { name: 'kb_search', arguments: { query: 'x'.repeat(5_000_000) }, _meta: env },
+    });
+    expect((await s.reply(3)).error).toEqual({ code: -32600, message: `request too large (limit ${LIMIT} bytes)` });
+    // The MRTR retry members are checked like the others.
+    s.send({
+      jsonrpc: '2.0',
+      id: 4,
+      method: 'tools/call',
+      params: { name: 'kb_search', arguments: {}, inputResponses: 'yes', _meta: env },
+    });
+    expect((await s.reply(4)).error).toMatchObject({ code: -32602, message: /params\.inputResponses/ });
+    s.send({
+      jsonrpc: '2.0',
+      id: 5,
+      method: 'tools/call',
+      params: { name: 'kb_search', arguments: {}, requestState: 7, _meta: env },
+    });
+    expect((await s.reply(5)).error).toMatchObject({ code: -32602, message: /params\.requestState/ });
+
+    s.send({ jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'guard_status', arguments: {}, _meta: env } });
+    const status = (await s.reply(6)).result as { structuredContent: { session: Record<string, unknown> } };
+    expect(status.structuredContent.session).toMatchObject({ id: null });
+
+    // stdout carried only JSON-RPC frames, one answer per id.
+    for (const f of s.frames()) expect(f.jsonrpc).toBe('2.0');
+    const ids = s.frames().flatMap((f) => (f.id === null || f.id === undefined ? [] : [f.id]));
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
