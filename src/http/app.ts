@@ -1,12 +1,17 @@
-/** The HTTP side: /mcp (Streamable HTTP, bearer tokens), /healthz, /metrics, /verify (MFA page), /reset (reset links), /console. */
+/**
+ * The HTTP side: /mcp (Streamable HTTP; itguard's bearer tokens and, with `auth:` in the policy, OAuth access
+ * tokens), /.well-known/oauth-protected-resource[/mcp], /healthz, /metrics, /verify (MFA page), /reset (reset links),
+ * /console.
+ */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
 import { hostHeaderValidation } from '@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js';
 import type { App } from '../app.js';
 import { config } from '../config.js';
-import { tokenVerifier } from './auth.js';
+import { createOAuthVerifier, type VerifierOptions } from '../auth/oauth.js';
+import { bearerAuth } from './auth.js';
+import { resourceMetadataRouter } from './resource-metadata.js';
 import { errorHandler } from './errors.js';
 import { checkOrigin, originPolicy } from './origin.js';
 import { SessionManager } from './sessions.js';
@@ -24,6 +29,8 @@ export interface HttpOptions {
   bodyLimit?: string;
   allowedHosts?: string[];
   allowedOrigins?: string[];
+  /** OAuth verifier knobs for tests (fetch, JWKS cooldown); the policy's `auth:` block says whether OAuth is on. */
+  oauth?: Omit<VerifierOptions, 'isPrincipal' | 'now'>;
 }
 
 export interface RunningHttp {
@@ -42,6 +49,8 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   // The port is known only after listen (port 0 in tests); the allow lists are built then.
   let guard = originPolicy(opts.host, opts.port);
   web.use((req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next));
+  // Public metadata, readable from any origin: before the Origin check.
+  if (app.policy.auth) web.use(resourceMetadataRouter(app.policy.auth));
   web.use((req, res, next) => checkOrigin(guard)(req, res, next));
 
   web.get('/healthz', (_req, res) => {
@@ -62,7 +71,14 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
     res.type(registry.contentType).send(await registry.metrics());
   });
 
-  const auth = requireBearerAuth({ verifier: tokenVerifier(app) });
+  const oauth =
+    app.policy.auth &&
+    createOAuthVerifier(app.policy.auth, {
+      ...opts.oauth,
+      isPrincipal: (name) => app.principal(name) !== undefined,
+      now: () => app.now(),
+    });
+  const auth = bearerAuth(app, oauth);
   const body = express.json({ limit: opts.bodyLimit ?? '1mb' });
   const mcp: express.RequestHandler = (req, res, next) => {
     sessions.handle(req, res).catch(next);

@@ -18,6 +18,8 @@ export interface ApprovalRow {
   id: string;
   tier: string;
   principal: string;
+  /** The human the requesting agent acted for (OAuth), or null. */
+  on_behalf_of: string | null;
   session_id: string | null;
   tool: string;
   args: string;
@@ -47,6 +49,7 @@ export interface ApprovalRow {
 export interface NewApproval {
   tier: string;
   principal: string;
+  onBehalfOf?: string | undefined;
   sessionId: string;
   tool: string;
   args: Record<string, unknown>;
@@ -107,13 +110,14 @@ export class ApprovalsStore {
     const now = this.now();
     this.db
       .prepare(
-        `INSERT INTO approvals (id, tier, principal, session_id, tool, args, args_sha256, summary, reason, target, caps, cap_items, idem_key, request_id, verify_hash, status, trace_id, created_at, expires_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+        `INSERT INTO approvals (id, tier, principal, on_behalf_of, session_id, tool, args, args_sha256, summary, reason, target, caps, cap_items, idem_key, request_id, verify_hash, status, trace_id, created_at, expires_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
       )
       .run(
         id,
         a.tier,
         a.principal,
+        a.onBehalfOf ?? null,
         a.sessionId,
         a.tool,
         JSON.stringify(a.args),
