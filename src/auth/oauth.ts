@@ -23,7 +23,19 @@ import { IssuerKeys, IssuerUnavailable, type DiscoveryOptions } from './discover
 export const CLOCK_SKEW_S = 60;
 /** Larger than any access token a provider issues (Entra's with many groups stay under 8 KB). */
 const MAX_TOKEN_CHARS = 16_384;
-const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+const ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+];
 
 export interface OAuthIdentity {
   principal: string;
@@ -72,7 +84,9 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v.leng
 /** A claim value fit to record: bounded, no control characters. */
 const recordable = (v: unknown): string | undefined => {
   const s = str(v);
-  return s && s.length <= 320 && ![...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f) ? s : undefined;
+  return s && s.length <= 320 && ![...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
+    ? s
+    : undefined;
 };
 
 export function createOAuthVerifier(auth: AuthPolicy, opts: VerifierOptions): OAuthVerifier {
@@ -89,7 +103,8 @@ export function createOAuthVerifier(auth: AuthPolicy, opts: VerifierOptions): OA
         throw invalid('The access token is not a JWT this server can read.');
       }
       // Security: the issuer decides where keys are fetched from; only allowlisted issuers are ever contacted.
-      if (!iss || !auth.issuers.includes(iss)) throw invalid('The access token was not issued by an issuer this server trusts.');
+      if (!iss || !auth.issuers.includes(iss))
+        throw invalid('The access token was not issued by an issuer this server trusts.');
       let payload: JWTPayload;
       let typ: string | undefined;
       try {
@@ -194,7 +209,10 @@ function principalOf(p: JWTPayload, auth: AuthPolicy, isPrincipal: (n: string) =
 function rejection(err: unknown, audience: string): TokenRejected {
   if (err instanceof TokenRejected) return err;
   if (err instanceof IssuerUnavailable || err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid)
-    return new TokenRejected('unavailable', 'The identity provider could not be reached to check the token; retry later.');
+    return new TokenRejected(
+      'unavailable',
+      'The identity provider could not be reached to check the token; retry later.',
+    );
   if (err instanceof errors.JWTExpired) return invalid('The access token has expired.');
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.claim === 'aud') return invalid(`The access token is for another resource (its aud is not ${audience}).`);
@@ -205,13 +223,19 @@ function rejection(err: unknown, audience: string): TokenRejected {
   }
   if (err instanceof errors.JWKSNoMatchingKey)
     return invalid('The access token is signed with a key its issuer does not publish.');
-  if (err instanceof errors.JWSSignatureVerificationFailed) return invalid('The access token signature does not verify.');
-  if (err instanceof errors.JOSEAlgNotAllowed) return invalid('The access token is signed with an algorithm this server does not accept.');
+  if (err instanceof errors.JWSSignatureVerificationFailed)
+    return invalid('The access token signature does not verify.');
+  if (err instanceof errors.JOSEAlgNotAllowed)
+    return invalid('The access token is signed with an algorithm this server does not accept.');
   if (err instanceof errors.JOSEError) {
     // The key set could not be fetched or read (HTTP error, bad JSON): the provider's problem, not the token's.
-    if (err.code === 'ERR_JOSE_GENERIC') return new TokenRejected('unavailable', 'The identity provider’s keys could not be read; retry later.');
+    if (err.code === 'ERR_JOSE_GENERIC')
+      return new TokenRejected('unavailable', 'The identity provider’s keys could not be read; retry later.');
     return invalid('The access token is not valid.');
   }
   // A network error from fetching the key set.
-  return new TokenRejected('unavailable', 'The identity provider could not be reached to check the token; retry later.');
+  return new TokenRejected(
+    'unavailable',
+    'The identity provider could not be reached to check the token; retry later.',
+  );
 }

@@ -42,7 +42,13 @@ export function bearerAuth(app: App, oauth: OAuthVerifier | undefined): RequestH
   const staticTokens = auth?.staticTokens ?? true;
   const base: Challenge = auth ? { resourceMetadata: resourceMetadataUrl(auth.audience) } : { realm: 'itguard' };
 
-  const refuse = (res: Response, status: number, challenge: Challenge | undefined, error: string, description: string) => {
+  const refuse = (
+    res: Response,
+    status: number,
+    challenge: Challenge | undefined,
+    error: string,
+    description: string,
+  ) => {
     if (challenge) res.set('WWW-Authenticate', bearerChallenge(challenge));
     res.status(status).json({ error, error_description: description });
   };
@@ -59,7 +65,10 @@ export function bearerAuth(app: App, oauth: OAuthVerifier | undefined): RequestH
     if (!oauth || token.startsWith(STATIC_PREFIX)) {
       // Security: a deployment that turned static tokens off accepts none, valid or not.
       if (!staticTokens)
-        return invalid(res, 'Static itguard tokens are turned off here (auth.static_tokens: false); use a token from the identity provider.');
+        return invalid(
+          res,
+          'Static itguard tokens are turned off here (auth.static_tokens: false); use a token from the identity provider.',
+        );
       const t = app.tokens.verify(token);
       if (!t) return invalid(res, 'Unknown or revoked token.');
       const principal = app.principal(t.principal);
@@ -82,7 +91,12 @@ export function bearerAuth(app: App, oauth: OAuthVerifier | undefined): RequestH
         return refuse(
           res,
           403,
-          { ...base, error: 'insufficient_scope', description: err.message, ...(err.scope ? { scope: err.scope } : {}) },
+          {
+            ...base,
+            error: 'insufficient_scope',
+            description: err.message,
+            ...(err.scope ? { scope: err.scope } : {}),
+          },
           'insufficient_scope',
           err.message,
         );

@@ -205,7 +205,14 @@ export class SessionManager {
       sessionIdGenerator: () => id,
       onsessionclosed: () => this.remove(entry),
     });
-    const entry: Entry = { id, transport, principal: principal.name, user: auth.user, lastSeen: Date.now(), inFlight: 0 };
+    const entry: Entry = {
+      id,
+      transport,
+      principal: principal.name,
+      user: auth.user,
+      lastSeen: Date.now(),
+      inFlight: 0,
+    };
     transport.onclose = () => this.remove(entry);
     // The slot is taken now, before any await: concurrent initializes see it.
     this.add(entry);

@@ -18,8 +18,18 @@ beforeAll(async () => {
   idp = await startIdp({
     resources: [AUDIENCE, 'https://other.test/api'],
     accounts: {
-      alice: { email: 'alice@example.com', email_verified: true, groups: ['staff', 'it-agents'], itguard_principal: 'helpdesk-agent' },
-      bob: { email: 'bob@example.com', email_verified: false, groups: ['it-approvers', 'it-agents'], itguard_principal: 'root' },
+      alice: {
+        email: 'alice@example.com',
+        email_verified: true,
+        groups: ['staff', 'it-agents'],
+        itguard_principal: 'helpdesk-agent',
+      },
+      bob: {
+        email: 'bob@example.com',
+        email_verified: false,
+        groups: ['it-approvers', 'it-agents'],
+        itguard_principal: 'root',
+      },
       carol: { groups: ['staff'] },
     },
     machines: { 'ticket-bot': { itguard_principal: 'kb-reader', groups: ['it-agents'] } },
@@ -76,12 +86,19 @@ describe('a valid access token', () => {
     const token = await idp.clientCredentials('ticket-bot');
     expect(decodeJwt(token)).toMatchObject({ sub: 'ticket-bot', client_id: 'ticket-bot' });
     const id = await verifier().verify(token);
-    expect(id).toMatchObject({ principal: 'kb-reader', onBehalfOf: undefined, user: `${idp.issuer} client:ticket-bot` });
+    expect(id).toMatchObject({
+      principal: 'kb-reader',
+      onBehalfOf: undefined,
+      user: `${idp.issuer} client:ticket-bot`,
+    });
   });
 
   it('acts for sub when the e-mail is missing or the provider says it is not verified', async () => {
     const bob = await idp.userToken('bob');
-    const byGroups = verifier({ principalClaim: undefined, principalsFromGroups: [{ group: 'it-agents', principal: 'helpdesk-agent' }] });
+    const byGroups = verifier({
+      principalClaim: undefined,
+      principalsFromGroups: [{ group: 'it-agents', principal: 'helpdesk-agent' }],
+    });
     expect((await byGroups.verify(bob)).onBehalfOf).toBe('bob');
     const noEmail = await idp.forge({ sub: 'dave', aud: AUDIENCE, itguard_principal: 'kb-reader' });
     expect((await verifier().verify(noEmail)).onBehalfOf).toBe('dave');
@@ -120,10 +137,19 @@ describe('claims to a principal', () => {
     expect([byClaim.status, byClaim.kind]).toEqual([403, 'no_principal']);
     expect(byClaim.message).toMatch(/no "itguard_principal" claim \(auth\.principal_claim\)/);
     const bob = await idp.userToken('bob'); // itguard_principal: root, not in the policy
-    expect((await refusal(verifier(), bob)).message).toMatch(/"itguard_principal" claim \(auth\.principal_claim\) names no principal/);
-    const groups = verifier({ principalClaim: undefined, principalsFromGroups: [{ group: 'it-agents', principal: 'helpdesk-agent' }] });
+    expect((await refusal(verifier(), bob)).message).toMatch(
+      /"itguard_principal" claim \(auth\.principal_claim\) names no principal/,
+    );
+    const groups = verifier({
+      principalClaim: undefined,
+      principalsFromGroups: [{ group: 'it-agents', principal: 'helpdesk-agent' }],
+    });
     expect((await refusal(groups, carol)).message).toMatch(/"groups" claim \(auth\.groups_claim\) has no group mapped/);
-    const roles = verifier({ principalClaim: undefined, groupsClaim: 'roles', principalsFromGroups: [{ group: 'it-agents', principal: 'helpdesk-agent' }] });
+    const roles = verifier({
+      principalClaim: undefined,
+      groupsClaim: 'roles',
+      principalsFromGroups: [{ group: 'it-agents', principal: 'helpdesk-agent' }],
+    });
     expect((await refusal(roles, carol)).message).toMatch(/no "roles" claim \(auth\.groups_claim\)/);
   });
 });
@@ -132,7 +158,10 @@ describe('refusals (401 invalid_token unless said otherwise)', () => {
   it('a token for another audience', async () => {
     const token = await idp.userToken('alice', { resource: 'https://other.test/api' });
     const e = await refusal(verifier(), token);
-    expect([e.status, e.message]).toEqual([401, `The access token is for another resource (its aud is not ${AUDIENCE}).`]);
+    expect([e.status, e.message]).toEqual([
+      401,
+      `The access token is for another resource (its aud is not ${AUDIENCE}).`,
+    ]);
   });
 
   it('a token from an issuer not on the allowlist, without ever contacting that issuer', async () => {
@@ -160,18 +189,26 @@ describe('refusals (401 invalid_token unless said otherwise)', () => {
     const claims = { sub: 'alice', aud: AUDIENCE, itguard_principal: 'helpdesk-agent' };
     const now = Math.floor(Date.now() / 1000);
     expect((await verifier().verify(await idp.forge({ ...claims, nbf: now + 30 }))).principal).toBe('helpdesk-agent');
-    expect((await refusal(verifier(), await idp.forge({ ...claims, nbf: now + 120 }))).message).toMatch(/not valid yet/);
+    expect((await refusal(verifier(), await idp.forge({ ...claims, nbf: now + 120 }))).message).toMatch(
+      /not valid yet/,
+    );
     expect((await refusal(verifier(), await idp.forge({ ...claims, exp: undefined }))).message).toMatch(/no expiry/);
-    expect((await refusal(verifier(), await idp.forge(claims, { typ: 'JWT' }))).message).toMatch(/type "JWT", not an access token/);
+    expect((await refusal(verifier(), await idp.forge(claims, { typ: 'JWT' }))).message).toMatch(
+      /type "JWT", not an access token/,
+    );
     expect((await verifier().verify(await idp.forge(claims, { typ: null }))).principal).toBe('helpdesk-agent');
-    expect((await verifier().verify(await idp.forge(claims, { typ: 'application/at+jwt' }))).principal).toBe('helpdesk-agent');
+    expect((await verifier().verify(await idp.forge(claims, { typ: 'application/at+jwt' }))).principal).toBe(
+      'helpdesk-agent',
+    );
   });
 
   it('a bad signature: another key under the provider’s kid, an unknown kid, a shared-secret algorithm, not a JWT', async () => {
     const claims = { sub: 'alice', aud: AUDIENCE, itguard_principal: 'helpdesk-agent' };
     const { privateKey } = await generateKeyPair('ES256');
     const v = verifier();
-    expect((await refusal(v, await idp.forge(claims, { key: privateKey }))).message).toBe('The access token signature does not verify.');
+    expect((await refusal(v, await idp.forge(claims, { key: privateKey }))).message).toBe(
+      'The access token signature does not verify.',
+    );
     expect((await refusal(v, await idp.forge(claims, { key: privateKey, kid: 'made-up' }))).message).toBe(
       'The access token is signed with a key its issuer does not publish.',
     );
@@ -185,9 +222,22 @@ describe('refusals (401 invalid_token unless said otherwise)', () => {
   it('a valid token without auth.required_scopes: 403 insufficient_scope with the scopes needed', async () => {
     const token = await idp.userToken('alice', { scope: 'openid tickets' });
     const e = await refusal(verifier({ requiredScopes: ['itguard', 'tickets'] }), token);
-    expect([e.status, e.kind, e.scope, e.message]).toEqual([403, 'insufficient_scope', 'itguard tickets', 'The access token lacks the scope itguard.']);
-    const scp = await idp.forge({ sub: 'alice', aud: AUDIENCE, itguard_principal: 'helpdesk-agent', scp: ['itguard', 'tickets'] });
-    expect((await verifier({ requiredScopes: ['itguard', 'tickets'] }).verify(scp)).scopes).toEqual(['itguard', 'tickets']);
+    expect([e.status, e.kind, e.scope, e.message]).toEqual([
+      403,
+      'insufficient_scope',
+      'itguard tickets',
+      'The access token lacks the scope itguard.',
+    ]);
+    const scp = await idp.forge({
+      sub: 'alice',
+      aud: AUDIENCE,
+      itguard_principal: 'helpdesk-agent',
+      scp: ['itguard', 'tickets'],
+    });
+    expect((await verifier({ requiredScopes: ['itguard', 'tickets'] }).verify(scp)).scopes).toEqual([
+      'itguard',
+      'tickets',
+    ]);
   });
 });
 
@@ -210,7 +260,9 @@ describe('keys and discovery', () => {
     expect((await v.verify(rotated)).principal).toBe('helpdesk-agent');
     expect(idp.jwksFetches()).toBe(fetches + 2);
     // Tokens signed before the rotation still verify: the old key stays published.
-    expect((await v.verify(await idp.forge({ sub: 'alice', aud: AUDIENCE, itguard_principal: 'helpdesk-agent' }))).principal).toBe('helpdesk-agent');
+    expect(
+      (await v.verify(await idp.forge({ sub: 'alice', aud: AUDIENCE, itguard_principal: 'helpdesk-agent' }))).principal,
+    ).toBe('helpdesk-agent');
     // A flood of made-up key ids right after costs no fetch at all.
     const { privateKey } = await generateKeyPair('ES256');
     for (let i = 0; i < 5; i++)
@@ -220,27 +272,39 @@ describe('keys and discovery', () => {
 
   it('falls back to RFC 8414 metadata when OpenID discovery is absent', async () => {
     const seen: string[] = [];
-    const v = verifier({}, {
-      fetch: (input, init) => {
-        const url = String(input);
-        seen.push(new URL(url).pathname);
-        if (url.endsWith('/.well-known/openid-configuration')) return Promise.resolve(new Response('no', { status: 404 }));
-        // This provider publishes the same metadata under the RFC 8414 name.
-        return fetch(url.replace('/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'), init);
+    const v = verifier(
+      {},
+      {
+        fetch: (input, init) => {
+          const url = String(input);
+          seen.push(new URL(url).pathname);
+          if (url.endsWith('/.well-known/openid-configuration'))
+            return Promise.resolve(new Response('no', { status: 404 }));
+          // This provider publishes the same metadata under the RFC 8414 name.
+          return fetch(
+            url.replace('/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'),
+            init,
+          );
+        },
       },
-    });
+    );
     expect((await v.verify(await idp.userToken('alice'))).principal).toBe('helpdesk-agent');
     expect(seen.slice(0, 2)).toEqual(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']);
   });
 
   it('metadata naming another issuer, or a provider that cannot be reached, is 503 (fail closed), retried only after a pause', async () => {
     let calls = 0;
-    const v = verifier({}, {
-      fetch: () => {
-        calls++;
-        return Promise.resolve(Response.json({ issuer: 'https://evil.example', jwks_uri: 'https://evil.example/jwks' }));
+    const v = verifier(
+      {},
+      {
+        fetch: () => {
+          calls++;
+          return Promise.resolve(
+            Response.json({ issuer: 'https://evil.example', jwks_uri: 'https://evil.example/jwks' }),
+          );
+        },
       },
-    });
+    );
     const token = await idp.userToken('alice');
     const e = await refusal(v, token);
     expect([e.status, e.kind]).toEqual([503, 'unavailable']);

@@ -46,12 +46,24 @@ describe('policy auth:', () => {
       { group: 'it-agents', principal: 'helpdesk-agent' },
       { group: 'IT Readers', principal: 'kb-reader' },
     ]);
-    expect(p.auth).toMatchObject({ groupsClaim: 'roles', requiredScopes: ['itguard', 'api://itguard/mcp'], staticTokens: false });
+    expect(p.auth).toMatchObject({
+      groupsClaim: 'roles',
+      requiredScopes: ['itguard', 'api://itguard/mcp'],
+      staticTokens: false,
+    });
   });
 
   it('accepts http:// issuers and audiences on loopback hosts only', () => {
-    expect(problems('  issuers: [http://127.0.0.1:9000, http://localhost:9001/x]\n  audience: http://[::1]:3333/mcp\n  principal_claim: p\n')).toEqual([]);
-    expect(problems('  issuers: [http://idp.example.com]\n  audience: http://itguard.example.com/mcp\n  principal_claim: p\n')).toEqual([
+    expect(
+      problems(
+        '  issuers: [http://127.0.0.1:9000, http://localhost:9001/x]\n  audience: http://[::1]:3333/mcp\n  principal_claim: p\n',
+      ),
+    ).toEqual([]);
+    expect(
+      problems(
+        '  issuers: [http://idp.example.com]\n  audience: http://itguard.example.com/mcp\n  principal_claim: p\n',
+      ),
+    ).toEqual([
       'auth.issuers[0]: must be https:// (http:// only for loopback hosts)',
       'auth.audience: must be https:// (http:// only for loopback hosts)',
     ]);
@@ -71,10 +83,14 @@ describe('policy auth:', () => {
       'auth.required_scopes[0]: expected a scope like itguard or api://itguard/mcp (no spaces or quotes)',
       'auth.static_tokens: expected boolean, received string',
     ]);
-    expect(problems(`${BASE}  principal_claim: p\n  issuers: [https://a.example, https://a.example]\n`).join()).toMatch(/YAML/);
-    expect(problems('  issuers: [https://a.example, https://a.example]\n  audience: https://x.example/mcp\n  principal_claim: p\n')).toEqual([
-      'auth.issuers[1]: duplicate issuer https://a.example',
-    ]);
+    expect(problems(`${BASE}  principal_claim: p\n  issuers: [https://a.example, https://a.example]\n`).join()).toMatch(
+      /YAML/,
+    );
+    expect(
+      problems(
+        '  issuers: [https://a.example, https://a.example]\n  audience: https://x.example/mcp\n  principal_claim: p\n',
+      ),
+    ).toEqual(['auth.issuers[1]: duplicate issuer https://a.example']);
     expect(problems('  issuers: []\n  audience: https://x.example/mcp\n  principal_claim: p\n')).toEqual([
       'auth.issuers: must have at least 1 items',
     ]);
@@ -87,11 +103,15 @@ describe('policy auth:', () => {
   });
 
   it('wants exactly one of principal_claim and principals_from_groups, mapping to principals that exist', () => {
-    expect(problems(BASE)).toEqual(['auth.principal_claim: give exactly one of principal_claim and principals_from_groups']);
+    expect(problems(BASE)).toEqual([
+      'auth.principal_claim: give exactly one of principal_claim and principals_from_groups',
+    ]);
     expect(problems(`${BASE}  principal_claim: p\n  principals_from_groups: { a: kb-reader }\n`)).toEqual([
       'auth.principal_claim: give exactly one of principal_claim and principals_from_groups',
     ]);
-    expect(problems(`${BASE}  principals_from_groups: {}\n`)).toEqual(['auth.principals_from_groups: must map at least one group']);
+    expect(problems(`${BASE}  principals_from_groups: {}\n`)).toEqual([
+      'auth.principals_from_groups: must map at least one group',
+    ]);
     expect(problems(`${BASE}  principals_from_groups: { it-agents: ghost, admins: Root }\n`)).toEqual([
       'auth.principals_from_groups.admins: expected a lowercase name of [a-z0-9._-]',
       'auth.principals_from_groups.it-agents: must name a principal under principals',
