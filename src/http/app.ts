@@ -63,14 +63,6 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   });
   web.use('/verify', verifyRouter(app));
   web.use('/reset', resetRouter(app));
-  web.use('/console', consoleRouter(app));
-
-  web.get('/metrics', async (_req, res) => {
-    const registry = app.metrics.registry;
-    if (!registry) return void res.status(404).send('metrics are not enabled in this process\n');
-    res.type(registry.contentType).send(await registry.metrics());
-  });
-
   const oauth =
     app.policy.auth &&
     createOAuthVerifier(app.policy.auth, {
@@ -78,6 +70,14 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
       isPrincipal: (name) => app.principal(name) !== undefined,
       now: () => app.now(),
     });
+  web.use('/console', consoleRouter(app, oauth));
+
+  web.get('/metrics', async (_req, res) => {
+    const registry = app.metrics.registry;
+    if (!registry) return void res.status(404).send('metrics are not enabled in this process\n');
+    res.type(registry.contentType).send(await registry.metrics());
+  });
+
   const auth = bearerAuth(app, oauth);
   const body = express.json({ limit: opts.bodyLimit ?? '1mb' });
   const mcp: express.RequestHandler = (req, res, next) => {

@@ -16,6 +16,8 @@ export interface ConsoleView {
   /** Where the router is mounted, e.g. "/console": every form action is absolute under it. */
   base: string;
   principal: string;
+  /** OAuth sign-ins: the person. */
+  user?: string | undefined;
   csrf: string;
   flash: Flash | undefined;
   killSwitch: KillSwitchState;
@@ -97,7 +99,7 @@ ${message ? flashBox({ kind: 'error', text: message }) : ''}
 <input type="password" id="token" name="token" autocomplete="off" required size="40" data-testid="token-input"></p>
 <p><button type="submit" data-testid="sign-in">Sign in</button></p>
 </form>
-<p class="muted">Create one with <span class="mono">itguard token create --principal &lt;approver&gt;</span>; the principal needs the <span class="mono">approvals:decide</span> scope.</p>
+<p class="muted">Create one with <span class="mono">itguard token create --principal &lt;approver&gt;</span>; the principal needs the <span class="mono">approvals:decide</span> scope. Where the server accepts your identity provider's tokens, an access token for it works too.</p>
 </section></main>`,
   );
 }
@@ -251,7 +253,7 @@ export function consolePage(v: ConsoleView): string {
   return page(
     'itguard console',
     `<header><h1>itguard approver console</h1>
-<span>Signed in as <strong data-testid="principal">${esc(v.principal)}</strong></span>
+<span>Signed in as <strong data-testid="principal">${esc(v.principal)}</strong>${v.user ? ` <span class="muted" data-testid="user">(${esc(v.user)})</span>` : ''}</span>
 <form method="post" action="${esc(v.base)}/logout">${hidden(v.csrf)}<button type="submit" data-testid="sign-out">Sign out</button></form></header>
 <main>${flashBox(v.flash)}
 ${killSwitchSection(v)}

@@ -76,7 +76,8 @@ export interface ClassCount {
 }
 
 export type DecideResult =
-  { ok: true; row: ApprovalRow } | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'self_approval' };
+  | { ok: true; row: ApprovalRow }
+  | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'self_approval' | 'own_behalf' };
 
 export class ApprovalsStore {
   constructor(
@@ -147,11 +148,14 @@ export class ApprovalsStore {
       .all(...statuses, limit);
   }
 
-  /** Approve or deny a pending request. Security: the requesting principal can never decide its own request. */
+  /**
+   * Approve or deny a pending request. Security: the requesting principal can never approve its own request, and
+   * neither can the person it was made for (`onBehalfOf`, known when both sides signed in through OAuth).
+   */
   decide(
     id: string,
     approve: boolean,
-    actor: { name: string; principal?: string | undefined },
+    actor: { name: string; principal?: string | undefined; onBehalfOf?: string | undefined },
     note: string | undefined,
   ): DecideResult {
     return immediate(this.db, (): DecideResult => {
@@ -162,6 +166,8 @@ export class ApprovalsStore {
       if (row.status !== 'pending') return { ok: false, reason: 'not_pending' };
       if (actor.principal !== undefined && actor.principal === row.principal)
         return { ok: false, reason: 'self_approval' };
+      if (approve && actor.onBehalfOf !== undefined && actor.onBehalfOf === row.on_behalf_of)
+        return { ok: false, reason: 'own_behalf' };
       const now = this.now();
       this.db
         .prepare(

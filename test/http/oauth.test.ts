@@ -28,8 +28,12 @@ beforeAll(async () => {
       bob: { email: 'bob@example.com', itguard_principal: 'helpdesk-agent' },
       carol: { email: 'carol@example.com', itguard_principal: 'intern' },
       irene: { email: 'irene@example.com', itguard_principal: 'it-approver' },
+      dana: { email: 'dana@example.com', itguard_principal: 'it-approver' },
     },
-    machines: { 'ticket-bot': { itguard_principal: 'helpdesk-agent' } },
+    machines: {
+      'ticket-bot': { itguard_principal: 'helpdesk-agent' },
+      'approver-bot': { itguard_principal: 'it-approver' },
+    },
   });
   stranger = await startIdp({ resources: [AUDIENCE], accounts: { mallory: { itguard_principal: 'helpdesk-agent' } } });
 });
@@ -293,6 +297,75 @@ describe('a valid token over a real MCP client', () => {
     expect(run.every((x) => x.on_behalf_of === 'alice@example.com')).toBe(true);
     expect(app.auditStore.verify().ok).toBe(true);
     await client.close();
+  });
+});
+
+/** Signs in to the console with `token`; the session cookie, or the refusal's status. */
+async function consoleLogin(token: string): Promise<{ status: number; cookie?: string }> {
+  const r = await fetch(`${http!.url}/console/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token }),
+  });
+  const cookie = r.headers.getSetCookie()[0]?.split(';')[0];
+  return { status: r.status, ...(r.status === 303 && cookie ? { cookie } : {}) };
+}
+async function consoleDecide(cookie: string, id: string, decision: 'approve' | 'deny') {
+  const page = await (await fetch(`${http!.url}/console`, { headers: { cookie } })).text();
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page)![1]!;
+  await fetch(`${http!.url}/console/requests/${id}`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ csrf, decision }),
+  });
+  return (await fetch(`${http!.url}/console`, { headers: { cookie } })).text();
+}
+
+describe('the approver console with OAuth', () => {
+  it('signs an approver in with an access token; nobody approves a request made on their own behalf', async () => {
+    const { app, url } = await start();
+    // The provider issued dana an agent token too (a second client of hers): her agent asks for an install.
+    const agentToken = await idp.forge({
+      sub: 'dana',
+      email: 'dana@example.com',
+      aud: AUDIENCE,
+      scope: 'itguard',
+      client_id: 'mcp-client',
+      itguard_principal: 'helpdesk-agent',
+    });
+    const { client, call } = await mcp(url, agentToken);
+    const r = await call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason: 'dana needs it' });
+    const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
+    await client.close();
+
+    const dana = await consoleLogin(await idp.userToken('dana'));
+    expect(dana.status).toBe(303);
+    const refused = await consoleDecide(dana.cookie!, id, 'approve');
+    expect(refused).toContain('<span class="muted" data-testid="user">(dana@example.com)</span>');
+    expect(refused).toContain(`${id}: You cannot approve a request an agent made on your behalf.`);
+    expect(app.approvals.get(id)!.status).toBe('pending');
+
+    const irene = await consoleLogin(await idp.userToken('irene'));
+    await consoleDecide(irene.cookie!, id, 'approve');
+    expect(app.approvals.get(id)!.decided_by).toBe('console:it-approver');
+    const decided = [...app.auditStore.iterate()].filter((x) => x.event === 'approval.approved');
+    expect(decided.map((x) => x.on_behalf_of)).toEqual(['irene@example.com']);
+    expect([...app.auditStore.iterate()].filter((x) => x.event === 'console.login').map((x) => x.on_behalf_of)).toEqual(
+      ['dana@example.com', 'irene@example.com'],
+    );
+  });
+
+  it('refuses a machine token, a token for a principal without approvals:decide, a bad token, and static tokens when they are off', async () => {
+    await start({
+      auth: `auth:\n  issuers: [${idp.issuer}]\n  audience: ${AUDIENCE}\n  principal_claim: itguard_principal\n  static_tokens: false\n`,
+    });
+    expect((await consoleLogin(await idp.clientCredentials('approver-bot'))).status).toBe(401);
+    expect((await consoleLogin(await idp.userToken('alice'))).status).toBe(401);
+    expect((await consoleLogin(await idp.userToken('irene', { resource: 'https://other.test/api' }))).status).toBe(401);
+    expect((await consoleLogin(app!.tokens.create('it-approver', 'test').token)).status).toBe(401);
+    expect((await consoleLogin(await idp.userToken('irene'))).status).toBe(303);
   });
 });
 
