@@ -60,6 +60,8 @@ export class TokenRejected extends Error {
     readonly kind: 'invalid_token' | 'insufficient_scope' | 'no_principal' | 'unavailable',
     message: string,
     readonly scope?: string,
+    /** For the operator's log (unavailable): what failed underneath. Never shown to the client. */
+    readonly detail?: string,
   ) {
     super(message);
   }
@@ -208,11 +210,10 @@ function principalOf(p: JWTPayload, auth: AuthPolicy, isPrincipal: (n: string) =
 /** jose's failure, said for the client; the provider being unreachable is not the token's fault. */
 function rejection(err: unknown, audience: string): TokenRejected {
   if (err instanceof TokenRejected) return err;
+  const unavailable = (message: string) =>
+    new TokenRejected('unavailable', message, undefined, err instanceof Error ? err.message : String(err));
   if (err instanceof IssuerUnavailable || err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid)
-    return new TokenRejected(
-      'unavailable',
-      'The identity provider could not be reached to check the token; retry later.',
-    );
+    return unavailable('The identity provider could not be reached to check the token; retry later.');
   if (err instanceof errors.JWTExpired) return invalid('The access token has expired.');
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.claim === 'aud') return invalid(`The access token is for another resource (its aud is not ${audience}).`);
@@ -230,12 +231,9 @@ function rejection(err: unknown, audience: string): TokenRejected {
   if (err instanceof errors.JOSEError) {
     // The key set could not be fetched or read (HTTP error, bad JSON): the provider's problem, not the token's.
     if (err.code === 'ERR_JOSE_GENERIC')
-      return new TokenRejected('unavailable', 'The identity provider’s keys could not be read; retry later.');
+      return unavailable('The identity provider’s keys could not be read; retry later.');
     return invalid('The access token is not valid.');
   }
   // A network error from fetching the key set.
-  return new TokenRejected(
-    'unavailable',
-    'The identity provider could not be reached to check the token; retry later.',
-  );
+  return unavailable('The identity provider could not be reached to check the token; retry later.');
 }

@@ -85,7 +85,9 @@ export function bearerAuth(app: App, oauth: OAuthVerifier | undefined): RequestH
       return accept(res, next, { principal: { ...principal, onBehalfOf: id.onBehalfOf }, user: id.user, via: 'oauth' });
     } catch (err) {
       if (!(err instanceof TokenRejected)) return next(err);
-      app.log.debug({ status: err.status, why: err.message }, 'access token refused');
+      if (err.kind === 'unavailable')
+        app.log.warn({ why: err.detail ?? err.message }, 'identity provider unreachable: access token not checked');
+      else app.log.debug({ status: err.status, why: err.message }, 'access token refused');
       if (err.kind === 'invalid_token') return invalid(res, err.message);
       if (err.kind === 'insufficient_scope')
         return refuse(
