@@ -13,9 +13,12 @@
  * identity provider unreachable → 503 with Retry-After. Bodies are OAuth error JSON. Without an `auth:` block the
  * challenge carries `realm="itguard"` instead of resource metadata.
  *
- * What a request proved is left in `res.locals` (`authOf(res)`); the token itself is not kept, logged or passed on.
+ * What a request proved is left in `res.locals` (`authOf(res)`), and in `req.auth` in the SDK's AuthInfo shape for
+ * the SDK transports to hand on as `authInfo` (`extra.principal`, `extra.onBehalfOf`, `extra.user`) — with `token`
+ * left empty: the token itself is not kept, logged or passed on.
  */
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { App } from '../app.js';
 import { resourceMetadataUrl, bearerChallenge, type Challenge } from '../auth/metadata.js';
 import { TokenRejected, type OAuthVerifier } from '../auth/oauth.js';
@@ -27,6 +30,16 @@ export interface Authenticated {
   /** What sessions are bound to beyond the principal: the OAuth user (issuer + subject); undefined for static tokens. */
   user: string | undefined;
   via: 'static' | 'oauth';
+  /** OAuth: the token's client and expiry (seconds). */
+  clientId?: string | undefined;
+  expiresAt?: number | undefined;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** Set by bearerAuth (the SDK's own middleware declares the same). */
+    auth?: AuthInfo;
+  }
 }
 
 const LOCALS_KEY = 'itguardAuth';
@@ -75,14 +88,20 @@ export function bearerAuth(app: App, oauth: OAuthVerifier | undefined): RequestH
       // Security: a token whose principal the policy no longer names grants nothing.
       if (!principal) return invalid(res, `Principal ${t.principal} is not in the policy.`);
       app.tokens.touch(t.id);
-      return accept(res, next, { principal, user: undefined, via: 'static' });
+      return accept(req, res, next, { principal, user: undefined, via: 'static' });
     }
 
     try {
       const id = await oauth.verify(token);
       const principal = app.principal(id.principal);
       if (!principal) throw new TokenRejected('no_principal', `Principal ${id.principal} is not in the policy.`);
-      return accept(res, next, { principal: { ...principal, onBehalfOf: id.onBehalfOf }, user: id.user, via: 'oauth' });
+      return accept(req, res, next, {
+        principal: { ...principal, onBehalfOf: id.onBehalfOf },
+        user: id.user,
+        via: 'oauth',
+        clientId: id.clientId,
+        expiresAt: id.expiresAt,
+      });
     } catch (err) {
       if (!(err instanceof TokenRejected)) return next(err);
       if (err.kind === 'unavailable')
@@ -109,7 +128,15 @@ export function bearerAuth(app: App, oauth: OAuthVerifier | undefined): RequestH
   };
 }
 
-function accept(res: Response, next: () => void, a: Authenticated): void {
+function accept(req: Request, res: Response, next: () => void, a: Authenticated): void {
   (res.locals as Record<string, Authenticated>)[LOCALS_KEY] = a;
+  // Security: `token` is empty on purpose; nothing past this middleware needs the token, so nothing gets it.
+  req.auth = {
+    token: '',
+    clientId: a.clientId ?? a.principal.name,
+    scopes: [...a.principal.scopes],
+    ...(a.expiresAt !== undefined ? { expiresAt: a.expiresAt } : {}),
+    extra: { principal: a.principal.name, onBehalfOf: a.principal.onBehalfOf, user: a.user, via: a.via },
+  };
   next();
 }

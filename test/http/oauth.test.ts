@@ -9,7 +9,11 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { decodeJwt, generateKeyPair } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
 import type { App } from '../../src/app.js';
+import { createOAuthVerifier } from '../../src/auth/oauth.js';
+import { authOf, bearerAuth } from '../../src/http/auth.js';
 import { startHttp, type HttpOptions, type RunningHttp } from '../../src/http/app.js';
 import { policyWith, testApp, textOf, codeOf } from '../helpers/harness.js';
 import { startIdp, type TestIdp } from '../helpers/idp.js';
@@ -194,6 +198,37 @@ describe('401 and 403 on /mcp', () => {
     const r = await post(url, token);
     expect(r.status).toBe(503);
     expect(r.headers.get('retry-after')).toBe('30');
+  });
+
+  it('hands on what it proved, never the token: req.auth (for the SDK transports) and res.locals carry no token', async () => {
+    const { app } = await start();
+    const web = express();
+    const verifier = createOAuthVerifier(app.policy.auth!, { isPrincipal: (n) => app.principal(n) !== undefined });
+    web.post('/probe', bearerAuth(app, verifier), (req, res) => void res.json({ auth: req.auth, locals: authOf(res) }));
+    const srv = web.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => srv.once('listening', () => resolve()));
+    try {
+      const token = await idp.userToken('alice');
+      const r = await fetch(`http://127.0.0.1:${(srv.address() as AddressInfo).port}/probe`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const text = await r.text();
+      expect(text).not.toContain(token.split('.')[2]!);
+      expect(JSON.parse(text)).toMatchObject({
+        auth: {
+          token: '',
+          clientId: 'mcp-client',
+          extra: { principal: 'helpdesk-agent', onBehalfOf: 'alice@example.com', via: 'oauth' },
+        },
+        locals: {
+          principal: { name: 'helpdesk-agent', onBehalfOf: 'alice@example.com' },
+          user: `${idp.issuer} sub:alice`,
+        },
+      });
+    } finally {
+      await new Promise((resolve) => srv.close(resolve));
+    }
   });
 
   it('never echoes or logs the token', async () => {
