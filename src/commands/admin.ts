@@ -100,6 +100,9 @@ export function token(flags: Flags): number {
       const { token: secret, id } = s.tokens.create(principal, cliActor(), label);
       out(secret);
       err(`token ${id} for ${principal} created; it is shown only once`);
+      // The token is still made (the policy may change back), but say it will not open /mcp under this policy.
+      if (s.policy.auth && !s.policy.auth.staticTokens)
+        err(`warning: the policy turns static tokens off (auth.static_tokens: false); /mcp will refuse this token`);
       return 0;
     }
     if (verb === 'list') {
@@ -176,6 +179,7 @@ export function audit(flags: Flags): number {
       for (const r of rows) {
         // Security: the tool name of an unknown-tool denial, actors and codes come from the table; escaped.
         const cells = [r.tool, r.outcome, r.code, r.trace_id].map((c) => safeText(c ?? ''));
+        if (r.on_behalf_of) cells.push(`for=${safeText(r.on_behalf_of)}`);
         out(
           `${String(r.seq).padStart(6)} ${iso(r.ts)} ${safeText(r.event).padEnd(18)} ${safeText(r.actor ?? '').padEnd(16)} ${cells.join(' ')}`,
         );

@@ -131,5 +131,15 @@ export function describe(p: Policy, source: string): string {
       `directory ${where(b.directory.kind, b.directory.kind === 'ldap' ? `${b.directory.url} (${b.directory.flavor})` : undefined)}, ` +
       `outbox ${where(b.outbox.kind, b.outbox.kind === 'smtp' ? `from ${b.outbox.from}` : undefined)}, deploy embedded; demo data ${p.demo ? 'on' : 'off'}`,
   );
+  const a = p.auth;
+  lines.push(
+    a
+      ? `auth: OAuth access tokens for ${a.audience} from ${a.issuers.join(', ')}; principal from ${
+          a.principalClaim !== undefined
+            ? `claim ${a.principalClaim}`
+            : `${a.groupsClaim} (${(a.principalsFromGroups ?? []).map((m) => `${m.group} → ${m.principal}`).join(', ')})`
+        }${a.requiredScopes.length ? `; requires scope ${a.requiredScopes.join(' ')}` : ''}; static tokens ${a.staticTokens ? 'on' : 'off'}`
+      : 'auth: static bearer tokens only (no auth: block)',
+  );
   return lines.join('\n');
 }

@@ -68,7 +68,19 @@ export async function serve(flags: Flags): Promise<void> {
     const { startHttp } = await import('../http/app.js');
     const running = await startHttp(app, { host, port });
     app.log.info({ url: `${running.url}/mcp` }, 'serving MCP over Streamable HTTP');
-    if (app.seeded) {
+    const auth = policy.auth;
+    if (auth) {
+      app.log.info(
+        { issuers: auth.issuers, audience: auth.audience, static_tokens: auth.staticTokens },
+        'accepting OAuth access tokens',
+      );
+      err(
+        `itguard: OAuth resource ${auth.audience} (issuers: ${auth.issuers.join(', ')}); metadata at ${running.url}/.well-known/oauth-protected-resource/mcp`,
+      );
+    }
+    if (auth && !auth.staticTokens) {
+      err(`itguard: MCP endpoint ${running.url}/mcp  (static tokens are off: auth.static_tokens is false)`);
+    } else if (app.seeded) {
       const { token } = app.tokens.create(
         policy.stdioPrincipal,
         'system:demo',

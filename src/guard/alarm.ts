@@ -13,6 +13,7 @@ export async function raiseAlarm(
     .record({
       event: 'alarm',
       actor: call?.principal.name ?? 'system',
+      onBehalfOf: call?.principal.onBehalfOf,
       traceId: call?.traceId,
       sessionId: call?.session?.id,
       tool: call?.tool.name,

@@ -13,6 +13,7 @@ import type { Call, Guard } from './types.js';
 
 const baseOf = (call: Call) => ({
   actor: call.principal.name,
+  onBehalfOf: call.principal.onBehalfOf,
   traceId: call.traceId,
   sessionId: call.session?.id,
   tool: call.tool.name,

@@ -61,7 +61,9 @@ const leaseFor = (deps: ExecutorDeps, row: ApprovalRow): number =>
 /** The call an approved request runs as, or a refusal when the tool or principal no longer exists. */
 function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {
   const tool = deps.tools.find((t) => t.name === row.tool);
-  const principal = deps.principal(row.principal);
+  const named = deps.principal(row.principal);
+  // The request runs for the human it was made for: every audit record of the run says so.
+  const principal = named && { ...named, onBehalfOf: row.on_behalf_of ?? undefined };
   // Security: policy changed since the request was made; the approval no longer authorises anything.
   if (!tool || !principal)
     return new GuardError(
@@ -120,6 +122,7 @@ async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: Ap
     deps.audit.record({
       event: 'approval.recovered',
       actor: 'system',
+      onBehalfOf: call.principal.onBehalfOf,
       traceId: call.traceId,
       sessionId: call.session?.id,
       tool: row.tool,

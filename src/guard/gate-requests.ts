@@ -54,6 +54,7 @@ export const auditGate = (deps: Deps, call: Call, event: string, detail: Record<
   deps.audit.record({
     event,
     actor: call.principal.name,
+    onBehalfOf: call.principal.onBehalfOf,
     traceId: call.traceId,
     sessionId: call.session?.id,
     tool: call.tool.name,
@@ -87,6 +88,7 @@ export function openOrCreate(
   const created = deps.approvals.create({
     tier,
     principal: call.principal.name,
+    onBehalfOf: call.principal.onBehalfOf,
     sessionId: call.session?.id,
     tool: call.tool.name,
     args: call.args,

@@ -19,6 +19,12 @@ import type { ApprovalsStore } from '../store/approvals-store.js';
 export interface Principal {
   name: string;
   scopes: readonly Scope[];
+  /**
+   * The human the agent acts for, when the transport knows one (HTTP with an OAuth access token: its `email`, else
+   * `sub`); recorded on every audit record of the call and on approval requests. Undefined over stdio, with static
+   * bearer tokens and for client-credentials tokens. Never used to authorise: scopes come from the policy principal.
+   */
+  onBehalfOf?: string | undefined;
 }
 
 /**

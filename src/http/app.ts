@@ -1,13 +1,16 @@
 /**
- * The HTTP side: /mcp (Streamable HTTP, both protocol eras: mcp.ts; bearer tokens), /healthz, /metrics, /verify
- * (MFA page), /reset (reset links), /console.
+ * The HTTP side: /mcp (Streamable HTTP, both protocol eras: mcp.ts; itguard's bearer tokens and, with `auth:` in the
+ * policy, OAuth access tokens), /.well-known/oauth-protected-resource[/mcp], /healthz, /metrics, /verify (MFA page),
+ * /reset (reset links), /console.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { App } from '../app.js';
 import { config } from '../config.js';
-import { requireBearerAuth, tokenVerifier } from './auth.js';
+import { createOAuthVerifier, type VerifierOptions } from '../auth/oauth.js';
+import { bearerAuth } from './auth.js';
+import { resourceMetadataRouter } from './resource-metadata.js';
 import { errorHandler } from './errors.js';
 import { mcpEndpoint } from './mcp.js';
 import { checkOrigin, hostHeaderValidation, originPolicy } from './origin.js';
@@ -26,6 +29,8 @@ export interface HttpOptions {
   bodyLimit?: string;
   allowedHosts?: string[];
   allowedOrigins?: string[];
+  /** OAuth verifier knobs for tests (fetch, JWKS cooldown); the policy's `auth:` block says whether OAuth is on. */
+  oauth?: Omit<VerifierOptions, 'isPrincipal' | 'now'>;
 }
 
 export interface RunningHttp {
@@ -44,6 +49,8 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   // The port is known only after listen (port 0 in tests); the allow lists are built then.
   let guard = originPolicy(opts.host, opts.port);
   web.use((req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next));
+  // Public metadata, readable from any origin: before the Origin check.
+  if (app.policy.auth) web.use(resourceMetadataRouter(app.policy.auth));
   web.use((req, res, next) => checkOrigin(guard)(req, res, next));
 
   web.get('/healthz', (_req, res) => {
@@ -56,7 +63,14 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   });
   web.use('/verify', verifyRouter(app));
   web.use('/reset', resetRouter(app));
-  web.use('/console', consoleRouter(app));
+  const oauth =
+    app.policy.auth &&
+    createOAuthVerifier(app.policy.auth, {
+      ...opts.oauth,
+      isPrincipal: (name) => app.principal(name) !== undefined,
+      now: () => app.now(),
+    });
+  web.use('/console', consoleRouter(app, oauth));
 
   web.get('/metrics', async (_req, res) => {
     const registry = app.metrics.registry;
@@ -64,7 +78,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
     res.type(registry.contentType).send(await registry.metrics());
   });
 
-  const auth = requireBearerAuth({ verifier: tokenVerifier(app) });
+  const auth = bearerAuth(app, oauth);
   const body = express.json({ limit: opts.bodyLimit ?? '1mb' });
   const endpoint = mcpEndpoint(app, sessions);
   const mcp = endpoint.handler;

@@ -16,6 +16,8 @@ export interface ConsoleView {
   /** Where the router is mounted, e.g. "/console": every form action is absolute under it. */
   base: string;
   principal: string;
+  /** OAuth sign-ins: the person. */
+  user?: string | undefined;
   csrf: string;
   flash: Flash | undefined;
   killSwitch: KillSwitchState;
@@ -97,7 +99,7 @@ ${message ? flashBox({ kind: 'error', text: message }) : ''}
 <input type="password" id="token" name="token" autocomplete="off" required size="40" data-testid="token-input"></p>
 <p><button type="submit" data-testid="sign-in">Sign in</button></p>
 </form>
-<p class="muted">Create one with <span class="mono">itguard token create --principal &lt;approver&gt;</span>; the principal needs the <span class="mono">approvals:decide</span> scope.</p>
+<p class="muted">Create one with <span class="mono">itguard token create --principal &lt;approver&gt;</span>; the principal needs the <span class="mono">approvals:decide</span> scope. Where the server accepts your identity provider's tokens, an access token for it works too.</p>
 </section></main>`,
   );
 }
@@ -175,7 +177,7 @@ function pendingRow(r: ApprovalRow, v: ConsoleView): string {
       : `<div class="muted">awaiting ${esc(r.target ?? 'the user')}'s code</div>`;
   return `<tr data-testid="pending-${esc(r.id)}">
 <td class="mono id">${esc(r.id)}<br><span class="muted">${esc(r.tier)}</span></td>
-<td data-testid="requester">${esc(r.principal)}</td>
+<td data-testid="requester">${esc(r.principal)}${onBehalfOf(r)}</td>
 <td class="mono">${esc(r.tool)}</td>
 <td data-testid="target">${esc(r.target ?? '')}</td>
 <td data-testid="summary">${esc(r.summary)}<details><summary class="muted">arguments</summary><pre class="mono">${esc(prettyArgs(r.args))}</pre></details></td>
@@ -189,6 +191,12 @@ function pendingRow(r: ApprovalRow, v: ConsoleView): string {
 <button type="submit" name="decision" value="deny" class="deny" data-testid="deny-${esc(r.id)}">Deny</button></form></td>
 </tr>`;
 }
+
+/** The human the agent acted for (OAuth), under the principal: approvers see whose request it is. */
+const onBehalfOf = (r: ApprovalRow): string =>
+  r.on_behalf_of
+    ? `<br><span class="muted">on behalf of</span> <span data-testid="on-behalf-of">${esc(r.on_behalf_of)}</span>`
+    : '';
 
 function prettyArgs(json: string): string {
   try {
@@ -213,7 +221,7 @@ function recentSection(v: ConsoleView): string {
         .map(
           (
             r,
-          ) => `<tr data-testid="recent-${esc(r.id)}"><td class="mono id">${esc(r.id)}</td><td data-testid="status">${esc(r.status)}</td><td>${esc(r.principal)}</td><td class="mono">${esc(r.tool)}</td>
+          ) => `<tr data-testid="recent-${esc(r.id)}"><td class="mono id">${esc(r.id)}</td><td data-testid="status">${esc(r.status)}</td><td>${esc(r.principal)}${onBehalfOf(r)}</td><td class="mono">${esc(r.tool)}</td>
 <td>${esc(r.summary)}</td><td data-testid="decided-by">${esc(r.decided_by ?? '')}</td><td>${esc(time(r.decided_at))}</td><td data-testid="note">${esc(r.note ?? '')}</td></tr>`,
         )
         .join('\n')
@@ -232,20 +240,20 @@ function auditSection(v: ConsoleView): string {
     .map(
       (
         a,
-      ) => `<tr data-testid="audit-${esc(a.seq)}"><td class="mono">${esc(a.seq)}</td><td>${esc(time(a.ts))}</td><td class="mono">${esc(a.event)}</td><td>${esc(a.actor)}</td>
+      ) => `<tr data-testid="audit-${esc(a.seq)}"><td class="mono">${esc(a.seq)}</td><td>${esc(time(a.ts))}</td><td class="mono">${esc(a.event)}</td><td>${esc(a.actor)}</td><td>${esc(a.on_behalf_of ?? '')}</td>
 <td class="mono">${esc(a.tool ?? '')}</td><td>${esc(a.outcome ?? '')}</td><td class="mono">${esc(a.code ?? '')}</td></tr>`,
     )
     .join('\n');
   return `<section data-testid="audit"><h2>Recent audit (newest first)</h2>
-<table><thead><tr><th>Seq</th><th>Time</th><th>Event</th><th>Actor</th><th>Tool</th><th>Outcome</th><th>Code</th></tr></thead>
-<tbody>${rows || '<tr><td colspan="7" class="muted">The audit is empty.</td></tr>'}</tbody></table></section>`;
+<table><thead><tr><th>Seq</th><th>Time</th><th>Event</th><th>Actor</th><th>On behalf of</th><th>Tool</th><th>Outcome</th><th>Code</th></tr></thead>
+<tbody>${rows || '<tr><td colspan="8" class="muted">The audit is empty.</td></tr>'}</tbody></table></section>`;
 }
 
 export function consolePage(v: ConsoleView): string {
   return page(
     'itguard console',
     `<header><h1>itguard approver console</h1>
-<span>Signed in as <strong data-testid="principal">${esc(v.principal)}</strong></span>
+<span>Signed in as <strong data-testid="principal">${esc(v.principal)}</strong>${v.user ? ` <span class="muted" data-testid="user">(${esc(v.user)})</span>` : ''}</span>
 <form method="post" action="${esc(v.base)}/logout">${hidden(v.csrf)}<button type="submit" data-testid="sign-out">Sign out</button></form></header>
 <main>${flashBox(v.flash)}
 ${killSwitchSection(v)}

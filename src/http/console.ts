@@ -1,7 +1,10 @@
 /**
- * /console: the approver web page (DESIGN §4, §6). An approver signs in with their bearer token once; the
- * console then keeps an in-memory session (random id in an HttpOnly, SameSite=Strict cookie, 8 h) holding the
- * principal and a CSRF token. Pages are rendered on the server (console-html.ts) under a CSP that allows no
+ * /console: the approver web page (DESIGN §4, §6). An approver signs in with their bearer token once — an itguard
+ * token, or, with an `auth:` block, an access token from the identity provider (checked like one on /mcp) — and the
+ * console then keeps an in-memory session (random id in an HttpOnly, SameSite=Strict cookie, 8 h, or until the
+ * access token expires) holding the principal, the person (OAuth) and a CSRF token. `auth.static_tokens: false`
+ * refuses itguard tokens here too. Separation of duties holds for the principal and, with OAuth, for the person: an
+ * approver cannot approve a request an agent made on their own behalf. Pages are rendered on the server (console-html.ts) under a CSP that allows no
  * script at all, so the console has no client code to attack.
  *
  * A decision is `POST <base>/requests/:id` with `decision=approve|deny`, the value of the button clicked; approve and
@@ -13,6 +16,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { App } from '../app.js';
+import { TokenRejected, type OAuthVerifier } from '../auth/oauth.js';
 import { immediate } from '../store/db.js';
 import type { DecideResult } from '../store/approvals-store.js';
 import { consolePage, messagePage, signInPage, type Flash } from './console-html.js';
@@ -26,7 +30,10 @@ const DECIDE_SCOPE = 'approvals:decide';
 
 export interface ConsoleSession {
   principal: string;
-  tokenId: string;
+  /** The itguard token that opened it; undefined for an OAuth sign-in. */
+  tokenId: string | undefined;
+  /** OAuth: the person signed in (the token's email or sub), recorded as on_behalf_of of their decisions. */
+  user?: string | undefined;
   csrf: string;
   expiresAt: number;
   flash?: Flash | undefined;
@@ -34,6 +41,7 @@ export interface ConsoleSession {
 
 const REFUSALS: Record<Exclude<DecideResult, { ok: true }>['reason'], string> = {
   self_approval: 'You cannot approve a request made by your own principal',
+  own_behalf: 'You cannot approve a request an agent made on your behalf',
   not_pending: 'This request has already been decided',
   expired: 'This request has expired',
   not_found: 'No such request',
@@ -44,15 +52,21 @@ export class ConsoleSessions {
   private readonly byId = new Map<string, ConsoleSession>();
   constructor(private readonly now: () => number) {}
 
-  create(principal: string, tokenId: string): { id: string; session: ConsoleSession } {
+  create(
+    principal: string,
+    tokenId: string | undefined,
+    o: { user?: string | undefined; notAfter?: number } = {},
+  ): { id: string; session: ConsoleSession } {
     this.prune();
     while (this.byId.size >= MAX_SESSIONS) this.byId.delete(this.byId.keys().next().value!);
     const id = randomBytes(32).toString('base64url');
     const session = {
       principal,
       tokenId,
+      user: o.user,
       csrf: randomBytes(32).toString('base64url'),
-      expiresAt: this.now() + SESSION_TTL_MS,
+      // Security: a session opened with an access token ends when the token does.
+      expiresAt: Math.min(this.now() + SESSION_TTL_MS, o.notAfter ?? Infinity),
     };
     this.byId.set(id, session);
     return { id, session };
@@ -107,10 +121,12 @@ function sameSecret(a: string | undefined, b: string): boolean {
 
 const html = (res: Response, status: number, body: string) => void res.status(status).type('html').send(body);
 
-export function consoleRouter(app: App): express.Router {
+export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
   const router = express.Router();
   const sessions = new ConsoleSessions(() => app.now());
-  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
+  // Access tokens run to several KB (groups claims); itguard tokens are short.
+  const form = express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 20 });
+  const staticTokens = app.policy.auth?.staticTokens ?? true;
   const base = (req: Request) => req.baseUrl || '/console';
   const cookie = (req: Request, value: string, extra = '') =>
     `${CONSOLE_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=${base(req)}${req.secure ? '; Secure' : ''}${extra}`;
@@ -121,9 +137,10 @@ export function consoleRouter(app: App): express.Router {
     const session = sessions.get(id);
     if (!id || !session) return undefined;
     const principal = app.principal(session.principal);
-    const token = app.tokens.list().find((t) => t.id === session.tokenId);
+    const token = session.tokenId === undefined ? undefined : app.tokens.list().find((t) => t.id === session.tokenId);
+    const tokenLive = session.tokenId === undefined ? session.user !== undefined : !!token && token.revokedAt === null;
     // Security: the session is only as good as the token and policy that opened it.
-    if (!principal?.scopes.includes(DECIDE_SCOPE) || !token || token.revokedAt !== null) {
+    if (!principal?.scopes.includes(DECIDE_SCOPE) || !tokenLive) {
       sessions.delete(id);
       return undefined;
     }
@@ -182,6 +199,7 @@ export function consoleRouter(app: App): express.Router {
       consolePage({
         base: base(req),
         principal: session.principal,
+        user: session.user,
         csrf: session.csrf,
         flash,
         killSwitch: app.killSwitch.state(),
@@ -193,21 +211,48 @@ export function consoleRouter(app: App): express.Router {
     );
   });
 
-  router.post('/login', form, (req, res) => {
+  router.post('/login', form, async (req, res) => {
     const raw = field(req, 'token')?.trim() ?? '';
-    const t = raw && raw.length <= 512 ? app.tokens.verify(raw) : undefined;
-    const principal = t && app.principal(t.principal);
-    // Security: only a live token of a principal the policy names with approvals:decide opens the console.
-    if (!t || !principal?.scopes.includes(DECIDE_SCOPE)) {
-      app.log.warn({ principal: principal?.name ?? t?.principal ?? null }, 'console sign-in refused: not an approver');
-      return html(res, 401, signInPage(base(req), 'Sign-in refused: not an approver.'));
+    const refused = (why: string, principal: string | null) => {
+      app.log.warn({ principal }, `console sign-in refused: ${why}`);
+      html(res, 401, signInPage(base(req), `Sign-in refused: ${why}.`));
+    };
+    let signedIn: { principal: string; tokenId?: string; user?: string; notAfter?: number };
+    if (!oauth || raw.startsWith('itg_')) {
+      // Security: a deployment that turned static tokens off accepts none here either.
+      if (!staticTokens) return refused('itguard tokens are turned off (auth.static_tokens: false)', null);
+      const t = raw && raw.length <= 512 ? app.tokens.verify(raw) : undefined;
+      const principal = t && app.principal(t.principal);
+      // Security: only a live token of a principal the policy names with approvals:decide opens the console.
+      if (!t || !principal?.scopes.includes(DECIDE_SCOPE))
+        return refused('not an approver', principal?.name ?? t?.principal ?? null);
+      app.tokens.touch(t.id);
+      signedIn = { principal: principal.name, tokenId: t.id };
+    } else {
+      let verified;
+      try {
+        verified = await oauth.verify(raw);
+      } catch (e) {
+        if (!(e instanceof TokenRejected)) throw e;
+        return refused(e.kind === 'unavailable' ? 'the identity provider cannot be reached; retry later' : 'not an approver', null);
+      }
+      const principal = app.principal(verified.principal);
+      // Security: the same rule for an access token: its principal must hold approvals:decide; and a person must
+      // stand behind it (a client-credentials token decides nothing).
+      if (!principal?.scopes.includes(DECIDE_SCOPE) || verified.onBehalfOf === undefined)
+        return refused('not an approver', verified.principal);
+      signedIn = { principal: principal.name, user: verified.onBehalfOf, notAfter: verified.expiresAt * 1000 };
     }
     // Security: a fresh id on every sign-in (no session fixation); any session the browser held ends.
     sessions.delete(cookieValue(req, CONSOLE_COOKIE));
-    const { id } = sessions.create(principal.name, t.id);
-    app.tokens.touch(t.id);
-    app.auditStore.append({ event: 'console.login', actor: principal.name, detail: { token_id: t.id } });
-    app.log.info({ principal: principal.name }, 'console sign-in');
+    const { id } = sessions.create(signedIn.principal, signedIn.tokenId, signedIn);
+    app.auditStore.append({
+      event: 'console.login',
+      actor: signedIn.principal,
+      onBehalfOf: signedIn.user,
+      detail: signedIn.tokenId ? { token_id: signedIn.tokenId } : { via: 'oauth' },
+    });
+    app.log.info({ principal: signedIn.principal }, 'console sign-in');
     res.append('Set-Cookie', cookie(req, id));
     res.redirect(303, base(req));
   });
@@ -217,7 +262,7 @@ export function consoleRouter(app: App): express.Router {
     form,
     authed((req, res, s, id) => {
       sessions.delete(id);
-      app.auditStore.append({ event: 'console.logout', actor: s.principal });
+      app.auditStore.append({ event: 'console.logout', actor: s.principal, onBehalfOf: s.user });
       res.append('Set-Cookie', cookie(req, '', '; Max-Age=0'));
       res.redirect(303, base(req));
     }),
@@ -289,12 +334,18 @@ export function consoleRouter(app: App): express.Router {
       const actor = `console:${s.principal}`;
       // The decision and its audit record commit together (the store's transaction nests as a savepoint).
       const r = immediate(app.db, () => {
-        const result = app.approvals.decide(id, approve, { name: actor, principal: s.principal }, note);
+        const result = app.approvals.decide(
+          id,
+          approve,
+          { name: actor, principal: s.principal, onBehalfOf: s.user },
+          note,
+        );
         if (result.ok)
           app.auditStore.appendInTx([
             {
               event: approve ? 'approval.approved' : 'approval.denied',
               actor,
+              onBehalfOf: s.user,
               tool: result.row.tool,
               detail: { request_id: id, note: note ?? null },
             },
@@ -302,7 +353,8 @@ export function consoleRouter(app: App): express.Router {
         return result;
       });
       if (!r.ok) {
-        if (r.reason === 'self_approval') app.log.warn({ actor, request_id: id }, 'console refused a self-approval');
+        if (r.reason === 'self_approval' || r.reason === 'own_behalf')
+          app.log.warn({ actor, request_id: id }, 'console refused a self-approval');
         return done(req, res, s, { kind: 'error', text: `${id}: ${REFUSALS[r.reason]}.` });
       }
       app.log.info({ actor, request_id: id, decision }, 'approval decided from the console');

@@ -25,8 +25,12 @@ export interface McpEndpoint {
   close(): Promise<void>;
 }
 
-const principalOf = (app: App, req: Pick<Request, 'auth'>): Principal | undefined =>
-  app.principal((req.auth?.extra?.principal as string | undefined) ?? '');
+/** The token's principal, and the person it acts for (OAuth), as bearerAuth left them in `req.auth`. */
+function principalOf(app: App, req: Pick<Request, 'auth'>): Principal | undefined {
+  const p = app.principal((req.auth?.extra?.principal as string | undefined) ?? '');
+  const onBehalfOf = req.auth?.extra?.onBehalfOf as string | undefined;
+  return p && (onBehalfOf ? { ...p, onBehalfOf } : p);
+}
 
 /** Whether the SDK's entry would serve this request as 2025-era traffic. */
 async function isLegacy(req: Request): Promise<boolean> {

@@ -1,8 +1,9 @@
 /**
  * Streamable HTTP sessions of the 2025-11-25 protocol: one transport + MCP server per session, bound to the principal
- * that opened it. (2026-07-28 requests have no session and never reach this file: http/app.ts routes them to the
- * SDK's per-request handler.)
- * Another principal presenting that session id is refused (403). Idle sessions are closed.
+ * that opened it and, when it was opened with an OAuth access token, to that token's user (issuer + subject): another
+ * principal, or another user of the same principal, presenting that session id is refused (403). A refreshed token of
+ * the same user keeps the session. Idle sessions are closed. (2026-07-28 requests have no session and never reach
+ * this file: http/mcp.ts routes them to the SDK's per-request handler.)
  *
  * Limits, so that a client that opens sessions and never closes them (a leaky agent or a flood) cannot grow memory
  * without bound (each session costs ~25 KB of heap):
@@ -27,6 +28,7 @@ import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { isInitializeRequest } from '@modelcontextprotocol/server';
 import type { App } from '../app.js';
 import { createServer, newSession } from '../server.js';
+import { authOf } from './auth.js';
 
 export const DEFAULT_MAX_SESSIONS = 1000;
 /** Retry-After for a principal whose sessions are all busy: calls and streams usually end within seconds. */
@@ -36,6 +38,8 @@ interface Entry {
   id: string;
   transport: NodeStreamableHTTPServerTransport;
   principal: string;
+  /** The OAuth user that opened it (undefined: a static token). */
+  user: string | undefined;
   lastSeen: number;
   /** POSTs of this session whose response has not ended (a call running, or waiting on a human). */
   inFlight: number;
@@ -176,15 +180,17 @@ export class SessionManager {
   }
 
   async handle(req: Request, res: Response): Promise<void> {
-    const principalName = (req.auth?.extra?.principal as string | undefined) ?? '';
-    const principal = this.app.principal(principalName);
-    if (!principal) return void rpcError(res, 401, 'No principal');
+    const auth = authOf(res);
+    const principal = auth?.principal;
+    if (!auth || !principal || !this.app.principal(principal.name)) return void rpcError(res, 401, 'No principal');
     const sid = req.headers['mcp-session-id'];
     if (typeof sid === 'string') {
       const e = this.sessions.get(sid);
       if (!e) return void rpcError(res, 404, 'Session not found');
       // Security: a session belongs to the principal that opened it; another token cannot ride on it.
       if (e.principal !== principal.name) return void rpcError(res, 403, 'Session belongs to another principal');
+      // Security: with OAuth, it also belongs to the human user whose token opened it.
+      if (e.user !== auth.user) return void rpcError(res, 403, 'Session belongs to another user');
       this.track(e, req, res);
       await e.transport.handleRequest(req, res, req.body);
       return;
@@ -200,7 +206,14 @@ export class SessionManager {
       sessionIdGenerator: () => id,
       onsessionclosed: () => this.remove(entry),
     });
-    const entry: Entry = { id, transport, principal: principal.name, lastSeen: Date.now(), inFlight: 0 };
+    const entry: Entry = {
+      id,
+      transport,
+      principal: principal.name,
+      user: auth.user,
+      lastSeen: Date.now(),
+      inFlight: 0,
+    };
     transport.onclose = () => this.remove(entry);
     // The slot is taken now, before any await: concurrent initializes see it.
     this.add(entry);

@@ -72,7 +72,12 @@ export function verifyRouter(app: App): Router {
     if (!row || row.status !== 'pending' || row.tier !== 'mfa' || !row.target) return void res.status(404).send(gone());
     const target = row.target;
     const body = req.body as { code?: unknown; decision?: unknown };
-    const base = { actor: `mfa:${target}`, traceId: row.trace_id, tool: row.tool };
+    const base = {
+      actor: `mfa:${target}`,
+      onBehalfOf: row.on_behalf_of ?? undefined,
+      traceId: row.trace_id,
+      tool: row.tool,
+    };
     if (body.decision === 'reject') {
       app.approvals.decide(
         row.id,

@@ -3,6 +3,7 @@
  * mapped to the camelCase `Policy` the rest of the code reads, then frozen.
  */
 import { z } from 'zod';
+import { authSchema, checkAuthPrincipals, toAuthPolicy, type AuthPolicy } from './auth.js';
 
 export const TOOL_NAMES = [
   'kb_search',
@@ -336,6 +337,8 @@ export const policySchema = z
           .prefault({ kind: 'embedded' }),
       })
       .prefault({}),
+    /** Optional: without it, /mcp accepts itguard's own bearer tokens only. */
+    auth: authSchema(checkKeys('group', LIMITS.listItems, undefined), name).optional(),
     demo: z.boolean().default(false),
   })
   .check((ctx) => {
@@ -396,6 +399,7 @@ export const policySchema = z
         }
       });
     }
+    checkAuthPrincipals(p.auth, p.principals, (i) => ctx.issues.push(i));
     const budgetNames = new Set<string>();
     p.budgets.forEach((b, i) => {
       if (budgetNames.has(b.name))
@@ -527,6 +531,8 @@ export interface Policy {
           timeoutMs: number | undefined;
         };
   };
+  /** The OAuth 2.1 resource server (src/auth/); undefined = static bearer tokens only. */
+  auth: AuthPolicy | undefined;
   demo: boolean;
 }
 
@@ -594,6 +600,7 @@ export function toPolicy(p: Parsed): Policy {
     approvals: { waitSeconds: p.approvals.wait_seconds, expireHours: p.approvals.expire_hours },
     tools,
     backends: backendsOf(p.backends),
+    auth: toAuthPolicy(p.auth),
     demo: p.demo,
   });
 }

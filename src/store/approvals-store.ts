@@ -18,6 +18,8 @@ export interface ApprovalRow {
   id: string;
   tier: string;
   principal: string;
+  /** The human the requesting agent acted for (OAuth), or null. */
+  on_behalf_of: string | null;
   session_id: string | null;
   tool: string;
   args: string;
@@ -47,6 +49,7 @@ export interface ApprovalRow {
 export interface NewApproval {
   tier: string;
   principal: string;
+  onBehalfOf?: string | undefined;
   /** The 2025-11-25 session the request came from; none on 2026-07-28 (stored as null). */
   sessionId: string | undefined;
   tool: string;
@@ -74,7 +77,8 @@ export interface ClassCount {
 }
 
 export type DecideResult =
-  { ok: true; row: ApprovalRow } | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'self_approval' };
+  | { ok: true; row: ApprovalRow }
+  | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'self_approval' | 'own_behalf' };
 
 export class ApprovalsStore {
   constructor(
@@ -108,13 +112,14 @@ export class ApprovalsStore {
     const now = this.now();
     this.db
       .prepare(
-        `INSERT INTO approvals (id, tier, principal, session_id, tool, args, args_sha256, summary, reason, target, caps, cap_items, idem_key, request_id, verify_hash, status, trace_id, created_at, expires_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+        `INSERT INTO approvals (id, tier, principal, on_behalf_of, session_id, tool, args, args_sha256, summary, reason, target, caps, cap_items, idem_key, request_id, verify_hash, status, trace_id, created_at, expires_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
       )
       .run(
         id,
         a.tier,
         a.principal,
+        a.onBehalfOf ?? null,
         a.sessionId ?? null,
         a.tool,
         JSON.stringify(a.args),
@@ -144,11 +149,14 @@ export class ApprovalsStore {
       .all(...statuses, limit);
   }
 
-  /** Approve or deny a pending request. Security: the requesting principal can never decide its own request. */
+  /**
+   * Approve or deny a pending request. Security: the requesting principal can never approve its own request, and
+   * neither can the person it was made for (`onBehalfOf`, known when both sides signed in through OAuth).
+   */
   decide(
     id: string,
     approve: boolean,
-    actor: { name: string; principal?: string | undefined },
+    actor: { name: string; principal?: string | undefined; onBehalfOf?: string | undefined },
     note: string | undefined,
   ): DecideResult {
     return immediate(this.db, (): DecideResult => {
@@ -159,6 +167,8 @@ export class ApprovalsStore {
       if (row.status !== 'pending') return { ok: false, reason: 'not_pending' };
       if (actor.principal !== undefined && actor.principal === row.principal)
         return { ok: false, reason: 'self_approval' };
+      if (approve && actor.onBehalfOf !== undefined && actor.onBehalfOf === row.on_behalf_of)
+        return { ok: false, reason: 'own_behalf' };
       const now = this.now();
       this.db
         .prepare(

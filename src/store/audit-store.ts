@@ -35,6 +35,8 @@ function storedArgs(args: unknown): string {
 export interface AuditEvent {
   event: string;
   actor: string;
+  /** The human the actor acted for (OAuth: the token's email or sub); absent when none is known. */
+  onBehalfOf?: string | undefined;
   traceId?: string | undefined;
   sessionId?: string | undefined;
   tool?: string | undefined;
@@ -60,6 +62,7 @@ export interface AuditRow {
   outcome: string | null;
   code: string | null;
   detail: string | null;
+  on_behalf_of: string | null;
   prev_hash: string;
   hash: string;
 }
@@ -78,6 +81,11 @@ export type VerifyResult =
   | { ok: true; count: number; head: { seq: number; hash: string } }
   | { ok: false; count: number; brokenAt: number; reason: string };
 
+/**
+ * The canonical record a link hashes. `on_behalf_of` (migration 7) joins the list only when set: records without it
+ * (all older ones, and those with no human behind them) hash exactly as they did before the column existed, and
+ * a set value cannot be removed or changed without breaking the link.
+ */
 const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
   canonicalJson([
     r.seq,
@@ -92,6 +100,7 @@ const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
     r.outcome,
     r.code,
     r.detail,
+    ...(r.on_behalf_of === null ? [] : [r.on_behalf_of]),
   ]);
 
 export class AuditStore {
@@ -103,8 +112,8 @@ export class AuditStore {
     private readonly now: () => number = Date.now,
   ) {
     this.insert = db.prepare(
-      `INSERT INTO audit (seq, ts, event, trace_id, actor, session_id, tool, args, args_sha256, outcome, code, detail, prev_hash, hash)
-       VALUES (@seq, @ts, @event, @trace_id, @actor, @session_id, @tool, @args, @args_sha256, @outcome, @code, @detail, @prev_hash, @hash)`,
+      `INSERT INTO audit (seq, ts, event, trace_id, actor, session_id, tool, args, args_sha256, outcome, code, detail, on_behalf_of, prev_hash, hash)
+       VALUES (@seq, @ts, @event, @trace_id, @actor, @session_id, @tool, @args, @args_sha256, @outcome, @code, @detail, @on_behalf_of, @prev_hash, @hash)`,
     );
     this.last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
   }
@@ -141,6 +150,7 @@ export class AuditStore {
         outcome: e.outcome ?? null,
         code: e.code ?? null,
         detail: e.detail === undefined ? null : canonicalJson(redact(e.detail)),
+        on_behalf_of: e.onBehalfOf ?? null,
       };
       const hash = this.link(prev, recordText(row));
       this.insert.run({ ...row, prev_hash: prev, hash });

@@ -297,4 +297,13 @@ export const migrations: readonly string[] = [
   ALTER TABLE outbox ADD COLUMN via TEXT NOT NULL DEFAULT 'embedded';
   ALTER TABLE outbox ADD COLUMN message_id TEXT;
   `,
+  // 7: the human an OAuth-authenticated agent acts for (DESIGN §6), on every audit record of the call and on the
+  // approval request (so the console, request_status and a later run by the executor know it). A column rather than
+  // a key inside detail: it is who-did-it like actor, queryable, and kept apart from each event's own detail. NULL on
+  // every older row and wherever no human is known (stdio, static tokens, client credentials); the audit hash covers
+  // the column only when it is set, so every record written before it verifies exactly as before.
+  `
+  ALTER TABLE audit ADD COLUMN on_behalf_of TEXT;
+  ALTER TABLE approvals ADD COLUMN on_behalf_of TEXT;
+  `,
 ];

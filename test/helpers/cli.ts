@@ -34,7 +34,7 @@ export async function serveHttp(db: string, extra: string[] = [], env: Record<st
     const t = setTimeout(() => reject(new Error(`server did not start:\n${err}`)), 15_000);
     const check = () => {
       const m = /"url":"(http:\/\/[^"]+\/mcp)"/.exec(err);
-      if (m && (err.includes('==========') || err.includes('create a token'))) {
+      if (m && (err.includes('==========') || err.includes('create a token') || err.includes('static tokens are off'))) {
         clearTimeout(t);
         resolve(m[1]!);
       }

@@ -39,7 +39,7 @@ export const requestStatus = defineTool({
     const lines = [
       `${r.id}: ${r.status}`,
       untrusted(`request ${r.id}`, `Summary: ${r.summary}${r.note ? `\nApprover's note: ${r.note}` : ''}`),
-      `tier ${r.tier}; requested ${new Date(r.created_at).toISOString()}; expires ${new Date(r.expires_at).toISOString()}`,
+      `tier ${r.tier}; requested ${new Date(r.created_at).toISOString()}${r.on_behalf_of ? ` on behalf of ${r.on_behalf_of}` : ''}; expires ${new Date(r.expires_at).toISOString()}`,
       r.decided_by ? `decided by ${r.decided_by} at ${new Date(r.decided_at ?? 0).toISOString()}` : 'no decision yet',
       ...(result?.content?.[0]?.text ? [`result: ${result.content[0].text}`] : []),
       ...(job ? [`install job ${job.id}: ${job.state} (updated ${job.updatedAt})`] : []),
@@ -52,6 +52,8 @@ export const requestStatus = defineTool({
         tool: r.tool,
         summary: r.summary,
         tier: r.tier,
+        // The human the request was made for (OAuth), or null when none was known.
+        on_behalf_of: r.on_behalf_of,
         decided_by: r.decided_by,
         note: r.note,
         created_at: new Date(r.created_at).toISOString(),

@@ -41,10 +41,11 @@ export const guardStatus = defineTool({
         ? `TRIPPED (${String(lb.rule)}): ${String(lb.why)}; clears at ${String(lb.clears_at)}`
         : `ok (${String(lb.failures_in_a_row)} failure(s) in a row of ${String(lb.failures_in_a_row_limit)}; identical calls per hour ${String(lb.identical_per_hour)})`;
     return {
-      text: `Kill switch: ${ks}\nPrincipal: ${ctx.principal.name}\nScopes: ${ctx.principal.scopes.join(', ') || '(none)'}\nSession:\n${s}\nPrincipal budgets (all sessions):\n${budgets}\nPrincipal loop breaker: ${breaker}\nCaps:\n${caps}`,
+      text: `Kill switch: ${ks}\nPrincipal: ${ctx.principal.name}${ctx.principal.onBehalfOf ? ` (on behalf of ${ctx.principal.onBehalfOf})` : ''}\nScopes: ${ctx.principal.scopes.join(', ') || '(none)'}\nSession:\n${s}\nPrincipal budgets (all sessions):\n${budgets}\nPrincipal loop breaker: ${breaker}\nCaps:\n${caps}`,
       data: {
         kill_switch: v.killSwitch,
         principal: ctx.principal.name,
+        ...(ctx.principal.onBehalfOf ? { on_behalf_of: ctx.principal.onBehalfOf } : {}),
         scopes: ctx.principal.scopes,
         session: v.session,
         budgets: v.budgets,
