@@ -26,6 +26,9 @@ import { budgetsView, breakerView, capsView } from './guard/caps-view.js';
 import type { Backends } from './tools/backends.js';
 import { ALL_TOOLS } from './tools/index.js';
 import { buildAll, buildBackends, type Embedded } from './backends/build.js';
+import { config } from './config.js';
+import { stateCodec, stateKey } from './guard/mrtr.js';
+import { MetaStore } from './store/meta-store.js';
 
 export interface AppOptions {
   dbPath: string;
@@ -39,6 +42,8 @@ export interface AppOptions {
   kbDir?: string;
   /** Poll interval of the executor that runs approved requests (ms). */
   executorPollMs?: number;
+  /** How long an MRTR requestState stays valid (s); default 300. Tests shorten it. */
+  stateTtlSeconds?: number;
   /** Where backend secrets are read from (the variables the policy names); default process.env. */
   env?: NodeJS.ProcessEnv;
 }
@@ -134,6 +139,7 @@ export function openApp(opts: AppOptions): App {
     idem,
     approvals,
     mfa,
+    mrtr: stateCodec(stateKey(config().stateKey, new MetaStore(db)), opts.stateTtlSeconds),
     links,
   };
 

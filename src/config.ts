@@ -34,6 +34,17 @@ const envSchema = z.object({
     z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).transform((u) => u.replace(/\/$/, '')),
   ),
   ITGUARD_VERIFY_PORT: optional(port),
+  /** The HMAC key of MRTR requestState, shared by every process and replica: 64+ hex characters or base64 of 32+ bytes. */
+  ITGUARD_STATE_KEY: optional(
+    z.string().transform((v, ctx) => {
+      const bytes = /^[0-9a-fA-F]+$/.test(v) && v.length % 2 === 0 ? Buffer.from(v, 'hex') : Buffer.from(v, 'base64');
+      if (bytes.length < 32) {
+        ctx.addIssue({ code: 'custom', message: 'expected at least 32 bytes: 64+ hex characters or base64' });
+        return z.NEVER;
+      }
+      return new Uint8Array(bytes);
+    }),
+  ),
   ITGUARD_ALLOWED_HOSTS: optional(list),
   ITGUARD_ALLOWED_ORIGINS: optional(list),
   /** Crash tests only: stall a write at this point so a test can kill -9 the process there. */
@@ -51,6 +62,7 @@ export interface Config {
   auditKey: string | undefined;
   publicUrl: string | undefined;
   verifyPort: number | undefined;
+  stateKey: Uint8Array | undefined;
   allowedHosts: readonly string[];
   allowedOrigins: readonly string[];
   failpoint: 'before-effect' | 'after-effect' | undefined;
@@ -73,6 +85,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     auditKey: e.ITGUARD_AUDIT_KEY as string | undefined,
     publicUrl: e.ITGUARD_PUBLIC_URL as string | undefined,
     verifyPort: e.ITGUARD_VERIFY_PORT as number | undefined,
+    stateKey: e.ITGUARD_STATE_KEY as Uint8Array | undefined,
     allowedHosts: Object.freeze((e.ITGUARD_ALLOWED_HOSTS as string[] | undefined) ?? []),
     allowedOrigins: Object.freeze((e.ITGUARD_ALLOWED_ORIGINS as string[] | undefined) ?? []),
     failpoint: e.ITGUARD_FAILPOINT as Config['failpoint'],

@@ -13,7 +13,17 @@
  * tools/list is filtered per principal. The low-level Server keeps both, and v2 gives it the same era handling
  * (serveStdio, createMcpHandler) and the same input_required seam for the later MRTR step.
  */
-import { Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  Server,
+  inputRequired,
+  type CallToolResult,
+  type ClientCapabilities,
+  type InputRequiredResult,
+  type InputResponses,
+  type ServerContext,
+  type Tool,
+} from '@modelcontextprotocol/server';
 import { nanoid } from 'nanoid';
 import { z } from 'zod';
 import type { App } from './app.js';
@@ -21,6 +31,7 @@ import { clientGate } from './client-gate.js';
 import { unknownTool, unknownToolPolicy, visibleTools } from './guard/scope.js';
 import { newCallState, type AnyTool, type Call, type Era, type Principal, type SessionState } from './guard/types.js';
 import { inputSchema } from './guard/validate.js';
+import { errorCodeOf } from './guard/errors.js';
 
 export const SERVER_INFO = { name: 'itguard', version: '0.1.0' };
 
@@ -62,6 +73,21 @@ export function newSession(transport: SessionState['transport'], now: number, id
  * protocol has no sessions). `era` is what the SDK's serving entry built the instance for (serveStdio,
  * createMcpHandler); a plain `connect` (HTTP sessions, tests) is 2025-11-25.
  */
+/** A 2026-07-28 request's own capabilities (the `_meta` envelope); none declared → undefined. */
+function requestCapabilities(ctx: ServerContext): ClientCapabilities | undefined {
+  const envelope = ctx.mcpReq.envelope as Record<string, unknown> | undefined;
+  return envelope?.[CLIENT_CAPABILITIES_META_KEY] as ClientCapabilities | undefined;
+}
+
+/** A retry's echoed requestState (raw: itguard verifies it itself, so a bad one is APPROVAL_DENIED) and answers. */
+function resumeOf(ctx: ServerContext): Call['resume'] {
+  const state = ctx.mcpReq.requestState<unknown>();
+  return {
+    state: typeof state === 'string' ? state : undefined,
+    responses: ctx.mcpReq.inputResponses as InputResponses | undefined,
+  };
+}
+
 export type ServerOptions =
   { principal: Principal; era?: 'legacy'; session: SessionState } | { principal: Principal; era: 'modern' };
 
@@ -82,7 +108,7 @@ export function createServer(app: App, opts: ServerOptions): Server {
     tools: visibleTools(app.tools, principal, app.policy).map(listing),
   }));
 
-  server.setRequestHandler('tools/call', async (req, ctx): Promise<CallToolResult> => {
+  server.setRequestHandler('tools/call', async (req, ctx): Promise<CallToolResult | InputRequiredResult> => {
     const known = app.tools.find((t) => t.name === req.params.name);
     // An unknown tool goes through the pipeline too: it spends budget and counts as a failure (scope refuses it).
     const tool = known ?? unknownTool(req.params.name);
@@ -98,11 +124,15 @@ export function createServer(app: App, opts: ServerOptions): Server {
       startedAt: app.now(),
       idempotencyKey: undefined,
       state: newCallState(),
-      // 2025-11-25: what the client declared at initialize; 2026-07-28 asks nothing in band yet (client-gate.ts).
-      client: clientGate(era, era === 'legacy' ? server.getClientCapabilities() : undefined, ctx),
+      // 2025-11-25: what the client declared at initialize; 2026-07-28: what this request declares (client-gate.ts).
+      client: clientGate(era, era === 'legacy' ? server.getClientCapabilities() : requestCapabilities(ctx), ctx),
+      resume: era === 'modern' ? resumeOf(ctx) : undefined,
       mcp: ctx,
     };
     const result = await app.pipeline(call);
+    // A gate asked in band (MRTR): the refusal it recorded becomes the input_required answer.
+    if (call.state.inputRequired && errorCodeOf(result) === 'APPROVAL_PENDING')
+      return inputRequired(call.state.inputRequired);
     return server.projectCallToolResult(result, known && listing(known).outputSchema);
   });
 

@@ -3,7 +3,7 @@ import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { openApp } from '../app.js';
 import { createServer, newSession } from '../server.js';
 import { LineStdioTransport } from '../stdio.js';
-import { config } from '../config.js';
+import { config, ConfigError } from '../config.js';
 import { err, policyOrExit, UsageError, type Flags } from './common.js';
 
 export async function serve(flags: Flags): Promise<void> {
@@ -11,6 +11,12 @@ export async function serve(flags: Flags): Promise<void> {
   const http = flags.values.http === true;
   if (stdio === http) throw new UsageError('serve needs exactly one of --stdio or --http');
   const { policy, source } = policyOrExit(flags);
+  // Replicas behind one URL must verify each other's MRTR states: a shared key, not one per database. The demo
+  // (`npm start`) keeps a generated key in its database.
+  if (http && !config().stateKey && !policy.demo)
+    throw new ConfigError(
+      'ITGUARD_STATE_KEY: required when serving HTTP (64+ hex characters or base64 of 32+ bytes, the same on every replica)',
+    );
   const metrics = http ? await (await import('../metrics.js')).createPromMetrics() : undefined;
   const app = openApp({ dbPath: flags.db, policy, ...(metrics ? { metrics } : {}) });
   app.log.info({ policy: source, db: flags.db, seeded: app.seeded }, 'itguard starting');
@@ -49,7 +55,7 @@ export async function serve(flags: Flags): Promise<void> {
     if ((b.directory.kind !== 'embedded' || b.outbox.kind !== 'embedded') && !config().publicUrl) {
       // A mailed link must outlive this desktop process: docs/backends.md "Where the links point".
       app.log.warn(
-        'reset and verification links point at this process\'s loopback page and stop working when it exits; set ITGUARD_PUBLIC_URL to a long-running serve --http',
+        "reset and verification links point at this process's loopback page and stop working when it exits; set ITGUARD_PUBLIC_URL to a long-running serve --http",
       );
     }
     stop = async () => {

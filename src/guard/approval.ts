@@ -15,6 +15,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import { ask, auditGate, openOrCreate, reasonOf, storedResult, waitAndRun, type Deps } from './gate-requests.js';
 import { GuardError } from './errors.js';
 import { mailVerifyLink, mfaGate } from './mfa-gate.js';
+import { askByMrtr, inputRound, mrtrKindFor } from './mrtr-gates.js';
 import type { Guard, Call, Handler } from './types.js';
 
 export { storedResult, bindingSha } from './gate-requests.js';
@@ -31,6 +32,7 @@ export const approval =
       }
       if (tier === 'confirm') {
         if (call.client?.form) return confirmGate(deps, call, next);
+        if (call.client?.mrtr?.form) return askByMrtr(deps, call, 'confirm');
         // Security: a client that cannot ask its user cannot confirm; an approver decides instead.
         return approverGate(deps, call, next, 'approval (escalated from confirm: the client has no elicitation)');
       }
@@ -72,11 +74,12 @@ async function approverGate(deps: Deps, call: Call, next: Handler, tierNote: str
  * it has one (to record and replay), else APPROVAL_PENDING with its status — at once, never a wait.
  */
 export async function settledApproval(
-  deps: Pick<Deps, 'approvals' | 'now' | 'links' | 'backends' | 'log'>,
+  deps: Deps,
   id: string,
   originalTraceId: string,
-  signal: AbortSignal,
+  call: Call,
 ): Promise<{ state: 'completed' | 'failed'; result: CallToolResult; updatedAt: number; denial?: GuardError }> {
+  const signal = call.signal;
   const a = deps.approvals.get(id);
   if (a && (a.status === 'succeeded' || a.status === 'failed')) {
     return {
@@ -91,6 +94,9 @@ export async function settledApproval(
     });
     return { state: 'failed', result: denial.toToolResult(originalTraceId), updatedAt: deps.now(), denial };
   }
+  // A 2026-07-28 client that can answer in band is asked again (a new state for the same request).
+  const kind = mrtrKindFor(deps, call, a);
+  if (kind) throw await inputRound(deps, call, a, kind);
   // An MFA request waiting on its target user gets a fresh one-time link (only hashes are stored), mailed to
   // them too: the link they got earlier stops working.
   const token = a.tier === 'mfa' && a.status === 'pending' ? deps.approvals.rotateVerifyLink(a.id) : undefined;

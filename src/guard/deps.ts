@@ -9,6 +9,7 @@ import type { CapsStore } from '../store/caps-store.js';
 import type { IdempotencyStore } from '../store/idempotency-store.js';
 import type { ApprovalsStore } from '../store/approvals-store.js';
 import type { MfaStore } from '../store/mfa-store.js';
+import type { StateCodec } from './mrtr.js';
 import type { BudgetStore } from '../store/budget-store.js';
 
 export interface GuardDeps {
@@ -23,6 +24,8 @@ export interface GuardDeps {
   budgets: BudgetStore;
   approvals: ApprovalsStore;
   mfa: MfaStore;
+  /** The signed MRTR requestState (2026-07-28 in-band prompts). */
+  mrtr: StateCodec;
   /** Where this process serves its pages (verification links, reset links); set once the listener is up. */
   links: { base: string; ready?: Promise<unknown> };
   now: () => number;

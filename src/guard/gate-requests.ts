@@ -64,7 +64,7 @@ export const auditGate = (deps: Deps, call: Call, event: string, detail: Record<
 export function openOrCreate(
   deps: Deps,
   call: Call,
-  tier: 'approval' | 'mfa',
+  tier: 'approval' | 'mfa' | 'confirm',
   withVerifyLink: boolean,
 ): { row: ApprovalRow; verifyToken: string | undefined } {
   const argsSha = bindingSha(call);
@@ -82,7 +82,7 @@ export function openOrCreate(
     };
   }
   const ttlMs =
-    tier === 'mfa'
+    tier !== 'approval'
       ? Math.min(MFA_LINK_TTL_MS, deps.policy.approvals.expireHours * 3600_000)
       : deps.policy.approvals.expireHours * 3600_000;
   const created = deps.approvals.create({

@@ -38,7 +38,7 @@ function replayOf(row: Pick<IdemRow, 'result' | 'updated_at' | 'trace_id' | 'sta
 }
 
 export const idempotency =
-  (deps: Pick<GuardDeps, 'idem' | 'now' | 'backends' | 'log' | 'policy' | 'approvals' | 'links'>): Guard =>
+  (deps: GuardDeps): Guard =>
   (next) =>
     async function idempotencyGuard(call) {
       if (call.tool.effect !== 'write') return next(call);
@@ -67,7 +67,7 @@ export const idempotency =
       switch (begun.kind) {
         case 'parked': {
           // The action waits on (or ran through) a human approval: the approval module says which.
-          const settled = await settledApproval(deps, begun.approvalId, begun.row.trace_id, call.signal);
+          const settled = await settledApproval(deps, begun.approvalId, begun.row.trace_id, call);
           deps.idem.finish(principal, begun.row.request_id, settled.state, settled.result, deps.now());
           if (settled.denial) throw settled.denial;
           return replayOf(

@@ -8,6 +8,7 @@ import { raiseAlarm } from './alarm.js';
 import { GuardError } from './errors.js';
 import { ask, auditGate, openOrCreate, pending, reasonOf, waitAndRun, type Deps } from './gate-requests.js';
 import type { Call, Handler } from './types.js';
+import { askByMrtr } from './mrtr-gates.js';
 import { sha256 } from '../canonical.js';
 import { maskAddress } from '../tools/mask.js';
 
@@ -30,6 +31,9 @@ export async function mfaGate(deps: Deps, call: Call, next: Handler): Promise<Ca
   }
   const c = call.client;
   if (c?.url) return mfaByPage(deps, call, next, target, 'url');
+  // 2026-07-28 in band: the page as an input_required URL, or the form where policy allows codes in forms.
+  if (c?.mrtr?.url) return askByMrtr(deps, call, 'mfa-url');
+  if (c?.mrtr?.form && deps.policy.mfa.allowFormCode) return askByMrtr(deps, call, 'mfa-form');
   if (c?.form && deps.policy.mfa.allowFormCode) return mfaByForm(deps, call, next, target);
   if (deps.policy.mfa.outOfBand) return mfaByPage(deps, call, next, target, 'link');
   // Security: no way to reach the target user → refuse; never auto-confirm.

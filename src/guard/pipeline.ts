@@ -8,6 +8,7 @@
  *   budget         every call counts: session and principal budgets, the loop breaker (before scope and validation)
  *   scope          unknown tool, disabled tool, missing scope
  *   validate       the input schema, then the tool's argument policy
+ *   resume         2026-07-28 retries with a requestState: verified, the answer decides the request, it runs once
  *   idempotency    write tools: replay, in progress, conflict, recovery of interrupted requests
  *   caps           aggregate caps, reserved atomically
  *   approval       the human gates by tier; approved requests run through the steps after it
@@ -27,6 +28,9 @@ import { killSwitch } from './killswitch.js';
 import { scope } from './scope.js';
 import type { Call, Guard, GuardView, Handler } from './types.js';
 import { validate } from './validate.js';
+import { resume } from './mrtr-gates.js';
+
+const noRun = (): Handler => () => Promise.reject(new Error('no approved-request runner in this chain'));
 
 export type StepName =
   | 'outcome'
@@ -35,12 +39,13 @@ export type StepName =
   | 'budget'
   | 'scope'
   | 'validate'
+  | 'resume'
   | 'idempotency'
   | 'caps'
   | 'approval'
   | 'audit';
 
-export function pipelineSteps(deps: GuardDeps): [StepName, Guard][] {
+export function pipelineSteps(deps: GuardDeps, afterApproval: () => Handler = noRun): [StepName, Guard][] {
   return [
     ['outcome', boundary(deps)],
     ['denial_audit', auditDenials(deps)],
@@ -48,6 +53,7 @@ export function pipelineSteps(deps: GuardDeps): [StepName, Guard][] {
     ['budget', budget(deps)],
     ['scope', scope()],
     ['validate', validate(deps)],
+    ['resume', resume(deps, afterApproval)],
     ['idempotency', idempotency(deps)],
     ['caps', caps(deps)],
     ['approval', approval(deps)],
@@ -70,7 +76,10 @@ export function chain(
   only?: readonly StepName[],
   onStep?: (name: string) => void,
 ): Handler {
-  const steps = pipelineSteps(deps)
+  // An approved request resumed over MRTR runs through the steps after approval, around the same inner handler.
+  let after: Handler | undefined;
+  const afterApproval = () => (after ??= chain(deps, inner, AFTER_APPROVAL));
+  const steps = pipelineSteps(deps, afterApproval)
     .filter(([name]) => !only || only.includes(name))
     .map(([name, g]) => observed(name, g, onStep));
   return compose(...steps)(inner);

@@ -7,6 +7,8 @@ import type {
   ElicitRequestFormParams,
   ElicitRequestURLParams,
   ElicitResult,
+  InputRequests,
+  InputResponses,
   ServerContext,
   ToolAnnotations,
 } from '@modelcontextprotocol/server';
@@ -182,6 +184,11 @@ export interface CallState {
   resolved: Resolved;
   /** approval: shadow mode's would-be tier (the gate itself is not run). */
   shadowTier?: Tier;
+  /**
+   * approval (MRTR gates): the `input_required` answer this call gives instead of its APPROVAL_PENDING refusal, on
+   * a 2026-07-28 connection. Kept here, not in the refusal's details, so the signed state never reaches the audit.
+   */
+  inputRequired?: { inputRequests: InputRequests; requestState: string };
   /** audit: the outcome is recorded by the audit step; the denial audit records everything else. */
   audited: boolean;
   /** execute: when the side effect started; undefined = nothing executed. */
@@ -205,6 +212,8 @@ export interface Call {
   state: CallState;
   /** The MCP request's extra (notifications); absent in guard unit tests and for approved requests run later. */
   mcp: McpExtra | undefined;
+  /** 2026-07-28 retries: the echoed requestState (raw) and the client's inputResponses. */
+  resume?: { state: string | undefined; responses: InputResponses | undefined } | undefined;
   /** What the connected client can do for the human gates; absent when no client is attached. */
   client: ClientGate | undefined;
 }
@@ -226,8 +235,11 @@ export const sessionScopeKey = (call: Pick<Call, 'session' | 'principal'>): stri
 export interface ClientGate {
   /** The era of the connection, for what the gates tell the agent. */
   era: Era;
+  /** Push elicitation (2025-11-25) in these modes. */
   form: boolean;
   url: boolean;
+  /** 2026-07-28: in-band prompts as `input_required` results (MRTR), in the modes this request declared. */
+  mrtr?: { form: boolean; url: boolean } | undefined;
   elicit(
     params: ElicitRequestFormParams | ElicitRequestURLParams,
     signal: AbortSignal,

@@ -248,6 +248,21 @@ export class ApprovalsStore {
   }
 
   /** A retried call gets a fresh link for the same open request (only hashes are stored, so the old one cannot be shown). */
+  /** A fresh one-time nonce for the request's next MRTR requestState; an older state stops working. */
+  newStateNonce(id: string): string {
+    const nonce = randomBytes(12).toString('base64url');
+    this.db.prepare('UPDATE approvals SET state_nonce = ? WHERE id = ?').run(nonce, id);
+    return nonce;
+  }
+
+  /** Takes the nonce a requestState carries: true exactly once, for the state minted last (concurrent retries included). */
+  takeStateNonce(id: string, nonce: string): boolean {
+    return (
+      this.db.prepare('UPDATE approvals SET state_nonce = NULL WHERE id = ? AND state_nonce = ?').run(id, nonce)
+        .changes === 1
+    );
+  }
+
   rotateVerifyLink(id: string): string {
     const token = randomBytes(24).toString('base64url');
     this.db.prepare('UPDATE approvals SET verify_hash = ? WHERE id = ?').run(sha256(token), id);

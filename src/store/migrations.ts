@@ -306,4 +306,9 @@ export const migrations: readonly string[] = [
   ALTER TABLE audit ADD COLUMN on_behalf_of TEXT;
   ALTER TABLE approvals ADD COLUMN on_behalf_of TEXT;
   `,
+  // 8: MRTR. The one-time nonce the current requestState of an approval request carries (DESIGN §4): a state is
+  // accepted once, when its nonce is taken; a new round gets a new one.
+  `
+  ALTER TABLE approvals ADD COLUMN state_nonce TEXT;
+  `,
 ];

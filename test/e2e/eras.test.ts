@@ -2,9 +2,9 @@
  * Both protocol eras over both transports, with the v2 SDK client: 2025-11-25 (`versionNegotiation: legacy`, a plain
  * initialize) and 2026-07-28 (pinned: server/discover, a `_meta` envelope on every request), against the built
  * `serve --stdio` and `serve --http`. The same scenario runs in all four: search, create, replay with the same key,
- * refusal shapes, confirm, MFA and an approver's decision. The outcomes are the same except where the era decides:
- * a 2026-07-28 client cannot be asked in band yet, so confirm escalates to an approver and MFA goes out of band
- * (the verification link, then the page), and there is no session, so only the principal-level bounds apply.
+ * refusal shapes, confirm, MFA and an approver's decision. The outcomes are the same: a 2025-11-25 client is asked
+ * by pushed elicitation, a 2026-07-28 client by `input_required` results it answers by retrying (MRTR); only the
+ * bounds differ, since 2026-07-28 has no session and only the principal-level bounds apply.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -191,10 +191,9 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
 });
 
 describe('the four runs', () => {
-  it('give the same outcomes, except where the era decides how a human is asked', () => {
+  it('give the same outcomes (in band: pushed elicitation on 2025-11-25, input_required on 2026-07-28)', () => {
     expect([...outcomes.keys()].sort()).toEqual(['http/legacy', 'http/modern', 'stdio/legacy', 'stdio/modern']);
     for (const [run, o] of outcomes) {
-      const modern = run.endsWith('modern');
       expect(o.tools, run).toEqual([
         'guard_status',
         'kb_get_article',
@@ -219,22 +218,14 @@ describe('the four runs', () => {
       expect(o.created, run).toBe('IT-1');
       expect(o.replay, run).toEqual({ key: 'IT-1', marked: true });
       expect(o.refusals, run).toEqual({ scope: 'SCOPE_DENIED', invalid: 'INVALID_ARGUMENT', unknown: 'UNKNOWN_TOOL' });
-      // confirm: an in-band form on 2025-11-25; on 2026-07-28 an approver decides (nothing is asked in band).
-      expect(o.confirm, run).toEqual(
-        modern ? { first: 'APPROVAL_PENDING', asked: 0, final: 'succeeded' } : { first: 'ok', asked: 1, final: 'ok' },
-      );
-      // mfa: the code in a form on 2025-11-25; on 2026-07-28 the verification link, and the code on that page.
-      expect(o.mfa, run).toEqual({
-        first: modern ? 'APPROVAL_PENDING' : 'ok',
-        asked: modern ? 0 : 1,
-        resetMailed: 1,
-        mustChange: 1,
-      });
+      // confirm and mfa: one form each, answered in band, whichever way the era carries it.
+      expect(o.confirm, run).toEqual({ first: 'ok', asked: 1, final: 'ok' });
+      expect(o.mfa, run).toEqual({ first: 'ok', asked: 1, resetMailed: 1, mustChange: 1 });
       expect(o.approval.first, run).toBe('APPROVAL_PENDING');
       // Progress while waiting goes out on both eras; over stdio the last one may trail the result, so only "some".
       expect(o.approval.progress, run).toBeGreaterThan(0);
       expect(o.approval.final, run).toBe('succeeded');
-      expect(o.elicitedTotal, run).toBe(modern ? 0 : 2);
+      expect(o.elicitedTotal, run).toBe(2);
     }
   });
 });

@@ -14,11 +14,14 @@ describe('askChannel', () => {
     expect(askChannel('legacy', undefined)).toEqual({ kind: 'none', form: false, url: false });
   });
 
-  it('2026-07-28: nothing in band yet, whatever the request declares (the gates go out of band)', () => {
+  it('2026-07-28: input_required (MRTR) in the modes this request declared; none declared → out of band', () => {
     expect(askChannel('modern', { elicitation: { form: {}, url: {} } })).toEqual({
-      kind: 'none',
-      form: false,
-      url: false,
+      kind: 'mrtr',
+      form: true,
+      url: true,
     });
+    expect(askChannel('modern', { elicitation: { url: {} } })).toEqual({ kind: 'mrtr', form: false, url: true });
+    expect(askChannel('modern', {})).toEqual({ kind: 'none', form: false, url: false });
+    expect(askChannel('modern', undefined)).toEqual({ kind: 'none', form: false, url: false });
   });
 });

@@ -171,6 +171,7 @@ describe('pipeline', () => {
       'budget',
       'scope',
       'validate',
+      'resume',
       'idempotency',
       'caps',
       'approval',

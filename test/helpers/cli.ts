@@ -22,10 +22,13 @@ export interface Served {
   stop: () => Promise<void>;
 }
 
+export const TEST_STATE_KEY = 'ab'.repeat(32);
+
 /** Starts `itguard serve --http --port 0` and waits for its URL. */
 export async function serveHttp(db: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Served> {
   const proc = spawn(process.execPath, [CLI, 'serve', '--http', '--port', '0', '--db', db, ...extra], {
-    env: { ...process.env, ITGUARD_LOG_LEVEL: 'info', ...env },
+    // Every replica of a real deployment shares one MRTR state key; the tests' servers get a fixed one.
+    env: { ...process.env, ITGUARD_LOG_LEVEL: 'info', ITGUARD_STATE_KEY: TEST_STATE_KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
@@ -34,7 +37,10 @@ export async function serveHttp(db: string, extra: string[] = [], env: Record<st
     const t = setTimeout(() => reject(new Error(`server did not start:\n${err}`)), 15_000);
     const check = () => {
       const m = /"url":"(http:\/\/[^"]+\/mcp)"/.exec(err);
-      if (m && (err.includes('==========') || err.includes('create a token') || err.includes('static tokens are off'))) {
+      if (
+        m &&
+        (err.includes('==========') || err.includes('create a token') || err.includes('static tokens are off'))
+      ) {
         clearTimeout(t);
         resolve(m[1]!);
       }
