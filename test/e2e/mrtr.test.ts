@@ -16,6 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveHttp, TEST_STATE_KEY, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import { count, seedDb, writePolicy } from '../helpers/planner.js';
+import { openDb } from '../../src/store/db.js';
+import { MfaStore } from '../../src/store/mfa-store.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let served: Served;
@@ -181,5 +183,59 @@ describe('MRTR confirm on 2026-07-28', () => {
     const c = await manual('helpdesk-agent', []);
     const r = await call(c, 'software_install', { user: 'jdoe', package: 'vscode', version: '1.94.2', reason });
     expect(codeOf(r)).toBe('APPROVAL_PENDING');
+  });
+});
+
+describe('MRTR mfa on 2026-07-28', () => {
+  const totp = (user: string) => {
+    const d = openDb(db);
+    try {
+      return new MfaStore(d).currentCode(user)!;
+    } finally {
+      d.close();
+    }
+  };
+  const resets = (user: string) =>
+    count(db, `SELECT count(*) AS n FROM outbox WHERE username = '${user}' AND subject LIKE '%password reset%'`);
+
+  it('URL mode: the page link comes as input_required; the retry after the code is entered returns the reset', async () => {
+    const c = await manual('helpdesk-agent', ['url']);
+    const args = { user: 'bwilliams', reason };
+    const r1 = await call(c, 'password_reset', args);
+    expect(isInputRequiredResult(r1), JSON.stringify(r1)).toBe(true);
+    const ir = r1 as Extract<Raw, { resultType: 'input_required' }>;
+    const page = ir.inputRequests.page as { params: { mode: string; url: string } };
+    expect(page.params.mode).toBe('url');
+    expect(page.params.url).toMatch(/\/verify\/[\w-]+$/);
+    expect(resets('bwilliams')).toBe(0);
+    const posted = await fetch(page.params.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ code: totp('bwilliams'), decision: 'confirm' }),
+    });
+    expect(posted.status).toBe(200);
+    const done = await call(c, 'password_reset', args, {
+      requestState: ir.requestState,
+      inputResponses: { page: { action: 'accept' } },
+    });
+    expect(codeOf(done), JSON.stringify(done)).toBeUndefined();
+    expect((done as CallToolResult).structuredContent).toMatchObject({
+      user: 'bwilliams',
+      must_change_at_next_login: true,
+    });
+    expect(resets('bwilliams')).toBe(1);
+  });
+
+  it('form mode: a wrong code is refused and nothing is reset; the page link stays the out-of-band path', async () => {
+    const c = await manual('helpdesk-agent', ['form']);
+    const args = { user: 'kowusu', reason };
+    const r1 = (await call(c, 'password_reset', args)) as Extract<Raw, { resultType: 'input_required' }>;
+    expect(Object.keys(r1.inputRequests)).toEqual(['code']);
+    const wrong = await call(c, 'password_reset', args, {
+      requestState: r1.requestState,
+      inputResponses: { code: { action: 'accept', content: { code: '000000' } } },
+    });
+    expect(codeOf(wrong)).toBe('APPROVAL_DENIED');
+    expect(resets('kowusu')).toBe(0);
   });
 });
