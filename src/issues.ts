@@ -16,15 +16,22 @@ function ruleOf(issue: z.core.$ZodIssue): string {
       return 'unknown key';
     case 'invalid_type':
       if (/received undefined$/.test(issue.message)) return 'required';
-      return issue.message.startsWith('Invalid input: ') ? issue.message.slice('Invalid input: '.length) : `expected ${issue.expected}`;
+      return issue.message.startsWith('Invalid input: ')
+        ? issue.message.slice('Invalid input: '.length)
+        : `expected ${issue.expected}`;
     case 'too_small':
-      if (issue.origin === 'string') return Number(issue.minimum) === 1 ? 'must not be empty' : `must be at least ${issue.minimum} characters`;
+      if (issue.origin === 'string')
+        return Number(issue.minimum) === 1 ? 'must not be empty' : `must be at least ${issue.minimum} characters`;
       if (issue.origin === 'array') return `must have at least ${issue.minimum} items`;
-      return issue.message.startsWith('Too small') ? `must be ${issue.inclusive ? '>=' : '>'} ${issue.minimum}` : issue.message;
+      return issue.message.startsWith('Too small')
+        ? `must be ${issue.inclusive ? '>=' : '>'} ${issue.minimum}`
+        : issue.message;
     case 'too_big':
       if (issue.origin === 'string') return `must be at most ${issue.maximum} characters`;
       if (issue.origin === 'array') return `must have at most ${issue.maximum} items`;
-      return issue.message.startsWith('Too big') ? `must be ${issue.inclusive ? '<=' : '<'} ${issue.maximum}` : issue.message;
+      return issue.message.startsWith('Too big')
+        ? `must be ${issue.inclusive ? '<=' : '<'} ${issue.maximum}`
+        : issue.message;
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     default:

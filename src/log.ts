@@ -20,5 +20,8 @@ export const REDACT_PATHS = [
 ];
 
 export function createLogger(level = config().logLevel ?? 'info'): Logger {
-  return pino({ name: 'itguard', level, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } }, pino.destination({ dest: 2, sync: true }));
+  return pino(
+    { name: 'itguard', level, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } },
+    pino.destination({ dest: 2, sync: true }),
+  );
 }

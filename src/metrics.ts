@@ -13,7 +13,12 @@ export interface Metrics {
   alarms: { inc(labels: { kind: string; rule: string }): void };
 }
 
-export const noopMetrics = (): Metrics => ({ registry: undefined, calls: { inc() {} }, latency: { observe() {} }, alarms: { inc() {} } });
+export const noopMetrics = (): Metrics => ({
+  registry: undefined,
+  calls: { inc() {} },
+  latency: { observe() {} },
+  alarms: { inc() {} },
+});
 
 export async function createPromMetrics(defaults = true): Promise<Metrics> {
   const { Counter, Histogram, Registry, collectDefaultMetrics } = await import('prom-client');
@@ -34,6 +39,11 @@ export async function createPromMetrics(defaults = true): Promise<Metrics> {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers: [registry],
     }),
-    alarms: new Counter({ name: 'itguard_alarms_total', help: 'Alarms raised (cap alarm_at crossed, loop breaker, MFA lockouts)', labelNames: ['kind', 'rule'], registers: [registry] }),
+    alarms: new Counter({
+      name: 'itguard_alarms_total',
+      help: 'Alarms raised (cap alarm_at crossed, loop breaker, MFA lockouts)',
+      labelNames: ['kind', 'rule'],
+      registers: [registry],
+    }),
   };
 }

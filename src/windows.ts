@@ -61,7 +61,10 @@ function windowOf(kind: WindowKind, ms: number, tz: string): { start: number; en
   const hit = recent.get(k);
   if (hit && ms >= hit.start && ms < hit.end) return hit;
   const w = wall(ms, tz);
-  const win = { start: kind === 'day' ? fromWall(w.y, w.mo, w.d, 0, tz) : fromWall(w.y, w.mo, w.d, w.h, tz), end: computeEnd(kind, ms, tz) };
+  const win = {
+    start: kind === 'day' ? fromWall(w.y, w.mo, w.d, 0, tz) : fromWall(w.y, w.mo, w.d, w.h, tz),
+    end: computeEnd(kind, ms, tz),
+  };
   recent.set(k, win);
   return win;
 }

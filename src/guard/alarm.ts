@@ -27,8 +27,9 @@ export async function raiseAlarm(
   // 2025-11-25: sent to the session as before. 2026-07-28: through the SDK's log, which sends it only when the
   // request asked for log messages (its `logLevel` envelope key). (MCP logging is deprecated in
   // 2026-07-28, and still the channel DESIGN §3 names for alarms.)
-  await (call.client?.era === 'modern'
-    ? mcp.log('warning', data, 'itguard')
-    : mcp.notify({ method: 'notifications/message', params: { level: 'warning', logger: 'itguard', data } })
+  await (
+    call.client?.era === 'modern'
+      ? mcp.log('warning', data, 'itguard')
+      : mcp.notify({ method: 'notifications/message', params: { level: 'warning', logger: 'itguard', data } })
   ).catch(() => undefined);
 }

@@ -234,7 +234,10 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
         verified = await oauth.verify(raw);
       } catch (e) {
         if (!(e instanceof TokenRejected)) throw e;
-        return refused(e.kind === 'unavailable' ? 'the identity provider cannot be reached; retry later' : 'not an approver', null);
+        return refused(
+          e.kind === 'unavailable' ? 'the identity provider cannot be reached; retry later' : 'not an approver',
+          null,
+        );
       }
       const principal = app.principal(verified.principal);
       // Security: the same rule for an access token: its principal must hold approvals:decide; and a person must

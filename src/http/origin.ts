@@ -9,10 +9,22 @@ export interface OriginPolicy {
 
 const LOOPBACK = ['127.0.0.1', 'localhost', '[::1]'];
 
-export function originPolicy(host: string, port: number, extraHosts: string[] = [], extraOrigins: string[] = []): OriginPolicy {
+export function originPolicy(
+  host: string,
+  port: number,
+  extraHosts: string[] = [],
+  extraOrigins: string[] = [],
+): OriginPolicy {
   const bindHost = host.includes(':') ? `[${host}]` : host;
-  const hosts = [...new Set([...(LOOPBACK.includes(bindHost) || bindHost === '0.0.0.0' || bindHost === '[::]' ? LOOPBACK : [bindHost]), ...extraHosts])];
-  const origins = [...new Set([...hosts.flatMap((h) => [`http://${h}:${port}`, `https://${h}:${port}`]), ...extraOrigins])];
+  const hosts = [
+    ...new Set([
+      ...(LOOPBACK.includes(bindHost) || bindHost === '0.0.0.0' || bindHost === '[::]' ? LOOPBACK : [bindHost]),
+      ...extraHosts,
+    ]),
+  ];
+  const origins = [
+    ...new Set([...hosts.flatMap((h) => [`http://${h}:${port}`, `https://${h}:${port}`]), ...extraOrigins]),
+  ];
   return { hosts, origins };
 }
 
@@ -21,7 +33,9 @@ export function checkOrigin(policy: OriginPolicy): RequestHandler {
     const origin = req.headers.origin;
     // Security: browsers send Origin on cross-site requests; a page on another site must not drive this server.
     if (origin !== undefined && !policy.origins.includes(origin)) {
-      res.status(403).json({ jsonrpc: '2.0', error: { code: -32000, message: `Origin not allowed: ${origin}` }, id: null });
+      res
+        .status(403)
+        .json({ jsonrpc: '2.0', error: { code: -32000, message: `Origin not allowed: ${origin}` }, id: null });
       return;
     }
     next();
@@ -33,7 +47,8 @@ export function hostHeaderValidation(allowedHostnames: string[]): RequestHandler
   return (req, res, next) => {
     const r = validateHostHeader(req.headers.host, allowedHostnames);
     // Security: a Host this server does not answer to is a rebinding attempt or a misroute; refuse it.
-    if (!r.ok) return void res.status(403).json({ jsonrpc: '2.0', error: { code: -32000, message: r.message }, id: null });
+    if (!r.ok)
+      return void res.status(403).json({ jsonrpc: '2.0', error: { code: -32000, message: r.message }, id: null });
     next();
   };
 }

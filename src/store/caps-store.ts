@@ -48,7 +48,9 @@ export class CapsStore {
       `INSERT INTO cap_usage (tool, rule, scope_key, window_start, used, alarmed) VALUES (@tool, @rule, @scopeKey, @windowStart, @amount, @alarmed)
        ON CONFLICT(tool, rule, scope_key, window_start) DO UPDATE SET used = used + @amount, alarmed = max(alarmed, @alarmed)`,
     );
-    this.release_ = db.prepare('UPDATE cap_usage SET used = max(0, used - ?) WHERE tool = ? AND rule = ? AND scope_key = ? AND window_start = ?');
+    this.release_ = db.prepare(
+      'UPDATE cap_usage SET used = max(0, used - ?) WHERE tool = ? AND rule = ? AND scope_key = ? AND window_start = ?',
+    );
   }
 
   /** Reserves every demand or none. */
@@ -66,7 +68,14 @@ export class CapsStore {
         const used = row?.used ?? 0;
         // Security: the check and the increment are in one IMMEDIATE transaction: no other writer interleaves.
         if (used + d.amount > d.rule.limit + 1e-9) {
-          return { ok: false, rule: d.rule, used, resetsAt: windowEnd(d.rule.window, now, this.tz), scopeKey: d.scopeKey, amount: d.amount };
+          return {
+            ok: false,
+            rule: d.rule,
+            used,
+            resetsAt: windowEnd(d.rule.window, now, this.tz),
+            scopeKey: d.scopeKey,
+            amount: d.amount,
+          };
         }
         planned.push({ d, start, used, alarmed: row?.alarmed ?? 0 });
       }
@@ -76,8 +85,21 @@ export class CapsStore {
         const after = used + d.amount;
         const crosses = d.rule.alarmAt !== undefined && !alarmed && after >= d.rule.alarmAt;
         if (crosses) alarms.push({ rule: d.rule, used: after, scopeKey: d.scopeKey });
-        this.upsert.run({ tool: d.rule.tool, rule: d.rule.name, scopeKey: d.scopeKey, windowStart: start, amount: d.amount, alarmed: crosses ? 1 : 0 });
-        items.push({ tool: d.rule.tool, rule: d.rule.name, scopeKey: d.scopeKey, windowStart: start, amount: d.amount });
+        this.upsert.run({
+          tool: d.rule.tool,
+          rule: d.rule.name,
+          scopeKey: d.scopeKey,
+          windowStart: start,
+          amount: d.amount,
+          alarmed: crosses ? 1 : 0,
+        });
+        items.push({
+          tool: d.rule.tool,
+          rule: d.rule.name,
+          scopeKey: d.scopeKey,
+          windowStart: start,
+          amount: d.amount,
+        });
       }
       return { ok: true, items, alarms };
     });

@@ -11,7 +11,13 @@ const STEP_MS = 30_000;
 
 export type VerifyOutcome =
   | { ok: true }
-  | { ok: false; why: 'no_factor' | 'locked' | 'wrong' | 'replayed' | 'malformed'; lockedUntil?: number; justLocked?: boolean; failures?: number };
+  | {
+      ok: false;
+      why: 'no_factor' | 'locked' | 'wrong' | 'replayed' | 'malformed';
+      lockedUntil?: number;
+      justLocked?: boolean;
+      failures?: number;
+    };
 
 interface FactorRow {
   username: string;
@@ -22,7 +28,14 @@ interface FactorRow {
 }
 
 const totpFor = (username: string, secret: string) =>
-  new TOTP({ issuer: 'itguard', label: username, algorithm: 'SHA1', digits: 6, period: 30, secret: Secret.fromBase32(secret) });
+  new TOTP({
+    issuer: 'itguard',
+    label: username,
+    algorithm: 'SHA1',
+    digits: 6,
+    period: 30,
+    secret: Secret.fromBase32(secret),
+  });
 
 export class MfaStore {
   constructor(
@@ -47,7 +60,9 @@ export class MfaStore {
   }
 
   lockedUntil(username: string): number {
-    const r = this.db.prepare<[string], { locked_until: number }>('SELECT locked_until FROM mfa_factors WHERE username = ?').get(username);
+    const r = this.db
+      .prepare<[string], { locked_until: number }>('SELECT locked_until FROM mfa_factors WHERE username = ?')
+      .get(username);
     return r && r.locked_until > this.now() ? r.locked_until : 0;
   }
 
@@ -67,7 +82,9 @@ export class MfaStore {
         const failures = r.failures + 1;
         const justLocked = failures >= MAX_FAILURES;
         const lockedUntil = justLocked ? now + LOCK_MS : 0;
-        this.db.prepare('UPDATE mfa_factors SET failures = ?, locked_until = ? WHERE username = ?').run(justLocked ? 0 : failures, lockedUntil, username);
+        this.db
+          .prepare('UPDATE mfa_factors SET failures = ?, locked_until = ? WHERE username = ?')
+          .run(justLocked ? 0 : failures, lockedUntil, username);
         return { ok: false, why, failures, justLocked, lockedUntil };
       };
       if (!/^\d{6}$/.test(code)) return fail('malformed');
@@ -76,7 +93,9 @@ export class MfaStore {
       const counter = Math.floor(now / STEP_MS) + delta;
       // Security: a code (time step) already accepted is never accepted again.
       if (counter <= r.last_counter) return fail('replayed');
-      this.db.prepare('UPDATE mfa_factors SET last_counter = ?, failures = 0 WHERE username = ?').run(counter, username);
+      this.db
+        .prepare('UPDATE mfa_factors SET last_counter = ?, failures = 0 WHERE username = ?')
+        .run(counter, username);
       return { ok: true };
     });
   }

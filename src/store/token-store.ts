@@ -43,7 +43,9 @@ export class TokenStore {
     private readonly audit: AuditStore,
     private readonly now: () => number = Date.now,
   ) {
-    this.verifyStmt = db.prepare<[string], { id: string; principal: string }>('SELECT id, principal FROM tokens WHERE hash = ? AND revoked_at IS NULL');
+    this.verifyStmt = db.prepare<[string], { id: string; principal: string }>(
+      'SELECT id, principal FROM tokens WHERE hash = ? AND revoked_at IS NULL',
+    );
   }
 
   /** Returns the secret once; it cannot be recovered later. */
@@ -82,7 +84,9 @@ export class TokenStore {
 
   revoke(id: string, actor: string): boolean {
     return immediate(this.db, () => {
-      const changed = this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.now(), id).changes;
+      const changed = this.db
+        .prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
+        .run(this.now(), id).changes;
       if (changed) this.audit.appendInTx([{ event: 'token.revoked', actor, detail: { id } }]);
       return changed > 0;
     });

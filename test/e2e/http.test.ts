@@ -12,7 +12,9 @@ let served: Served;
 
 async function connectHttp(url: string, token: string) {
   const client = new Client({ name: 'e2e', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers: { Authorization: `Bearer ${token}` } },
+  });
   await client.connect(transport);
   return { client, transport };
 }
@@ -40,9 +42,15 @@ describe('serve --http', () => {
     const { client } = await connectHttp(served.url, served.demoToken!);
     const names = (await client.listTools()).tools.map((t) => t.name);
     expect(names).toEqual(expect.arrayContaining(['kb_search', 'ticket_create', 'guard_status']));
-    const s = (await client.callTool({ name: 'kb_search', arguments: { query: 'vpn keeps disconnecting' } })) as CallToolResult;
+    const s = (await client.callTool({
+      name: 'kb_search',
+      arguments: { query: 'vpn keeps disconnecting' },
+    })) as CallToolResult;
     expect((s.structuredContent as { results: { title: string }[] }).results[0]!.title).toMatch(/VPN/i);
-    const c = (await client.callTool({ name: 'ticket_create', arguments: { summary: 'Monitor flickers', requester: 'jdoe', reason: 'user asked' } })) as CallToolResult;
+    const c = (await client.callTool({
+      name: 'ticket_create',
+      arguments: { summary: 'Monitor flickers', requester: 'jdoe', reason: 'user asked' },
+    })) as CallToolResult;
     const key = (c.structuredContent as { key: string }).key;
     expect(key).toMatch(/^IT-\d+$/);
     const g = (await client.callTool({ name: 'ticket_get', arguments: { key } })) as CallToolResult;
@@ -51,9 +59,18 @@ describe('serve --http', () => {
   });
 
   it('401 with WWW-Authenticate: Bearer without a token or with a wrong or revoked one', async () => {
-    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
+    const init = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    };
     const post = (headers: Record<string, string>) =>
-      fetch(served.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body: JSON.stringify(init) });
+      fetch(served.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+        body: JSON.stringify(init),
+      });
     const none = await post({});
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toMatch(/^Bearer /);
@@ -69,17 +86,36 @@ describe('serve --http', () => {
   });
 
   it('403 for a foreign Origin or Host; 413 for an oversized body', async () => {
-    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${served.demoToken}` };
-    const foreign = await fetch(served.url, { method: 'POST', headers: { ...headers, origin: 'https://evil.example' }, body: '{}' });
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${served.demoToken}`,
+    };
+    const foreign = await fetch(served.url, {
+      method: 'POST',
+      headers: { ...headers, origin: 'https://evil.example' },
+      body: '{}',
+    });
     expect(foreign.status).toBe(403);
     const own = new URL(served.url);
-    const same = await fetch(served.url, { method: 'POST', headers: { ...headers, origin: `http://127.0.0.1:${own.port}` }, body: '{}' });
+    const same = await fetch(served.url, {
+      method: 'POST',
+      headers: { ...headers, origin: `http://127.0.0.1:${own.port}` },
+      body: '{}',
+    });
     expect(same.status).not.toBe(403);
-    const huge = await fetch(served.url, { method: 'POST', headers, body: JSON.stringify({ x: 'a'.repeat(2_000_000) }) });
+    const huge = await fetch(served.url, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ x: 'a'.repeat(2_000_000) }),
+    });
     expect(huge.status).toBe(413);
     const { request } = await import('node:http');
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: own.port, path: '/healthz', headers: { host: 'evil.example' } }, (res) => resolve(res.statusCode ?? 0));
+      const req = request(
+        { host: '127.0.0.1', port: own.port, path: '/healthz', headers: { host: 'evil.example' } },
+        (res) => resolve(res.statusCode ?? 0),
+      );
       req.on('error', reject);
       req.end();
     });
@@ -92,7 +128,13 @@ describe('serve --http', () => {
     const other = runCli(['token', 'create', '--principal', 'kb-reader', '--db', db]).stdout.trim();
     const res = await fetch(served.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${other}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${other}`,
+        'mcp-session-id': sid,
+        'mcp-protocol-version': '2025-06-18',
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: {} }),
     });
     expect(res.status).toBe(403);
@@ -106,7 +148,9 @@ describe('serve --http', () => {
     expect(runCli(['kill', '--reason', 'e2e drill', '--db', db]).code).toBe(0);
     const r = (await client.callTool({ name: 'kb_search', arguments: { query: 'printer' } })) as CallToolResult;
     expect(code(r)).toBe('KILL_SWITCH_ENGAGED');
-    expect(((await (await fetch(new URL('/healthz', served.url))).json()) as { kill_switch: string }).kill_switch).toBe('engaged');
+    expect(((await (await fetch(new URL('/healthz', served.url))).json()) as { kill_switch: string }).kill_switch).toBe(
+      'engaged',
+    );
     expect(runCli(['resume', '--reason', 'e2e drill over', '--db', db]).code).toBe(0);
     const ok = (await client.callTool({ name: 'kb_search', arguments: { query: 'printer' } })) as CallToolResult;
     expect(ok.isError).toBeFalsy();
@@ -117,11 +161,21 @@ describe('serve --http', () => {
     const { client } = await connectHttp(served.url, served.demoToken!);
     const results: CallToolResult[] = [];
     for (let i = 0; i < 8; i++) {
-      results.push((await client.callTool({ name: 'ticket_create', arguments: { summary: `Outlook crash #${i}`, requester: 'mgarcia', reason: 'loop' } })) as CallToolResult);
+      results.push(
+        (await client.callTool({
+          name: 'ticket_create',
+          arguments: { summary: `Outlook crash #${i}`, requester: 'mgarcia', reason: 'loop' },
+        })) as CallToolResult,
+      );
     }
     const firstCapped = results.findIndex((r) => code(r) === 'CAP_EXCEEDED');
     expect(firstCapped).toBe(5); // tickets-per-requester: 5 per hour
-    const meta = results[5]!._meta!['itguard/error'] as { rule: string; resets_at: string; used: number; limit: number };
+    const meta = results[5]!._meta!['itguard/error'] as {
+      rule: string;
+      resets_at: string;
+      used: number;
+      limit: number;
+    };
     expect(meta).toMatchObject({ rule: 'tickets-per-requester', used: 5, limit: 5 });
     expect(Date.parse(meta.resets_at)).toBeGreaterThan(Date.now());
     const caps = JSON.parse(runCli(['caps', '--json', '--db', db]).stdout) as { rule: string; used: number }[];
@@ -131,7 +185,12 @@ describe('serve --http', () => {
 
   it('retrying a write with the same key never makes a second ticket, across sessions', async () => {
     const a = await connectHttp(served.url, served.demoToken!);
-    const args = { summary: 'Timed out write', requester: 'asmith', reason: 'retry', idempotency_key: 'http-retry-0001' };
+    const args = {
+      summary: 'Timed out write',
+      requester: 'asmith',
+      reason: 'retry',
+      idempotency_key: 'http-retry-0001',
+    };
     const first = (await a.client.callTool({ name: 'ticket_create', arguments: args })) as CallToolResult;
     await a.client.close();
     const b = await connectHttp(served.url, served.demoToken!);
@@ -146,13 +205,18 @@ describe('serve --http', () => {
     const rows = JSON.parse(tail.stdout) as { event: string; code: string | null; tool: string | null }[];
     expect(rows.some((r) => r.event === 'call.outcome' && r.tool === 'ticket_create')).toBe(true);
     // Which step records the refusal (the early check, or the re-check before the side effect) is not the point: the code is.
-    expect(rows.some((r) => (r.event === 'call.denied' || r.event === 'call.outcome') && r.code === 'KILL_SWITCH_ENGAGED')).toBe(true);
+    expect(
+      rows.some((r) => (r.event === 'call.denied' || r.event === 'call.outcome') && r.code === 'KILL_SWITCH_ENGAGED'),
+    ).toBe(true);
     expect(rows.some((r) => r.event === 'killswitch.engaged')).toBe(true);
     const v = runCli(['audit', 'verify', '--db', db]);
     expect(v.code).toBe(0);
     expect(v.stdout).toMatch(/audit chain OK/);
     // The first-start banner shows the demo token once, by design; no log line ever carries a token.
-    const logLines = served.stderr().split('\n').filter((l) => l.startsWith('{'));
+    const logLines = served
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
     expect(logLines.length).toBeGreaterThan(1);
     expect(logLines.join('\n')).not.toMatch(/itg_[a-z0-9]+_/);
   });

@@ -16,12 +16,19 @@ describe('kill switch across processes', () => {
       const transport = new StdioClientTransport({
         command: process.execPath,
         args: [CLI, 'serve', '--stdio', '--db', db],
-        env: { ...(process.env as Record<string, string>), ITGUARD_FAILPOINT: 'before-effect', ITGUARD_LOG_LEVEL: 'warn' },
+        env: {
+          ...(process.env as Record<string, string>),
+          ITGUARD_FAILPOINT: 'before-effect',
+          ITGUARD_LOG_LEVEL: 'warn',
+        },
         stderr: 'ignore',
       });
       const client = new Client({ name: 'k', version: '1' });
       await client.connect(transport);
-      const pending = client.callTool({ name: 'ticket_create', arguments: { summary: 'stalled', requester: 'jdoe', reason: 'kill test' } }) as Promise<CallToolResult>;
+      const pending = client.callTool({
+        name: 'ticket_create',
+        arguments: { summary: 'stalled', requester: 'jdoe', reason: 'kill test' },
+      }) as Promise<CallToolResult>;
       // wait until the call is inside execute (its intent is audited)
       for (let i = 0; i < 200; i++) {
         const d = new Database(db, { readonly: true });
@@ -64,29 +71,46 @@ describe('itguard drill', () => {
     expect(report.first_refusal_ms).toBeLessThan(1000);
     // Check the audit ourselves.
     const d = new Database(db, { readonly: true });
-    const engaged = d.prepare("SELECT ts FROM audit WHERE event = 'killswitch.engaged' ORDER BY seq DESC LIMIT 1").get() as { ts: number };
-    const resumed = d.prepare("SELECT ts FROM audit WHERE event = 'killswitch.resumed' ORDER BY seq DESC LIMIT 1").get() as { ts: number };
+    const engaged = d
+      .prepare("SELECT ts FROM audit WHERE event = 'killswitch.engaged' ORDER BY seq DESC LIMIT 1")
+      .get() as { ts: number };
+    const resumed = d
+      .prepare("SELECT ts FROM audit WHERE event = 'killswitch.resumed' ORDER BY seq DESC LIMIT 1")
+      .get() as { ts: number };
     const outcomes = d.prepare("SELECT detail FROM audit WHERE event = 'call.outcome'").all() as { detail: string }[];
     // The switch is engaged once its transaction has committed (the report's engaged_at, a little after the
     // audit row's timestamp, which is taken inside the transaction).
     const committed = Date.parse(report.engaged_at);
     expect(committed).toBeGreaterThanOrEqual(engaged.ts);
     expect(committed - engaged.ts).toBeLessThan(1000);
-    const startedAfter = outcomes.map((o) => (JSON.parse(o.detail) as { started_at: number }).started_at).filter((t) => t > committed && t < resumed.ts);
+    const startedAfter = outcomes
+      .map((o) => (JSON.parse(o.detail) as { started_at: number }).started_at)
+      .filter((t) => t > committed && t < resumed.ts);
     expect(startedAfter).toHaveLength(0);
     expect(report.executed_after_engagement).toBe(0);
     const refusals = (
-      d.prepare("SELECT count(*) AS n FROM audit WHERE event IN ('call.denied', 'call.outcome') AND code = 'KILL_SWITCH_ENGAGED' AND ts >= ? AND ts <= ?").get(engaged.ts, resumed.ts) as { n: number }
+      d
+        .prepare(
+          "SELECT count(*) AS n FROM audit WHERE event IN ('call.denied', 'call.outcome') AND code = 'KILL_SWITCH_ENGAGED' AND ts >= ? AND ts <= ?",
+        )
+        .get(engaged.ts, resumed.ts) as { n: number }
     ).n;
     expect(refusals).toBe(report.audit_refusals_after);
     expect(refusals).toBe(report.calls_refused_after);
-    const drillRow = d.prepare("SELECT outcome, detail FROM audit WHERE event = 'drill'").get() as { outcome: string; detail: string };
+    const drillRow = d.prepare("SELECT outcome, detail FROM audit WHERE event = 'drill'").get() as {
+      outcome: string;
+      detail: string;
+    };
     expect(drillRow.outcome).toBe('pass');
     // The drill's load runs as its own principal: no real principal's budget or breaker is spent.
-    const actors = d.prepare("SELECT DISTINCT actor FROM audit WHERE event IN ('call.outcome', 'call.denied')").all() as { actor: string }[];
+    const actors = d
+      .prepare("SELECT DISTINCT actor FROM audit WHERE event IN ('call.outcome', 'call.denied')")
+      .all() as { actor: string }[];
     expect(actors.map((a) => a.actor)).toEqual(['itguard-drill']);
     d.close();
-    const budgets = JSON.parse(runCli(['budgets', '--json', '--db', db]).stdout) as { budgets: { usage: { key: string }[] }[] };
+    const budgets = JSON.parse(runCli(['budgets', '--json', '--db', db]).stdout) as {
+      budgets: { usage: { key: string }[] }[];
+    };
     expect(budgets.budgets.flatMap((b) => b.usage.map((u) => u.key)).filter((k) => k !== 'itguard-drill')).toEqual([]);
     expect(runCli(['status', '--db', db]).stdout).toMatch(/last drill: {2}PASS/);
     expect(runCli(['audit', 'verify', '--db', db]).code).toBe(0);

@@ -19,7 +19,8 @@ async function stdioClient(db: string, policy: string, env: Record<string, strin
   });
   const client = new Client({ name: 'race', version: '1' });
   await client.connect(transport);
-  const call = (name: string, args: Record<string, unknown>) => client.callTool({ name, arguments: args }) as Promise<CallToolResult>;
+  const call = (name: string, args: Record<string, unknown>) =>
+    client.callTool({ name, arguments: args }) as Promise<CallToolResult>;
   return { client, transport, call, pid: transport.pid! };
 }
 const code = (r: CallToolResult) => (r._meta?.['itguard/error'] as { code?: string } | undefined)?.code;
@@ -40,7 +41,9 @@ describe('caps are exact across processes', () => {
       const servers = await Promise.all(Array.from({ length: 4 }, () => stdioClient(db, policy)));
       const results = await Promise.all(
         servers.flatMap((s, p) =>
-          Array.from({ length: 50 }, (_, i) => s.call('ticket_create', { summary: `load p${p} #${i}`, requester: 'jdoe', reason: 'cap test' })),
+          Array.from({ length: 50 }, (_, i) =>
+            s.call('ticket_create', { summary: `load p${p} #${i}`, requester: 'jdoe', reason: 'cap test' }),
+          ),
         ),
       );
       const ok = results.filter((r) => !r.isError).length;
@@ -87,7 +90,12 @@ describe('crash safety', () => {
       const tmp = tempDir();
       const db = join(tmp.dir, 'crash.db');
       const policy = loadPolicyFile(tmp.dir, '      - { name: tickets-per-day, window: day, limit: 100 }\n');
-      const args = { summary: 'Crash during write', requester: 'jdoe', reason: 'crash test', idempotency_key: 'crash-e2e-0001' };
+      const args = {
+        summary: 'Crash during write',
+        requester: 'jdoe',
+        reason: 'crash test',
+        idempotency_key: 'crash-e2e-0001',
+      };
       const victim = await stdioClient(db, policy, { ITGUARD_FAILPOINT: point });
       void victim.call('ticket_create', args).catch(() => undefined);
       // wait until the process is stalled at the failpoint: the intent is in the audit (and, after-effect, the ticket exists)
@@ -116,7 +124,11 @@ describe('crash safety', () => {
       expect(runCli(['audit', 'verify', '--db', db, '--policy', policy]).code).toBe(0);
       // Every executed effect has its intent: the killed attempt's, plus the retry's when it had to run again.
       const d = new Database(db, { readonly: true });
-      const intents = (d.prepare("SELECT count(*) AS n FROM audit WHERE event = 'call.intent' AND tool = 'ticket_create'").get() as { n: number }).n;
+      const intents = (
+        d.prepare("SELECT count(*) AS n FROM audit WHERE event = 'call.intent' AND tool = 'ticket_create'").get() as {
+          n: number;
+        }
+      ).n;
       d.close();
       expect(intents).toBe(point === 'before-effect' ? 2 : 1);
       tmp.cleanup();

@@ -240,7 +240,12 @@ describe('serve --stdio on 2026-07-28: the same line checks under the SDK’s du
     });
     expect((await s.reply(5)).error).toMatchObject({ code: -32602, message: /params\.requestState/ });
 
-    s.send({ jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'guard_status', arguments: {}, _meta: env } });
+    s.send({
+      jsonrpc: '2.0',
+      id: 6,
+      method: 'tools/call',
+      params: { name: 'guard_status', arguments: {}, _meta: env },
+    });
     const status = (await s.reply(6)).result as { structuredContent: { session: Record<string, unknown> } };
     expect(status.structuredContent.session).toMatchObject({ id: null });
 

@@ -24,7 +24,10 @@ describe('serve --stdio', () => {
     await client.connect(transport);
     const names = (await client.listTools()).tools.map((t) => t.name);
     expect(names).toContain('ticket_create');
-    const r = (await client.callTool({ name: 'kb_search', arguments: { query: 'vpn keeps disconnecting' } })) as CallToolResult;
+    const r = (await client.callTool({
+      name: 'kb_search',
+      arguments: { query: 'vpn keeps disconnecting' },
+    })) as CallToolResult;
     expect((r.structuredContent as { results: { title: string }[] }).results[0]!.title).toMatch(/VPN/i);
     const s = (await client.callTool({ name: 'guard_status', arguments: {} })) as CallToolResult;
     expect((s.structuredContent as { principal: string }).principal).toBe('helpdesk-agent');
@@ -41,10 +44,20 @@ describe('serve --stdio', () => {
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const send = (m: object) => proc.stdin.write(`${JSON.stringify(m)}\n`);
-    send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+    send({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    });
     send({ jsonrpc: '2.0', method: 'notifications/initialized' });
     send({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} });
-    send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'kb_search', arguments: { query: 'printer' } } });
+    send({
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'tools/call',
+      params: { name: 'kb_search', arguments: { query: 'printer' } },
+    });
     send({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'kb_search', arguments: { query: 42 } } });
     proc.stdin.write('this is not json\n');
     send({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'guard_status', arguments: {} } });
@@ -62,7 +75,9 @@ describe('serve --stdio', () => {
     await new Promise((r) => proc.once('exit', r));
     const lines = out.split('\n').filter(Boolean);
     for (const l of lines) expect(JSON.parse(l)).toMatchObject({ jsonrpc: '2.0' });
-    const byId = new Map(lines.map((l) => JSON.parse(l) as { id?: number; result?: CallToolResult }).map((m) => [m.id, m]));
+    const byId = new Map(
+      lines.map((l) => JSON.parse(l) as { id?: number; result?: CallToolResult }).map((m) => [m.id, m]),
+    );
     expect(byId.get(4)!.result!.isError).toBe(true);
     expect(JSON.stringify(byId.get(4))).toContain('query: expected string');
     expect(byId.get(5)!.result!.isError).toBeFalsy(); // the garbage line did not kill the server

@@ -23,7 +23,14 @@ afterEach(async () => {
 async function start(opts: { maxSessions?: number } = {}) {
   // dedupe_window 0 for software_install: the busy calls below are the same action under different keys, which
   // would otherwise be one action (IN_PROGRESS at once) and never keep a session busy.
-  app = testApp({ policy: policyWith((y) => y.replace('  software_install:\n    tier: approval\n', '  software_install:\n    tier: approval\n    dedupe_window: 0s\n')) });
+  app = testApp({
+    policy: policyWith((y) =>
+      y.replace(
+        '  software_install:\n    tier: approval\n',
+        '  software_install:\n    tier: approval\n    dedupe_window: 0s\n',
+      ),
+    ),
+  });
   http = await startHttp(app, {
     host: '127.0.0.1',
     port: 0,

@@ -4,7 +4,15 @@ import type { BudgetRule } from '../../src/policy/schema.js';
 import { BudgetStore } from '../../src/store/budget-store.js';
 import { openDb } from '../../src/store/db.js';
 
-const calls: BudgetRule = { name: 'calls', window: 'hour', per: 'principal', measure: 'calls', limit: 3, alarmAt: 2, tools: undefined };
+const calls: BudgetRule = {
+  name: 'calls',
+  window: 'hour',
+  per: 'principal',
+  measure: 'calls',
+  limit: 3,
+  alarmAt: 2,
+  tools: undefined,
+};
 const base = { principal: 'p', sessionId: 's1', sig: undefined, identicalPerHour: 20 };
 const settle = (b: BudgetStore, failed: boolean | undefined, now: number) =>
   b.settle({ principal: 'p', sessionId: 's1', rules: [], failed, resultBytes: 0, failuresInARow: 2, now });
@@ -44,7 +52,11 @@ describe('BudgetStore', () => {
     const t = Date.parse('2026-03-01T10:15:00Z');
     const same = { ...base, sig: 'abc', identicalPerHour: 2, rules: [] };
     expect([1, 2, 3].map((i) => b.admit({ ...same, now: t + i }).ok)).toEqual([true, true, false]);
-    expect(b.admit({ ...base, rules: [], sig: 'other', now: t + 4 })).toMatchObject({ ok: false, kind: 'tripped', fresh: false });
+    expect(b.admit({ ...base, rules: [], sig: 'other', now: t + 4 })).toMatchObject({
+      ok: false,
+      kind: 'tripped',
+      fresh: false,
+    });
     expect(b.reset('p', t + 5).trip?.rule).toBe('identical_per_hour');
     expect(b.admit({ ...same, now: t + 6 }).ok).toBe(true);
   });
