@@ -51,6 +51,10 @@ export function approvals(flags: Flags): number {
     }
     if (verb === 'approve' || verb === 'deny') {
       if (!id) throw new UsageError(`approvals ${verb} ID [--note TEXT]`);
+      // Security: the CLI decides as the OS user (cli:<user>) and never in a principal's name, so a --principal (the
+      // requesting agent's, say) is refused rather than silently ignored.
+      if (flags.values.principal !== undefined)
+        throw new UsageError(`approvals ${verb} decides as the OS user (${cliActor()}); --principal does not apply`);
       const note = typeof flags.values.note === 'string' ? flags.values.note : undefined;
       const row = s.approvals.get(id);
       // Approvals are decided by people: the CLI actor is an OS user, never the requesting agent principal.

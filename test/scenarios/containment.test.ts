@@ -462,6 +462,13 @@ describe('approval bypass attempts', () => {
     const selfPage = await self(id, 'approve');
     expect(selfPage).toMatch(/cannot approve a request made by your own principal/);
     expect(status(id)).toBe('pending');
+    // the CLI decides as the OS user, never in a principal's name: claiming the requester's is a usage error
+    const cliSelf = runCli(['approvals', 'approve', id, '--principal', 'rogue-agent', '--db', db, '--policy', policy]);
+    expect({ code: cliSelf.code, stderr: cliSelf.stderr }).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--principal does not apply'),
+    });
+    expect(status(id)).toBe('pending');
     expect(installs()).toBe(0);
 
     // 2. a forged request id: in the console, in the CLI, and as a tool argument (the schema refuses unknown keys)
@@ -517,7 +524,7 @@ describe('approval bypass attempts', () => {
     expect({ installs: installs(), unapproved, resets }).toEqual({ installs: 1, unapproved: 0, resets: 0 });
     record({
       scenario:
-        'Approval bypass: self-approval in the console, a forged request id (console, CLI, tool argument), codes as arguments, re-using an approval for other args',
+        'Approval bypass: self-approval in the console and via the CLI (`--principal` of the requester), a forged request id (console, CLI, tool argument), codes as arguments, re-using an approval for other args',
       bound: '0 unapproved installs (1 install: the one a different principal approved)',
       measured: `${installs()} install, ${unapproved} unapproved, ${resets} resets; ${JSON.stringify(codes(attempts))}`,
       where: '`install_jobs` vs `approvals` (succeeded, args), `password_resets`',
