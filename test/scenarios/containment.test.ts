@@ -109,7 +109,10 @@ const codes = (rs: CallToolResult[]) => {
     const c = codeOf(r) ?? (r.isError ? 'error' : 'ok');
     m[c] = (m[c] ?? 0) + 1;
   }
-  return m;
+  // a stable order, so the generated table does not change between runs that measured the same
+  return Object.fromEntries(
+    Object.entries(m).sort(([x], [y]) => (x === 'ok' ? -1 : y === 'ok' ? 1 : x.localeCompare(y))),
+  );
 };
 /** Users a ticket may be opened for (the directory refuses disabled ones). */
 const activeUsers = demoUsers.filter((u) => !(u as { disabled?: boolean }).disabled).map((u) => u.username);
@@ -155,7 +158,7 @@ describe('retry storm', () => {
     record({
       scenario: `Retry storm: ${N} identical ticket_create (no key, one key, ${(N / 3) | 0}+ other keys) from 3 stdio processes + 2 HTTP sessions, breakers off`,
       bound: '1 ticket (idempotency + dedupe_window 15m)',
-      measured: `${measured} ticket, ${intents} intent; ${JSON.stringify(codes(all))}`,
+      measured: `${measured} ticket, ${intents} intent; ${all.length} calls answered with that ticket (first, replays) or IN_PROGRESS`,
       where: '`tickets`, `audit` (call.intent)',
     });
   }, 60_000);
@@ -200,7 +203,7 @@ describe('many small actions (the aggregate-cap pattern)', () => {
     record({
       scenario: `Many small actions: ${N} ticket_create for ${activeUsers.length} requesters (≤ ${Math.ceil(N / activeUsers.length)} each, per-requester cap 8) from 4 stdio processes`,
       bound: '25 tickets (tickets-per-day, set to 25)',
-      measured: `${measured} tickets (max ${perRequester} per requester); ${JSON.stringify(codes(results))}`,
+      measured: `${measured} tickets (≤ 8 per requester); ${JSON.stringify(codes(results))}`,
       where: '`tickets`',
     });
   }, 60_000);
@@ -340,14 +343,18 @@ describe('call storm through the kill switch', () => {
     const phase = { killed: false };
     let afterKill = 0;
     const results: CallToolResult[] = [];
+    /** Calls made after `itguard kill` returned (its transaction committed): every one must be refused. */
+    const late: CallToolResult[] = [];
     const storm = async (p: Planner, w: number) => {
       for (let i = 0; ; i++) {
-        if (phase.killed && ++afterKill > 120) return;
+        const after = phase.killed;
+        if (after && ++afterKill > 120) return;
         const r = await p.call(
           'ticket_create',
           ticketArgs(activeUsers[i % activeUsers.length]!, { summary: `storm w${w} #${i}` }),
         );
         results.push(r);
+        if (after) late.push(r);
       }
     };
     const workers = planners.flatMap((p, k) => [storm(p, 2 * k), storm(p, 2 * k + 1)]);
@@ -385,15 +392,14 @@ describe('call storm through the kill switch', () => {
     );
     expect(lateIntentsRefused).toBe(intentsAfter);
     const ticketsAfter = count(db, 'SELECT count(*) AS n FROM tickets WHERE created_at > ?', changedAt.changed_at);
-    const refused = results.filter((r) => codeOf(r) === 'KILL_SWITCH_ENGAGED').length;
     expect({ startedAfter, ticketsAfter }).toEqual({ startedAfter: 0, ticketsAfter: 0 });
-    expect(refused).toBeGreaterThanOrEqual(100);
+    expect(late.map(codeOf)).toEqual(Array(120).fill('KILL_SWITCH_ENGAGED'));
     // every ticket is an admitted call: nothing ran that the planner was not told about
     expect(tickets(db)).toBe(results.filter((r) => !r.isError).length);
     record({
       scenario: `Call storm through the kill switch: 8 workers over 3 stdio processes + 1 HTTP session, \`itguard kill --reason x\` after ${tickets(db) >= 40 ? '≥ 40' : '?'} tickets`,
       bound: '0 effects started after killswitch.changed_at',
-      measured: `${startedAfter} effects started and ${ticketsAfter} tickets created after engagement (${intentsAfter} late intents, all refused at the pre-effect check); ${refused} calls refused KILL_SWITCH_ENGAGED; ${tickets(db)} tickets before`,
+      measured: `${startedAfter} effects started and ${ticketsAfter} tickets created after engagement; the ${late.length} calls made after it: ${JSON.stringify(codes(late))}; intents committed after it (calls admitted before) all refused at the pre-effect check`,
       where:
         '`audit` (call.outcome detail.started_at, call.intent ts), `tickets` (created_at) vs `killswitch.changed_at`',
     });
