@@ -42,6 +42,8 @@ import {
 
 const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 3);
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 3);
+const DEBUG = !!process.env.CRASH_DEBUG;
+const mark = (what: string) => DEBUG && console.log(`${new Date().toISOString().slice(11, 23)} ${what}`);
 const SEED = Number(process.env.CRASH_SEED ?? 0x11c4a5);
 
 /** mulberry32: a small seeded generator, so a failing run can be replayed with its CRASH_SEED. */
@@ -54,14 +56,20 @@ function rng(seed: number) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]! };
+  return {
+    next,
+    int: (n: number) => Math.floor(next() * n),
+    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
+  };
 }
 
 /** Limits tight enough that every round asks for more than they allow. */
 const LIMITS = {
-  ticketsPerDay: 3,
-  ticketsPerRequester: 2,
-  commentsPerDay: 4,
+  ticketsPerDay: 5,
+  ticketsPerRequester: 3,
+  // Room for every comment key even when a crash before the effect leaks its reservation: comments are the
+  // tool whose interrupted attempts get re-run (the other caps are full by then; see the it.fails below).
+  commentsPerDay: 10,
   resetsPerDay: 3,
   resetsPerUser: 1,
   installsPerDay: 3,
@@ -124,7 +132,7 @@ interface Job {
 function jobs(iter: number): Job[] {
   const k = (tool: string, i: number) => `crash-${iter}-${tool}-${i}`;
   const out: Job[] = [];
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 8; i++) {
     const requester = i % 2 ? 'dkim' : 'jdoe';
     out.push({
       key: k('tc', i),
@@ -132,7 +140,7 @@ function jobs(iter: number): Job[] {
       args: { summary: `Crash loop ticket ${iter}/${i}`, requester, reason: 'crash loop' },
     });
   }
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 4; i++) {
     out.push({
       key: k('cm', i),
       tool: 'ticket_comment',
@@ -156,7 +164,8 @@ function jobs(iter: number): Job[] {
   return out.map((j) => ({ ...j, args: { ...j.args, idempotency_key: j.key } }));
 }
 
-type Kill = 'random' | 'before-effect' | 'after-effect';
+const KINDS = ['before-effect', 'random', 'after-effect'] as const;
+type Kill = (typeof KINDS)[number];
 interface Victims {
   stdio: Planner & { pid: number };
   http: Served;
@@ -191,10 +200,7 @@ describe('crash loop: kill -9 during concurrent writes, restart, retry with the 
   });
 
   async function servers(db: string, policy: string, token: string, env: Record<string, string>): Promise<Victims> {
-    const [stdio, http] = await Promise.all([
-      stdioPlanner(db, policy, env),
-      serveHttp(db, ['--policy', policy], env),
-    ]);
+    const [stdio, http] = await Promise.all([stdioPlanner(db, policy, env), serveHttp(db, ['--policy', policy], env)]);
     // what afterAll stops if a round failed half-way: only processes still alive
     started.push(
       { stop: () => stdio.close() },
@@ -215,6 +221,7 @@ describe('crash loop: kill -9 during concurrent writes, restart, retry with the 
       const r = rng(SEED);
       const t0 = Date.now();
       const kinds: Record<Kill, number> = { random: 0, 'before-effect': 0, 'after-effect': 0 };
+      const stats: Stats = { effects: 0, recovered: 0, rerun: 0, capped: 0, orphanIntents: 0, leaked: 0 };
       for (let iter = 0; iter < ITERATIONS; iter++) {
         const policy = writePolicy(tmp.dir, `crash-${iter}`, () => POLICY);
         const db = join(tmp.dir, `crash-${iter}.db`);
@@ -228,13 +235,14 @@ describe('crash loop: kill -9 during concurrent writes, restart, retry with the 
         );
         const work = jobs(iter);
         let catalogOk = 0;
-        const fire = (v: Victims, job: Job) =>
-          (r.next() < 0.5 ? v.stdio : v.httpClient).call(job.tool, job.args);
+        const fire = (v: Victims, job: Job) => (r.next() < 0.5 ? v.stdio : v.httpClient).call(job.tool, job.args);
 
         for (let round = 0; round < ROUNDS; round++) {
-          const kind = r.pick(['random', 'before-effect', 'after-effect'] as const);
+          // every kind in every window of three rounds, whatever the iteration count
+          const kind = KINDS[(iter + round) % KINDS.length]!;
           kinds[kind]++;
           const v = await servers(db, policy, token, kind === 'random' ? {} : { ITGUARD_FAILPOINT: kind });
+          mark(`round ${iter}/${round} ${kind}: servers up`);
           const before = intents(db);
           let open = 0;
           const track = <T>(p: Promise<T>) => {
@@ -255,21 +263,26 @@ describe('crash loop: kill -9 during concurrent writes, restart, retry with the 
               ),
             ),
           ];
-          if (kind === 'random') await new Promise((res) => setTimeout(res, r.int(400)));
+          if (kind === 'random') await new Promise((res) => setTimeout(res, r.int(1500)));
           else {
             // stalled at the failpoint: wait for the first intents (none come once every key is settled or
             // capped: those calls are answered without one), then a little more so more calls pile up
             await until(`an intent at ${kind}`, 10_000, () => (intents(db) > before || open === 0 ? true : undefined));
-            await new Promise((res) => setTimeout(res, r.int(250)));
+            await new Promise((res) => setTimeout(res, 50 + r.int(250)));
           }
+          mark('kill');
           const pids = [v.stdio.pid, v.http.proc.pid!];
           // the two processes die at slightly different moments
           process.kill(pids[r.int(2)]!, 'SIGKILL');
           await new Promise((res) => setTimeout(res, r.int(50)));
           for (const pid of pids) if (!gone(pid)) process.kill(pid, 'SIGKILL');
           await until('the victims to be gone', 5_000, () => (pids.every((p) => gone(p)) ? true : undefined));
-          await Promise.all(calls);
+          mark('gone');
+          // Closing the clients ends their pending requests (an HTTP request cut mid-stream would otherwise wait
+          // for the SDK's reconnection attempts).
           await Promise.all([v.stdio.close().catch(() => undefined), v.httpClient.close().catch(() => undefined)]);
+          await Promise.all(calls);
+          mark('calls settled');
           verify(db, policy, `after kill round ${iter}/${round} (${kind})`);
         }
 
@@ -288,18 +301,41 @@ describe('crash loop: kill -9 during concurrent writes, restart, retry with the 
           });
           pending = again;
         }
-        expect(pending.map((j) => j.key), 'keys still in progress after the clean round').toEqual([]);
+        expect(
+          pending.map((j) => j.key),
+          'keys still in progress after the clean round',
+        ).toEqual([]);
         await Promise.all([v.stdio.close(), v.httpClient.close()]);
         await v.http.stop();
         verify(db, policy, `after the clean round of ${iter}`);
-        check(db, work, final, catalogOk);
+        check(db, work, final, catalogOk, stats);
       }
       const secs = ((Date.now() - t0) / 1000).toFixed(1);
-      console.log(`crash loop: ${ITERATIONS} iterations × ${ROUNDS} rounds, kills ${JSON.stringify(kinds)}, ${secs} s, seed ${SEED}`);
+      console.log(
+        `crash loop: ${ITERATIONS} iterations × ${ROUNDS} rounds, kills ${JSON.stringify(kinds)}, ${JSON.stringify(stats)}, ${secs} s, seed ${SEED}`,
+      );
+      // the loop must have reached the windows it is about, or it proves nothing
+      expect(stats.effects).toBeGreaterThan(0);
+      expect(stats.orphanIntents).toBeGreaterThan(0);
+      expect(stats.recovered, 'no effect was found by a retry after a kill at after-effect').toBeGreaterThan(0);
+      expect(stats.rerun, 'no attempt killed before its effect was run by a retry').toBeGreaterThan(0);
     },
     Math.max(60_000, ITERATIONS * ROUNDS * 15_000),
   );
 });
+
+/** What the loop exercised, so a run that never hit the interesting windows shows it. */
+interface Stats {
+  effects: number;
+  /** effects whose only outcome is the recovered record (the process died between effect and outcome) */
+  recovered: number;
+  /** effects of keys with several intents (an attempt died before its effect, a retry ran it) */
+  rerun: number;
+  capped: number;
+  orphanIntents: number;
+  /** cap units reserved by attempts that died before their effect and never given back (see the it.fails below) */
+  leaked: number;
+}
 
 interface Effect {
   request_id: string;
@@ -308,15 +344,18 @@ interface Effect {
   cost: number;
 }
 const EFFECTS: Record<Tool, string> = {
-  ticket_create: 'SELECT request_id, created_at, requester AS scope, 0 AS cost FROM tickets WHERE request_id IS NOT NULL',
-  ticket_comment: "SELECT request_id, created_at, ticket_key AS scope, 0 AS cost FROM ticket_comments WHERE request_id IS NOT NULL",
-  password_reset: 'SELECT request_id, created_at, username AS scope, 0 AS cost FROM outbox WHERE request_id IS NOT NULL',
+  ticket_create:
+    'SELECT request_id, created_at, requester AS scope, 0 AS cost FROM tickets WHERE request_id IS NOT NULL',
+  ticket_comment:
+    'SELECT request_id, created_at, ticket_key AS scope, 0 AS cost FROM ticket_comments WHERE request_id IS NOT NULL',
+  password_reset:
+    'SELECT request_id, created_at, username AS scope, 0 AS cost FROM outbox WHERE request_id IS NOT NULL',
   software_install:
     'SELECT j.request_id, j.created_at, j.username AS scope, c.cost_usd AS cost FROM install_jobs j JOIN catalog c ON c.id = j.package',
 };
 
 /** The guarantees, from the database alone (plus what clients were answered). */
-function check(db: string, work: Job[], final: Map<string, CallToolResult>, catalogOk: number) {
+function check(db: string, work: Job[], final: Map<string, CallToolResult>, catalogOk: number, stats: Stats) {
   peek(db, (d) => {
     const byKey = new Map(
       (
@@ -343,7 +382,9 @@ function check(db: string, work: Job[], final: Map<string, CallToolResult>, cata
       if (!intentTraces.has(rid)) intentTraces.set(rid, new Set());
       intentTraces.get(rid)!.add(a.trace_id!);
     }
-    const okTraces = new Set(audit.filter((a) => a.event === 'call.outcome' && a.outcome === 'ok').map((a) => a.trace_id));
+    const okTraces = new Set(
+      audit.filter((a) => a.event === 'call.outcome' && a.outcome === 'ok').map((a) => a.trace_id),
+    );
     const recoveredFrom = new Set(
       audit.filter((a) => a.event === 'call.replay').map((a) => String(detail(a).original_trace_id)),
     );
@@ -351,24 +392,33 @@ function check(db: string, work: Job[], final: Map<string, CallToolResult>, cata
     for (const tool of Object.keys(EFFECTS) as Tool[]) {
       const effects = d.prepare(EFFECTS[tool]).all() as Effect[];
       const keysOfTool = work.filter((j) => j.tool === tool);
-      const ridToKey = new Map(keysOfTool.flatMap((j) => (byKey.get(j.key) ? [[byKey.get(j.key)!.request_id, j.key]] : [])));
+      const ridToKey = new Map(
+        keysOfTool.flatMap((j) => (byKey.get(j.key) ? [[byKey.get(j.key)!.request_id, j.key]] : [])),
+      );
       // No duplicate side effect: every effect belongs to one key's record, and no key has two.
       const seen = new Map<string, number>();
       for (const e of effects) {
         const key = ridToKey.get(e.request_id);
-        expect(key, `${tool}: an effect (request ${e.request_id}) that no key's idempotency record names`).toBeDefined();
+        expect(
+          key,
+          `${tool}: an effect (request ${e.request_id}) that no key's idempotency record names`,
+        ).toBeDefined();
         seen.set(key!, (seen.get(key!) ?? 0) + 1);
         // Every executed effect has its intent, and an outcome or the recovered record.
         const traces = intentTraces.get(e.request_id);
         expect(traces?.size, `${tool} ${key}: effect without an audit intent`).toBeGreaterThan(0);
         const answered = [...traces!].some((t) => okTraces.has(t) || recoveredFrom.has(t));
         expect(answered, `${tool} ${key}: effect without an outcome or recovered record`).toBe(true);
+        stats.effects++;
+        if (![...traces!].some((t) => okTraces.has(t))) stats.recovered++;
+        if (traces!.size > 1) stats.rerun++;
       }
       for (const j of keysOfTool) {
         const n = seen.get(j.key) ?? 0;
         expect(n, `${j.key}: effects`).toBeLessThanOrEqual(1);
         const answer = final.get(j.key)!;
         const code = codeOf(answer);
+        if (code) stats.capped++;
         expect([undefined, 'CAP_EXCEEDED'], `${j.key}: final answer ${JSON.stringify(answer)}`).toContain(code);
         expect(n, `${j.key}: answered ${code ?? 'ok'} but has ${n} effect(s)`).toBe(code ? 0 : 1);
         if (!code) expect(byKey.get(j.key)?.state, `${j.key}: idempotency state`).toBe('completed');
@@ -396,6 +446,9 @@ function check(db: string, work: Job[], final: Map<string, CallToolResult>, cata
       const rids = [...intentTraces].filter(([, ts]) => ts.has(a.trace_id!)).map(([rid]) => rid);
       expect(rids, `outcome ok without an intent: ${a.trace_id}`).toHaveLength(1);
     }
+    stats.orphanIntents += audit.filter(
+      (a) => a.event === 'call.intent' && !audit.some((o) => o.event === 'call.outcome' && o.trace_id === a.trace_id),
+    ).length;
     // Cap usage never above its limit.
     const limitOf: Record<string, number> = {
       'tickets-per-day': LIMITS.ticketsPerDay,
@@ -406,14 +459,24 @@ function check(db: string, work: Job[], final: Map<string, CallToolResult>, cata
       'installs-per-day': LIMITS.installsPerDay,
       'license-spend-per-day': LIMITS.spendPerDay,
     };
-    for (const u of d.prepare('SELECT rule, scope_key, used FROM cap_usage').all() as { rule: string; scope_key: string; used: number }[]) {
+    for (const u of d.prepare('SELECT rule, scope_key, used FROM cap_usage').all() as {
+      rule: string;
+      scope_key: string;
+      used: number;
+    }[]) {
       expect(limitOf[u.rule], `unknown cap rule ${u.rule}`).toBeDefined();
       expect(u.used, `cap_usage ${u.rule} ${u.scope_key}`).toBeLessThanOrEqual(limitOf[u.rule]! + 1e-9);
     }
+    const tickets = d.prepare('SELECT count(*) AS n FROM tickets WHERE request_id IS NOT NULL').get() as { n: number };
+    const daily = d.prepare("SELECT used FROM cap_usage WHERE rule = 'tickets-per-day'").get() as
+      { used: number } | undefined;
+    stats.leaked += (daily?.used ?? 0) - tickets.n;
     // The principal budget on software_catalog: counted, and never more admitted than it allows.
     const budget = d.prepare("SELECT used FROM budget_usage WHERE rule = 'catalog-calls'").all() as { used: number }[];
     for (const b of budget) expect(b.used).toBeLessThanOrEqual(LIMITS.catalogCalls);
-    const catalogAudited = audit.filter((a) => a.tool === 'software_catalog' && a.event === 'call.outcome' && a.outcome === 'ok').length;
+    const catalogAudited = audit.filter(
+      (a) => a.tool === 'software_catalog' && a.event === 'call.outcome' && a.outcome === 'ok',
+    ).length;
     expect(catalogAudited).toBeLessThanOrEqual(LIMITS.catalogCalls);
     expect(catalogOk).toBeLessThanOrEqual(catalogAudited);
   });
