@@ -221,7 +221,15 @@ describe('crash loop: kill -9 during concurrent writes, restart, retry with the 
       const r = rng(SEED);
       const t0 = Date.now();
       const kinds: Record<Kill, number> = { random: 0, 'before-effect': 0, 'after-effect': 0 };
-      const stats: Stats = { effects: 0, recovered: 0, rerun: 0, capped: 0, orphanIntents: 0, leaked: 0 };
+      const stats: Stats = {
+        effects: 0,
+        recovered: 0,
+        rerun: 0,
+        capped: 0,
+        orphanIntents: 0,
+        leaked: 0,
+        budgetRefused: 0,
+      };
       for (let iter = 0; iter < ITERATIONS; iter++) {
         const policy = writePolicy(tmp.dir, `crash-${iter}`, () => POLICY);
         const db = join(tmp.dir, `crash-${iter}.db`);
@@ -251,11 +259,12 @@ describe('crash loop: kill -9 during concurrent writes, restart, retry with the 
           };
           const calls = [
             ...r.pick([work, [...work].reverse()]).map((j) => track(settle(fire(v, j), 20_000))),
-            ...Array.from({ length: 4 }, () =>
+            ...Array.from({ length: 8 }, () =>
               track(
                 settle(
                   (r.next() < 0.5 ? v.stdio : v.httpClient).call('software_catalog', {}).then((x) => {
                     if (!x.isError) catalogOk++;
+                    if (codeOf(x) === 'BUDGET_EXHAUSTED') stats.budgetRefused++;
                     return x;
                   }),
                   20_000,
@@ -318,6 +327,7 @@ describe('crash loop: kill -9 during concurrent writes, restart, retry with the 
       expect(stats.effects).toBeGreaterThan(0);
       expect(stats.orphanIntents).toBeGreaterThan(0);
       expect(stats.recovered, 'no effect was found by a retry after a kill at after-effect').toBeGreaterThan(0);
+      expect(stats.budgetRefused, 'the budget never refused a call').toBeGreaterThan(0);
       expect(stats.rerun, 'no attempt killed before its effect was run by a retry').toBeGreaterThan(0);
     },
     Math.max(60_000, ITERATIONS * ROUNDS * 15_000),
@@ -335,6 +345,8 @@ interface Stats {
   orphanIntents: number;
   /** cap units reserved by attempts that died before their effect and never given back (see the it.fails below) */
   leaked: number;
+  /** software_catalog calls refused by the principal budget */
+  budgetRefused: number;
 }
 
 interface Effect {
@@ -406,7 +418,7 @@ function check(db: string, work: Job[], final: Map<string, CallToolResult>, cata
         seen.set(key!, (seen.get(key!) ?? 0) + 1);
         // Every executed effect has its intent, and an outcome or the recovered record.
         const traces = intentTraces.get(e.request_id);
-        expect(traces?.size, `${tool} ${key}: effect without an audit intent`).toBeGreaterThan(0);
+        expect(traces?.size ?? 0, `${tool} ${key}: effect without an audit intent`).toBeGreaterThan(0);
         const answered = [...traces!].some((t) => okTraces.has(t) || recoveredFrom.has(t));
         expect(answered, `${tool} ${key}: effect without an outcome or recovered record`).toBe(true);
         stats.effects++;
@@ -473,6 +485,7 @@ function check(db: string, work: Job[], final: Map<string, CallToolResult>, cata
     stats.leaked += (daily?.used ?? 0) - tickets.n;
     // The principal budget on software_catalog: counted, and never more admitted than it allows.
     const budget = d.prepare("SELECT used FROM budget_usage WHERE rule = 'catalog-calls'").all() as { used: number }[];
+    mark(`budget_usage ${JSON.stringify(d.prepare('SELECT * FROM budget_usage').all())}, catalog ok ${catalogOk}`);
     for (const b of budget) expect(b.used).toBeLessThanOrEqual(LIMITS.catalogCalls);
     const catalogAudited = audit.filter(
       (a) => a.tool === 'software_catalog' && a.event === 'call.outcome' && a.outcome === 'ok',
