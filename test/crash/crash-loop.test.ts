@@ -494,3 +494,42 @@ function check(db: string, work: Job[], final: Map<string, CallToolResult>, cata
     expect(catalogOk).toBeLessThanOrEqual(catalogAudited);
   });
 }
+
+/**
+ * Known bug (found by the loop above, its `leaked` stat): a cap reservation is not tied to the request that made
+ * it. An attempt killed after the caps step reserved and before its effect never gives the reservation back, and
+ * the retry with the same key — which recovery proves never ran, and then adopts and runs — reserves again. The
+ * request is charged twice; at a full cap the retry is refused CAP_EXCEEDED, although nothing was ever done for it.
+ * Never an over-admission, but caps are not exact across a crash (DESIGN §9). `it.fails`: this passes while the bug
+ * is there; when it is fixed it fails, and should become a plain `it`.
+ */
+describe('a crash before the effect and a cap', () => {
+  it.fails(
+    'the retry of a key whose attempt was killed at before-effect is not charged twice',
+    async () => {
+      const tmp = tempDir();
+      try {
+        const policy = writePolicy(tmp.dir, 'cap-leak', (y) => y.replace('limit: 5000, alarm_at: 3000', 'limit: 1'));
+        const db = join(tmp.dir, 'cap-leak.db');
+        seedDb(db, policy);
+        const args = { summary: 'One ticket', requester: 'jdoe', reason: 'cap leak', idempotency_key: 'cap-leak-0001' };
+        const victim = await stdioPlanner(db, policy, { ITGUARD_FAILPOINT: 'before-effect' });
+        void victim.call('ticket_create', args).catch(() => undefined);
+        await until('the intent', 10_000, () => (intents(db) > 0 ? true : undefined));
+        process.kill(victim.pid, 'SIGKILL');
+        await until('the victim to be gone', 5_000, () => gone(victim.pid));
+        await victim.close().catch(() => undefined);
+        expect(peek(db, (d) => d.prepare('SELECT count(*) AS n FROM tickets').get())).toEqual({ n: 0 });
+
+        const again = await stdioPlanner(db, policy);
+        const r = await again.call('ticket_create', args);
+        await again.close();
+        expect(codeOf(r), JSON.stringify(r)).toBeUndefined();
+        expect(peek(db, (d) => d.prepare('SELECT count(*) AS n FROM tickets').get())).toEqual({ n: 1 });
+      } finally {
+        tmp.cleanup();
+      }
+    },
+    30_000,
+  );
+});
