@@ -20,8 +20,11 @@
  *   client-seen successes exceed it;
  * - `itguard audit verify` exits 0 after every round (a kill mid-write never breaks the chain).
  *
- * CRASH_ITERATIONS (default 3) databases, each with CRASH_ROUNDS (default 3) crash rounds; CRASH_SEED fixes the
- * random kill times and kinds. The long run: `CRASH_ITERATIONS=200 npx vitest run test/crash`.
+ * CRASH_ITERATIONS (default 3) databases, each with CRASH_ROUNDS (default 3) crash rounds; the kill kind rotates
+ * (every three consecutive rounds have each), CRASH_SEED fixes the kill delays, which process dies first and which
+ * transport each call takes (the servers' own timing still varies). The run also asserts that it reached the
+ * windows it is about: effects found only by recovery, attempts killed before their effect and re-run, budget
+ * refusals. The long run: `CRASH_ITERATIONS=200 npx vitest run test/crash`.
  */
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
