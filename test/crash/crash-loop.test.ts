@@ -1,0 +1,538 @@
+/**
+ * Crash loop (issue 11, DESIGN §9 "Nothing is lost"): real `serve --stdio` and `serve --http` processes on one
+ * database drive concurrent writes of every write tool (ticket_create, ticket_comment, password_reset,
+ * software_install, all at tier auto so no human is needed) with explicit idempotency keys, and are killed with
+ * SIGKILL — at a seeded random moment, or while stalled at ITGUARD_FAILPOINT=before-effect|after-effect. Fresh
+ * processes retry every call with the same keys; after the crash rounds a clean round retries until every key
+ * has a final answer. Everything is judged from the system's own records:
+ *
+ * - no duplicate side effect: each key (its `idempotency` row) has at most one effect row (tickets,
+ *   ticket_comments, outbox, install_jobs, matched by request_id), every effect row belongs to one key's record,
+ *   and a key answered ok has exactly one, a key refused by a cap none;
+ * - every executed effect has its audit intent and an outcome (src/guard/audit.ts): an intent is a
+ *   `call.intent` record whose detail.idempotency_key is the effect's request_id (the idempotency step puts the
+ *   request id there before the audit step runs); an outcome is a `call.outcome` with outcome `ok` and the
+ *   trace_id of one of those intents, or — when the process died between the effect and its outcome — the
+ *   recovered record: a `call.replay` whose detail.original_trace_id is one of those intents' trace ids (the
+ *   retry that found the effect through the tool's recover());
+ * - caps never over-admit: every cap_usage row ≤ its rule's limit, and the effects counted per rule and scope
+ *   ≤ the limit; the principal budget on software_catalog: budget_usage ≤ limit, and neither the audited nor the
+ *   client-seen successes exceed it;
+ * - `itguard audit verify` exits 0 after every round (a kill mid-write never breaks the chain).
+ *
+ * CRASH_ITERATIONS (default 3) databases, each with CRASH_ROUNDS (default 3) crash rounds; the kill kind rotates
+ * (every three consecutive rounds have each), CRASH_SEED fixes the kill delays, which process dies first and which
+ * transport each call takes (the servers' own timing still varies). The run also asserts that it reached the
+ * windows it is about: effects found only by recovery, attempts killed before their effect and re-run, budget
+ * refusals. The long run: `CRASH_ITERATIONS=200 npx vitest run test/crash`.
+ */
+import { join } from 'node:path';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, serveHttp, type Served } from '../helpers/cli.js';
+import { tempDir } from '../helpers/harness.js';
+import {
+  codeOf,
+  httpPlanner,
+  peek,
+  poke,
+  seedDb,
+  stdioPlanner,
+  until,
+  writePolicy,
+  type Planner,
+} from '../helpers/planner.js';
+
+const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 3);
+const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 3);
+const DEBUG = !!process.env.CRASH_DEBUG;
+const mark = (what: string) => DEBUG && console.log(`${new Date().toISOString().slice(11, 23)} ${what}`);
+const SEED = Number(process.env.CRASH_SEED ?? 0x11c4a5);
+
+/** mulberry32: a small seeded generator, so a failing run can be replayed with its CRASH_SEED. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (n: number) => Math.floor(next() * n),
+    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
+  };
+}
+
+/** Limits tight enough that every round asks for more than they allow. */
+const LIMITS = {
+  ticketsPerDay: 5,
+  ticketsPerRequester: 3,
+  // Room for every comment key even when a crash before the effect leaks its reservation: comments are the
+  // tool whose interrupted attempts get re-run (the other caps are full by then; see the it.fails below).
+  commentsPerDay: 10,
+  resetsPerDay: 3,
+  resetsPerUser: 1,
+  installsPerDay: 3,
+  spendPerDay: 300,
+  catalogCalls: 15,
+} as const;
+
+const POLICY = `version: 1
+timezone: UTC
+durability: strict
+stdio_principal: helpdesk-agent
+principals:
+  helpdesk-agent: { scopes: [kb:read, tickets:read, tickets:write, password:reset, software:read, software:install] }
+session: { max_calls: 10000, max_minutes: 30, max_result_bytes: 20000000, max_identical_calls: 100, max_consecutive_failures: 10000 }
+approvals: { wait_seconds: 30, expire_hours: 24 }
+tools:
+  ticket_create:
+    tier: auto
+    caps:
+      - { name: tickets-per-day, window: day, limit: ${LIMITS.ticketsPerDay} }
+      - { name: tickets-per-requester, window: hour, per: requester, limit: ${LIMITS.ticketsPerRequester} }
+  ticket_comment:
+    tier: auto
+    caps:
+      - { name: comments-per-day, window: day, limit: ${LIMITS.commentsPerDay} }
+  password_reset:
+    tier: auto
+    dedupe_window: 0
+    caps:
+      - { name: resets-per-day, window: day, limit: ${LIMITS.resetsPerDay} }
+      - { name: resets-per-user, window: day, per: target, limit: ${LIMITS.resetsPerUser} }
+  software_install:
+    tier: auto
+    self_service_tier: auto
+    dedupe_window: 0
+    caps:
+      - { name: installs-per-day, window: day, limit: ${LIMITS.installsPerDay} }
+      - { name: license-spend-per-day, window: day, measure: cost_usd, limit: ${LIMITS.spendPerDay} }
+budgets:
+  - { name: calls-per-hour, window: hour, limit: 100000 }
+  - { name: failures-per-hour, window: hour, measure: failures, limit: 100000 }
+  - { name: catalog-calls, window: hour, limit: ${LIMITS.catalogCalls}, tools: [software_catalog] }
+loop: { identical_per_hour: 10000, failures_in_a_row: 10000 }
+backends:
+  tickets:   { kind: embedded, project: IT, allowed_projects: [IT] }
+  directory: { kind: embedded }
+  deploy:    { kind: embedded }
+  outbox:    { kind: embedded }
+demo: true
+`;
+
+type Tool = 'ticket_create' | 'ticket_comment' | 'password_reset' | 'software_install';
+interface Job {
+  key: string;
+  tool: Tool;
+  args: Record<string, unknown>;
+}
+
+/** The workload of one database: every write tool, more keys than the caps admit. */
+function jobs(iter: number): Job[] {
+  const k = (tool: string, i: number) => `crash-${iter}-${tool}-${i}`;
+  const out: Job[] = [];
+  for (let i = 0; i < 8; i++) {
+    const requester = i % 2 ? 'dkim' : 'jdoe';
+    out.push({
+      key: k('tc', i),
+      tool: 'ticket_create',
+      args: { summary: `Crash loop ticket ${iter}/${i}`, requester, reason: 'crash loop' },
+    });
+  }
+  for (let i = 0; i < 4; i++) {
+    out.push({
+      key: k('cm', i),
+      tool: 'ticket_comment',
+      args: { key: 'IT-1', body: `crash loop comment ${iter}/${i}`, reason: 'crash loop' },
+    });
+  }
+  for (const [i, user] of ['pnair', 'mrossi', 'pnair', 'sjohansson', 'mrossi'].entries()) {
+    out.push({ key: k('pr', i), tool: 'password_reset', args: { user, reason: 'crash loop' } });
+  }
+  for (const [i, [user, pkg]] of (
+    [
+      ['jdoe', 'slack'],
+      ['jdoe', 'zoom'],
+      ['jdoe', 'adobe-acrobat-pro'],
+      ['pnair', 'slack'],
+      ['pnair', 'adobe-acrobat-pro'],
+    ] as const
+  ).entries()) {
+    out.push({ key: k('si', i), tool: 'software_install', args: { user, package: pkg, reason: 'crash loop' } });
+  }
+  return out.map((j) => ({ ...j, args: { ...j.args, idempotency_key: j.key } }));
+}
+
+const KINDS = ['before-effect', 'random', 'after-effect'] as const;
+type Kill = (typeof KINDS)[number];
+interface Victims {
+  stdio: Planner & { pid: number };
+  http: Served;
+  httpClient: Planner;
+}
+
+const settle = <T>(p: Promise<T>, ms: number): Promise<T | Error> =>
+  Promise.race([
+    p.catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))),
+    new Promise<Error>((r) => setTimeout(() => r(new Error('no answer')), ms).unref()),
+  ]);
+const gone = (pid: number): true | undefined => {
+  try {
+    process.kill(pid, 0);
+    return undefined;
+  } catch {
+    return true;
+  }
+};
+const intents = (db: string) =>
+  peek(db, (d) => (d.prepare("SELECT count(*) AS n FROM audit WHERE event = 'call.intent'").get() as { n: number }).n);
+
+describe('crash loop: kill -9 during concurrent writes, restart, retry with the same keys', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  const started: { stop: () => Promise<void> }[] = [];
+  beforeAll(() => {
+    tmp = tempDir();
+  });
+  afterAll(async () => {
+    await Promise.all(started.map((s) => s.stop().catch(() => undefined)));
+    tmp.cleanup();
+  });
+
+  async function servers(db: string, policy: string, token: string, env: Record<string, string>): Promise<Victims> {
+    const [stdio, http] = await Promise.all([stdioPlanner(db, policy, env), serveHttp(db, ['--policy', policy], env)]);
+    // what afterAll stops if a round failed half-way: only processes still alive
+    started.push(
+      { stop: () => stdio.close() },
+      { stop: async () => void (gone(http.proc.pid!) || (await http.stop())) },
+    );
+    const httpClient = await httpPlanner(http.url, token);
+    return { stdio, http, httpClient };
+  }
+
+  const verify = (db: string, policy: string, when: string) => {
+    const v = runCli(['audit', 'verify', '--db', db, '--policy', policy]);
+    expect(v.code, `audit verify ${when}: ${v.stdout}${v.stderr}`).toBe(0);
+  };
+
+  it(
+    `${ITERATIONS} databases × ${ROUNDS} crash rounds (seed ${SEED}): no duplicate effect, every effect audited, caps and budgets exact, audit verifies`,
+    async () => {
+      const r = rng(SEED);
+      const t0 = Date.now();
+      const kinds: Record<Kill, number> = { random: 0, 'before-effect': 0, 'after-effect': 0 };
+      const stats: Stats = {
+        effects: 0,
+        recovered: 0,
+        rerun: 0,
+        capped: 0,
+        orphanIntents: 0,
+        leaked: 0,
+        budgetRefused: 0,
+      };
+      for (let iter = 0; iter < ITERATIONS; iter++) {
+        const policy = writePolicy(tmp.dir, `crash-${iter}`, () => POLICY);
+        const db = join(tmp.dir, `crash-${iter}.db`);
+        const token = seedDb(db, policy, ['helpdesk-agent'])['helpdesk-agent']!;
+        const now = Date.now();
+        poke(
+          db,
+          "INSERT INTO tickets (key, project, number, summary, description, requester, priority, status, created_by, created_at, updated_at) VALUES ('IT-1', 'IT', 1, 'Base ticket for comments', '', 'jdoe', 'medium', 'open', 'setup', ?, ?)",
+          now,
+          now,
+        );
+        const work = jobs(iter);
+        let catalogOk = 0;
+        const fire = (v: Victims, job: Job) => (r.next() < 0.5 ? v.stdio : v.httpClient).call(job.tool, job.args);
+
+        for (let round = 0; round < ROUNDS; round++) {
+          // every kind in every window of three rounds, whatever the iteration count
+          const kind = KINDS[(iter + round) % KINDS.length]!;
+          kinds[kind]++;
+          const v = await servers(db, policy, token, kind === 'random' ? {} : { ITGUARD_FAILPOINT: kind });
+          mark(`round ${iter}/${round} ${kind}: servers up`);
+          const before = intents(db);
+          let open = 0;
+          const track = <T>(p: Promise<T>) => {
+            open++;
+            return p.finally(() => open--);
+          };
+          const calls = [
+            ...r.pick([work, [...work].reverse()]).map((j) => track(settle(fire(v, j), 20_000))),
+            ...Array.from({ length: 8 }, () =>
+              track(
+                settle(
+                  (r.next() < 0.5 ? v.stdio : v.httpClient).call('software_catalog', {}).then((x) => {
+                    if (!x.isError) catalogOk++;
+                    if (codeOf(x) === 'BUDGET_EXHAUSTED') stats.budgetRefused++;
+                    return x;
+                  }),
+                  20_000,
+                ),
+              ),
+            ),
+          ];
+          if (kind === 'random') await new Promise((res) => setTimeout(res, r.int(1500)));
+          else {
+            // stalled at the failpoint: wait for the first intents (none come once every key is settled or
+            // capped: those calls are answered without one), then a little more so more calls pile up
+            await until(`an intent at ${kind}`, 10_000, () => (intents(db) > before || open === 0 ? true : undefined));
+            await new Promise((res) => setTimeout(res, 50 + r.int(250)));
+          }
+          mark('kill');
+          const pids = [v.stdio.pid, v.http.proc.pid!];
+          // the two processes die at slightly different moments
+          process.kill(pids[r.int(2)]!, 'SIGKILL');
+          await new Promise((res) => setTimeout(res, r.int(50)));
+          for (const pid of pids) if (!gone(pid)) process.kill(pid, 'SIGKILL');
+          await until('the victims to be gone', 5_000, () => (pids.every((p) => gone(p)) ? true : undefined));
+          mark('gone');
+          // Closing the clients ends their pending requests (an HTTP request cut mid-stream would otherwise wait
+          // for the SDK's reconnection attempts).
+          await Promise.all([v.stdio.close().catch(() => undefined), v.httpClient.close().catch(() => undefined)]);
+          await Promise.all(calls);
+          mark('calls settled');
+          verify(db, policy, `after kill round ${iter}/${round} (${kind})`);
+        }
+
+        // The clean round: every key is retried until it has a final answer.
+        const v = await servers(db, policy, token, {});
+        const final = new Map<string, CallToolResult>();
+        let pending = work;
+        for (let attempt = 0; attempt < 4 && pending.length; attempt++) {
+          const answers = await Promise.all(pending.map((j) => settle(fire(v, j), 20_000)));
+          const again: Job[] = [];
+          answers.forEach((a, i) => {
+            const job = pending[i]!;
+            if (a instanceof Error) throw new Error(`${job.key}: ${a.message}`);
+            if (codeOf(a) === 'IN_PROGRESS') again.push(job);
+            else final.set(job.key, a);
+          });
+          pending = again;
+        }
+        expect(
+          pending.map((j) => j.key),
+          'keys still in progress after the clean round',
+        ).toEqual([]);
+        await Promise.all([v.stdio.close(), v.httpClient.close()]);
+        await v.http.stop();
+        verify(db, policy, `after the clean round of ${iter}`);
+        check(db, work, final, catalogOk, stats);
+      }
+      const secs = ((Date.now() - t0) / 1000).toFixed(1);
+      console.log(
+        `crash loop: ${ITERATIONS} iterations × ${ROUNDS} rounds, kills ${JSON.stringify(kinds)}, ${JSON.stringify(stats)}, ${secs} s, seed ${SEED}`,
+      );
+      // the loop must have reached the windows it is about, or it proves nothing
+      expect(stats.effects).toBeGreaterThan(0);
+      expect(stats.orphanIntents).toBeGreaterThan(0);
+      expect(stats.recovered, 'no effect was found by a retry after a kill at after-effect').toBeGreaterThan(0);
+      expect(stats.budgetRefused, 'the budget never refused a call').toBeGreaterThan(0);
+      expect(stats.rerun, 'no attempt killed before its effect was run by a retry').toBeGreaterThan(0);
+    },
+    Math.max(60_000, ITERATIONS * ROUNDS * 15_000),
+  );
+});
+
+/** What the loop exercised, so a run that never hit the interesting windows shows it. */
+interface Stats {
+  effects: number;
+  /** effects whose only outcome is the recovered record (the process died between effect and outcome) */
+  recovered: number;
+  /** effects of keys with several intents (an attempt died before its effect, a retry ran it) */
+  rerun: number;
+  capped: number;
+  orphanIntents: number;
+  /** cap units reserved by attempts that died before their effect and never given back (see the it.fails below) */
+  leaked: number;
+  /** software_catalog calls refused by the principal budget */
+  budgetRefused: number;
+}
+
+interface Effect {
+  request_id: string;
+  created_at: number;
+  scope: string;
+  cost: number;
+}
+const EFFECTS: Record<Tool, string> = {
+  ticket_create:
+    'SELECT request_id, created_at, requester AS scope, 0 AS cost FROM tickets WHERE request_id IS NOT NULL',
+  ticket_comment:
+    'SELECT request_id, created_at, ticket_key AS scope, 0 AS cost FROM ticket_comments WHERE request_id IS NOT NULL',
+  password_reset:
+    'SELECT request_id, created_at, username AS scope, 0 AS cost FROM outbox WHERE request_id IS NOT NULL',
+  software_install:
+    'SELECT j.request_id, j.created_at, j.username AS scope, c.cost_usd AS cost FROM install_jobs j JOIN catalog c ON c.id = j.package',
+};
+
+/** The guarantees, from the database alone (plus what clients were answered). */
+function check(db: string, work: Job[], final: Map<string, CallToolResult>, catalogOk: number, stats: Stats) {
+  peek(db, (d) => {
+    const byKey = new Map(
+      (
+        d.prepare("SELECT key, request_id, state, tool FROM idempotency WHERE key LIKE 'k:%'").all() as {
+          key: string;
+          request_id: string;
+          state: string;
+          tool: string;
+        }[]
+      ).map((row) => [row.key.slice(2), row]),
+    );
+    const audit = d.prepare('SELECT event, trace_id, tool, outcome, code, detail FROM audit').all() as {
+      event: string;
+      trace_id: string | null;
+      tool: string | null;
+      outcome: string | null;
+      code: string | null;
+      detail: string | null;
+    }[];
+    const detail = (a: { detail: string | null }) => JSON.parse(a.detail ?? '{}') as Record<string, unknown>;
+    const intentTraces = new Map<string, Set<string>>();
+    for (const a of audit.filter((x) => x.event === 'call.intent')) {
+      const rid = String(detail(a).idempotency_key);
+      if (!intentTraces.has(rid)) intentTraces.set(rid, new Set());
+      intentTraces.get(rid)!.add(a.trace_id!);
+    }
+    const okTraces = new Set(
+      audit.filter((a) => a.event === 'call.outcome' && a.outcome === 'ok').map((a) => a.trace_id),
+    );
+    const recoveredFrom = new Set(
+      audit.filter((a) => a.event === 'call.replay').map((a) => String(detail(a).original_trace_id)),
+    );
+
+    for (const tool of Object.keys(EFFECTS) as Tool[]) {
+      const effects = d.prepare(EFFECTS[tool]).all() as Effect[];
+      const keysOfTool = work.filter((j) => j.tool === tool);
+      const ridToKey = new Map(
+        keysOfTool.flatMap((j) => (byKey.get(j.key) ? [[byKey.get(j.key)!.request_id, j.key]] : [])),
+      );
+      // No duplicate side effect: every effect belongs to one key's record, and no key has two.
+      const seen = new Map<string, number>();
+      for (const e of effects) {
+        const key = ridToKey.get(e.request_id);
+        expect(
+          key,
+          `${tool}: an effect (request ${e.request_id}) that no key's idempotency record names`,
+        ).toBeDefined();
+        seen.set(key!, (seen.get(key!) ?? 0) + 1);
+        // Every executed effect has its intent, and an outcome or the recovered record.
+        const traces = intentTraces.get(e.request_id);
+        expect(traces?.size ?? 0, `${tool} ${key}: effect without an audit intent`).toBeGreaterThan(0);
+        const answered = [...traces!].some((t) => okTraces.has(t) || recoveredFrom.has(t));
+        expect(answered, `${tool} ${key}: effect without an outcome or recovered record`).toBe(true);
+        stats.effects++;
+        if (![...traces!].some((t) => okTraces.has(t))) stats.recovered++;
+        if (traces!.size > 1) stats.rerun++;
+      }
+      for (const j of keysOfTool) {
+        const n = seen.get(j.key) ?? 0;
+        expect(n, `${j.key}: effects`).toBeLessThanOrEqual(1);
+        const answer = final.get(j.key)!;
+        const code = codeOf(answer);
+        if (code) stats.capped++;
+        expect([undefined, 'CAP_EXCEEDED'], `${j.key}: final answer ${JSON.stringify(answer)}`).toContain(code);
+        expect(n, `${j.key}: answered ${code ?? 'ok'} but has ${n} effect(s)`).toBe(code ? 0 : 1);
+        if (!code) expect(byKey.get(j.key)?.state, `${j.key}: idempotency state`).toBe('completed');
+      }
+      // Caps never over-admit: the effects themselves, counted per rule.
+      const per = (xs: Effect[]) => {
+        const n = new Map<string, number>();
+        for (const e of xs) n.set(e.scope, (n.get(e.scope) ?? 0) + 1);
+        return Math.max(0, ...n.values());
+      };
+      if (tool === 'ticket_create') {
+        expect(effects.length).toBeLessThanOrEqual(LIMITS.ticketsPerDay);
+        expect(per(effects)).toBeLessThanOrEqual(LIMITS.ticketsPerRequester);
+      } else if (tool === 'ticket_comment') expect(effects.length).toBeLessThanOrEqual(LIMITS.commentsPerDay);
+      else if (tool === 'password_reset') {
+        expect(effects.length).toBeLessThanOrEqual(LIMITS.resetsPerDay);
+        expect(per(effects)).toBeLessThanOrEqual(LIMITS.resetsPerUser);
+      } else {
+        expect(effects.length).toBeLessThanOrEqual(LIMITS.installsPerDay);
+        expect(effects.reduce((s, e) => s + e.cost, 0)).toBeLessThanOrEqual(LIMITS.spendPerDay + 1e-9);
+      }
+    }
+    // No audited success for a write without its effect (the outcome says ok, the records agree).
+    for (const a of audit.filter((x) => x.event === 'call.outcome' && x.outcome === 'ok' && x.tool! in EFFECTS)) {
+      const rids = [...intentTraces].filter(([, ts]) => ts.has(a.trace_id!)).map(([rid]) => rid);
+      expect(rids, `outcome ok without an intent: ${a.trace_id}`).toHaveLength(1);
+    }
+    stats.orphanIntents += audit.filter(
+      (a) => a.event === 'call.intent' && !audit.some((o) => o.event === 'call.outcome' && o.trace_id === a.trace_id),
+    ).length;
+    // Cap usage never above its limit.
+    const limitOf: Record<string, number> = {
+      'tickets-per-day': LIMITS.ticketsPerDay,
+      'tickets-per-requester': LIMITS.ticketsPerRequester,
+      'comments-per-day': LIMITS.commentsPerDay,
+      'resets-per-day': LIMITS.resetsPerDay,
+      'resets-per-user': LIMITS.resetsPerUser,
+      'installs-per-day': LIMITS.installsPerDay,
+      'license-spend-per-day': LIMITS.spendPerDay,
+    };
+    for (const u of d.prepare('SELECT rule, scope_key, used FROM cap_usage').all() as {
+      rule: string;
+      scope_key: string;
+      used: number;
+    }[]) {
+      expect(limitOf[u.rule], `unknown cap rule ${u.rule}`).toBeDefined();
+      expect(u.used, `cap_usage ${u.rule} ${u.scope_key}`).toBeLessThanOrEqual(limitOf[u.rule]! + 1e-9);
+    }
+    const tickets = d.prepare('SELECT count(*) AS n FROM tickets WHERE request_id IS NOT NULL').get() as { n: number };
+    const daily = d.prepare("SELECT used FROM cap_usage WHERE rule = 'tickets-per-day'").get() as
+      { used: number } | undefined;
+    stats.leaked += (daily?.used ?? 0) - tickets.n;
+    // The principal budget on software_catalog: counted, and never more admitted than it allows.
+    const budget = d.prepare("SELECT used FROM budget_usage WHERE rule = 'catalog-calls'").all() as { used: number }[];
+    mark(`budget_usage ${JSON.stringify(d.prepare('SELECT * FROM budget_usage').all())}, catalog ok ${catalogOk}`);
+    for (const b of budget) expect(b.used).toBeLessThanOrEqual(LIMITS.catalogCalls);
+    const catalogAudited = audit.filter(
+      (a) => a.tool === 'software_catalog' && a.event === 'call.outcome' && a.outcome === 'ok',
+    ).length;
+    expect(catalogAudited).toBeLessThanOrEqual(LIMITS.catalogCalls);
+    expect(catalogOk).toBeLessThanOrEqual(catalogAudited);
+  });
+}
+
+/**
+ * Known bug (found by the loop above, its `leaked` stat): a cap reservation is not tied to the request that made
+ * it. An attempt killed after the caps step reserved and before its effect never gives the reservation back, and
+ * the retry with the same key — which recovery proves never ran, and then adopts and runs — reserves again. The
+ * request is charged twice; at a full cap the retry is refused CAP_EXCEEDED, although nothing was ever done for it.
+ * Never an over-admission, but caps are not exact across a crash (DESIGN §9). `it.fails`: this passes while the bug
+ * is there; when it is fixed it fails, and should become a plain `it`.
+ */
+describe('a crash before the effect and a cap', () => {
+  it.fails(
+    'the retry of a key whose attempt was killed at before-effect is not charged twice',
+    async () => {
+      const tmp = tempDir();
+      try {
+        const policy = writePolicy(tmp.dir, 'cap-leak', (y) => y.replace('limit: 5000, alarm_at: 3000', 'limit: 1'));
+        const db = join(tmp.dir, 'cap-leak.db');
+        seedDb(db, policy);
+        const args = { summary: 'One ticket', requester: 'jdoe', reason: 'cap leak', idempotency_key: 'cap-leak-0001' };
+        const victim = await stdioPlanner(db, policy, { ITGUARD_FAILPOINT: 'before-effect' });
+        void victim.call('ticket_create', args).catch(() => undefined);
+        await until('the intent', 10_000, () => (intents(db) > 0 ? true : undefined));
+        process.kill(victim.pid, 'SIGKILL');
+        await until('the victim to be gone', 5_000, () => gone(victim.pid));
+        await victim.close().catch(() => undefined);
+        expect(peek(db, (d) => d.prepare('SELECT count(*) AS n FROM tickets').get())).toEqual({ n: 0 });
+
+        const again = await stdioPlanner(db, policy);
+        const r = await again.call('ticket_create', args);
+        await again.close();
+        expect(codeOf(r), JSON.stringify(r)).toBeUndefined();
+        expect(peek(db, (d) => d.prepare('SELECT count(*) AS n FROM tickets').get())).toEqual({ n: 1 });
+      } finally {
+        tmp.cleanup();
+      }
+    },
+    30_000,
+  );
+});
