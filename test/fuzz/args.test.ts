@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import type { EraName } from '../helpers/v2-clients.js';
+import { ALL_TOOLS } from '../../src/tools/index.js';
 import { toolCalls, type JsonSchema } from './gen.js';
 import { ARG_RUNS, FUZZ_SEED, fuzzPolicy, outcomeOf, show, tally, withTimeout, check } from './support.js';
 
@@ -25,7 +26,8 @@ beforeAll(() => {
   tmp = tempDir();
   policy = fuzzPolicy(tmp.dir);
 });
-afterAll(() => tmp?.cleanup());
+// FUZZ_KEEP=1 keeps the databases for a look after a failure.
+afterAll(() => (process.env.FUZZ_KEEP ? console.log(`fuzz: kept ${tmp?.dir}`) : tmp?.cleanup()));
 
 interface Target {
   client: Client;
@@ -65,7 +67,8 @@ async function stdioTarget(era: EraName, db: string): Promise<Target> {
       process.kill(pid, 0);
       return true;
     } catch {
-      return (exited = true) && false;
+      exited = true;
+      return false;
     }
   };
   transport.onclose = () => (exited = true);
@@ -104,9 +107,25 @@ async function fuzz(label: string, t: Target, runs: number, seed: number) {
         t.client.callTool({ name: c.name, arguments: c.args }, { timeout: 60_000 }),
         `${c.name} (${c.kind})`,
       ).catch((e: Error) => {
+        // 2026-07-28 over HTTP repeats the tool name in the Mcp-Name header, and the SDK answers 400 with -32020
+        // (HeaderMismatch) when the two differ: a clear error, for a name no tool has. They differ for a name with a
+        // lone surrogate (a header is UTF-8) and, an SDK bug (@modelcontextprotocol/server 2.4.0, base64ToUtf8: a
+        // TextDecoder without ignoreBOM), for one that starts with U+FEFF, whose decoded header loses the BOM.
+        if (
+          label === 'http/modern' &&
+          (LONE_SURROGATE.test(c.name) || c.name.startsWith('\uFEFF')) &&
+          /headers and body disagree/.test(e.message)
+        ) {
+          tally(outcomes, 'unknown tool:HTTP 400 HeaderMismatch');
+          return undefined;
+        }
         throw new Error(`${label}: ${c.name} threw ${e.message}\nstderr tail:\n${t.stderr().slice(-3000)}`);
       });
-      tally(outcomes, `${c.name}:${outcomeOf(r as Parameters<typeof outcomeOf>[0])}`);
+      if (r)
+        tally(
+          outcomes,
+          `${ALL.has(c.name) ? c.name : 'unknown tool'}:${outcomeOf(r as Parameters<typeof outcomeOf>[0])}`,
+        );
       if (!t.alive()) throw new Error(`${label}: server died\n${t.stderr().slice(-3000)}`);
     }),
     runs,
@@ -122,6 +141,8 @@ async function fuzz(label: string, t: Target, runs: number, seed: number) {
   );
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const ALL = new Set<string>(ALL_TOOLS.map((t) => t.name));
 const perTarget = Math.max(1, Math.round(ARG_RUNS / 4));
 
 describe('argument fuzzing over stdio', () => {

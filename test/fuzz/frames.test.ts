@@ -32,7 +32,8 @@ beforeAll(() => {
   tmp = tempDir();
   policy = fuzzPolicy(tmp.dir);
 });
-afterAll(() => tmp?.cleanup());
+// FUZZ_KEEP=1 keeps the databases for a look after a failure.
+afterAll(() => (process.env.FUZZ_KEEP ? console.log(`fuzz: kept ${tmp?.dir}`) : tmp?.cleanup()));
 
 /** A fresh process every this many frames: the first frames of each meet a connection with no era yet. */
 const STDIO_CHUNK = 100;
