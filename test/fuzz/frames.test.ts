@@ -208,7 +208,8 @@ describe('frame fuzzing over Streamable HTTP', () => {
   });
   afterAll(async () => served?.stop());
 
-  const request = fc.record({
+  const anyRequest = fc.record({
+    wellFormed: fc.constant(false),
     frame: frames,
     method: fc.constantFrom('POST', 'POST', 'POST', 'POST', 'GET', 'DELETE', 'PUT', 'PATCH', 'OPTIONS'),
     contentType: fc.constantFrom(
@@ -233,6 +234,43 @@ describe('frame fuzzing over Streamable HTTP', () => {
     session: fc.constantFrom('none', 'none', 'own', 'foreign', 'closed', 'unknown', 'garbage'),
     version: fc.constantFrom(undefined, '2025-11-25', '2026-07-28', '2024-01-01', 'x'),
   });
+  /** Right headers for an era, so the generated body gets past the transport to the SDK and the tools. */
+  const eraRequest = fc.record({
+    wellFormed: fc.constant(true),
+    frame: frames,
+    method: fc.constant('POST'),
+    contentType: fc.constant('application/json'),
+    accept: fc.constant('application/json, text/event-stream'),
+    auth: fc.constant('own'),
+    session: fc.constantFrom('none', 'own'),
+    version: fc.constant(undefined),
+  });
+  const request = fc.oneof({ weight: 1, arbitrary: anyRequest }, { weight: 2, arbitrary: eraRequest });
+
+  /** For a well-formed request: the 2026-07-28 envelope and Mcp-Method/Mcp-Name headers, or the 2025 session's. */
+  function eraHeaders(body: string | Buffer, session: string, headers: Record<string, string>): string | Buffer {
+    if (session === 'own') {
+      headers['mcp-protocol-version'] = '2025-11-25';
+      return body;
+    }
+    headers['mcp-protocol-version'] = '2026-07-28';
+    let m: unknown;
+    try {
+      m = JSON.parse(body.toString());
+    } catch {
+      return body;
+    }
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) return body;
+    const msg = m as { method?: unknown; params?: unknown };
+    if (typeof msg.method === 'string' && /^[\x20-\x7e]*$/.test(msg.method)) headers['mcp-method'] = msg.method;
+    if (typeof msg.params === 'object' && msg.params !== null && !Array.isArray(msg.params)) {
+      const p = msg.params as { name?: unknown; _meta?: unknown };
+      if (typeof p.name === 'string' && /^[\x20-\x7e]*$/.test(p.name)) headers['mcp-name'] = p.name;
+      if (typeof p._meta !== 'object' || p._meta === null) p._meta = ENVELOPE;
+      else Object.assign(p._meta, ENVELOPE);
+    }
+    return JSON.stringify(m);
+  }
 
   it(`serve --http: ${httpRuns} generated requests, never a 5xx or a hang, a valid call after each`, async () => {
     const statuses = new Map<string, number>();
@@ -286,7 +324,8 @@ describe('frame fuzzing over Streamable HTTP', () => {
           garbage: 'x'.repeat(300),
         }[c.session];
         if (sid) headers['mcp-session-id'] = sid;
-        const body = c.method === 'GET' || c.method === 'OPTIONS' ? undefined : withCaseId(c.frame, `h-${n}`);
+        let body = c.method === 'GET' || c.method === 'OPTIONS' ? undefined : withCaseId(c.frame, `h-${n}`);
+        if (c.wellFormed && body !== undefined) body = eraHeaders(body, c.session, headers);
         const what = `${c.method} ${c.frame.kind} (${JSON.stringify({ ...c, frame: undefined })})`;
         const ac = new AbortController();
         const res = await withTimeout(fetch(served.url, { method: c.method, headers, body, signal: ac.signal }), what);
