@@ -143,7 +143,7 @@ async function fuzz(label: string, t: Target, runs: number, seed: number) {
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const ALL = new Set<string>(ALL_TOOLS.map((t) => t.name));
-const perTarget = Math.max(1, Math.round(ARG_RUNS / 4));
+const perTarget = Math.max(1, Math.ceil(ARG_RUNS / 4));
 
 describe('argument fuzzing over stdio', () => {
   for (const [i, era] of (['legacy', 'modern'] as const).entries()) {
