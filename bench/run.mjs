@@ -108,6 +108,13 @@ log(
 if (writeDoc) {
   const file = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
   let doc = markdown({ machine, r, rows, load: LOAD, coldRuns: COLD_RUNS, misses, elapsedS });
+  // The Fuzzing section comes from `npm run fuzz` (test/fuzz), not from this run: it is carried over as it is.
+  try {
+    const fuzzing = /^## Fuzzing\n[\s\S]*?(?=^## |(?![\s\S]))/m.exec(readFileSync(file, 'utf8'))?.[0];
+    if (fuzzing) doc = `${doc.trimEnd()}\n\n${fuzzing.trimEnd()}\n`;
+  } catch {
+    // no earlier file: nothing to carry over
+  }
   try {
     // Formatted like the rest of the repository when prettier (a dev dependency) is installed.
     const prettier = await import('prettier');

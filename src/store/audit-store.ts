@@ -67,6 +67,21 @@ export interface AuditRow {
   hash: string;
 }
 
+/**
+ * SQLite stores text as UTF-8, which cannot hold a lone UTF-16 surrogate: the stored string would differ from the
+ * one hashed, and `audit verify` would call an untouched record altered. The text columns carry what a client sent
+ * (an unknown tool name is audited as given), so each is made well-formed, a lone surrogate becoming U+FFFD, before
+ * it is hashed and stored: what `String.prototype.toWellFormed` does (ES2024, past this project's lib). `args` and
+ * `detail` need nothing: canonical JSON escapes lone surrogates as `\uXXXX`.
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const HAS_SURROGATE = /[\uD800-\uDFFF]/;
+function wellFormed(s: string): string;
+function wellFormed(s: string | null): string | null;
+function wellFormed(s: string | null): string | null {
+  return s !== null && HAS_SURROGATE.test(s) ? s.replace(LONE_SURROGATE, '\uFFFD') : s;
+}
+
 /** How one call ended, as the audit has it; `detail` holds the call's `started_at`. */
 export type CallRecord = Pick<AuditRow, 'event' | 'outcome' | 'code' | 'detail'>;
 
@@ -139,18 +154,18 @@ export class AuditStore {
       const row = {
         seq,
         ts: e.ts ?? this.now(),
-        event: e.event,
-        trace_id: e.traceId ?? null,
-        actor: e.actor,
-        session_id: e.sessionId ?? null,
-        tool: e.tool ?? null,
+        event: wellFormed(e.event),
+        trace_id: wellFormed(e.traceId ?? null),
+        actor: wellFormed(e.actor),
+        session_id: wellFormed(e.sessionId ?? null),
+        tool: wellFormed(e.tool ?? null),
         args,
         // Of the redacted arguments: a hash of a short secret could be brute-forced.
         args_sha256: args === null ? null : sha256(args),
-        outcome: e.outcome ?? null,
-        code: e.code ?? null,
+        outcome: wellFormed(e.outcome ?? null),
+        code: wellFormed(e.code ?? null),
         detail: e.detail === undefined ? null : canonicalJson(redact(e.detail)),
-        on_behalf_of: e.onBehalfOf ?? null,
+        on_behalf_of: wellFormed(e.onBehalfOf ?? null),
       };
       const hash = this.link(prev, recordText(row));
       this.insert.run({ ...row, prev_hash: prev, hash });

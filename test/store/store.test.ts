@@ -140,6 +140,21 @@ describe('audit chain', () => {
     expect(audit.verify()).toMatchObject({ ok: false, brokenAt: 3 });
   });
 
+  it('a lone UTF-16 surrogate in a text column (an unknown tool name a client sent) does not break the chain', () => {
+    // Found by test/fuzz: SQLite stores UTF-8, which has no lone surrogates, so the stored text differed from the
+    // hashed one and `audit verify` called an untouched record altered. Text columns are made well-formed first.
+    const db = openDb(':memory:');
+    const audit = new AuditStore(db, undefined);
+    audit.append({ event: 'call.denied', actor: 'a', tool: 'x\uD800', code: 'UNKNOWN_TOOL', sessionId: '\uDFFFs' });
+    audit.append({ event: 'call.denied', actor: 'b\uDBFF', tool: '\uD83D\uDE00 ok', args: { q: '\uD800' } });
+    expect(audit.verify()).toMatchObject({ ok: true, count: 2 });
+    const [first, second] = audit.tail(2).sort((a, b) => a.seq - b.seq);
+    expect(first!.tool).toBe('x\uFFFD');
+    expect(first!.session_id).toBe('\uFFFDs');
+    expect(second!.actor).toBe('b\uFFFD');
+    expect(second!.tool).toBe('\uD83D\uDE00 ok'); // a pair stays whole
+  });
+
   it('detects a deleted record', () => {
     const db = openDb(':memory:');
     const audit = new AuditStore(db, undefined);
