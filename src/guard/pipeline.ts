@@ -30,8 +30,6 @@ import type { Call, Guard, GuardView, Handler } from './types.js';
 import { validate } from './validate.js';
 import { resume } from './mrtr-gates.js';
 
-const noRun = (): Handler => () => Promise.reject(new Error('no approved-request runner in this chain'));
-
 export type StepName =
   | 'outcome'
   | 'denial_audit'
@@ -45,7 +43,8 @@ export type StepName =
   | 'approval'
   | 'audit';
 
-export function pipelineSteps(deps: GuardDeps, afterApproval: () => Handler = noRun): [StepName, Guard][] {
+/** `afterApproval` runs an approved request through the steps after approval (the resume step needs it). */
+export function pipelineSteps(deps: GuardDeps, afterApproval: () => Handler): [StepName, Guard][] {
   return [
     ['outcome', boundary(deps)],
     ['denial_audit', auditDenials(deps)],

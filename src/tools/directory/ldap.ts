@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Attribute, Change, Client, Filter, FilterParser, ResultCodeError, type Entry } from 'ldapts';
+import { isLoopbackHost } from '../../loopback.js';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
 import type { DirectoryPort, DirectoryUser } from './backend.js';
 
@@ -108,11 +109,7 @@ const RETRYABLE_SOCKET = new Set([
   'ENOTFOUND',
 ]);
 
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  return net.isIPv4(h) && h.startsWith('127.');
-}
+export { isLoopbackHost } from '../../loopback.js';
 
 /** RFC 4515 escaping of one assertion value (`*`, `(`, `)`, `\`, NUL). */
 export const escapeFilterValue = (v: string): string => Filter.escape(v);

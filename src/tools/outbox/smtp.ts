@@ -19,6 +19,7 @@ import nodemailer from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPTransportOptions } from 'nodemailer/lib/smtp-transport';
+import { isLoopbackHost } from '../../loopback.js';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
 import type { Message, OutboxPort } from './backend.js';
 
@@ -49,14 +50,6 @@ const NOOP_LOG: SmtpLog = { info: () => undefined, warn: () => undefined };
 export const PLAIN_SMTP_RULE = 'SMTP without TLS is accepted only for loopback hosts';
 
 type TlsMode = 'smtps' | 'starttls' | 'none';
-
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  if (h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  if (/^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return true;
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
-}
 
 /** The hash used for Message-ID and X-Itguard-Request: stable for a request id, reveals nothing of it. */
 export const requestHash = (requestId: string): string => createHash('sha256').update(requestId).digest('hex');

@@ -41,6 +41,7 @@
  * jira-adf.ts the ADF conversion. Secrets (e-mail, API token) are passed in, kept in the transport only, never
  * logged and never in an error.
  */
+import { isLoopbackHost } from '../../loopback.js';
 import { createHash } from 'node:crypto';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
 import type { Comment, NewTicket, Ticket, TicketQuery, TicketsPort } from './backend.js';
@@ -101,8 +102,6 @@ const MAX_SEARCH_PAGES = 20;
 const MAX_REMEMBERED = 10_000;
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
-const isLoopback = (host: string): boolean =>
-  host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 
 export class JiraTickets implements TicketsPort {
   readonly kind = 'jira';
@@ -126,7 +125,7 @@ export class JiraTickets implements TicketsPort {
       throw new Error('backends.tickets.base_url: not a URL');
     }
     if (u.username || u.password) throw new Error('backends.tickets.base_url: must not carry credentials');
-    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopback(u.hostname)))
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopbackHost(u.hostname)))
       throw new Error('backends.tickets.base_url: must be https:// (http:// only for loopback hosts)');
     if (!cfg.email || !cfg.apiToken) throw new Error('backends.tickets: the Jira e-mail and API token are required');
     if (!cfg.issueType) throw new Error('backends.tickets.issue_type: required');
