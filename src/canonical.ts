@@ -4,7 +4,7 @@
  * wire and can be nested far deeper than the call stack (JSON.parse accepts any depth; JSON.stringify and a
  * recursive walk overflow at a few thousand levels), and a denial of such a call must still be audited.
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 
 const isContainer = (v: unknown): v is object => v !== null && typeof v === 'object';
 /** What JSON.stringify leaves out of objects (and writes as null in arrays). */
@@ -83,7 +83,8 @@ export function canonicalJson(value: unknown): string {
   return parts.join('');
 }
 
-export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+/** One-shot `crypto.hash` (Node ≥ 20.12): no Hash object per call on the per-request token check. */
+export const sha256 = (s: string): string => hash('sha256', s, 'hex');
 export const hmacSha256 = (key: string, s: string): string => createHmac('sha256', key).update(s).digest('hex');
 
 const SECRET_KEY = /pass(word)?|secret|token|otp|totp|code|link|credential|authorization|cookie/i;

@@ -32,6 +32,7 @@ import { unknownTool, unknownToolPolicy, visibleTools } from './guard/scope.js';
 import { newCallState, type AnyTool, type Call, type Era, type Principal, type SessionState } from './guard/types.js';
 import { inputSchema } from './guard/validate.js';
 import { errorCodeOf } from './guard/errors.js';
+import { linkedSignal } from './guard/signals.js';
 
 export const SERVER_INFO = { name: 'itguard', version: '0.1.0' };
 
@@ -112,6 +113,7 @@ export function createServer(app: App, opts: ServerOptions): Server {
     const known = app.tools.find((t) => t.name === req.params.name);
     // An unknown tool goes through the pipeline too: it spends budget and counts as a failure (scope refuses it).
     const tool = known ?? unknownTool(req.params.name);
+    const linked = linkedSignal([ctx.mcpReq.signal, app.killSignal()]);
     const call: Call = {
       tool,
       toolPolicy: known ? app.policy.tools[known.name] : unknownToolPolicy(app.policy),
@@ -120,7 +122,7 @@ export function createServer(app: App, opts: ServerOptions): Server {
       principal,
       session,
       traceId: nanoid(16),
-      signal: AbortSignal.any([ctx.mcpReq.signal, app.killSignal()]),
+      signal: linked.signal,
       startedAt: app.now(),
       idempotencyKey: undefined,
       state: newCallState(),
@@ -129,7 +131,12 @@ export function createServer(app: App, opts: ServerOptions): Server {
       resume: era === 'modern' ? resumeOf(ctx) : undefined,
       mcp: ctx,
     };
-    const result = await app.pipeline(call);
+    let result: CallToolResult;
+    try {
+      result = await app.pipeline(call);
+    } finally {
+      linked.dispose();
+    }
     // A gate asked in band (MRTR): the refusal it recorded becomes the input_required answer.
     if (call.state.inputRequired && errorCodeOf(result) === 'APPROVAL_PENDING')
       return inputRequired(call.state.inputRequired);

@@ -6,6 +6,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import { config } from '../config.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';
+import { linkedSignal } from './signals.js';
 import type { Call, GuardView, Handler, ToolContext, ToolOutput } from './types.js';
 
 /**
@@ -57,9 +58,9 @@ export function execute(
 ): Handler {
   return async function executeTool(call): Promise<CallToolResult> {
     if (call.toolPolicy.mode === 'shadow' && call.tool.effect === 'write') return shadowResult(call);
-    const timeout = AbortSignal.timeout(call.toolPolicy.timeoutMs);
     const killable = !call.tool.servesWhileKilled;
-    const signal = killable ? AbortSignal.any([call.signal, timeout]) : timeout;
+    const linked = linkedSignal(killable ? [call.signal] : [], call.toolPolicy.timeoutMs);
+    const signal = linked.signal;
     const run = (async () => {
       await failpoint('before-effect', call);
       // Links the tool mails (reset links) must point at a listening page: stdio starts its page after the transport.
@@ -86,7 +87,7 @@ export function execute(
         reject(
           // details.outcome_unknown: if the effect had started, it may or may not have happened; a retry with
           // the same key asks the backend rather than assuming either.
-          timeout.aborted
+          linked.timedOut()
             ? new BackendError(`${call.tool.name} timed out after ${call.toolPolicy.timeoutMs} ms.`, true, {
                 outcome_unknown: true,
               })
@@ -103,7 +104,7 @@ export function execute(
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     });
-    const out = await Promise.race([run, aborted]);
+    const out = await Promise.race([run, aborted]).finally(linked.dispose);
     await failpoint('after-effect', call);
     return toResult(out, call.traceId);
   };

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { formatIssues } from '../issues.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError } from './errors.js';
+import { linkedSignal } from './signals.js';
 import type { AnyTool, Call, Guard } from './types.js';
 
 const schemas = new WeakMap<AnyTool, z.ZodType>();
@@ -43,8 +44,17 @@ export const validate =
  */
 export async function resolveCall(deps: Pick<GuardDeps, 'backends'>, call: Call): Promise<void> {
   if (!call.tool.resolve) return;
-  const signal = AbortSignal.any([call.signal, AbortSignal.timeout(call.toolPolicy.timeoutMs)]);
-  const r = await call.tool.resolve(call.args, { backends: deps.backends, toolPolicy: call.toolPolicy, signal });
+  const linked = linkedSignal([call.signal], call.toolPolicy.timeoutMs);
+  let r;
+  try {
+    r = await call.tool.resolve(call.args, {
+      backends: deps.backends,
+      toolPolicy: call.toolPolicy,
+      signal: linked.signal,
+    });
+  } finally {
+    linked.dispose();
+  }
   if (r?.args) call.args = { ...call.args, ...r.args };
   call.state.resolved = r?.resolved ?? {};
 }

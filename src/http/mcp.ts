@@ -8,12 +8,12 @@
  *    `legacy: 'reject'`). There is no session: each request gets its own instance, bound to the principal of the
  *    token it carries. The SDK answers its own protocol errors there (-32602, -32020/-32022, unsupported revision).
  *
- * The split is the SDK's own classification (`isLegacyRequest`), so this router and the modern handler never
+ * The split is the SDK's own classification (`classifyInboundRequest`, behind `isLegacyRequest`), so this router and the modern handler never
  * disagree. Host/Origin checks, the bearer token and the body limit ran before, for both.
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { toNodeHandler } from '@modelcontextprotocol/node';
-import { createMcpHandler, isLegacyRequest, type McpHttpHandler } from '@modelcontextprotocol/server';
+import { classifyInboundRequest, createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/server';
 import type { App } from '../app.js';
 import type { Principal } from '../guard/types.js';
 import { createServer } from '../server.js';
@@ -32,18 +32,29 @@ function principalOf(app: App, req: Pick<Request, 'auth'>): Principal | undefine
   return p && (onBehalfOf ? { ...p, onBehalfOf } : p);
 }
 
-/** Whether the SDK's entry would serve this request as 2025-era traffic. */
-async function isLegacy(req: Request): Promise<boolean> {
+/**
+ * Whether the SDK's entry would serve this request as 2025-era traffic: the SDK's own classifier
+ * (`classifyInboundRequest`, what `isLegacyRequest` runs) on the already-parsed body and the three headers it
+ * reads, without building a web `Request` per call.
+ */
+function isLegacy(req: Request): boolean {
   // Body-less GET/DELETE are 2025 session operations; a POST the JSON parser left alone (not JSON) goes to the
   // session transport too, which answers it as today (415 / 400).
   if (req.method !== 'POST' || req.body === undefined) return true;
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
-  }
-  // The body is already parsed: the predicate classifies from it and reads nothing.
-  return isLegacyRequest(new Request(`http://mcp.invalid${req.originalUrl}`, { method: 'POST', headers }), req.body);
+  const outcome = classifyInboundRequest({
+    httpMethod: 'POST',
+    protocolVersionHeader: header(req, 'mcp-protocol-version'),
+    mcpMethodHeader: header(req, 'mcp-method'),
+    mcpNameHeader: header(req, 'mcp-name'),
+    body: req.body as unknown,
+  });
+  return outcome.kind === 'legacy';
+}
+
+/** A header as `Headers.get` gives it: repeated values joined with ", ". */
+function header(req: Request, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
 }
 
 export function mcpEndpoint(app: App, sessions: SessionManager): McpEndpoint {
@@ -60,7 +71,7 @@ export function mcpEndpoint(app: App, sessions: SessionManager): McpEndpoint {
   const serveModern = toNodeHandler(modern, { onerror });
 
   async function route(req: Request, res: Response): Promise<void> {
-    if (await isLegacy(req)) return sessions.handle(req, res);
+    if (isLegacy(req)) return sessions.handle(req, res);
     // Security: the token's principal must still be in the policy (the verifier checked; this is the same test as
     // a session's).
     if (!principalOf(app, req))

@@ -174,10 +174,19 @@ export function immediate<T>(db: Db, fn: () => T): T {
  */
 export function relaxed<T>(db: Db, fn: () => T): T {
   if (durabilityOf.get(db) !== 'strict') return fn();
-  db.pragma('synchronous = NORMAL');
+  // Prepared once per connection: db.pragma() compiles its statement on every call, twice per relaxed write.
+  let s = syncPragmas.get(db);
+  if (!s)
+    syncPragmas.set(
+      db,
+      (s = { normal: db.prepare('PRAGMA synchronous = NORMAL'), full: db.prepare('PRAGMA synchronous = FULL') }),
+    );
+  s.normal.run();
   try {
     return fn();
   } finally {
-    db.pragma('synchronous = FULL');
+    s.full.run();
   }
 }
+
+const syncPragmas = new WeakMap<Db, { normal: Database.Statement; full: Database.Statement }>();
