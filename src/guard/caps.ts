@@ -2,10 +2,14 @@
  * Aggregate caps: every rule of the tool is reserved in one transaction, or the call is refused with
  * CAP_EXCEEDED naming the rule, used/limit and resets_at. Crossing alarm_at raises one alarm per rule per
  * window. The reservation is released if the call is declined or fails before its side effect.
+ *
+ * A write's reservation belongs to its request (the idempotency step's request id): it is recorded on the
+ * request's idempotency records, so a retry that adopted the records of an attempt killed before its effect
+ * replaces that attempt's reservation instead of adding a second one (CapsStore.reserve).
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { CapRule } from '../policy/schema.js';
-import type { CapDemand } from '../store/caps-store.js';
+import type { CapDemand, CapHold } from '../store/caps-store.js';
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError } from './errors.js';
@@ -42,7 +46,15 @@ export const caps =
         scopeKey: scopeKeyOf(rule, call, keys),
         amount: rule.measure === 'cost_usd' ? (keys.costUsd ?? 0) : 1,
       }));
-      const r = deps.caps.reserve(demands, deps.now());
+      const hold: CapHold | undefined =
+        call.state.requestId === undefined
+          ? undefined
+          : { principal: call.principal.name, requestId: call.state.requestId, traceId: call.traceId };
+      const r = deps.caps.reserve(demands, deps.now(), hold);
+      if (!r.ok && r.reason === 'not_held') {
+        // Another call took the request over after this one began or adopted it: it runs the request, not this one.
+        throw new GuardError('IN_PROGRESS', 'The same request is being processed by another call.');
+      }
       if (!r.ok) {
         const per =
           r.rule.per === 'global'
@@ -75,7 +87,7 @@ export const caps =
         used: deps.caps.used(d.rule, d.scopeKey, deps.now()),
         limit: d.rule.limit,
       }));
-      const held = { items: r.items, preview, holder: 'call' as 'call' | 'approval' | 'none' };
+      const held = { items: r.items, preview, holder: 'call' as 'call' | 'approval' | 'none', hold };
       call.state.caps = held;
       for (const a of r.alarms) {
         await raiseAlarm(deps, call, {
@@ -94,9 +106,9 @@ export const caps =
       try {
         result = await next(call);
       } catch (e) {
-        if (giveBack(true)) deps.caps.release(r.items);
+        if (giveBack(true)) deps.caps.release(r.items, hold);
         throw e;
       }
-      if (giveBack(!!result.isError)) deps.caps.release(r.items);
+      if (giveBack(!!result.isError)) deps.caps.release(r.items, hold);
       return result;
     };

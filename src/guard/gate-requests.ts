@@ -73,7 +73,7 @@ export function openOrCreate(
     // The same action is already awaiting a decision: wait on it rather than ask twice. The open request holds
     // a reservation already, so this call's own is given back now.
     if (call.state.caps?.holder === 'call') {
-      deps.caps.release(call.state.caps.items);
+      deps.caps.release(call.state.caps.items, call.state.caps.hold);
       call.state.caps.holder = 'none';
     }
     return {

@@ -15,7 +15,7 @@ import type {
 import type { z } from 'zod';
 import type { Scope, Tier, ToolName, ToolPolicy } from '../policy/schema.js';
 import type { Backends } from '../tools/backends.js';
-import type { CapItem } from '../store/caps-store.js';
+import type { CapHold, CapItem } from '../store/caps-store.js';
 import type { ApprovalsStore } from '../store/approvals-store.js';
 
 export interface Principal {
@@ -178,8 +178,8 @@ export interface CallState {
   validated: boolean;
   /** idempotency: the request id every record of this call shares (explicit key, derived key or both). */
   requestId?: string;
-  /** caps */
-  caps?: { items: CapItem[]; preview: CapPreview[]; holder: 'call' | 'approval' | 'none' };
+  /** caps: `hold` is the request the reservation is recorded on (write tools), undefined for other calls. */
+  caps?: { items: CapItem[]; preview: CapPreview[]; holder: 'call' | 'approval' | 'none'; hold: CapHold | undefined };
   /** validate: what the tool's resolve step found (cap keys, tier, facts). */
   resolved: Resolved;
   /** approval: shadow mode's would-be tier (the gate itself is not run). */

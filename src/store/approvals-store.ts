@@ -110,6 +110,24 @@ export class ApprovalsStore {
     const id = `REQ-${requestId()}`;
     const verifyToken = a.withVerifyLink ? randomBytes(24).toString('base64url') : undefined;
     const now = this.now();
+    immediate(this.db, () => this.insert(a, id, verifyToken, now));
+    return { row: this.get(id)!, verifyToken };
+  }
+
+  private insert(a: NewApproval, id: string, verifyToken: string | undefined, now: number): void {
+    let capItems = a.capItems;
+    if (capItems.length && a.idemKey !== undefined) {
+      // The request takes the call's reservation over from its idempotency records (migration 9), in the same
+      // transaction: a retry that adopts those records later must not give back what the request now holds. If
+      // they no longer hold it for this call (another call took the request over and gave it back), neither
+      // does the request: it never gives back what it does not hold.
+      const moved = this.db
+        .prepare(
+          "UPDATE idempotency SET cap_items = NULL WHERE principal = ? AND request_id = ? AND state = 'in_flight' AND owner = ? AND trace_id = ? AND cap_items IS NOT NULL",
+        )
+        .run(a.principal, a.idemKey, OWNER, a.traceId).changes;
+      if (!moved) capItems = [];
+    }
     this.db
       .prepare(
         `INSERT INTO approvals (id, tier, principal, on_behalf_of, session_id, tool, args, args_sha256, summary, reason, target, caps, cap_items, idem_key, request_id, verify_hash, status, trace_id, created_at, expires_at, updated_at)
@@ -128,7 +146,7 @@ export class ApprovalsStore {
         a.reason,
         a.target ?? null,
         JSON.stringify(a.caps),
-        JSON.stringify(a.capItems),
+        JSON.stringify(capItems),
         a.idemKey ?? null,
         a.requestId ?? null,
         verifyToken ? sha256(verifyToken) : null,
@@ -137,7 +155,6 @@ export class ApprovalsStore {
         now + a.ttlMs,
         now,
       );
-    return { row: this.get(id)!, verifyToken };
   }
 
   list(statuses: readonly ApprovalStatus[] = ['pending'], limit = 100): ApprovalRow[] {

@@ -311,4 +311,11 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE approvals ADD COLUMN state_nonce TEXT;
   `,
+  // 9: a cap reservation belongs to its request. The items an in-flight request holds (JSON, as CapsStore.reserve
+  // made them) are written on its idempotency records in the reservation's own transaction, so a retry that adopts
+  // the records of an attempt killed before its effect gives that reservation back as it reserves again, never
+  // charging the request twice. NULL: the request holds none (never reserved, given back, or handed to an approval).
+  `
+  ALTER TABLE idempotency ADD COLUMN cap_items TEXT;
+  `,
 ];
