@@ -122,7 +122,9 @@ export const idempotency =
               call,
             );
           }
-          if (!deps.idem.adopt(principal, begun.row.request_id, call.traceId, deps.now(), leaseMs)) {
+          if (
+            !deps.idem.adopt(principal, begun.row.request_id, call.traceId, deps.now(), leaseMs, begun.row.trace_id)
+          ) {
             throw new GuardError('IN_PROGRESS', 'The same request is being recovered by another call.');
           }
           requestId = begun.row.request_id;
@@ -154,7 +156,7 @@ export const idempotency =
         } else {
           // The effect started and its outcome is unknown (timeout, abort, crash-like error). The record stays in
           // flight with its lease ended, so the next retry asks the backend about the same request id.
-          deps.idem.adopt(principal, requestId, call.traceId, deps.now(), -1);
+          deps.idem.adopt(principal, requestId, call.traceId, deps.now(), -1, call.traceId);
         }
         throw e;
       }

@@ -158,13 +158,16 @@ export class IdempotencyStore {
   /** Takes over an orphaned record (after the backend said the request never happened). */
   // Every record of one action (its explicit key and its dedupe record) shares the request id: they move together.
 
-  adopt(principal: string, requestId: string, traceId: string, now: number, leaseMs: number): boolean {
+  // Security: `from` is the trace of the attempt the caller saw die. The update applies only while the records
+  // still carry it, so of two retries that recovered the same orphan at once exactly one adopts it (the other
+  // gets false: IN_PROGRESS) and the effect runs once.
+  adopt(principal: string, requestId: string, traceId: string, now: number, leaseMs: number, from: string): boolean {
     return (
       this.db
         .prepare(
-          "UPDATE idempotency SET owner = ?, trace_id = ?, lease_until = ?, updated_at = ? WHERE principal = ? AND request_id = ? AND state = 'in_flight'",
+          "UPDATE idempotency SET owner = ?, trace_id = ?, lease_until = ?, updated_at = ? WHERE principal = ? AND request_id = ? AND state = 'in_flight' AND trace_id = ?",
         )
-        .run(OWNER, traceId, now + leaseMs, now, principal, requestId).changes > 0
+        .run(OWNER, traceId, now + leaseMs, now, principal, requestId, from).changes > 0
     );
   }
 

@@ -58,10 +58,10 @@ function orphaned(db: Db) {
 }
 
 /** The retry: begin finds the orphan, the backend said it never happened, the retry adopts it. */
-function adopt(idem: IdempotencyStore, requestId: string, traceId: string, now = T + 5_000): CapHold {
+function adopt(idem: IdempotencyStore, requestId: string, traceId: string, now = T + 5_000, from = 't1'): CapHold {
   const again = idem.begin(input(traceId, now));
   expect(again.kind).toBe('orphan');
-  expect(idem.adopt('p', requestId, traceId, now, 60_000)).toBe(true);
+  expect(idem.adopt('p', requestId, traceId, now, 60_000, from)).toBe(true);
   return { principal: 'p', requestId, traceId };
 }
 
@@ -119,6 +119,26 @@ describe('CapsStore: a reservation belongs to its request', () => {
     expect(caps.holding('p', requestId)).toBeUndefined();
   });
 
+  it('of two retries that recovered the same orphan at once, exactly one adopts it', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = join(dir, 'race.db');
+      const a = openDb(file);
+      const b = openDb(file);
+      const { idem, requestId } = orphaned(a);
+      const other = new IdempotencyStore(b);
+      // both saw the attempt t1 die and asked the backend; both try to take it over
+      expect(idem.begin(input('t2', T + 5_000)).kind).toBe('orphan');
+      expect(other.begin(input('t3', T + 5_000)).kind).toBe('orphan');
+      expect(idem.adopt('p', requestId, 't2', T + 5_000, 60_000, 't1')).toBe(true);
+      expect(other.adopt('p', requestId, 't3', T + 5_000, 60_000, 't1')).toBe(false);
+      a.close();
+      b.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   it('across connections (two processes on one file), a call that lost the request reserves and gives back nothing', () => {
     const { dir, cleanup } = tempDir();
     try {
@@ -131,7 +151,7 @@ describe('CapsStore: a reservation belongs to its request', () => {
       // two retries adopted the same orphan, the second once the first's lease had ended: the later one owns it
       const stale = adopt(idem, requestId, 't2');
       a.prepare('UPDATE idempotency SET lease_until = 0').run();
-      const owner = adopt(new IdempotencyStore(b), requestId, 't3', T + 6_000);
+      const owner = adopt(new IdempotencyStore(b), requestId, 't3', T + 6_000, 't2');
       expect(capsA.reserve(demand(), T + 7_000, stale)).toEqual({ ok: false, reason: 'not_held' });
       const r = capsB.reserve(demand(), T + 7_000, owner);
       expect(r.ok).toBe(true);
