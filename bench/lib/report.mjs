@@ -298,7 +298,7 @@ ${mdTable(
 ${sizes
   .map(
     (k) =>
-      `${n(k)} articles: generated in ${fmt(k.genMs / 1000, 1)} s, loaded in ${fmt(k.loadMs / 1000, 1)} s (one \`upsert\` transaction); ${fmt(k.words, 0)} words per article on average; ${fmt(k.meanHits, 1)} hits returned per query on average; ${k.samples.length} timed queries took ${fmt(k.queryMs / 1000, 1)} s.`,
+      `- ${n(k)} articles: generated in ${fmt(k.genMs / 1000, 1)} s, loaded in ${fmt(k.loadMs / 1000, 1)} s (one \`upsert\` transaction); ${fmt(k.words, 0)} words per article on average; ${fmt(k.meanHits, 1)} hits returned per query on average; ${k.samples.length} timed queries took ${fmt(k.queryMs / 1000, 1)} s.`,
   )
   .join('\n')}
 
