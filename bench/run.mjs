@@ -2,11 +2,12 @@
  * `npm run bench`: measures itguard against the quality bars of DESIGN §9, each next to a baseline measured in
  * the same run, prints a table and rewrites docs/benchmarks.md. Plain ESM over the compiled code in ../dist.
  * Parts can be run alone (node bench/run.mjs [read] [write] [cold] [kb] [caps]); the doc is rewritten only by a
- * full run, and not at all with --no-write-doc.
+ * full run, and not at all with --no-write-doc; BENCH_QUICK=1 is a short smoke run of every piece (see QUICK).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { capsScale } from './lib/caps-scale.mjs';
 import { coldStart, nodeOnlyStart } from './lib/cold-start.mjs';
@@ -14,9 +15,19 @@ import { kbScale } from './lib/kb-scale.mjs';
 import { consoleTable, markdown, summaryRows } from './lib/report.mjs';
 import { compareThroughput } from './lib/throughput.mjs';
 
-const LOAD = { sessions: 8, inFlight: 4, warmupMs: 1000, durationMs: 4000 };
-const ROUNDS = 4;
-const COLD_RUNS = 10;
+// BENCH_QUICK=1: a smoke run (short rounds, one round per side, few cold starts, fewer searches, smaller audit
+// tables) that proves every piece works; its numbers are not the benchmark's. Its Markdown goes to a temporary
+// file, never to docs/benchmarks.md.
+const QUICK = process.env.BENCH_QUICK === '1';
+const LOAD = QUICK
+  ? { sessions: 8, inFlight: 4, warmupMs: 300, durationMs: 1000 }
+  : { sessions: 8, inFlight: 4, warmupMs: 1000, durationMs: 4000 };
+const ROUNDS = QUICK ? 1 : 4;
+const COLD_RUNS = QUICK ? 3 : 10;
+const KB = QUICK
+  ? { small: { searches: 200, warmup: 20 }, large: { articles: 20_000, searches: 50, warmup: 10 } }
+  : { small: { searches: 2_000, warmup: 200 }, large: { articles: 100_000, searches: 500, warmup: 50 } };
+const CAPS = QUICK ? { sizes: [0, 10_000], rounds: 1, strictIterations: 20, fastIterations: 100 } : {};
 
 const args = process.argv.slice(2);
 const wanted = args.filter((a) => !a.startsWith('--'));
@@ -74,6 +85,9 @@ if (os.loadavg()[0] > 0.5) {
   log(`note: ${machine.Note}`);
 }
 
+const kbLine = (k) =>
+  `${k.count} articles: generated in ${(k.genMs / 1000).toFixed(1)} s, loaded in ${(k.loadMs / 1000).toFixed(1)} s, ` +
+  `${k.samples.length} searches in ${(k.queryMs / 1000).toFixed(1)} s`;
 const t0 = performance.now();
 const r = {};
 if (want('read')) {
@@ -85,16 +99,20 @@ if (want('write')) {
   r.write = await compareThroughput('ticket_create', LOAD, ROUNDS, log);
 }
 if (want('cold')) {
-  log(`\n3. cold start of serve --stdio (${COLD_RUNS} runs each)`);
+  log(`\n3. cold start of serve --stdio vs a bare SDK stdio server (${COLD_RUNS} runs each)`);
   r.cold = { ...(await coldStart(COLD_RUNS)), nodeOnly: await nodeOnlyStart(COLD_RUNS) };
 }
 if (want('kb')) {
   log('\n4. kb_search at 10,000 articles');
-  r.kb = await kbScale();
+  r.kb = await kbScale(KB.small);
+  log(`   ${kbLine(r.kb)}`);
+  log(`   and at ${KB.large.articles.toLocaleString('en-US')} articles (reported, no verdict)`);
+  r.kbLarge = await kbScale({ ...KB.large, demo: false });
+  log(`   ${kbLine(r.kbLarge)}`);
 }
 if (want('caps')) {
   log('\n5. cap check vs audit rows');
-  r.caps = await capsScale({ progress: log });
+  r.caps = await capsScale({ ...CAPS, progress: log });
 }
 const elapsedS = (performance.now() - t0) / 1000;
 machine['Load average at end (1/5/15 min)'] = load1();
@@ -107,7 +125,9 @@ log(
 
 if (writeDoc) {
   const file = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
-  let doc = markdown({ machine, r, rows, load: LOAD, coldRuns: COLD_RUNS, misses, elapsedS });
+  // A quick run writes its Markdown to a temporary file instead, to check the report without touching the doc.
+  const outFile = QUICK ? join(os.tmpdir(), 'itguard-bench-quick.md') : file;
+  let doc = markdown({ machine, r, rows, load: LOAD, coldRuns: COLD_RUNS, kb: KB, misses, elapsedS });
   // The Fuzzing section comes from `npm run fuzz` (test/fuzz), not from this run: it is carried over as it is.
   try {
     const fuzzing = /^## Fuzzing\n[\s\S]*?(?=^## |(?![\s\S]))/m.exec(readFileSync(file, 'utf8'))?.[0];
@@ -122,6 +142,6 @@ if (writeDoc) {
   } catch {
     // not installed: the unformatted Markdown is just as valid
   }
-  writeFileSync(file, doc);
-  log(`wrote ${file}`);
+  writeFileSync(outFile, doc);
+  log(`wrote ${outFile}`);
 }

@@ -7,12 +7,13 @@
  * guarded: itguard itself — openApp + startHttp, the demo data, the bench policy (durability strict).
  * bare:    the same tool handler (the tool definition's own `input` and `run`, over the same embedded backend on
  *          a database opened by itguard's openDb, so same WAL + synchronous FULL) registered on a bare SDK
- *          McpServer (v2, the SDK itguard runs on), served over NodeStreamableHTTPServerTransport with one
- *          stateful session per client, behind express.json like itguard. No auth, no guards: that difference is
- *          what the ratio measures.
+ *          McpServer (v2, the SDK itguard runs on), served over the SDK's NodeStreamableHTTPServerTransport
+ *          (@modelcontextprotocol/node) with one stateful session per client, on plain node:http: no express, the
+ *          JSON body read and parsed here (1 MB limit). No auth, no guards: that difference is what the ratio
+ *          measures. It is also the target behind the proxy peer (proxy-child.mjs).
  */
 import { randomUUID } from 'node:crypto';
-import express from 'express';
+import { createServer } from 'node:http';
 import { McpServer, isInitializeRequest } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { z } from 'zod';
@@ -29,6 +30,7 @@ import { benchPolicy } from './policy.mjs';
 
 const [mode, toolName, dbPath] = process.argv.slice(2);
 const TOOLS = { kb_search: kbSearch, ticket_create: ticketCreate };
+const BODY_LIMIT = 1024 * 1024;
 
 async function startGuarded() {
   const app = openApp({ dbPath, policy: benchPolicy() });
@@ -79,30 +81,57 @@ async function startBare() {
   };
 
   const sessions = new Map();
-  const web = express();
-  web.use(express.json({ limit: '1mb' }));
-  web.post('/mcp', async (req, res) => {
+  const reply = (res, status, message) => {
+    const body = JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null });
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+  const onRequest = async (req, res) => {
+    if (req.url !== '/mcp' && !req.url.startsWith('/mcp?')) return reply(res, 404, 'Not found');
     const sid = req.headers['mcp-session-id'];
+    if (req.method !== 'POST') {
+      // GET (standalone SSE stream) and DELETE (session end) go to the session's transport as they are.
+      const transport = typeof sid === 'string' ? sessions.get(sid) : undefined;
+      if (!transport) return reply(res, typeof sid === 'string' ? 404 : 400, 'No session');
+      return transport.handleRequest(req, res);
+    }
+    // The body, read and parsed here (what express.json did): at most 1 MB, like itguard's limit.
+    const chunks = [];
+    let size = 0;
+    for await (const c of req) {
+      size += c.length;
+      if (size > BODY_LIMIT) return reply(res, 413, 'Request body too large');
+      chunks.push(c);
+    }
+    let body;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      return reply(res, 400, 'Parse error');
+    }
     if (typeof sid === 'string') {
       const transport = sessions.get(sid);
-      if (!transport)
-        return void res
-          .status(404)
-          .json({ jsonrpc: '2.0', error: { code: -32000, message: 'Session not found' }, id: null });
-      await transport.handleRequest(req, res, req.body);
-      return;
+      if (!transport) return reply(res, 404, 'Session not found');
+      return transport.handleRequest(req, res, body);
     }
-    if (!isInitializeRequest(req.body))
-      return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32000, message: 'No session' }, id: null });
+    if (!isInitializeRequest(body)) return reply(res, 400, 'No session');
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => sessions.set(id, transport),
     });
+    transport.onclose = () => transport.sessionId && sessions.delete(transport.sessionId);
     await newServer().connect(transport);
-    await transport.handleRequest(req, res, req.body);
-  });
-  const http = await new Promise((resolve, reject) => {
-    const s = web.listen(0, '127.0.0.1', (e) => (e ? reject(e) : resolve(s)));
+    await transport.handleRequest(req, res, body);
+  };
+  const http = createServer((req, res) =>
+    onRequest(req, res).catch((e) => {
+      if (!res.headersSent) reply(res, 500, String(e?.message ?? e));
+      else res.destroy();
+    }),
+  );
+  await new Promise((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(0, '127.0.0.1', () => (http.off('error', reject), resolve()));
   });
   return {
     url: `http://127.0.0.1:${http.address().port}/mcp`,

@@ -1,8 +1,8 @@
 /**
- * Benchmarks 1 and 2: guarded vs bare throughput of one tool over Streamable HTTP. Each round starts a fresh
- * database, a server process and a load process; bare and guarded alternate (bare, guarded, bare, guarded, …)
- * so drift on the machine hits both alike. Calls/s per side is the mean over its rounds; the ratio is the
- * median of the per-round-pair ratios.
+ * Benchmarks 1 and 2: guarded vs bare vs proxy-peer throughput of one tool over Streamable HTTP. Each round
+ * starts a fresh database, the server-side process(es) and a load process; bare, guarded and peer alternate
+ * (bare, guarded, peer, bare, guarded, peer, …) so drift on the machine hits all alike. Calls/s per side is the
+ * mean over its rounds; each ratio is the median of the per-round ratios.
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync, closeSync } from 'node:fs';
@@ -31,30 +31,64 @@ function once(child, type) {
   });
 }
 
+/** Forks a server-side process (stderr to `errPath`) and waits for its 'ready' message. */
+function start(script, args, errFd, execArgv) {
+  const child = fork(here(script), args, { stdio: ['ignore', 'ignore', errFd, 'ipc'], execArgv });
+  return { child, ready: once(child, 'ready') };
+}
+
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    child.send({ type: 'stop' });
+  } catch {
+    child.kill();
+  }
+  await exited;
+}
+
+/** CPU time (user + system, µs) of each process at one instant, and when it was sampled. */
+async function cpuOf(children) {
+  const samples = await Promise.all(children.map((c) => (c.send({ type: 'cpu' }), once(c, 'cpu'))));
+  return { us: samples.reduce((n, m) => n + m.usage.user + m.usage.system, 0), at: samples[0].at };
+}
+
+/**
+ * One round: a new database, the server side (guarded: itguard; bare: the bare server; peer: the bare server plus
+ * the guard proxy in front of it, two processes) and a load process talking to the front process. Server CPU is
+ * the sum over the server-side processes.
+ */
 export async function oneRound(mode, tool, load, tag, { execArgv = [], onReady } = {}) {
   const dir = mkdtempSync(join(tmpdir(), `itguard-bench-${mode}-`));
   const errFd = openSync(join(dir, 'server.stderr'), 'w');
-  const server = fork(here('./server-child.mjs'), [mode, tool, join(dir, 'bench.db')], {
-    stdio: ['ignore', 'ignore', errFd, 'ipc'],
-    execArgv,
-  });
+  const children = [];
   try {
-    const { url, token } = await once(server, 'ready');
-    onReady?.(server); // profiling aids attach here (e.g. strace -p server.pid)
+    const server = start(
+      './server-child.mjs',
+      [mode === 'peer' ? 'bare' : mode, tool, join(dir, 'bench.db')],
+      errFd,
+      execArgv,
+    );
+    children.push(server.child);
+    let { url, token } = await server.ready;
+    if (mode === 'peer') {
+      const proxy = start('./proxy-child.mjs', [url], errFd, execArgv);
+      children.unshift(proxy.child);
+      ({ url } = await proxy.ready);
+    }
+    onReady?.(children[0]); // profiling aids attach here (e.g. strace -p pid): the process the load talks to
     const client = fork(here('./load-child.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const done = once(client, 'done');
     // Server CPU time (user + system) across the measured window: sampled when the load process marks its edges.
     const cpu = {};
     client.on('message', (m) => {
-      if (m?.type === 'mark') {
-        cpu[m.at] = once(server, 'cpu');
-        server.send({ type: 'cpu' });
-      }
+      if (m?.type === 'mark') cpu[m.at] = cpuOf(children);
     });
     client.send({ url, token, tool, tag, ...load });
     const r = await done;
     const [c0, c1] = await Promise.all([cpu.start, cpu.stop]);
-    const cpuUs = c1.usage.user + c1.usage.system - (c0.usage.user + c0.usage.system);
+    const cpuUs = c1.us - c0.us;
     const cpuShare = cpuUs / 1000 / (c1.at - c0.at);
     if (r.errors)
       throw new Error(
@@ -70,18 +104,23 @@ export async function oneRound(mode, tool, load, tag, { execArgv = [], onReady }
       cpuShare,
     };
   } finally {
-    server.send({ type: 'stop' });
-    await new Promise((r) => (server.exitCode !== null ? r() : server.once('exit', r)));
+    // Front first (the proxy), then the server behind it.
+    for (const c of children) await stop(c);
     closeSync(errFd);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** Alternates bare and guarded rounds; returns per-side mean calls/s, the per-round rates and latencies. */
+export const MODES = ['bare', 'guarded', 'peer'];
+
+/**
+ * Alternates bare, guarded and peer rounds; returns per-side mean calls/s, the per-round rates and latencies, and
+ * the ratios itguard/bare and itguard/peer.
+ */
 export async function compareThroughput(tool, load, rounds, progress) {
-  const sides = { bare: [], guarded: [] };
+  const sides = Object.fromEntries(MODES.map((m) => [m, []]));
   for (let i = 0; i < rounds; i++) {
-    for (const mode of ['bare', 'guarded']) {
+    for (const mode of MODES) {
       const r = await oneRound(mode, tool, load, `${mode}${i}`);
       sides[mode].push(r);
       progress(
@@ -99,15 +138,18 @@ export async function compareThroughput(tool, load, rounds, progress) {
   });
   const bare = summary(sides.bare);
   const guarded = summary(sides.guarded);
-  // Each guarded round is compared with the bare round just before it; the median of those ratios is the
-  // verdict (one round hit by a disk stall on either side does not decide it). The ratio of means is shown too.
-  const pairRatios = guarded.rounds.map((g, i) => g / bare.rounds[i]);
-  return {
-    bare,
-    guarded,
-    pairRatios,
-    ratio: median(pairRatios),
-    ratioOfMeans: guarded.rate / bare.rate,
-    cpuRatio: bare.cpuUsPerCall / guarded.cpuUsPerCall,
+  const peer = summary(sides.peer);
+  // Each guarded round is compared with the bare and the peer round of the same round; the median of those
+  // ratios is the verdict (one round hit by a disk stall on either side does not decide it). The ratio of means
+  // is shown too.
+  const vs = (other) => {
+    const pairRatios = guarded.rounds.map((g, i) => g / other.rounds[i]);
+    return {
+      pairRatios,
+      ratio: median(pairRatios),
+      ratioOfMeans: guarded.rate / other.rate,
+      cpuRatio: other.cpuUsPerCall / guarded.cpuUsPerCall,
+    };
   };
+  return { bare, guarded, peer, ...vs(bare), vsPeer: vs(peer) };
 }
