@@ -61,6 +61,45 @@ describe('itguard policy check', () => {
     expect(runCli(['serve', '--stdio', '--policy', f, '--db', db]).code).toBe(2);
   });
 
+  it('warns, exit status unchanged, when one principal can both request an approval-tier action and decide it', async () => {
+    const { DEMO_POLICY_YAML } = await import('../../src/policy/demo.js');
+    const clean = runCli(['policy', 'check', '--json']);
+    expect(clean.code).toBe(0);
+    expect(JSON.parse(clean.stdout)).toMatchObject({ ok: true, warnings: [] });
+    expect(runCli(['policy', 'check']).stdout).not.toMatch(/warning/);
+
+    const f = join(tmp.dir, 'approver-installs.yaml');
+    writeFileSync(
+      f,
+      DEMO_POLICY_YAML.replace(
+        'it-approver:    { scopes: [approvals:decide, audit:read] }',
+        'it-approver:    { scopes: [approvals:decide, audit:read, software:install] }',
+      ),
+    );
+    const text = runCli(['policy', 'check', f]);
+    expect(text.code).toBe(0);
+    expect(text.stderr).toBe('');
+    expect(text.stdout.split('\n').slice(0, 2)).toEqual([
+      `policy OK (${f})`,
+      expect.stringMatching(
+        /^warning: principal it-approver holds software:install and approvals:decide: .*The store still refuses self-approval at decision time, but the separation of duties is weak/,
+      ),
+    ]);
+    const json = runCli(['policy', 'check', f, '--json']);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as { ok: boolean; warnings: unknown[] };
+    expect(parsed.ok).toBe(true);
+    expect(parsed.warnings).toEqual([
+      {
+        code: 'approver_can_request',
+        principal: 'it-approver',
+        scopes: ['software:install', 'approvals:decide'],
+        tools: ['software_install'],
+        message: expect.stringMatching(/separation of duties is weak/),
+      },
+    ]);
+  });
+
   it('unknown verbs and flags are usage errors (exit 2)', () => {
     expect(runCli(['frobnicate']).code).toBe(2);
     expect(runCli(['status', '--bogus']).code).toBe(2);
