@@ -64,6 +64,11 @@ export interface App extends GuardDeps {
   principal(name: string): Principal | undefined;
   /** Aborted when the kill switch is seen engaged; a fresh one after each engagement. */
   killSignal(): AbortSignal;
+  /**
+   * Runs one pass of the approved-request executor now (after the pass in progress) and resolves when it is done.
+   * The timer keeps polling as before; this lets a caller (the tests) see that a pass ran without sleeping.
+   */
+  executorPass(): Promise<void>;
   close(): void;
 }
 
@@ -192,7 +197,7 @@ export function openApp(opts: AppOptions): App {
     const p = opts.policy.principals[name];
     return p && { name, scopes: p.scopes };
   };
-  const stopExecutor = startExecutor(
+  const executor = startExecutor(
     { ...deps, tools: ALL_TOOLS, principal, killSignal },
     execute(deps, guardView),
     opts.executorPollMs,
@@ -209,9 +214,10 @@ export function openApp(opts: AppOptions): App {
     pipeline,
     principal,
     killSignal,
+    executorPass: () => executor.pass(),
     close() {
       clearInterval(watcher);
-      stopExecutor();
+      executor.stop();
       db.close();
     },
   };

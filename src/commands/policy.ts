@@ -1,11 +1,13 @@
 /**
- * `itguard policy check [FILE] [--probe]`: prints the effective policy or its errors (exit 2). With `--probe` it
+ * `itguard policy check [FILE] [--probe]`: prints the effective policy or its errors (exit 2), and the policy's
+ * warnings (src/policy/lint.ts: printed, in `--json` as `warnings`, never changing the exit status). With `--probe` it
  * also connects to each configured non-embedded backend with its credentials and reports reachability and the
  * permissions itguard needs, changing nothing (exit 1 when a probe fails, naming the backend and the reason).
  */
 import { externalAdapters } from '../backends/build.js';
 import type { ProbeReport } from '../backends/port.js';
 import { ConfigError } from '../config.js';
+import { policyWarnings } from '../policy/lint.js';
 import { loadPolicy, PolicyError } from '../policy/load.js';
 import { safeText } from '../terminal.js';
 import { TOOL_NAMES, type Policy } from '../policy/schema.js';
@@ -29,7 +31,8 @@ export async function policyCheck(flags: Flags): Promise<number> {
     throw e;
   }
   if (flags.values.probe === true) return probe(flags, loaded.policy, loaded.source);
-  if (flags.json) printJson({ ok: true, source: loaded.source, policy: loaded.policy });
+  const warnings = policyWarnings(loaded.policy);
+  if (flags.json) printJson({ ok: true, source: loaded.source, warnings, policy: loaded.policy });
   else out(describe(loaded.policy, loaded.source));
   return 0;
 }
@@ -72,8 +75,10 @@ async function probe(flags: Flags, policy: Policy, source: string): Promise<numb
     }),
   );
   const ok = reports.every((r) => r.ok);
-  if (flags.json) printJson({ ok, source, backends: reports });
+  const warnings = policyWarnings(policy);
+  if (flags.json) printJson({ ok, source, warnings, backends: reports });
   else {
+    for (const w of warnings) out(`warning: ${safeText(w.message)}`);
     for (const r of reports) {
       const head = `${r.ok ? 'ok  ' : 'FAIL'} ${r.backend} (${r.kind})`;
       if (r.embedded) {
@@ -93,6 +98,7 @@ async function probe(flags: Flags, policy: Policy, source: string): Promise<numb
 export function describe(p: Policy, source: string): string {
   const lines = [
     `policy OK (${source})`,
+    ...policyWarnings(p).map((w) => `warning: ${safeText(w.message)}`),
     `timezone ${p.timezone}, durability ${p.durability}, stdio principal ${p.stdioPrincipal}`,
     '',
     'principals:',

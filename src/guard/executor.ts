@@ -26,13 +26,20 @@ export interface ExecutorDeps extends GuardDeps {
   killSignal(): AbortSignal;
 }
 
+export interface Executor {
+  stop(): void;
+  /**
+   * One pass now, after the pass in progress (if any), resolving when it is done: whatever is ready when it is called
+   * has been run (or is left waiting on the kill switch) by then. Tests use it to see that something did not run
+   * without sleeping for some ticks.
+   */
+  pass(): Promise<void>;
+}
+
 /** `exec` is the tool execution step; the executor wraps it in the pipeline's own steps. */
-export function startExecutor(deps: ExecutorDeps, exec: Handler, intervalMs = 500): () => void {
+export function startExecutor(deps: ExecutorDeps, exec: Handler, intervalMs = 500): Executor {
   const afterApproval = chain(deps, exec, AFTER_APPROVAL);
-  let busy = false;
-  const tick = async () => {
-    if (busy) return;
-    busy = true;
+  const run = async () => {
     try {
       if (deps.killSwitch.state().engaged) return; // approved requests wait for a resume
       for (const row of deps.approvals.orphanedExecuting(deps.now())) {
@@ -45,13 +52,27 @@ export function startExecutor(deps: ExecutorDeps, exec: Handler, intervalMs = 50
       }
     } catch (e) {
       deps.log.error({ err: e }, 'approval executor failed a pass');
-    } finally {
-      busy = false;
     }
+  };
+  /** The pass in progress; a timer tick while one runs is skipped. */
+  let running: Promise<void> | undefined;
+  const tick = (): Promise<void> => {
+    if (running) return running;
+    const p = run().finally(() => {
+      if (running === p) running = undefined;
+    });
+    running = p;
+    return p;
   };
   const timer = setInterval(() => void tick(), intervalMs);
   timer.unref();
-  return () => clearInterval(timer);
+  return {
+    stop: () => clearInterval(timer),
+    async pass() {
+      while (running) await running;
+      await tick();
+    },
+  };
 }
 
 /** How long this process may hold a claimed request: its tool's timeout and a margin. */

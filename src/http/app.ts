@@ -29,6 +29,8 @@ export interface HttpOptions {
   bodyLimit?: string;
   allowedHosts?: string[];
   allowedOrigins?: string[];
+  /** The clock idle expiry reads (default Date.now); tests move it instead of waiting. */
+  now?: () => number;
   /** OAuth verifier knobs for tests (fetch, JWKS cooldown); the policy's `auth:` block says whether OAuth is on. */
   oauth?: Omit<VerifierOptions, 'isPrincipal' | 'now'>;
 }
@@ -44,7 +46,7 @@ export interface RunningHttp {
 export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHttp> {
   const web = express();
   web.disable('x-powered-by');
-  const sessions = new SessionManager(app, opts.idleMs ?? 30 * 60_000, opts.maxSessions);
+  const sessions = new SessionManager(app, opts.idleMs ?? 30 * 60_000, opts.maxSessions, opts.now);
   const http = createHttpServer(web);
   // The port is known only after listen (port 0 in tests); the allow lists are built then.
   let guard = originPolicy(opts.host, opts.port);

@@ -67,6 +67,8 @@ export class SessionManager {
     private readonly app: App,
     private readonly idleMs: number,
     private readonly maxSessions = DEFAULT_MAX_SESSIONS,
+    /** The clock of idle expiry and Retry-After (HttpOptions.now). */
+    private readonly now: () => number = Date.now,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, Math.min(idleMs / 4, 60_000)));
     this.sweeper.unref();
@@ -76,12 +78,18 @@ export class SessionManager {
     return this.sessions.size;
   }
 
+  /** How many POSTs of this session are in flight (undefined: no such session). Tests wait on it. */
+  inFlight(id: string): number | undefined {
+    return this.sessions.get(id)?.inFlight;
+  }
+
   stats(): SessionStats {
     return { size: this.sessions.size, ...this.counts };
   }
 
-  private sweep(): void {
-    const now = Date.now();
+  /** Closes the sessions idle past idleMs. Runs on a timer (and when the process is full); public for tests. */
+  sweep(): void {
+    const now = this.now();
     for (const e of this.sessions.values()) {
       if (e.inFlight === 0 && now - e.lastSeen > this.idleMs) this.drop(e, 'closing idle session', 'info');
     }
@@ -123,7 +131,7 @@ export class SessionManager {
     let oldest = Infinity;
     for (const e of this.sessions.values()) if (e.inFlight === 0) oldest = Math.min(oldest, e.lastSeen);
     if (oldest === Infinity) return BUSY_RETRY_S;
-    return Math.max(1, Math.ceil((oldest + this.idleMs - Date.now()) / 1000));
+    return Math.max(1, Math.ceil((oldest + this.idleMs - this.now()) / 1000));
   }
 
   private get maxPerPrincipal(): number {
@@ -170,12 +178,12 @@ export class SessionManager {
 
   /** Counts a POST in flight until its response ends, however it ends. */
   private track(e: Entry, req: Request, res: Response): void {
-    e.lastSeen = Date.now();
+    e.lastSeen = this.now();
     if (req.method !== 'POST') return;
     e.inFlight++;
     res.once('close', () => {
       e.inFlight--;
-      e.lastSeen = Date.now();
+      e.lastSeen = this.now();
     });
   }
 
@@ -211,7 +219,7 @@ export class SessionManager {
       transport,
       principal: principal.name,
       user: auth.user,
-      lastSeen: Date.now(),
+      lastSeen: this.now(),
       inFlight: 0,
     };
     transport.onclose = () => this.remove(entry);

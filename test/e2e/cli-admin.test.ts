@@ -1,5 +1,6 @@
 /** Admin CLI verbs on a real database file: kb import, policy check, token list, audit show/export, exit codes. */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -8,6 +9,7 @@ import { openApp } from '../../src/app.js';
 import { startHttp } from '../../src/http/app.js';
 import { runCli } from '../helpers/cli.js';
 import { policyWith, silent, tempDir } from '../helpers/harness.js';
+import { until } from '../helpers/planner.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let db: string;
@@ -61,6 +63,45 @@ describe('itguard policy check', () => {
     expect(runCli(['serve', '--stdio', '--policy', f, '--db', db]).code).toBe(2);
   });
 
+  it('warns, exit status unchanged, when one principal can both request an approval-tier action and decide it', async () => {
+    const { DEMO_POLICY_YAML } = await import('../../src/policy/demo.js');
+    const clean = runCli(['policy', 'check', '--json']);
+    expect(clean.code).toBe(0);
+    expect(JSON.parse(clean.stdout)).toMatchObject({ ok: true, warnings: [] });
+    expect(runCli(['policy', 'check']).stdout).not.toMatch(/warning/);
+
+    const f = join(tmp.dir, 'approver-installs.yaml');
+    writeFileSync(
+      f,
+      DEMO_POLICY_YAML.replace(
+        'it-approver:    { scopes: [approvals:decide, audit:read] }',
+        'it-approver:    { scopes: [approvals:decide, audit:read, software:install] }',
+      ),
+    );
+    const text = runCli(['policy', 'check', f]);
+    expect(text.code).toBe(0);
+    expect(text.stderr).toBe('');
+    expect(text.stdout.split('\n').slice(0, 2)).toEqual([
+      `policy OK (${f})`,
+      expect.stringMatching(
+        /^warning: principal it-approver holds software:install and approvals:decide: .*The store still refuses self-approval at decision time, but the separation of duties is weak/,
+      ),
+    ]);
+    const json = runCli(['policy', 'check', f, '--json']);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as { ok: boolean; warnings: unknown[] };
+    expect(parsed.ok).toBe(true);
+    expect(parsed.warnings).toEqual([
+      {
+        code: 'approver_can_request',
+        principal: 'it-approver',
+        scopes: ['software:install', 'approvals:decide'],
+        tools: ['software_install'],
+        message: expect.stringMatching(/separation of duties is weak/),
+      },
+    ]);
+  });
+
   it('unknown verbs and flags are usage errors (exit 2)', () => {
     expect(runCli(['frobnicate']).code).toBe(2);
     expect(runCli(['status', '--bogus']).code).toBe(2);
@@ -86,15 +127,28 @@ describe('itguard token create', () => {
 describe('HTTP sessions', () => {
   it('an idle session expires and its id is then refused', async () => {
     const app = openApp({ dbPath: join(tmp.dir, 'idle.db'), policy: policyWith(), log: silent });
-    const http = await startHttp(app, { host: '127.0.0.1', port: 0, idleMs: 1000 });
+    // Idle expiry reads this clock: the test moves it past idleMs instead of sleeping through it.
+    let clock = Date.now();
+    const http = await startHttp(app, { host: '127.0.0.1', port: 0, idleMs: 1000, now: () => clock });
     const token = app.tokens.create('helpdesk-agent', 'test').token;
     const transport = new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`), {
       requestInit: { headers: { Authorization: `Bearer ${token}` } },
     });
     const client = new Client({ name: 'idle', version: '1' });
+    let stream: ServerResponse | undefined;
+    http.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === 'GET') stream = res;
+    });
     await client.connect(transport);
+    // The client opens its GET stream after connect resolves. Once the server has answered it (the session was
+    // touched before that), the client does nothing more, so the session's last use is the clock as it stands.
+    await until('the GET stream to be answered', 5_000, () => (stream?.headersSent ? true : undefined));
     expect(http.sessions.size).toBe(1);
-    await new Promise((r) => setTimeout(r, 2600));
+    clock += 1000;
+    http.sessions.sweep();
+    expect(http.sessions.size).toBe(1); // idle exactly idleMs: not yet
+    clock += 1;
+    http.sessions.sweep();
     expect(http.sessions.size).toBe(0);
     const res = await fetch(`${http.url}/mcp`, {
       method: 'POST',

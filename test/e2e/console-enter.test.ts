@@ -108,12 +108,16 @@ it('Enter in the note field denies and installs nothing; only an explicit click 
   await page.getByTestId('sign-in').click();
   await page.waitForLoadState();
   expect(await page.getByTestId(`pending-${denied}`).count()).toBe(1);
+  // Every form the page submits from here on: a submission Enter caused would be one of these.
+  const posts: string[] = [];
+  page.on('request', (r) => void (r.method() === 'POST' && posts.push(new URL(r.url()).pathname)));
 
   // What the issue reports: the approver types a denial and presses Enter.
   const note = page.getByTestId(`note-${denied}`);
   await note.fill('deny: not justified');
   await Promise.all([page.waitForURL(`${base}/console`, { waitUntil: 'load' }), note.press('Enter')]);
-  await page.waitForTimeout(1_500); // three executor ticks: an approval would have run by now
+  // The denial's POST has been answered (the page loaded its result), so the decision is final; that nothing was
+  // installed for it is checked again at the end, after the executor has run the later approval.
   expect(listed(denied)).toMatchObject({
     status: 'denied',
     decided_by: 'console:it-approver',
@@ -127,7 +131,8 @@ it('Enter in the note field denies and installs nothing; only an explicit click 
   const approveNote = page.getByTestId(`approve-note-${approved}`);
   await approveNote.fill('ok for the network team');
   await approveNote.press('Enter');
-  await page.waitForTimeout(1_000);
+  // The key became a new line in the note; that it submitted nothing is checked on the page's POSTs below.
+  expect(await approveNote.inputValue()).toMatch(/\n$/);
   expect(listed(approved)).toMatchObject({ status: 'pending', decided_by: null });
   expect(decisions(approved)).toEqual([]);
 
@@ -148,6 +153,9 @@ it('Enter in the note field denies and installs nothing; only an explicit click 
     note: 'ok for the network team',
   });
   expect(decisions(approved)).toEqual(['approval.approved']);
+  // Two submissions, the denial and the explicit Approve: the Enter in the approval's note, pressed before the
+  // click whose answer has loaded since, sent none.
+  expect(posts).toHaveLength(2);
   expect(installs('microsoft-visio')).toBe(1);
   expect(installs('adobe-acrobat-pro')).toBe(0);
   expect(listed(denied)?.status).toBe('denied');

@@ -134,9 +134,9 @@ describe('MRTR confirm on 2026-07-28', () => {
     expect(codeOf(t), JSON.stringify(t)).toBe('APPROVAL_DENIED');
     // Expired: the same payload, signed with the right key but already past its expiry.
     const payload = (JSON.parse(Buffer.from(body!, 'base64url').toString('utf8')) as { p: unknown }).p;
-    const short = createRequestStateCodec({ key: new Uint8Array(Buffer.from(TEST_STATE_KEY, 'hex')), ttlSeconds: 1 });
-    const expiring = await short.mint(payload);
-    await new Promise((r) => setTimeout(r, 2100));
+    // Minted with a negative lifetime, it expired a minute before it was made: no waiting for a clock to pass it.
+    const past = createRequestStateCodec({ key: new Uint8Array(Buffer.from(TEST_STATE_KEY, 'hex')), ttlSeconds: -60 });
+    const expiring = await past.mint(payload);
     const e = await call(c, 'software_install', args, { requestState: expiring, inputResponses: approve });
     expect(codeOf(e), JSON.stringify(e)).toBe('APPROVAL_DENIED');
     // Another principal with the same scopes presents it.

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { CLI, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import { loadPolicyFile } from '../helpers/policy-file.js';
+import { until } from '../helpers/planner.js';
 
 async function stdioClient(db: string, policy: string, env: Record<string, string> = {}) {
   const transport = new StdioClientTransport({
@@ -23,6 +24,14 @@ async function stdioClient(db: string, policy: string, env: Record<string, strin
     client.callTool({ name, arguments: args }) as Promise<CallToolResult>;
   return { client, transport, call, pid: transport.pid! };
 }
+const gone = (pid: number): true | undefined => {
+  try {
+    process.kill(pid, 0);
+    return undefined;
+  } catch {
+    return true;
+  }
+};
 const code = (r: CallToolResult) => (r._meta?.['itguard/error'] as { code?: string } | undefined)?.code;
 const ticketCount = (db: string) => {
   const d = new Database(db, { readonly: true });
@@ -110,7 +119,8 @@ describe('crash safety', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       process.kill(victim.pid, 'SIGKILL');
-      await new Promise((r) => setTimeout(r, 200));
+      // Once the victim is gone nothing of it can still write: the count is final, not a guess after a pause.
+      await until('the victim to be gone', 5_000, () => gone(victim.pid));
       expect(ticketCount(db)).toBe(point === 'after-effect' ? 1 : 0);
 
       const again = await stdioClient(db, policy);

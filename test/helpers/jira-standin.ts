@@ -121,6 +121,11 @@ export class JiraStandin {
     this.users = [{ ...SERVICE }, ...(opts.users ?? [])];
   }
 
+  /** The search index catches up at once: every issue created so far is searchable from now on. */
+  catchUpIndex(): void {
+    for (const i of this.issues) i.searchableAt = Math.min(i.searchableAt, Date.now());
+  }
+
   static async start(opts: StandinOptions): Promise<JiraStandin> {
     const s = new JiraStandin(opts);
     s.server = createServer((req, res) => void s.handle(req, res));

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
 import { policyWith, testApp } from '../helpers/harness.js';
+import { until } from '../helpers/planner.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -183,7 +184,9 @@ describe('HTTP session limits', () => {
     for (const sid of sids) expect((await listTools(url, token, sid)).status).toBe(200);
     // One call ends: that session is now idle, and it is the one displaced.
     calls[3]!();
-    await new Promise((r) => setTimeout(r, 50));
+    await until('the server to see call 3 end', 5_000, () =>
+      http.sessions.inFlight(sids[3]!) === 0 ? true : undefined,
+    );
     const ok = await initialize(url, token);
     expect(ok.status).toBe(200);
     expect(http.sessions.size).toBe(8);

@@ -102,7 +102,9 @@ describe('mfa tier: password_reset', () => {
     const meta = r._meta!['itguard/error'] as { request_id: string; verification_link: string };
     expect(meta.verification_link).toMatch(new RegExp(`^${page.url}/verify/`));
     expect(auditText(app)).not.toContain(meta.verification_link);
-    await new Promise((res) => setTimeout(res, 200));
+    // An executor pass (the only runner of a parked request) leaves it alone: it is not confirmed yet.
+    await app.executorPass();
+    expect(app.approvals.get(meta.request_id)!.status).toBe('pending');
     expect(user(app, 'asmith').mustChangePassword).toBe(false);
 
     const form = await fetch(meta.verification_link);
@@ -299,7 +301,8 @@ describe('approval tier: software_install', () => {
       ok: false,
       reason: 'not_pending',
     });
-    await new Promise((res) => setTimeout(res, 200));
+    // A full executor pass after the refused decision runs nothing again.
+    await app.executorPass();
     expect(jobs(app)).toBe(1);
   });
 
@@ -434,7 +437,9 @@ describe('kill switch and waiting calls', () => {
     // an approval given while engaged does not run until resume
     const id = app.approvals.list(['pending'])[0]!.id;
     app.approvals.decide(id, true, { name: 'cli:alice' }, undefined);
-    await new Promise((res) => setTimeout(res, 300));
+    // An executor pass while engaged leaves the approved request waiting.
+    await app.executorPass();
+    expect(app.approvals.get(id)!.status).toBe('approved');
     expect(app.embedded.deploy.jobs()).toHaveLength(0);
     app.killSwitch.set(false, 'over', 'test');
     await waitFor(() => app.embedded.deploy.jobs().length === 1);
