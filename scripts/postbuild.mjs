@@ -5,10 +5,18 @@
  * dist/bundle/cli.js. The bundle sits one directory below dist/ like tsc's dist/demo/ and dist/commands/, so the
  * paths src computes from import.meta.url (../../kb, ../cli.js) resolve the same from either build.
  * better-sqlite3 stays external (a native addon, loaded from node_modules); the CommonJS packages inside the bundle
- * (yaml, pino, express, ...) get `require` from createRequire.
+ * (yaml, pino, express, ...) get `require` from createRequire. The built-in demo policy is parsed from YAML here,
+ * once, and inlined as data.
  */
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
+import { parseDocument } from 'yaml';
+import { DEMO_POLICY_YAML } from '../dist/policy/demo.js';
+
+// The built-in policy as data (src/policy/load.ts demoPolicy): `serve` on it then needs no YAML parsing at start.
+const demo = parseDocument(DEMO_POLICY_YAML, { uniqueKeys: true });
+if (demo.errors.length) throw demo.errors[0];
+const demoData = JSON.stringify(demo.toJS({ maxAliasCount: 100 }));
 
 rmSync('dist/bundle', { recursive: true, force: true });
 await build({
@@ -21,10 +29,14 @@ await build({
   target: 'node20',
   chunkNames: '[name]-[hash]',
   external: ['better-sqlite3'],
+  define: { __ITGUARD_DEMO_POLICY_DATA__: demoData },
   banner: {
     js: "import { createRequire as __itguardRequire } from 'node:module'; const require = __itguardRequire(import.meta.url);",
   },
   legalComments: 'none',
+  // Less source for V8 to scan at start; identifiers keep their names (errors and logs name classes).
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
 });
 writeFileSync(
