@@ -21,7 +21,9 @@ export const noopMetrics = (): Metrics => ({
 });
 
 export async function createPromMetrics(defaults = true): Promise<Metrics> {
-  const { Counter, Histogram, Registry, collectDefaultMetrics } = await import('prom-client');
+  const mod = await import('prom-client');
+  // A CommonJS package: in the code-split bundle (scripts/postbuild.mjs) its exports arrive as `default` only.
+  const { Counter, Histogram, Registry, collectDefaultMetrics } = mod.default ?? mod;
   const registry = new Registry();
   if (defaults) collectDefaultMetrics({ register: registry, prefix: 'itguard_' });
   return {

@@ -38,7 +38,7 @@ export function resolvePolicySource(flag?: string): string | undefined {
 
 export function loadPolicy(flag?: string): LoadedPolicy {
   const file = resolvePolicySource(flag);
-  if (!file) return { policy: parsePolicy(DEMO_POLICY_YAML, 'built-in demo policy'), source: 'built-in demo policy' };
+  if (!file) return { policy: demoPolicy(), source: 'built-in demo policy' };
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -55,6 +55,18 @@ export function loadPolicy(flag?: string): LoadedPolicy {
 export const MAX_YAML_ALIASES = 100;
 
 const firstLine = (s: string): string => s.split('\n')[0] ?? '';
+
+/**
+ * The bundle build (scripts/postbuild.mjs) defines this as DEMO_POLICY_YAML already parsed to plain data, so a
+ * start on the built-in policy skips the YAML parser; it is still validated like any file. Undefined under tsc.
+ */
+declare const __ITGUARD_DEMO_POLICY_DATA__: unknown;
+
+function demoPolicy(): Policy {
+  const source = 'built-in demo policy';
+  if (typeof __ITGUARD_DEMO_POLICY_DATA__ === 'undefined') return parsePolicy(DEMO_POLICY_YAML, source);
+  return validatePolicy(structuredClone(__ITGUARD_DEMO_POLICY_DATA__), source);
+}
 
 export function parsePolicy(text: string, source = 'policy'): Policy {
   const doc = parseDocument(text, { uniqueKeys: true });
@@ -76,6 +88,10 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
         : `YAML: ${firstLine(message)}`,
     ]);
   }
+  return validatePolicy(raw, source);
+}
+
+function validatePolicy(raw: unknown, source: string): Policy {
   const parsed = policySchema.safeParse(raw);
   if (!parsed.success) throw new PolicyError(source, formatIssues(parsed.error.issues));
   return toPolicy(parsed.data);
