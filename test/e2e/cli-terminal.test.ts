@@ -101,7 +101,7 @@ describe('CLI output of stored agent text', () => {
     expect(tail.stdout).toMatch(/UNKNOWN_TOOL/);
     expect(tail.stdout).not.toMatch(UNSAFE);
     expect(tail.stdout).toContain('\\x1b[2J\\x1b[31mAPPROVED');
-    const show = runCli(['audit', 'show', ticketTrace, '--db', db]);
+    const show = runCli(['audit', 'show', '--db', db, '--', ticketTrace]);
     expect(show.code).toBe(0);
     expect(show.stdout).toMatch(/call\.intent/);
     expect(show.stdout).not.toMatch(UNSAFE);
