@@ -41,6 +41,7 @@ import {
   until,
   writePolicy,
   type Planner,
+  gone,
 } from '../helpers/planner.js';
 
 const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 3);
@@ -181,14 +182,6 @@ const settle = <T>(p: Promise<T>, ms: number): Promise<T | Error> =>
     p.catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))),
     new Promise<Error>((r) => setTimeout(() => r(new Error('no answer')), ms).unref()),
   ]);
-const gone = (pid: number): true | undefined => {
-  try {
-    process.kill(pid, 0);
-    return undefined;
-  } catch {
-    return true;
-  }
-};
 const intents = (db: string) =>
   peek(db, (d) => (d.prepare("SELECT count(*) AS n FROM audit WHERE event = 'call.intent'").get() as { n: number }).n);
 

@@ -19,6 +19,7 @@ import {
   until,
   writePolicy,
   type Planner,
+  gone,
 } from '../helpers/planner.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -44,14 +45,6 @@ const approval = (db: string, id: string) =>
       },
   );
 const jobs = (db: string) => count(db, 'SELECT count(*) AS n FROM install_jobs');
-const gone = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return undefined;
-  } catch {
-    return true;
-  }
-};
 const jobOf = (r: CallToolResult) => (r.structuredContent as { job_id?: string } | undefined)?.job_id;
 
 describe('kill -9 while the executor runs an approved request', () => {

@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/cli.js';
 import { textOf } from '../helpers/harness.js';
 import { runCliAsync, startPeers, type Peers } from '../helpers/peers.js';
-import { count, peek, until } from '../helpers/planner.js';
+import { count, gone, peek, until } from '../helpers/planner.js';
 
 const CREATE_PATH = /^\/rest\/api\/3\/issue$/;
 
@@ -90,15 +90,6 @@ async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
     clearTimeout(timer);
   }
 }
-
-const gone = (pid: number): true | undefined => {
-  try {
-    process.kill(pid, 0);
-    return undefined;
-  } catch {
-    return true;
-  }
-};
 
 interface Case {
   name: string;

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { CLI, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import { loadPolicyFile } from '../helpers/policy-file.js';
-import { until } from '../helpers/planner.js';
+import { gone, until } from '../helpers/planner.js';
 
 async function stdioClient(db: string, policy: string, env: Record<string, string> = {}) {
   const transport = new StdioClientTransport({
@@ -24,14 +24,6 @@ async function stdioClient(db: string, policy: string, env: Record<string, strin
     client.callTool({ name, arguments: args }) as Promise<CallToolResult>;
   return { client, transport, call, pid: transport.pid! };
 }
-const gone = (pid: number): true | undefined => {
-  try {
-    process.kill(pid, 0);
-    return undefined;
-  } catch {
-    return true;
-  }
-};
 const code = (r: CallToolResult) => (r._meta?.['itguard/error'] as { code?: string } | undefined)?.code;
 const ticketCount = (db: string) => {
   const d = new Database(db, { readonly: true });

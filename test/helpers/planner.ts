@@ -160,3 +160,13 @@ export async function until<T>(
 
 /** The end of the current UTC hour (the demo policy's timezone): where an hourly window ends. */
 export const hourEnd = (at = Date.now()): string => new Date((Math.floor(at / 3600_000) + 1) * 3600_000).toISOString();
+
+/** For `until`: true once no process with this pid exists (a killed server has been reaped). */
+export const gone = (pid: number): true | undefined => {
+  try {
+    process.kill(pid, 0);
+    return undefined;
+  } catch {
+    return true;
+  }
+};
