@@ -25,6 +25,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/server';
 import { nanoid } from 'nanoid';
+import { newTraceId } from './trace-id.js';
 import { z } from 'zod';
 import type { App } from './app.js';
 import { clientGate } from './client-gate.js';
@@ -121,7 +122,7 @@ export function createServer(app: App, opts: ServerOptions): Server {
       args: undefined as unknown as Record<string, unknown>,
       principal,
       session,
-      traceId: nanoid(16),
+      traceId: newTraceId(),
       signal: linked.signal,
       startedAt: app.now(),
       idempotencyKey: undefined,

@@ -9,6 +9,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { errorCodeOf, GuardError } from './errors.js';
 import type { GuardDeps } from './deps.js';
+import type { AuditEvent } from '../store/audit-store.js';
 import type { Call, Guard } from './types.js';
 
 const baseOf = (call: Call) => ({
@@ -33,25 +34,26 @@ export const audit =
         });
       }
       call.state.audited = true;
+      // The outcome joins the call's tail when the budget step holds one (committed with the call's other writes).
+      const outcome = (event: AuditEvent): Promise<void> =>
+        call.state.tail ? (call.state.tail.events.push(event), Promise.resolve()) : deps.audit.record(event);
       let result;
       try {
         result = await next(call);
       } catch (e) {
         const code = (e as { code?: string }).code ?? 'INTERNAL';
-        await deps.audit
-          .record({
-            ...base,
-            event: 'call.outcome',
-            args: call.args,
-            outcome: 'error',
-            code,
-            detail: { started_at: call.state.executedAt },
-          })
-          .catch(() => undefined);
+        await outcome({
+          ...base,
+          event: 'call.outcome',
+          args: call.args,
+          outcome: 'error',
+          code,
+          detail: { started_at: call.state.executedAt },
+        }).catch(() => undefined);
         throw e;
       }
       const code = errorCodeOf(result);
-      await deps.audit.record({
+      await outcome({
         ...base,
         event: 'call.outcome',
         args: call.args,

@@ -18,6 +18,9 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { BudgetRule } from '../policy/schema.js';
 import type { BudgetAlarm, Trip } from '../store/budget-store.js';
+import type { CallTail } from './audit-writer.js';
+
+type Settled = { alarms: BudgetAlarm[]; trip: Trip | undefined };
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError, errorCodeOf, type ErrorCode } from './errors.js';
@@ -129,53 +132,76 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
       await budgetAlarms(deps, call, admitted.alarms);
 
       if (s && !polling) s.calls += 1;
+      // The call's tail: the steps inside queue what they write after the call (its outcome record, the idempotency
+      // result); the settle joins them, and all of it commits as one unit of the audit writer's batch.
+      const tail: CallTail = { events: [], writes: [] };
+      call.state.tail = tail;
       let result: CallToolResult | undefined;
       let code: ErrorCode | undefined;
+      let thrown: { e: unknown } | undefined;
       try {
         result = await next(call);
         code = errorCodeOf(result);
       } catch (e) {
         code = e instanceof GuardError ? e.code : 'INTERNAL';
-        throw e;
-      } finally {
-        const failed = WAITING.has(code) ? undefined : result ? !!result.isError : true;
-        const bytes = result ? resultBytes(result) : 0;
-        if (s) {
-          s.resultBytes += bytes;
-          if (failed === true) s.consecutiveFailures += 1;
-          else if (failed === false) s.consecutiveFailures = 0;
-        }
-        await settle(deps, call, rules, failed, bytes);
+        thrown = { e };
       }
-      return result;
+      call.state.tail = undefined; // what is written from here on (alarms, the denial audit) is written on its own
+      const failed = WAITING.has(code) ? undefined : result ? !!result.isError : true;
+      const bytes = result ? resultBytes(result) : 0;
+      if (s) {
+        s.resultBytes += bytes;
+        if (failed === true) s.consecutiveFailures += 1;
+        else if (failed === false) s.consecutiveFailures = 0;
+      }
+      const settled = settleIn(tail, deps, call, rules, failed, bytes);
+      try {
+        await deps.audit.commit(tail);
+      } catch (e) {
+        // The call's outcome record could not be written: a refusal still refuses; a result is not returned
+        // without its record (INTERNAL; the idempotency record stays in flight, and a retry asks the backend).
+        deps.log.error({ err: e, trace_id: call.traceId }, 'could not write the records of a call after it ran');
+        if (!thrown) throw e;
+      }
+      if (settled.value) {
+        await budgetAlarms(deps, call, settled.value.alarms);
+        if (settled.value.trip) await alarmTrip(deps, call, settled.value.trip);
+      }
+      if (thrown) throw thrown.e;
+      return result!;
     };
 };
 
-/** After the call: failures, result bytes and the principal's failure streak. A store error is logged, not raised: the call's own outcome stands. */
-async function settle(
-  deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics' | 'now' | 'budgets'>,
+/**
+ * After the call: failures, result bytes and the principal's failure streak, queued in the call's tail. A store
+ * error is logged, not raised (the settle runs in its own savepoint): the call's own outcome stands.
+ */
+function settleIn(
+  tail: CallTail,
+  deps: Pick<GuardDeps, 'policy' | 'log' | 'now' | 'budgets'>,
   call: Call,
   rules: BudgetRule[],
   failed: boolean | undefined,
   bytes: number,
-): Promise<void> {
-  let settled;
-  try {
-    settled = deps.budgets.settle({
-      principal: call.principal.name,
-      sessionId: call.session?.id,
-      rules,
-      failed,
-      resultBytes: bytes,
-      failuresInARow: deps.policy.loop.failuresInARow,
-      now: deps.now(),
-    });
-  } catch (e) {
-    deps.log.error({ err: e, trace_id: call.traceId }, 'could not record a call against the principal budgets');
-    return;
-  }
-  await budgetAlarms(deps, call, settled.alarms);
-  if (settled.trip) await alarmTrip(deps, call, settled.trip);
+): { value?: Settled } {
+  const out: { value?: Settled } = {};
+  const input = {
+    principal: call.principal.name,
+    sessionId: call.session?.id,
+    rules,
+    failed,
+    resultBytes: bytes,
+    failuresInARow: deps.policy.loop.failuresInARow,
+    now: deps.now(),
+  };
+  tail.writes.push(() => {
+    try {
+      out.value = deps.budgets.settle(input);
+    } catch (e) {
+      deps.log.error({ err: e, trace_id: call.traceId }, 'could not record a call against the principal budgets');
+    }
+  });
+  return out;
 }
 
 /** The session level (2025-11-25 only): its breaker, max_calls, max_minutes, max_result_bytes, then the loop rules. */

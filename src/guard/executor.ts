@@ -10,7 +10,7 @@
  * → failed with the outcome unknown, for IT to check. Nothing is run twice on a guess.
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
-import { nanoid } from 'nanoid';
+import { newTraceId } from '../trace-id.js';
 import type { ToolName } from '../policy/schema.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 import type { GuardDeps } from './deps.js';
@@ -109,7 +109,7 @@ function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {
     args,
     principal,
     session,
-    traceId: nanoid(16),
+    traceId: newTraceId(),
     signal: deps.killSignal(),
     startedAt: deps.now(),
     idempotencyKey: row.request_id ?? undefined,
@@ -122,7 +122,7 @@ function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {
 async function runOne(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalRow): Promise<void> {
   const call = callFor(deps, row);
   if (call instanceof GuardError) {
-    deps.approvals.finish(row.id, 'failed', call.toToolResult(nanoid(16)), { nothingRan: true });
+    deps.approvals.finish(row.id, 'failed', call.toToolResult(newTraceId()), { nothingRan: true });
     return;
   }
   const edge = chain(deps, (c) => runApproved(deps, row, c, afterApproval), EXECUTOR_EDGE);
@@ -136,7 +136,7 @@ async function runOne(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalR
 async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalRow): Promise<void> {
   const call = callFor(deps, row);
   if (call instanceof GuardError) {
-    deps.approvals.finish(row.id, 'failed', call.toToolResult(nanoid(16)));
+    deps.approvals.finish(row.id, 'failed', call.toToolResult(newTraceId()));
     return;
   }
   const note = (outcome: string) =>

@@ -10,6 +10,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { IdemRow } from '../store/idempotency-store.js';
 import { settledApproval } from './approval.js';
+import { afterCall } from './audit-writer.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';
 import { toolContext, toResult } from './execute.js';
@@ -160,8 +161,13 @@ export const idempotency =
         }
         throw e;
       }
-      if (!result.isError && call.toolPolicy.mode !== 'shadow')
-        deps.idem.finish(principal, requestId, 'completed', result, deps.now());
-      else deps.idem.free(principal, requestId);
+      // In the call's tail: committed with its outcome record (a crash before that leaves the record in flight, and
+      // the next retry asks the backend, as for a crash right after the effect).
+      const finishedAt = deps.now();
+      afterCall(call, () =>
+        !result.isError && call.toolPolicy.mode !== 'shadow'
+          ? deps.idem.finish(principal, requestId, 'completed', result, finishedAt)
+          : deps.idem.free(principal, requestId),
+      );
       return result;
     };

@@ -17,6 +17,7 @@ import type { Scope, Tier, ToolName, ToolPolicy } from '../policy/schema.js';
 import type { Backends } from '../tools/backends.js';
 import type { CapHold, CapItem } from '../store/caps-store.js';
 import type { ApprovalsStore } from '../store/approvals-store.js';
+import type { CallTail } from './audit-writer.js';
 
 export interface Principal {
   name: string;
@@ -193,6 +194,12 @@ export interface CallState {
   audited: boolean;
   /** execute: when the side effect started; undefined = nothing executed. */
   executedAt?: number;
+  /**
+   * budget: what the call writes once it has run (its outcome record, the idempotency result, the budget settle),
+   * queued by the steps as the call unwinds and committed as one unit (AuditWriter.commit). Undefined outside the
+   * budget step (a request the executor runs), where each write is made on its own.
+   */
+  tail?: CallTail;
 }
 
 export interface Call {

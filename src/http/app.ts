@@ -3,9 +3,20 @@
  * policy, OAuth access tokens), /.well-known/oauth-protected-resource[/mcp], /healthz, /metrics, /verify (MFA page),
  * /reset (reset links), /console.
  */
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
 import type { App } from '../app.js';
 import { config } from '../config.js';
 import { createOAuthVerifier, type VerifierOptions } from '../auth/oauth.js';
@@ -47,7 +58,10 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   const web = express();
   web.disable('x-powered-by');
   const sessions = new SessionManager(app, opts.idleMs ?? 30 * 60_000, opts.maxSessions, opts.now);
-  const http = createHttpServer(web);
+  // /mcp, the hot path, is dispatched straight through its own handler chain (mcpDirect); everything else, and any
+  // /mcp request the chain does not serve, goes to the express router.
+  let direct: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  const http = createHttpServer((req, res) => direct?.(req, res) || web(req, res));
   // The port is known only after listen (port 0 in tests); the allow lists are built then.
   let guard = originPolicy(opts.host, opts.port);
   web.use((req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next));
@@ -89,7 +103,19 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   web.delete('/mcp', auth, mcp);
 
   // Parser and router errors (bad percent-encoding, bodies) are the client's: 4xx, no stack (errors.ts).
-  web.use(errorHandler(app.log));
+  const onError = errorHandler(app.log);
+  web.use(onError);
+  direct = mcpDirect(
+    web,
+    onError,
+    [
+      (req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next),
+      (req, res, next) => checkOrigin(guard)(req, res, next),
+      auth,
+    ],
+    body,
+    mcp,
+  );
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -150,5 +176,50 @@ export async function startVerifyListener(
       http.closeAllConnections();
       await closed;
     },
+  };
+}
+
+/**
+ * The /mcp routes without the router: the same handlers the router would run for `POST|GET|DELETE /mcp` (Host,
+ * Origin, the bearer check, for POST the body parser, the endpoint), called in that order on a request given
+ * express's request and response prototypes, as `app.handle` gives them. The router's matching of every other
+ * route on every call is what this saves. Returns false, leaving the request to the router, for anything else
+ * (another path or method, `/MCP`, `/mcp/x`): the router serves or refuses those exactly as before.
+ */
+function mcpDirect(
+  web: Express,
+  onError: ErrorRequestHandler,
+  before: RequestHandler[],
+  body: RequestHandler,
+  endpoint: RequestHandler,
+): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const post = [...before, body, endpoint];
+  const other = [...before, endpoint];
+  return (rawReq, rawRes) => {
+    const url = rawReq.url ?? '';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const method = rawReq.method;
+    if ((path !== '/mcp' && path !== '/mcp/') || (method !== 'POST' && method !== 'GET' && method !== 'DELETE'))
+      return false;
+    const req = Object.setPrototypeOf(rawReq, web.request) as Request;
+    const res = Object.setPrototypeOf(rawRes, web.response) as Response;
+    Object.assign(req, { res, originalUrl: url, baseUrl: '', params: {} });
+    Object.assign(res, { req, locals: Object.create(null) as Record<string, unknown> });
+    const chain = method === 'POST' ? post : other;
+    let i = 0;
+    const next = (err?: unknown): void => {
+      if (err !== undefined && err !== 'route' && err !== 'router') return void onError(err, req, res, () => undefined);
+      const h = chain[i++];
+      if (!h) return;
+      try {
+        const r = h(req, res, next) as unknown;
+        if (r instanceof Promise) r.catch(next);
+      } catch (e) {
+        next(e);
+      }
+    };
+    next();
+    return true;
   };
 }

@@ -58,8 +58,7 @@ export function openDb(file: string, opts: OpenOptions = {}): Db {
     db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     checkIdentity(db);
     if (!memory && statSync(file).size <= QUICK_CHECK_MAX_BYTES) {
-      const rows = db.pragma('quick_check(1)') as { quick_check: string }[];
-      const first = rows[0]?.quick_check ?? 'no result';
+      const first = quickCheck(db);
       if (first !== 'ok')
         throw new OpenRefusal(`is corrupt (quick_check: ${first}); restore it from a backup or move it away`);
     }
@@ -75,6 +74,30 @@ export function openDb(file: string, opts: OpenOptions = {}): Db {
 }
 
 const MOVE_AWAY = 'point --db at another file or move it away';
+
+/**
+ * `PRAGMA quick_check(1)`'s first line. Several processes opening a new file together (a deployment's replicas, the
+ * suite's workers) migrate it once between them; one of them can run its check while another's migration is
+ * changing the schema, and SQLite then fails the check with SQLITE_SCHEMA or "vtable constructor failed" (the FTS
+ * table). That is a moment, not a corrupt file: the check is tried again, for up to about 2 s.
+ */
+function quickCheck(db: Db): string {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const rows = db.pragma('quick_check(1)') as { quick_check: string }[];
+      return rows[0]?.quick_check ?? 'no result';
+    } catch (e) {
+      const code = String((e as { code?: unknown }).code ?? '');
+      const transient =
+        code.startsWith('SQLITE_SCHEMA') ||
+        code.startsWith('SQLITE_BUSY') ||
+        code.startsWith('SQLITE_LOCKED') ||
+        /vtable constructor failed/.test(String((e as Error).message));
+      if (!transient || attempt >= 80) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
+    }
+  }
+}
 
 /** One sentence per way a file can fail to open: what is wrong, which file, what to do. */
 function toDatabaseError(file: string, e: unknown, busyTimeoutMs: number): DatabaseError {
@@ -173,7 +196,9 @@ export function immediate<T>(db: Db, fn: () => T): T {
  * way (the WAL is in the OS page cache); only a power loss could drop an unsynced tail.
  */
 export function relaxed<T>(db: Db, fn: () => T): T {
-  if (durabilityOf.get(db) !== 'strict') return fn();
+  // Inside a transaction the outer one decides (SQLite cannot change the safety level there): a write queued in a
+  // call's tail commits with the audit writer's batch.
+  if (durabilityOf.get(db) !== 'strict' || db.inTransaction) return fn();
   // Prepared once per connection: db.pragma() compiles its statement on every call, twice per relaxed write.
   let s = syncPragmas.get(db);
   if (!s)

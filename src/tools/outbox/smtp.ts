@@ -15,9 +15,7 @@
  *   SMTP itself cannot refuse a second delivery: not sending twice is the caller's outbox record.
  */
 import { createHash } from 'node:crypto';
-import nodemailer from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPTransportOptions } from 'nodemailer/lib/smtp-transport';
 import { isLoopbackHost } from '../../loopback.js';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
@@ -289,6 +287,8 @@ export class SmtpOutbox implements OutboxPort {
       throw new BackendError(`SMTP send refused: ${(e as Error).message}`, false);
     }
     const logCtx = { outbox: 'smtp', relay: this.target, request: hash.slice(0, 16), to: maskEmail(to) };
+    // Loaded on first use: `serve` does not pay for nodemailer unless mail goes out through a relay.
+    const { default: nodemailer } = await import('nodemailer');
     if (o.signal.aborted) throw new BackendError('SMTP send aborted before it started; nothing was sent', false);
 
     const d = deadline(o.signal, this.timeoutMs);
@@ -342,6 +342,7 @@ export class SmtpOutbox implements OutboxPort {
       ok: checks.every((c) => c.ok),
       checks,
     });
+    const { default: SMTPConnection } = await import('nodemailer/lib/smtp-connection');
     const d = deadline(o.signal, this.timeoutMs);
     const conn = new SMTPConnection({ ...this.options });
     // Every step races the connection's own failure: an 'error' or 'end' at any point, kept listened to so that a
