@@ -60,8 +60,8 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   const sessions = new SessionManager(app, opts.idleMs ?? 30 * 60_000, opts.maxSessions, opts.now);
   // /mcp, the hot path, is dispatched straight through its own handler chain (mcpDirect); everything else, and any
   // /mcp request the chain does not serve, goes to the express router.
-  let direct: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
-  const http = createHttpServer((req, res) => direct?.(req, res) || web(req, res));
+  const direct: { mcp?: (req: IncomingMessage, res: ServerResponse) => boolean } = {};
+  const http = createHttpServer((req, res) => direct.mcp?.(req, res) || web(req, res));
   // The port is known only after listen (port 0 in tests); the allow lists are built then.
   let guard = originPolicy(opts.host, opts.port);
   web.use((req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next));
@@ -105,7 +105,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   // Parser and router errors (bad percent-encoding, bodies) are the client's: 4xx, no stack (errors.ts).
   const onError = errorHandler(app.log);
   web.use(onError);
-  direct = mcpDirect(
+  direct.mcp = mcpDirect(
     web,
     onError,
     [
