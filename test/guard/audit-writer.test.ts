@@ -1,0 +1,51 @@
+/** AuditWriter: a call's tail (records + state changes) commits as one unit; one failing unit leaves the batch's others. */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AuditWriter } from '../../src/guard/audit-writer.js';
+import { AuditStore } from '../../src/store/audit-store.js';
+import { openDb } from '../../src/store/db.js';
+import { tempDir } from '../helpers/harness.js';
+
+describe('AuditWriter.commit', () => {
+  it('writes each tail whole or not at all, in one batch with the others, and the chain verifies', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const db = openDb(join(dir, 'w.db'));
+      db.exec('CREATE TABLE side (k TEXT PRIMARY KEY)');
+      const store = new AuditStore(db, undefined);
+      const writer = new AuditWriter(store, 5);
+      const put = (k: string) => () => void db.prepare('INSERT INTO side (k) VALUES (?)').run(k);
+      const before = store.head().seq;
+      const results = await Promise.allSettled([
+        writer.commit({ events: [{ event: 'call.outcome', actor: 'a', traceId: 't1' }], writes: [put('one')] }),
+        writer.commit({
+          events: [{ event: 'call.outcome', actor: 'a', traceId: 't2' }],
+          writes: [
+            put('two'),
+            () => {
+              throw new Error('settle failed');
+            },
+          ],
+        }),
+        writer.record({ event: 'call.denied', actor: 'a', traceId: 't3' }),
+        // A write that fails on a constraint (duplicate key) rolls back its own unit only.
+        writer.commit({ events: [{ event: 'call.outcome', actor: 'a', traceId: 't4' }], writes: [put('one')] }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected']);
+      const side = db.prepare('SELECT k FROM side ORDER BY k').pluck().all();
+      expect(side).toEqual(['one']); // 'two' went with its unit's failure
+      const traces = store
+        .tail(10)
+        .filter((r) => r.seq > before)
+        .map((r) => r.trace_id);
+      expect(traces).toEqual(['t1', 't3']);
+      expect(store.verify().ok).toBe(true);
+      // The batch's records were appended in one transaction: no commit is left open, and the connection is strict.
+      expect(db.inTransaction).toBe(false);
+      expect(db.pragma('synchronous', { simple: true })).toBe(2);
+      db.close();
+    } finally {
+      cleanup();
+    }
+  });
+});
