@@ -14,7 +14,7 @@ import { createLogger } from './log.js';
 import { noopMetrics, type Metrics } from './metrics.js';
 import type { Policy } from './policy/schema.js';
 import { AuditStore } from './store/audit-store.js';
-import { openDb, type Db } from './store/db.js';
+import { carryEffectsByAudit, openDb, type Db } from './store/db.js';
 import { KillSwitchStore } from './store/killswitch-store.js';
 import { TokenStore } from './store/token-store.js';
 import { CapsStore } from './store/caps-store.js';
@@ -95,6 +95,8 @@ export function openStores(
   o: { env?: NodeJS.ProcessEnv; log?: Logger } = {},
 ): Stores {
   const db = openDb(dbPath, { durability: policy.durability });
+  // The embedded backends' effects are made durable by the strict commit of their outcome records (store/db.ts).
+  carryEffectsByAudit(db);
   const auditStore = new AuditStore(db, undefined, now);
   const mfa = new MfaStore(db, now);
   const { backends, embedded } = buildBackends({ db, policy, mfa, now, ...o });

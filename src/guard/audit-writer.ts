@@ -19,6 +19,11 @@ import type { Call } from './types.js';
 export interface CallTail {
   events: AuditEvent[];
   writes: (() => void)[];
+  /**
+   * Commit with an fsync: set by the audit step for the outcome of a write whose effect started. An embedded
+   * backend's effect committed without one (`effectCommit` in store/db.ts) is on disk once this unit's batch is.
+   */
+  strict?: boolean;
 }
 
 interface Pending extends CallTail {
@@ -42,8 +47,9 @@ export class AuditWriter {
     });
   }
 
-  record(event: AuditEvent): Promise<void> {
-    return this.commit({ events: [event], writes: [] });
+  /** `strict`: the batch is committed with an fsync even without an intent in it (see CallTail.strict). */
+  record(event: AuditEvent, strict = false): Promise<void> {
+    return this.commit({ events: [event], writes: [], strict });
   }
 
   /** Writes a call's tail (records and state changes) in the next batch; resolves once it has committed. */
@@ -76,9 +82,10 @@ export class AuditWriter {
         }
       });
     try {
-      // Security: a batch holding an intent commits strictly (on disk before its side effect starts); other
-      // records (outcomes, denials) and tails need no fsync of their own — the next strict commit carries them.
-      if (batch.some((p) => p.events.some((e) => e.event === 'call.intent'))) write();
+      // Security: a batch holding an intent commits strictly (on disk before its side effect starts), and so does
+      // one holding the outcome of an effect (which makes an embedded effect durable before its result is returned);
+      // other records (denials, read outcomes) and tails need no fsync of their own — the next strict commit carries them.
+      if (batch.some((p) => p.strict || p.events.some((e) => e.event === 'call.intent'))) write();
       else relaxed(this.store.db, write);
     } catch (e) {
       for (const p of batch) p.reject(e);

@@ -35,8 +35,15 @@ export const audit =
       }
       call.state.audited = true;
       // The outcome joins the call's tail when the budget step holds one (committed with the call's other writes).
-      const outcome = (event: AuditEvent): Promise<void> =>
-        call.state.tail ? (call.state.tail.events.push(event), Promise.resolve()) : deps.audit.record(event);
+      // The outcome of an effect that started commits strictly: it is what makes an embedded effect durable.
+      const outcome = (event: AuditEvent): Promise<void> => {
+        const strict = call.tool.effect === 'write' && call.state.executedAt !== undefined;
+        const tail = call.state.tail;
+        if (!tail) return deps.audit.record(event, strict);
+        tail.events.push(event);
+        if (strict) tail.strict = true;
+        return Promise.resolve();
+      };
       let result;
       try {
         result = await next(call);

@@ -199,19 +199,30 @@ export function relaxed<T>(db: Db, fn: () => T): T {
   // Inside a transaction the outer one decides (SQLite cannot change the safety level there): a write queued in a
   // call's tail commits with the audit writer's batch.
   if (durabilityOf.get(db) !== 'strict' || db.inTransaction) return fn();
-  // Prepared once per connection: db.pragma() compiles its statement on every call, twice per relaxed write.
-  let s = syncPragmas.get(db);
-  if (!s)
-    syncPragmas.set(
-      db,
-      (s = { normal: db.prepare('PRAGMA synchronous = NORMAL'), full: db.prepare('PRAGMA synchronous = FULL') }),
-    );
-  s.normal.run();
+  // db.exec, not a statement prepared once: SQLite applies `PRAGMA synchronous = …` when the statement is compiled,
+  // so re-running a prepared one changes nothing (test/store/relaxed.test.ts). exec compiles it each time (~1 µs).
+  db.exec('PRAGMA synchronous = NORMAL');
   try {
     return fn();
   } finally {
-    s.full.run();
+    db.exec('PRAGMA synchronous = FULL');
   }
 }
 
-const syncPragmas = new WeakMap<Db, { normal: Database.Statement; full: Database.Statement }>();
+/**
+ * Connections whose embedded backends' side effects are made durable by the audit (openApp marks its own). On such a
+ * connection an effect's commit (`effectCommit`) is relaxed: the call's outcome record, committed strictly in the
+ * audit writer's batch before the result is returned (`CallTail.strict`), fsyncs the WAL that holds the effect, so
+ * one fsync serves the effects of every call in the batch. A connection nobody marked (a bare server, a tool used
+ * outside the pipeline) commits each effect strictly, on its own.
+ */
+const effectsCarried = new WeakSet<Db>();
+
+export function carryEffectsByAudit(db: Db): void {
+  effectsCarried.add(db);
+}
+
+/** Runs an embedded backend's side-effect transaction: relaxed where the audit carries its durability (above). */
+export function effectCommit<T>(db: Db, fn: () => T): T {
+  return effectsCarried.has(db) ? relaxed(db, fn) : fn();
+}

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AuditWriter } from '../../src/guard/audit-writer.js';
 import { AuditStore } from '../../src/store/audit-store.js';
-import { openDb } from '../../src/store/db.js';
+import { carryEffectsByAudit, effectCommit, openDb } from '../../src/store/db.js';
 import { tempDir } from '../helpers/harness.js';
 
 describe('AuditWriter.commit', () => {
@@ -43,6 +43,29 @@ describe('AuditWriter.commit', () => {
       // The batch's records were appended in one transaction: no commit is left open, and the connection is strict.
       expect(db.inTransaction).toBe(false);
       expect(db.pragma('synchronous', { simple: true })).toBe(2);
+      db.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('commits a batch with an fsync when a unit holds an intent or an effect’s outcome, and relaxed otherwise', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const db = openDb(join(dir, 's.db'));
+      const writer = new AuditWriter(new AuditStore(db, undefined), 1);
+      const sync = () => db.pragma('synchronous', { simple: true }) as number;
+      const seen: number[] = [];
+      const probe = () => void seen.push(sync());
+      await writer.commit({ events: [{ event: 'call.outcome', actor: 'a' }], writes: [probe] });
+      await writer.commit({ events: [{ event: 'call.outcome', actor: 'a' }], writes: [probe], strict: true });
+      await writer.commit({ events: [{ event: 'call.intent', actor: 'a' }], writes: [probe] });
+      expect(seen).toEqual([1, 2, 2]); // NORMAL, FULL, FULL
+      // An embedded effect commits relaxed only on a connection whose effects the audit carries.
+      expect(effectCommit(db, sync)).toBe(2);
+      carryEffectsByAudit(db);
+      expect(effectCommit(db, sync)).toBe(1);
+      expect(sync()).toBe(2);
       db.close();
     } finally {
       cleanup();

@@ -5,7 +5,7 @@
  */
 import { randomBytes, scryptSync } from 'node:crypto';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
-import type { Db } from '../../store/db.js';
+import { effectCommit, type Db } from '../../store/db.js';
 import type { DirectoryPort, DirectoryUser } from './backend.js';
 
 export interface User extends DirectoryUser {
@@ -63,11 +63,16 @@ export class EmbeddedDirectory implements DirectoryPort {
 
   /** The old password stops working (an unguessable random one nobody sees replaces it) and must-change is set. */
   async lockForReset(username: string, _o: WriteOpts): Promise<void> {
-    const changed = this.db
-      .prepare(
-        'UPDATE dir_users SET password_hash = ?, must_change_password = 1, password_changed_at = ? WHERE username = ?',
-      )
-      .run(hashPassword(randomBytes(32).toString('base64url')), this.now(), username).changes;
+    const hash = hashPassword(randomBytes(32).toString('base64url'));
+    const changed = effectCommit(
+      this.db,
+      () =>
+        this.db
+          .prepare(
+            'UPDATE dir_users SET password_hash = ?, must_change_password = 1, password_changed_at = ? WHERE username = ?',
+          )
+          .run(hash, this.now(), username).changes,
+    );
     if (!changed) throw new BackendError(`user: no user "${username}" in the directory`, false, { field: 'user' });
   }
 

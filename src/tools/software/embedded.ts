@@ -5,7 +5,7 @@
  */
 import { customAlphabet } from 'nanoid';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
-import type { Db } from '../../store/db.js';
+import { effectCommit, type Db } from '../../store/db.js';
 import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from './backend.js';
 
 const jobId = customAlphabet('0123456789ABCDEFGHJKLMNPQRSTUVWXYZ', 8);
@@ -117,29 +117,31 @@ export class EmbeddedDeploy implements DeployPort {
   }
 
   async install(i: NewInstall, o: WriteOpts): Promise<InstallJob> {
-    return this.db
-      .transaction((): InstallJob => {
-        const prior = this.byRequest(o.requestId);
-        if (prior) return prior;
-        const pkg = this.pkg(i.package);
-        if (!pkg)
-          throw new BackendError(`package: no package ${i.package} in the catalog`, false, { field: 'package' });
-        // The pool is checked inside the transaction that takes the seat.
-        if (pkg.licensePool !== null && this.seats(pkg.id) >= pkg.licensePool) {
-          throw new BackendError(`licence pool of ${pkg.id} is exhausted (${pkg.licensePool} seats)`, false, {
-            license_pool: pkg.licensePool,
-          });
-        }
-        const id = `JOB-${jobId()}`;
-        const at = this.now();
-        this.db
-          .prepare(
-            "INSERT INTO install_jobs (id, request_id, username, device_id, package, version, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-          )
-          .run(id, o.requestId, i.username, i.deviceId, i.package, i.version, at, at);
-        return this.job(id)!;
-      })
-      .immediate();
+    return effectCommit(this.db, () =>
+      this.db
+        .transaction((): InstallJob => {
+          const prior = this.byRequest(o.requestId);
+          if (prior) return prior;
+          const pkg = this.pkg(i.package);
+          if (!pkg)
+            throw new BackendError(`package: no package ${i.package} in the catalog`, false, { field: 'package' });
+          // The pool is checked inside the transaction that takes the seat.
+          if (pkg.licensePool !== null && this.seats(pkg.id) >= pkg.licensePool) {
+            throw new BackendError(`licence pool of ${pkg.id} is exhausted (${pkg.licensePool} seats)`, false, {
+              license_pool: pkg.licensePool,
+            });
+          }
+          const id = `JOB-${jobId()}`;
+          const at = this.now();
+          this.db
+            .prepare(
+              "INSERT INTO install_jobs (id, request_id, username, device_id, package, version, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+            )
+            .run(id, o.requestId, i.username, i.deviceId, i.package, i.version, at, at);
+          return this.job(id)!;
+        })
+        .immediate(),
+    );
   }
 
   private job(id: string): InstallJob | undefined {

@@ -5,7 +5,7 @@
  * they are given, and reads and writes take any key the tool layer let through.
  */
 import type { CallOpts, ProbeReport, WriteOpts } from '../../backends/port.js';
-import type { Db } from '../../store/db.js';
+import { effectCommit, type Db } from '../../store/db.js';
 import type { Comment, NewTicket, Priority, Status, Ticket, TicketQuery, TicketsPort } from './backend.js';
 
 export { PRIORITIES, STATUSES, type Priority, type Status, type Ticket, type Comment } from './backend.js';
@@ -62,27 +62,29 @@ export class EmbeddedTickets implements TicketsPort {
   }
 
   async create(t: NewTicket, o: WriteOpts & { actor: string }): Promise<{ ticket: Ticket; replayed: boolean }> {
-    return this.db
-      .transaction(() => {
-        const prior = this.db
-          .prepare<[string], TicketRow>('SELECT * FROM tickets WHERE request_id = ?')
-          .get(o.requestId);
-        if (prior) return { ticket: toTicket(prior), replayed: true };
-        const n =
-          (this.db
-            .prepare<[string], { n: number | null }>('SELECT max(number) AS n FROM tickets WHERE project = ?')
-            .get(t.project)?.n ?? 0) + 1;
-        const key = `${t.project}-${n}`;
-        const at = this.now();
-        this.db
-          .prepare(
-            `INSERT INTO tickets (key, project, number, summary, description, requester, priority, status, created_by, created_at, updated_at, request_id)
+    return effectCommit(this.db, () =>
+      this.db
+        .transaction(() => {
+          const prior = this.db
+            .prepare<[string], TicketRow>('SELECT * FROM tickets WHERE request_id = ?')
+            .get(o.requestId);
+          if (prior) return { ticket: toTicket(prior), replayed: true };
+          const n =
+            (this.db
+              .prepare<[string], { n: number | null }>('SELECT max(number) AS n FROM tickets WHERE project = ?')
+              .get(t.project)?.n ?? 0) + 1;
+          const key = `${t.project}-${n}`;
+          const at = this.now();
+          this.db
+            .prepare(
+              `INSERT INTO tickets (key, project, number, summary, description, requester, priority, status, created_by, created_at, updated_at, request_id)
              VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)`,
-          )
-          .run(key, t.project, n, t.summary, t.description, t.requester, t.priority, o.actor, at, at, o.requestId);
-        return { ticket: toTicket(this.row(key)!), replayed: false };
-      })
-      .immediate();
+            )
+            .run(key, t.project, n, t.summary, t.description, t.requester, t.priority, o.actor, at, at, o.requestId);
+          return { ticket: toTicket(this.row(key)!), replayed: false };
+        })
+        .immediate(),
+    );
   }
 
   async get(key: string, _o?: CallOpts): Promise<(Ticket & { comments: Comment[] }) | undefined> {
@@ -102,25 +104,27 @@ export class EmbeddedTickets implements TicketsPort {
     body: string,
     o: WriteOpts & { actor: string },
   ): Promise<{ comment: Comment; replayed: boolean } | undefined> {
-    return this.db
-      .transaction(() => {
-        if (!this.row(key)) return undefined;
-        const prior = this.db
-          .prepare<[string], CommentRow>('SELECT * FROM ticket_comments WHERE request_id = ?')
-          .get(o.requestId);
-        if (prior) return { comment: toComment(prior), replayed: true };
-        const at = this.now();
-        const id = Number(
-          this.db
-            .prepare(
-              'INSERT INTO ticket_comments (ticket_key, author, body, created_at, request_id) VALUES (?, ?, ?, ?, ?)',
-            )
-            .run(key, o.actor, body, at, o.requestId).lastInsertRowid,
-        );
-        this.db.prepare('UPDATE tickets SET updated_at = ? WHERE key = ?').run(at, key);
-        return { comment: toComment({ id, author: o.actor, body, created_at: at }), replayed: false };
-      })
-      .immediate();
+    return effectCommit(this.db, () =>
+      this.db
+        .transaction(() => {
+          if (!this.row(key)) return undefined;
+          const prior = this.db
+            .prepare<[string], CommentRow>('SELECT * FROM ticket_comments WHERE request_id = ?')
+            .get(o.requestId);
+          if (prior) return { comment: toComment(prior), replayed: true };
+          const at = this.now();
+          const id = Number(
+            this.db
+              .prepare(
+                'INSERT INTO ticket_comments (ticket_key, author, body, created_at, request_id) VALUES (?, ?, ?, ?, ?)',
+              )
+              .run(key, o.actor, body, at, o.requestId).lastInsertRowid,
+          );
+          this.db.prepare('UPDATE tickets SET updated_at = ? WHERE key = ?').run(at, key);
+          return { comment: toComment({ id, author: o.actor, body, created_at: at }), replayed: false };
+        })
+        .immediate(),
+    );
   }
 
   async search(q: TicketQuery, _o?: CallOpts): Promise<Ticket[]> {
