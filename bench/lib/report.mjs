@@ -192,8 +192,11 @@ extra cost first); \`node bench/kb-query-cost.mjs\` shows where a kb_search quer
    Targets: itguard ≥ 0.9× the bare server and > 1× the proxy peer.
 2. **Guarded write** — the same for \`ticket_create\` (a distinct summary per call, rotating requesters; the caps are
    raised, not removed, so every call still reserves them). The bare server's handler (also the one behind the
-   proxy) inserts the ticket through \`EmbeddedTickets\` on the same pragmas (WAL, \`synchronous = FULL\`). Targets:
-   ≥ 0.7× bare and > 1× the proxy peer.
+   proxy) inserts the ticket through \`EmbeddedTickets\` on the same pragmas (WAL, \`synchronous = FULL\`), an fsync per
+   ticket. itguard commits the same insert without one and makes it durable with the strict commit of the call's
+   outcome record before it answers, one fsync for every call in the audit batch (docs/architecture.md, "Group
+   commit of audit records"); either way no ticket is answered before it is on disk. Targets: ≥ 0.7× bare and > 1×
+   the proxy peer.
 3. **Cold start** — spawn \`node dist/cli.js serve --stdio --db FILE\` (built-in demo policy), write an \`initialize\`
    request, stop the clock at its response line; ${coldRuns} runs on a new database each time (migrations and demo
    seeding included) and ${coldRuns} on an existing seeded one. The baseline is a bare SDK v2 stdio server
