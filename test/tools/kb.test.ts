@@ -129,4 +129,31 @@ describe('kb_search at scale', () => {
     expect(hits[0]!.id).toBe('KB-11234');
     expect(hits).toHaveLength(1);
   });
+
+  it('counts a word again after an import: a word that became common stops deciding', async () => {
+    const { EmbeddedKb } = await import('../../src/tools/kb/embedded.js');
+    const { openDb } = await import('../../src/store/db.js');
+    const kb = new EmbeddedKb(openDb(':memory:'));
+    const article = (i: number, body: string) => ({
+      id: `KB-${10000 + i}`,
+      title: `Note ${i}`,
+      category: 'misc',
+      tags: ['misc'],
+      body,
+      updated: '2026-01-01',
+    });
+    // 2,000 articles; "quokka" in 10 of them and "wombat" in 10 others: both rare.
+    kb.upsert(
+      Array.from({ length: 2000 }, (_, i) =>
+        article(i, i < 10 ? 'quokka sighting' : i < 20 ? 'wombat sighting' : `filler text ${i}`),
+      ),
+    );
+    const ids = () => kb.find('quokka wombat', 50).map((h) => Number(h.id.slice(3)) - 10000);
+    expect(ids().some((i) => i < 10)).toBe(true);
+    // An import makes "quokka" common (1,010 of 3,000 articles): the next search counts it again and drops it.
+    kb.upsert(Array.from({ length: 1000 }, (_, i) => article(2000 + i, 'quokka everywhere')));
+    const after = ids();
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.every((i) => i >= 10 && i < 20)).toBe(true); // only the wombat articles
+  });
 });

@@ -83,7 +83,7 @@ export class EmbeddedKb implements KbPort, KbStore {
     const total = this.count();
     if (terms.length > 1 && total >= PRUNE_FROM) {
       // Drop terms most articles contain (low IDF): ranking barely changes and far fewer matches are scored.
-      const df = terms.map((t) => this.dfStmt.get(`"${t}"`)?.n ?? 0);
+      const df = terms.map((t) => this.docFreq(t));
       const rare = terms.filter((_, i) => df[i]! <= total * COMMON_SHARE);
       terms = rare.length ? rare : [terms[df.indexOf(Math.min(...df))]!];
     }
@@ -113,6 +113,7 @@ export class EmbeddedKb implements KbPort, KbStore {
       }
     }).immediate();
     this.total = undefined;
+    this.dfs.clear();
     return { added, updated };
   }
 
@@ -122,7 +123,25 @@ export class EmbeddedKb implements KbPort, KbStore {
     if (this.total === undefined || now - this.countedAt > 60_000) {
       this.total = (this.db.prepare('SELECT count(*) AS n FROM kb_articles').get() as { n: number }).n;
       this.countedAt = now;
+      this.dfs.clear();
     }
     return this.total;
   }
+
+  /**
+   * How many articles hold a word, for the pruning above: counted once and kept as long as the article count
+   * (cleared with it, at most a minute, and at once by an upsert here). A stale count from another process's
+   * import only moves the pruning line for that word; the search itself always reads the index.
+   */
+  private docFreq(word: string): number {
+    let n = this.dfs.get(word);
+    if (n === undefined) {
+      n = this.dfStmt.get(`"${word}"`)?.n ?? 0;
+      if (this.dfs.size >= 50_000) this.dfs.clear();
+      this.dfs.set(word, n);
+    }
+    return n;
+  }
+
+  private readonly dfs = new Map<string, number>();
 }
