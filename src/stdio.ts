@@ -137,7 +137,12 @@ export class LineStdioTransport implements Transport {
     return this.write(out);
   }
 
+  private wrote!: () => void;
+  /** Resolves once the first message has been written (serve starts what the first answer does not need after it). */
+  readonly firstWrite = new Promise<void>((resolve) => (this.wrote = resolve));
+
   private write(message: object): Promise<void> {
+    this.wrote();
     return new Promise((resolve) => {
       if (this.stdout.write(`${JSON.stringify(message)}\n`)) resolve();
       else this.stdout.once('drain', resolve);

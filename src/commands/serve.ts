@@ -43,9 +43,11 @@ export async function serve(flags: Flags): Promise<void> {
       { transport, onerror },
     );
     app.log.info({ principal: principal.name }, 'serving MCP over stdio');
-    // The MFA verification page (a loopback listener) starts after the transport is up: it is not needed to
-    // answer initialize, and express stays out of the cold start.
-    const verify = import('../http/app.js')
+    // The MFA verification page (a loopback listener) starts once the first answer is out (or after 250 ms without
+    // one): it is not needed to answer initialize, and loading express stays off the cold start's path. Write
+    // tools wait for it (links.ready) before their effect.
+    const verify = Promise.race([transport.firstWrite, new Promise((r) => setTimeout(r, 250).unref())])
+      .then(() => import('../http/app.js'))
       .then((m) => m.startVerifyListener(app))
       .then(
         (v) => (app.log.info({ verify_page: `${v.url}/verify` }, 'MFA verification page listening on loopback'), v),
