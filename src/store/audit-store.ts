@@ -32,6 +32,23 @@ function storedArgs(args: unknown): string {
   return canonicalJson({ truncated: true, ...bound, chars: json.length, sha256: sha256(json) });
 }
 
+/**
+ * A write's intent and outcome records carry the same arguments object (the call's `args`, settled by validation
+ * and not changed after it): its stored form and hash are computed for the first record and reused for the second.
+ * Keyed by identity, so this relies on what every caller does: an object handed to the audit is not changed
+ * afterwards. The entry lives as long as the object.
+ */
+const storedCache = new WeakMap<object, { json: string; sha256: string }>();
+function storedOnce(args: unknown): { json: string; sha256: string } {
+  const cacheable = typeof args === 'object' && args !== null;
+  const hit = cacheable ? storedCache.get(args) : undefined;
+  if (hit) return hit;
+  const json = storedArgs(args);
+  const out = { json, sha256: sha256(json) };
+  if (cacheable) storedCache.set(args, out);
+  return out;
+}
+
 export interface AuditEvent {
   event: string;
   actor: string;
@@ -150,7 +167,8 @@ export class AuditStore {
     const seqs: number[] = [];
     for (const e of events) {
       seq += 1;
-      const args = e.args === undefined ? null : storedArgs(e.args);
+      const stored = e.args === undefined ? undefined : storedOnce(e.args);
+      const args = stored?.json ?? null;
       const row = {
         seq,
         ts: e.ts ?? this.now(),
@@ -161,7 +179,7 @@ export class AuditStore {
         tool: wellFormed(e.tool ?? null),
         args,
         // Of the redacted arguments: a hash of a short secret could be brute-forced.
-        args_sha256: args === null ? null : sha256(args),
+        args_sha256: stored?.sha256 ?? null,
         outcome: wellFormed(e.outcome ?? null),
         code: wellFormed(e.code ?? null),
         detail: e.detail === undefined ? null : canonicalJson(redact(e.detail)),
