@@ -5,6 +5,7 @@
  */
 import { randomBytes, scryptSync } from 'node:crypto';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
+import type { Statement } from 'better-sqlite3';
 import { effectCommit, type Db } from '../../store/db.js';
 import type { DirectoryPort, DirectoryUser } from './backend.js';
 
@@ -98,16 +99,23 @@ export class EmbeddedDirectory implements DirectoryPort {
 
   /** Embedded only (the CLI, tests): synchronous lookup by username. */
   user(username: string): User | undefined {
-    const r = this.db.prepare<[string], Row>('SELECT * FROM dir_users WHERE username = ?').get(username);
+    // Prepared on first use and kept: the resolve step looks a user up on most calls.
+    this.byNameStmt ??= this.db.prepare<[string], Row>('SELECT * FROM dir_users WHERE username = ?');
+    const r = this.byNameStmt.get(username);
     return r && toUser(r);
   }
 
+  private byNameStmt: Statement<[string], Row> | undefined;
+
   private byMail(mail: string): User | undefined {
-    const r = this.db
-      .prepare<[string], Row>('SELECT * FROM dir_users WHERE lower(email) = lower(?) ORDER BY username LIMIT 1')
-      .get(mail);
+    this.byMailStmt ??= this.db.prepare<[string], Row>(
+      'SELECT * FROM dir_users WHERE lower(email) = lower(?) ORDER BY username LIMIT 1',
+    );
+    const r = this.byMailStmt.get(mail);
     return r && toUser(r);
   }
+
+  private byMailStmt: Statement<[string], Row> | undefined;
 
   list(): User[] {
     return this.db.prepare<[], Row>('SELECT * FROM dir_users ORDER BY username').all().map(toUser);
