@@ -21,6 +21,7 @@ import type { App } from '../app.js';
 import { config } from '../config.js';
 import { createOAuthVerifier, type VerifierOptions } from '../auth/oauth.js';
 import { bearerAuth } from './auth.js';
+import { leanJson } from './body.js';
 import { resourceMetadataRouter } from './resource-metadata.js';
 import { errorHandler } from './errors.js';
 import { mcpEndpoint } from './mcp.js';
@@ -37,7 +38,8 @@ export interface HttpOptions {
   idleMs?: number;
   /** Live sessions in this process, all principals together (default 1,000); past it, 503 (see sessions.ts). */
   maxSessions?: number;
-  bodyLimit?: string;
+  /** The largest /mcp request body accepted (bytes; default 1 MiB); past it, 413. */
+  bodyLimitBytes?: number;
   allowedHosts?: string[];
   allowedOrigins?: string[];
   /** The clock idle expiry reads (default Date.now); tests move it instead of waiting. */
@@ -95,7 +97,9 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   });
 
   const auth = bearerAuth(app, oauth);
-  const body = express.json({ limit: opts.bodyLimit ?? '1mb' });
+  const limit = opts.bodyLimitBytes ?? 1024 * 1024;
+  // Plain JSON bodies are read by leanJson; compressed, chunked and other bodies by express.json (body.ts).
+  const body = leanJson(limit, express.json({ limit }));
   const endpoint = mcpEndpoint(app, sessions);
   const mcp = endpoint.handler;
   web.post('/mcp', auth, body, mcp);

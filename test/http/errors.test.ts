@@ -101,6 +101,35 @@ describe('HTTP parser errors are 4xx', () => {
     noErrorLogged();
   });
 
+  it('plain JSON bodies (the lean reader) answer as express.json did: BOM, charset, scalars, size, too large', async () => {
+    // A UTF-8 BOM and an explicit utf-8 charset are accepted: the initialize is served.
+    const bom = await postMcp(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(init)]), {
+      'content-type': 'application/json; charset=UTF-8',
+    });
+    expect(bom.status).toBe(200);
+    await bom.body?.cancel();
+    // JSON that is not an object or array is a parse error, as in express.json's strict mode.
+    for (const text of ['null', '42', '"x"', '  true ']) {
+      const r = await postMcp(text, {});
+      expect(r.status).toBe(400);
+      expect(await r.json()).toMatchObject({ error: { code: -32700 } });
+    }
+    // Over the 1 MiB limit: 413, whether the reader sees the length or body-parser reads a chunked body.
+    const big = `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"${'x'.repeat(1024 * 1024)}"}}`;
+    const tooLarge = await postMcp(big, {});
+    expect(tooLarge.status).toBe(413);
+    expect(await tooLarge.json()).toMatchObject({ error: { message: 'Request body too large' } });
+    const chunked = await fetch(`${http.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: new Blob([big]).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    await chunked.body?.cancel();
+    noErrorLogged();
+  });
+
   it('the stdio-mode verification listener answers bad percent-encoding with 400 too', async () => {
     const v = await startVerifyListener(app, 0);
     try {
