@@ -19,12 +19,12 @@ import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { BudgetRule } from '../policy/schema.js';
 import type { BudgetAlarm, Trip } from '../store/budget-store.js';
 import type { CallTail } from './audit-writer.js';
-
-type Settled = { alarms: BudgetAlarm[]; trip: Trip | undefined };
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError, errorCodeOf, type ErrorCode } from './errors.js';
 import type { Call, Guard, SessionState } from './types.js';
+
+type Settled = { alarms: BudgetAlarm[]; trip: Trip | undefined };
 
 /** Outcomes that are neither a failure nor a success: a paused system, a pending human, a running twin. */
 const WAITING = new Set<ErrorCode | undefined>(['KILL_SWITCH_ENGAGED', 'APPROVAL_PENDING', 'IN_PROGRESS']);

@@ -66,10 +66,13 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   const http = createHttpServer((req, res) => direct.mcp?.(req, res) || web(req, res));
   // The port is known only after listen (port 0 in tests); the allow lists are built then.
   let guard = originPolicy(opts.host, opts.port);
-  web.use((req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next));
+  // Read `guard` when called: it is replaced once the port is known. The /mcp fast path runs the same two.
+  const hostCheck: RequestHandler = (req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next);
+  const originCheck: RequestHandler = (req, res, next) => checkOrigin(guard)(req, res, next);
+  web.use(hostCheck);
   // Public metadata, readable from any origin: before the Origin check.
   if (app.policy.auth) web.use(resourceMetadataRouter(app.policy.auth));
-  web.use((req, res, next) => checkOrigin(guard)(req, res, next));
+  web.use(originCheck);
 
   web.get('/healthz', (_req, res) => {
     try {
@@ -109,17 +112,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   // Parser and router errors (bad percent-encoding, bodies) are the client's: 4xx, no stack (errors.ts).
   const onError = errorHandler(app.log);
   web.use(onError);
-  direct.mcp = mcpDirect(
-    web,
-    onError,
-    [
-      (req, res, next) => hostHeaderValidation(guard.hosts)(req, res, next),
-      (req, res, next) => checkOrigin(guard)(req, res, next),
-      auth,
-    ],
-    body,
-    mcp,
-  );
+  direct.mcp = mcpDirect(web, onError, [hostCheck, originCheck, auth], body, mcp);
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);

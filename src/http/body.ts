@@ -49,7 +49,7 @@ export function leanJson(limitBytes: number, fallback: RequestHandler): RequestH
     const finish = (err?: BodyError) => {
       if (done) return;
       done = true;
-      req.off('data', onData).off('end', onEnd).off('error', onError).off('aborted', onAborted);
+      req.off('data', onData).off('end', onEnd).off('error', onBroken).off('aborted', onBroken);
       if (err) {
         req.resume(); // read off whatever is left, as body-parser does
         return next(err);
@@ -75,9 +75,8 @@ export function leanJson(limitBytes: number, fallback: RequestHandler): RequestH
       req.body = body;
       finish();
     };
-    const onError = () => finish(new BodyError(400, 'request.aborted', 'request aborted'));
-    const onAborted = onError;
-    req.on('data', onData).on('end', onEnd).on('error', onError).on('aborted', onAborted);
+    const onBroken = () => finish(new BodyError(400, 'request.aborted', 'request aborted'));
+    req.on('data', onData).on('end', onEnd).on('error', onBroken).on('aborted', onBroken);
   };
 }
 
