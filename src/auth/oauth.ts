@@ -41,6 +41,11 @@ export interface OAuthIdentity {
   principal: string;
   /** The human the agent acts for; undefined for a client-credentials token. */
   onBehalfOf: string | undefined;
+  /**
+   * The stable identity of that human: issuer + ' ' + `sub` (DESIGN §6 `on_behalf_of_id`). Every comparison of people
+   * (separation of duties, `per: user` bounds, task identity) uses this, never the display `onBehalfOf`.
+   */
+  onBehalfOfId: string | undefined;
   /** What a session is bound to beyond the principal: issuer and subject (or client, when no human). */
   user: string;
   issuer: string;
@@ -144,6 +149,7 @@ export function createOAuthVerifier(auth: AuthPolicy, opts: VerifierOptions): OA
       return {
         principal,
         onBehalfOf: machine ? undefined : onBehalfOfClaims(payload),
+        onBehalfOfId: machine || !sub ? undefined : `${iss} sub:${sub}`,
         user: machine ? `${iss} client:${clientId ?? sub ?? ''}` : `${iss} sub:${sub}`,
         issuer: iss,
         clientId,

@@ -28,6 +28,12 @@ export interface Principal {
    * bearer tokens and for client-credentials tokens. Never used to authorise: scopes come from the policy principal.
    */
   onBehalfOf?: string | undefined;
+  /**
+   * The stable identity of that human (OAuth: issuer + ' sub:' + `sub`; DESIGN §6 `on_behalf_of_id`): what every
+   * comparison of people uses (separation of duties, `per: user` bounds, the `user` task identity). Undefined
+   * exactly when `onBehalfOf` is.
+   */
+  onBehalfOfId?: string | undefined;
 }
 
 /**

@@ -96,7 +96,7 @@ export function bearerAuth(app: App, oauth: OAuthVerifier | undefined): RequestH
       const principal = app.principal(id.principal);
       if (!principal) throw new TokenRejected('no_principal', `Principal ${id.principal} is not in the policy.`);
       return accept(req, res, next, {
-        principal: { ...principal, onBehalfOf: id.onBehalfOf },
+        principal: { ...principal, onBehalfOf: id.onBehalfOf, onBehalfOfId: id.onBehalfOfId },
         user: id.user,
         via: 'oauth',
         clientId: id.clientId,
@@ -136,7 +136,13 @@ function accept(req: Request, res: Response, next: () => void, a: Authenticated)
     clientId: a.clientId ?? a.principal.name,
     scopes: [...a.principal.scopes],
     ...(a.expiresAt !== undefined ? { expiresAt: a.expiresAt } : {}),
-    extra: { principal: a.principal.name, onBehalfOf: a.principal.onBehalfOf, user: a.user, via: a.via },
+    extra: {
+      principal: a.principal.name,
+      onBehalfOf: a.principal.onBehalfOf,
+      onBehalfOfId: a.principal.onBehalfOfId,
+      user: a.user,
+      via: a.via,
+    },
   };
   next();
 }

@@ -29,7 +29,8 @@ export interface McpEndpoint {
 function principalOf(app: App, req: Pick<Request, 'auth'>): Principal | undefined {
   const p = app.principal((req.auth?.extra?.principal as string | undefined) ?? '');
   const onBehalfOf = req.auth?.extra?.onBehalfOf as string | undefined;
-  return p && (onBehalfOf ? { ...p, onBehalfOf } : p);
+  const onBehalfOfId = req.auth?.extra?.onBehalfOfId as string | undefined;
+  return p && (onBehalfOf || onBehalfOfId ? { ...p, onBehalfOf, onBehalfOfId } : p);
 }
 
 /**
