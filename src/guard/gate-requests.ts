@@ -57,6 +57,7 @@ export const auditGate = (deps: Deps, call: Call, event: string, detail: Record<
     onBehalfOf: call.principal.onBehalfOf,
     traceId: call.traceId,
     sessionId: call.session?.id,
+    taskId: call.task.id,
     tool: call.tool.name,
     detail,
   });
@@ -90,6 +91,7 @@ export function openOrCreate(
     principal: call.principal.name,
     onBehalfOf: call.principal.onBehalfOf,
     sessionId: call.session?.id,
+    taskId: call.task.id,
     tool: call.tool.name,
     args: call.args,
     argsSha,
