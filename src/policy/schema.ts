@@ -174,7 +174,14 @@ const budgetRule = z
  */
 const DEFAULT_BUDGETS = [
   { name: 'fleet-calls-per-hour', window: 'hour', per: 'principal', measure: 'calls', limit: 10_000, alarm_at: 4000 },
-  { name: 'fleet-failures-per-hour', window: 'hour', per: 'principal', measure: 'failures', limit: 2000, alarm_at: 500 },
+  {
+    name: 'fleet-failures-per-hour',
+    window: 'hour',
+    per: 'principal',
+    measure: 'failures',
+    limit: 2000,
+    alarm_at: 500,
+  },
   { name: 'user-calls-per-hour', window: 'hour', per: 'user', measure: 'calls', limit: 200, alarm_at: 60 },
 ] as const;
 
@@ -618,8 +625,7 @@ function deprecations(p: Parsed): { path: string; message: string }[] {
     });
   }
   p.budgets.forEach((b, i) => {
-    if (b.per === 'session')
-      out.push({ path: `budgets.${i}.per`, message: `per: session is read as per: task` });
+    if (b.per === 'session') out.push({ path: `budgets.${i}.per`, message: `per: session is read as per: task` });
   });
   for (const [tool, tp] of Object.entries(p.tools)) {
     tp?.caps.forEach((c, i) => {

@@ -28,7 +28,10 @@ async function start(opts: { maxSessions?: number } = {}) {
     // 8 sessions per principal (the default is 64) keep the eviction tests small.
     policy: policyWith((y) =>
       y
-        .replace('  software_install:\n    tier: approval\n', '  software_install:\n    tier: approval\n    dedupe_window: 0s\n')
+        .replace(
+          '  software_install:\n    tier: approval\n',
+          '  software_install:\n    tier: approval\n    dedupe_window: 0s\n',
+        )
         .replace('session: { max_per_principal: 64 }', 'session: { max_per_principal: 8 }'),
     ),
   });
