@@ -122,7 +122,7 @@ export class OktaStandin extends StandinServer {
       };
     if (p[4] === 'roles')
       return deny('roles') ?? { status: 200, body: [{ type: 'HELP_DESK_ADMIN', status: 'ACTIVE' }] };
-    if (ref === 'me' && p[4] === 'factors') return deny('factors') ?? { status: 200, body: [] };
+    if ((ref === 'me' || ref === 'svc00000') && p[4] === 'factors') return deny('factors') ?? { status: 200, body: [] };
     const u = this.find(ref);
     if (!u) return err(404, 'E0000007', `Not found: Resource not found: ${ref} (User)`);
     if (s.method === 'GET' && p.length === 4) return deny('read') ?? { status: 200, body: this.userJson(u) };
