@@ -47,7 +47,9 @@ async function withCurrent(deps: GuardDeps, call: Call, requestId: string, r: Ca
   const now = await call.tool
     .current(call.args, toolContext(deps, call, { idempotencyKey: requestId, signal: call.signal }))
     .catch(() => undefined);
-  if (!now) return r;
+  // Nothing newer (the same state as stored): the stored result says it already.
+  const stored = r.structuredContent as Record<string, unknown> | undefined;
+  if (!now || (now.data && stored && now.data.state === stored.state)) return r;
   const [first, ...rest] = r.content ?? [];
   const text = first?.type === 'text' ? `${first.text}\nNow: ${now.text}` : `Now: ${now.text}`;
   return {
