@@ -30,6 +30,8 @@ export interface CloudHttpConfig {
   owedWait?: () => number;
   /** Sees every answer (Okta records X-Rate-Limit-Remaining / -Reset). */
   observe?: (res: CloudResponse) => void;
+  /** The vendor's own words for an error answer ("E0000047: API call exceeded rate limit …"), for messages. */
+  said?: (res: CloudResponse) => string;
   /** An answer that means "not yet, retry shortly" (Graph's replication delay). */
   transient?: (res: CloudResponse) => boolean;
 }
@@ -122,7 +124,11 @@ export class CloudHttp {
         const wait = hint ?? this.backoff(attempt);
         const info = { status: 429, rate_limited: true, retry_after_s: Math.ceil(wait / 1000) };
         if (attempt >= max || wait > this.remaining(d))
-          throw new BackendError(`${this.vendor} is rate limiting (429) while ${req.what}; retry later.`, true, info);
+          throw new BackendError(
+            `${this.vendor} is rate limiting (429${this.said(res)}) while ${req.what}; retry later.`,
+            true,
+            info,
+          );
         await this.pause(wait, d, req, info);
         continue;
       }
@@ -154,6 +160,11 @@ export class CloudHttp {
       throw new BackendError(`${this.vendor} returned a link to another host while ${req.what}.`, false);
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     return url;
+  }
+
+  private said(res: CloudResponse): string {
+    const s = this.cfg.said?.(res);
+    return s ? `: ${s}` : '';
   }
 
   remaining(d: Deadline): number {

@@ -224,6 +224,14 @@ describe('Intune adapter', () => {
     expect(graph.groups.get(ACROBAT_GROUP)!.members.size).toBe(1);
   });
 
+  it('assign: user adds the user (found by UPN) to the group instead of the device', async () => {
+    const { intune } = open('\n    assign: user');
+    expect((await intune.install(install, { ...live(), requestId: 'req-user' })).state).toBe('pending');
+    expect([...graph.groups.get(ACROBAT_GROUP)!.members]).toEqual(['u-jdoe']);
+    expect(await intune.findByRequest('req-user', live())).toMatchObject({ state: 'pending' });
+    expect(await intune.findByRequest('req-user', live())).toMatchObject({ state: 'installed' });
+  });
+
   it('probes the token, devices, apps and groups without writing', async () => {
     const { intune } = open();
     graph.permissions.delete('GroupMember.ReadWrite.All');

@@ -109,6 +109,7 @@ describe('Okta directory adapter', () => {
     const r = await rejection(dir().get('jdoe', live()));
     expect(r.retryable).toBe(true);
     expect(r.details).toMatchObject({ rate_limited: true });
+    expect(r.message).toMatch(/E0000047: API call exceeded rate limit/);
     expect(okta.seen).toHaveLength(3); // lookup + reset, then the one refused; none sent while the bucket was spent
   });
 

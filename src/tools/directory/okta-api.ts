@@ -68,6 +68,7 @@ export class OktaApi {
       ...(cfg.retryBaseMs !== undefined ? { retryBaseMs: cfg.retryBaseMs } : {}),
       ...(cfg.fetch ? { fetch: cfg.fetch } : {}),
       rateWait: resetMs,
+      said: oktaSaid,
       observe: (res) => {
         if (res.headers.get('x-rate-limit-remaining') === '0') {
           const wait = resetMs(res);

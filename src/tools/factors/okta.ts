@@ -7,6 +7,7 @@
  */
 import { obj, str } from '../../backends/cloud-http.js';
 import { BackendError, type CallOpts, type ProbeReport } from '../../backends/port.js';
+import { ConfigError } from '../../config.js';
 import { OktaApi, type OktaConfig, type OktaUser } from '../directory/okta-api.js';
 import type { FactorsPort, PushChallenge, PushFactors, PushResult, VerifyOutcome } from './backend.js';
 
@@ -63,7 +64,9 @@ export class OktaFactors implements FactorsPort, PushFactors {
   }
 
   async enroll(): Promise<string> {
-    throw new Error('Okta Verify is enrolled in Okta (End-User Dashboard), not with itguard');
+    throw new ConfigError(
+      'backends.factors is okta: users enrol Okta Verify in Okta (their End-User Dashboard), not with itguard',
+    );
   }
 
   async start(username: string, o: CallOpts): Promise<PushChallenge> {

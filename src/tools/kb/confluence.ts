@@ -88,6 +88,7 @@ export class ConfluenceKb implements KbPort {
       ...(cfg.retryBaseMs !== undefined ? { retryBaseMs: cfg.retryBaseMs } : {}),
       ...(cfg.fetch ? { fetch: cfg.fetch } : {}),
       rateWait: (res) => retryAfterMs(res.headers.get('retry-after')),
+      said: (res) => clip(str(obj(res.body).message) ?? '', 200),
     });
   }
 

@@ -60,6 +60,7 @@ export class Graph {
       ...(cfg.fetch ? { fetch: cfg.fetch } : {}),
       rateWait: (res) => retryAfterMs(res.headers.get('retry-after')),
       transient: replicationDelay,
+      said: (res) => clip([graphError(res).code, graphError(res).message].filter(Boolean).join(': '), 200),
     });
   }
 
