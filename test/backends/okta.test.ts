@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BackendError } from '../../src/backends/port.js';
 import { OktaDirectory } from '../../src/tools/directory/okta.js';
 import { OktaFactors } from '../../src/tools/factors/okta.js';
+import { pushWatchers } from '../../src/guard/push-gate.js';
 import { connect, codeOf, policyWith, silent, testApp, textOf } from '../helpers/harness.js';
 import { OktaStandin } from '../helpers/okta-standin.js';
 
@@ -191,6 +192,44 @@ describe('password_reset through a real MCP client with Okta', () => {
       const admin = await c.call('password_reset', { user: 'root', reason: 'forgot password' });
       expect(codeOf(admin)).toBe('POLICY_DENIED');
       expect(okta.pushes.map((p) => p.user)).toEqual(['rpatel@northwind.example']);
+    } finally {
+      await c.close();
+      app.close();
+    }
+  });
+
+  it('a push answered after the wait: APPROVAL_PENDING, then the approval runs once; a timed-out push denies', async () => {
+    okta.users[0]!.after = 4;
+    const app = testApp({
+      policy: policyWith((y) => OKTA_POLICY()(y).replace('wait_seconds: 5', 'wait_seconds: 0')),
+      env,
+      cloud: { pushPollMs: 10 },
+    });
+    const c = await connect(app);
+    try {
+      const r = await c.call('password_reset', { user: 'jdoe', reason: 'forgot password' });
+      expect(codeOf(r)).toBe('APPROVAL_PENDING');
+      const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
+      expect(okta.mails).toHaveLength(0);
+      await pushWatchers();
+      expect(app.approvals.get(id)!.status).toBe('approved');
+      await app.executorPass();
+      expect(app.approvals.get(id)!.status).toBe('succeeded');
+      expect(okta.mails).toHaveLength(1);
+      const s = await c.call('request_status', { request_id: id });
+      expect(textOf(s)).toMatch(/succeeded[\s\S]*jdoe \(Okta Verify\)/);
+      expect(okta.pushes).toHaveLength(1);
+
+      okta.users[1]!.answer = 'TIMEOUT';
+      okta.users[1]!.groups = ['Everyone'];
+      const t = await c.call('password_reset', { user: 'root', reason: 'forgot password' });
+      expect(codeOf(t)).toBe('APPROVAL_PENDING');
+      await pushWatchers();
+      const tid = (t._meta!['itguard/error'] as { request_id: string }).request_id;
+      expect(app.approvals.get(tid)).toMatchObject({ status: 'denied', note: expect.stringMatching(/did not answer/) });
+      const again = await c.call('password_reset', { user: 'root', reason: 'forgot password' });
+      expect(codeOf(again)).toBe('APPROVAL_DENIED');
+      expect(okta.mails).toHaveLength(1);
     } finally {
       await c.close();
       app.close();
