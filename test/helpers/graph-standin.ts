@@ -209,7 +209,14 @@ export class GraphStandin extends StandinServer {
             'AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value.',
         },
       };
-    const t = `eyJ0eXAiOiJKV1Qi.${randomBytes(24).toString('base64url')}`;
+    // An app-only access token: a JWT whose `roles` claim lists the application permissions granted (consented).
+    const claims = {
+      aud: 'https://graph.microsoft.com',
+      tid: this.tenant,
+      appid: this.clientId,
+      roles: [...this.permissions],
+    };
+    const t = `eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${randomBytes(24).toString('base64url')}`;
     this.tokens.add(t);
     return {
       status: 200,

@@ -17,6 +17,7 @@ import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '.
 import type { DeployJobRow, DeployJobsStore } from '../../store/deploy-jobs-store.js';
 import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from './backend.js';
 import { Graph, graphError, graphFailure, type GraphConfig } from './graph.js';
+import { probeIntune, readInstallStatus } from './intune-status.js';
 
 export interface IntuneConfig extends GraphConfig {
   apps: Readonly<Record<string, { appId: string; groupId: string }>>;
@@ -32,16 +33,6 @@ export interface IntuneConfig extends GraphConfig {
 }
 
 const PLATFORMS: Record<string, Platform> = { windows: 'windows', macos: 'macos', linux: 'linux' };
-const SELECT = [
-  'DeviceId',
-  'DeviceName',
-  'UserPrincipalName',
-  'InstallState',
-  'InstallStateDetail',
-  'ErrorCode',
-  'HexErrorCode',
-];
-
 export class IntuneDeploy implements DeployPort {
   readonly kind = 'intune';
   readonly graph: Graph;
@@ -239,88 +230,12 @@ export class IntuneDeploy implements DeployPort {
   }
 
   private async check(row: DeployJobRow, o: CallOpts): Promise<void> {
-    const what = `reading the install status of ${row.package} on ${row.device_id}`;
-    const res = await this.graph.send(
-      {
-        method: 'POST',
-        path: '/beta/deviceManagement/reports/getDeviceInstallStatusReport',
-        body: {
-          select: SELECT,
-          filter: `(ApplicationId eq '${row.app_id}') and (DeviceId eq '${row.device_id}')`,
-          top: 50,
-        },
-        what,
-      },
-      o,
-    );
-    if (res.status !== 200) throw graphFailure(res, what);
-    const b = obj(res.body);
-    const cols = (Array.isArray(b.Schema) ? b.Schema : []).map((c) => str(obj(c).Column) ?? '');
-    const first = (Array.isArray(b.Values) ? b.Values : [])[0];
-    const at = (c: string): unknown => (Array.isArray(first) ? first[cols.indexOf(c)] : undefined);
-    const state = String(at('InstallState') ?? '').toLowerCase();
-    if (state === 'installed') return this.cfg.jobs!.update(row.id, 'installed', { checked: true });
-    if (state === 'failed') {
-      const hex = str(at('HexErrorCode')) ?? (at('ErrorCode') !== undefined ? String(at('ErrorCode')) : 'unknown');
-      const detail = str(at('InstallStateDetail')) ?? '';
-      return this.cfg.jobs!.update(row.id, 'failed', { error: `${hex}${detail ? `: ${detail}` : ''}`, checked: true });
-    }
-    this.cfg.jobs!.update(row.id, 'pending', { checked: true });
+    const r = await readInstallStatus(this.graph, row, o);
+    this.cfg.jobs!.update(row.id, r.state, { checked: true, ...(r.error ? { error: r.error } : {}) });
   }
 
   async probe(o: CallOpts): Promise<ProbeReport> {
-    const checks: ProbeReport['checks'] = [];
-    const step = async (name: string, run: () => Promise<string | undefined>) => {
-      try {
-        checks.push({ name, ok: true, ...(await run().then((d) => (d ? { detail: d } : {}))) });
-      } catch (e) {
-        checks.push({ name, ok: false, detail: e instanceof Error ? e.message : String(e) });
-      }
-    };
-    const get = async (path: string, what: string, query?: Record<string, string>) => {
-      const res = await this.graph.send({ method: 'GET', path, what, ...(query ? { query } : {}) }, o);
-      if (res.status !== 200) throw graphFailure(res, what);
-      return obj(res.body);
-    };
-    await step(
-      'token (client credentials)',
-      async () => (
-        await this.graph.token(true, {
-          signal: o.signal,
-          caller: o.signal,
-          endsAt: Date.now() + 20_000,
-          timeoutMs: 20_000,
-        }),
-        undefined
-      ),
-    );
-    if (checks[0]!.ok) {
-      await step(
-        'read managed devices (DeviceManagementManagedDevices.Read.All)',
-        async () => (
-          await get('/v1.0/deviceManagement/managedDevices', 'listing managed devices', { $top: '1', $select: 'id' }),
-          undefined
-        ),
-      );
-      for (const [id, a] of Object.entries(this.cfg.apps)) {
-        await step(`app ${id} (DeviceManagementApps.Read.All)`, async () =>
-          str(
-            (await get(`/v1.0/deviceAppManagement/mobileApps/${a.appId}`, `reading the Intune app of ${id}`))
-              .displayName,
-          ),
-        );
-        await step(`group of ${id} (GroupMember.ReadWrite.All)`, async () =>
-          str(
-            (
-              await get(`/v1.0/groups/${a.groupId}`, `reading the assignment group of ${id}`, {
-                $select: 'id,displayName',
-              })
-            ).displayName,
-          ),
-        );
-      }
-    }
-    return { backend: 'deploy:intune', target: this.graph.graphUrl.origin, ok: checks.every((c) => c.ok), checks };
+    return probeIntune(this.graph, this.cfg.apps, this.cfg.assign, o);
   }
 }
 
