@@ -1,12 +1,14 @@
 /**
  * Install jobs of a remote deployment system (table `deploy_jobs`, owner of that table): one per request id,
- * recorded before the first write to the platform, moved along as the platform reports. Licence seats count every
- * job that did not fail or time out.
+ * recorded before the first write to the platform, moved along as the platform reports. Licence seats count the
+ * jobs that did not fail or time out (see `seatsUsed`).
  */
 import { customAlphabet } from 'nanoid';
 import { effectCommit, type Db } from './db.js';
 
 const jobId = customAlphabet('0123456789ABCDEFGHJKLMNPQRSTUVWXYZ', 8);
+
+const REQUESTED_HOLDS_SEAT_MS = 3600_000;
 
 export type DeployJobState = 'requested' | 'pending' | 'installed' | 'failed' | 'timed_out';
 export const FINAL_STATES: readonly DeployJobState[] = ['installed', 'failed', 'timed_out'];
@@ -44,13 +46,17 @@ export class DeployJobsStore {
     return this.db.prepare<[string], DeployJobRow>('SELECT * FROM deploy_jobs WHERE request_id = ?').get(requestId);
   }
 
+  /**
+   * Seats taken: jobs pending or installed, and jobs still `requested` (their Graph writes not yet done) for an hour:
+   * a retry resumes such a job within minutes, and one abandoned after a failure must not hold a seat for ever.
+   */
   seatsUsed(pkg: string): number {
     return (
       this.db
-        .prepare<[string], { n: number }>(
-          "SELECT count(*) AS n FROM deploy_jobs WHERE package = ? AND state NOT IN ('failed', 'timed_out')",
+        .prepare<[string, number], { n: number }>(
+          "SELECT count(*) AS n FROM deploy_jobs WHERE package = ? AND (state IN ('pending', 'installed') OR (state = 'requested' AND created_at > ?))",
         )
-        .get(pkg)?.n ?? 0
+        .get(pkg, this.now() - REQUESTED_HOLDS_SEAT_MS)?.n ?? 0
     );
   }
 

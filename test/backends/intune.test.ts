@@ -224,6 +224,28 @@ describe('Intune adapter', () => {
     expect(graph.groups.get(ACROBAT_GROUP)!.members.size).toBe(1);
   });
 
+  it('licence seats: a full pool refuses; a job abandoned before reaching Intune stops holding its seat after an hour', async () => {
+    const { app, intune } = open();
+    app.db.prepare('UPDATE catalog SET license_pool = 1 WHERE id = ?').run('adobe-acrobat-pro');
+    graph.failNext(
+      1,
+      {
+        status: 429,
+        headers: { 'retry-after': '3600' },
+        body: { error: { code: 'TooManyRequests', message: 'x' } },
+      },
+      (q) => q.path.endsWith('/members/$ref'),
+    );
+    await intune.install(install, { ...live(), requestId: 'req-stuck' }).catch(() => undefined); // stays requested
+    const full = (await intune
+      .install(install, { ...live(), requestId: 'req-next' })
+      .catch((x: unknown) => x)) as BackendError;
+    expect(full.message).toMatch(/licence pool of adobe-acrobat-pro is exhausted/);
+    clock += 2 * 3600_000;
+    expect((await intune.install(install, { ...live(), requestId: 'req-next' })).state).toBe('pending');
+    expect(await intune.seatsUsed('adobe-acrobat-pro')).toBe(1);
+  });
+
   it('assign: user adds the user (found by UPN) to the group instead of the device', async () => {
     const { intune } = open('\n    assign: user');
     expect((await intune.install(install, { ...live(), requestId: 'req-user' })).state).toBe('pending');

@@ -91,12 +91,18 @@ export class Graph {
     }
     const body = obj(await res.json().catch(() => ({})));
     const token = str(body.access_token);
+    if (res.status === 429 || res.status >= 500)
+      throw new BackendError(
+        `The Microsoft identity platform is ${res.status === 429 ? 'throttling' : 'unavailable'} (${res.status}) while issuing a Graph token; retry later.`,
+        true,
+        { status: res.status, ...(res.status === 429 ? { rate_limited: true } : {}) },
+      );
     if (!res.ok || !token) {
       // AADSTS codes name the problem (7000215 wrong secret, 700016 unknown app, 90002 unknown tenant).
       const said = clip(str(body.error_description)?.split('\n')[0] ?? str(body.error) ?? `HTTP ${res.status}`, 200);
       throw new BackendError(
         `Microsoft Graph refused the client credentials (${said}); check tenant_id, client_id and the secret named by client_secret_env.`,
-        res.status >= 500,
+        false,
         { status: res.status, reason: 'auth' },
       );
     }
