@@ -62,6 +62,7 @@ describe('Confluence KB adapter', () => {
       const hits = await kb().search(q, 10, live());
       expect(hits.every((h) => h.category === 'IT')).toBe(true);
     }
+    expect(await kb().search('"?*"', 10, live())).toEqual([]); // nothing but operators: not sent
     expect(wiki.cqls).toHaveLength(tries.length);
     for (const cql of wiki.cqls) expect(cql.startsWith('space in ("IT") AND type = page AND text ~ "')).toBe(true);
     expect(confinedCql(['IT'], 'a"b\\c OR x')).toBe('space in ("IT") AND type = page AND text ~ "a b c OR x"');

@@ -105,6 +105,7 @@ export class ConfluenceKb implements KbPort {
 
   async search(query: string, limit: number, o: CallOpts): Promise<KbHit[]> {
     const hits: KbHit[] = [];
+    if (cqlLiteral(query) === '""') return hits; // only operators: nothing to search for
     const what = 'searching the knowledge base';
     let req: CloudRequest | undefined = {
       method: 'GET',
