@@ -26,6 +26,7 @@ import { budgetsView, breakerView, capsView, taskView } from './guard/caps-view.
 import type { Backends } from './tools/backends.js';
 import { ALL_TOOLS } from './tools/index.js';
 import { buildAll, buildBackends, type Embedded } from './backends/build.js';
+import type { CloudTuning } from './backends/cloud.js';
 import { config } from './config.js';
 import { stateCodec, stateKey } from './guard/mrtr.js';
 import { MetaStore } from './store/meta-store.js';
@@ -46,6 +47,8 @@ export interface AppOptions {
   stateTtlSeconds?: number;
   /** Where backend secrets are read from (the variables the policy names); default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Poll intervals of the cloud adapters (Okta push, Intune job status); tests shorten them. */
+  cloud?: CloudTuning;
 }
 
 export interface App extends GuardDeps {
@@ -92,7 +95,7 @@ export function openStores(
   dbPath: string,
   policy: Policy,
   now: () => number = Date.now,
-  o: { env?: NodeJS.ProcessEnv; log?: Logger } = {},
+  o: { env?: NodeJS.ProcessEnv; log?: Logger; cloud?: CloudTuning } = {},
 ): Stores {
   const db = openDb(dbPath, { durability: policy.durability });
   // The embedded backends' effects are made durable by the strict commit of their outcome records (store/db.ts).
@@ -122,7 +125,7 @@ export function openApp(opts: AppOptions): App {
     opts.dbPath,
     opts.policy,
     now,
-    { log, ...(opts.env ? { env: opts.env } : {}) },
+    { log, ...(opts.env ? { env: opts.env } : {}), ...(opts.cloud ? { cloud: opts.cloud } : {}) },
   );
   try {
     buildAll(backends);

@@ -362,4 +362,28 @@ export const migrations: readonly string[] = [
   CREATE INDEX audit_task ON audit(task_id, seq);
   ALTER TABLE approvals ADD COLUMN task_id TEXT;
   `,
+  // 11 (cloud adapters): install jobs of a remote deployment system (Intune), tracked by itguard (DESIGN §8): the
+  // job is recorded as `requested` before the first Graph write (a retry resumes it, never starts another), becomes
+  // `pending` once the device (or user) is in the app's assignment group, and ends `installed`, `failed` (with the
+  // platform's error) or `timed_out`, as read from the install status report.
+  `
+  CREATE TABLE deploy_jobs (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    backend TEXT NOT NULL,
+    username TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    package TEXT NOT NULL,
+    version TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('requested', 'pending', 'installed', 'failed', 'timed_out')),
+    error TEXT,
+    note TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    checked_at INTEGER
+  );
+  CREATE INDEX deploy_jobs_package ON deploy_jobs(package, state);
+  `,
 ];
