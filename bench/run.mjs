@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: measures itguard against the quality bars of DESIGN §9, each next to a baseline measured in
  * the same run, prints a table and rewrites docs/benchmarks.md. Plain ESM over the compiled code in ../dist.
- * Parts can be run alone (node bench/run.mjs [read] [write] [cold] [kb] [caps]); the doc is rewritten only by a
+ * Parts can be run alone (node bench/run.mjs [read] [write] [cold] [kb] [caps] [tasks]); the doc is rewritten only by a
  * full run, and not at all with --no-write-doc; BENCH_QUICK=1 is a short smoke run of every piece (see QUICK).
  */
 import { execFileSync } from 'node:child_process';
@@ -10,6 +10,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { capsScale } from './lib/caps-scale.mjs';
+import { taskScale } from './lib/task-scale.mjs';
 import { coldStart, nodeOnlyStart } from './lib/cold-start.mjs';
 import { kbScale } from './lib/kb-scale.mjs';
 import { consoleTable, markdown, summaryRows } from './lib/report.mjs';
@@ -28,6 +29,7 @@ const KB = QUICK
   ? { small: { searches: 200, warmup: 20 }, large: { articles: 20_000, searches: 50, warmup: 10 } }
   : { small: { searches: 2_000, warmup: 200 }, large: { articles: 100_000, searches: 500, warmup: 50 } };
 const CAPS = QUICK ? { sizes: [0, 10_000], rounds: 1, strictIterations: 20, fastIterations: 100 } : {};
+const TASKS = QUICK ? { sizes: [0, 10_000], rounds: 1, iterations: 200 } : {};
 
 const args = process.argv.slice(2);
 const wanted = args.filter((a) => !a.startsWith('--'));
@@ -113,6 +115,10 @@ if (want('kb')) {
 if (want('caps')) {
   log('\n5. cap check vs audit rows');
   r.caps = await capsScale({ ...CAPS, progress: log });
+}
+if (want('tasks')) {
+  log('\n6. task admission (admit + settle) vs open tasks');
+  r.tasks = await taskScale({ ...TASKS, progress: log });
 }
 const elapsedS = (performance.now() - t0) / 1000;
 machine['Load average at end (1/5/15 min)'] = load1();

@@ -87,6 +87,19 @@ export function summaryRows(r) {
       ok: growth <= 1.25,
     });
   }
+  if (r.tasks) {
+    const first = r.tasks[0];
+    const last = r.tasks[r.tasks.length - 1];
+    const growth = median(last.us) / median(first.us);
+    rows.push({
+      name: `Task admission (admit+settle) at 0 → ${last.size.toLocaleString('en-US')} open tasks`,
+      baseline: `0 open: ${fmt(median(first.us), 0)} µs`,
+      itguard: `${last.size.toLocaleString('en-US')} open: ${fmt(median(last.us), 0)} µs`,
+      result: `${fmt(growth, 2)}× (p99 ${fmt(percentile(first.us, 99), 0)} → ${fmt(percentile(last.us, 99), 0)} µs)`,
+      target: 'flat (≤ 1.25×)',
+      ok: growth <= 1.25,
+    });
+  }
   // An informational row (reported, no verdict) reads INFO and is never counted as a miss.
   return rows.map((x) => ({ ...x, verdict: x.info ? 'INFO' : verdict(x.ok) }));
 }
@@ -332,6 +345,23 @@ ${mdTable(
 ${r.caps[0].fast.length} fast and ${r.caps[0].strict.length} strict pairs per size.
 
 ${mdTable(['audit rows', 'fast median µs', 'fast mean µs', 'fast p99 µs', 'strict median µs', 'strict mean µs', 'strict p99 µs'], r.caps.map(row))}
+`);
+  }
+  if (r.tasks) {
+    const row = (c) => [
+      c.size.toLocaleString('en-US'),
+      c.open.toLocaleString('en-US'),
+      fmt(median(c.us), 1),
+      fmt(mean(c.us), 1),
+      fmt(percentile(c.us, 99), 1),
+    ];
+    out.push(`### 6. Task admission (admit + settle) vs open tasks
+
+One call's admission (fleet breaker, task row, the three default windowed budgets, the identical-call count) and its
+settle, under \`durability: fast\` (the check's own cost), half joining an open task and half starting a new one;
+${r.tasks[0].us.length} calls per size.
+
+${mdTable(['open tasks at start', 'task rows at end', 'median µs', 'mean µs', 'p99 µs'], r.tasks.map(row))}
 `);
   }
   return `${out.join('\n').trimEnd()}\n`;
