@@ -79,3 +79,29 @@ describe('policy lint: approver_can_request', () => {
     for (const t of writes) expect(WRITE_TOOLS[t.name]).toMatchObject({ scope: t.scope, tier: t.tier });
   });
 });
+
+describe('policy lint: deprecated_key (the session: bounds of earlier policies)', () => {
+  it('reads session: bounds as task: bounds, per: session as per: task, and says so; task: wins where both are set', () => {
+    const p = policyWith((y) =>
+      y
+        .replace(/^task:\n( {2}.*\n)+/m, 'task: { max_calls: 12 }\n')
+        .replace('session: { max_per_principal: 64 }', 'session: { max_calls: 99, max_identical_calls: 7 }')
+        .replace('loop: { tripped_tasks_per_hour: 10 }', 'loop: { identical_per_hour: 20, failures_in_a_row: 10 }')
+        .replace('per: user, limit: 200', 'per: session, limit: 200'),
+    );
+    expect(p.task).toMatchObject({ maxCalls: 12, maxIdenticalCalls: 7, maxConsecutiveFailures: 5 });
+    expect(p.session.maxPerPrincipal).toBe(64);
+    expect(p.loop.trippedTasksPerHour).toBe(10);
+    expect(p.budgets.find((b) => b.name === 'user-calls-per-hour')?.per).toBe('task');
+    const w = policyWarnings(p).filter((x) => x.code === 'deprecated_key');
+    expect(w.map((x) => (x.code === 'deprecated_key' ? x.path : ''))).toEqual([
+      'session.max_calls',
+      'session.max_identical_calls',
+      'loop.identical_per_hour',
+      'loop.failures_in_a_row',
+      'budgets.2.per',
+    ]);
+    expect(w[0]!.message).toMatch(/ignored: task\.max_calls is set/);
+    expect(w[1]!.message).toMatch(/read as task\.max_identical_calls/);
+  });
+});
