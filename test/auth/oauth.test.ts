@@ -74,6 +74,8 @@ describe('a valid access token', () => {
     expect(id).toEqual({
       principal: 'helpdesk-agent',
       onBehalfOf: 'alice@example.com',
+      onBehalfOfId: `${idp.issuer} sub:alice`,
+      email: 'alice@example.com',
       user: `${idp.issuer} sub:alice`,
       issuer: idp.issuer,
       clientId: 'mcp-client',
