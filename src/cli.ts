@@ -55,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
       task: { type: 'string' },
       tripped: { type: 'boolean' },
       probe: { type: 'boolean' },
+      'expect-head': { type: 'string' },
     },
   });
   const flags: Flags = {

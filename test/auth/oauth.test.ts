@@ -75,6 +75,7 @@ describe('a valid access token', () => {
       principal: 'helpdesk-agent',
       onBehalfOf: 'alice@example.com',
       onBehalfOfId: `${idp.issuer} sub:alice`,
+      email: 'alice@example.com',
       user: `${idp.issuer} sub:alice`,
       issuer: idp.issuer,
       clientId: 'mcp-client',

@@ -284,9 +284,7 @@ describe('software_install through a real MCP client with Intune', () => {
       expect(graph.memberAdds).toHaveLength(0); // nothing reaches Intune before the approval
       const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
       expect(JSON.parse(app.approvals.get(id)!.args)).toMatchObject({ device_id: JDOE_LAPTOP });
-      expect(
-        app.approvals.decide(id, true, { name: 'console:it-approver', principal: 'it-approver' }, undefined),
-      ).toMatchObject({ ok: true });
+      expect(app.approvals.decide(id, true, { name: 'console:it-approver' }, undefined)).toMatchObject({ ok: true });
       await app.executorPass();
       const done = app.approvals.get(id)!;
       expect(done.status).toBe('succeeded');

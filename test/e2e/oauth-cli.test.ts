@@ -59,6 +59,7 @@ describe('serve --http with auth: (built CLI)', () => {
       body: '{}',
     });
     expect(none.status).toBe(401);
+    await none.text();
     expect(none.headers.get('www-authenticate')).toBe(
       'Bearer resource_metadata="https://itguard.test/.well-known/oauth-protected-resource/mcp"',
     );
@@ -84,6 +85,7 @@ describe('serve --http with auth: (built CLI)', () => {
       body: '{}',
     });
     expect(noPrincipal.status).toBe(403);
+    await noPrincipal.text(); // read to the end, so the pooled connection is not left mid-response
 
     const tail = runCli(['audit', 'tail', '--n', '5', '--db', db, '--policy', policy]);
     expect(tail.stdout).toMatch(/call\.intent +helpdesk-agent +ticket_create .* for=alice@example\.com/);

@@ -14,6 +14,7 @@ import express from 'express';
 import type { App } from '../../src/app.js';
 import { createOAuthVerifier } from '../../src/auth/oauth.js';
 import { authOf, bearerAuth } from '../../src/http/auth.js';
+import { decide } from '../../src/guard/decide.js';
 import { startHttp, type HttpOptions, type RunningHttp } from '../../src/http/app.js';
 import { policyWith, testApp, textOf, codeOf } from '../helpers/harness.js';
 import { startIdp, type TestIdp } from '../helpers/idp.js';
@@ -128,6 +129,59 @@ describe('Protected Resource Metadata (RFC 9728)', () => {
     const r = await post(url);
     expect(r.status).toBe(401);
     expect(r.headers.get('www-authenticate')).toBe('Bearer realm="itguard"');
+    expect(await r.json()).toEqual({
+      jsonrpc: '2.0',
+      id: null,
+      error: {
+        code: -32000,
+        message:
+          'Unauthorized: This endpoint needs Authorization: Bearer <token>. Create a token with `itguard token create --principal NAME`, and configure the MCP client to send it as Authorization: Bearer <token>.',
+        data: {
+          http_status: 401,
+          error: 'invalid_token',
+          error_description: 'This endpoint needs Authorization: Bearer <token>.',
+        },
+      },
+    });
+  });
+
+  it('a revoked static token reads as one in the SDK client: the error carries the sentence to act on', async () => {
+    const { app, url } = await start({ auth: '' });
+    const t = app.tokens.create('helpdesk-agent', 'test');
+    app.tokens.revoke(t.id, 'cli:test');
+    const err = await mcp(url, t.token).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(/Unknown or revoked itguard token\. Create a token with `itguard token create/);
+  });
+
+  it('without an auth: block, the OAuth discovery and registration paths say in JSON that static tokens are taken', async () => {
+    await start({ auth: '' });
+    const paths: [string, string][] = [
+      ['GET', '/.well-known/oauth-authorization-server'],
+      ['GET', '/.well-known/oauth-authorization-server/mcp'],
+      ['GET', '/.well-known/openid-configuration'],
+      ['GET', '/mcp/.well-known/openid-configuration'],
+      ['GET', '/.well-known/oauth-protected-resource'],
+      ['GET', '/.well-known/oauth-protected-resource/mcp'],
+      ['POST', '/register'],
+    ];
+    for (const [method, path] of paths) {
+      const r = await fetch(`${http!.url}${path}`, {
+        method,
+        headers: { origin: 'https://evil.example', 'content-type': 'application/json' },
+        ...(method === 'POST' ? { body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:9/cb'] }) } : {}),
+      });
+      expect(r.status, path).toBe(404);
+      expect(r.headers.get('content-type'), path).toMatch(/^application\/json/);
+      expect(await r.json(), path).toEqual({
+        error: 'oauth_not_supported',
+        error_description: expect.stringMatching(
+          /does not use OAuth: it takes static bearer tokens\. Create one with `itguard token create/,
+        ),
+      });
+    }
   });
 });
 
@@ -162,7 +216,12 @@ describe('401 and 403 on /mcp', () => {
       const r = await post(url, token);
       expect(r.status, description).toBe(401);
       expect(r.headers.get('www-authenticate')).toBe(challenge(description));
-      expect(await r.json()).toEqual({ error: 'invalid_token', error_description: description });
+      const body = (await r.json()) as { jsonrpc: string; id: null; error: { message: string; data: unknown } };
+      expect(body).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32000 } });
+      expect(body.error.data).toEqual({ http_status: 401, error: 'invalid_token', error_description: description });
+      expect(body.error.message).toBe(
+        `Unauthorized: ${description} Create a token with \`itguard token create --principal NAME\`, or sign in again with the identity provider to get a new access token, and configure the MCP client to send it as Authorization: Bearer <token>.`,
+      );
     }
     clock = decodeJwt(expired).exp! * 1000 + 61_000;
     const late = await post(url, expired);
@@ -185,10 +244,14 @@ describe('401 and 403 on /mcp', () => {
     const r = await post(url, await idp.userToken('carol'));
     expect(r.status).toBe(403);
     expect(r.headers.get('www-authenticate')).toBeNull();
-    expect(await r.json()).toEqual({
-      error: 'access_denied',
-      error_description:
-        'The access token\'s "itguard_principal" claim (auth.principal_claim) names no principal of this server.',
+    const description =
+      'The access token\'s "itguard_principal" claim (auth.principal_claim) names no principal of this server.';
+    expect(await r.json()).toMatchObject({
+      jsonrpc: '2.0',
+      error: {
+        message: `Forbidden: ${description} Ask IT to map your account to an itguard principal.`,
+        data: { http_status: 403, error: 'access_denied', error_description: description },
+      },
     });
   });
 
@@ -322,7 +385,11 @@ describe('a valid token over a real MCP client', () => {
     expect(page).toContain('<span data-testid="on-behalf-of">alice@example.com</span>');
 
     expect(
-      app.approvals.decide(id, true, { name: 'console:it-approver', principal: 'it-approver' }, undefined).ok,
+      decide(app, {
+        id,
+        approve: true,
+        actor: { name: 'console:it-approver', via: 'console', principal: 'it-approver' },
+      }).ok,
     ).toBe(true);
     await expect.poll(() => app.approvals.get(id)!.status, { timeout: 5000 }).toBe('succeeded');
     const run = [...app.auditStore.iterate()].filter((x) => x.session_id === `executor:${id}`);
@@ -390,6 +457,49 @@ describe('the approver console with OAuth', () => {
     expect([...app.auditStore.iterate()].filter((x) => x.event === 'console.login').map((x) => x.on_behalf_of)).toEqual(
       ['dana@example.com', 'irene@example.com'],
     );
+  });
+
+  it('compares people by issuer + sub: the same person never approves their own request, whatever their token carries', async () => {
+    const { app, url } = await start();
+    const agentToken = await idp.forge({
+      sub: 'dana',
+      email: 'dana@example.com',
+      aud: AUDIENCE,
+      scope: 'itguard',
+      client_id: 'mcp-client',
+      itguard_principal: 'helpdesk-agent',
+    });
+    const { client, call } = await mcp(url, agentToken);
+    const r = await call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason: 'dana needs it' });
+    const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
+    await client.close();
+    expect(app.approvals.get(id)!.on_behalf_of_id).toBe(`${idp.issuer} sub:dana`);
+
+    const approverClaims = { aud: AUDIENCE, scope: 'itguard', itguard_principal: 'it-approver' };
+    const variants = [
+      { sub: 'dana' }, // no email claim: displayed as "dana"
+      { sub: 'dana', email: 'dana@example.com', email_verified: false },
+      { sub: 'dana', email: 'Dana@Example.com' },
+      { sub: 'dana-2nd-account', email: 'DANA@example.COM' }, // another subject, the same address in other case
+    ];
+    for (const v of variants) {
+      const signedIn = await consoleLogin(await idp.forge({ ...approverClaims, ...v }));
+      expect(signedIn.status).toBe(303);
+      const page = await consoleDecide(signedIn.cookie!, id, 'approve');
+      expect(page).toContain(`${id}: You cannot approve a request an agent made on your behalf.`);
+      expect(app.approvals.get(id)!.status).toBe('pending');
+    }
+    // Every refusal is in the audit, with who tried and why.
+    const refusals = [...app.auditStore.iterate()].filter((x) => x.event === 'approval.refused');
+    expect(refusals).toHaveLength(variants.length);
+    expect(refusals.every((x) => x.code === 'own_behalf' && x.actor === 'console:it-approver')).toBe(true);
+    expect(JSON.parse(refusals[0]!.detail!)).toMatchObject({ request_id: id, decision: 'approve', via: 'console' });
+    expect(app.auditStore.verify().ok).toBe(true);
+
+    // Someone else approves it; the request then runs.
+    const irene = await consoleLogin(await idp.userToken('irene'));
+    await consoleDecide(irene.cookie!, id, 'approve');
+    expect(app.approvals.get(id)!.status).not.toBe('pending');
   });
 
   it('refuses a machine token, a token for a principal without approvals:decide, a bad token, and static tokens when they are off', async () => {
