@@ -61,8 +61,8 @@ function rulesByTool(rules: readonly BudgetRule[]): (tool: string) => BudgetRule
   return (tool) => cache.get(tool) ?? unnarrowed;
 }
 
-const loopDetected = (message: string, details: Record<string, unknown>) =>
-  new GuardError('LOOP_DETECTED', message, { details });
+const loopDetected = (message: string, details: Record<string, unknown>, next?: string) =>
+  new GuardError('LOOP_DETECTED', message, next === undefined ? { details } : { details, next });
 
 /** The per-task bounds in the store's units; a tool may narrow identical calls and failures in a row. */
 export function taskBounds(policy: Pick<Policy, 'task'>, call: Pick<Call, 'toolPolicy'>): TaskBounds {
@@ -85,6 +85,7 @@ function trippedError(call: Call, level: 'principal' | 'task', trip: Trip, idleM
     return loopDetected(
       `The fleet breaker stopped every call of principal ${call.principal.name}: ${trip.why}. It clears at ${clears}, or when IT resets it (itguard breaker reset ${call.principal.name}).`,
       { rule: trip.rule, level, tripped_at: iso(trip.trippedAt), clears_at: clears },
+      `Many conversations of this agent are failing at once; IT has been alerted. Tell the user to try again after ${clears}.`,
     );
   }
   return new GuardError(
