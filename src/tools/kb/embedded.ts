@@ -5,7 +5,8 @@
 import type { CallOpts, ProbeReport } from '../../backends/port.js';
 import type { Db } from '../../store/db.js';
 import type { Article, KbHit, KbPort } from './backend.js';
-import { type Concept, type Lexicon, planQuery } from './query.js';
+import { type Alternative, type Concept, type Lexicon, planQuery } from './query.js';
+import { scoreCandidates } from './rank.js';
 import { KbSynonymStore } from './synonym-store.js';
 import { words } from './synonyms.js';
 
@@ -25,6 +26,19 @@ export function toFtsQuery(alternatives: string[][]): string | undefined {
   return alternatives.length ? alternatives.map((p) => `"${p.join(' ')}"`).join(' OR ') : undefined;
 }
 
+/** How many of FTS5's best matches the second stage (rank.ts) orders. */
+const CANDIDATES = 20;
+
+interface Candidate {
+  rowid: number;
+  id: string;
+  title: string;
+  category: string;
+  tags: string;
+  questions: string;
+  body: string;
+}
+
 /** A term found in more than this share of articles carries little weight in BM25 but costs a score per match. */
 const COMMON_SHARE = 0.2;
 /** Below this many articles scoring every match is cheap, and each term matters: no pruning. */
@@ -33,7 +47,10 @@ const PRUNE_FROM = 2000;
 export class EmbeddedKb implements KbPort, KbStore {
   readonly kind = 'embedded';
   readonly synonyms: KbSynonymStore;
-  private readonly searchStmt;
+  private readonly candidateStmt;
+  private readonly snippetStmt;
+  private readonly lengthStmt;
+  private avgLen: number[] | undefined;
   private readonly getStmt;
   private readonly dfStmt;
   private total: number | undefined;
@@ -46,16 +63,21 @@ export class EmbeddedKb implements KbPort, KbStore {
 
   constructor(private readonly db: Db) {
     this.synonyms = new KbSynonymStore(db);
-    // ORDER BY rank (with bm25 weights set through `rank MATCH`) lets FTS5 sort internally and stop at LIMIT,
-    // so snippet() runs only for the rows returned, not for every match.
-    this.searchStmt = db.prepare<[string, number], KbHit>(
-      `SELECT a.id, a.title, a.category, s.snippet, s.score
-         FROM (SELECT rowid, snippet(kb_fts, 3, '[[', ']]', ' … ', 24) AS snippet, rank AS score
-                 FROM kb_fts
+    // First stage: FTS5 ranks every match by bm25 (weights set through `rank MATCH`, so it sorts internally and
+    // stops at LIMIT) and hands over the best candidates' text; rank.ts orders them; snippets only for those shown.
+    this.candidateStmt = db.prepare<[string, number], Candidate>(
+      `SELECT a.rowid, a.id, a.title, a.category, a.tags, a.questions, a.body
+         FROM (SELECT rowid, rank FROM kb_fts
                 WHERE kb_fts MATCH ? AND rank MATCH 'bm25(${COLUMN_WEIGHTS.join(', ')})'
                 ORDER BY rank LIMIT ?) s
          JOIN kb_articles a ON a.rowid = s.rowid
-        ORDER BY s.score`,
+        ORDER BY s.rank`,
+    );
+    this.snippetStmt = db.prepare<[string, number], { snippet: string }>(
+      "SELECT snippet(kb_fts, 3, '[[', ']]', ' … ', 24) AS snippet FROM kb_fts WHERE kb_fts MATCH ? AND rowid = ?",
+    );
+    this.lengthStmt = db.prepare<[], { t: number; g: number; q: number; b: number }>(
+      'SELECT avg(length(title)) AS t, avg(length(tags)) AS g, avg(length(questions)) AS q, avg(length(body)) AS b FROM kb_articles',
     );
     this.dfStmt = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM kb_fts WHERE kb_fts MATCH ?');
     this.getStmt = db.prepare<[string], Omit<Article, 'tags' | 'questions'> & { tags: string; questions: string }>(
@@ -87,23 +109,49 @@ export class EmbeddedKb implements KbPort, KbStore {
 
   /** The search itself, synchronous (FTS5 in-process): the port's search and the benchmarks call it. */
   find(query: string, limit: number): KbHit[] {
-    this.count(); // refreshes the cached counts (and the vocabulary file) once a minute
-    const fts = toFtsQuery(this.prune(planQuery(query, this.synonyms.current(), this.lexicon)));
+    const n = this.count(); // refreshes the cached counts (and the vocabulary file) once a minute
+    const concepts = this.prune(planQuery(query, this.synonyms.current(), this.lexicon));
+    const fts = toFtsQuery(concepts.flat().map((a) => a.words));
     if (!fts) return [];
-    // FTS5's bm25() is negative, lower better: shown as a positive relevance, higher better.
-    return this.searchStmt.all(fts, limit).map((h) => ({ ...h, score: Math.max(0, Math.round(-h.score * 1000) / 1000) }));
+    const cands = this.candidateStmt.all(fts, Math.max(limit, CANDIDATES));
+    const scores = scoreCandidates(
+      concepts,
+      cands.map((c) => [c.title, c.tags, c.questions, c.body]),
+      (p) => this.docFreq(p),
+      { n, avgLen: this.fieldLengths(), weights: COLUMN_WEIGHTS },
+    );
+    return cands
+      .map((c, i) => ({ c, i, score: scores[i]! }))
+      .sort((x, y) => y.score - x.score || x.i - y.i)
+      .slice(0, limit)
+      .map(({ c, score }) => ({
+        id: c.id,
+        title: c.title,
+        category: c.category,
+        snippet: this.snippetStmt.get(fts, c.rowid)?.snippet ?? '',
+        score: Math.max(0, Math.round(score * 1000) / 1000),
+      }));
   }
 
   /** Drops alternatives most articles contain (low IDF) in a large KB: ranking barely changes and far fewer matches are scored. */
-  private prune(concepts: Concept[]): string[][] {
-    const alts = concepts.flat();
+  private prune(concepts: Concept[]): Concept[] {
     const total = this.count();
-    if (alts.length <= 1 || total < PRUNE_FROM) return alts;
-    const df = alts.map((p) => this.docFreq(p));
-    const rare = alts.filter((_, i) => df[i]! > 0 && df[i]! <= total * COMMON_SHARE);
-    if (rare.length) return rare;
-    const best = df.indexOf(Math.min(...df.filter((n) => n > 0)));
-    return best >= 0 ? [alts[best]!] : [];
+    const alts = concepts.flat();
+    if (alts.length <= 1 || total < PRUNE_FROM) return concepts;
+    const df = (a: Alternative) => this.docFreq(a.words);
+    const kept = concepts.map((c) => c.filter((a) => df(a) > 0 && df(a) <= total * COMMON_SHARE)).filter((c) => c.length);
+    if (kept.length) return kept;
+    // Only common words: the rarest one alone.
+    const rarest = alts.filter((a) => df(a) > 0).sort((a, b) => df(a) - df(b))[0];
+    return rarest ? [[rarest]] : [];
+  }
+
+  private fieldLengths(): number[] {
+    if (!this.avgLen) {
+      const r = this.lengthStmt.get();
+      this.avgLen = [r?.t ?? 1, r?.g ?? 1, r?.q ?? 1, r?.b ?? 1];
+    }
+    return this.avgLen;
   }
 
   article(id: string): Article | undefined {
@@ -140,6 +188,7 @@ export class EmbeddedKb implements KbPort, KbStore {
       this.countedAt = now;
       this.dfs.clear();
       this.vocab = undefined;
+      this.avgLen = undefined;
       this.synonyms.refresh();
     }
     return this.total;
@@ -149,6 +198,7 @@ export class EmbeddedKb implements KbPort, KbStore {
     this.total = undefined;
     this.dfs.clear();
     this.vocab = undefined;
+    this.avgLen = undefined;
   }
 
   /**

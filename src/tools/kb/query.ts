@@ -16,11 +16,20 @@ const STOPWORDS = new Set(
   ('a an and are as at be been but by can cannot could did do does doing for from had has have having how i if in into is it its ' +
     'me my no not of on or our so than that the their them then there these they this those to too up us was we were what when ' +
     'where which while who why will with would you your ' +
-    "cant wont dont doesnt didnt isnt im ive id s t am any anymore just now please still myself").split(' '),
+    "cant wont dont doesnt didnt isnt im ive id s t am any anymore just now please still myself " +
+    'isn don doesn didn won wasn aren couldn shouldn wouldn haven hasn ll re ve d').split(' '),
 );
 
 export type Phrase = string[];
-export type Concept = Phrase[];
+/** One way of saying a concept: the words typed weigh 1, a synonym SYNONYM_WEIGHT, a spelling correction less. */
+export interface Alternative {
+  words: Phrase;
+  weight: number;
+}
+export type Concept = Alternative[];
+
+export const SYNONYM_WEIGHT = 0.8;
+export const CORRECTION_WEIGHT = 0.6;
 
 /** How the adapter tells the planner what its index holds (for spelling correction). */
 export interface Lexicon {
@@ -44,15 +53,16 @@ export function planQuery(query: string, syn: Synonyms, lex?: Lexicon): Concept[
     let n = Math.min(syn.longest, toks.length - i);
     for (; n >= 1; n--) if ((alts = lookup(toks.slice(i, i + n)))) break;
     if (alts) {
-      concepts.push(alts.map((p) => [...p]));
+      concepts.push(alts.map((p, k) => ({ words: [...p], weight: k === 0 ? 1 : SYNONYM_WEIGHT })));
       i += n;
       continue;
     }
     const w = toks[i++]!;
     if (STOPWORDS.has(w) && !onlyStop) continue;
+    // A word no article holds may be misspelt: its correction is searched too (not expanded: a wrong guess
+    // at a real word, "nagging" read as "lagging", must not pull in a whole group).
     const fixed = lex && correctable(w) && !lex.has(w) ? correct(w, lex.vocabulary()) : undefined;
-    const viaFix = fixed ? lookup([fixed]) : undefined;
-    concepts.push(viaFix ? [[w], ...viaFix.map((p) => [...p])] : fixed ? [[w], [fixed]] : [[w]]);
+    concepts.push([{ words: [w], weight: 1 }, ...(fixed ? [{ words: [fixed], weight: CORRECTION_WEIGHT }] : [])]);
   }
   return bounded(concepts);
 }
@@ -63,8 +73,8 @@ function bounded(concepts: Concept[]): Concept[] {
   const out: Concept[] = [];
   let total = 0;
   for (const c of concepts) {
-    const kept = c.filter((p) => {
-      const k = p.join(' ');
+    const kept = c.filter((a) => {
+      const k = a.words.join(' ');
       if (seen.has(k) || total >= MAX_ALTERNATIVES) return false;
       seen.add(k);
       total += 1;

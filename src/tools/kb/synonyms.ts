@@ -25,15 +25,21 @@ const fileSchema = z.strictObject({
 export const words = (s: string): string[] => s.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
 
 /**
- * A crude English stem for matching the query against the file only (the index has its own stemmer):
- * "passwords" and "password", "blocked" and "block", "locking" and "lock" meet.
+ * A crude English stem for matching words outside the index (the vocabulary file, the re-ranking in rank.ts;
+ * the index has its own stemmer): "passwords" and "password", "blocked", "blocking" and "block", "dropped" and
+ * "drop", "changes" and "change" meet.
  */
 export function fold(w: string): string {
-  if (w.length > 4 && w.endsWith('ies')) return `${w.slice(0, -3)}y`;
-  if (w.length > 5 && w.endsWith('ing')) return w.slice(0, -3);
-  if (w.length > 4 && w.endsWith('ed')) return w.slice(0, -2);
-  if (w.length > 3 && w.endsWith('s') && !w.endsWith('ss')) return w.slice(0, -1);
-  return w;
+  let s = w;
+  if (s.length > 4 && s.endsWith('ies')) s = `${s.slice(0, -3)}y`;
+  else if (s.length > 3 && s.endsWith('s') && !s.endsWith('ss') && !s.endsWith('us')) s = s.slice(0, -1);
+  const cut = s.length > 5 && s.endsWith('ing') ? 3 : s.length > 4 && s.endsWith('ed') ? 2 : 0;
+  if (cut) {
+    s = s.slice(0, -cut);
+    if (s.length > 3 && s.at(-1) === s.at(-2) && !'lsz'.includes(s.at(-1)!)) s = s.slice(0, -1);
+  }
+  if (s.length > 3 && s.endsWith('e')) s = s.slice(0, -1);
+  return s;
 }
 
 const key = (ws: string[]): string => ws.map(fold).join(' ');
