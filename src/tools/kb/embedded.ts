@@ -8,7 +8,8 @@ import type { Article, KbHit, KbPort } from './backend.js';
 import { type Alternative, type Concept, type Lexicon, planQuery } from './query.js';
 import { scoreCandidates } from './rank.js';
 import { KbSynonymStore } from './synonym-store.js';
-import { words } from './synonyms.js';
+import { snippet } from './snippet.js';
+import { fold, words } from './synonyms.js';
 
 export type { Article, KbHit } from './backend.js';
 
@@ -27,7 +28,7 @@ export function toFtsQuery(alternatives: string[][]): string | undefined {
 }
 
 /** How many of FTS5's best matches the second stage (rank.ts) orders. */
-const CANDIDATES = 20;
+const CANDIDATES = 10;
 
 interface Candidate {
   rowid: number;
@@ -41,6 +42,8 @@ interface Candidate {
 
 /** A term found in more than this share of articles carries little weight in BM25 but costs a score per match. */
 const COMMON_SHARE = 0.2;
+/** Synonyms per concept searched in a KB of PRUNE_FROM articles or more. */
+const LARGE_KB_SYNONYMS = 2;
 /** Below this many articles scoring every match is cheap, and each term matters: no pruning. */
 const PRUNE_FROM = 2000;
 
@@ -48,7 +51,6 @@ export class EmbeddedKb implements KbPort, KbStore {
   readonly kind = 'embedded';
   readonly synonyms: KbSynonymStore;
   private readonly candidateStmt;
-  private readonly snippetStmt;
   private readonly lengthStmt;
   private avgLen: number[] | undefined;
   private readonly getStmt;
@@ -64,7 +66,7 @@ export class EmbeddedKb implements KbPort, KbStore {
   constructor(private readonly db: Db) {
     this.synonyms = new KbSynonymStore(db);
     // First stage: FTS5 ranks every match by bm25 (weights set through `rank MATCH`, so it sorts internally and
-    // stops at LIMIT) and hands over the best candidates' text; rank.ts orders them; snippets only for those shown.
+    // stops at LIMIT) and hands over the best candidates' text; rank.ts orders them; snippet.ts cuts the excerpts.
     this.candidateStmt = db.prepare<[string, number], Candidate>(
       `SELECT a.rowid, a.id, a.title, a.category, a.tags, a.questions, a.body
          FROM (SELECT rowid, rank FROM kb_fts
@@ -72,9 +74,6 @@ export class EmbeddedKb implements KbPort, KbStore {
                 ORDER BY rank LIMIT ?) s
          JOIN kb_articles a ON a.rowid = s.rowid
         ORDER BY s.rank`,
-    );
-    this.snippetStmt = db.prepare<[string, number], { snippet: string }>(
-      "SELECT snippet(kb_fts, 3, '[[', ']]', ' … ', 24) AS snippet FROM kb_fts WHERE kb_fts MATCH ? AND rowid = ?",
     );
     this.lengthStmt = db.prepare<[], { t: number; g: number; q: number; b: number }>(
       'SELECT avg(length(title)) AS t, avg(length(tags)) AS g, avg(length(questions)) AS q, avg(length(body)) AS b FROM kb_articles',
@@ -120,6 +119,7 @@ export class EmbeddedKb implements KbPort, KbStore {
       (p) => this.docFreq(p),
       { n, avgLen: this.fieldLengths(), weights: COLUMN_WEIGHTS },
     );
+    const wanted = new Set(concepts.flatMap((c) => c.flatMap((a) => a.words.map(fold))));
     return cands
       .map((c, i) => ({ c, i, score: scores[i]! }))
       .sort((x, y) => y.score - x.score || x.i - y.i)
@@ -128,21 +128,40 @@ export class EmbeddedKb implements KbPort, KbStore {
         id: c.id,
         title: c.title,
         category: c.category,
-        snippet: this.snippetStmt.get(fts, c.rowid)?.snippet ?? '',
+        snippet: snippet(c.body, wanted),
         score: Math.max(0, Math.round(score * 1000) / 1000),
       }));
   }
 
-  /** Drops alternatives most articles contain (low IDF) in a large KB: ranking barely changes and far fewer matches are scored. */
+  /**
+   * In a large KB, drops what costs most and weighs least: alternatives most articles contain (low IDF), and
+   * phrases with such a word in them ("log in": FTS5 walks every article holding "in" to check positions; a
+   * phrase typed is searched as its other words instead). Each concept then keeps the words typed and at most
+   * LARGE_KB_SYNONYMS synonyms, in the vocabulary file's order: FTS5's bm25 visits every phrase for every match.
+   */
   private prune(concepts: Concept[]): Concept[] {
     const total = this.count();
-    const alts = concepts.flat();
-    if (alts.length <= 1 || total < PRUNE_FROM) return concepts;
-    const df = (a: Alternative) => this.docFreq(a.words);
-    const kept = concepts.map((c) => c.filter((a) => df(a) > 0 && df(a) <= total * COMMON_SHARE)).filter((c) => c.length);
+    if (concepts.flat().length <= 1 || total < PRUNE_FROM) return concepts;
+    const common = (words: string[]) => this.docFreq(words) > total * COMMON_SHARE;
+    const kept: Concept[] = [];
+    for (const c of concepts) {
+      let synonyms = 0;
+      const alts: Alternative[] = [];
+      for (const a of c) {
+        const split = a.words.length > 1 && a.words.some((w) => common([w]));
+        const parts = split ? (a.weight === 1 ? a.words.filter((w) => !common([w])).map((w) => [w]) : []) : [a.words];
+        for (const words of parts) {
+          if (this.docFreq(words) === 0 || common(words)) continue;
+          if (a.weight !== 1 && synonyms++ >= LARGE_KB_SYNONYMS) continue;
+          alts.push({ words, weight: a.weight });
+        }
+      }
+      if (alts.length) kept.push(alts);
+    }
     if (kept.length) return kept;
     // Only common words: the rarest one alone.
-    const rarest = alts.filter((a) => df(a) > 0).sort((a, b) => df(a) - df(b))[0];
+    const found = concepts.flat().filter((a) => this.docFreq(a.words) > 0);
+    const rarest = found.sort((a, b) => this.docFreq(a.words) - this.docFreq(b.words))[0];
     return rarest ? [[rarest]] : [];
   }
 

@@ -6,7 +6,7 @@
  * little less than the words typed (query.ts sets the weights). The first stage (FTS5 bm25 over every alternative) only picks candidates.
  */
 import type { Concept, Phrase } from './query.js';
-import { fold, words } from './synonyms.js';
+import { fold } from './synonyms.js';
 
 /** BM25's usual constants: term-frequency saturation and length normalisation. */
 const K1 = 1.2;
@@ -21,30 +21,42 @@ export interface FieldStats {
   weights: readonly number[];
 }
 
-/** A field as folded words, with where each word occurs. */
+/** Where the query's words occur in one field (folded word → token positions), and the field's length. */
 interface Field {
   len: number;
-  at: Map<string, number[]>;
-  toks: string[];
+  at: Map<string, Set<number>>;
 }
 
-function field(text: string): Field {
-  const toks = words(text).map(fold);
-  const at = new Map<string, number[]>();
-  toks.forEach((t, i) => {
-    const l = at.get(t);
-    if (l) l.push(i);
-    else at.set(t, [i]);
-  });
-  return { len: text.length, at, toks };
+/**
+ * Only the words the query asks about are folded and kept: fold() never changes a word's first two letters,
+ * so the others are skipped on those alone (a body is hundreds of words, a query a handful).
+ */
+function field(text: string, wanted: ReadonlySet<string>, heads: ReadonlySet<string>): Field {
+  const at = new Map<string, Set<number>>();
+  let i = 0;
+  for (const m of text.toLowerCase().matchAll(/[\p{L}\p{N}]+/gu)) {
+    const t = m[0];
+    if (heads.has(t.slice(0, 2))) {
+      const f = fold(t);
+      if (wanted.has(f)) {
+        const l = at.get(f);
+        if (l) l.add(i);
+        else at.set(f, new Set([i]));
+      }
+    }
+    i += 1;
+  }
+  return { len: text.length, at };
 }
 
 /** How often the phrase (folded words) occurs in the field. */
 function occurrences(f: Field, p: readonly string[]): number {
   const starts = f.at.get(p[0]!);
   if (!starts) return 0;
-  if (p.length === 1) return starts.length;
-  return starts.filter((s) => p.every((w, k) => f.toks[s + k] === w)).length;
+  if (p.length === 1) return starts.size;
+  let n = 0;
+  for (const s of starts) if (p.every((w, k) => f.at.get(w)?.has(s + k))) n += 1;
+  return n;
 }
 
 /**
@@ -64,8 +76,10 @@ export function scoreCandidates(
       return { folded: a.words.map(fold), idf: idf * a.weight };
     }),
   );
+  const wanted = new Set(alts.flatMap((c) => c.flatMap((a) => a.folded)));
+  const heads = new Set([...wanted].map((w) => w.slice(0, 2)));
   return candidates.map((texts) => {
-    const fields = texts.map(field);
+    const fields = texts.map((t) => field(t, wanted, heads));
     let score = 0;
     for (const c of alts) {
       let best = 0;
