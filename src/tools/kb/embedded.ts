@@ -42,6 +42,8 @@ interface Candidate {
 
 /** A term found in more than this share of articles carries little weight in BM25 but costs a score per match. */
 const COMMON_SHARE = 0.2;
+/** In a large KB a synonym held by more than this share of articles is not searched (little weight, many matches). */
+const SYNONYM_SHARE = 0.05;
 /** Synonyms per concept searched in a KB of PRUNE_FROM articles or more. */
 const LARGE_KB_SYNONYMS = 2;
 /** Below this many articles scoring every match is cheap, and each term matters: no pruning. */
@@ -151,7 +153,8 @@ export class EmbeddedKb implements KbPort, KbStore {
         const split = a.words.length > 1 && a.words.some((w) => common([w]));
         const parts = split ? (a.weight === 1 ? a.words.filter((w) => !common([w])).map((w) => [w]) : []) : [a.words];
         for (const words of parts) {
-          if (this.docFreq(words) === 0 || common(words)) continue;
+          const df = this.docFreq(words);
+          if (df === 0 || df > total * (a.weight === 1 ? COMMON_SHARE : SYNONYM_SHARE)) continue;
           if (a.weight !== 1 && synonyms++ >= LARGE_KB_SYNONYMS) continue;
           alts.push({ words, weight: a.weight });
         }
@@ -203,11 +206,16 @@ export class EmbeddedKb implements KbPort, KbStore {
   count(): number {
     const now = Date.now();
     if (this.total === undefined || now - this.countedAt > 60_000) {
-      this.total = (this.db.prepare('SELECT count(*) AS n FROM kb_articles').get() as { n: number }).n;
+      const n = (this.db.prepare('SELECT count(*) AS n FROM kb_articles').get() as { n: number }).n;
+      // The word list and field lengths cost a pass over every article: kept while the count holds (an edit
+      // by another process only makes a spelling suggestion or a length norm a little stale until then).
+      if (n !== this.total) {
+        this.vocab = undefined;
+        this.avgLen = undefined;
+      }
+      this.total = n;
       this.countedAt = now;
       this.dfs.clear();
-      this.vocab = undefined;
-      this.avgLen = undefined;
       this.synonyms.refresh();
     }
     return this.total;

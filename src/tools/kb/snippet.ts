@@ -8,10 +8,13 @@ import { fold } from './synonyms.js';
 const WINDOW = 24;
 
 export function snippet(body: string, wanted: ReadonlySet<string>): string {
+  const heads = new Set([...wanted].map((w) => w.slice(0, 2)));
   const spans: { start: number; end: number; hit: string | undefined }[] = [];
   for (const m of body.matchAll(/[\p{L}\p{N}]+/gu)) {
-    const f = fold(m[0].toLowerCase());
-    spans.push({ start: m.index, end: m.index + m[0].length, hit: wanted.has(f) ? f : undefined });
+    const t = m[0].toLowerCase();
+    // fold() keeps a word's first two letters: the rest are not folded at all.
+    const f = heads.has(t.slice(0, 2)) ? fold(t) : undefined;
+    spans.push({ start: m.index, end: m.index + m[0].length, hit: f !== undefined && wanted.has(f) ? f : undefined });
   }
   if (!spans.length) return '';
   // The first window with the most distinct query words.
