@@ -74,7 +74,7 @@ export function parseSynonyms(text: string, file: string): Synonyms {
   };
   for (const [i, g] of r.data.groups.entries()) {
     const members = g.map(words);
-    if (members.some((m) => !m.length)) throw new Error(`${file}: groups.${i}: every entry needs a letter or digit`);
+    if (members.some((m) => !m.length)) throw new Error(`${file}: groups[${i}]: every entry needs a letter or digit`);
     for (const m of members) add(m, members);
   }
   for (const [from, to] of Object.entries(r.data.expand)) {
