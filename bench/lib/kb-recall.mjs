@@ -42,6 +42,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     ['held-out.json', r.heldOut],
   ]) {
     for (const m of s.misses) console.log(`${m.rank || '-'}\t${m.id}\t${m.got.join(',')}\t${m.q}`);
-    console.log(`${name}: ${s.n} questions on ${r.articles} articles: recall@1 ${s.at1.toFixed(3)}, recall@3 ${s.at3.toFixed(3)}`);
+    console.log(
+      `${name}: ${s.n} questions on ${r.articles} articles: recall@1 ${s.at1.toFixed(3)}, recall@3 ${s.at3.toFixed(3)}`,
+    );
   }
 }

@@ -17,4 +17,8 @@ export interface Recall {
 export const QUESTIONS_FILE: string;
 export const HELD_OUT_FILE: string;
 export function loadQuestions(file?: string): EvalQuestion[];
-export function scoreRecall(questions: EvalQuestion[], find: (q: string, limit: number) => { id: string }[], limit?: number): Recall;
+export function scoreRecall(
+  questions: EvalQuestion[],
+  find: (q: string, limit: number) => { id: string }[],
+  limit?: number,
+): Recall;

@@ -149,7 +149,9 @@ export function kb(flags: Flags): number {
     if (flags.json) printJson({ ...r, synonyms });
     else {
       out(`imported ${articles.length} article(s) from ${dir}: ${r.added} added, ${r.updated} updated`);
-      out(`vocabulary: version ${syn.version}, ${syn.groupCount} group(s), ${file ? 'imported from' : 'kept:'} ${file ? file.file : vocab.source()}`);
+      out(
+        `vocabulary: version ${syn.version}, ${syn.groupCount} group(s), ${file ? 'imported from' : 'kept:'} ${file ? file.file : vocab.source()}`,
+      );
     }
     return 0;
   } catch (e) {

@@ -56,7 +56,9 @@ describe('itguard kb import', () => {
     const first = runCli(['kb', 'import', dir, '--db', db]);
     expect(first.stdout).toMatch(/vocabulary: version 4, 1 group\(s\), imported from .*synonyms\.yaml/);
     rmSync(join(dir, 'synonyms.yaml'));
-    expect(runCli(['kb', 'import', dir, '--db', db]).stdout).toMatch(/vocabulary: version 4, 1 group\(s\), kept: imported from/);
+    expect(runCli(['kb', 'import', dir, '--db', db]).stdout).toMatch(
+      /vocabulary: version 4, 1 group\(s\), kept: imported from/,
+    );
     writeFileSync(join(dir, 'synonyms.yaml'), 'version: 5\ngroups:\n  - [lonely]\n');
     const bad = runCli(['kb', 'import', dir, '--db', db]);
     expect(bad.code).toBe(2);

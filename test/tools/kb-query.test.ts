@@ -23,7 +23,9 @@ describe('the vocabulary file', () => {
   it('refuses a bad file, naming the file, the field and the rule', () => {
     expect(() => parseSynonyms('groups: []', 'x.yaml')).toThrow(/x\.yaml: version: /);
     expect(() => parseSynonyms('version: 1\ngroups:\n  - [alone]', 'x.yaml')).toThrow(/x\.yaml: groups\[0\]: /);
-    expect(() => parseSynonyms('version: 1\ngroups:\n  - [a, b]\n  - [ok, "!!"]', 'x.yaml')).toThrow(/groups\[1\]: every entry needs a letter/);
+    expect(() => parseSynonyms('version: 1\ngroups:\n  - [a, b]\n  - [ok, "!!"]', 'x.yaml')).toThrow(
+      /groups\[1\]: every entry needs a letter/,
+    );
     expect(() => parseSynonyms('version: 1\nextra: 1', 'x.yaml')).toThrow(/extra: unknown key/);
     expect(() => parseSynonyms('version: [', 'x.yaml')).toThrow(/x\.yaml: not YAML/);
   });
@@ -64,7 +66,10 @@ describe('planQuery', () => {
   });
 
   it('adds a lighter spelling correction for a word the KB lacks, without expanding it', () => {
-    const vocab = new Map([['password', 5], ['blocked', 1]]);
+    const vocab = new Map([
+      ['password', 5],
+      ['blocked', 1],
+    ]);
     const lex = { has: (w: string) => vocab.has(w), vocabulary: () => vocab };
     const c = planQuery('forgot pasword', syn, lex);
     expect(words(c)).toEqual([['forgot'], ['pasword', 'password']]);
@@ -76,7 +81,12 @@ describe('planQuery', () => {
 });
 
 describe('spelling', () => {
-  const vocab = new Map([['outlook', 9], ['receive', 4], ['printer', 7], ['printers', 2]]);
+  const vocab = new Map([
+    ['outlook', 9],
+    ['receive', 4],
+    ['printer', 7],
+    ['printers', 2],
+  ]);
   it('takes the most common word one edit away (drop, add, change, swap)', () => {
     expect(correct('outlok', vocab)).toBe('outlook');
     expect(correct('recieve', vocab)).toBe('receive');
@@ -94,7 +104,11 @@ describe('scoreCandidates', () => {
   const df = () => 3;
   it('counts a concept once however many of its synonyms an article holds', () => {
     const concepts = [
-      [{ words: ['size', 'limit'], weight: 1 }, { words: ['too', 'big'], weight: 0.8 }, { words: ['large', 'file'], weight: 0.8 }],
+      [
+        { words: ['size', 'limit'], weight: 1 },
+        { words: ['too', 'big'], weight: 0.8 },
+        { words: ['large', 'file'], weight: 0.8 },
+      ],
       [{ words: ['inbox'], weight: 1 }],
     ];
     const [many, both] = scoreCandidates(
@@ -110,7 +124,15 @@ describe('scoreCandidates', () => {
   });
   it('weighs the title above the body', () => {
     const c = [[{ words: ['vpn'], weight: 1 }]];
-    const [title, body] = scoreCandidates(c, [['VPN notes', '', '', 'text'], ['Notes', '', '', 'vpn text']], df, stats);
+    const [title, body] = scoreCandidates(
+      c,
+      [
+        ['VPN notes', '', '', 'text'],
+        ['Notes', '', '', 'vpn text'],
+      ],
+      df,
+      stats,
+    );
     expect(title!).toBeGreaterThan(body!);
   });
 });

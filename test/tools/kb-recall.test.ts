@@ -20,10 +20,31 @@ describe('kb_search recall on the demo KB', () => {
   it('the evaluation set is what it says: at least 60 questions, every demo article, labels true', () => {
     expect(questions.length).toBeGreaterThanOrEqual(60);
     expect(new Set(questions.map((q) => q.id)).size).toBe(60);
-    const stop = new Set(['a', 'an', 'the', 'to', 'in', 'on', 'of', 'for', 'or', 'and', 'with', 'is', 'my', 'your', 'as', 'from', 'how']);
+    const stop = new Set([
+      'a',
+      'an',
+      'the',
+      'to',
+      'in',
+      'on',
+      'of',
+      'for',
+      'or',
+      'and',
+      'with',
+      'is',
+      'my',
+      'your',
+      'as',
+      'from',
+      'how',
+    ]);
     for (const q of questions.filter((x) => x.kind === 'no-title-word')) {
       const title = new Set(words(kb.article(q.id)!.title).filter((w) => !stop.has(w)));
-      expect(words(q.q).filter((w) => title.has(w)), q.q).toEqual([]);
+      expect(
+        words(q.q).filter((w) => title.has(w)),
+        q.q,
+      ).toEqual([]);
     }
   });
 

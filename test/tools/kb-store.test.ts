@@ -33,7 +33,14 @@ describe('migration of the KB tables', () => {
       raw.pragma(`user_version = ${KB_MIGRATION}`);
       raw
         .prepare('INSERT INTO kb_articles (id, title, category, tags, body, updated) VALUES (?, ?, ?, ?, ?, ?)')
-        .run('KB-7', 'Stapler jams', 'hardware', 'stapler office', 'Open the stapler and remove the bent staple.', '2026-01-01');
+        .run(
+          'KB-7',
+          'Stapler jams',
+          'hardware',
+          'stapler office',
+          'Open the stapler and remove the bent staple.',
+          '2026-01-01',
+        );
       raw.close();
       const db = openDb(file);
       expect(db.pragma('user_version', { simple: true })).toBe(migrations.length);
@@ -56,9 +63,9 @@ describe('questions: front matter', () => {
       'a.md',
     );
     expect(a.questions).toEqual(['how do I frobnicate the gizmo']);
-    expect(() => parseArticle('---\nid: KB-1\ntitle: t\ncategory: x\nupdated: 2026-01-01\nquestions: [""]\n---\n', 'b.md')).toThrow(
-      /b\.md: questions\[0\]/,
-    );
+    expect(() =>
+      parseArticle('---\nid: KB-1\ntitle: t\ncategory: x\nupdated: 2026-01-01\nquestions: [""]\n---\n', 'b.md'),
+    ).toThrow(/b\.md: questions\[0\]/);
     const kb = new EmbeddedKb(openDb(':memory:'));
     kb.upsert([a, article('KB-2', 'Other', 'Mentions frobnicate once in the body.')]);
     expect(kb.find('frobnicate', 5).map((h) => h.id)).toEqual(['KB-1', 'KB-2']);
