@@ -96,3 +96,39 @@ describe('the vocabulary file in the database', () => {
     }
   });
 });
+
+describe('any text as a query', () => {
+  it('never throws (no FTS5 syntax from user text, phrases included) and never scores below 0', async () => {
+    const fc = await import('fast-check');
+    const { seedDemo } = await import('../../src/demo/seed.js');
+    const db = openDb(':memory:');
+    seedDemo(db);
+    const kb = new EmbeddedKb(db);
+    const vocab = [
+      'locked out',
+      'team inbox',
+      '"',
+      'NEAR(',
+      '*',
+      'OR',
+      'AND',
+      '-',
+      ':',
+      '^',
+      'pasword',
+      'wi-fi',
+      'ǅ',
+      '\u0301',
+    ];
+    const query = fc.array(fc.oneof(fc.constantFrom(...vocab), fc.string({ unit: 'binary', maxLength: 12 })), {
+      maxLength: 40,
+    });
+    fc.assert(
+      fc.property(query, (parts) => {
+        for (const h of kb.find(parts.join(' ').slice(0, 500), 20)) expect(h.score).toBeGreaterThanOrEqual(0);
+      }),
+      { numRuns: 300, seed: 20261206 },
+    );
+    db.close();
+  });
+});
