@@ -132,3 +132,13 @@ describe('any text as a query', () => {
     db.close();
   });
 });
+
+describe('spelling correction reads the unstemmed word index', () => {
+  it('finds a misspelt word by its neighbour, and follows updates of the articles', () => {
+    const kb = new EmbeddedKb(openDb(':memory:'));
+    kb.upsert([article('KB-1', 'Outlook crashes', 'Repair the profile.'), article('KB-2', 'Printers', 'Add one.')]);
+    expect(kb.find('outlok', 5).map((h) => h.id)).toEqual(['KB-1']);
+    kb.upsert([article('KB-1', 'Mail client crashes', 'Repair the profile.')]);
+    expect(kb.find('outlok', 5)).toEqual([]);
+  });
+});

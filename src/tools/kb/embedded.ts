@@ -9,7 +9,7 @@ import { type Alternative, type Concept, type Lexicon, planQuery } from './query
 import { scoreCandidates } from './rank.js';
 import { KbSynonymStore } from './synonym-store.js';
 import { snippet } from './snippet.js';
-import { fold, words } from './synonyms.js';
+import { fold } from './synonyms.js';
 
 export type { Article, KbHit } from './backend.js';
 
@@ -59,10 +59,10 @@ export class EmbeddedKb implements KbPort, KbStore {
   private readonly dfStmt;
   private total: number | undefined;
   private countedAt = 0;
-  private vocab: Map<string, number> | undefined;
+  private readonly wordStmt;
   private readonly lexicon: Lexicon = {
     has: (w) => this.docFreq([w]) > 0,
-    vocabulary: () => (this.vocab ??= this.readVocabulary()),
+    articles: (w) => this.wordStmt.get(w)?.n ?? 0,
   };
 
   constructor(private readonly db: Db) {
@@ -77,6 +77,7 @@ export class EmbeddedKb implements KbPort, KbStore {
          JOIN kb_articles a ON a.rowid = s.rowid
         ORDER BY s.rank`,
     );
+    this.wordStmt = db.prepare<[string], { n: number }>('SELECT doc AS n FROM kb_words_vocab WHERE term = ?');
     this.lengthStmt = db.prepare<[], { t: number; g: number; q: number; b: number }>(
       'SELECT avg(length(title)) AS t, avg(length(tags)) AS g, avg(length(questions)) AS q, avg(length(body)) AS b FROM kb_articles',
     );
@@ -207,12 +208,9 @@ export class EmbeddedKb implements KbPort, KbStore {
     const now = Date.now();
     if (this.total === undefined || now - this.countedAt > 60_000) {
       const n = (this.db.prepare('SELECT count(*) AS n FROM kb_articles').get() as { n: number }).n;
-      // The word list and field lengths cost a pass over every article: kept while the count holds (an edit
-      // by another process only makes a spelling suggestion or a length norm a little stale until then).
-      if (n !== this.total) {
-        this.vocab = undefined;
-        this.avgLen = undefined;
-      }
+      // The field lengths cost a pass over every article: kept while the count holds (an edit by another
+      // process only makes a length norm a little stale until then).
+      if (n !== this.total) this.avgLen = undefined;
       this.total = n;
       this.countedAt = now;
       this.dfs.clear();
@@ -224,7 +222,6 @@ export class EmbeddedKb implements KbPort, KbStore {
   private forget(): void {
     this.total = undefined;
     this.dfs.clear();
-    this.vocab = undefined;
     this.avgLen = undefined;
   }
 
@@ -242,16 +239,6 @@ export class EmbeddedKb implements KbPort, KbStore {
       this.dfs.set(k, n);
     }
     return n;
-  }
-
-  /** Every word of every article (unstemmed) and how many articles hold it: read only when a query word is unknown. */
-  private readVocabulary(): Map<string, number> {
-    const vocab = new Map<string, number>();
-    const rows = this.db.prepare<[], { t: string }>(
-      "SELECT title || ' ' || tags || ' ' || questions || ' ' || body AS t FROM kb_articles",
-    );
-    for (const { t } of rows.iterate()) for (const w of new Set(words(t))) vocab.set(w, (vocab.get(w) ?? 0) + 1);
-    return vocab;
   }
 
   private readonly dfs = new Map<string, number>();

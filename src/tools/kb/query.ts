@@ -35,8 +35,8 @@ export const CORRECTION_WEIGHT = 0.6;
 export interface Lexicon {
   /** Does any article hold this word (as the index matches it, stemmed)? */
   has(word: string): boolean;
-  /** The KB's words and how many articles hold each; read only when a word is unknown. */
-  vocabulary(): ReadonlyMap<string, number>;
+  /** How many articles hold this word as written (unstemmed); asked only for the neighbours of an unknown word. */
+  articles(word: string): number;
 }
 
 /** At most this many alternatives in all: a long query stays one bounded index search. */
@@ -61,7 +61,7 @@ export function planQuery(query: string, syn: Synonyms, lex?: Lexicon): Concept[
     if (STOPWORDS.has(w) && !onlyStop) continue;
     // A word no article holds may be misspelt: its correction is searched too (not expanded: a wrong guess
     // at a real word, "nagging" read as "lagging", must not pull in a whole group).
-    const fixed = lex && correctable(w) && !lex.has(w) ? correct(w, lex.vocabulary()) : undefined;
+    const fixed = lex && correctable(w) && !lex.has(w) ? correct(w, (c) => lex.articles(c)) : undefined;
     concepts.push([{ words: [w], weight: 1 }, ...(fixed ? [{ words: [fixed], weight: CORRECTION_WEIGHT }] : [])]);
   }
   return bounded(concepts);

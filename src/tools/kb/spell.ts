@@ -20,13 +20,13 @@ function* edits1(w: string): Generator<string> {
 
 export const correctable = (w: string): boolean => w.length >= 4 && w.length <= 30 && /^[a-z]+$/.test(w);
 
-/** The best replacement for `word` among `vocab` (word → number of articles holding it), if any. */
-export function correct(word: string, vocab: ReadonlyMap<string, number>): string | undefined {
+/** The best replacement for `word`, given how many articles hold a word as written (`articles`), if any. */
+export function correct(word: string, articles: (w: string) => number): string | undefined {
   if (!correctable(word)) return undefined;
   let best: string | undefined;
   let bestN = 0;
-  for (const c of edits1(word)) {
-    const n = vocab.get(c) ?? 0;
+  for (const c of new Set(edits1(word))) {
+    const n = articles(c);
     if (n > bestN || (n === bestN && n > 0 && best !== undefined && c < best)) {
       best = c;
       bestN = n;
