@@ -1,6 +1,7 @@
 /**
- * Knowledge base on SQLite FTS5: porter stemming, field-weighted BM25 (title, then tags and the questions an
- * article answers, then body), the IT vocabulary file and spelling correction (query.ts), highlighted snippets.
+ * Knowledge base on SQLite FTS5 (porter stemming): the query planned by query.ts (IT vocabulary file, spelling),
+ * candidates by FTS5's field-weighted bm25 (title, then tags and the questions an article answers, then body),
+ * ordered by rank.ts, excerpts cut by snippet.ts. See docs/architecture.md, "KB search".
  */
 import type { CallOpts, ProbeReport } from '../../backends/port.js';
 import type { Db } from '../../store/db.js';
