@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { planQuery } from '../../src/tools/kb/query.js';
 import { scoreCandidates } from '../../src/tools/kb/rank.js';
 import { snippet } from '../../src/tools/kb/snippet.js';
-import { correct } from '../../src/tools/kb/spell.js';
+import { correct, withinOneEdit } from '../../src/tools/kb/spell.js';
 import { BUNDLED_SYNONYMS, EMPTY_SYNONYMS, fold, parseSynonyms } from '../../src/tools/kb/synonyms.js';
 
 const syn = parseSynonyms(
@@ -70,7 +70,10 @@ describe('planQuery', () => {
       ['password', 5],
       ['blocked', 1],
     ]);
-    const lex = { has: (w: string) => vocab.has(w), articles: (w: string) => vocab.get(w) ?? 0 };
+    const lex = {
+      has: (w: string) => vocab.has(w),
+      wordsStartingWith: (p: string) => [...vocab].filter(([t]) => t.startsWith(p)).map(([term, n]) => ({ term, n })),
+    };
     const c = planQuery('forgot pasword', syn, lex);
     expect(words(c)).toEqual([['forgot'], ['pasword', 'password']]);
     expect(c[1]![1]!.weight).toBeLessThan(0.8);
@@ -87,11 +90,14 @@ describe('spelling', () => {
     ['printer', 7],
     ['printers', 2],
   ]);
-  const n = (w: string) => vocab.get(w) ?? 0;
+  const n = [...vocab].map(([term, count]) => ({ term, n: count }));
   it('takes the most common word one edit away (drop, add, change, swap)', () => {
     expect(correct('outlok', n)).toBe('outlook');
     expect(correct('recieve', n)).toBe('receive');
     expect(correct('printerr', n)).toBe('printer');
+    expect(correct('otulook', n)).toBe('outlook');
+    expect(withinOneEdit('recieve', 'receive')).toBe(true);
+    expect(withinOneEdit('recieve', 'reserve')).toBe(false);
   });
   it('leaves codes, short words and unknown words as typed', () => {
     expect(correct('0x80070005', n)).toBeUndefined();

@@ -63,8 +63,20 @@ export class EmbeddedKb implements KbPort, KbStore {
   private readonly wordStmt;
   private readonly lexicon: Lexicon = {
     has: (w) => this.docFreq([w]) > 0,
-    articles: (w) => this.wordStmt.get(w)?.n ?? 0,
+    // Letters only ([a-z]): '{' is the character after 'z', so the range holds every word with the prefix.
+    wordsStartingWith: (p) => this.wordStmt.iterate(p, `${p}{`),
+    corrected: (w, find) => {
+      // A correction reads a range of the word index: kept like the word counts, as long as they are.
+      let c = this.corrections.get(w);
+      if (c === undefined) {
+        c = find() ?? null;
+        if (this.corrections.size >= 10_000) this.corrections.clear();
+        this.corrections.set(w, c);
+      }
+      return c ?? undefined;
+    },
   };
+  private readonly corrections = new Map<string, string | null>();
 
   constructor(private readonly db: Db) {
     this.synonyms = new KbSynonymStore(db);
@@ -78,7 +90,9 @@ export class EmbeddedKb implements KbPort, KbStore {
          JOIN kb_articles a ON a.rowid = s.rowid
         ORDER BY s.rank`,
     );
-    this.wordStmt = db.prepare<[string], { n: number }>('SELECT doc AS n FROM kb_words_vocab WHERE term = ?');
+    this.wordStmt = db.prepare<[string, string], { term: string; n: number }>(
+      'SELECT term, doc AS n FROM kb_words_vocab WHERE term >= ? AND term < ?',
+    );
     this.lengthStmt = db.prepare<[], { t: number; g: number; q: number; b: number }>(
       'SELECT avg(length(title)) AS t, avg(length(tags)) AS g, avg(length(questions)) AS q, avg(length(body)) AS b FROM kb_articles',
     );
@@ -215,6 +229,7 @@ export class EmbeddedKb implements KbPort, KbStore {
       this.total = n;
       this.countedAt = now;
       this.dfs.clear();
+      this.corrections.clear();
       this.synonyms.refresh();
     }
     return this.total;
@@ -223,6 +238,7 @@ export class EmbeddedKb implements KbPort, KbStore {
   private forget(): void {
     this.total = undefined;
     this.dfs.clear();
+    this.corrections.clear();
     this.avgLen = undefined;
   }
 

@@ -4,7 +4,7 @@
  * the KB's own words. The result is a list of concepts, each a list of alternatives (phrases of one or more
  * words); an adapter writes them in its own query language, never parsing user text as syntax.
  */
-import { correct, correctable } from './spell.js';
+import { correct, correctable, correctionPrefix } from './spell.js';
 import { fold, type Synonyms, words } from './synonyms.js';
 
 /**
@@ -35,8 +35,10 @@ export const CORRECTION_WEIGHT = 0.6;
 export interface Lexicon {
   /** Does any article hold this word (as the index matches it, stemmed)? */
   has(word: string): boolean;
-  /** How many articles hold this word as written (unstemmed); asked only for the neighbours of an unknown word. */
-  articles(word: string): number;
+  /** The KB's words (as written, unstemmed) starting with `prefix`, and how many articles hold each. */
+  wordsStartingWith(prefix: string): Iterable<{ term: string; n: number }>;
+  /** Optional memo of corrections: `find` computes the correction of `word` when the adapter has none kept. */
+  corrected?(word: string, find: () => string | undefined): string | undefined;
 }
 
 /** At most this many alternatives in all: a long query stays one bounded index search. */
@@ -61,7 +63,8 @@ export function planQuery(query: string, syn: Synonyms, lex?: Lexicon): Concept[
     if (STOPWORDS.has(w) && !onlyStop) continue;
     // A word no article holds may be misspelt: its correction is searched too (not expanded: a wrong guess
     // at a real word, "nagging" read as "lagging", must not pull in a whole group).
-    const fixed = lex && correctable(w) && !lex.has(w) ? correct(w, (c) => lex.articles(c)) : undefined;
+    const fix = () => correct(w, lex!.wordsStartingWith(correctionPrefix(w)));
+    const fixed = lex && correctable(w) && !lex.has(w) ? (lex.corrected ? lex.corrected(w, fix) : fix()) : undefined;
     concepts.push([{ words: [w], weight: 1 }, ...(fixed ? [{ words: [fixed], weight: CORRECTION_WEIGHT }] : [])]);
   }
   return bounded(concepts);

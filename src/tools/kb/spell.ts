@@ -1,34 +1,36 @@
 /**
  * Spelling correction for query words no article contains ("pasword", "outlok", "recieve"): the most common
- * word of the KB one edit away (a letter dropped, added, changed, or two neighbours swapped). Only for words of
- * letters, four or more long: codes, model numbers and short words are taken as typed.
+ * word of the KB one edit away (a letter dropped, added, changed, or two neighbours swapped) among the KB's words
+ * that start with the same two letters (typos there are rare, and the range is one indexed read). Only for words
+ * of letters, four or more long: codes, model numbers and short words are taken as typed.
  */
-const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
-
-function* edits1(w: string): Generator<string> {
-  for (let i = 0; i <= w.length; i++) {
-    const a = w.slice(0, i);
-    const b = w.slice(i);
-    if (b) yield a + b.slice(1);
-    if (b.length > 1) yield a + b[1] + b[0] + b.slice(2);
-    for (const c of LETTERS) {
-      if (b && c !== b[0]) yield a + c + b.slice(1);
-      yield a + c + b;
-    }
-  }
-}
 
 export const correctable = (w: string): boolean => w.length >= 4 && w.length <= 30 && /^[a-z]+$/.test(w);
 
-/** The best replacement for `word`, given how many articles hold a word as written (`articles`), if any. */
-export function correct(word: string, articles: (w: string) => number): string | undefined {
+/** The first letters a correction must share with the word: the index range read for candidates. */
+export const correctionPrefix = (w: string): string => w.slice(0, 2);
+
+/** True when `a` becomes `b` by at most one edit (drop, add, change, or swap of two neighbours). */
+export function withinOneEdit(a: string, b: string): boolean {
+  if (Math.abs(a.length - b.length) > 1) return false;
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  if (i === a.length && i === b.length) return true;
+  const ra = a.slice(i + 1);
+  const rb = b.slice(i + 1);
+  if (a.length === b.length) return ra === rb || (a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2));
+  return a.length > b.length ? ra === b.slice(i) : a.slice(i) === rb;
+}
+
+/** The best replacement for `word` among `candidates` (a word and how many articles hold it), if any. */
+export function correct(word: string, candidates: Iterable<{ term: string; n: number }>): string | undefined {
   if (!correctable(word)) return undefined;
   let best: string | undefined;
   let bestN = 0;
-  for (const c of new Set(edits1(word))) {
-    const n = articles(c);
-    if (n > bestN || (n === bestN && n > 0 && best !== undefined && c < best)) {
-      best = c;
+  for (const { term, n } of candidates) {
+    if (term === word || n <= 0 || !withinOneEdit(word, term)) continue;
+    if (n > bestN || (n === bestN && best !== undefined && term < best)) {
+      best = term;
       bestN = n;
     }
   }
