@@ -39,12 +39,12 @@ try {
   );
   time('EmbeddedKb.find(q, 5) as built', queries, (q) => kb.find(q, 5));
   const all = db.prepare(
-    `SELECT a.id, a.title, a.category, snippet(kb_fts, 2, '[[', ']]', ' … ', 24) AS snippet, bm25(kb_fts, 10.0, 5.0, 1.0) AS score
+    `SELECT a.id, a.title, a.category, snippet(kb_fts, 3, '[[', ']]', ' … ', 24) AS snippet, bm25(kb_fts, 10.0, 5.0, 4.0, 1.0) AS score
        FROM kb_fts JOIN kb_articles a ON a.rowid = kb_fts.rowid WHERE kb_fts MATCH ? ORDER BY score LIMIT 5`,
   );
   time('all words: bm25 + join + snippet on every match', queries, (q) => all.all(allWords(q)));
   const rankOnly = db.prepare(
-    'SELECT rowid, bm25(kb_fts, 10.0, 5.0, 1.0) AS s FROM kb_fts WHERE kb_fts MATCH ? ORDER BY s LIMIT 5',
+    'SELECT rowid, bm25(kb_fts, 10.0, 5.0, 4.0, 1.0) AS s FROM kb_fts WHERE kb_fts MATCH ? ORDER BY s LIMIT 5',
   );
   time('all words: bm25 only', queries, (q) => rankOnly.all(allWords(q)));
   time('all words: count matches only', queries, (q) => count.get(allWords(q)));

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: measures itguard against the quality bars of DESIGN §9, each next to a baseline measured in
  * the same run, prints a table and rewrites docs/benchmarks.md. Plain ESM over the compiled code in ../dist.
- * Parts can be run alone (node bench/run.mjs [read] [write] [cold] [kb] [caps] [tasks]); the doc is rewritten only by a
+ * Parts can be run alone (node bench/run.mjs [read] [write] [cold] [kb] [caps] [recall] [tasks]); the doc is rewritten only by a
  * full run, and not at all with --no-write-doc; BENCH_QUICK=1 is a short smoke run of every piece (see QUICK).
  */
 import { execFileSync } from 'node:child_process';
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { capsScale } from './lib/caps-scale.mjs';
 import { taskScale } from './lib/task-scale.mjs';
 import { coldStart, nodeOnlyStart } from './lib/cold-start.mjs';
+import { kbRecall } from './lib/kb-recall.mjs';
 import { kbScale } from './lib/kb-scale.mjs';
 import { consoleTable, markdown, summaryRows } from './lib/report.mjs';
 import { compareThroughput } from './lib/throughput.mjs';
@@ -111,6 +112,13 @@ if (want('kb')) {
   log(`   and at ${KB.large.articles.toLocaleString('en-US')} articles (reported, no verdict)`);
   r.kbLarge = await kbScale({ ...KB.large, demo: false });
   log(`   ${kbLine(r.kbLarge)}`);
+}
+if (want('recall')) {
+  log('\n6. kb_search recall on employee questions');
+  r.recall = await kbRecall();
+  log(
+    `   recall@1 ${r.recall.tuned.at1.toFixed(3)}, recall@3 ${r.recall.tuned.at3.toFixed(3)} (held-out: ${r.recall.heldOut.at1.toFixed(3)}, ${r.recall.heldOut.at3.toFixed(3)})`,
+  );
 }
 if (want('caps')) {
   log('\n5. cap check vs audit rows');

@@ -1,4 +1,5 @@
 /** Turns the measurements into the console table and docs/benchmarks.md. */
+import { recallMeasures, recallRows, recallSection } from './recall-report.mjs';
 import { fmt, mean, median, percentile } from './stats.mjs';
 
 const verdict = (ok) => (ok ? 'PASS' : 'MISS');
@@ -100,6 +101,7 @@ export function summaryRows(r) {
       ok: growth <= 1.25,
     });
   }
+  rows.push(...recallRows(r.recall));
   // An informational row (reported, no verdict) reads INFO and is never counted as a miss.
   return rows.map((x) => ({ ...x, verdict: x.info ? 'INFO' : verdict(x.ok) }));
 }
@@ -228,6 +230,7 @@ extra cost first); \`node bench/kb-query-cost.mjs\` shows where a kb_search quer
    on databases holding 0, 100,000 and 1,000,000 audit rows (bulk-inserted with raw SQL), measured round-robin.
    "fast" (\`synchronous = NORMAL\`) is the check's own cost and decides the verdict; "strict" adds two fsynced commits.
    Target: flat (the 1,000,000-row median within 1.25× of the 0-row median).
+${recallMeasures}
 
 Rows marked INFO are reported without a verdict and never count as a missed target.
 `);
@@ -347,6 +350,7 @@ ${r.caps[0].fast.length} fast and ${r.caps[0].strict.length} strict pairs per si
 ${mdTable(['audit rows', 'fast median µs', 'fast mean µs', 'fast p99 µs', 'strict median µs', 'strict mean µs', 'strict p99 µs'], r.caps.map(row))}
 `);
   }
+  if (r.recall) out.push(recallSection(r.recall));
   if (r.tasks) {
     const row = (c) => [
       c.size.toLocaleString('en-US'),
@@ -355,7 +359,7 @@ ${mdTable(['audit rows', 'fast median µs', 'fast mean µs', 'fast p99 µs', 'st
       fmt(mean(c.us), 1),
       fmt(percentile(c.us, 99), 1),
     ];
-    out.push(`### 6. Task admission (admit + settle) vs open tasks
+    out.push(`### 7. Task admission (admit + settle) vs open tasks
 
 One call's admission (fleet breaker, task row, the three default windowed budgets, the identical-call count) and its
 settle, under \`durability: fast\` (the check's own cost), half joining an open task and half starting a new one;

@@ -2,7 +2,8 @@
 import { openStores } from '../app.js';
 import { capsView, type CapView } from '../guard/caps-view.js';
 import { safeJson, safeText } from '../terminal.js';
-import { readArticles } from '../tools/kb/import.js';
+import { readArticles, readSynonymsFile } from '../tools/kb/import.js';
+import { parseSynonyms } from '../tools/kb/synonyms.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, requireString, UsageError, type Flags } from './common.js';
 
 function stores(flags: Flags) {
@@ -135,11 +136,23 @@ export function kb(flags: Flags): number {
   if (verb !== 'import' || !dir) throw new UsageError('kb import DIR');
   const s = stores(flags);
   try {
+    // Everything is read and validated before anything is written: a bad article or vocabulary file changes nothing.
     const articles = readArticles(dir);
+    const file = readSynonymsFile(dir);
+    if (file) parseSynonyms(file.text, file.file);
     const r = s.embedded.kb.upsert(articles);
-    s.auditStore.append({ event: 'kb.imported', actor: cliActor(), detail: { dir, ...r } });
-    if (flags.json) printJson(r);
-    else out(`imported ${articles.length} article(s) from ${dir}: ${r.added} added, ${r.updated} updated`);
+    const vocab = s.embedded.kb.synonyms;
+    // An imported vocabulary file replaces the one in use; without one, the one in use is kept.
+    const syn = file ? vocab.put(file.text, file.file) : vocab.current();
+    const synonyms = { version: syn.version, groups: syn.groupCount, imported: Boolean(file), source: vocab.source() };
+    s.auditStore.append({ event: 'kb.imported', actor: cliActor(), detail: { dir, ...r, synonyms } });
+    if (flags.json) printJson({ ...r, synonyms });
+    else {
+      out(`imported ${articles.length} article(s) from ${dir}: ${r.added} added, ${r.updated} updated`);
+      out(
+        `vocabulary: version ${syn.version}, ${syn.groupCount} group(s), ${file ? 'imported from' : 'kept:'} ${file ? file.file : vocab.source()}`,
+      );
+    }
     return 0;
   } catch (e) {
     err(`kb import: ${(e as Error).message}`);

@@ -392,4 +392,52 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE approvals ADD COLUMN on_behalf_of_id TEXT;
   `,
+  // 13: KB search (issue 21). Articles may carry the questions they answer (front matter `questions:`), indexed as
+  // their own column between tags and body so BM25 can weigh them; the FTS5 table is rebuilt for it (an external
+  // content table cannot gain a column), with diacritics folded. kb_words indexes the same text unstemmed and
+  // without positions (contentless, detail=none: small), so kb_words_vocab says how many articles hold a word as
+  // written, for spelling correction, without reading any article. kb_synonyms holds the IT vocabulary file brought by
+  // `kb import` (one row; none: the file shipped in kb/ is used).
+  `
+  ALTER TABLE kb_articles ADD COLUMN questions TEXT NOT NULL DEFAULT '';
+  DROP TRIGGER kb_ai;
+  DROP TRIGGER kb_ad;
+  DROP TRIGGER kb_au;
+  DROP TABLE kb_fts;
+  CREATE VIRTUAL TABLE kb_fts USING fts5(
+    title, tags, questions, body, content='kb_articles', content_rowid='rowid',
+    tokenize='porter unicode61 remove_diacritics 2'
+  );
+  CREATE VIRTUAL TABLE kb_words USING fts5(text, content='', detail=none, tokenize='unicode61 remove_diacritics 2');
+  CREATE VIRTUAL TABLE kb_words_vocab USING fts5vocab(kb_words, 'row');
+  CREATE TRIGGER kb_ai AFTER INSERT ON kb_articles BEGIN
+    INSERT INTO kb_fts(rowid, title, tags, questions, body) VALUES (new.rowid, new.title, new.tags, new.questions, new.body);
+    INSERT INTO kb_words(rowid, text)
+      VALUES (new.rowid, new.title || ' ' || new.tags || ' ' || new.questions || ' ' || new.body);
+  END;
+  CREATE TRIGGER kb_ad AFTER DELETE ON kb_articles BEGIN
+    INSERT INTO kb_fts(kb_fts, rowid, title, tags, questions, body)
+      VALUES ('delete', old.rowid, old.title, old.tags, old.questions, old.body);
+    INSERT INTO kb_words(kb_words, rowid, text)
+      VALUES ('delete', old.rowid, old.title || ' ' || old.tags || ' ' || old.questions || ' ' || old.body);
+  END;
+  CREATE TRIGGER kb_au AFTER UPDATE ON kb_articles BEGIN
+    INSERT INTO kb_fts(kb_fts, rowid, title, tags, questions, body)
+      VALUES ('delete', old.rowid, old.title, old.tags, old.questions, old.body);
+    INSERT INTO kb_words(kb_words, rowid, text)
+      VALUES ('delete', old.rowid, old.title || ' ' || old.tags || ' ' || old.questions || ' ' || old.body);
+    INSERT INTO kb_fts(rowid, title, tags, questions, body) VALUES (new.rowid, new.title, new.tags, new.questions, new.body);
+    INSERT INTO kb_words(rowid, text)
+      VALUES (new.rowid, new.title || ' ' || new.tags || ' ' || new.questions || ' ' || new.body);
+  END;
+  INSERT INTO kb_fts(kb_fts) VALUES ('rebuild');
+  INSERT INTO kb_words(rowid, text) SELECT rowid, title || ' ' || tags || ' ' || questions || ' ' || body FROM kb_articles;
+  CREATE TABLE kb_synonyms (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    text TEXT NOT NULL,
+    imported_at INTEGER NOT NULL
+  );
+  `,
 ];

@@ -1,5 +1,5 @@
 /** Admin CLI verbs on a real database file: kb import, policy check, token list, audit show/export, exit codes. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -43,6 +43,30 @@ describe('itguard kb import', () => {
     const bad = runCli(['kb', 'import', dir, '--db', db]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/b\.md: id: required/);
+  });
+
+  it('brings the folder synonyms.yaml, keeps the vocabulary in use without one, refuses a bad one', () => {
+    const dir = join(tmp.dir, 'kb-vocab');
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, 'a.md'),
+      '---\nid: KB-9101\ntitle: Gizmo tray jams\ncategory: hardware\nupdated: 2026-11-01\n---\nThe gizmo tray jams.\n',
+    );
+    writeFileSync(join(dir, 'synonyms.yaml'), 'version: 4\ngroups:\n  - [gizmo, doohickey]\n');
+    const first = runCli(['kb', 'import', dir, '--db', db]);
+    expect(first.stdout).toMatch(/vocabulary: version 4, 1 group\(s\), imported from .*synonyms\.yaml/);
+    rmSync(join(dir, 'synonyms.yaml'));
+    expect(runCli(['kb', 'import', dir, '--db', db]).stdout).toMatch(
+      /vocabulary: version 4, 1 group\(s\), kept: imported from/,
+    );
+    writeFileSync(join(dir, 'synonyms.yaml'), 'version: 5\ngroups:\n  - [lonely]\n');
+    const bad = runCli(['kb', 'import', dir, '--db', db]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/synonyms\.yaml: groups\[0\]: /);
+    const app = openApp({ dbPath: db, policy: policyWith(), log: silent });
+    expect(app.embedded.kb.synonyms.current().version).toBe(4);
+    expect(app.embedded.kb.find('doohickey', 5)[0]).toMatchObject({ id: 'KB-9101' });
+    app.close();
   });
 });
 

@@ -8,6 +8,8 @@ export interface Article {
   tags: string[];
   body: string;
   updated: string;
+  /** Questions the article answers, as employees ask them (front matter `questions:`); searched, not shown. */
+  questions?: string[];
 }
 
 export interface KbHit {
@@ -15,6 +17,7 @@ export interface KbHit {
   title: string;
   category: string;
   snippet: string;
+  /** Relevance, higher is better, never negative; comparable only within one result list. */
   score: number;
 }
 

@@ -20,7 +20,13 @@ export const kbSearch = defineTool({
   annotations: READ,
   output: {
     results: z.array(
-      z.object({ id: z.string(), title: untrustedText(), category: untrustedText(), snippet: untrustedText(), score: z.number() }),
+      z.object({
+        id: z.string(),
+        title: untrustedText(),
+        category: untrustedText(),
+        snippet: untrustedText(),
+        score: z.number().describe('Relevance within this result list: 0 or more, higher is better.'),
+      }),
     ),
   },
   summary: (a) => `Search the knowledge base for "${a.query}"`,
@@ -30,7 +36,7 @@ export const kbSearch = defineTool({
     const lines = hits.map((h, i) => `${i + 1}. ${h.id} — ${h.title} [${h.category}]\n   ${h.snippet.replace(/\s+/g, ' ')}`);
     return {
       text: `${hits.length} article(s) for "${a.query}", best first ([[…]] marks matched words):\n${untrusted('kb_search snippets', lines.join('\n'))}`,
-      data: { results: hits.map((h) => ({ id: h.id, title: neutralise(h.title), category: neutralise(h.category), snippet: neutralise(h.snippet), score: h.score })) },
+      data: { results: hits.map((h) => ({ id: h.id, title: neutralise(h.title), category: neutralise(h.category), snippet: neutralise(h.snippet), score: Math.max(0, h.score) })) },
     };
   },
 });
