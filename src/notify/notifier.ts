@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
 import type { NotifyPolicy } from '../policy/notify.js';
 import type { ApprovalRow, ApprovalsStore } from '../store/approvals-store.js';
-import type { NotifyJob, NotifyStore } from '../store/notify-store.js';
+import type { NewJob, NotifyJob, NotifyStore } from '../store/notify-store.js';
 import { immediate } from '../store/db.js';
 import type { OutboxPort } from '../tools/outbox/backend.js';
 import { BackendError } from '../guard/errors.js';
@@ -134,6 +134,48 @@ export class Notifier {
     }
   }
 
+  /**
+   * `itguard notify test`: one test message on each configured channel (each approver's mail, the Slack channel,
+   * each webhook), sent now, one attempt each; returns the jobs as they ended.
+   */
+  async test(from: string): Promise<NotifyJob[]> {
+    const id = `TEST-${Date.now().toString(36).toUpperCase()}`;
+    const text = `itguard test notification (${id}) from ${from}: this channel reaches the approvers. No action is needed.`;
+    const p = this.d.policy;
+    const jobs: NewJob[] = [];
+    if (p.mail.enabled)
+      for (const a of p.approvers)
+        if (a.email)
+          jobs.push({
+            requestId: id,
+            kind: 'test',
+            channel: 'mail',
+            recipient: a.principal,
+            payload: { username: a.principal, to: a.email, subject: `itguard test notification (${id})`, text },
+          });
+    if (p.slack)
+      jobs.push({
+        requestId: id,
+        kind: 'test',
+        channel: 'slack',
+        recipient: p.slack.channel,
+        payload: { channel: p.slack.channel, text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] },
+      });
+    for (const w of p.webhooks)
+      jobs.push({
+        requestId: id,
+        kind: 'test',
+        channel: 'webhook',
+        recipient: webhookRecipient(w.url),
+        payload: {
+          body: { type: 'itguard.test', timestamp: new Date(this.d.now()).toISOString(), data: { id, text } },
+        },
+      });
+    this.d.store.enqueue(jobs);
+    await Promise.all(this.d.store.claimDue(LEASE_MS, 100, id).map((j) => this.send(j)));
+    return this.d.store.jobsFor(id);
+  }
+
   /** Pending requests within `remind_before_expiry` of expiry get one reminder (the store's unique key). */
   private remind(): void {
     const before = this.d.policy.remindBeforeExpiryMs;
@@ -174,8 +216,9 @@ export class Notifier {
           : e instanceof BackendError
             ? new SendError(`mail: ${e.message}`, e.retryable)
             : new SendError(`${job.channel}: ${e instanceof Error ? e.message : String(e)}`, true);
+      // A test is one attempt, reported at once (`itguard notify test`); real notices are retried with backoff.
       const next =
-        err.retryable && job.attempts < MAX_ATTEMPTS
+        err.retryable && job.kind !== 'test' && job.attempts < MAX_ATTEMPTS
           ? this.d.now() + Math.max(backoffMs(job.attempts), err.retryAfterMs ?? 0)
           : undefined;
       this.d.store.attemptFailed(job.id, err.message, next);

@@ -91,8 +91,14 @@ export class NotifyStore {
   list(f: JobFilter = {}): NotifyJob[] {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (f.status) (where.push('status = ?'), args.push(f.status));
-    if (f.requestId) (where.push('request_id = ?'), args.push(f.requestId));
+    if (f.status) {
+      where.push('status = ?');
+      args.push(f.status);
+    }
+    if (f.requestId) {
+      where.push('request_id = ?');
+      args.push(f.requestId);
+    }
     return this.db
       .prepare<unknown[], NotifyJob>(
         `SELECT * FROM notifications ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`,
@@ -104,15 +110,15 @@ export class NotifyStore {
    * Due jobs, each claimed for this caller for `leaseMs` (pending → sending, one more attempt counted). A job left
    * `sending` by a process that died is due again once its lease ran out.
    */
-  claimDue(leaseMs: number, limit = 20): NotifyJob[] {
+  claimDue(leaseMs: number, limit = 20, requestId?: string): NotifyJob[] {
     const now = this.now();
     return immediate(this.db, () => {
       const due = this.db
-        .prepare<[number, number, number], NotifyJob>(
-          `SELECT * FROM notifications WHERE (status = 'pending' AND next_try_at <= ?) OR (status = 'sending' AND lease_until < ?)
-           ORDER BY next_try_at LIMIT ?`,
+        .prepare<[number, number, string | null, string | null, number], NotifyJob>(
+          `SELECT * FROM notifications WHERE ((status = 'pending' AND next_try_at <= ?) OR (status = 'sending' AND lease_until < ?))
+           AND (? IS NULL OR request_id = ?) ORDER BY next_try_at LIMIT ?`,
         )
-        .all(now, now, limit);
+        .all(now, now, requestId ?? null, requestId ?? null, limit);
       const claim = this.db.prepare(
         "UPDATE notifications SET status = 'sending', attempts = attempts + 1, lease_until = ?, updated_at = ? WHERE id = ? AND status = ?",
       );
