@@ -69,7 +69,7 @@ export class Notifier {
     d.policy.webhooks.forEach((w, i) =>
       this.webhookSecrets.set(webhookRecipient(w.url), {
         url: w.url,
-        secret: secret(env, w.secretEnv, `notify.webhooks.${i}.secret_env`),
+        secret: secret(env, w.secretEnv, `notify.webhooks[${i}].secret_env`),
       }),
     );
   }
