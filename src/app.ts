@@ -130,6 +130,8 @@ export function openApp(opts: AppOptions): App {
   const { db, auditStore, killSwitch, tokens, backends, embedded, caps, budgets, idem, approvals, mfa, notifyStore } =
     openStores(opts.dbPath, opts.policy, now, { log, ...(opts.env ? { env: opts.env } : {}) });
   try {
+    // A process whose ITGUARD_AUDIT_KEY is not the chain's refuses to start (DESIGN §5): AuditKeyMismatch, exit 2.
+    auditStore.checkKey();
     buildAll(backends);
   } catch (e) {
     db.close();

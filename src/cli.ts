@@ -54,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
       'show-links': { type: 'boolean' },
       probe: { type: 'boolean' },
       status: { type: 'string' },
+      'expect-head': { type: 'string' },
     },
   });
   const flags: Flags = {

@@ -318,9 +318,15 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE idempotency ADD COLUMN cap_items TEXT;
   `,
-  // 10: approver notifications (DESIGN §4 "Approvers are told"): one row per delivery job (a request's message on one
+  // 10 (issue 18): separation of duties by stable identity (DESIGN §4). The OAuth user an agent acted for, as
+  // issuer + ' sub:' + sub (`on_behalf_of_id`), beside the display `on_behalf_of` of migration 7: every comparison
+  // of people uses this column, never the display string. NULL on older rows and where no human is known.
+  `
+  ALTER TABLE approvals ADD COLUMN on_behalf_of_id TEXT;
+  `,
+  // 11 (issue 22): approver notifications (DESIGN §4 "Approvers are told"): one row per delivery job (a request's message on one
   // channel to one recipient, a reminder, an outcome update, a test). Enqueued in the transaction that creates the
-  // approval request; sent by the notifier worker (src/notify/worker.ts), retried with backoff. `ref` is what the
+  // approval request; sent by the notifier worker (src/notify/notifier.ts), retried with backoff. `ref` is what the
   // channel answered (a Slack channel:ts, a Message-ID, an HTTP status); `closed_at` marks a request's jobs once the
   // outcome was handled. The unique key makes enqueueing idempotent.
   `
