@@ -38,7 +38,7 @@ const payloadSchema = z.object({
 export function slackActionsRouter(app: App): express.Router {
   const router = express.Router();
   const notifier = app.notifier;
-  const raw = express.raw({ type: () => true, limit: '64kb' });
+  const raw = express.raw({ type: () => true, limit: '256kb' });
 
   router.post('/actions', raw, (req: Request, res: Response) => {
     const secret = notifier?.slackSigningSecret;

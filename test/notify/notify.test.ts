@@ -236,6 +236,16 @@ describe('delivery is durable and retried, never on the call path', () => {
       1,
     );
     expect([...hook.accepted.values()].filter((d) => d.body.type === 'approval.reminder')).toHaveLength(1);
+    // Once it expires, both of its Slack messages say so, without buttons.
+    t += 2 * 3600_000;
+    await app.notifier!.pass();
+    const posts = slack.posts().filter((p) => p.text.includes(a.id));
+    expect(posts).toHaveLength(2);
+    for (const p of posts) {
+      const now = slack.messages.get(`${p.channel}:${p.ts}`)!;
+      expect(now.text).toMatch(/^Expired without a decision: /);
+      expect(JSON.stringify(now.blocks)).not.toContain('itguard_approve');
+    }
   });
 });
 
