@@ -105,6 +105,7 @@ export class Notifier {
 
   /** A pass soon, without waiting for the timer (a new request, a decision from Slack). */
   kick(): void {
+    if (this.stopping.signal.aborted) return;
     this.kicked ??= setImmediate(() => {
       this.kicked = undefined;
       void this.pass();
@@ -122,6 +123,7 @@ export class Notifier {
   }
 
   private async run(): Promise<void> {
+    if (this.stopping.signal.aborted) return; // a stopped notifier (the app closed) sends nothing more
     try {
       this.remind();
       this.closeDecided();

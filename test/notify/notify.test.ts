@@ -183,6 +183,37 @@ describe('delivery is durable and retried, never on the call path', () => {
     expect(slack.posts()).toHaveLength(1);
   });
 
+  it('notices survive a restart: enqueued with the request, sent by the next process on the same database', async () => {
+    const { tempDir } = await import('../helpers/harness.js');
+    const tmp = tempDir();
+    const opts = {
+      dbPath: `${tmp.dir}/restart.db`,
+      policy: app.policy,
+      now: () => t,
+      log: silent,
+      notifyPollMs: 3600_000,
+      executorPollMs: 3600_000,
+      env: { SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_SIGNING_SECRET: SIGNING, HOOK_SECRET: WEBHOOK_SECRET },
+    };
+    const first = testApp(opts);
+    first.notifier!.stop(); // this process dies right after the request commits: its worker never sends
+    const c = await connect(first);
+    const r = await c.call('software_install', { user: 'jdoe', package: 'microsoft-project', reason: 'planning' });
+    await c.close();
+    const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
+    first.close();
+    expect(slack.posts()).toHaveLength(0);
+    const second = testApp(opts);
+    try {
+      await second.notifier!.pass();
+      expect(slack.posts().map((p) => p.text)).toEqual([expect.stringContaining(id)]);
+      expect(listNotifications(second.notifyStore, { requestId: id }).every((j) => j.status === 'sent')).toBe(true);
+    } finally {
+      second.close();
+      tmp.cleanup();
+    }
+  });
+
   it('a permanent refusal fails at once; an operator retry sends it', async () => {
     hook.failNext(1, 410);
     slack.failNext(1, 'channel_not_found');
@@ -364,6 +395,10 @@ describe('Approve and Deny from Slack', () => {
 
   it('Deny from Slack denies, gives the caps back, and the message says so', async () => {
     const { id } = await installRequest();
+    const reserved = app.db
+      .prepare("SELECT coalesce(sum(used), 0) AS n FROM cap_usage WHERE rule = 'installs-per-day'")
+      .get() as { n: number };
+    expect(reserved.n).toBe(1);
     await app.notifier!.pass();
     const click = await slack.click(base, {
       secret: SIGNING,
@@ -375,6 +410,10 @@ describe('Approve and Deny from Slack', () => {
     expect(click.status).toBe(200);
     expect(app.approvals.get(id)!.status).toBe('denied');
     expect(audit('approval.denied')[0]).toMatchObject({ actor: 'slack:it-approver' });
+    const held = app.db
+      .prepare("SELECT coalesce(sum(used), 0) AS n FROM cap_usage WHERE rule = 'installs-per-day'")
+      .get() as { n: number };
+    expect(held.n).toBe(0);
     await app.notifier!.pass();
     const update = slack.calls.find((c) => c.method === 'chat.update')!;
     expect(update.text).toMatch(/^Denied: /);
