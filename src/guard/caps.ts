@@ -1,6 +1,6 @@
 /**
  * Aggregate caps: every rule of the tool is reserved in one transaction, or the call is refused with
- * CAP_EXCEEDED naming the rule, used/limit and resets_at. Crossing alarm_at raises one alarm per rule per
+ * CAP_EXCEEDED naming the rule, the call's amount, used/limit, what is left and resets_at. Crossing alarm_at raises one alarm per rule per
  * window. The reservation is released if the call is declined or fails before its side effect.
  *
  * A write's reservation belongs to its request (the idempotency step's request id): it is recorded on the
@@ -62,23 +62,7 @@ export const caps =
             : r.rule.per === 'session' && !call.session
               ? ' for this principal (2026-07-28 has no sessions)'
               : ` for this ${r.rule.per}`;
-        const resets = new Date(r.resetsAt).toISOString();
-        // Security: one rule short of room refuses the whole call; nothing was reserved.
-        throw new GuardError(
-          'CAP_EXCEEDED',
-          `Cap "${r.rule.name}" reached${per}: ${fmtAmount(r.rule, r.used)}/${fmtAmount(r.rule, r.rule.limit)} ${unitOf(r.rule)} this ${r.rule.window}; it resets at ${resets}.`,
-          {
-            details: {
-              rule: r.rule.name,
-              used: r.used,
-              limit: r.rule.limit,
-              measure: r.rule.measure,
-              window: r.rule.window,
-              per: r.rule.per,
-              resets_at: resets,
-            },
-          },
-        );
+        throw capExceeded(r, per);
       }
       const preview = demands.map((d) => ({
         rule: d.rule.name,
@@ -112,3 +96,36 @@ export const caps =
       if (giveBack(!!result.isError)) deps.caps.release(r.items, hold);
       return result;
     };
+
+/**
+ * CAP_EXCEEDED saying what the call asked for and what is left (DESIGN §3 step 6): when room remains but not enough
+ * for this call, the agent is told a smaller action may still fit; when nothing is left, to wait for resets_at.
+ */
+function capExceeded(r: { rule: CapRule; used: number; amount: number; resetsAt: number }, per: string): GuardError {
+  const { rule, used, amount } = r;
+  const resets = new Date(r.resetsAt).toISOString();
+  const remaining = Math.max(0, rule.limit - used);
+  const unit = unitOf(rule);
+  const f = (v: number) => fmtAmount(rule, v);
+  const someLeft = remaining > 1e-9 && !(rule.measure === 'calls' && remaining < 1);
+  const message = someLeft
+    ? `Cap "${rule.name}"${per} has ${f(remaining)} ${unit} left this ${rule.window} (${f(used)}/${f(rule.limit)} used); this call needs ${f(amount)} ${unit}, which does not fit. It resets at ${resets}.`
+    : `Cap "${rule.name}" reached${per}: ${f(used)}/${f(rule.limit)} ${unit} used this ${rule.window}, nothing is left (this call needs ${f(amount)} ${unit}); it resets at ${resets}.`;
+  const next = someLeft
+    ? `A smaller action (at most ${f(remaining)} ${unit}) would still fit; otherwise tell the user, and do not retry this one before resets_at.`
+    : 'Tell the user the limit is reached; do not retry before resets_at.';
+  return new GuardError('CAP_EXCEEDED', message, {
+    next,
+    details: {
+      rule: rule.name,
+      amount,
+      used,
+      limit: rule.limit,
+      remaining,
+      measure: rule.measure,
+      window: rule.window,
+      per: rule.per,
+      resets_at: resets,
+    },
+  });
+}

@@ -152,6 +152,9 @@ async function decideAndRun(
     const content = (answer.kind === 'elicit' ? answer.content : undefined) as Record<string, unknown> | undefined;
     const deny = async (event: string, detail: Record<string, unknown>, message: string): Promise<never> => {
       deps.approvals.decide(row.id, false, { name: kind === 'confirm' ? 'client-user' : `mfa:${row.target}` }, message);
+      // A decline is not replayed to a retry: the request is over, and the next call is a new one that asks again —
+      // as on 2025-11-25, where the declined call's keys are freed with its refusal (DESIGN §4).
+      if (row.idem_key !== null) deps.idem.unpark(row.principal, row.idem_key, row.id);
       await auditGate(deps, call, event, { request_id: row.id, channel: `mrtr-${kind}`, ...detail });
       throw new GuardError('APPROVAL_DENIED', message, { details: { request_id: row.id } });
     };

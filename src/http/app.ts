@@ -23,6 +23,7 @@ import { createOAuthVerifier, type VerifierOptions } from '../auth/oauth.js';
 import { bearerAuth } from './auth.js';
 import { leanJson } from './body.js';
 import { resourceMetadataRouter } from './resource-metadata.js';
+import { noOAuthRouter } from './no-oauth.js';
 import { errorHandler } from './errors.js';
 import { mcpEndpoint } from './mcp.js';
 import { checkOrigin, hostHeaderValidation, originPolicy } from './origin.js';
@@ -72,7 +73,8 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   const originCheck: RequestHandler = (req, res, next) => checkOrigin(guard)(req, res, next);
   web.use(hostCheck);
   // Public metadata, readable from any origin: before the Origin check.
-  if (app.policy.auth) web.use(resourceMetadataRouter(app.policy.auth));
+  // Without `auth:`, the OAuth discovery and registration paths say so in JSON (no-oauth.ts).
+  web.use(app.policy.auth ? resourceMetadataRouter(app.policy.auth) : noOAuthRouter());
   web.use(originCheck);
 
   web.get('/healthz', (_req, res) => {

@@ -10,8 +10,10 @@
  * code: the client has not tried yet); a bad token → 401 with `error="invalid_token"` and a description; a valid
  * token without `auth.required_scopes` → 403 `error="insufficient_scope"`, `scope="…"`; a valid token that maps to
  * no principal → 403 naming the claim (no challenge: asking the user to sign in again would not help); the
- * identity provider unreachable → 503 with Retry-After. Bodies are OAuth error JSON. Without an `auth:` block the
- * challenge carries `realm="itguard"` instead of resource metadata.
+ * identity provider unreachable → 503 with Retry-After. Without an `auth:` block the challenge carries
+ * `realm="itguard"` instead of resource metadata. Bodies are JSON-RPC error responses (`id: null`: the request is not
+ * read before it is authenticated) whose message a person can act on — what was wrong and what to do — with the
+ * OAuth `error` and `error_description` in `error.data` (DESIGN §6): MCP clients show a JSON-RPC error's message.
  *
  * What a request proved is left in `res.locals` (`authOf(res)`), and in `req.auth` in the SDK's AuthInfo shape for
  * the SDK transports to hand on as `authInfo` (`extra.principal`, `extra.onBehalfOf`, `extra.user`) — with `token`
@@ -63,7 +65,17 @@ export function bearerAuth(app: App, oauth: OAuthVerifier | undefined): RequestH
     description: string,
   ) => {
     if (challenge) res.set('WWW-Authenticate', bearerChallenge(challenge));
-    res.status(status).json({ error, error_description: description });
+    res.status(status).json(authErrorBody(status, error, description, todo(status, error)));
+  };
+  // What to do next, in the words of this deployment (static tokens, an identity provider, or both).
+  const signIn = auth ? 'sign in again with the identity provider to get a new access token' : '';
+  const create = staticTokens ? 'create a token with `itguard token create --principal NAME`' : '';
+  const todo = (status: number, error: string): string => {
+    if (status === 503) return 'Retry in 30 seconds.';
+    if (error === 'insufficient_scope') return 'Sign in again and grant the scopes named.';
+    if (error === 'access_denied') return 'Ask IT to map your account to an itguard principal.';
+    const how = [create, signIn].filter(Boolean).join(', or ');
+    return `${how.charAt(0).toUpperCase()}${how.slice(1)}, and configure the MCP client to send it as Authorization: Bearer <token>.`;
   };
   const invalid = (res: Response, description: string) =>
     refuse(res, 401, { ...base, error: 'invalid_token', description }, 'invalid_token', description);
@@ -83,7 +95,7 @@ export function bearerAuth(app: App, oauth: OAuthVerifier | undefined): RequestH
           'Static itguard tokens are turned off here (auth.static_tokens: false); use a token from the identity provider.',
         );
       const t = app.tokens.verify(token);
-      if (!t) return invalid(res, 'Unknown or revoked token.');
+      if (!t) return invalid(res, 'Unknown or revoked itguard token.');
       const principal = app.principal(t.principal);
       // Security: a token whose principal the policy no longer names grants nothing.
       if (!principal) return invalid(res, `Principal ${t.principal} is not in the policy.`);
@@ -145,4 +157,18 @@ function accept(req: Request, res: Response, next: () => void, a: Authenticated)
     },
   };
   next();
+}
+
+/** A JSON-RPC error response for a refused /mcp request: a message to act on, the OAuth error in `data`. */
+export function authErrorBody(status: number, error: string, description: string, todo: string) {
+  const what = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Unavailable';
+  return {
+    jsonrpc: '2.0' as const,
+    id: null,
+    error: {
+      code: -32000,
+      message: `${what}: ${description} ${todo}`,
+      data: { http_status: status, error, error_description: description },
+    },
+  };
 }

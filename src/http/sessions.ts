@@ -7,13 +7,14 @@
  *
  * Limits, so that a client that opens sessions and never closes them (a leaky agent or a flood) cannot grow memory
  * without bound (each session costs ~25 KB of heap):
- *  - per principal, `session.max_per_principal` from the policy (default 8). A new session beyond it displaces that
+ *  - per principal, `session.max_per_principal` from the policy (default 64: a shared deployment runs many clients
+ *    of one principal, and each live conversation holds a session). A new session beyond it displaces that
  *    principal's least recently used *idle* session: no POST in flight (no call running or waiting on a human).
  *    The standalone GET SSE stream does not make a session busy: SDK clients hold one open for the whole session,
  *    leaky ones included.
  *    Why evict rather than refuse: the usual cause is a client that lost or never closed its sessions, and a refusal
- *    would lock it out until idle expiry (30 min); an evicted session answers 404, on which Streamable HTTP clients
- *    start a new one. Only the principal's own sessions are displaced, so one principal cannot push another out.
+ *    would lock it out until idle expiry (30 min); an evicted session answers 404 with a JSON-RPC error saying why
+ *    and to send initialize again, on which Streamable HTTP clients start a new one. Only the principal's own sessions are displaced, so one principal cannot push another out.
  *    When all of them are busy, nothing is displaced: 429 with Retry-After.
  *  - per process, `HttpOptions.maxSessions` (default 1,000). At the limit, a principal with an idle session of its
  *    own displaces it as above; otherwise 503 with Retry-After (when the oldest idle session will have expired).
@@ -57,11 +58,16 @@ type RequestId = string | number | null;
 const rpcError = (res: Response, status: number, message: string, id: RequestId = null) =>
   res.status(status).json({ jsonrpc: '2.0', error: { code: -32000, message }, id });
 
+/** How many closed session ids are remembered with the reason (a few hundred KB at most). */
+const MAX_CLOSED_REMEMBERED = 4096;
+
 export class SessionManager {
   private readonly sessions = new Map<string, Entry>();
   private readonly byPrincipal = new Map<string, Set<Entry>>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly counts = { peak: 0, evicted: 0, refused: 0 };
+  /** Why recently closed sessions were closed (bounded), so a client presenting one is told why and what to do. */
+  private readonly closed = new Map<string, string>();
 
   constructor(
     private readonly app: App,
@@ -91,7 +97,13 @@ export class SessionManager {
   sweep(): void {
     const now = this.now();
     for (const e of this.sessions.values()) {
-      if (e.inFlight === 0 && now - e.lastSeen > this.idleMs) this.drop(e, 'closing idle session', 'info');
+      if (e.inFlight === 0 && now - e.lastSeen > this.idleMs)
+        this.drop(
+          e,
+          'closing idle session',
+          'info',
+          `it was idle for more than ${Math.round(this.idleMs / 60_000)} min`,
+        );
     }
   }
 
@@ -112,8 +124,12 @@ export class SessionManager {
     if (own?.size === 0) this.byPrincipal.delete(e.principal);
   }
 
-  private drop(e: Entry, why: string, level: 'info' | 'debug'): void {
+  private drop(e: Entry, why: string, level: 'info' | 'debug', told?: string): void {
     this.remove(e);
+    if (told) {
+      if (this.closed.size >= MAX_CLOSED_REMEMBERED) this.closed.delete(this.closed.keys().next().value!);
+      this.closed.set(e.id, told);
+    }
     this.app.log[level]({ session: e.id, principal: e.principal }, why);
     void e.transport.close().catch(() => undefined);
   }
@@ -149,7 +165,12 @@ export class SessionManager {
     const lru = this.lruIdle(principal);
     if (lru) {
       this.counts.evicted++;
-      this.drop(lru, 'session limit reached: closing the least recently used idle session', 'debug');
+      this.drop(
+        lru,
+        'session limit reached: closing the least recently used idle session',
+        'debug',
+        `${principal} opened more than session.max_per_principal (${this.maxPerPrincipal}) sessions and this was its least recently used idle one`,
+      );
       return true;
     }
     this.counts.refused++;
@@ -194,7 +215,15 @@ export class SessionManager {
     const sid = req.headers['mcp-session-id'];
     if (typeof sid === 'string') {
       const e = this.sessions.get(sid);
-      if (!e) return void rpcError(res, 404, 'Session not found');
+      if (!e) {
+        const why = this.closed.get(sid);
+        // The client is told to start over: a Streamable HTTP client re-initializes on 404.
+        return void rpcError(
+          res,
+          404,
+          `Session not found: ${why ? `it was closed because ${why}` : 'it expired, was closed, or this server restarted'}. Send initialize without Mcp-Session-Id to start a new session.`,
+        );
+      }
       // Security: a session belongs to the principal that opened it; another token cannot ride on it.
       if (e.principal !== principal.name) return void rpcError(res, 403, 'Session belongs to another principal');
       // Security: with OAuth, it also belongs to the human user whose token opened it.

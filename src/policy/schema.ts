@@ -255,7 +255,7 @@ export const policySchema = z
         max_result_bytes: count(LIMITS.resultBytes, 'a limit past that is a typo').default(2_000_000),
         max_identical_calls: count(LIMITS.count, 'per session').default(3),
         max_consecutive_failures: count(LIMITS.count, 'per session').default(5),
-        max_per_principal: count(LIMITS.sessionsPerPrincipal, 'open sessions per principal').default(8),
+        max_per_principal: count(LIMITS.sessionsPerPrincipal, 'open sessions per principal').default(64),
       })
       .prefault({}),
     budgets: z

@@ -185,6 +185,16 @@ export class IdempotencyStore {
       .run(`approval:${approvalId}`, until, until, now, principal, requestId);
   }
 
+  /**
+   * Frees the action's keys still parked on approval request `approvalId`: the user declined it in band (MRTR), so
+   * nothing ran and a later call is a new request that asks again (DESIGN §4), rather than a replay of the denial.
+   */
+  unpark(principal: string, requestId: string, approvalId: string): void {
+    this.db
+      .prepare("DELETE FROM idempotency WHERE principal = ? AND request_id = ? AND state = 'in_flight' AND owner = ?")
+      .run(principal, requestId, `approval:${approvalId}`);
+  }
+
   /** Frees the action's keys (a retryable failure, or a refusal before any side effect). */
   free(principal: string, requestId: string): void {
     relaxed(this.db, () => this.freeStmt.run(principal, requestId, OWNER));

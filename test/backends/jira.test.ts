@@ -52,6 +52,7 @@ const newTicket = (over: Partial<NewTicket> = {}): NewTicket => ({
   ...over,
 });
 const live = () => ({ signal: new AbortController().signal });
+const inIT = () => ({ ...live(), projects: ['IT'] });
 const write = (requestId: string) => ({ requestId, actor: 'helpdesk-agent', ...live() });
 
 /** The rejection of p, which must be a BackendError that names no secret. */
@@ -452,14 +453,14 @@ describe('Jira adapter: unknown outcomes and the lagging index', () => {
     // Retried at once: still unknown, and not sent again.
     const e2 = await rejection(j.create(newTicket(), write('req-unknown-01')));
     expect(e2.details.outcome_unknown).toBe(true);
-    const e3 = await rejection(j.findByRequest('req-unknown-01', live()));
+    const e3 = await rejection(j.findByRequest('req-unknown-01', inIT()));
     expect(e3).toMatchObject({ retryable: true, details: { outcome_unknown: true } });
     expect(Date.now() - t0).toBeLessThan(2_500);
     expect(jira.count('POST', /\/rest\/api\/3\/issue$/)).toBe(1);
 
     // The index catches up (as it would after indexLagMs), instead of sleeping until it does.
     jira.catchUpIndex();
-    expect(await j.findByRequest('req-unknown-01', live())).toEqual({ kind: 'ticket', key: 'IT-1' });
+    expect(await j.findByRequest('req-unknown-01', inIT())).toEqual({ kind: 'ticket', key: 'IT-1' });
     expect(await j.create(newTicket(), write('req-unknown-01'))).toMatchObject({ replayed: true });
     expect(jira.issues).toHaveLength(1);
     expect(jira.count('POST', /\/rest\/api\/3\/issue$/)).toBe(1);
@@ -467,15 +468,36 @@ describe('Jira adapter: unknown outcomes and the lagging index', () => {
 
   it('findByRequest of a request that never ran is undefined after the bounded wait', async () => {
     const t0 = Date.now();
-    expect(await adapter({ indexWaitMs: 300 }).findByRequest('req-never-ran', live())).toBeUndefined();
+    expect(await adapter({ indexWaitMs: 300 }).findByRequest('req-never-ran', inIT())).toBeUndefined();
     expect(Date.now() - t0).toBeLessThan(1_500);
+  });
+
+  it('every JQL is confined to the allowed projects: an issue elsewhere with the request’s label is not taken', async () => {
+    const j = adapter({ indexWaitMs: 0 });
+    // An issue in HR carries the label and property of request req-elsewhere (made there, or copied there).
+    await j.create(newTicket({ project: 'HR' }), write('req-elsewhere'));
+    expect(jira.issues.map((i) => i.key)).toEqual(['HR-1']);
+    // The same request id creating in IT makes its own issue rather than answering with HR-1.
+    const made = await j.create(newTicket(), write('req-elsewhere'));
+    expect(made).toMatchObject({ replayed: false, ticket: { key: 'IT-1', project: 'IT' } });
+    expect(await j.findByRequest('req-elsewhere', { ...live(), projects: ['IT'] })).toEqual({
+      kind: 'ticket',
+      key: 'IT-1',
+    });
+    jira.issues.splice(1); // only HR-1 is left
+    expect(await j.findByRequest('req-elsewhere', { ...live(), projects: ['IT'] })).toBeUndefined();
+    expect(jira.jqls.length).toBeGreaterThan(0);
+    for (const jql of jira.jqls) expect(jql).toMatch(/^project in \(/);
+    await expect(j.findByRequest('req-elsewhere', { ...live(), projects: [] })).rejects.toMatchObject({
+      retryable: false,
+    });
   });
 
   it('a hand-copied request label without the property is not taken for the request', async () => {
     const j = adapter({ indexWaitMs: 0 });
     await j.create(newTicket(), write('req-original-1'));
     jira.issues[0]!.properties.clear();
-    expect(await j.findByRequest('req-original-1', live())).toBeUndefined();
+    expect(await j.findByRequest('req-original-1', inIT())).toBeUndefined();
   });
 });
 
@@ -503,13 +525,13 @@ describe('Jira adapter: comment idempotency', () => {
     expect(r).toMatchObject({ replayed: false, comment: { body: 'are you still affected?' } });
     expect(jira.issues[0]!.comments).toHaveLength(1);
     expect(jira.count('POST', /\/comment$/)).toBe(1);
-    expect(await j.findByRequest('req-c-drop', live())).toEqual({
+    expect(await j.findByRequest('req-c-drop', inIT())).toEqual({
       kind: 'comment',
       key: 'IT-1',
       commentId: r!.comment.id,
     });
     // After a restart, with the issue as a hint.
-    expect(await adapter().findByRequest('req-c-drop', { ...live(), key: 'IT-1' })).toMatchObject({ kind: 'comment' });
+    expect(await adapter().findByRequest('req-c-drop', { ...inIT(), key: 'IT-1' })).toMatchObject({ kind: 'comment' });
   });
 });
 

@@ -121,6 +121,12 @@ describe('MRTR confirm on 2026-07-28', () => {
           `SELECT count(*) AS n FROM approvals WHERE tier = 'confirm' AND status = 'denied' AND target = '${user}'`,
         ),
       ).toBe(1);
+      // A decline is not replayed: the same call again (without a key, or with a new one) is a new request, and the
+      // user is asked again, as on 2025-11-25.
+      for (const more of [{}, { idempotency_key: `after-${action}-1` }]) {
+        const again = await call(c, 'software_install', { ...args, ...more });
+        expect(isInputRequiredResult(again), `${action} ${JSON.stringify(again)}`).toBe(true);
+      }
     }
   });
 

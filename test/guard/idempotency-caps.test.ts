@@ -151,7 +151,8 @@ describe('aggregate caps', () => {
       limit: 3,
       resets_at: expect.stringMatching(/T00:00:00.000Z$/),
     });
-    expect(textOf(r)).toMatch(/tickets-per-day.*3\/3 calls this day; it resets at/);
+    expect(textOf(r)).toMatch(/tickets-per-day.*3\/3 calls used this day, nothing is left .*; it resets at/);
+    expect(r._meta!['itguard/error']).toMatchObject({ amount: 1, remaining: 0 });
     expect(app.embedded.tickets.count()).toBe(3);
     // one alarm at alarm_at, once
     expect(app.auditStore.tail(100).filter((x) => x.event === 'alarm' && x.code === 'CAP_ALARM')).toHaveLength(1);
@@ -165,6 +166,40 @@ describe('aggregate caps', () => {
     // The alarm's notification is sent (awaited) before its call answers, on the same ordered transport: once the
     // later guard_status round trip is back, every notification of the calls before it has been delivered.
     expect(notes).toHaveLength(1);
+    app.close();
+  });
+
+  it('a call too large for what is left says how much it asked for and how much is left: a smaller one may fit', async () => {
+    const app = testApp({
+      policy: policyWith((y) =>
+        y.replace(
+          'approvals: { wait_seconds: 30, expire_hours: 24 }',
+          'approvals: { wait_seconds: 0, expire_hours: 24 }',
+        ),
+      ),
+    });
+    const rule = app.policy.tools.software_install.caps.find((x) => x.name === 'license-spend-per-day')!;
+    expect(app.caps.reserve([{ rule, scopeKey: '*', amount: 234 }], app.now()).ok).toBe(true);
+    const c = await connect(app);
+    const r = await c.call('software_install', { user: 'asmith', package: 'autocad', reason });
+    expect(codeOf(r)).toBe('CAP_EXCEEDED');
+    expect(r._meta!['itguard/error']).toMatchObject({
+      rule: 'license-spend-per-day',
+      amount: 1975,
+      used: 234,
+      limit: 2000,
+      remaining: 1766,
+      measure: 'cost_usd',
+      resets_at: expect.stringMatching(/Z$/),
+    });
+    const text = textOf(r);
+    expect(text).toMatch(/has 1766\.00 USD left this day \(234\.00\/2000\.00 used\); this call needs 1975\.00 USD/);
+    expect(text).toMatch(/Next: A smaller action \(at most 1766\.00 USD\) would still fit/);
+    expect(text).not.toMatch(/reached/);
+    // And indeed a cheaper install still fits.
+    expect(codeOf(await c.call('software_install', { user: 'jdoe', package: 'figma', reason }))).not.toBe(
+      'CAP_EXCEEDED',
+    );
     app.close();
   });
 

@@ -129,6 +129,59 @@ describe('Protected Resource Metadata (RFC 9728)', () => {
     const r = await post(url);
     expect(r.status).toBe(401);
     expect(r.headers.get('www-authenticate')).toBe('Bearer realm="itguard"');
+    expect(await r.json()).toEqual({
+      jsonrpc: '2.0',
+      id: null,
+      error: {
+        code: -32000,
+        message:
+          'Unauthorized: This endpoint needs Authorization: Bearer <token>. Create a token with `itguard token create --principal NAME`, and configure the MCP client to send it as Authorization: Bearer <token>.',
+        data: {
+          http_status: 401,
+          error: 'invalid_token',
+          error_description: 'This endpoint needs Authorization: Bearer <token>.',
+        },
+      },
+    });
+  });
+
+  it('a revoked static token reads as one in the SDK client: the error carries the sentence to act on', async () => {
+    const { app, url } = await start({ auth: '' });
+    const t = app.tokens.create('helpdesk-agent', 'test');
+    app.tokens.revoke(t.id, 'cli:test');
+    const err = await mcp(url, t.token).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(/Unknown or revoked itguard token\. Create a token with `itguard token create/);
+  });
+
+  it('without an auth: block, the OAuth discovery and registration paths say in JSON that static tokens are taken', async () => {
+    await start({ auth: '' });
+    const paths: [string, string][] = [
+      ['GET', '/.well-known/oauth-authorization-server'],
+      ['GET', '/.well-known/oauth-authorization-server/mcp'],
+      ['GET', '/.well-known/openid-configuration'],
+      ['GET', '/mcp/.well-known/openid-configuration'],
+      ['GET', '/.well-known/oauth-protected-resource'],
+      ['GET', '/.well-known/oauth-protected-resource/mcp'],
+      ['POST', '/register'],
+    ];
+    for (const [method, path] of paths) {
+      const r = await fetch(`${http!.url}${path}`, {
+        method,
+        headers: { origin: 'https://evil.example', 'content-type': 'application/json' },
+        ...(method === 'POST' ? { body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:9/cb'] }) } : {}),
+      });
+      expect(r.status, path).toBe(404);
+      expect(r.headers.get('content-type'), path).toMatch(/^application\/json/);
+      expect(await r.json(), path).toEqual({
+        error: 'oauth_not_supported',
+        error_description: expect.stringMatching(
+          /does not use OAuth: it takes static bearer tokens\. Create one with `itguard token create/,
+        ),
+      });
+    }
   });
 });
 
@@ -163,7 +216,12 @@ describe('401 and 403 on /mcp', () => {
       const r = await post(url, token);
       expect(r.status, description).toBe(401);
       expect(r.headers.get('www-authenticate')).toBe(challenge(description));
-      expect(await r.json()).toEqual({ error: 'invalid_token', error_description: description });
+      const body = (await r.json()) as { jsonrpc: string; id: null; error: { message: string; data: unknown } };
+      expect(body).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32000 } });
+      expect(body.error.data).toEqual({ http_status: 401, error: 'invalid_token', error_description: description });
+      expect(body.error.message).toBe(
+        `Unauthorized: ${description} Create a token with \`itguard token create --principal NAME\`, or sign in again with the identity provider to get a new access token, and configure the MCP client to send it as Authorization: Bearer <token>.`,
+      );
     }
     clock = decodeJwt(expired).exp! * 1000 + 61_000;
     const late = await post(url, expired);
@@ -186,10 +244,14 @@ describe('401 and 403 on /mcp', () => {
     const r = await post(url, await idp.userToken('carol'));
     expect(r.status).toBe(403);
     expect(r.headers.get('www-authenticate')).toBeNull();
-    expect(await r.json()).toEqual({
-      error: 'access_denied',
-      error_description:
-        'The access token\'s "itguard_principal" claim (auth.principal_claim) names no principal of this server.',
+    const description =
+      'The access token\'s "itguard_principal" claim (auth.principal_claim) names no principal of this server.';
+    expect(await r.json()).toMatchObject({
+      jsonrpc: '2.0',
+      error: {
+        message: `Forbidden: ${description} Ask IT to map your account to an itguard principal.`,
+        data: { http_status: 403, error: 'access_denied', error_description: description },
+      },
     });
   });
 

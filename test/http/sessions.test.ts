@@ -21,14 +21,26 @@ afterEach(async () => {
   http = app = undefined;
 });
 
-async function start(opts: { maxSessions?: number } = {}) {
+/** The policy with `session.max_per_principal: n`, whatever the rest of its session: block says. */
+const withSessionLimit = (y: string, n: number): string =>
+  /max_per_principal: \d+/.test(y)
+    ? y.replace(/max_per_principal: \d+/, `max_per_principal: ${n}`)
+    : /^session: \{ ?/m.test(y)
+      ? y.replace(/^session: \{ ?/m, `session: { max_per_principal: ${n}, `)
+      : `${y}\nsession: { max_per_principal: ${n} }\n`;
+
+async function start(opts: { maxSessions?: number; perPrincipal?: number } = {}) {
   // dedupe_window 0 for software_install: the busy calls below are the same action under different keys, which
-  // would otherwise be one action (IN_PROGRESS at once) and never keep a session busy.
+  // would otherwise be one action (IN_PROGRESS at once) and never keep a session busy. The limit tests run with 8
+  // sessions per principal (the default is 64) to stay small.
   app = testApp({
     policy: policyWith((y) =>
-      y.replace(
-        '  software_install:\n    tier: approval\n',
-        '  software_install:\n    tier: approval\n    dedupe_window: 0s\n',
+      withSessionLimit(
+        y.replace(
+          '  software_install:\n    tier: approval\n',
+          '  software_install:\n    tier: approval\n    dedupe_window: 0s\n',
+        ),
+        opts.perPrincipal ?? 8,
       ),
     ),
   });
@@ -116,6 +128,37 @@ const heapMb = () => {
 };
 
 describe('HTTP session limits', () => {
+  it('default to 64 per principal: twenty clients of one principal all keep their sessions', async () => {
+    app = testApp(); // the built-in policy, no session: limit of its own
+    expect(app.policy.session.maxPerPrincipal).toBe(64);
+    http = await startHttp(app, { host: '127.0.0.1', port: 0 });
+    const url = `${http.url}/mcp`;
+    const token = tokenFor(app, 'helpdesk-agent');
+    const sids: string[] = [];
+    for (let i = 0; i < 20; i++) sids.push((await initialize(url, token)).sid!);
+    for (const sid of sids) expect((await listTools(url, token, sid)).status).toBe(200);
+    expect(http.sessions.stats().evicted).toBe(0);
+  });
+
+  it('an evicted session answers 404 with a JSON-RPC error saying why and to initialize again', async () => {
+    const { app, url } = await start({ perPrincipal: 2 });
+    const token = tokenFor(app, 'kb-reader');
+    const sids: string[] = [];
+    for (let i = 0; i < 3; i++) sids.push((await initialize(url, token)).sid!);
+    const gone = await listTools(url, token, sids[0]!);
+    expect(gone.status).toBe(404);
+    expect(JSON.parse(gone.text)).toMatchObject({
+      jsonrpc: '2.0',
+      error: {
+        code: -32000,
+        message:
+          'Session not found: it was closed because kb-reader opened more than session.max_per_principal (2) sessions and this was its least recently used idle one. Send initialize without Mcp-Session-Id to start a new session.',
+      },
+    });
+    const unknown = await listTools(url, token, 'no-such-session');
+    expect(JSON.parse(unknown.text).error.message).toMatch(/Send initialize without Mcp-Session-Id/);
+  });
+
   it('3,000 initializes from one principal: never more than max_per_principal live, bounded heap, still serving', async () => {
     const { app, http, url } = await start();
     const limit = app.policy.session.maxPerPrincipal;

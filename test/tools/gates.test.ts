@@ -423,6 +423,16 @@ describe('confirm tier: self-service installs', () => {
       'APPROVAL_DENIED',
     );
     expect(app.embedded.deploy.jobs()).toHaveLength(1);
+    // A decline is not replayed: the same call again, with or without a new key, asks the user again.
+    const asked = dec.asked.length;
+    await dec.call('software_install', { ...slack, user: 'mgarcia', device_id: 'LT-1018' });
+    await dec.call('software_install', {
+      ...slack,
+      user: 'mgarcia',
+      device_id: 'LT-1018',
+      idempotency_key: 'again-0001',
+    });
+    expect(dec.asked.length).toBe(asked + 2);
   });
 
   it('a client without elicitation escalates to an approver, never waved through', async () => {

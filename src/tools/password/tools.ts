@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { defineTool } from '../../guard/types.js';
 import { GuardError } from '../../guard/errors.js';
 import { IdemKey, Reason, UserRef } from '../common.js';
@@ -21,6 +22,15 @@ export const passwordReset = defineTool({
   description:
     'Resets a directory user’s password after that user confirms with their own authenticator (MFA). The user gets a one-time reset link on their registered recovery channel and must set a new password at next login. No password or link is ever returned. Admins and service accounts cannot be reset here.',
   input: { user: UserRef, reason: Reason, idempotency_key: IdemKey.optional() },
+  // Every field optional: a shadow-mode call answers { shadow } instead.
+  output: {
+    user: z.string().optional(),
+    must_change_at_next_login: z.boolean().optional(),
+    reset_link_sent_to: z.string().optional(),
+    channel: z.enum(['email', 'sms']).optional(),
+    at: z.string().optional(),
+    shadow: z.looseObject({}).optional(),
+  },
   scope: 'password:reset',
   effect: 'write',
   tier: 'mfa',

@@ -23,6 +23,21 @@ export const softwareCatalog = defineTool({
   effect: 'read',
   tier: 'auto',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  output: {
+    packages: z.array(
+      z.object({
+        id: z.string(),
+        name: z.string(),
+        publisher: z.string(),
+        versions: z.array(z.string()),
+        platforms: z.array(z.string()),
+        cost_usd: z.number(),
+        self_service: z.boolean(),
+        license_pool: z.number().nullable(),
+        seats_used: z.number(),
+      }),
+    ),
+  },
   summary: (a) => `List the software catalog${a.query ? ` for "${a.query}"` : ''}`,
   async run(a, ctx) {
     const items = await ctx.backends.deploy.catalog(a.query, { signal: ctx.signal });
@@ -85,6 +100,16 @@ export const softwareInstall = defineTool({
   effect: 'write',
   tier: 'approval',
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  // Every field optional: a shadow-mode call answers { shadow } instead.
+  output: {
+    job_id: z.string().optional(),
+    state: z.string().optional(),
+    package: z.string().optional(),
+    version: z.string().optional(),
+    device_id: z.string().optional(),
+    user: z.string().optional(),
+    shadow: z.looseObject({}).optional(),
+  },
   summary: (a) =>
     `Install ${a.package}${a.version ? ` ${a.version}` : ''} on ${a.device_id ?? 'the device'} of ${a.user}`,
   async resolve(a, { backends, toolPolicy, signal }) {

@@ -16,6 +16,21 @@ export const requestStatus = defineTool({
   effect: 'read',
   tier: 'auto',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  output: {
+    request_id: z.string(),
+    status: z.enum(['pending', 'approved', 'denied', 'expired', 'executing', 'succeeded', 'failed']),
+    tool: z.string(),
+    summary: z.string(),
+    tier: z.string(),
+    on_behalf_of: z.string().nullable(),
+    decided_by: z.string().nullable(),
+    note: z.string().nullable(),
+    created_at: z.string(),
+    expires_at: z.string(),
+    /** The structured result of the run, as the tool returned it. */
+    result: z.looseObject({}).optional(),
+    job: z.object({ id: z.string(), state: z.string(), updated_at: z.string() }).optional(),
+  },
   summary: (a) => `Check request ${a.request_id}`,
   async run(a, ctx) {
     const r = ctx.approvals.get(a.request_id);

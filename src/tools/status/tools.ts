@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { defineTool } from '../../guard/types.js';
 
 export const guardStatus = defineTool({
@@ -10,6 +11,16 @@ export const guardStatus = defineTool({
   effect: 'read',
   tier: 'auto',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  output: {
+    kill_switch: z.looseObject({ engaged: z.boolean() }),
+    principal: z.string(),
+    on_behalf_of: z.string().optional(),
+    scopes: z.array(z.string()),
+    session: z.looseObject({}),
+    budgets: z.array(z.looseObject({})),
+    loop_breaker: z.looseObject({}),
+    caps: z.array(z.looseObject({})),
+  },
   servesWhileKilled: true,
   polling: true,
   summary: () => 'Show guard status',

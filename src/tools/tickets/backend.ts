@@ -67,8 +67,11 @@ export interface TicketsPort {
    */
   findByRequest(
     requestId: string,
-    /** `key`: the ticket a comment request was for (Jira finds a comment on its issue). */
-    o: CallOpts & { key?: string | undefined },
+    /**
+     * `key`: the ticket a comment request was for (Jira finds a comment on its issue). `projects`: the allowed
+     * projects (never empty); a search is confined to them, like every search.
+     */
+    o: CallOpts & { key?: string | undefined; projects: readonly string[] },
   ): Promise<{ kind: 'ticket' | 'comment'; key: string; commentId?: string } | undefined>;
   probe(o: CallOpts & { projects: readonly string[] }): Promise<ProbeReport>;
 }

@@ -155,10 +155,13 @@ export class EmbeddedTickets implements TicketsPort {
 
   async findByRequest(
     requestId: string,
-    _o?: CallOpts,
+    o: CallOpts & { projects: readonly string[] },
   ): Promise<{ kind: 'ticket' | 'comment'; key: string; commentId?: string } | undefined> {
-    const t = this.db.prepare<[string], { key: string }>('SELECT key FROM tickets WHERE request_id = ?').get(requestId);
-    if (t) return { kind: 'ticket', key: t.key };
+    const t = this.db
+      .prepare<[string], { key: string; project: string }>('SELECT key, project FROM tickets WHERE request_id = ?')
+      .get(requestId);
+    // Confined like every search: a ticket outside the allowed projects is not this request's.
+    if (t) return o.projects.includes(t.project) ? { kind: 'ticket', key: t.key } : undefined;
     const c = this.db
       .prepare<[string], { key: string; id: number }>(
         'SELECT ticket_key AS key, id FROM ticket_comments WHERE request_id = ?',

@@ -40,14 +40,24 @@ export class JiraApi {
     return this.parse(IssueSchema, this.ok(res, what), what);
   }
 
-  /** The issue a request created: by label, confirmed by the property, waiting up to waitMs for the index. */
-  async issueByRequest(hash: string, d: Deadline, waitMs: number): Promise<JiraIssue | undefined> {
+  /**
+   * The issue a request created: by label within `projects` (Security: every JQL is confined to the allowed
+   * projects — an issue elsewhere carrying the label is not this request's), confirmed by the property, waiting up to
+   * waitMs for the index.
+   */
+  async issueByRequest(
+    hash: string,
+    projects: readonly string[],
+    d: Deadline,
+    waitMs: number,
+  ): Promise<JiraIssue | undefined> {
+    if (!projects.length) throw new BackendError('A request lookup needs at least one allowed project.', false);
     const until = Math.min(d.endsAt, Date.now() + waitMs);
     const what = 'looking up an earlier request';
     for (let i = 0; ; i++) {
       const page = await this.searchPage(
         {
-          jql: `labels = ${jqlString(REQUEST_LABEL_PREFIX + hash)} ORDER BY created ASC`,
+          jql: `project in (${projects.map(jqlString).join(', ')}) AND labels = ${jqlString(REQUEST_LABEL_PREFIX + hash)} ORDER BY created ASC`,
           fields: ISSUE_FIELDS,
           properties: [REQUEST_PROPERTY],
           maxResults: 10,
@@ -56,7 +66,9 @@ export class JiraApi {
         what,
       );
       const hit = page.issues.find(
-        (x) => requestPropertyOf(x.properties?.[REQUEST_PROPERTY])?.request_id_sha256 === hash,
+        (x) =>
+          requestPropertyOf(x.properties?.[REQUEST_PROPERTY])?.request_id_sha256 === hash &&
+          projects.includes(x.fields.project?.key ?? x.key.split('-')[0] ?? ''),
       );
       if (hit) return hit;
       const pause = Math.min(1_000, 150 * 2 ** i);

@@ -151,7 +151,7 @@ export class JiraTickets implements TicketsPort {
     const hash = sha256(o.requestId);
     const what = `creating an issue in ${t.project}`;
     const pending = this.isUnknown(hash);
-    const lookup = this.api.issueByRequest(hash, d, pending ? this.indexWaitMs : 0);
+    const lookup = this.api.issueByRequest(hash, [t.project], d, pending ? this.indexWaitMs : 0);
     const prior = await (pending ? this.stillUnknown(lookup) : lookup);
     if (prior) {
       this.unknown.delete(hash);
@@ -167,7 +167,7 @@ export class JiraTickets implements TicketsPort {
     } catch (e) {
       if (!(e instanceof OutcomeUnknown)) throw e;
       this.remember(this.unknown, hash, Date.now());
-      const found = await this.api.issueByRequest(hash, d, this.indexWaitMs).catch(() => undefined);
+      const found = await this.api.issueByRequest(hash, [t.project], d, this.indexWaitMs).catch(() => undefined);
       if (!found) throw this.unknownError(hash, what, e.why, d);
       this.unknown.delete(hash);
       return { ticket: toTicket(found), replayed: false };
@@ -293,11 +293,11 @@ export class JiraTickets implements TicketsPort {
    */
   async findByRequest(
     requestId: string,
-    o: CallOpts & { key?: string | undefined },
+    o: CallOpts & { key?: string | undefined; projects: readonly string[] },
   ): Promise<{ kind: 'ticket' | 'comment'; key: string; commentId?: string } | undefined> {
     const d = deadline(o.signal, this.timeoutMs);
     const hash = sha256(requestId);
-    const found = await this.stillUnknown(this.lookupRequest(hash, o.key ?? this.commentKeys.get(hash), d));
+    const found = await this.stillUnknown(this.lookupRequest(hash, o.key ?? this.commentKeys.get(hash), o.projects, d));
     if (found) return found;
     if (this.isUnknown(hash)) throw this.unknownError(hash, 'looking the request up');
     return undefined;
@@ -306,6 +306,7 @@ export class JiraTickets implements TicketsPort {
   private async lookupRequest(
     hash: string,
     commentKey: string | undefined,
+    projects: readonly string[],
     d: Deadline,
   ): Promise<{ kind: 'ticket' | 'comment'; key: string; commentId?: string } | undefined> {
     if (commentKey) {
@@ -314,7 +315,7 @@ export class JiraTickets implements TicketsPort {
       this.unknown.delete(hash);
       return { kind: 'comment', key: commentKey, commentId: c.id };
     }
-    const i = await this.api.issueByRequest(hash, d, this.indexWaitMs);
+    const i = await this.api.issueByRequest(hash, projects, d, this.indexWaitMs);
     if (!i) return undefined;
     this.unknown.delete(hash);
     return { kind: 'ticket', key: i.key };

@@ -175,7 +175,10 @@ export const ticketCreate = defineTool({
     return created(ticket);
   },
   async recover(_a, ctx) {
-    const hit = await ctx.backends.tickets.findByRequest(ctx.requestId, { signal: ctx.signal });
+    const hit = await ctx.backends.tickets.findByRequest(ctx.requestId, {
+      signal: ctx.signal,
+      projects: ctx.backends.projects.allowed,
+    });
     const t = hit?.kind === 'ticket' ? await ctx.backends.tickets.get(hit.key, { signal: ctx.signal }) : undefined;
     return t && created(t);
   },
@@ -211,7 +214,11 @@ export const ticketComment = defineTool({
     return commented(a.key, r.comment.id);
   },
   async recover(a, ctx) {
-    const hit = await ctx.backends.tickets.findByRequest(ctx.requestId, { signal: ctx.signal, key: a.key });
+    const hit = await ctx.backends.tickets.findByRequest(ctx.requestId, {
+      signal: ctx.signal,
+      key: a.key,
+      projects: ctx.backends.projects.allowed,
+    });
     return hit?.kind === 'comment' && hit.commentId !== undefined ? commented(a.key, hit.commentId) : undefined;
   },
 });
