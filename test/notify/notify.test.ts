@@ -42,10 +42,16 @@ beforeEach(async () => {
   hook.accepted.clear();
   const policy = policyWith(
     (y) =>
-      y.replace('wait_seconds: 30', 'wait_seconds: 0') +
+      y
+        .replace('wait_seconds: 30', 'wait_seconds: 0')
+        .replace(
+          '  it-approver:    { scopes: [approvals:decide, audit:read] }',
+          '  it-approver:    { scopes: [approvals:decide, audit:read] }\n  it-lead:        { scopes: [software:read, software:install, approvals:decide] }',
+        ) +
       `notify:
   approvers:
     it-approver: { email: it-approvals@example.com, slack_user: U0APPROVER }
+    it-lead: { email: lead@example.com, slack_user: U0LEAD }
   mail: { enabled: true }
   slack: { bot_token_env: SLACK_BOT_TOKEN, signing_secret_env: SLACK_SIGNING_SECRET, channel: C0APPROVALS, api_url: "${slack.apiUrl}" }
   webhooks: [{ url: "${hook.url}", secret_env: HOOK_SECRET }]
@@ -68,8 +74,12 @@ afterEach(async () => {
   app.close();
 });
 
-async function installRequest(pkg = 'adobe-acrobat-pro', reason = 'needs to sign contracts <!channel>') {
-  const c = await connect(app);
+async function installRequest(
+  pkg = 'adobe-acrobat-pro',
+  reason = 'needs to sign contracts <!channel>',
+  principal = 'helpdesk-agent',
+) {
+  const c = await connect(app, principal);
   const t0 = performance.now();
   const r = await c.call('software_install', { user: 'jdoe', package: pkg, reason });
   const ms = performance.now() - t0;
@@ -116,7 +126,12 @@ describe('a request that needs an approver', () => {
     expect(mails[0]!.body).toContain(`${base}/console#${id}`);
 
     const jobs = listNotifications(app.notifyStore, { requestId: id });
-    expect(jobs.map((j) => `${j.channel}:${j.status}`).sort()).toEqual(['mail:sent', 'slack:sent', 'webhook:sent']);
+    expect(jobs.map((j) => `${j.channel}:${j.recipient}:${j.status}`).sort()).toEqual([
+      'mail:it-approver:sent',
+      'mail:it-lead:sent',
+      `slack:C0APPROVALS:sent`,
+      `webhook:${jobs.find((j) => j.channel === 'webhook')!.recipient}:sent`,
+    ]);
     expect(jobs.every((j) => j.attempts === 1 && /^\d{4}-\d\d-\d\dT/.test(j.created_at))).toBe(true);
   });
 
@@ -391,6 +406,32 @@ describe('Approve and Deny from Slack', () => {
     const told = () => slack.ephemeral.find((e) => e.text.startsWith(id));
     for (let i = 0; i < 100 && !told(); i++) await new Promise((r) => setTimeout(r, 20));
     expect(told()!.text).toContain('not mapped to an itguard approver');
+  });
+
+  it("an approver cannot approve their own principal's request from Slack, and is not asked to", async () => {
+    const { id } = await installRequest('adobe-photoshop', 'retouching for marketing', 'it-lead');
+    await app.notifier!.pass();
+    const blocks = JSON.stringify(slack.posts()[0]!.blocks);
+    expect(blocks).toContain('<@U0APPROVER>');
+    expect(blocks).not.toContain('<@U0LEAD>');
+    expect(app.embedded.deliveries.forUser('it-lead')).toHaveLength(0);
+    const click = await slack.click(base, {
+      secret: SIGNING,
+      user: 'U0LEAD',
+      requestId: id,
+      action: 'approve',
+      nowS: nowS(),
+    });
+    expect(click.status).toBe(200);
+    expect(app.approvals.get(id)!.status).toBe('pending');
+    const [refusal] = audit('approval.refused');
+    expect(refusal).toMatchObject({ actor: 'slack:it-lead', code: 'self_approval' });
+    expect(refusal!.detail).toMatchObject({
+      request_id: id,
+      via: 'slack',
+      slack_user: 'U0LEAD',
+      reason: 'self_approval',
+    });
   });
 
   it('Deny from Slack denies, gives the caps back, and the message says so', async () => {
