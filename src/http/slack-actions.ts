@@ -73,7 +73,18 @@ export function slackActionsRouter(app: App): express.Router {
       actionTs: action.action_ts,
     };
     // The decision is a few synchronous statements; Slack is answered right after, well inside its three seconds.
-    const outcome = decideFromSlack(app, decision);
+    let outcome: ReturnType<typeof decideFromSlack>;
+    try {
+      outcome = decideFromSlack(app, decision);
+    } catch (e) {
+      // Fail closed: nothing was decided (the store refused, e.g. busy past its timeout); the user is told to retry.
+      app.log.error({ err: e, request_id: decision.requestId }, 'slack decision could not be recorded');
+      outcome = {
+        ok: false,
+        reason: 'unavailable',
+        message: `${decision.requestId}: nothing was decided (the store is unavailable); click again in a moment`,
+      };
+    }
     res.status(200).end();
     notifier?.kick();
     if (!outcome.ok && payload.response_url) void tellUser(app, payload.response_url, outcome.message);
