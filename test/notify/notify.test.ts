@@ -229,6 +229,62 @@ describe('delivery is durable and retried, never on the call path', () => {
     }
   });
 
+  it('two processes on one database send each notice once', async () => {
+    const { tempDir } = await import('../helpers/harness.js');
+    const tmp = tempDir();
+    const opts = {
+      dbPath: `${tmp.dir}/two.db`,
+      policy: app.policy,
+      now: () => t,
+      log: silent,
+      notifyPollMs: 3600_000,
+      executorPollMs: 3600_000,
+      env: { SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_SIGNING_SECRET: SIGNING, HOOK_SECRET: WEBHOOK_SECRET },
+    };
+    const a = testApp(opts);
+    const b = testApp(opts);
+    try {
+      for (const x of [a, b]) x.notifier!.stop();
+      const ids: string[] = [];
+      for (const [x, pkg] of [
+        [a, 'microsoft-project'],
+        [b, 'microsoft-visio'],
+        [a, 'adobe-photoshop'],
+      ] as const) {
+        const c = await connect(x);
+        const r = await c.call('software_install', { user: 'jdoe', package: pkg, reason: 'two processes' });
+        await c.close();
+        ids.push((r._meta!['itguard/error'] as { request_id: string }).request_id);
+      }
+      // Stopped notifiers send nothing; fresh ones (as after a restart) race for the same jobs.
+      const { Notifier } = await import('../../src/notify/notifier.js');
+      const worker = (x: App) =>
+        new Notifier({
+          policy: x.policy.notify!,
+          store: x.notifyStore,
+          approvals: x.approvals,
+          outbox: () => x.backends.outbox,
+          log: silent,
+          now: () => t,
+          links: x.links,
+          env: opts.env,
+        });
+      await Promise.all([worker(a).pass(), worker(b).pass(), worker(a).pass(), worker(b).pass()]);
+      expect(
+        slack
+          .posts()
+          .map((p) => p.text.match(/REQ-\w+/)![0])
+          .sort(),
+      ).toEqual([...ids].sort());
+      expect(hook.accepted.size).toBe(3);
+      expect(hook.deliveries).toHaveLength(3);
+    } finally {
+      a.close();
+      b.close();
+      tmp.cleanup();
+    }
+  });
+
   it('a permanent refusal fails at once; an operator retry sends it', async () => {
     hook.failNext(1, 410);
     slack.failNext(1, 'channel_not_found');
