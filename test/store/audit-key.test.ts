@@ -83,39 +83,44 @@ describe('verify with an anchored head', () => {
 });
 
 describe('the CLI (built)', () => {
-  it('exits 2 with a sentence on the wrong key, refuses to serve, and checks --expect-head', () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const db = join(dir, 'k.db');
-      const keyed = { ITGUARD_AUDIT_KEY: K1 };
-      expect(runCli(['kill', '--reason', 'drill', '--db', db], keyed).code).toBe(0);
-      const ok = runCli(['audit', 'verify', '--json', '--db', db], keyed);
-      expect(ok.code).toBe(0);
-      const head = (JSON.parse(ok.stdout) as { head: { seq: number; hash: string } }).head;
-      expect(head.seq).toBeGreaterThan(0);
+  // Ten CLI processes: generous on a loaded machine.
+  it(
+    'exits 2 with a sentence on the wrong key, refuses to serve, and checks --expect-head',
+    { timeout: 120_000 },
+    () => {
+      const { dir, cleanup } = tempDir();
+      try {
+        const db = join(dir, 'k.db');
+        const keyed = { ITGUARD_AUDIT_KEY: K1 };
+        expect(runCli(['kill', '--reason', 'drill', '--db', db], keyed).code).toBe(0);
+        const ok = runCli(['audit', 'verify', '--json', '--db', db], keyed);
+        expect(ok.code).toBe(0);
+        const head = (JSON.parse(ok.stdout) as { head: { seq: number; hash: string } }).head;
+        expect(head.seq).toBeGreaterThan(0);
 
-      const unkeyed = runCli(['resume', '--reason', 'x', '--db', db], { ITGUARD_AUDIT_KEY: '' });
-      expect(unkeyed.code).toBe(2);
-      expect(unkeyed.stderr).toMatch(/audit chain in this database is keyed, but ITGUARD_AUDIT_KEY is not set/);
-      const serve = runCli(['serve', '--stdio', '--db', db], { ITGUARD_AUDIT_KEY: K2 });
-      expect(serve.code).toBe(2);
-      expect(serve.stderr).toMatch(/ITGUARD_AUDIT_KEY is not the key the audit chain/);
+        const unkeyed = runCli(['resume', '--reason', 'x', '--db', db], { ITGUARD_AUDIT_KEY: '' });
+        expect(unkeyed.code).toBe(2);
+        expect(unkeyed.stderr).toMatch(/audit chain in this database is keyed, but ITGUARD_AUDIT_KEY is not set/);
+        const serve = runCli(['serve', '--stdio', '--db', db], { ITGUARD_AUDIT_KEY: K2 });
+        expect(serve.code).toBe(2);
+        expect(serve.stderr).toMatch(/ITGUARD_AUDIT_KEY is not the key the audit chain/);
 
-      const anchor = `${head.seq}:${head.hash}`;
-      expect(runCli(['audit', 'verify', '--expect-head', anchor, '--db', db], keyed).code).toBe(0);
-      const further = runCli(['audit', 'verify', '--expect-head', `${head.seq + 5}:${head.hash}`, '--db', db], keyed);
-      expect(further.code).toBe(1);
-      expect(further.stdout).toMatch(/BROKEN .*truncated.*; head \d+:[0-9a-f]{64}/);
-      expect(
-        runCli(['audit', 'verify', '--expect-head', `${head.seq}:${'0'.repeat(64)}`, '--db', db], keyed).code,
-      ).toBe(1);
-      expect(runCli(['audit', 'verify', '--expect-head', 'nonsense', '--db', db], keyed).code).toBe(2);
+        const anchor = `${head.seq}:${head.hash}`;
+        expect(runCli(['audit', 'verify', '--expect-head', anchor, '--db', db], keyed).code).toBe(0);
+        const further = runCli(['audit', 'verify', '--expect-head', `${head.seq + 5}:${head.hash}`, '--db', db], keyed);
+        expect(further.code).toBe(1);
+        expect(further.stdout).toMatch(/BROKEN .*truncated.*; head \d+:[0-9a-f]{64}/);
+        expect(
+          runCli(['audit', 'verify', '--expect-head', `${head.seq}:${'0'.repeat(64)}`, '--db', db], keyed).code,
+        ).toBe(1);
+        expect(runCli(['audit', 'verify', '--expect-head', 'nonsense', '--db', db], keyed).code).toBe(2);
 
-      const unknown = runCli(['audit', 'show', 'no-such-trace', '--db', db], keyed);
-      expect(unknown.code).toBe(1);
-      expect(unknown.stderr).toMatch(/no audit records for trace no-such-trace/);
-    } finally {
-      cleanup();
-    }
-  });
+        const unknown = runCli(['audit', 'show', 'no-such-trace', '--db', db], keyed);
+        expect(unknown.code).toBe(1);
+        expect(unknown.stderr).toMatch(/no audit records for trace no-such-trace/);
+      } finally {
+        cleanup();
+      }
+    },
+  );
 });
