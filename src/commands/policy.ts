@@ -7,6 +7,7 @@
 import { externalAdapters } from '../backends/build.js';
 import type { ProbeReport } from '../backends/port.js';
 import { ConfigError } from '../config.js';
+import { probeNotify } from '../notify/probe.js';
 import { policyWarnings } from '../policy/lint.js';
 import { loadPolicy, PolicyError } from '../policy/load.js';
 import { safeText } from '../terminal.js';
@@ -63,6 +64,9 @@ async function probe(flags: Flags, policy: Policy, source: string): Promise<numb
     ['deploy', b.deploy.kind, adapters.deploy && (() => adapters.deploy!.probe({ signal }))],
     ['kb', b.kb.kind, adapters.kb && (() => adapters.kb!.probe({ signal }))],
   ];
+  const n = policy.notify;
+  if (n && (n.slack || n.webhooks.length))
+    runs.push(['notify', n.slack ? 'slack' : 'webhooks', () => probeNotify(n, process.env, signal)]);
   const reports = await Promise.all(
     runs.map(async ([name, kind, run]) => {
       if (!run) return { backend: name, kind, target: 'the itguard database', ok: true, checks: [], embedded: true };

@@ -45,6 +45,8 @@ export interface DecisionRequest {
   approve: boolean;
   actor: DecisionActor;
   note?: string | undefined;
+  /** Facts of the channel, added to the audit record's detail (Slack: the clicking user's id and the action_ts). */
+  detail?: Record<string, unknown> | undefined;
 }
 
 export type Decision =
@@ -110,6 +112,7 @@ export function decide(deps: DecideDeps, r: DecisionRequest): Decision {
         tool: row?.tool,
         ...(d.ok ? {} : { outcome: 'refused', code: d.reason }),
         detail: {
+          ...r.detail,
           request_id: r.id,
           via: actor.via,
           note: r.note ?? null,

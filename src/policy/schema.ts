@@ -19,6 +19,7 @@ import {
   type KbPolicy,
   type OktaDirectoryPolicy,
 } from './cloud-backends.js';
+import { checkNotify, notifySchema, toNotifyPolicy, type NotifyPolicy } from './notify.js';
 
 export const TOOL_NAMES = [
   'kb_search',
@@ -404,6 +405,8 @@ export const policySchema = z
       .prefault({}),
     /** Optional: without it, /mcp accepts itguard's own bearer tokens only. */
     auth: authSchema(checkKeys('group', LIMITS.listItems, undefined), name).optional(),
+    /** Optional: who hears about a request that needs a human (policy/notify.ts). */
+    notify: notifySchema.optional(),
     demo: z.boolean().default(false),
   })
   .check((ctx) => {
@@ -467,6 +470,7 @@ export const policySchema = z
     checkAuthPrincipals(p.auth, p.principals, (i) => ctx.issues.push(i));
     for (const i of cloudIssues(p.backends))
       ctx.issues.push({ code: 'custom', path: i.path, message: i.message, input: undefined });
+    checkNotify(p.notify, p.principals, (i) => ctx.issues.push(i));
     const budgetNames = new Set<string>();
     p.budgets.forEach((b, i) => {
       if (budgetNames.has(b.name))
@@ -609,6 +613,8 @@ export interface Policy {
   };
   /** The OAuth 2.1 resource server (src/auth/); undefined = static bearer tokens only. */
   auth: AuthPolicy | undefined;
+  /** Approver notifications (policy/notify.ts); undefined = nobody is told. */
+  notify: NotifyPolicy | undefined;
   demo: boolean;
 }
 
@@ -718,6 +724,7 @@ export function toPolicy(p: Parsed): Policy {
     tools,
     backends: backendsOf(p.backends),
     auth: toAuthPolicy(p.auth),
+    notify: toNotifyPolicy(p.notify),
     demo: p.demo,
   });
 }
