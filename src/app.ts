@@ -125,6 +125,8 @@ export function openApp(opts: AppOptions): App {
     { log, ...(opts.env ? { env: opts.env } : {}) },
   );
   try {
+    // A process whose ITGUARD_AUDIT_KEY is not the chain's refuses to start (DESIGN §5): AuditKeyMismatch, exit 2.
+    auditStore.checkKey();
     buildAll(backends);
   } catch (e) {
     db.close();

@@ -52,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
       all: { type: 'boolean' },
       'show-links': { type: 'boolean' },
       probe: { type: 'boolean' },
+      'expect-head': { type: 'string' },
     },
   });
   const flags: Flags = {

@@ -46,6 +46,8 @@ export interface OAuthIdentity {
    * (separation of duties, `per: user` bounds, task identity) uses this, never the display `onBehalfOf`.
    */
   onBehalfOfId: string | undefined;
+  /** The token's `email` claim as given (verified or not), for separation-of-duties comparisons only. */
+  email: string | undefined;
   /** What a session is bound to beyond the principal: issuer and subject (or client, when no human). */
   user: string;
   issuer: string;
@@ -150,6 +152,7 @@ export function createOAuthVerifier(auth: AuthPolicy, opts: VerifierOptions): OA
         principal,
         onBehalfOf: machine ? undefined : onBehalfOfClaims(payload),
         onBehalfOfId: machine || !sub ? undefined : `${iss} sub:${sub}`,
+        email: machine ? undefined : recordable(payload.email),
         user: machine ? `${iss} client:${clientId ?? sub ?? ''}` : `${iss} sub:${sub}`,
         issuer: iss,
         clientId,

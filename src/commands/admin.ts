@@ -184,6 +184,15 @@ export function directory(flags: Flags): number {
   return 0;
 }
 
+/** `--expect-head SEQ:HASH` as `audit verify` printed it; a usage error (exit 2) when malformed. */
+function parseHead(v: unknown): { seq: number; hash: string } | undefined {
+  if (v === undefined) return undefined;
+  const m = typeof v === 'string' ? /^([1-9][0-9]{0,15}):([0-9a-f]{64})$/.exec(v.trim()) : null;
+  if (!m)
+    throw new UsageError('--expect-head takes SEQ:HASH as audit verify prints it (e.g. 42:9f86d0…, 64 hex digits)');
+  return { seq: Number(m[1]), hash: m[2]! };
+}
+
 export function audit(flags: Flags): number {
   const [verb, arg] = flags.positionals;
   const s = stores(flags);
@@ -209,20 +218,40 @@ export function audit(flags: Flags): number {
       const rows = s.auditStore.byTrace(arg);
       if (flags.json) printJson(rows);
       else for (const r of rows) out(safeJson(r));
+      if (!rows.length)
+        err(
+          `no audit records for trace ${safeText(arg)}: check the trace id (it is in the tool result's _meta and every log line)`,
+        );
       return rows.length ? 0 : 1;
     }
     if (verb === 'verify') {
-      const r = s.auditStore.verify();
-      if (flags.json) printJson(r);
-      else if (r.ok) out(`audit chain OK: ${r.count} record(s); head seq ${r.head.seq} ${r.head.hash}`);
-      else out(`audit chain BROKEN at seq ${r.brokenAt}: ${r.reason} (${r.count} record(s) verified before it)`);
+      const expectHead = parseHead(flags.values['expect-head']);
+      const r = s.auditStore.verify(expectHead ? { expectHead } : {});
+      // The head is printed either way, so it can be anchored (DESIGN §5; docs/operations.md).
+      const head = r.ok ? r.head : s.auditStore.head();
+      if (flags.json)
+        printJson({
+          ok: r.ok,
+          count: r.count,
+          head,
+          ...(expectHead ? { expected_head: expectHead } : {}),
+          ...(r.ok ? {} : { broken_at: r.brokenAt, reason: r.reason }),
+        });
+      else if (r.ok)
+        out(
+          `audit chain OK: ${r.count} record(s); head ${head.seq}:${head.hash}${expectHead ? ` (reaches the anchored head ${expectHead.seq})` : ''}`,
+        );
+      else
+        out(
+          `audit chain BROKEN at seq ${r.brokenAt}: ${r.reason} (${r.count} record(s) verified before it); head ${head.seq}:${head.hash}`,
+        );
       return r.ok ? 0 : 1;
     }
     if (verb === 'export') {
       for (const r of s.auditStore.iterate()) out(safeJson(r));
       return 0;
     }
-    throw new UsageError('audit tail [--n N] | show TRACE_ID | verify | export');
+    throw new UsageError('audit tail [--n N] | show TRACE_ID | verify [--expect-head SEQ:HASH] | export');
   } finally {
     s.db.close();
   }

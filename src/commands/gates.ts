@@ -1,5 +1,6 @@
 /** `itguard approvals list|approve ID|deny ID`, `directory enroll USER`, `outbox`: human gates from the shell. */
 import { openStores } from '../app.js';
+import { decide } from '../guard/decide.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 import { safeText } from '../terminal.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
@@ -56,24 +57,16 @@ export function approvals(flags: Flags): number {
       if (flags.values.principal !== undefined)
         throw new UsageError(`approvals ${verb} decides as the OS user (${cliActor()}); --principal does not apply`);
       const note = typeof flags.values.note === 'string' ? flags.values.note : undefined;
-      const row = s.approvals.get(id);
-      // Approvals are decided by people: the CLI actor is an OS user, never the requesting agent principal.
-      if (row?.tier === 'mfa' && verb === 'approve') {
-        err(`${id} needs ${row.target}'s own authenticator code on the verification page; it cannot be approved here.`);
-        return 1;
-      }
-      const d = s.approvals.decide(id, verb === 'approve', { name: cliActor() }, note);
+      // Every rule (state, tier, separation of duties) and the audit of the outcome: src/guard/decide.ts.
+      const d = decide(s, { id, approve: verb === 'approve', note, actor: { name: cliActor(), via: 'cli' } });
       if (!d.ok) {
-        err(`cannot ${verb} ${id}: ${d.reason.replace('_', ' ')}`);
+        err(
+          d.reason === 'wrong_tier' && d.row?.tier === 'mfa'
+            ? `${id} needs ${d.row.target}'s own authenticator code on the verification page; it cannot be approved here.`
+            : `cannot ${verb} ${id}: ${d.message}.`,
+        );
         return 1;
       }
-      s.auditStore.append({
-        event: verb === 'approve' ? 'approval.approved' : 'approval.denied',
-        actor: cliActor(),
-        traceId: d.row.trace_id,
-        tool: d.row.tool,
-        detail: { request_id: id, note },
-      });
       out(
         `${id} ${verb === 'approve' ? 'approved' : 'denied'}${verb === 'approve' ? ' — a running itguard server executes it within seconds' : ''}`,
       );

@@ -84,7 +84,11 @@ function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {
   const tool = deps.tools.find((t) => t.name === row.tool);
   const named = deps.principal(row.principal);
   // The request runs for the human it was made for: every audit record of the run says so.
-  const principal = named && { ...named, onBehalfOf: row.on_behalf_of ?? undefined };
+  const principal = named && {
+    ...named,
+    onBehalfOf: row.on_behalf_of ?? undefined,
+    onBehalfOfId: row.on_behalf_of_id ?? undefined,
+  };
   // Security: policy changed since the request was made; the approval no longer authorises anything.
   if (!tool || !principal)
     return new GuardError(

@@ -89,6 +89,7 @@ export function openOrCreate(
     tier,
     principal: call.principal.name,
     onBehalfOf: call.principal.onBehalfOf,
+    onBehalfOfId: call.principal.onBehalfOfId,
     sessionId: call.session?.id,
     tool: call.tool.name,
     args: call.args,

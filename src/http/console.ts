@@ -17,8 +17,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { App } from '../app.js';
 import { TokenRejected, type OAuthVerifier } from '../auth/oauth.js';
-import { immediate } from '../store/db.js';
-import type { DecideResult } from '../store/approvals-store.js';
+import { decide } from '../guard/decide.js';
 import { consolePage, messagePage, signInPage, type Flash } from './console-html.js';
 
 export const CONSOLE_COOKIE = 'itguard_console';
@@ -34,18 +33,13 @@ export interface ConsoleSession {
   tokenId: string | undefined;
   /** OAuth: the person signed in (the token's email or sub), recorded as on_behalf_of of their decisions. */
   user?: string | undefined;
+  /** OAuth: the person's stable identity (issuer + ' sub:' + sub) and e-mail claim, for separation of duties. */
+  userId?: string | undefined;
+  email?: string | undefined;
   csrf: string;
   expiresAt: number;
   flash?: Flash | undefined;
 }
-
-const REFUSALS: Record<Exclude<DecideResult, { ok: true }>['reason'], string> = {
-  self_approval: 'You cannot approve a request made by your own principal',
-  own_behalf: 'You cannot approve a request an agent made on your behalf',
-  not_pending: 'This request has already been decided',
-  expired: 'This request has expired',
-  not_found: 'No such request',
-};
 
 /** In-memory console sessions. A restart signs everyone out, which is the safe direction. */
 export class ConsoleSessions {
@@ -55,7 +49,7 @@ export class ConsoleSessions {
   create(
     principal: string,
     tokenId: string | undefined,
-    o: { user?: string | undefined; notAfter?: number } = {},
+    o: { user?: string | undefined; userId?: string | undefined; email?: string | undefined; notAfter?: number } = {},
   ): { id: string; session: ConsoleSession } {
     this.prune();
     while (this.byId.size >= MAX_SESSIONS) this.byId.delete(this.byId.keys().next().value!);
@@ -64,6 +58,8 @@ export class ConsoleSessions {
       principal,
       tokenId,
       user: o.user,
+      userId: o.userId,
+      email: o.email,
       csrf: randomBytes(32).toString('base64url'),
       // Security: a session opened with an access token ends when the token does.
       expiresAt: Math.min(this.now() + SESSION_TTL_MS, o.notAfter ?? Infinity),
@@ -217,7 +213,14 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
       app.log.warn({ principal }, `console sign-in refused: ${why}`);
       html(res, 401, signInPage(base(req), `Sign-in refused: ${why}.`));
     };
-    let signedIn: { principal: string; tokenId?: string; user?: string; notAfter?: number };
+    let signedIn: {
+      principal: string;
+      tokenId?: string;
+      user?: string;
+      userId?: string | undefined;
+      email?: string | undefined;
+      notAfter?: number;
+    };
     if (!oauth || raw.startsWith('itg_')) {
       // Security: a deployment that turned static tokens off accepts none here either.
       if (!staticTokens) return refused('itguard tokens are turned off (auth.static_tokens: false)', null);
@@ -242,9 +245,20 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
       const principal = app.principal(verified.principal);
       // Security: the same rule for an access token: its principal must hold approvals:decide; and a person must
       // stand behind it (a client-credentials token decides nothing).
-      if (!principal?.scopes.includes(DECIDE_SCOPE) || verified.onBehalfOf === undefined)
+      if (
+        !principal?.scopes.includes(DECIDE_SCOPE) ||
+        verified.onBehalfOf === undefined ||
+        verified.onBehalfOfId === undefined
+      )
         return refused('not an approver', verified.principal);
-      signedIn = { principal: principal.name, user: verified.onBehalfOf, notAfter: verified.expiresAt * 1000 };
+      // The session carries who the person is (issuer + sub), not only how they are displayed.
+      signedIn = {
+        principal: principal.name,
+        user: verified.onBehalfOf,
+        userId: verified.onBehalfOfId,
+        email: verified.email,
+        notAfter: verified.expiresAt * 1000,
+      };
     }
     // Security: a fresh id on every sign-in (no session fixation); any session the browser held ends.
     sessions.delete(cookieValue(req, CONSOLE_COOKIE));
@@ -325,40 +339,29 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
           kind: 'error',
           text: `${id}: the note is too long (at most ${MAX_TEXT} characters).`,
         });
-      const row = app.approvals.get(id);
-      // Security: an mfa request is approved only by the target user's code on the verification page; an
-      // approver may deny it but never stand in for the user's second factor.
-      if (approve && row && row.tier !== 'approval') {
-        return done(req, res, s, {
-          kind: 'error',
-          text: `${id} is confirmed by ${row.target ?? 'the target user'} with their authenticator code; the console can only deny it.`,
-        });
-      }
       const actor = `console:${s.principal}`;
-      // The decision and its audit record commit together (the store's transaction nests as a savepoint).
-      const r = immediate(app.db, () => {
-        const result = app.approvals.decide(
-          id,
-          approve,
-          { name: actor, principal: s.principal, onBehalfOf: s.user },
-          note,
-        );
-        if (result.ok)
-          app.auditStore.appendInTx([
-            {
-              event: approve ? 'approval.approved' : 'approval.denied',
-              actor,
-              onBehalfOf: s.user,
-              tool: result.row.tool,
-              detail: { request_id: id, note: note ?? null },
-            },
-          ]);
-        return result;
+      // Every rule (state, tier, separation of duties by identity) and the audit of the outcome: src/guard/decide.ts.
+      const r = decide(app, {
+        id,
+        approve,
+        note,
+        actor: {
+          name: actor,
+          via: 'console',
+          principal: s.principal,
+          person: s.user,
+          personId: s.userId,
+          email: s.email,
+        },
       });
       if (!r.ok) {
-        if (r.reason === 'self_approval' || r.reason === 'own_behalf')
-          app.log.warn({ actor, request_id: id }, 'console refused a self-approval');
-        return done(req, res, s, { kind: 'error', text: `${id}: ${REFUSALS[r.reason]}.` });
+        if (r.reason === 'wrong_tier' && r.row?.tier === 'mfa')
+          return done(req, res, s, {
+            kind: 'error',
+            text: `${id} is confirmed by ${r.row.target ?? 'the target user'} with their authenticator code; the console can only deny it.`,
+          });
+        app.log.warn({ actor, request_id: id, reason: r.reason }, 'console decision refused');
+        return done(req, res, s, { kind: 'error', text: `${id}: ${r.message}.` });
       }
       app.log.info({ actor, request_id: id, decision }, 'approval decided from the console');
       done(req, res, s, { kind: 'ok', text: `${approve ? 'Approved' : 'Denied'} ${id}: ${r.row.summary}` });

@@ -6,6 +6,7 @@
 import express, { type Response, type Router } from 'express';
 import type { App } from '../app.js';
 import { raiseAlarm } from '../guard/alarm.js';
+import { decide } from '../guard/decide.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 
 export const esc = (s: unknown): string =>
@@ -72,6 +73,8 @@ export function verifyRouter(app: App): Router {
     if (!row || row.status !== 'pending' || row.tier !== 'mfa' || !row.target) return void res.status(404).send(gone());
     const target = row.target;
     const body = req.body as { code?: unknown; decision?: unknown };
+    // The target user, proven by the link and (to approve) their code: src/guard/decide.ts holds the rules.
+    const who = { name: `mfa:${target}`, via: 'verify' as const, directoryUser: target };
     const base = {
       actor: `mfa:${target}`,
       onBehalfOf: row.on_behalf_of ?? undefined,
@@ -79,12 +82,12 @@ export function verifyRouter(app: App): Router {
       tool: row.tool,
     };
     if (body.decision === 'reject') {
-      app.approvals.decide(
-        row.id,
-        false,
-        { name: `mfa:${target}` },
-        'rejected by the target user on the verification page',
-      );
+      decide(app, {
+        id: row.id,
+        approve: false,
+        actor: who,
+        note: 'rejected by the target user on the verification page',
+      });
       app.approvals.consumeVerifyLink(row.id);
       await app.audit.record({ ...base, event: 'mfa.rejected', detail: { request_id: row.id, target } });
       return void res.send(
@@ -118,12 +121,12 @@ export function verifyRouter(app: App): Router {
             : `That code is not right (${v.failures ?? 1} of 5 attempts used). Check your authenticator and try again.`;
       return void res.status(400).send(form(row, token, `<p class="err" data-testid="error">${esc(msg)}</p>`));
     }
-    const d = app.approvals.decide(
-      row.id,
-      true,
-      { name: `mfa:${target}` },
-      'confirmed by the target user with their authenticator',
-    );
+    const d = decide(app, {
+      id: row.id,
+      approve: true,
+      actor: who,
+      note: 'confirmed by the target user with their authenticator',
+    });
     app.approvals.consumeVerifyLink(row.id);
     await app.audit.record({ ...base, event: 'mfa.verified', detail: { request_id: row.id, target, channel: 'page' } });
     if (!d.ok) return void res.status(409).send(gone());

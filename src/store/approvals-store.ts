@@ -20,6 +20,8 @@ export interface ApprovalRow {
   principal: string;
   /** The human the requesting agent acted for (OAuth), or null. */
   on_behalf_of: string | null;
+  /** Their stable identity (OAuth issuer + ' sub:' + sub; migration 10): what separation of duties compares. */
+  on_behalf_of_id: string | null;
   session_id: string | null;
   tool: string;
   args: string;
@@ -50,6 +52,7 @@ export interface NewApproval {
   tier: string;
   principal: string;
   onBehalfOf?: string | undefined;
+  onBehalfOfId?: string | undefined;
   /** The 2025-11-25 session the request came from; none on 2026-07-28 (stored as null). */
   sessionId: string | undefined;
   tool: string;
@@ -76,9 +79,12 @@ export interface ClassCount {
   n: number;
 }
 
+/** Why a decision was refused (src/guard/decide.ts words each one for people). */
+export type RefusalReason =
+  'not_found' | 'not_pending' | 'expired' | 'self_approval' | 'own_behalf' | 'target_user' | 'wrong_tier';
+
 export type DecideResult =
-  | { ok: true; row: ApprovalRow }
-  | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'self_approval' | 'own_behalf' };
+  { ok: true; row: ApprovalRow } | { ok: false; reason: RefusalReason; row?: ApprovalRow | undefined };
 
 export class ApprovalsStore {
   constructor(
@@ -130,14 +136,15 @@ export class ApprovalsStore {
     }
     this.db
       .prepare(
-        `INSERT INTO approvals (id, tier, principal, on_behalf_of, session_id, tool, args, args_sha256, summary, reason, target, caps, cap_items, idem_key, request_id, verify_hash, status, trace_id, created_at, expires_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+        `INSERT INTO approvals (id, tier, principal, on_behalf_of, on_behalf_of_id, session_id, tool, args, args_sha256, summary, reason, target, caps, cap_items, idem_key, request_id, verify_hash, status, trace_id, created_at, expires_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
       )
       .run(
         id,
         a.tier,
         a.principal,
         a.onBehalfOf ?? null,
+        a.onBehalfOfId ?? null,
         a.sessionId ?? null,
         a.tool,
         JSON.stringify(a.args),
@@ -167,25 +174,25 @@ export class ApprovalsStore {
   }
 
   /**
-   * Approve or deny a pending request. Security: the requesting principal can never approve its own request, and
-   * neither can the person it was made for (`onBehalfOf`, known when both sides signed in through OAuth).
+   * Approve or deny a pending request: the state change only (pending → approved | denied, in one transaction with
+   * the read it rests on). Who may decide is not this store's business: src/guard/decide.ts holds every rule and
+   * passes them in as `refuse`, which sees the fresh row inside the transaction and names a refusal, or nothing.
    */
   decide(
     id: string,
     approve: boolean,
-    actor: { name: string; principal?: string | undefined; onBehalfOf?: string | undefined },
+    actor: { name: string },
     note: string | undefined,
+    refuse: (row: ApprovalRow) => RefusalReason | undefined = () => undefined,
   ): DecideResult {
     return immediate(this.db, (): DecideResult => {
       this.expire();
       const row = this.db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id);
       if (!row) return { ok: false, reason: 'not_found' };
-      if (row.status === 'expired') return { ok: false, reason: 'expired' };
-      if (row.status !== 'pending') return { ok: false, reason: 'not_pending' };
-      if (actor.principal !== undefined && actor.principal === row.principal)
-        return { ok: false, reason: 'self_approval' };
-      if (approve && actor.onBehalfOf !== undefined && actor.onBehalfOf === row.on_behalf_of)
-        return { ok: false, reason: 'own_behalf' };
+      if (row.status === 'expired') return { ok: false, reason: 'expired', row };
+      if (row.status !== 'pending') return { ok: false, reason: 'not_pending', row };
+      const refused = refuse(row);
+      if (refused) return { ok: false, reason: refused, row };
       const now = this.now();
       this.db
         .prepare(

@@ -5,7 +5,33 @@
  */
 import { config } from '../config.js';
 import { canonicalJson, hmacSha256, oversize, redact, sha256 } from '../canonical.js';
+import { ConfigError } from '../config.js';
 import { immediate, type Db } from './db.js';
+import { MetaStore } from './meta-store.js';
+
+/** The `meta` key holding the fingerprint of the key the chain is linked with (`none` for an unkeyed chain). */
+export const KEY_FINGERPRINT = 'audit_key_fingerprint';
+
+/**
+ * A fingerprint of the audit key, never the key: HMAC-SHA-256 of a fixed label under the key (the first 32 hex
+ * characters), or `none`. The store keeps it so that a process with another key, or none, is caught before it
+ * appends a link nobody can verify afterwards (DESIGN §5).
+ */
+export const keyFingerprint = (key: string | undefined): string =>
+  key ? `hmac-sha256:${hmacSha256(key, 'itguard audit key fingerprint v1').slice(0, 32)}` : 'none';
+
+/** A process whose ITGUARD_AUDIT_KEY does not match the chain's refuses to append (`serve` refuses to start). */
+export class AuditKeyMismatch extends ConfigError {
+  constructor(chain: string, mine: string) {
+    super(
+      chain === 'none'
+        ? 'ITGUARD_AUDIT_KEY is set, but the audit chain in this database is not keyed: unset ITGUARD_AUDIT_KEY (or start a new database to use a key); nothing was appended.'
+        : mine === 'none'
+          ? 'The audit chain in this database is keyed, but ITGUARD_AUDIT_KEY is not set: set the same ITGUARD_AUDIT_KEY every itguard process of this database uses; nothing was appended.'
+          : 'ITGUARD_AUDIT_KEY is not the key the audit chain in this database is keyed with: set the same ITGUARD_AUDIT_KEY every itguard process of this database uses; nothing was appended.',
+    );
+  }
+}
 
 export const GENESIS = '0'.repeat(64);
 
@@ -138,6 +164,9 @@ const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
 export class AuditStore {
   private readonly insert;
   private readonly last;
+  private readonly meta;
+  /** Set once this process's key has been checked against the chain's fingerprint. */
+  private keyChecked = false;
   constructor(
     readonly db: Db,
     private readonly key: string | undefined = config().auditKey,
@@ -148,6 +177,35 @@ export class AuditStore {
        VALUES (@seq, @ts, @event, @trace_id, @actor, @session_id, @tool, @args, @args_sha256, @outcome, @code, @detail, @on_behalf_of, @prev_hash, @hash)`,
     );
     this.last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
+    this.meta = new MetaStore(db);
+  }
+
+  /**
+   * Checks this process's key against the chain's fingerprint, recording it for a new chain (and for a chain made
+   * before fingerprints, once its head verifies under this key). Throws AuditKeyMismatch otherwise. Run at open by
+   * `serve` and before the first append of every process; later appends skip it.
+   */
+  checkKey(): void {
+    if (this.keyChecked) return;
+    immediate(this.db, () => {
+      const mine = keyFingerprint(this.key);
+      let chain = this.meta.get(KEY_FINGERPRINT);
+      if (chain === undefined) {
+        const head = this.db.prepare<[], AuditRow>('SELECT * FROM audit ORDER BY seq DESC LIMIT 1').get();
+        // Security: an existing chain tells which key it was linked with only by verifying under it.
+        if (head && this.link(head.prev_hash, recordText(head)) !== head.hash)
+          chain = sha256(head.prev_hash + recordText(head)) === head.hash ? 'none' : 'keyed';
+        else this.meta.set(KEY_FINGERPRINT, mine);
+      }
+      // Security: a link under another key (or none) could never be verified: refuse before appending it.
+      if (chain !== undefined && chain !== mine) throw new AuditKeyMismatch(chain, mine);
+    });
+    this.keyChecked = true;
+  }
+
+  /** The fingerprint the chain records (`none` unkeyed), or undefined before the first append of this version. */
+  chainKeyFingerprint(): string | undefined {
+    return this.meta.get(KEY_FINGERPRINT);
   }
 
   private link(prev: string, text: string): string {
@@ -161,6 +219,7 @@ export class AuditStore {
 
   /** For callers already inside an IMMEDIATE transaction (so the audit row commits with their state change). */
   appendInTx(events: AuditEvent[]): number[] {
+    if (!this.keyChecked) this.checkKey();
     const head = this.last.get();
     let prev = head?.hash ?? GENESIS;
     let seq = head?.seq ?? 0;
@@ -238,12 +297,22 @@ export class AuditStore {
     return (this.db.prepare(`SELECT count(*) AS n FROM audit WHERE ${where}`).get(...params) as { n: number }).n;
   }
 
-  /** Recomputes the chain from the first record; reports the first link that does not hold. */
-  verify(): VerifyResult {
+  /**
+   * Recomputes the chain from the first record; reports the first link that does not hold. With `expectHead` (a head
+   * anchored elsewhere earlier), the chain must also reach that seq and hold that hash there: a truncated tail or a
+   * rewritten chain that verifies on its own still fails.
+   */
+  verify(o: { expectHead?: { seq: number; hash: string } } = {}): VerifyResult {
+    const chainKey = this.chainKeyFingerprint();
+    const mine = keyFingerprint(this.key);
+    // Security: a keyed chain is never verified without its key (nor an unkeyed one with a key): say which, plainly.
+    if (chainKey !== undefined && chainKey !== mine)
+      return { ok: false, count: 0, brokenAt: 1, reason: new AuditKeyMismatch(chainKey, mine).message.split(':')[0]! };
     let prev = GENESIS;
     let expectedSeq = 1;
     let count = 0;
     let head = { seq: 0, hash: GENESIS };
+    const want = o.expectHead;
     for (const row of this.iterate()) {
       if (row.seq !== expectedSeq) {
         return { ok: false, count, brokenAt: expectedSeq, reason: `record ${expectedSeq} is missing` };
@@ -262,11 +331,25 @@ export class AuditStore {
             : 'record content does not match its hash (altered, or the chain is keyed: set ITGUARD_AUDIT_KEY)',
         };
       }
+      if (want && row.seq === want.seq && hash !== want.hash)
+        return {
+          ok: false,
+          count,
+          brokenAt: row.seq,
+          reason: `record ${row.seq} does not have the anchored hash ${want.hash}: the chain diverges from the anchored head (rewritten)`,
+        };
       prev = hash;
       head = { seq: row.seq, hash };
       expectedSeq += 1;
       count += 1;
     }
+    if (want && head.seq < want.seq)
+      return {
+        ok: false,
+        count,
+        brokenAt: head.seq + 1,
+        reason: `the chain ends at seq ${head.seq}, before the anchored head seq ${want.seq}: records were removed (truncated)`,
+      };
     return { ok: true, count, head };
   }
 }

@@ -318,4 +318,10 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE idempotency ADD COLUMN cap_items TEXT;
   `,
+  // 10 (issue 18): separation of duties by stable identity (DESIGN §4). The OAuth user an agent acted for, as
+  // issuer + ' sub:' + sub (`on_behalf_of_id`), beside the display `on_behalf_of` of migration 7: every comparison
+  // of people uses this column, never the display string. NULL on older rows and where no human is known.
+  `
+  ALTER TABLE approvals ADD COLUMN on_behalf_of_id TEXT;
+  `,
 ];

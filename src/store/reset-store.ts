@@ -59,18 +59,43 @@ export class ResetStore {
     );
   }
 
-  /** Spends a live link (exactly once, across processes) and returns its user; undefined if it is not usable. */
-  claim(token: string): string | undefined {
+  /**
+   * Spends a live link (exactly once, across processes) and returns its user and the claim (what `unclaim` gives
+   * back); undefined if it is not usable.
+   */
+  claim(token: string): ResetClaim | undefined {
     return immediate(this.db, () => {
       const link = this.link(token);
       if (!link?.usable) return undefined;
-      this.db.prepare('UPDATE password_resets SET used_at = ? WHERE token_hash = ?').run(this.now(), sha256(token));
-      return link.username;
+      const claimedAt = this.now();
+      this.db.prepare('UPDATE password_resets SET used_at = ? WHERE token_hash = ?').run(claimedAt, sha256(token));
+      return { username: link.username, claimedAt };
     });
   }
 
-  /** Gives a claimed link back (the directory refused the password): the user may try again with it. */
-  unclaim(token: string): void {
-    this.db.prepare('UPDATE password_resets SET used_at = NULL WHERE token_hash = ?').run(sha256(token));
+  /**
+   * Gives a claimed link back (the directory refused the password), so the user may try again with it — only the
+   * claim it releases, and only while no newer link was issued for the user. Security: a link issued meanwhile
+   * revoked this one (issue() revokes unused links; this one was claimed, so it was not among them): reviving it
+   * would leave two live links. Returns whether the link is usable again.
+   */
+  unclaim(token: string, claim: ResetClaim): boolean {
+    return (
+      this.db
+        .prepare(
+          `UPDATE password_resets SET used_at = NULL
+           WHERE token_hash = ? AND used_at = ?
+             AND NOT EXISTS (SELECT 1 FROM password_resets n
+                             WHERE n.username = password_resets.username AND n.token_hash != password_resets.token_hash
+                               AND n.created_at >= ?)`,
+        )
+        .run(sha256(token), claim.claimedAt, claim.claimedAt).changes === 1
+    );
   }
+}
+
+/** A spent link: whose it is, and when it was claimed (the claim `unclaim` releases). */
+export interface ResetClaim {
+  username: string;
+  claimedAt: number;
 }

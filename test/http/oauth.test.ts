@@ -14,6 +14,7 @@ import express from 'express';
 import type { App } from '../../src/app.js';
 import { createOAuthVerifier } from '../../src/auth/oauth.js';
 import { authOf, bearerAuth } from '../../src/http/auth.js';
+import { decide } from '../../src/guard/decide.js';
 import { startHttp, type HttpOptions, type RunningHttp } from '../../src/http/app.js';
 import { policyWith, testApp, textOf, codeOf } from '../helpers/harness.js';
 import { startIdp, type TestIdp } from '../helpers/idp.js';
@@ -322,7 +323,11 @@ describe('a valid token over a real MCP client', () => {
     expect(page).toContain('<span data-testid="on-behalf-of">alice@example.com</span>');
 
     expect(
-      app.approvals.decide(id, true, { name: 'console:it-approver', principal: 'it-approver' }, undefined).ok,
+      decide(app, {
+        id,
+        approve: true,
+        actor: { name: 'console:it-approver', via: 'console', principal: 'it-approver' },
+      }).ok,
     ).toBe(true);
     await expect.poll(() => app.approvals.get(id)!.status, { timeout: 5000 }).toBe('succeeded');
     const run = [...app.auditStore.iterate()].filter((x) => x.session_id === `executor:${id}`);
@@ -390,6 +395,49 @@ describe('the approver console with OAuth', () => {
     expect([...app.auditStore.iterate()].filter((x) => x.event === 'console.login').map((x) => x.on_behalf_of)).toEqual(
       ['dana@example.com', 'irene@example.com'],
     );
+  });
+
+  it('compares people by issuer + sub: the same person never approves their own request, whatever their token carries', async () => {
+    const { app, url } = await start();
+    const agentToken = await idp.forge({
+      sub: 'dana',
+      email: 'dana@example.com',
+      aud: AUDIENCE,
+      scope: 'itguard',
+      client_id: 'mcp-client',
+      itguard_principal: 'helpdesk-agent',
+    });
+    const { client, call } = await mcp(url, agentToken);
+    const r = await call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason: 'dana needs it' });
+    const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
+    await client.close();
+    expect(app.approvals.get(id)!.on_behalf_of_id).toBe(`${idp.issuer} sub:dana`);
+
+    const approverClaims = { aud: AUDIENCE, scope: 'itguard', itguard_principal: 'it-approver' };
+    const variants = [
+      { sub: 'dana' }, // no email claim: displayed as "dana"
+      { sub: 'dana', email: 'dana@example.com', email_verified: false },
+      { sub: 'dana', email: 'Dana@Example.com' },
+      { sub: 'dana-2nd-account', email: 'DANA@example.COM' }, // another subject, the same address in other case
+    ];
+    for (const v of variants) {
+      const signedIn = await consoleLogin(await idp.forge({ ...approverClaims, ...v }));
+      expect(signedIn.status).toBe(303);
+      const page = await consoleDecide(signedIn.cookie!, id, 'approve');
+      expect(page).toContain(`${id}: You cannot approve a request an agent made on your behalf.`);
+      expect(app.approvals.get(id)!.status).toBe('pending');
+    }
+    // Every refusal is in the audit, with who tried and why.
+    const refusals = [...app.auditStore.iterate()].filter((x) => x.event === 'approval.refused');
+    expect(refusals).toHaveLength(variants.length);
+    expect(refusals.every((x) => x.code === 'own_behalf' && x.actor === 'console:it-approver')).toBe(true);
+    expect(JSON.parse(refusals[0]!.detail!)).toMatchObject({ request_id: id, decision: 'approve', via: 'console' });
+    expect(app.auditStore.verify().ok).toBe(true);
+
+    // Someone else approves it; the request then runs.
+    const irene = await consoleLogin(await idp.userToken('irene'));
+    await consoleDecide(irene.cookie!, id, 'approve');
+    expect(app.approvals.get(id)!.status).not.toBe('pending');
   });
 
   it('refuses a machine token, a token for a principal without approvals:decide, a bad token, and static tokens when they are off', async () => {

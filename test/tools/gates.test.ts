@@ -7,6 +7,7 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { startVerifyListener } from '../../src/http/app.js';
+import { decide } from '../../src/guard/decide.js';
 import { codeOf, connect, policyWith, testApp, textOf } from '../helpers/harness.js';
 
 const reason = 'user asked in chat';
@@ -285,10 +286,19 @@ describe('approval tier: software_install', () => {
     await c.close();
     // separation of duties
     expect(
-      app.approvals.decide(id, true, { name: 'console:helpdesk-agent', principal: 'helpdesk-agent' }, undefined),
-    ).toEqual({ ok: false, reason: 'self_approval' });
+      decide(app, {
+        id,
+        approve: true,
+        actor: { name: 'console:helpdesk-agent', via: 'console', principal: 'helpdesk-agent' },
+      }),
+    ).toMatchObject({ ok: false, reason: 'self_approval' });
     expect(
-      app.approvals.decide(id, true, { name: 'console:it-approver', principal: 'it-approver' }, 'ok for finance'),
+      decide(app, {
+        id,
+        approve: true,
+        note: 'ok for finance',
+        actor: { name: 'console:it-approver', via: 'console', principal: 'it-approver' },
+      }),
     ).toMatchObject({ ok: true });
     await waitFor(() => app.approvals.get(id)!.status === 'succeeded');
     expect(jobs(app)).toBe(1);
@@ -297,10 +307,9 @@ describe('approval tier: software_install', () => {
     expect((s.structuredContent as { status: string; decided_by: string }).status).toBe('succeeded');
     expect(textOf(s)).toMatch(/install job JOB-/);
     // a second approval decision is impossible; nothing runs twice
-    expect(app.approvals.decide(id, true, { name: 'x', principal: 'it-approver' }, undefined)).toEqual({
-      ok: false,
-      reason: 'not_pending',
-    });
+    expect(
+      decide(app, { id, approve: true, actor: { name: 'x', via: 'console', principal: 'it-approver' } }),
+    ).toMatchObject({ ok: false, reason: 'not_pending' });
     // A full executor pass after the refused decision runs nothing again.
     await app.executorPass();
     expect(jobs(app)).toBe(1);
@@ -343,7 +352,10 @@ describe('approval tier: software_install', () => {
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
     now += 24 * 3600_000 + 1;
     expect(app.approvals.get(id)!.status).toBe('expired');
-    expect(app.approvals.decide(id, true, { name: 'cli:alice' }, undefined)).toEqual({ ok: false, reason: 'expired' });
+    expect(app.approvals.decide(id, true, { name: 'cli:alice' }, undefined)).toMatchObject({
+      ok: false,
+      reason: 'expired',
+    });
     const c2 = await clientWith(app, []);
     expect((await c2.call('request_status', { request_id: id })).structuredContent).toMatchObject({
       status: 'expired',

@@ -118,14 +118,18 @@ export class ResetFlow {
 
   /** Spends the link and writes the password to the directory; a refused password gives the link back. */
   async complete(token: string, password: string, o: CallOpts): Promise<CompleteOutcome> {
-    const username = this.d.resets.claim(token);
-    if (!username) return { ok: false, gone: true };
+    const claim = this.d.resets.claim(token);
+    if (!claim) return { ok: false, gone: true };
+    const { username } = claim;
     try {
       await this.d.directory.setPassword(username, password, o);
     } catch (e) {
-      this.d.resets.unclaim(token);
       const why = e instanceof BackendError ? e.message : 'the directory could not be reached';
-      return { ok: false, refused: `The directory did not accept the new password: ${why}. Try again.` };
+      // The link is given back only if no newer link replaced it meanwhile; else this one stays spent.
+      const again = this.d.resets.unclaim(token, claim)
+        ? 'Try again.'
+        : 'A newer reset link was sent meanwhile, so this one no longer works: use the link in the latest message.';
+      return { ok: false, refused: `The directory did not accept the new password: ${why}. ${again}` };
     }
     return { ok: true, username };
   }
