@@ -22,7 +22,7 @@ import { IdempotencyStore } from './store/idempotency-store.js';
 import { ApprovalsStore } from './store/approvals-store.js';
 import { MfaStore } from './store/mfa-store.js';
 import { BudgetStore } from './store/budget-store.js';
-import { budgetsView, breakerView, capsView } from './guard/caps-view.js';
+import { budgetsView, breakerView, capsView, taskView } from './guard/caps-view.js';
 import type { Backends } from './tools/backends.js';
 import { ALL_TOOLS } from './tools/index.js';
 import { buildAll, buildBackends, type Embedded } from './backends/build.js';
@@ -134,6 +134,7 @@ export function openApp(opts: AppOptions): App {
   }
   const seeded = opts.policy.demo ? seedDemo(db, opts.kbDir) : false;
   const metrics: Metrics = opts.metrics ?? noopMetrics();
+  metrics.bindTasks(() => budgets.taskCounts(opts.policy.task.idleMinutes * 60_000, now()));
   const links = { base: 'http://127.0.0.1' };
   const deps: GuardDeps = {
     policy: opts.policy,
@@ -166,26 +167,11 @@ export function openApp(opts: AppOptions): App {
 
   const guardView = (call: Call): GuardView => {
     const ks = killSwitch.state();
-    const s = call.session;
-    const b = opts.policy.session;
     return {
       killSwitch: { engaged: ks.engaged, reason: ks.reason, changedAt: ks.changedAt },
-      session: s
-        ? {
-            id: s.id,
-            calls_used: s.calls,
-            calls_left: Math.max(0, b.maxCalls - s.calls),
-            minutes_left: Math.max(0, Math.floor((b.maxMinutes * 60_000 - (now() - s.startedAt)) / 60_000)),
-            result_bytes_left: Math.max(0, b.maxResultBytes - s.resultBytes),
-            loop_breaker: s.tripped ? `tripped (${s.tripped.rule}): ${s.tripped.why}` : 'ok',
-          }
-        : {
-            // 2026-07-28: no session, so no session budget; the principal's budgets and breaker below bound this agent.
-            id: null,
-            none: 'this 2026-07-28 connection has no session; only the principal budgets and loop breaker apply',
-          },
+      task: taskView(opts.policy, budgets, call, now()),
       caps: capsView(opts.policy, caps, call, now()),
-      budgets: budgetsView(opts.policy, budgets, call.principal.name, s?.id, now()),
+      budgets: budgetsView(opts.policy, budgets, call, now()),
       loopBreaker: breakerView(opts.policy, budgets, call.principal.name, now()),
     };
   };

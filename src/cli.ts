@@ -9,8 +9,9 @@ const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
   serve --stdio | --http [--host 127.0.0.1] [--port 3333]
   status                                    kill switch, last drill, cap usage, audit head
   caps                                      each cap rule's usage in its current window
-  budgets                                   each principal budget's usage, and the principal loop breakers
-  breaker reset PRINCIPAL                   clear a tripped principal loop breaker (audited)
+  budgets                                   each budget's usage per principal, user and task; the fleet breakers
+  tasks [--tripped]                         open tasks (conversations, jobs) with their usage and breaker
+  breaker reset PRINCIPAL | --task ID       clear a principal's fleet breaker or one task's breaker (audited)
   drill [--seconds 1.5] [--concurrency 4]   kill-switch drill against a real server process
   kill --reason TEXT | resume --reason TEXT
   token create --principal P [--label L] | token list | token revoke ID
@@ -18,7 +19,7 @@ const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
   directory list | directory enroll USER     enroll prints the otpauth:// URI alone on stdout
   approvals list [--all] | approve ID | deny ID [--note TEXT]
   outbox [--show-links]                     deliveries to users' recovery channels
-  audit tail [--n N] | show TRACE_ID | verify | export
+  audit tail [--n N] | show TRACE_ID | show --task TASK_ID | verify | export
   policy check [FILE] [--probe]
   report autonomy                           per action class, how often human gates granted it unchanged
 `;
@@ -51,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
       note: { type: 'string' },
       all: { type: 'boolean' },
       'show-links': { type: 'boolean' },
+      task: { type: 'string' },
+      tripped: { type: 'boolean' },
       probe: { type: 'boolean' },
       'expect-head': { type: 'string' },
     },
@@ -77,6 +80,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/budgets.js')).budgets(flags);
     case 'breaker':
       return (await import('./commands/budgets.js')).breaker(flags);
+    case 'tasks':
+      return (await import('./commands/budgets.js')).tasks(flags);
     case 'drill':
       return (await import('./commands/drill.js')).drill(flags);
     case 'kill':

@@ -11,6 +11,11 @@ export interface Metrics {
   calls: { inc(labels: { tool: string; outcome: string; code: string }): void };
   latency: { observe(labels: { tool: string }, seconds: number): void };
   alarms: { inc(labels: { kind: string; rule: string }): void };
+  /**
+   * Gives the open/tripped task gauges their source (read from the store when scraped; no task id is ever a label,
+   * so the series count stays two whatever the number of tasks).
+   */
+  bindTasks(read: () => { open: number; tripped: number }): void;
 }
 
 export const noopMetrics = (): Metrics => ({
@@ -18,15 +23,35 @@ export const noopMetrics = (): Metrics => ({
   calls: { inc() {} },
   latency: { observe() {} },
   alarms: { inc() {} },
+  bindTasks() {},
 });
 
 export async function createPromMetrics(defaults = true): Promise<Metrics> {
   const mod = await import('prom-client');
   // A CommonJS package: in the code-split bundle (scripts/postbuild.mjs) its exports arrive as `default` only.
-  const { Counter, Histogram, Registry, collectDefaultMetrics } = mod.default ?? mod;
+  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = mod.default ?? mod;
   const registry = new Registry();
   if (defaults) collectDefaultMetrics({ register: registry, prefix: 'itguard_' });
+  let readTasks: (() => { open: number; tripped: number }) | undefined;
+  // One read per scrape serves both gauges (the second reuses the first's answer).
+  let last: { open: number; tripped: number } | undefined;
+  const tasksGauge = (name: string, help: string, pick: 'open' | 'tripped') =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        if (!readTasks) return;
+        if (pick === 'open' || !last) last = readTasks();
+        this.set(last[pick]);
+      },
+    });
+  tasksGauge('itguard_tasks_open', 'Open tasks (a call within task.idle_minutes), every principal', 'open');
+  tasksGauge('itguard_tasks_tripped', 'Open tasks whose own loop breaker tripped', 'tripped');
   return {
+    bindTasks(read) {
+      readTasks = read;
+    },
     registry,
     calls: new Counter({
       name: 'itguard_tool_calls_total',

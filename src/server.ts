@@ -5,7 +5,8 @@
  *
  * One instance serves one 2025-11-25 session (stdio: the process's connection; HTTP: one Mcp-Session-Id; tests: one
  * in-memory pair) with that session's SessionState, or 2026-07-28 traffic (stdio: the connection; HTTP: one
- * request), which has no session: its calls carry none, and only the principal-level bounds apply.
+ * request), which has no session. Each call's task (the unit of the per-task bounds) is identified here, from the
+ * request's `_meta`, the `Itguard-Task` header, the session or stdio connection, or the OAuth user (guard/task.ts).
  *
  * Why the SDK's low-level Server and not McpServer: McpServer validates arguments and answers unknown tools itself,
  * before any handler runs, and lists every registered tool. itguard's pipeline must see every call first (an
@@ -34,6 +35,7 @@ import { newCallState, type AnyTool, type Call, type Era, type Principal, type S
 import { inputSchema } from './guard/validate.js';
 import { errorCodeOf } from './guard/errors.js';
 import { linkedSignal } from './guard/signals.js';
+import { identifyTask, TASK_META_KEY } from './guard/task.js';
 
 export const SERVER_INFO = { name: 'itguard', version: '0.1.0' };
 
@@ -58,16 +60,7 @@ function listing(tool: AnyTool): Tool {
 }
 
 export function newSession(transport: SessionState['transport'], now: number, id: string = nanoid()): SessionState {
-  return {
-    id,
-    transport,
-    startedAt: now,
-    calls: 0,
-    resultBytes: 0,
-    identical: new Map(),
-    consecutiveFailures: 0,
-    tripped: undefined,
-  };
+  return { id, transport, startedAt: now };
 }
 
 /**
@@ -90,8 +83,13 @@ function resumeOf(ctx: ServerContext): Call['resume'] {
   };
 }
 
+/**
+ * `connection` (2026-07-28 over stdio): the connection, which identifies a task like a session does. 2026-07-28
+ * over HTTP has neither: a request is not a conversation.
+ */
 export type ServerOptions =
-  { principal: Principal; era?: 'legacy'; session: SessionState } | { principal: Principal; era: 'modern' };
+  | { principal: Principal; era?: 'legacy'; session: SessionState }
+  | { principal: Principal; era: 'modern'; connection?: SessionState };
 
 export function createServer(app: App, opts: ServerOptions): Server {
   const server = new Server(SERVER_INFO, {
@@ -105,6 +103,7 @@ export function createServer(app: App, opts: ServerOptions): Server {
   const { principal } = opts;
   const era: Era = opts.era ?? 'legacy';
   const session = opts.era === 'modern' ? undefined : opts.session;
+  const connection = opts.era === 'modern' ? opts.connection : opts.session;
 
   server.setRequestHandler('tools/list', async () => ({
     tools: visibleTools(app.tools, principal, app.policy).map(listing),
@@ -115,6 +114,14 @@ export function createServer(app: App, opts: ServerOptions): Server {
     // An unknown tool goes through the pipeline too: it spends budget and counts as a failure (scope refuses it).
     const tool = known ?? unknownTool(req.params.name);
     const linked = linkedSignal([ctx.mcpReq.signal, app.killSignal()]);
+    const identified = identifyTask(app.policy.task.identify, {
+      principal: principal.name,
+      meta: (req.params._meta as Record<string, unknown> | undefined)?.[TASK_META_KEY],
+      // HTTP: the request's Itguard-Task header, handed on by the bearer middleware (http/auth.ts) with the token.
+      header: ctx.http?.authInfo?.extra?.task,
+      connection: connection?.id,
+      user: principal.onBehalfOfId,
+    });
     const call: Call = {
       tool,
       toolPolicy: known ? app.policy.tools[known.name] : unknownToolPolicy(app.policy),
@@ -122,6 +129,8 @@ export function createServer(app: App, opts: ServerOptions): Server {
       args: undefined as unknown as Record<string, unknown>,
       principal,
       session,
+      task: identified.task,
+      taskInvalid: identified.invalid,
       traceId: newTraceId(),
       signal: linked.signal,
       startedAt: app.now(),

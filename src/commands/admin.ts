@@ -213,6 +213,20 @@ export function audit(flags: Flags): number {
       show(s.auditStore.tail(Number.isFinite(n) && n > 0 ? n : 20));
       return 0;
     }
+    if (verb === 'show' && typeof flags.values.task === 'string') {
+      // One task's calls, refusals, gates and alarms in order: the trace of a conversation (DESIGN §3 step 4).
+      const task = flags.values.task;
+      if (arg) throw new UsageError('audit show TRACE_ID | audit show --task TASK_ID (not both)');
+      const rows = s.auditStore.byTask(task);
+      if (!rows.length) {
+        if (flags.json) printJson({ task, records: [], error: 'no audit records for this task' });
+        else err(`itguard: no audit records for task "${safeText(task)}" (task ids: itguard tasks)`);
+        return 1;
+      }
+      if (flags.json) printJson({ task, records: rows });
+      else show(rows);
+      return 0;
+    }
     if (verb === 'show') {
       if (!arg) throw new UsageError('audit show TRACE_ID');
       const rows = s.auditStore.byTrace(arg);

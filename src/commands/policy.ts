@@ -105,10 +105,12 @@ export function describe(p: Policy, source: string): string {
   ];
   for (const [name, v] of Object.entries(p.principals))
     lines.push(`  ${name}: ${v.scopes.join(', ') || '(no scopes)'}`);
-  const s = p.session;
+  const tk = p.task;
   lines.push(
     '',
-    `session: max_calls ${s.maxCalls}, max_minutes ${s.maxMinutes}, max_result_bytes ${s.maxResultBytes}, max_identical_calls ${s.maxIdenticalCalls}, max_consecutive_failures ${s.maxConsecutiveFailures}`,
+    `task: identify ${tk.identify.join(', ')}, idle_minutes ${tk.idleMinutes}, max_calls ${tk.maxCalls}, max_minutes ${tk.maxMinutes}, max_result_bytes ${tk.maxResultBytes}, max_identical_calls ${tk.maxIdenticalCalls}, max_consecutive_failures ${tk.maxConsecutiveFailures}`,
+    `budgets: ${p.budgets.map((b) => `${b.name} (${b.limit} ${b.measure.replace('_', ' ')} per ${b.per} per ${b.window})`).join('; ') || 'none'}`,
+    `fleet breaker: tripped_tasks_per_hour ${p.loop.trippedTasksPerHour}; sessions: max_per_principal ${p.session.maxPerPrincipal}`,
   );
   lines.push(
     `mfa: allow_form_code ${p.mfa.allowFormCode}, out_of_band ${p.mfa.outOfBand}; approvals: wait ${p.approvals.waitSeconds}s, expire ${p.approvals.expireHours}h`,

@@ -34,7 +34,7 @@ export async function serve(flags: Flags): Promise<void> {
       ({ era }) => {
         const server =
           era === 'modern'
-            ? createServer(app, { principal, era })
+            ? createServer(app, { principal, era, connection: newSession('stdio', app.now()) })
             : createServer(app, { principal, session: newSession('stdio', app.now()) });
         server.onerror = onerror;
         app.log.debug({ era }, 'stdio connection opened');

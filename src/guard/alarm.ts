@@ -16,6 +16,7 @@ export async function raiseAlarm(
       onBehalfOf: call?.principal.onBehalfOf,
       traceId: call?.traceId,
       sessionId: call?.session?.id,
+      taskId: call?.task.id,
       tool: call?.tool.name,
       code: alarm.kind,
       detail: { rule: alarm.rule, message: alarm.message, ...alarm.detail },

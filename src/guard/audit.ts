@@ -17,6 +17,7 @@ const baseOf = (call: Call) => ({
   onBehalfOf: call.principal.onBehalfOf,
   traceId: call.traceId,
   sessionId: call.session?.id,
+  taskId: call.task.id,
   tool: call.tool.name,
 });
 

@@ -1,30 +1,32 @@
 /**
- * Budgets and the loop breaker (DESIGN §3). Every call counts, whatever its outcome: this step sits before scope
- * and validation, so an unknown tool, a scope refusal, invalid or denied arguments spend budget and extend the
- * failure streak exactly like a call that ran, and a tripped breaker or a spent budget refuses before anything
- * else is looked at. Two levels:
- *  - the transport session (`session.*`, in memory): calls, minutes, result bytes, identical calls, failures in
- *    a row. Reconnecting starts a new session, which is why these are not the authoritative bound;
- *  - the principal (`budgets:` and `loop:`, in the database): across sessions, processes and replicas, in
- *    calendar windows. The 2026-07-28 protocol has no sessions: its calls carry none, the session level is skipped,
- *    and this level alone bounds them (a `per: session` budget rule counts per principal there).
- *    docs/architecture.md, "Bounds per protocol era", has the table.
+ * Tasks, budgets and the breakers (DESIGN §3 step 4). Every call counts, whatever its outcome: this step sits before
+ * scope and validation, so an unknown tool, a scope refusal, invalid or denied arguments spend budget and extend the
+ * failure streak exactly like a call that ran, and a tripped breaker or a spent budget refuses before anything else
+ * is looked at. Three levels, all decided in the store in one admission transaction (store/budget-store.ts):
+ *  - the task (`task:`): the call's conversation or job, identified when the call arrived (guard/task.ts): its
+ *    calls, minutes since its first call, result bytes, identical calls and failures in a row. A tripped task
+ *    refuses that task only;
+ *  - windowed `budgets` per principal, per user (the OAuth human; a runaway that invents task ids or reconnects is
+ *    still bounded per person) and per task;
+ *  - the principal's fleet breaker (`loop.tripped_tasks_per_hour`): trips the whole principal only when that many
+ *    different tasks tripped within the hour, with an alarm.
  * What does not count: refusals by this step itself and by the kill switch (nothing was evaluated; counting them
  * could never admit more), and waiting (APPROVAL_PENDING, IN_PROGRESS) neither fails nor ends a failure streak.
  * Polling tools (request_status, guard_status, which refusals tell the agent to call) are exempt from identical-
- * call counting and from the session's call count; they stay under every principal budget.
+ * call counting and from the task's call count; they stay under every windowed budget.
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
-import type { BudgetRule } from '../policy/schema.js';
-import type { BudgetAlarm, Trip } from '../store/budget-store.js';
+import type { BudgetRule, Policy } from '../policy/schema.js';
+import type { AdmitResult, BudgetAlarm, TaskBounds, Trip } from '../store/budget-store.js';
+import { describeScopeKey } from '../store/budget-store.js';
 import type { CallTail } from './audit-writer.js';
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError, errorCodeOf, type ErrorCode } from './errors.js';
-import type { Call, Guard, SessionState } from './types.js';
+import type { Call, Guard } from './types.js';
 
-type Settled = { alarms: BudgetAlarm[]; trip: Trip | undefined };
+type Settled = { alarms: BudgetAlarm[] };
 
 /** Outcomes that are neither a failure nor a success: a paused system, a pending human, a running twin. */
 const WAITING = new Set<ErrorCode | undefined>(['KILL_SWITCH_ENGAGED', 'APPROVAL_PENDING', 'IN_PROGRESS']);
@@ -62,15 +64,98 @@ function rulesByTool(rules: readonly BudgetRule[]): (tool: string) => BudgetRule
 const loopDetected = (message: string, details: Record<string, unknown>) =>
   new GuardError('LOOP_DETECTED', message, { details });
 
-function principalTripError(trip: Trip): GuardError {
-  const clears = new Date(trip.clearsAt).toISOString();
-  return loopDetected(
-    `The loop breaker stopped principal-wide calls: ${trip.why}. It clears at ${clears}, or when IT resets it.`,
+/** The per-task bounds in the store's units; a tool may narrow identical calls and failures in a row. */
+export function taskBounds(policy: Pick<Policy, 'task'>, call: Pick<Call, 'toolPolicy'>): TaskBounds {
+  const t = policy.task;
+  return {
+    idleMs: t.idleMinutes * 60_000,
+    maxCalls: t.maxCalls,
+    maxMs: t.maxMinutes * 60_000,
+    maxResultBytes: t.maxResultBytes,
+    maxIdenticalCalls: call.toolPolicy.maxIdenticalCalls,
+    maxConsecutiveFailures: call.toolPolicy.maxConsecutiveFailures,
+  };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function trippedError(call: Call, level: 'principal' | 'task', trip: Trip, idleMinutes: number): GuardError {
+  if (level === 'principal') {
+    const clears = iso(trip.clearsAt ?? 0);
+    return loopDetected(
+      `The fleet breaker stopped every call of principal ${call.principal.name}: ${trip.why}. It clears at ${clears}, or when IT resets it (itguard breaker reset ${call.principal.name}).`,
+      { rule: trip.rule, level, tripped_at: iso(trip.trippedAt), clears_at: clears },
+    );
+  }
+  return new GuardError(
+    'LOOP_DETECTED',
+    `The loop breaker stopped task ${call.task.id}: ${trip.why}. Other tasks are not affected. This task stays stopped until it has been idle ${idleMinutes} minutes or IT resets it.`,
     {
-      rule: trip.rule,
-      level: 'principal',
-      tripped_at: new Date(trip.trippedAt).toISOString(),
-      clears_at: clears,
+      details: {
+        rule: trip.rule,
+        level,
+        task: call.task.id,
+        task_source: call.task.source,
+        tripped_at: iso(trip.trippedAt),
+        clears_at: null,
+      },
+      next: 'Stop repeating this call. Tell the user what failed and what you tried; do not retry in this task.',
+    },
+  );
+}
+
+const TASK_BOUND_WHAT = {
+  max_calls: 'calls',
+  max_minutes: 'minutes',
+  max_result_bytes: 'result bytes',
+} as const;
+
+function refusal(call: Call, deps: Pick<GuardDeps, 'policy'>, r: Exclude<AdmitResult, { ok: true }>): GuardError {
+  const idle = deps.policy.task.idleMinutes;
+  if (r.kind === 'tripped') return trippedError(call, r.level, r.trip, idle);
+  if (r.kind === 'task_exhausted') {
+    const what = TASK_BOUND_WHAT[r.bound];
+    return new GuardError(
+      'BUDGET_EXHAUSTED',
+      `Task ${call.task.id} has used its ${what}: ${r.used}/${r.limit} (task.${r.bound}). A task is one conversation or job; this one has done what one task may.`,
+      {
+        details: {
+          budget: r.bound,
+          level: 'task',
+          task: call.task.id,
+          task_source: call.task.source,
+          used: r.used,
+          limit: r.limit,
+          started_at: iso(r.startedAt),
+          resets_at: null,
+        },
+        next: `Summarise progress for the user and stop. A new task starts after ${idle} idle minutes, or when the user starts a new conversation.`,
+      },
+    );
+  }
+  const rule = r.rule;
+  const resets = iso(r.resetsAt);
+  const whose =
+    rule.per === 'principal'
+      ? `principal ${call.principal.name}`
+      : rule.per === 'user'
+        ? `the user ${call.principal.onBehalfOf ?? describeScopeKey(r.scopeKey)}`
+        : `task ${call.task.id}`;
+  return new GuardError(
+    'BUDGET_EXHAUSTED',
+    `Budget "${rule.name}" is used up for ${whose}: ${r.used}/${rule.limit} ${rule.measure.replace('_', ' ')} this ${rule.window}; it resets at ${resets}.`,
+    {
+      details: {
+        budget: rule.name,
+        level: rule.per,
+        ...(rule.per === 'task' ? { task: call.task.id } : {}),
+        measure: rule.measure,
+        used: r.used,
+        limit: rule.limit,
+        window: rule.window,
+        resets_at: resets,
+      },
+      next: `Summarise progress for the user and stop; do not call again before ${resets}.`,
     },
   );
 }
@@ -79,59 +164,30 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
   const rulesFor = rulesByTool(deps.policy.budgets);
   return (next) =>
     async function budgetGuard(call) {
-      const s = call.session;
       const polling = call.tool.polling === true;
-      const sig = polling ? undefined : callSignature(call);
-      // No session (2026-07-28): the session rules have nothing to count in, and the principal's alone apply.
-      if (s) await sessionBounds(deps, call, s, sig);
-
       const rules = rulesFor(call.tool.name);
-      const now = deps.now();
-      // Security: the principal's budgets and breaker are decided in the database, atomically; an error here
-      // (database busy, unreadable) propagates and the call is refused (fail closed).
+      // Security: the task, user and principal bounds are decided in the store, atomically; an error here (store
+      // busy, unreadable) propagates and the call is refused (fail closed).
       const admitted = deps.budgets.admit({
         principal: call.principal.name,
-        sessionId: s?.id,
+        task: call.task,
+        user: call.principal.onBehalfOfId,
         rules,
-        sig,
-        identicalPerHour: deps.policy.loop.identicalPerHour,
-        now,
+        sig: polling ? undefined : callSignature(call),
+        polling,
+        bounds: taskBounds(deps.policy, call),
+        trippedTasksPerHour: deps.policy.loop.trippedTasksPerHour,
+        now: deps.now(),
       });
       if (!admitted.ok) {
-        if (admitted.kind === 'tripped') {
-          if (admitted.fresh) await alarmTrip(deps, call, admitted.trip);
-          throw principalTripError(admitted.trip);
+        if (admitted.kind === 'tripped' && admitted.fresh) {
+          await alarmTaskTrip(deps, call, admitted.trip);
+          if (admitted.fleet) await alarmFleetTrip(deps, call, admitted.fleet);
         }
-        const r = admitted.rule;
-        const resets = new Date(admitted.resetsAt).toISOString();
-        // Without a session (2026-07-28) a per-session rule was counted per principal: say so, and report that level.
-        const level = r.per === 'session' && !s ? 'principal' : r.per;
-        const per =
-          r.per === 'principal'
-            ? `principal ${call.principal.name}`
-            : s
-              ? 'this session'
-              : `principal ${call.principal.name} (2026-07-28 has no sessions: per-session rules count per principal)`;
-        throw new GuardError(
-          'BUDGET_EXHAUSTED',
-          `Budget "${r.name}" is used up for ${per}: ${admitted.used}/${r.limit} ${r.measure.replace('_', ' ')} this ${r.window}; it resets at ${resets}.`,
-          {
-            details: {
-              budget: r.name,
-              level,
-              measure: r.measure,
-              used: admitted.used,
-              limit: r.limit,
-              window: r.window,
-              resets_at: resets,
-            },
-            next: `Summarise progress for the user and stop; do not call again before ${resets}.`,
-          },
-        );
+        throw refusal(call, deps, admitted);
       }
       await budgetAlarms(deps, call, admitted.alarms);
 
-      if (s && !polling) s.calls += 1;
       // The call's tail: the steps inside queue what they write after the call (its outcome record, the idempotency
       // result); the settle joins them, and all of it commits as one unit of the audit writer's batch.
       const tail: CallTail = { events: [], writes: [] };
@@ -140,6 +196,12 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
       let code: ErrorCode | undefined;
       let thrown: { e: unknown } | undefined;
       try {
+        // A malformed task id counts (in the task the call fell back to) and is refused like invalid arguments.
+        if (call.taskInvalid !== undefined)
+          throw new GuardError('INVALID_ARGUMENT', `Invalid task id: ${call.taskInvalid}.`, {
+            details: { field: call.taskInvalid.split(' must ')[0] },
+            next: 'The client or agent controller sets the task id; fix it there. Do not retry this call as it is.',
+          });
         result = await next(call);
         code = errorCodeOf(result);
       } catch (e) {
@@ -149,11 +211,6 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
       call.state.tail = undefined; // what is written from here on (alarms, the denial audit) is written on its own
       const failed = WAITING.has(code) ? undefined : result ? !!result.isError : true;
       const bytes = result ? resultBytes(result) : 0;
-      if (s) {
-        s.resultBytes += bytes;
-        if (failed === true) s.consecutiveFailures += 1;
-        else if (failed === false) s.consecutiveFailures = 0;
-      }
       const settled = settleIn(tail, deps, call, rules, failed, bytes);
       try {
         await deps.audit.commit(tail);
@@ -163,18 +220,15 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
         deps.log.error({ err: e, trace_id: call.traceId }, 'could not write the records of a call after it ran');
         if (!thrown) throw e;
       }
-      if (settled.value) {
-        await budgetAlarms(deps, call, settled.value.alarms);
-        if (settled.value.trip) await alarmTrip(deps, call, settled.value.trip);
-      }
+      if (settled.value) await budgetAlarms(deps, call, settled.value.alarms);
       if (thrown) throw thrown.e;
       return result!;
     };
 };
 
 /**
- * After the call: failures, result bytes and the principal's failure streak, queued in the call's tail. A store
- * error is logged, not raised (the settle runs in its own savepoint): the call's own outcome stands.
+ * After the call: failures, result bytes and the task's failure streak, queued in the call's tail. A store error is
+ * logged, not raised (the settle runs in its own savepoint): the call's own outcome stands.
  */
 function settleIn(
   tail: CallTail,
@@ -187,100 +241,37 @@ function settleIn(
   const out: { value?: Settled } = {};
   const input = {
     principal: call.principal.name,
-    sessionId: call.session?.id,
+    task: call.task,
+    user: call.principal.onBehalfOfId,
     rules,
     failed,
     resultBytes: bytes,
-    failuresInARow: deps.policy.loop.failuresInARow,
     now: deps.now(),
   };
   tail.writes.push(() => {
     try {
       out.value = deps.budgets.settle(input);
     } catch (e) {
-      deps.log.error({ err: e, trace_id: call.traceId }, 'could not record a call against the principal budgets');
+      deps.log.error({ err: e, trace_id: call.traceId }, 'could not record a call against the task and budgets');
     }
   });
   return out;
 }
 
-/** The session level (2025-11-25 only): its breaker, max_calls, max_minutes, max_result_bytes, then the loop rules. */
-async function sessionBounds(
-  deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics' | 'now'>,
-  call: Call,
-  s: SessionState,
-  sig: string | undefined,
-): Promise<void> {
-  const b = deps.policy.session;
-  // Security: a tripped session breaker is final for the session.
-  if (s.tripped) {
-    throw loopDetected(
-      `This session was stopped by the loop breaker: ${s.tripped.why}. It does not clear in this session.`,
-      {
-        rule: s.tripped.rule,
-        level: 'session',
-        clears_at: null,
-      },
-    );
-  }
-  const exhausted = (what: string, limit: string) =>
-    new GuardError('BUDGET_EXHAUSTED', `This session has used its ${what} (${limit}).`, {
-      details: { budget: what, level: 'session', limit },
-    });
-  if (call.tool.polling !== true && s.calls >= b.maxCalls) throw exhausted('calls', `max_calls ${b.maxCalls}`);
-  if (deps.now() - s.startedAt >= b.maxMinutes * 60_000) throw exhausted('time', `max_minutes ${b.maxMinutes}`);
-  if (s.resultBytes >= b.maxResultBytes) throw exhausted('result bytes', `max_result_bytes ${b.maxResultBytes}`);
-  // "More than max_consecutive_failures in a row" (DESIGN §3): the call after the (N+1)th failure is refused.
-  if (s.consecutiveFailures > call.toolPolicy.maxConsecutiveFailures) {
-    await tripSession(
-      deps,
-      call,
-      s,
-      'max_consecutive_failures',
-      `${s.consecutiveFailures} failed calls in a row (max_consecutive_failures ${call.toolPolicy.maxConsecutiveFailures})`,
-    );
-  }
-  if (sig !== undefined) {
-    const seen = (s.identical.get(sig) ?? 0) + 1;
-    s.identical.set(sig, seen);
-    if (seen > call.toolPolicy.maxIdenticalCalls) {
-      await tripSession(
-        deps,
-        call,
-        s,
-        'max_identical_calls',
-        `${call.tool.name} called ${seen} times with the same arguments (max_identical_calls ${call.toolPolicy.maxIdenticalCalls})`,
-      );
-    }
-  }
-}
-
-async function tripSession(
-  deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>,
-  call: Call,
-  s: SessionState,
-  rule: string,
-  why: string,
-): Promise<never> {
-  s.tripped = { rule, why };
-  await raiseAlarm(deps, call, {
-    kind: 'LOOP_DETECTED',
-    rule,
-    message: `loop breaker tripped for session ${s.id}: ${why}`,
-  });
-  throw loopDetected(`The loop breaker stopped this session: ${why}. It does not clear in this session.`, {
-    rule,
-    level: 'session',
-    clears_at: null,
-  });
-}
-
-const alarmTrip = (deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>, call: Call, trip: Trip) =>
+const alarmTaskTrip = (deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>, call: Call, trip: Trip) =>
   raiseAlarm(deps, call, {
     kind: 'LOOP_DETECTED',
     rule: trip.rule,
-    message: `loop breaker tripped for principal ${call.principal.name}: ${trip.why}; clears at ${new Date(trip.clearsAt).toISOString()}`,
-    detail: { level: 'principal', clears_at: new Date(trip.clearsAt).toISOString() },
+    message: `loop breaker tripped for task ${call.task.id} of principal ${call.principal.name}: ${trip.why}`,
+    detail: { level: 'task', task: call.task.id },
+  });
+
+const alarmFleetTrip = (deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>, call: Call, trip: Trip) =>
+  raiseAlarm(deps, call, {
+    kind: 'LOOP_DETECTED',
+    rule: trip.rule,
+    message: `fleet breaker tripped for principal ${call.principal.name}: ${trip.why}; every task of the principal is stopped until ${iso(trip.clearsAt ?? 0)}`,
+    detail: { level: 'principal', clears_at: iso(trip.clearsAt ?? 0) },
   });
 
 async function budgetAlarms(
@@ -292,7 +283,7 @@ async function budgetAlarms(
     await raiseAlarm(deps, call, {
       kind: 'BUDGET_ALARM',
       rule: a.rule.name,
-      message: `budget ${a.rule.name} crossed its alarm level for ${a.rule.per} ${call.principal.name}: ${a.used}/${a.rule.limit} ${a.rule.measure} (alarm_at ${a.rule.alarmAt})`,
+      message: `budget ${a.rule.name} crossed its alarm level for ${describeScopeKey(a.scopeKey)}: ${a.used}/${a.rule.limit} ${a.rule.measure} (alarm_at ${a.rule.alarmAt})`,
       detail: { used: a.used, limit: a.rule.limit, alarm_at: a.rule.alarmAt, per: a.rule.per, measure: a.rule.measure },
     });
   }

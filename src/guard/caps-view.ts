@@ -3,7 +3,8 @@ import type { Policy } from '../policy/schema.js';
 import { TOOL_NAMES } from '../policy/schema.js';
 import type { CapsStore } from '../store/caps-store.js';
 import type { BudgetStore } from '../store/budget-store.js';
-import { sessionScopeKey, type Call } from './types.js';
+import { scopeKeyOf } from './caps.js';
+import type { Call } from './types.js';
 
 export interface CapView extends Record<string, unknown> {
   tool: string;
@@ -37,9 +38,10 @@ export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined
       };
       if (rule.per === 'global') {
         out.push({ ...base, used: caps.used(rule, '*', now) });
-      } else if (call && (rule.per === 'principal' || rule.per === 'session')) {
-        const key = rule.per === 'principal' ? call.principal.name : sessionScopeKey(call);
-        out.push({ ...base, used: caps.used(rule, key, now), key });
+      } else if (call && (rule.per === 'principal' || rule.per === 'user' || rule.per === 'task')) {
+        const key = scopeKeyOf(rule, call, {});
+        if (key === undefined) continue;
+        out.push({ ...base, used: caps.used(rule, key, now), key: rule.per === 'principal' ? key : `this ${rule.per}` });
       } else {
         const usage = caps.usage(rule, now);
         // The planner sees the busiest key's usage but not whose it is.
@@ -55,15 +57,15 @@ export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined
   return out;
 }
 
-/** The principal's budgets (and this session's, for per-session rules): used, limit, resets_at. */
+/** The calling task's, user's and principal's windowed budgets: used, limit, resets_at. */
 export function budgetsView(
   policy: Policy,
   budgets: BudgetStore,
-  principal: string,
-  sessionId: string | undefined,
+  call: Pick<Call, 'principal' | 'task'>,
   now: number,
 ): Record<string, unknown>[] {
-  return budgets.usage(policy.budgets, now, { principal, sessionId }).map((u) => ({
+  const who = { principal: call.principal.name, task: call.task, user: call.principal.onBehalfOfId };
+  return budgets.usage(policy.budgets, now, who).map((u) => ({
     budget: u.rule,
     per: u.per,
     measure: u.measure,
@@ -76,7 +78,7 @@ export function budgetsView(
   }));
 }
 
-/** The principal's loop breaker: ok, or tripped with the rule and when it clears. */
+/** The principal's fleet breaker: ok, or tripped with the rule and when it clears; tasks tripped this hour. */
 export function breakerView(
   policy: Policy,
   budgets: BudgetStore,
@@ -86,16 +88,37 @@ export function breakerView(
   const b = budgets.breaker(principal, now);
   return {
     state: b.trip ? 'tripped' : 'ok',
-    failures_in_a_row: b.streak,
-    failures_in_a_row_limit: policy.loop.failuresInARow,
-    identical_per_hour: policy.loop.identicalPerHour,
+    tripped_tasks_this_hour: b.trippedTasks,
+    tripped_tasks_per_hour: policy.loop.trippedTasksPerHour,
     ...(b.trip
       ? {
           rule: b.trip.rule,
           why: b.trip.why,
           tripped_at: new Date(b.trip.trippedAt).toISOString(),
-          clears_at: new Date(b.trip.clearsAt).toISOString(),
+          clears_at: new Date(b.trip.clearsAt ?? 0).toISOString(),
         }
       : {}),
+  };
+}
+
+/** The calling task as guard_status shows it: how it was identified, what is left of it, its breaker. */
+export function taskView(policy: Policy, budgets: BudgetStore, call: Pick<Call, 'principal' | 'task'>, now: number) {
+  const t = policy.task;
+  const s = budgets.task(call.principal.name, call.task, t.idleMinutes * 60_000, now);
+  const calls = s?.calls ?? 0;
+  const elapsed = s ? now - s.startedAt : 0;
+  const bytes = s?.resultBytes ?? 0;
+  return {
+    id: call.task.id,
+    identified_by: call.task.source,
+    started_at: s ? new Date(s.startedAt).toISOString() : null,
+    calls_used: calls,
+    calls_left: Math.max(0, t.maxCalls - calls),
+    minutes_left: Math.max(0, Math.floor((t.maxMinutes * 60_000 - elapsed) / 60_000)),
+    result_bytes_left: Math.max(0, t.maxResultBytes - bytes),
+    failures_in_a_row: s?.streak ?? 0,
+    failures_in_a_row_limit: t.maxConsecutiveFailures,
+    loop_breaker: s?.trip ? `tripped (${s.trip.rule}): ${s.trip.why}` : 'ok',
+    idle_minutes: t.idleMinutes,
   };
 }

@@ -13,17 +13,20 @@ import type { CapDemand, CapHold } from '../store/caps-store.js';
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError } from './errors.js';
-import { sessionScopeKey, type Call, type CapKeys, type Guard } from './types.js';
+import { taskKey } from './task.js';
+import type { Call, CapKeys, Guard } from './types.js';
 
-export function scopeKeyOf(rule: CapRule, call: Call, keys: CapKeys): string {
+/** Where a cap rule counts this call; undefined: the rule does not apply (a `per: user` rule and no OAuth user). */
+export function scopeKeyOf(rule: CapRule, call: Pick<Call, 'principal' | 'task'>, keys: CapKeys): string | undefined {
   switch (rule.per) {
     case 'global':
       return '*';
     case 'principal':
       return call.principal.name;
-    case 'session':
-      // 2026-07-28 has no sessions: a per-session cap counts per principal there, the narrowest scope that exists.
-      return sessionScopeKey(call);
+    case 'user':
+      return call.principal.onBehalfOfId === undefined ? undefined : `user\u0000${call.principal.onBehalfOfId}`;
+    case 'task':
+      return `task\u0000${taskKey(call.principal.name, call.task)}`;
     case 'target':
       return keys.target ?? '(none)';
     case 'requester':
@@ -41,11 +44,14 @@ export const caps =
       const rules = call.toolPolicy.caps;
       if (!rules.length) return next(call);
       const keys = call.state.resolved;
-      const demands: CapDemand[] = rules.map((rule) => ({
-        rule,
-        scopeKey: scopeKeyOf(rule, call, keys),
-        amount: rule.measure === 'cost_usd' ? (keys.costUsd ?? 0) : 1,
-      }));
+      const demands: CapDemand[] = [];
+      for (const rule of rules) {
+        const scopeKey = scopeKeyOf(rule, call, keys);
+        // A `per: user` cap does not apply to a call no human stands behind; the tool's other caps still do.
+        if (scopeKey === undefined) continue;
+        demands.push({ rule, scopeKey, amount: rule.measure === 'cost_usd' ? (keys.costUsd ?? 0) : 1 });
+      }
+      if (!demands.length) return next(call);
       const hold: CapHold | undefined =
         call.state.requestId === undefined
           ? undefined
@@ -56,12 +62,7 @@ export const caps =
         throw new GuardError('IN_PROGRESS', 'The same request is being processed by another call.');
       }
       if (!r.ok) {
-        const per =
-          r.rule.per === 'global'
-            ? ''
-            : r.rule.per === 'session' && !call.session
-              ? ' for this principal (2026-07-28 has no sessions)'
-              : ` for this ${r.rule.per}`;
+        const per = r.rule.per === 'global' ? '' : ` for this ${r.rule.per}`;
         const resets = new Date(r.resetsAt).toISOString();
         // Security: one rule short of room refuses the whole call; nothing was reserved.
         throw new GuardError(

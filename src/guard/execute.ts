@@ -119,7 +119,7 @@ export const toResult = (out: ToolOutput, traceId: string): CallToolResult => ({
 
 const NO_VIEW: GuardView = {
   killSwitch: { engaged: false, reason: '', changedAt: 0 },
-  session: {},
+  task: {},
   caps: [],
   budgets: [],
   loopBreaker: {},

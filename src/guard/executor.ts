@@ -95,16 +95,7 @@ function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {
       'SCOPE_DENIED',
       `${row.principal} may no longer run ${row.tool}; approved request ${row.id} was not executed.`,
     );
-  const session: SessionState = {
-    id: `executor:${row.id}`,
-    transport: 'memory',
-    startedAt: deps.now(),
-    calls: 0,
-    resultBytes: 0,
-    identical: new Map(),
-    consecutiveFailures: 0,
-    tripped: undefined,
-  };
+  const session: SessionState = { id: `executor:${row.id}`, transport: 'memory', startedAt: deps.now() };
   const args = JSON.parse(row.args) as Record<string, unknown>;
   return {
     tool,
@@ -113,6 +104,8 @@ function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {
     args,
     principal,
     session,
+    // The run is part of the task the request was made in (its trace reads on after the approval).
+    task: row.task_id ? { source: 'meta', id: row.task_id } : { source: 'principal', id: `principal:${row.principal}` },
     traceId: newTraceId(),
     signal: deps.killSignal(),
     startedAt: deps.now(),
@@ -150,6 +143,7 @@ async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: Ap
       onBehalfOf: call.principal.onBehalfOf,
       traceId: call.traceId,
       sessionId: call.session?.id,
+      taskId: call.task.id,
       tool: row.tool,
       detail: { request_id: row.id, outcome, runner: row.runner },
     });

@@ -57,6 +57,7 @@ export const auditGate = (deps: Deps, call: Call, event: string, detail: Record<
     onBehalfOf: call.principal.onBehalfOf,
     traceId: call.traceId,
     sessionId: call.session?.id,
+    taskId: call.task.id,
     tool: call.tool.name,
     detail,
   });
@@ -91,6 +92,7 @@ export function openOrCreate(
     onBehalfOf: call.principal.onBehalfOf,
     onBehalfOfId: call.principal.onBehalfOfId,
     sessionId: call.session?.id,
+    taskId: call.task.id,
     tool: call.tool.name,
     args: call.args,
     argsSha,

@@ -27,14 +27,14 @@ export function unknownTool(name: string): AnyTool {
 }
 export const isUnknownTool = (t: AnyTool): boolean => unknownTools.has(t);
 
-/** The policy an unknown tool is counted under: the session's defaults, nothing enabled. */
+/** The policy an unknown tool is counted under: the task's defaults, nothing enabled. */
 export const unknownToolPolicy = (policy: Policy): ToolPolicy => ({
   ...policy.tools.guard_status,
   enabled: true,
   mode: 'live',
   caps: [],
-  maxIdenticalCalls: policy.session.maxIdenticalCalls,
-  maxConsecutiveFailures: policy.session.maxConsecutiveFailures,
+  maxIdenticalCalls: policy.task.maxIdenticalCalls,
+  maxConsecutiveFailures: policy.task.maxConsecutiveFailures,
 });
 
 const WRITE_SCOPES = ['tickets:write', 'password:reset', 'software:install'] as const;

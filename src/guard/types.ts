@@ -18,6 +18,7 @@ import type { Backends } from '../tools/backends.js';
 import type { CapHold, CapItem } from '../store/caps-store.js';
 import type { ApprovalsStore } from '../store/approvals-store.js';
 import type { CallTail } from './audit-writer.js';
+import type { TaskRef } from './task.js';
 
 export interface Principal {
   name: string;
@@ -37,21 +38,15 @@ export interface Principal {
 }
 
 /**
- * Per MCP session of the 2025-11-25 protocol (stdio: the process's one session; HTTP: one Mcp-Session-Id). The
- * session budgets and breaker live here; caps and principal budgets live in the database. The 2026-07-28 protocol
- * has no sessions: a call on it carries no SessionState (`Call.session` is undefined) and only the principal-level
- * bounds apply (docs/architecture.md, "Bounds per protocol era").
+ * A 2025-11-25 MCP session (stdio: the process's connection; HTTP: one Mcp-Session-Id), or a 2026-07-28 stdio
+ * connection. It holds no counters: every bound lives in the store, per task (src/guard/task.ts), and a session is
+ * only one of the ways a task is identified. The 2026-07-28 protocol has no sessions: a call on it carries none
+ * (`Call.session` is undefined).
  */
 export interface SessionState {
   id: string;
   transport: 'stdio' | 'http' | 'memory';
   startedAt: number;
-  calls: number;
-  resultBytes: number;
-  identical: Map<string, number>;
-  consecutiveFailures: number;
-  /** Set once the session's loop breaker trips; every later call in the session is refused. */
-  tripped: { rule: string; why: string } | undefined;
 }
 
 /** Keys a cap rule can be counted per, and the cost measure. */
@@ -85,7 +80,7 @@ export interface ToolOutput {
 
 export interface GuardView {
   killSwitch: { engaged: boolean; reason: string; changedAt: number };
-  session: Record<string, unknown>;
+  task: Record<string, unknown>;
   caps: Record<string, unknown>[];
   budgets: Record<string, unknown>[];
   loopBreaker: Record<string, unknown>;
@@ -217,6 +212,10 @@ export interface Call {
   principal: Principal;
   /** The 2025-11-25 session the call came in on; undefined on 2026-07-28, which has no sessions. */
   session: SessionState | undefined;
+  /** The task the call counts in (src/guard/task.ts), identified when the call arrived. */
+  task: TaskRef;
+  /** The client sent a malformed task id: the refusal's message (the call counts in `task`, then is refused). */
+  taskInvalid?: string | undefined;
   traceId: string;
   signal: AbortSignal;
   startedAt: number;
@@ -232,13 +231,6 @@ export interface Call {
 }
 
 export const newCallState = (): CallState => ({ validated: false, audited: false, resolved: {} });
-
-/**
- * The key a `per: session` rule (cap or budget) counts under: the session id on 2025-11-25, the principal on
- * 2026-07-28, which has no sessions (the narrowest scope that exists there; counting per request would bound nothing).
- */
-export const sessionScopeKey = (call: Pick<Call, 'session' | 'principal'>): string =>
-  call.session ? call.session.id : call.principal.name;
 
 /**
  * How the human gates may reach the user behind the calling client, decided in one place (`clientGate` in

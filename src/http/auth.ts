@@ -17,6 +17,7 @@
  * the SDK transports to hand on as `authInfo` (`extra.principal`, `extra.onBehalfOf`, `extra.user`) — with `token`
  * left empty: the token itself is not kept, logged or passed on.
  */
+import { TASK_HEADER } from '../guard/task.js';
 import type { Request, RequestHandler, Response } from 'express';
 import type { AuthInfo } from '@modelcontextprotocol/server';
 import type { App } from '../app.js';
@@ -142,6 +143,8 @@ function accept(req: Request, res: Response, next: () => void, a: Authenticated)
       onBehalfOfId: a.principal.onBehalfOfId,
       user: a.user,
       via: a.via,
+      // The request's task id (DESIGN §3 step 4), validated where the call is identified (guard/task.ts).
+      task: req.headers[TASK_HEADER],
     },
   };
   next();

@@ -2,6 +2,8 @@
  * Warnings about a valid policy: settings that load and work but weaken a guarantee. `itguard policy check` prints
  * them (text and `--json`); they never change its exit status, and `serve` does not refuse them.
  *
+ * - `deprecated_key`: a key of an earlier format, read under its new meaning or ignored (`session:` bounds are
+ *   `task:` bounds now; the principal-wide `loop.identical_per_hour` and `loop.failures_in_a_row` are gone).
  * - `approver_can_request`: a principal holds `approvals:decide` together with a write scope whose tool can end up
  *   waiting for an approver (tier `approval`, or `confirm`, which escalates to an approver when the client cannot
  *   confirm; for `software_install` also the self-service tier). The approvals store still refuses a decision on
@@ -10,15 +12,18 @@
  */
 import type { Policy, Scope, Tier, ToolName } from './schema.js';
 
-export interface PolicyWarning {
-  code: 'approver_can_request';
-  principal: string;
-  /** The scopes that together raise the warning: the write scopes, then `approvals:decide`. */
-  scopes: Scope[];
-  /** The enabled tools of those write scopes that can wait for an approver. */
-  tools: ToolName[];
-  message: string;
-}
+export type PolicyWarning =
+  | {
+      code: 'approver_can_request';
+      principal: string;
+      /** The scopes that together raise the warning: the write scopes, then `approvals:decide`. */
+      scopes: Scope[];
+      /** The enabled tools of those write scopes that can wait for an approver. */
+      tools: ToolName[];
+      message: string;
+    }
+  /** A key of an earlier policy format (`session.max_calls`, `loop.identical_per_hour`, `per: session`, ...). */
+  | { code: 'deprecated_key'; path: string; message: string };
 
 /**
  * The write tools: their scope, default tier, and whether some calls take the self-service tier instead. The same
@@ -67,5 +72,6 @@ export function policyWarnings(p: Policy): PolicyWarning[] {
         'of duties is weak; give approvals:decide to a principal that makes no requests.',
     });
   }
+  for (const d of p.deprecated) warnings.push({ code: 'deprecated_key', path: d.path, message: d.message });
   return warnings;
 }

@@ -49,8 +49,8 @@ export const LIMITS = {
   dedupeWindow: '30d',
   /** A gate request left open for a year is an abandoned one. */
   expireHours: 8760,
-  /** A session is one task; a day bounds it and keeps max_minutes * 60,000 a small number of ms. */
-  sessionMinutes: 1440,
+  /** A task is one conversation or job; a day bounds it and keeps max_minutes * 60,000 a small number of ms. */
+  taskMinutes: 1440,
   /**
    * Counters (calls, identical calls, failures in a row) and result bytes: overflow only matters past 2^53, so these
    * are set far above any real session (`itguard drill` and the benchmarks raise them to 1e8-1e11).
@@ -132,7 +132,8 @@ const capRule = z
   .strictObject({
     name,
     window: z.enum(['hour', 'day']),
-    per: z.enum(['principal', 'target', 'requester', 'session']).optional(),
+    // `session` is the earlier name of `task` (read as task; `policy check` warns).
+    per: z.enum(['principal', 'user', 'task', 'target', 'requester', 'session']).optional(),
     measure: z.enum(['calls', 'cost_usd']).default('calls'),
     limit: ruleNumber,
     alarm_at: ruleNumber.optional(),
@@ -147,12 +148,13 @@ const capRule = z
     }
   });
 
-/** A principal (or per-session) budget rule: every call counts, read or write, refused or not (DESIGN §3 step 4). */
+/** A windowed budget rule per principal, user or task: every call counts, read or write, refused or not (DESIGN §3 step 4). */
 const budgetRule = z
   .strictObject({
     name,
     window: z.enum(['hour', 'day']),
-    per: z.enum(['principal', 'session']).default('principal'),
+    // `session` is the earlier name of `task` (read as task; `policy check` warns).
+    per: z.enum(['principal', 'user', 'task', 'session']).default('principal'),
     measure: z.enum(['calls', 'failures', 'result_bytes']).default('calls'),
     limit: ruleInt,
     alarm_at: ruleInt.optional(),
@@ -165,11 +167,35 @@ const budgetRule = z
     }
   });
 
-/** The defaults DESIGN §8 names: 600 calls and 60 failures per principal per hour, alarms at 120 and 12. */
+/**
+ * The defaults DESIGN §8 names, sized for the seed's deployment (docs/policy.md has the arithmetic): the fleet
+ * ceilings at about 3x the expected peak hour of one agent principal, and one person's calls at about 10x a busy
+ * person's hour.
+ */
 const DEFAULT_BUDGETS = [
-  { name: 'calls-per-hour', window: 'hour', limit: 600, alarm_at: 120 },
-  { name: 'failures-per-hour', window: 'hour', measure: 'failures', limit: 60, alarm_at: 12 },
+  { name: 'fleet-calls-per-hour', window: 'hour', per: 'principal', measure: 'calls', limit: 10_000, alarm_at: 4000 },
+  { name: 'fleet-failures-per-hour', window: 'hour', per: 'principal', measure: 'failures', limit: 2000, alarm_at: 500 },
+  { name: 'user-calls-per-hour', window: 'hour', per: 'user', measure: 'calls', limit: 200, alarm_at: 60 },
 ] as const;
+
+export const TASK_SOURCES = ['meta', 'session', 'user'] as const;
+export type TaskSource = (typeof TASK_SOURCES)[number];
+
+/** The per-task bounds (DESIGN §3 step 4, §8 `task:`); the same keys were once `session:`, which is still read. */
+const TASK_BOUND_KEYS = {
+  max_calls: count(LIMITS.count, 'per task').optional(),
+  max_minutes: count(LIMITS.taskMinutes, 'a day').optional(),
+  max_result_bytes: count(LIMITS.resultBytes, 'a limit past that is a typo').optional(),
+  max_identical_calls: count(LIMITS.count, 'per task').optional(),
+  max_consecutive_failures: count(LIMITS.count, 'per task').optional(),
+};
+const TASK_DEFAULTS = {
+  max_calls: 40,
+  max_minutes: 30,
+  max_result_bytes: 2_000_000,
+  max_identical_calls: 3,
+  max_consecutive_failures: 5,
+} as const;
 
 const toolPolicy = z.strictObject({
   tier: z.enum(TIERS).optional(),
@@ -190,8 +216,8 @@ const toolPolicy = z.strictObject({
     LIMITS.timeout,
     'a tool call running longer is hung; timers cannot exceed ~24.8 days',
   ).optional(),
-  max_identical_calls: count(LIMITS.count, 'per session').optional(),
-  max_consecutive_failures: count(LIMITS.count, 'per session').optional(),
+  max_identical_calls: count(LIMITS.count, 'per task').optional(),
+  max_consecutive_failures: count(LIMITS.count, 'per task').optional(),
 });
 
 const timezone = z.string().refine(
@@ -247,24 +273,36 @@ export const policySchema = z
       checkKeys('principal', LIMITS.principals, NAME),
       z.record(name, z.strictObject({ scopes: z.array(z.enum(SCOPES)).max(LIMITS.listItems) })),
     ),
+    task: z
+      .strictObject({
+        identify: z
+          .array(z.enum(TASK_SOURCES))
+          .min(1)
+          .max(TASK_SOURCES.length)
+          .refine((a) => new Set(a).size === a.length, { error: 'list each of meta, session, user at most once' })
+          .default(['meta', 'session', 'user']),
+        idle_minutes: count(LIMITS.taskMinutes, 'a day').default(30),
+        ...TASK_BOUND_KEYS,
+      })
+      .prefault({}),
     session: z
       .strictObject({
-        max_calls: count(LIMITS.count, 'per session').default(40),
-        max_minutes: count(LIMITS.sessionMinutes, 'a day').default(30),
-        max_result_bytes: count(LIMITS.resultBytes, 'a limit past that is a typo').default(2_000_000),
-        max_identical_calls: count(LIMITS.count, 'per session').default(3),
-        max_consecutive_failures: count(LIMITS.count, 'per session').default(5),
-        max_per_principal: count(LIMITS.sessionsPerPrincipal, 'open sessions per principal').default(8),
+        max_per_principal: count(LIMITS.sessionsPerPrincipal, 'open sessions per principal').default(64),
+        // The earlier per-session bounds: read as task: keys (task: wins), with a warning from `policy check`.
+        ...TASK_BOUND_KEYS,
       })
       .prefault({}),
     budgets: z
       .array(budgetRule)
       .max(LIMITS.budgetRules)
-      .default(() => DEFAULT_BUDGETS.map((b) => ({ per: 'principal' as const, measure: 'calls' as const, ...b }))),
+      .default(() => DEFAULT_BUDGETS.map((b) => ({ ...b }))),
     loop: z
       .strictObject({
-        identical_per_hour: count(LIMITS.count, 'per hour').default(20),
-        failures_in_a_row: count(LIMITS.count, 'in a row').default(10),
+        tripped_tasks_per_hour: count(LIMITS.count, 'per hour').default(10),
+        // The earlier principal-wide loop rules: identical calls of different tasks are not a loop, and one task's
+        // failures never stop another's (DESIGN §3), so these are read and ignored, with a warning.
+        identical_per_hour: count(LIMITS.count, 'per hour').optional(),
+        failures_in_a_row: count(LIMITS.count, 'in a row').optional(),
       })
       .prefault({}),
     mfa: z
@@ -383,11 +421,11 @@ export const policySchema = z
           });
           return;
         }
-        if (c.per && c.per !== 'principal' && c.per !== 'session' && !allowed.per.includes(c.per)) {
+        if (c.per && !['principal', 'user', 'task', 'session'].includes(c.per) && !allowed.per.includes(c.per)) {
           ctx.issues.push({
             code: 'custom',
             path: [...at, 'per'],
-            message: `${tool} has no ${c.per}; use one of principal, session${allowed.per.length ? `, ${allowed.per.join(', ')}` : ''}`,
+            message: `${tool} has no ${c.per}; use one of principal, user, task${allowed.per.length ? `, ${allowed.per.join(', ')}` : ''}`,
             input: c.per,
           });
         }
@@ -439,7 +477,7 @@ export interface CapRule {
   tool: ToolName;
   name: string;
   window: 'hour' | 'day';
-  per: 'global' | 'principal' | 'target' | 'requester' | 'session';
+  per: 'global' | 'principal' | 'user' | 'task' | 'target' | 'requester';
   measure: 'calls' | 'cost_usd';
   limit: number;
   alarmAt: number | undefined;
@@ -448,7 +486,8 @@ export interface CapRule {
 export interface BudgetRule {
   name: string;
   window: 'hour' | 'day';
-  per: 'principal' | 'session';
+  /** `user`: the OAuth human (on_behalf_of_id); a call with no user is not counted by it. */
+  per: 'principal' | 'user' | 'task';
   measure: 'calls' | 'failures' | 'result_bytes';
   limit: number;
   alarmAt: number | undefined;
@@ -475,17 +514,22 @@ export interface Policy {
   durability: 'strict' | 'fast';
   stdioPrincipal: string;
   principals: Readonly<Record<string, { scopes: readonly Scope[] }>>;
-  session: {
+  /** Per-task bounds (DESIGN §3 step 4): how a task is identified, when it ends, what one task may spend. */
+  task: {
+    identify: readonly TaskSource[];
+    idleMinutes: number;
     maxCalls: number;
     maxMinutes: number;
     maxResultBytes: number;
     maxIdenticalCalls: number;
     maxConsecutiveFailures: number;
-    maxPerPrincipal: number;
   };
+  session: { maxPerPrincipal: number };
   budgets: readonly BudgetRule[];
-  /** The principal-level loop breaker: trips for every session of the principal until the hour ends. */
-  loop: { identicalPerHour: number; failuresInARow: number };
+  /** The fleet breaker: trips the whole principal when this many different tasks tripped within the hour. */
+  loop: { trippedTasksPerHour: number };
+  /** Keys of an earlier policy format that were read under their new meaning (or ignored); `policy check` warns. */
+  deprecated: readonly { path: string; message: string }[];
   mfa: { allowFormCode: boolean; outOfBand: boolean };
   approvals: { waitSeconds: number; expireHours: number };
   tools: Readonly<Record<ToolName, ToolPolicy>>;
@@ -548,7 +592,54 @@ function nullProto<V>(entries: Iterable<readonly [string, V]>): Record<string, V
   return o;
 }
 
+/** A `task:` key, else the same key under the earlier `session:`, else the default. */
+function taskBound<K extends keyof typeof TASK_DEFAULTS>(p: Parsed, k: K): number {
+  return p.task[k] ?? p.session[k] ?? TASK_DEFAULTS[k];
+}
+
+/** What an earlier policy said that this one reads differently: each becomes a `policy check` warning. */
+function deprecations(p: Parsed): { path: string; message: string }[] {
+  const out: { path: string; message: string }[] = [];
+  for (const k of Object.keys(TASK_DEFAULTS) as (keyof typeof TASK_DEFAULTS)[]) {
+    if (p.session[k] === undefined) continue;
+    out.push({
+      path: `session.${k}`,
+      message:
+        p.task[k] === undefined
+          ? `session.${k} is read as task.${k} (bounds are per task now); move it under task:`
+          : `session.${k} is ignored: task.${k} is set`,
+    });
+  }
+  for (const k of ['identical_per_hour', 'failures_in_a_row'] as const) {
+    if (p.loop[k] === undefined) continue;
+    out.push({
+      path: `loop.${k}`,
+      message: `loop.${k} is ignored: identical calls and failure streaks are bounded per task (task.max_identical_calls, task.max_consecutive_failures); the principal trips on loop.tripped_tasks_per_hour`,
+    });
+  }
+  p.budgets.forEach((b, i) => {
+    if (b.per === 'session')
+      out.push({ path: `budgets.${i}.per`, message: `per: session is read as per: task` });
+  });
+  for (const [tool, tp] of Object.entries(p.tools)) {
+    tp?.caps.forEach((c, i) => {
+      if (c.per === 'session')
+        out.push({ path: `tools.${tool}.caps.${i}.per`, message: `per: session is read as per: task` });
+    });
+  }
+  return out;
+}
+
 export function toPolicy(p: Parsed): Policy {
+  const task: Policy['task'] = {
+    identify: p.task.identify,
+    idleMinutes: p.task.idle_minutes,
+    maxCalls: taskBound(p, 'max_calls'),
+    maxMinutes: taskBound(p, 'max_minutes'),
+    maxResultBytes: taskBound(p, 'max_result_bytes'),
+    maxIdenticalCalls: taskBound(p, 'max_identical_calls'),
+    maxConsecutiveFailures: taskBound(p, 'max_consecutive_failures'),
+  };
   // Keyed by name, looked up with names from callers (a tool call's name, `token create --principal`): null-prototype.
   const tools = Object.create(null) as Record<ToolName, ToolPolicy>;
   for (const tool of TOOL_NAMES) {
@@ -561,7 +652,7 @@ export function toPolicy(p: Parsed): Policy {
         tool,
         name: c.name,
         window: c.window,
-        per: c.per ?? 'global',
+        per: c.per === 'session' ? 'task' : (c.per ?? 'global'),
         measure: c.measure,
         limit: c.limit,
         alarmAt: c.alarm_at,
@@ -570,8 +661,8 @@ export function toPolicy(p: Parsed): Policy {
       mode: t?.mode ?? 'live',
       enabled: t?.enabled ?? true,
       timeoutMs: t?.timeout ?? DEFAULT_TIMEOUT_MS,
-      maxIdenticalCalls: t?.max_identical_calls ?? p.session.max_identical_calls,
-      maxConsecutiveFailures: t?.max_consecutive_failures ?? p.session.max_consecutive_failures,
+      maxIdenticalCalls: t?.max_identical_calls ?? task.maxIdenticalCalls,
+      maxConsecutiveFailures: t?.max_consecutive_failures ?? task.maxConsecutiveFailures,
     };
   }
   return deepFreeze({
@@ -580,24 +671,19 @@ export function toPolicy(p: Parsed): Policy {
     durability: p.durability,
     stdioPrincipal: p.stdio_principal,
     principals: nullProto(Object.entries(p.principals).map(([k, v]) => [k, { scopes: v.scopes }] as const)),
-    session: {
-      maxCalls: p.session.max_calls,
-      maxMinutes: p.session.max_minutes,
-      maxResultBytes: p.session.max_result_bytes,
-      maxIdenticalCalls: p.session.max_identical_calls,
-      maxConsecutiveFailures: p.session.max_consecutive_failures,
-      maxPerPrincipal: p.session.max_per_principal,
-    },
+    task,
+    session: { maxPerPrincipal: p.session.max_per_principal },
     budgets: p.budgets.map((b) => ({
       name: b.name,
       window: b.window,
-      per: b.per,
+      per: b.per === 'session' ? 'task' : b.per,
       measure: b.measure,
       limit: b.limit,
       alarmAt: b.alarm_at,
       tools: b.tools,
     })),
-    loop: { identicalPerHour: p.loop.identical_per_hour, failuresInARow: p.loop.failures_in_a_row },
+    loop: { trippedTasksPerHour: p.loop.tripped_tasks_per_hour },
+    deprecated: deprecations(p),
     mfa: { allowFormCode: p.mfa.allow_form_code, outOfBand: p.mfa.out_of_band },
     approvals: { waitSeconds: p.approvals.wait_seconds, expireHours: p.approvals.expire_hours },
     tools,

@@ -23,6 +23,7 @@ export interface ApprovalRow {
   /** Their stable identity (OAuth issuer + ' sub:' + sub; migration 10): what separation of duties compares. */
   on_behalf_of_id: string | null;
   session_id: string | null;
+  task_id: string | null;
   tool: string;
   args: string;
   args_sha256: string;
@@ -55,6 +56,8 @@ export interface NewApproval {
   onBehalfOfId?: string | undefined;
   /** The 2025-11-25 session the request came from; none on 2026-07-28 (stored as null). */
   sessionId: string | undefined;
+  /** The task the request was made in (its display id); the executor's run of it is recorded in the same task. */
+  taskId?: string | undefined;
   tool: string;
   args: Record<string, unknown>;
   argsSha: string;
@@ -136,8 +139,8 @@ export class ApprovalsStore {
     }
     this.db
       .prepare(
-        `INSERT INTO approvals (id, tier, principal, on_behalf_of, on_behalf_of_id, session_id, tool, args, args_sha256, summary, reason, target, caps, cap_items, idem_key, request_id, verify_hash, status, trace_id, created_at, expires_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+        `INSERT INTO approvals (id, tier, principal, on_behalf_of, on_behalf_of_id, session_id, task_id, tool, args, args_sha256, summary, reason, target, caps, cap_items, idem_key, request_id, verify_hash, status, trace_id, created_at, expires_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
       )
       .run(
         id,
@@ -146,6 +149,7 @@ export class ApprovalsStore {
         a.onBehalfOf ?? null,
         a.onBehalfOfId ?? null,
         a.sessionId ?? null,
+        a.taskId ?? null,
         a.tool,
         JSON.stringify(a.args),
         a.argsSha,

@@ -82,6 +82,8 @@ export interface AuditEvent {
   onBehalfOf?: string | undefined;
   traceId?: string | undefined;
   sessionId?: string | undefined;
+  /** The task the call counted in (its display id: src/guard/task.ts). */
+  taskId?: string | undefined;
   tool?: string | undefined;
   /** Stored redacted: values under secret-looking keys never reach the table. */
   args?: unknown;
@@ -106,6 +108,7 @@ export interface AuditRow {
   code: string | null;
   detail: string | null;
   on_behalf_of: string | null;
+  task_id: string | null;
   prev_hash: string;
   hash: string;
 }
@@ -159,6 +162,8 @@ const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
     r.code,
     r.detail,
     ...(r.on_behalf_of === null ? [] : [r.on_behalf_of]),
+    // Migration 10: as an object, so it can never be read as the positional on_behalf_of (nor the other way round).
+    ...(r.task_id === null ? [] : [{ task: r.task_id }]),
   ]);
 
 export class AuditStore {
@@ -173,8 +178,8 @@ export class AuditStore {
     private readonly now: () => number = Date.now,
   ) {
     this.insert = db.prepare(
-      `INSERT INTO audit (seq, ts, event, trace_id, actor, session_id, tool, args, args_sha256, outcome, code, detail, on_behalf_of, prev_hash, hash)
-       VALUES (@seq, @ts, @event, @trace_id, @actor, @session_id, @tool, @args, @args_sha256, @outcome, @code, @detail, @on_behalf_of, @prev_hash, @hash)`,
+      `INSERT INTO audit (seq, ts, event, trace_id, actor, session_id, tool, args, args_sha256, outcome, code, detail, on_behalf_of, task_id, prev_hash, hash)
+       VALUES (@seq, @ts, @event, @trace_id, @actor, @session_id, @tool, @args, @args_sha256, @outcome, @code, @detail, @on_behalf_of, @task_id, @prev_hash, @hash)`,
     );
     this.last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
     this.meta = new MetaStore(db);
@@ -243,6 +248,7 @@ export class AuditStore {
         code: wellFormed(e.code ?? null),
         detail: e.detail === undefined ? null : canonicalJson(redact(e.detail)),
         on_behalf_of: wellFormed(e.onBehalfOf ?? null),
+        task_id: wellFormed(e.taskId ?? null),
       };
       const hash = this.link(prev, recordText(row));
       this.insert.run({ ...row, prev_hash: prev, hash });
@@ -262,6 +268,13 @@ export class AuditStore {
 
   byTrace(traceId: string): AuditRow[] {
     return this.db.prepare<[string], AuditRow>('SELECT * FROM audit WHERE trace_id = ? ORDER BY seq').all(traceId);
+  }
+
+  /** One task's records in order: its calls, refusals and decisions, as a trace (`audit show --task`). */
+  byTask(taskId: string, limit = 10_000): AuditRow[] {
+    return this.db
+      .prepare<[string, number], AuditRow>('SELECT * FROM audit WHERE task_id = ? ORDER BY seq LIMIT ?')
+      .all(taskId, limit);
   }
 
   /** The most recent record of `event` (e.g. the last `drill`), if there is one. */

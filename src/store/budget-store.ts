@@ -1,23 +1,31 @@
 /**
- * Principal budgets and the principal loop breaker (DESIGN §3, budgets + loop breaker). Like caps, they live in
- * the database, so they hold across sessions, processes and (on a shared store) replicas:
- *  - `admit` (before a call, one BEGIN IMMEDIATE transaction): refuses while the principal's breaker is tripped
- *    or any matching rule is used up; otherwise reserves one call on every `calls` rule and counts the call's
- *    signature toward `identical_per_hour`, tripping the breaker when it goes over. Check and increment are one
- *    transaction, so N concurrent calls against a limit C admit exactly C.
- *  - `settle` (after the call): adds failures and result bytes, and moves the failure streak (a success ends it;
- *    going over `failures_in_a_row` trips the breaker until the hour ends).
- * A trip clears at the end of the window it happened in, or with `reset` (`itguard breaker reset`).
+ * Tasks, budgets and the breakers (DESIGN §3 step 4), at three levels, all in the store so they hold across
+ * sessions, processes and protocol eras:
+ *  - the task (`tasks`, `task_identical`): calls, minutes since the first call, result bytes, identical calls and
+ *    failures in a row of one conversation or job. A tripped task refuses that task only. A task ends after
+ *    `idle_minutes` without a call (refused calls keep it open: a runaway hammering a tripped task stays stopped);
+ *    its id then starts a new task;
+ *  - windowed `budgets` per principal, per user (the OAuth human) or per task (`budget_usage`);
+ *  - the fleet breaker (`breaker`, `breaker_tasks`): trips the principal when `tripped_tasks_per_hour` different
+ *    tasks tripped their own breakers within the hour.
+ * `admit` (before a call) decides and counts in one BEGIN IMMEDIATE transaction — the task row is one more row of
+ * it — so N concurrent calls against a limit C admit exactly C; `settle` (after the call, in the call's tail) adds
+ * failures and result bytes and moves the task's failure streak.
+ * Ended tasks are swept by index range (`last_call_at`, `seen_at`), at most once a minute, never by a full scan.
  */
 import type { BudgetRule } from '../policy/schema.js';
+import { taskKey, type TaskRef } from '../guard/task.js';
 import { windowEnd, windowStart } from '../windows.js';
 import { immediate, relaxed, type Db } from './db.js';
 
+export type TripRule = 'max_identical_calls' | 'max_consecutive_failures' | 'tripped_tasks_per_hour';
+
 export interface Trip {
-  rule: 'identical_per_hour' | 'failures_in_a_row';
+  rule: TripRule;
   why: string;
   trippedAt: number;
-  clearsAt: number;
+  /** A principal trip clears at the hour's end; a task trip never clears within the task (null). */
+  clearsAt: number | null;
 }
 
 export interface BudgetAlarm {
@@ -26,31 +34,49 @@ export interface BudgetAlarm {
   scopeKey: string;
 }
 
+/** The per-task bounds, in the units the store counts. */
+export interface TaskBounds {
+  idleMs: number;
+  maxCalls: number;
+  maxMs: number;
+  maxResultBytes: number;
+  maxIdenticalCalls: number;
+  maxConsecutiveFailures: number;
+}
+
+export type TaskBound = 'max_calls' | 'max_minutes' | 'max_result_bytes';
+
 export type AdmitResult =
   | { ok: true; alarms: BudgetAlarm[] }
-  | { ok: false; kind: 'tripped'; trip: Trip; fresh: boolean }
-  | { ok: false; kind: 'exhausted'; rule: BudgetRule; used: number; scopeKey: string; resetsAt: number };
+  /** `fleet`: this call's task trip also tripped the principal (fresh). */
+  | { ok: false; kind: 'tripped'; level: 'principal' | 'task'; trip: Trip; fresh: boolean; fleet?: Trip }
+  | { ok: false; kind: 'exhausted'; rule: BudgetRule; used: number; scopeKey: string; resetsAt: number }
+  | { ok: false; kind: 'task_exhausted'; bound: TaskBound; used: number; limit: number; startedAt: number };
 
 export interface AdmitInput {
   principal: string;
-  /** The 2025-11-25 session; undefined on 2026-07-28, where `per: session` rules count per principal. */
-  sessionId: string | undefined;
-  /** The rules that apply to this call's tool. */
+  task: TaskRef;
+  /** The OAuth user (on_behalf_of_id); `per: user` rules skip calls without one. */
+  user: string | undefined;
+  /** The windowed rules that apply to this call's tool. */
   rules: readonly BudgetRule[];
-  /** Tool + canonical action arguments, hashed; undefined for calls exempt from identical counting (polling). */
+  /** Tool + canonical action arguments, hashed; undefined for polling tools (exempt from identical counting). */
   sig: string | undefined;
-  identicalPerHour: number;
+  /** Polling tools (request_status, guard_status) do not spend the task's calls. */
+  polling: boolean;
+  bounds: TaskBounds;
+  trippedTasksPerHour: number;
   now: number;
 }
 
 export interface SettleInput {
   principal: string;
-  sessionId: string | undefined;
+  task: TaskRef;
+  user: string | undefined;
   rules: readonly BudgetRule[];
   /** true: a failure; false: a success (ends the streak); undefined: neither (waiting on a human, a twin, a pause). */
   failed: boolean | undefined;
   resultBytes: number;
-  failuresInARow: number;
   now: number;
 }
 
@@ -68,31 +94,97 @@ export interface BudgetUsage {
 
 export interface BreakerState {
   principal: string;
+  /** Different tasks that tripped this hour. */
+  trippedTasks: number;
+  trip: Trip | undefined;
+}
+
+/** One task as the store has it. */
+export interface TaskState {
+  principal: string;
+  source: TaskRef['source'];
+  id: string;
+  startedAt: number;
+  lastCallAt: number;
+  calls: number;
+  resultBytes: number;
   streak: number;
   trip: Trip | undefined;
 }
 
+interface TaskRow {
+  task_key: string;
+  principal: string;
+  source: TaskRef['source'];
+  id: string;
+  started_at: number;
+  last_call_at: number;
+  calls: number;
+  result_bytes: number;
+  streak: number;
+  tripped_rule: TripRule | null;
+  tripped_why: string | null;
+  tripped_at: number | null;
+}
+
 interface BreakerRow {
   principal: string;
-  streak: number;
-  tripped_rule: Trip['rule'] | null;
+  tripped_rule: TripRule | null;
   tripped_why: string | null;
   tripped_at: number | null;
   clears_at: number | null;
 }
 
-/** A `per: session` rule without a session (2026-07-28 has none) counts per principal, the narrowest scope there is. */
-const scopeKeyOf = (rule: BudgetRule, principal: string, sessionId: string | undefined): string =>
-  rule.per === 'session' && sessionId !== undefined ? `${principal}\u0000${sessionId}` : principal;
+/** Where a windowed rule counts: the principal's name (as before tasks), the user, or the task. */
+export function budgetScopeKey(
+  rule: Pick<BudgetRule, 'per'>,
+  who: { principal: string; task?: TaskRef | undefined; user?: string | undefined },
+): string | undefined {
+  if (rule.per === 'principal') return who.principal;
+  if (rule.per === 'user') return who.user === undefined ? undefined : `user\u0000${who.user}`;
+  return who.task === undefined ? undefined : `task\u0000${taskKey(who.principal, who.task)}`;
+}
+
+/** A scope key as people read it. */
+export function describeScopeKey(k: string): string {
+  if (k.startsWith('user\u0000')) return `user ${k.slice(5)}`;
+  if (k.startsWith('task\u0000')) {
+    const [principal, , id] = k.slice(5).split('\u0000');
+    return `task ${id ?? '?'} (principal ${principal ?? '?'})`;
+  }
+  return k;
+}
+
+const tripOfTask = (r: TaskRow): Trip | undefined =>
+  r.tripped_rule
+    ? { rule: r.tripped_rule, why: r.tripped_why ?? '', trippedAt: r.tripped_at ?? 0, clearsAt: null }
+    : undefined;
+
+const stateOf = (r: TaskRow): TaskState => ({
+  principal: r.principal,
+  source: r.source,
+  id: r.id,
+  startedAt: r.started_at,
+  lastCallAt: r.last_call_at,
+  calls: r.calls,
+  resultBytes: r.result_bytes,
+  streak: r.streak,
+  trip: tripOfTask(r),
+});
 
 export class BudgetStore {
   private readonly getUsage;
   private readonly addUsage;
   private readonly getBreaker;
-  private readonly bumpIdentical;
-  private readonly setStreak;
   private readonly setTrip;
-  private readonly endStreak;
+  private readonly getTask;
+  private readonly saveTask;
+  private readonly bumpIdentical;
+  private readonly addTrippedTask;
+  private readonly countTrippedTasks;
+  private readonly settleTask;
+  private lastPrune = 0;
+
   constructor(
     readonly db: Db,
     private readonly tz: string,
@@ -104,88 +196,175 @@ export class BudgetStore {
       `INSERT INTO budget_usage (rule, scope_key, window_start, used, alarmed) VALUES (@rule, @scopeKey, @windowStart, @amount, @alarmed)
        ON CONFLICT(rule, scope_key, window_start) DO UPDATE SET used = used + @amount, alarmed = max(alarmed, @alarmed)`,
     );
-    this.getBreaker = db.prepare<[string], BreakerRow>('SELECT * FROM breaker WHERE principal = ?');
-    this.bumpIdentical = db.prepare<[string, string, number], { count: number }>(
-      `INSERT INTO breaker_identical (principal, sig, window_start, count) VALUES (?, ?, ?, 1)
-       ON CONFLICT(principal, sig, window_start) DO UPDATE SET count = count + 1 RETURNING count`,
+    this.getBreaker = db.prepare<[string], BreakerRow>(
+      'SELECT principal, tripped_rule, tripped_why, tripped_at, clears_at FROM breaker WHERE principal = ?',
     );
-    this.setStreak = db.prepare<[string, number, number]>(
-      `INSERT INTO breaker (principal, streak) VALUES (?, ?) ON CONFLICT(principal) DO UPDATE SET streak = CASE WHEN ? < 0 THEN streak + 1 ELSE 0 END RETURNING streak`,
-    );
-    this.endStreak = db.prepare('UPDATE breaker SET streak = 0 WHERE principal = ? AND streak > 0');
     this.setTrip = db.prepare(
-      `INSERT INTO breaker (principal, streak, tripped_rule, tripped_why, tripped_at, clears_at) VALUES (@principal, @streak, @rule, @why, @at, @clears)
+      `INSERT INTO breaker (principal, streak, tripped_rule, tripped_why, tripped_at, clears_at) VALUES (@principal, 0, @rule, @why, @at, @clears)
        ON CONFLICT(principal) DO UPDATE SET streak = 0, tripped_rule = @rule, tripped_why = @why, tripped_at = @at, clears_at = @clears`,
+    );
+    this.getTask = db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE task_key = ?');
+    this.saveTask = db.prepare(
+      `INSERT INTO tasks (task_key, principal, source, id, started_at, last_call_at, calls, result_bytes, streak, tripped_rule, tripped_why, tripped_at)
+       VALUES (@task_key, @principal, @source, @id, @started_at, @last_call_at, @calls, @result_bytes, @streak, @tripped_rule, @tripped_why, @tripped_at)
+       ON CONFLICT(task_key) DO UPDATE SET started_at = @started_at, last_call_at = @last_call_at, calls = @calls,
+         result_bytes = @result_bytes, streak = @streak, tripped_rule = @tripped_rule, tripped_why = @tripped_why, tripped_at = @tripped_at`,
+    );
+    this.bumpIdentical = db.prepare<[{ key: string; started: number; sig: string; now: number }], { count: number }>(
+      `INSERT INTO task_identical (task_key, task_started, sig, count, seen_at) VALUES (@key, @started, @sig, 1, @now)
+       ON CONFLICT(task_key, task_started, sig) DO UPDATE SET count = count + 1, seen_at = @now RETURNING count`,
+    );
+    this.addTrippedTask = db.prepare<[string, number, string]>(
+      'INSERT OR IGNORE INTO breaker_tasks (principal, window_start, task_key) VALUES (?, ?, ?)',
+    );
+    this.countTrippedTasks = db.prepare<[string, number], { n: number }>(
+      'SELECT count(*) AS n FROM breaker_tasks WHERE principal = ? AND window_start = ?',
+    );
+    // After the call: a task swept between admit and settle is not brought back (it had ended).
+    this.settleTask = db.prepare<[{ bytes: number; streak: number; key: string }]>(
+      `UPDATE tasks SET result_bytes = result_bytes + @bytes,
+         streak = CASE @streak WHEN 1 THEN streak + 1 WHEN 0 THEN 0 ELSE streak END
+       WHERE task_key = @key`,
     );
   }
 
-  private lastPrune = 0;
-
   admit(i: AdmitInput): AdmitResult {
-    this.maybePrune(i.now);
+    this.maybePrune(i.now, i.bounds.idleMs);
     // Durable before any side effect through the audit intent's strict commit that follows (see relaxed()).
     return relaxed(this.db, () => immediate(this.db, () => this.admitTx(i)));
   }
 
   private admitTx(i: AdmitInput): AdmitResult {
-    const trip = this.activeTrip(i.principal, i.now);
-    // Security: a tripped principal breaker refuses every call of the principal, in every session and process.
-    if (trip) return { ok: false, kind: 'tripped', trip, fresh: false };
+    const principalTrip = this.activeTrip(i.principal, i.now);
+    // Security: a tripped fleet breaker refuses every call of the principal, in every task, process and replica.
+    if (principalTrip) return { ok: false, kind: 'tripped', level: 'principal', trip: principalTrip, fresh: false };
+
+    const key = taskKey(i.principal, i.task);
+    const stored = this.getTask.get(key);
+    // A task ends after idle_minutes without a call: its id starts a new task.
+    const row = !stored || i.now - stored.last_call_at >= i.bounds.idleMs ? this.newTask(key, i) : stored;
+    row.last_call_at = i.now;
+    const refuse = (r: AdmitResult): AdmitResult => (this.saveTask.run(row), r);
+
+    // Security: a tripped task stays stopped (its refused calls keep it open); other tasks are untouched.
+    const trip = tripOfTask(row);
+    if (trip) return refuse({ ok: false, kind: 'tripped', level: 'task', trip, fresh: false });
+    const b = i.bounds;
+    if (!i.polling && row.calls >= b.maxCalls)
+      return refuse(this.taskExhausted(row, 'max_calls', row.calls, b.maxCalls));
+    if (i.now - row.started_at >= b.maxMs)
+      return refuse(this.taskExhausted(row, 'max_minutes', Math.floor((i.now - row.started_at) / 60_000), b.maxMs / 60_000));
+    if (row.result_bytes >= b.maxResultBytes)
+      return refuse(this.taskExhausted(row, 'max_result_bytes', row.result_bytes, b.maxResultBytes));
+    // "More than max_consecutive_failures in a row" (DESIGN §3): the call after the (N+1)th failure is refused.
+    if (row.streak > b.maxConsecutiveFailures)
+      return this.tripTask(row, i, {
+        rule: 'max_consecutive_failures',
+        why: `${row.streak} failed calls in a row (max_consecutive_failures ${b.maxConsecutiveFailures})`,
+        trippedAt: i.now,
+        clearsAt: null,
+      });
+
     const planned: { rule: BudgetRule; scopeKey: string; start: number; used: number; alarmed: number }[] = [];
     for (const rule of i.rules) {
-      const scopeKey = scopeKeyOf(rule, i.principal, i.sessionId);
+      const scopeKey = budgetScopeKey(rule, { principal: i.principal, task: i.task, user: i.user });
+      // A `per: user` rule does not apply to a call no human stands behind (DESIGN §8).
+      if (scopeKey === undefined) continue;
       const start = windowStart(rule.window, i.now, this.tz);
-      const row = this.getUsage.get(rule.name, scopeKey, start);
-      const used = row?.used ?? 0;
+      const usage = this.getUsage.get(rule.name, scopeKey, start);
+      const used = usage?.used ?? 0;
       // Security: `calls` reserves this call (check and increment in one transaction); failures and result bytes
       // are only known afterwards, so those rules refuse once they are used up.
       const over = rule.measure === 'calls' ? used + 1 > rule.limit : used >= rule.limit;
       if (over)
-        return { ok: false, kind: 'exhausted', rule, used, scopeKey, resetsAt: windowEnd(rule.window, i.now, this.tz) };
-      planned.push({ rule, scopeKey, start, used, alarmed: row?.alarmed ?? 0 });
+        return refuse({
+          ok: false,
+          kind: 'exhausted',
+          rule,
+          used,
+          scopeKey,
+          resetsAt: windowEnd(rule.window, i.now, this.tz),
+        });
+      planned.push({ rule, scopeKey, start, used, alarmed: usage?.alarmed ?? 0 });
     }
+
     if (i.sig !== undefined) {
-      const start = windowStart('hour', i.now, this.tz);
-      const seen = this.bumpIdentical.get(i.principal, i.sig, start)!.count;
-      if (seen > i.identicalPerHour) {
-        const fresh: Trip = {
-          rule: 'identical_per_hour',
-          why: `the same call was made ${seen} times this hour (identical_per_hour ${i.identicalPerHour})`,
+      const seen = this.bumpIdentical.get({ key, started: row.started_at, sig: i.sig, now: i.now })!.count;
+      if (seen > b.maxIdenticalCalls)
+        return this.tripTask(row, i, {
+          rule: 'max_identical_calls',
+          why: `the same call was made ${seen} times in this task (max_identical_calls ${b.maxIdenticalCalls})`,
           trippedAt: i.now,
-          clearsAt: windowEnd('hour', i.now, this.tz),
-        };
-        this.writeTrip(i.principal, fresh);
-        return { ok: false, kind: 'tripped', trip: fresh, fresh: true };
-      }
+          clearsAt: null,
+        });
     }
+
     const alarms: BudgetAlarm[] = [];
     for (const p of planned) {
       if (p.rule.measure !== 'calls') continue;
       const after = p.used + 1;
       const crosses = p.rule.alarmAt !== undefined && !p.alarmed && after >= p.rule.alarmAt;
       if (crosses) alarms.push({ rule: p.rule, used: after, scopeKey: p.scopeKey });
-      this.addUsage.run({
-        rule: p.rule.name,
-        scopeKey: p.scopeKey,
-        windowStart: p.start,
-        amount: 1,
-        alarmed: crosses ? 1 : 0,
-      });
+      this.addUsage.run({ rule: p.rule.name, scopeKey: p.scopeKey, windowStart: p.start, amount: 1, alarmed: crosses ? 1 : 0 });
     }
+    if (!i.polling) row.calls += 1;
+    this.saveTask.run(row);
     return { ok: true, alarms };
   }
 
-  settle(i: SettleInput): { alarms: BudgetAlarm[]; trip: Trip | undefined } {
+  private newTask(key: string, i: AdmitInput): TaskRow {
+    return {
+      task_key: key,
+      principal: i.principal,
+      source: i.task.source,
+      id: i.task.id,
+      started_at: i.now,
+      last_call_at: i.now,
+      calls: 0,
+      result_bytes: 0,
+      streak: 0,
+      tripped_rule: null,
+      tripped_why: null,
+      tripped_at: null,
+    };
+  }
+
+  private taskExhausted(row: TaskRow, bound: TaskBound, used: number, limit: number): AdmitResult {
+    return { ok: false, kind: 'task_exhausted', bound, used, limit, startedAt: row.started_at };
+  }
+
+  /** Trips one task, and the principal too when this makes `tripped_tasks_per_hour` different tasks this hour. */
+  private tripTask(row: TaskRow, i: AdmitInput, trip: Trip): AdmitResult {
+    row.tripped_rule = trip.rule;
+    row.tripped_why = trip.why;
+    row.tripped_at = trip.trippedAt;
+    this.saveTask.run(row);
+    const hour = windowStart('hour', i.now, this.tz);
+    this.addTrippedTask.run(i.principal, hour, row.task_key);
+    const n = this.countTrippedTasks.get(i.principal, hour)!.n;
+    if (n < i.trippedTasksPerHour) return { ok: false, kind: 'tripped', level: 'task', trip, fresh: true };
+    const fleet: Trip = {
+      rule: 'tripped_tasks_per_hour',
+      why: `${n} different tasks tripped their loop breakers this hour (tripped_tasks_per_hour ${i.trippedTasksPerHour})`,
+      trippedAt: i.now,
+      clearsAt: windowEnd('hour', i.now, this.tz),
+    };
+    this.writeTrip(i.principal, fleet);
+    return { ok: false, kind: 'tripped', level: 'task', trip, fresh: true, fleet };
+  }
+
+  settle(i: SettleInput): { alarms: BudgetAlarm[] } {
     return relaxed(this.db, () => immediate(this.db, () => this.settleTx(i)));
   }
 
-  private settleTx(i: SettleInput): { alarms: BudgetAlarm[]; trip: Trip | undefined } {
+  private settleTx(i: SettleInput): { alarms: BudgetAlarm[] } {
     const alarms: BudgetAlarm[] = [];
     for (const rule of i.rules) {
       const amount =
         rule.measure === 'failures' ? (i.failed ? 1 : 0) : rule.measure === 'result_bytes' ? i.resultBytes : 0;
       if (!amount) continue;
-      const scopeKey = scopeKeyOf(rule, i.principal, i.sessionId);
+      const scopeKey = budgetScopeKey(rule, { principal: i.principal, task: i.task, user: i.user });
+      if (scopeKey === undefined) continue;
       const start = windowStart(rule.window, i.now, this.tz);
       const row = this.getUsage.get(rule.name, scopeKey, start);
       const after = (row?.used ?? 0) + amount;
@@ -193,41 +372,33 @@ export class BudgetStore {
       if (crosses) alarms.push({ rule, used: after, scopeKey });
       this.addUsage.run({ rule: rule.name, scopeKey, windowStart: start, amount, alarmed: crosses ? 1 : 0 });
     }
-    if (i.failed === undefined) return { alarms, trip: undefined };
-    // A success writes only when there is a streak to end (the common case, streak 0, leaves the WAL alone).
-    if (!i.failed) {
-      this.endStreak.run(i.principal);
-      return { alarms, trip: undefined };
-    }
-    const streak = (this.setStreak.get(i.principal, 1, -1) as { streak: number }).streak;
-    // "More than failures_in_a_row failures in a row" trips it; the next call is refused.
-    if (i.failed && streak > i.failuresInARow && !this.activeTrip(i.principal, i.now)) {
-      const trip: Trip = {
-        rule: 'failures_in_a_row',
-        why: `${streak} failed calls in a row (failures_in_a_row ${i.failuresInARow})`,
-        trippedAt: i.now,
-        clearsAt: windowEnd('hour', i.now, this.tz),
-      };
-      this.writeTrip(i.principal, trip);
-      return { alarms, trip };
-    }
-    return { alarms, trip: undefined };
+    const streak = i.failed === undefined ? -1 : i.failed ? 1 : 0;
+    if (i.resultBytes || streak !== -1)
+      this.settleTask.run({ bytes: i.resultBytes, streak, key: taskKey(i.principal, i.task) });
+    return { alarms };
   }
 
-  /** Windows end: counts older than two days are never read again. */
-  private maybePrune(now: number): void {
+  /** Windows end and tasks go idle: rows no one reads again are deleted by index range, at most once a minute. */
+  private maybePrune(now: number, idleMs: number): void {
     if (now - this.lastPrune < 60_000) return;
     this.lastPrune = now;
     const before = now - 2 * 86_400_000;
     relaxed(this.db, () => {
-      this.db.prepare('DELETE FROM breaker_identical WHERE window_start < ?').run(before);
       this.db.prepare('DELETE FROM budget_usage WHERE window_start < ?').run(before);
+      this.db.prepare('DELETE FROM breaker_tasks WHERE window_start < ?').run(before);
+      this.db
+        .prepare('DELETE FROM tasks WHERE task_key IN (SELECT task_key FROM tasks WHERE last_call_at < ? LIMIT 10000)')
+        .run(now - idleMs);
+      this.db
+        .prepare(
+          'DELETE FROM task_identical WHERE rowid IN (SELECT rowid FROM task_identical WHERE seen_at < ? LIMIT 10000)',
+        )
+        .run(now - idleMs);
     });
   }
 
-  /** A trip starts a fresh streak: when it clears, the principal gets failures_in_a_row again, not one. */
   private writeTrip(principal: string, t: Trip): void {
-    this.setTrip.run({ principal, streak: 0, rule: t.rule, why: t.why, at: t.trippedAt, clears: t.clearsAt });
+    this.setTrip.run({ principal, rule: t.rule, why: t.why, at: t.trippedAt, clears: t.clearsAt });
   }
 
   private activeTrip(principal: string, now: number): Trip | undefined {
@@ -237,23 +408,28 @@ export class BudgetStore {
   }
 
   breaker(principal: string, now: number): BreakerState {
-    return { principal, streak: this.getBreaker.get(principal)?.streak ?? 0, trip: this.activeTrip(principal, now) };
+    return {
+      principal,
+      trippedTasks: this.countTrippedTasks.get(principal, windowStart('hour', now, this.tz))!.n,
+      trip: this.activeTrip(principal, now),
+    };
   }
 
-  /** Every principal with a streak or a trip in force. */
+  /** Every principal with a fleet trip in force or a tripped task this hour. */
   breakers(now: number): BreakerState[] {
     return this.db
-      .prepare<[], { principal: string }>(
-        'SELECT principal FROM breaker WHERE streak > 0 OR tripped_rule IS NOT NULL ORDER BY principal',
+      .prepare<[number], { principal: string }>(
+        `SELECT principal FROM breaker WHERE tripped_rule IS NOT NULL
+         UNION SELECT principal FROM breaker_tasks WHERE window_start = ? ORDER BY principal`,
       )
-      .all()
+      .all(windowStart('hour', now, this.tz))
       .map((r) => this.breaker(r.principal, now))
-      .filter((b) => b.streak > 0 || b.trip);
+      .filter((b) => b.trippedTasks > 0 || b.trip);
   }
 
   /**
-   * Clears the principal's breaker: the trip, the failure streak and this hour's identical-call counts (or the
-   * next identical call would trip it again at once). Returns what was in force, for the audit.
+   * Clears the principal's fleet breaker and this hour's count of tripped tasks (or the next task trip would trip
+   * it again at once). Tripped tasks stay tripped: `resetTask` clears one. Returns what was in force, for the audit.
    */
   reset(principal: string, now: number): BreakerState {
     return immediate(this.db, () => {
@@ -264,17 +440,72 @@ export class BudgetStore {
         )
         .run(principal);
       this.db
-        .prepare('DELETE FROM breaker_identical WHERE principal = ? AND window_start >= ?')
+        .prepare('DELETE FROM breaker_tasks WHERE principal = ? AND window_start >= ?')
         .run(principal, windowStart('hour', now, this.tz));
       return before;
     });
   }
 
   /**
-   * Usage of each rule in its current window: for one principal (and session; without one, `per: session` rules
-   * are read under the principal, as a sessionless call counts them), or the busiest keys of every principal.
+   * Clears a task's breaker (the trip, its failure streak and its identical-call counts) for every open task with
+   * this id (of any principal, unless one is named). Returns the tasks as they were, for the audit.
    */
-  usage(rules: readonly BudgetRule[], now: number, who?: { principal: string; sessionId?: string }): BudgetUsage[] {
+  resetTask(id: string, idleMs: number, now: number, principal?: string): TaskState[] {
+    return immediate(this.db, () => {
+      const rows = this.openRows(idleMs, now).filter((r) => r.id === id && (!principal || r.principal === principal));
+      for (const r of rows) {
+        this.db
+          .prepare(
+            'UPDATE tasks SET streak = 0, tripped_rule = NULL, tripped_why = NULL, tripped_at = NULL WHERE task_key = ?',
+          )
+          .run(r.task_key);
+        this.db
+          .prepare('DELETE FROM task_identical WHERE task_key = ? AND task_started = ?')
+          .run(r.task_key, r.started_at);
+      }
+      return rows.map(stateOf);
+    });
+  }
+
+  private openRows(idleMs: number, now: number, o: { tripped?: boolean; limit?: number } = {}): TaskRow[] {
+    return this.db
+      .prepare<[number, number], TaskRow>(
+        `SELECT * FROM tasks WHERE last_call_at > ? ${o.tripped ? 'AND tripped_rule IS NOT NULL' : ''}
+         ORDER BY last_call_at DESC LIMIT ?`,
+      )
+      .all(now - idleMs, o.limit ?? 1_000_000);
+  }
+
+  /** Open tasks (a call within idle_minutes), most recent first. */
+  tasks(idleMs: number, now: number, o: { tripped?: boolean; limit?: number } = {}): TaskState[] {
+    return this.openRows(idleMs, now, o).map(stateOf);
+  }
+
+  /** One task as it stands now; undefined when it has no state or has ended (its next call starts it afresh). */
+  task(principal: string, t: TaskRef, idleMs: number, now: number): TaskState | undefined {
+    const row = this.getTask.get(taskKey(principal, t));
+    return row && now - row.last_call_at < idleMs ? stateOf(row) : undefined;
+  }
+
+  /** For the gauges: open tasks and how many of them are tripped (an index range over open tasks only). */
+  taskCounts(idleMs: number, now: number): { open: number; tripped: number } {
+    const r = this.db
+      .prepare<[number], { open: number; tripped: number | null }>(
+        'SELECT count(*) AS open, sum(tripped_rule IS NOT NULL) AS tripped FROM tasks WHERE last_call_at > ?',
+      )
+      .get(now - idleMs)!;
+    return { open: r.open, tripped: r.tripped ?? 0 };
+  }
+
+  /**
+   * Usage of each rule in its current window: for one caller (its principal, task and user), or the busiest keys
+   * of every principal, user and task.
+   */
+  usage(
+    rules: readonly BudgetRule[],
+    now: number,
+    who?: { principal: string; task?: TaskRef | undefined; user?: string | undefined },
+  ): BudgetUsage[] {
     const out: BudgetUsage[] = [];
     for (const rule of rules) {
       const start = windowStart(rule.window, now, this.tz);
@@ -288,16 +519,17 @@ export class BudgetStore {
         resetsAt: windowEnd(rule.window, now, this.tz),
       };
       if (who) {
-        const scopeKey = scopeKeyOf(rule, who.principal, who.sessionId);
+        const scopeKey = budgetScopeKey(rule, who);
+        if (scopeKey === undefined) continue;
         out.push({ ...base, scopeKey, used: this.getUsage.get(rule.name, scopeKey, start)?.used ?? 0 });
         continue;
       }
       const rows = this.db
         .prepare<[string, number], { scope_key: string; used: number }>(
-          'SELECT scope_key, used FROM budget_usage WHERE rule = ? AND window_start = ? AND used > 0 ORDER BY used DESC',
+          'SELECT scope_key, used FROM budget_usage WHERE rule = ? AND window_start = ? AND used > 0 ORDER BY used DESC LIMIT 1000',
         )
         .all(rule.name, start);
-      for (const r of rows) out.push({ ...base, scopeKey: r.scope_key.replace('\u0000', ' session '), used: r.used });
+      for (const r of rows) out.push({ ...base, scopeKey: describeScopeKey(r.scope_key), used: r.used });
     }
     return out;
   }

@@ -318,7 +318,51 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE idempotency ADD COLUMN cap_items TEXT;
   `,
-  // 10 (issue 18): separation of duties by stable identity (DESIGN §4). The OAuth user an agent acted for, as
+  // 10: tasks (DESIGN §3 step 4). Per-task state replaces the per-session counters that lived in one process: the
+  // task's calls, first and last call, result bytes, failure streak and trip, with its identical-call counts per
+  // task instance (a task id that went idle and came back is a new instance: its old counts are never read again).
+  // The principal breaker becomes the fleet breaker: it trips on the number of different tasks tripped in the hour
+  // (breaker_tasks), so the principal-wide identical-call counts go. Every audit record and approval request carries
+  // its task id; the audit hash covers the column only when set, so older records verify as before.
+  `
+  CREATE TABLE tasks (
+    task_key TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    source TEXT NOT NULL,
+    id TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    last_call_at INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    result_bytes INTEGER NOT NULL,
+    streak INTEGER NOT NULL,
+    tripped_rule TEXT,
+    tripped_why TEXT,
+    tripped_at INTEGER
+  );
+  CREATE INDEX tasks_last_call ON tasks(last_call_at);
+  CREATE INDEX tasks_id ON tasks(id);
+  CREATE TABLE task_identical (
+    task_key TEXT NOT NULL,
+    task_started INTEGER NOT NULL,
+    sig TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (task_key, task_started, sig)
+  );
+  CREATE INDEX task_identical_seen ON task_identical(seen_at);
+  CREATE TABLE breaker_tasks (
+    principal TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    task_key TEXT NOT NULL,
+    PRIMARY KEY (principal, window_start, task_key)
+  );
+  DROP TABLE breaker_identical;
+  UPDATE breaker SET streak = 0;
+  ALTER TABLE audit ADD COLUMN task_id TEXT;
+  CREATE INDEX audit_task ON audit(task_id, seq);
+  ALTER TABLE approvals ADD COLUMN task_id TEXT;
+  `,
+  // 11 (issue 18; 10 on branch h18): separation of duties by stable identity (DESIGN §4). The OAuth user an agent acted for, as
   // issuer + ' sub:' + sub (`on_behalf_of_id`), beside the display `on_behalf_of` of migration 7: every comparison
   // of people uses this column, never the display string. NULL on older rows and where no human is known.
   `

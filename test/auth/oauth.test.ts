@@ -74,6 +74,7 @@ describe('a valid access token', () => {
     expect(id).toEqual({
       principal: 'helpdesk-agent',
       onBehalfOf: 'alice@example.com',
+      onBehalfOfId: `${idp.issuer} sub:alice`,
       user: `${idp.issuer} sub:alice`,
       issuer: idp.issuer,
       clientId: 'mcp-client',

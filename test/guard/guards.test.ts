@@ -97,15 +97,15 @@ describe('validate guard', () => {
   });
 });
 
-describe('session budget and loop breaker', () => {
+describe('task budget and loop breaker', () => {
   it('refuses at max_calls', async () => {
     const next = nextSpy();
     const call = () => fakeCall(app, 'kb_search', { query: `q${Math.random()}` }, 'helpdesk-agent', { session });
     const session = fakeCall(app, 'kb_search', {}).session;
-    for (let i = 0; i < app.policy.session.maxCalls; i++) await budget(app)(next)(call());
+    for (let i = 0; i < app.policy.task.maxCalls; i++) await budget(app)(next)(call());
     const e = await refusal(budget(app)(next)(call()));
     expect(e.code).toBe('BUDGET_EXHAUSTED');
-    expect(next).toHaveBeenCalledTimes(app.policy.session.maxCalls);
+    expect(next).toHaveBeenCalledTimes(app.policy.task.maxCalls);
   });
 
   it('trips on more than max_identical_calls identical calls, and stays tripped', async () => {
@@ -127,7 +127,7 @@ describe('session budget and loop breaker', () => {
     };
     const session = fakeCall(app, 'kb_search', {}).session;
     const guarded = boundary(app)(budget(app)(failing));
-    for (let i = 0; i <= app.policy.session.maxConsecutiveFailures; i++) {
+    for (let i = 0; i <= app.policy.task.maxConsecutiveFailures; i++) {
       const r = await guarded(fakeCall(app, 'kb_get_article', { id: `KB-${i}` }, 'helpdesk-agent', { session }));
       expect((r._meta!['itguard/error'] as { code: string }).code).toBe('NOT_FOUND');
     }
@@ -155,7 +155,7 @@ describe('pipeline', () => {
       app,
       () => ({
         killSwitch: { engaged: false, reason: '', changedAt: 0 },
-        session: {},
+        task: {},
         caps: [],
         budgets: [],
         loopBreaker: {},
@@ -186,7 +186,7 @@ describe('pipeline', () => {
       app,
       () => ({
         killSwitch: { engaged: false, reason: '', changedAt: 0 },
-        session: {},
+        task: {},
         caps: [],
         budgets: [],
         loopBreaker: {},

@@ -13,13 +13,15 @@ export function fakeCall(
   over: Partial<Call> = {},
 ): Call {
   const tool = app.tools.find((t) => t.name === toolName) as AnyTool;
+  const session = over.session ?? newSession('memory', app.now());
   return {
     tool,
     toolPolicy: app.policy.tools[tool.name],
     rawArgs,
     args: rawArgs,
     principal: app.principal(principal) ?? { name: principal, scopes: [] },
-    session: newSession('memory', app.now()),
+    session,
+    task: { source: 'session', id: `session:${session?.id ?? 'none'}` },
     traceId: 'trace-test',
     signal: new AbortController().signal,
     startedAt: app.now(),

@@ -4,7 +4,7 @@ export const guardStatus = defineTool({
   name: 'guard_status',
   title: 'See this agent’s own bounds',
   description:
-    'Shows the guardrails on this agent: kill switch, principal and scopes, what is left of the session budget and of the principal’s budgets (across all its sessions), the loop breaker, and each aggregate cap’s used/limit/resets_at. Call it to plan within your limits.',
+    'Shows the guardrails on this agent: kill switch, principal and scopes, this task (conversation) and what is left of its budget, the windowed budgets of its user and principal, the loop breakers, and each aggregate cap’s used/limit/resets_at. Call it to plan within your limits.',
   input: {},
   scope: 'none',
   effect: 'read',
@@ -24,7 +24,7 @@ export const guardStatus = defineTool({
           )
           .join('\n')
       : '  none yet';
-    const s = Object.entries(v.session)
+    const s = Object.entries(v.task)
       .map(([k, val]) => `  ${k}: ${String(val)}`)
       .join('\n');
     const budgets = v.budgets.length
@@ -39,15 +39,15 @@ export const guardStatus = defineTool({
     const breaker =
       lb.state === 'tripped'
         ? `TRIPPED (${String(lb.rule)}): ${String(lb.why)}; clears at ${String(lb.clears_at)}`
-        : `ok (${String(lb.failures_in_a_row)} failure(s) in a row of ${String(lb.failures_in_a_row_limit)}; identical calls per hour ${String(lb.identical_per_hour)})`;
+        : `ok (${String(lb.tripped_tasks_this_hour)} task(s) tripped this hour; the principal trips at ${String(lb.tripped_tasks_per_hour)})`;
     return {
-      text: `Kill switch: ${ks}\nPrincipal: ${ctx.principal.name}${ctx.principal.onBehalfOf ? ` (on behalf of ${ctx.principal.onBehalfOf})` : ''}\nScopes: ${ctx.principal.scopes.join(', ') || '(none)'}\nSession:\n${s}\nPrincipal budgets (all sessions):\n${budgets}\nPrincipal loop breaker: ${breaker}\nCaps:\n${caps}`,
+      text: `Kill switch: ${ks}\nPrincipal: ${ctx.principal.name}${ctx.principal.onBehalfOf ? ` (on behalf of ${ctx.principal.onBehalfOf})` : ''}\nScopes: ${ctx.principal.scopes.join(', ') || '(none)'}\nThis task:\n${s}\nBudgets (this task, its user, the principal across all tasks):\n${budgets}\nFleet breaker (principal): ${breaker}\nCaps:\n${caps}`,
       data: {
         kill_switch: v.killSwitch,
         principal: ctx.principal.name,
         ...(ctx.principal.onBehalfOf ? { on_behalf_of: ctx.principal.onBehalfOf } : {}),
         scopes: ctx.principal.scopes,
-        session: v.session,
+        task: v.task,
         budgets: v.budgets,
         loop_breaker: v.loopBreaker,
         caps: v.caps,
