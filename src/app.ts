@@ -29,6 +29,8 @@ import { buildAll, buildBackends, type Embedded } from './backends/build.js';
 import { config } from './config.js';
 import { stateCodec, stateKey } from './guard/mrtr.js';
 import { MetaStore } from './store/meta-store.js';
+import { NotifyStore } from './store/notify-store.js';
+import { Notifier } from './notify/notifier.js';
 
 export interface AppOptions {
   dbPath: string;
@@ -46,6 +48,8 @@ export interface AppOptions {
   stateTtlSeconds?: number;
   /** Where backend secrets are read from (the variables the policy names); default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Poll interval of the notifier that sends approver notifications (ms; policy `notify:`). */
+  notifyPollMs?: number;
 }
 
 export interface App extends GuardDeps {
@@ -69,6 +73,9 @@ export interface App extends GuardDeps {
    * The timer keeps polling as before; this lets a caller (the tests) see that a pass ran without sleeping.
    */
   executorPass(): Promise<void>;
+  /** Approver notification jobs (policy `notify:`), and the worker sending them when `notify:` is configured. */
+  notifyStore: NotifyStore;
+  notifier: Notifier | undefined;
   close(): void;
 }
 
@@ -82,6 +89,7 @@ export interface Stores {
   approvals: ApprovalsStore;
   mfa: MfaStore;
   budgets: BudgetStore;
+  notifyStore: NotifyStore;
   backends: Backends;
   /** The embedded adapters (demo data, `kb import`, the CLI's lists), whatever the policy's backends are. */
   embedded: Embedded;
@@ -109,6 +117,7 @@ export function openStores(
     budgets: new BudgetStore(db, policy.timezone),
     idem: new IdempotencyStore(db),
     approvals: new ApprovalsStore(db, now),
+    notifyStore: new NotifyStore(db, now),
     mfa,
     backends,
     embedded,
@@ -118,12 +127,8 @@ export function openStores(
 export function openApp(opts: AppOptions): App {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
-  const { db, auditStore, killSwitch, tokens, backends, embedded, caps, budgets, idem, approvals, mfa } = openStores(
-    opts.dbPath,
-    opts.policy,
-    now,
-    { log, ...(opts.env ? { env: opts.env } : {}) },
-  );
+  const { db, auditStore, killSwitch, tokens, backends, embedded, caps, budgets, idem, approvals, mfa, notifyStore } =
+    openStores(opts.dbPath, opts.policy, now, { log, ...(opts.env ? { env: opts.env } : {}) });
   try {
     // A process whose ITGUARD_AUDIT_KEY is not the chain's refuses to start (DESIGN §5): AuditKeyMismatch, exit 2.
     auditStore.checkKey();
@@ -136,6 +141,24 @@ export function openApp(opts: AppOptions): App {
   const metrics: Metrics = opts.metrics ?? noopMetrics();
   metrics.bindTasks(() => budgets.taskCounts(opts.policy.task.idleMinutes * 60_000, now()));
   const links = { base: 'http://127.0.0.1' };
+  let notifier: Notifier | undefined;
+  try {
+    notifier =
+      opts.policy.notify &&
+      new Notifier({
+        policy: opts.policy.notify,
+        store: notifyStore,
+        approvals,
+        outbox: () => backends.outbox,
+        log: log.child({ component: 'notify' }),
+        now,
+        links,
+        ...(opts.env ? { env: opts.env } : {}),
+      });
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   const deps: GuardDeps = {
     policy: opts.policy,
     killSwitch,
@@ -151,6 +174,7 @@ export function openApp(opts: AppOptions): App {
     mfa,
     mrtr: stateCodec(stateKey(config().stateKey, new MetaStore(db)), opts.stateTtlSeconds),
     links,
+    notify: notifier,
   };
 
   let kill = new AbortController();
@@ -193,6 +217,7 @@ export function openApp(opts: AppOptions): App {
     opts.executorPollMs,
   );
 
+  notifier?.start(opts.notifyPollMs);
   return {
     ...deps,
     db,
@@ -205,9 +230,12 @@ export function openApp(opts: AppOptions): App {
     principal,
     killSignal,
     executorPass: () => executor.pass(),
+    notifyStore,
+    notifier,
     close() {
       clearInterval(watcher);
       executor.stop();
+      notifier?.stop();
       db.close();
     },
   };

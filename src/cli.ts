@@ -19,6 +19,7 @@ const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
   directory list | directory enroll USER     enroll prints the otpauth:// URI alone on stdout
   approvals list [--all] | approve ID | deny ID [--note TEXT]
   outbox [--show-links]                     deliveries to users' recovery channels
+  notify list [--status S] | retry ID | test   approver notifications (mail, Slack, webhooks)
   audit tail [--n N] | show TRACE_ID | show --task TASK_ID | verify | export
   policy check [FILE] [--probe]
   report autonomy                           per action class, how often human gates granted it unchanged
@@ -56,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       tripped: { type: 'boolean' },
       probe: { type: 'boolean' },
       'expect-head': { type: 'string' },
+      status: { type: 'string' },
     },
   });
   const flags: Flags = {
@@ -98,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
       return (await gates()).approvals(flags);
     case 'outbox':
       return (await gates()).outbox(flags);
+    case 'notify':
+      return (await import('./commands/notify.js')).notify(flags);
     case 'audit':
       return (await admin()).audit(flags);
     case 'report':

@@ -45,6 +45,8 @@ export interface DecisionRequest {
   approve: boolean;
   actor: DecisionActor;
   note?: string | undefined;
+  /** Channel facts kept on the audit record (a Slack user id, an API client), beside the request id and `via`. */
+  detail?: Record<string, unknown> | undefined;
 }
 
 export type Decision =
@@ -110,6 +112,7 @@ export function decide(deps: DecideDeps, r: DecisionRequest): Decision {
         tool: row?.tool,
         ...(d.ok ? {} : { outcome: 'refused', code: d.reason }),
         detail: {
+          ...r.detail,
           request_id: r.id,
           via: actor.via,
           note: r.note ?? null,

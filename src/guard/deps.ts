@@ -11,6 +11,7 @@ import type { ApprovalsStore } from '../store/approvals-store.js';
 import type { MfaStore } from '../store/mfa-store.js';
 import type { StateCodec } from './mrtr.js';
 import type { BudgetStore } from '../store/budget-store.js';
+import type { Notifier } from '../notify/notifier.js';
 
 export interface GuardDeps {
   policy: Policy;
@@ -29,4 +30,6 @@ export interface GuardDeps {
   /** Where this process serves its pages (verification links, reset links); set once the listener is up. */
   links: { base: string; ready?: Promise<unknown> };
   now: () => number;
+  /** Approver notifications (policy `notify:`); absent = nobody is told. */
+  notify?: Pick<Notifier, 'withNotices'> | undefined;
 }

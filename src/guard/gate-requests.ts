@@ -86,27 +86,29 @@ export function openOrCreate(
     tier !== 'approval'
       ? Math.min(MFA_LINK_TTL_MS, deps.policy.approvals.expireHours * 3600_000)
       : deps.policy.approvals.expireHours * 3600_000;
-  const created = deps.approvals.create({
-    tier,
-    principal: call.principal.name,
-    onBehalfOf: call.principal.onBehalfOf,
-    onBehalfOfId: call.principal.onBehalfOfId,
-    sessionId: call.session?.id,
-    taskId: call.task.id,
-    tool: call.tool.name,
-    args: call.args,
-    argsSha,
-    summary: call.tool.summary(call.args),
-    reason: reasonOf(call),
-    target: call.state.resolved.target,
-    caps: call.state.caps?.preview ?? [],
-    capItems: call.state.caps?.holder === 'call' ? call.state.caps.items : [],
-    idemKey: call.state.requestId,
-    requestId: call.idempotencyKey,
-    traceId: call.traceId,
-    ttlMs,
-    withVerifyLink,
-  });
+  const create = () =>
+    deps.approvals.create({
+      tier,
+      principal: call.principal.name,
+      onBehalfOf: call.principal.onBehalfOf,
+      sessionId: call.session?.id,
+      tool: call.tool.name,
+      args: call.args,
+      argsSha,
+      summary: call.tool.summary(call.args),
+      reason: reasonOf(call),
+      target: call.state.resolved.target,
+      caps: call.state.caps?.preview ?? [],
+      capItems: call.state.caps?.holder === 'call' ? call.state.caps.items : [],
+      idemKey: call.state.requestId,
+      requestId: call.idempotencyKey,
+      traceId: call.traceId,
+      ttlMs,
+      withVerifyLink,
+    });
+  // Approvers (or, for mfa, the webhooks) are told: the notices are enqueued with the request, sent off this path.
+  const told = tier === 'approval' || tier === 'mfa';
+  const created = deps.notify && told ? deps.notify.withNotices(create) : create();
   // The request now holds the reservation: it is given back if the request is denied or expires, spent if it runs.
   if (call.state.caps?.holder === 'call') call.state.caps.holder = 'approval';
   return created;

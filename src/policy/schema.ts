@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { authSchema, checkAuthPrincipals, toAuthPolicy, type AuthPolicy } from './auth.js';
+import { checkNotify, notifySchema, toNotifyPolicy, type NotifyPolicy } from './notify.js';
 
 export const TOOL_NAMES = [
   'kb_search',
@@ -379,6 +380,8 @@ export const policySchema = z
       .prefault({}),
     /** Optional: without it, /mcp accepts itguard's own bearer tokens only. */
     auth: authSchema(checkKeys('group', LIMITS.listItems, undefined), name).optional(),
+    /** Optional: who hears about a request that needs a human (policy/notify.ts). */
+    notify: notifySchema.optional(),
     demo: z.boolean().default(false),
   })
   .check((ctx) => {
@@ -440,6 +443,7 @@ export const policySchema = z
       });
     }
     checkAuthPrincipals(p.auth, p.principals, (i) => ctx.issues.push(i));
+    checkNotify(p.notify, p.principals, (i) => ctx.issues.push(i));
     const budgetNames = new Set<string>();
     p.budgets.forEach((b, i) => {
       if (budgetNames.has(b.name))
@@ -579,6 +583,8 @@ export interface Policy {
   };
   /** The OAuth 2.1 resource server (src/auth/); undefined = static bearer tokens only. */
   auth: AuthPolicy | undefined;
+  /** Approver notifications (policy/notify.ts); undefined = nobody is told. */
+  notify: NotifyPolicy | undefined;
   demo: boolean;
 }
 
@@ -689,6 +695,7 @@ export function toPolicy(p: Parsed): Policy {
     tools,
     backends: backendsOf(p.backends),
     auth: toAuthPolicy(p.auth),
+    notify: toNotifyPolicy(p.notify),
     demo: p.demo,
   });
 }

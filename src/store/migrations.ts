@@ -368,4 +368,32 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE approvals ADD COLUMN on_behalf_of_id TEXT;
   `,
+  // 12 (10 on branch notify): approver notifications (DESIGN §4 "Approvers are told"): one row per delivery job (a request's message on one
+  // channel to one recipient, a reminder, an outcome update, a test). Enqueued in the transaction that creates the
+  // approval request; sent by the notifier worker (src/notify/worker.ts), retried with backoff. `ref` is what the
+  // channel answered (a Slack channel:ts, a Message-ID, an HTTP status); `closed_at` marks a request's jobs once the
+  // outcome was handled. The unique key makes enqueueing idempotent.
+  `
+  CREATE TABLE notifications (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    last_error TEXT,
+    ref TEXT,
+    created_at INTEGER NOT NULL,
+    sent_at INTEGER,
+    updated_at INTEGER NOT NULL,
+    closed_at INTEGER,
+    UNIQUE (request_id, kind, channel, recipient)
+  );
+  CREATE INDEX notifications_due ON notifications(status, next_try_at);
+  CREATE INDEX notifications_open ON notifications(closed_at, kind);
+  `,
 ];

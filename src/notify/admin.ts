@@ -1,0 +1,70 @@
+/**
+ * Notifications as operators see them: the CLI (`itguard notify list|retry|test`) and the admin API
+ * (`/admin/v1/notifications`, built by another module) call these, so both show the same document: snake_case keys,
+ * ISO 8601 times (DESIGN §7). A view never holds a secret: payloads are not shown, webhooks are named by a hash of
+ * their URL.
+ */
+import type { NotifyJob, NotifyStatus, NotifyStore } from '../store/notify-store.js';
+
+export interface NotificationView {
+  id: string;
+  request_id: string;
+  kind: NotifyJob['kind'];
+  channel: NotifyJob['channel'];
+  recipient: string;
+  status: NotifyStatus;
+  attempts: number;
+  /** When the next attempt is due (pending only). */
+  next_try_at: string | null;
+  last_error: string | null;
+  /** What the channel answered: a Slack channel:ts, a Message-ID, an HTTP status. */
+  ref: string | null;
+  created_at: string;
+  sent_at: string | null;
+  updated_at: string;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function notificationView(j: NotifyJob): NotificationView {
+  return {
+    id: j.id,
+    request_id: j.request_id,
+    kind: j.kind,
+    channel: j.channel,
+    recipient: j.recipient,
+    status: j.status,
+    attempts: j.attempts,
+    next_try_at: j.status === 'pending' ? iso(j.next_try_at) : null,
+    last_error: j.last_error,
+    ref: j.ref,
+    created_at: iso(j.created_at)!,
+    sent_at: iso(j.sent_at),
+    updated_at: iso(j.updated_at)!,
+  };
+}
+
+export function listNotifications(
+  store: NotifyStore,
+  f: { status?: NotifyStatus | undefined; requestId?: string | undefined; limit?: number | undefined } = {},
+): NotificationView[] {
+  return store.list(f).map(notificationView);
+}
+
+export type RetryResult =
+  { ok: true; notification: NotificationView } | { ok: false; code: 'NOT_FOUND' | 'NOT_FAILED'; message: string };
+
+/** A failed or cancelled notification is due again now, with a fresh set of attempts; `kick` starts a pass. */
+export function retryNotification(store: NotifyStore, id: string, kick?: () => void): RetryResult {
+  const r = store.retry(id);
+  if (!r.ok)
+    return r.reason === 'not_found'
+      ? { ok: false, code: 'NOT_FOUND', message: `no notification ${id}` }
+      : {
+          ok: false,
+          code: 'NOT_FAILED',
+          message: `notification ${id} is not failed or cancelled; only those are retried`,
+        };
+  kick?.();
+  return { ok: true, notification: notificationView(r.job) };
+}
