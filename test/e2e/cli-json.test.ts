@@ -188,3 +188,55 @@ describe('the itguard binary', () => {
     expect(r.stdout).toMatch(/^usage: itguard <command>/);
   });
 });
+
+describe('approvals approve|deny --json', () => {
+  it('prints the decided request, and a refusal as ok: false with its code, both on stdout', async () => {
+    const { openApp } = await import('../../src/app.js');
+    const { policyWith, silent } = await import('../helpers/harness.js');
+    const gdb = join(tmp.dir, 'gates.db');
+    const app = openApp({ dbPath: gdb, policy: policyWith(), log: silent, executorPollMs: 3_600_000 });
+    const mk = (tier: string) =>
+      app.approvals.create({
+        tier,
+        principal: 'helpdesk-agent',
+        sessionId: 's',
+        tool: 'software_install',
+        args: { user: 'jdoe', package: 'figma', n: tier },
+        argsSha: `sha-${tier}`,
+        summary: 'Install figma for jdoe',
+        reason: 'r',
+        target: 'jdoe',
+        caps: [],
+        capItems: [],
+        idemKey: undefined,
+        requestId: undefined,
+        traceId: 't',
+        ttlMs: 3600_000,
+        withVerifyLink: tier === 'mfa',
+      }).row;
+    try {
+      const a = mk('approval');
+      const ok = runCli(['approvals', 'approve', a.id, '--note', 'fine', '--json', '--db', gdb]);
+      expect(ok.code, ok.stderr).toBe(0);
+      const doc = JSON.parse(ok.stdout) as { ok: boolean; request: Record<string, unknown> };
+      expect(doc).toMatchObject({ ok: true, request: { id: a.id, status: 'approved', note: 'fine' } });
+      expect(String(doc.request.decided_by)).toMatch(/^cli:/);
+      expect(conventionProblems(doc)).toEqual([]);
+
+      const again = runCli(['approvals', 'deny', a.id, '--json', '--db', gdb]);
+      expect(again.code).toBe(1);
+      expect(JSON.parse(again.stdout)).toMatchObject({
+        ok: false,
+        error: { code: 'CONFLICT', reason: 'not_pending' },
+        request: { id: a.id, status: 'approved' },
+      });
+      const m = mk('mfa');
+      const mfa = JSON.parse(runCli(['approvals', 'approve', m.id, '--json', '--db', gdb]).stdout) as unknown;
+      expect(mfa).toMatchObject({ ok: false, error: { code: 'REFUSED', reason: 'wrong_tier' } });
+      const none = JSON.parse(runCli(['approvals', 'deny', 'REQ-NOPE', '--json', '--db', gdb]).stdout) as unknown;
+      expect(none).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' }, request: null });
+    } finally {
+      app.close();
+    }
+  });
+});
