@@ -114,8 +114,8 @@ describe('console layout', () => {
       const req = request();
       const page = await signedIn(width, height);
       try {
-        const card = page.getByTestId(`pending-${req.id}`);
-        await card.locator('details').evaluate((d) => ((d as HTMLDetailsElement).open = true));
+        await page.evaluate(`document.querySelector('[data-testid="pending-${req.id}"] details').open = true`);
+        expect(await page.getByTestId(`pending-${req.id}`).locator('pre').isVisible()).toBe(true);
         for (const id of [`approve-${req.id}`, `deny-${req.id}`]) {
           const box = (await page.getByTestId(id).boundingBox())!;
           expect(box.x, id).toBeGreaterThanOrEqual(0);
@@ -123,10 +123,9 @@ describe('console layout', () => {
           expect(box.y + box.height, id).toBeLessThanOrEqual(height);
           expect(box.width, id).toBeGreaterThan(40); // the whole word, not "Ap"
         }
-        const widths = await page.evaluate(() => ({
-          scroll: document.documentElement.scrollWidth,
-          client: document.documentElement.clientWidth,
-        }));
+        const widths = (await page.evaluate(
+          '({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth })',
+        )) as { scroll: number; client: number };
         expect(widths.scroll).toBeLessThanOrEqual(widths.client);
         await page.screenshot({ path: join(ARTIFACTS, `console-${width}x${height}.png`), fullPage: true });
       } finally {
@@ -172,7 +171,7 @@ describe('console live updates', () => {
     const first = request();
     const page = await signedIn(1280, 800);
     try {
-      await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+      await page.evaluate('window.marker = 42');
       const note = page.getByTestId(`note-${first.id}`);
       await note.fill('half-typed reason');
       await note.focus();
@@ -191,7 +190,7 @@ describe('console live updates', () => {
       await expect(page.getByTestId('pending-count').textContent()).resolves.toBe('1');
 
       // The same document all along, and the note still holds what was typed.
-      expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
+      expect(await page.evaluate('window.marker')).toBe(42);
       expect(await note.inputValue()).toBe('half-typed reason');
       await page.screenshot({ path: join(ARTIFACTS, 'console-live.png'), fullPage: true });
 
