@@ -2,7 +2,8 @@
  * The smoke run (issue 22 point 6): the built itguard on the Node that runs this script (`process.execPath`), end to
  * end through real MCP clients: serve over stdio (tools/list, a read, a write), serve over Streamable HTTP (a token,
  * an install that waits for an approver, `approvals approve`, the install run once and reported by
- * request_status), the kill switch (`kill` refuses the next call, `resume` lets it through) and `audit verify`.
+ * request_status), the kill switch (`kill` refuses the next call, `resume` lets it through; the same over the admin
+ * API) and `audit verify`.
  * `.ci/run` runs it on Node 22 and 24 (scripts/node-smoke.sh); `node scripts/smoke.mjs` runs it on the current one.
  * Prints one line per step and exits 0, or 1 with the step that failed.
  */
@@ -25,6 +26,8 @@ writeFileSync(policy, DEMO_POLICY_YAML.replace(/wait_seconds: \d+/, 'wait_second
 const env = { ...process.env, ITGUARD_STATE_KEY: 'cd'.repeat(32), ITGUARD_LOG_LEVEL: 'warn' };
 const started = Date.now();
 let step = 'start';
+/** The HTTP server's stderr, printed (its tail) when a step fails. */
+let lastServerLog = () => '';
 
 const check = (ok, what) => {
   if (!ok) throw new Error(what);
@@ -77,7 +80,7 @@ function serveHttp() {
       const m = /"url":"(http:\/\/[^"]+\/mcp)"/.exec(err);
       if (m && /create a token|=====/.test(err)) {
         clearTimeout(t);
-        resolve({ proc, url: m[1] });
+        resolve({ proc, url: m[1], stderr: () => err });
       }
     });
     proc.once('exit', (c) => reject(new Error(`serve --http exited ${c}:\n${err}`)));
@@ -89,6 +92,7 @@ async function http() {
   const token = cli('token', 'create', '--principal', 'helpdesk-agent').stdout.trim();
   check(token.startsWith('itg_'), 'token create printed no token');
   const served = await serveHttp();
+  lastServerLog = served.stderr;
   const client = new Client({ name: 'smoke-http', version: '1' });
   try {
     await client.connect(
@@ -124,6 +128,24 @@ async function http() {
     const again = await client.callTool({ name: 'kb_search', arguments: { query: 'printer' } });
     check(!again.isError, `a call was refused after resume: ${JSON.stringify(again.content)}`);
     say('kill switch: engaged refuses, resume lets calls through');
+
+    step = 'admin API';
+    const approver = cli('token', 'create', '--principal', 'it-approver').stdout.trim();
+    const admin = (method, path, body) =>
+      fetch(new URL(`/admin/v1${path}`, served.url), {
+        method,
+        headers: { authorization: `Bearer ${approver}`, 'content-type': 'application/json' },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      }).then(async (r) => ({ status: r.status, json: await r.json() }));
+    const doc = await admin('GET', '/openapi.json');
+    check(doc.json.openapi === '3.1.0', 'no OpenAPI document at /admin/v1/openapi.json');
+    const on = await admin('POST', '/kill-switch/engage', { reason: 'smoke run over the admin API' });
+    check(on.status === 200 && on.json.engaged === true, `admin API engage failed: ${JSON.stringify(on)}`);
+    const stopped = await client.callTool({ name: 'kb_search', arguments: { query: 'wifi' } });
+    check(errorCode(stopped) === 'KILL_SWITCH_ENGAGED', 'a call ran with the switch engaged over the admin API');
+    const off = await admin('POST', '/kill-switch/release', { reason: 'smoke run over' });
+    check(off.status === 200 && off.json.engaged === false, `admin API release failed: ${JSON.stringify(off)}`);
+    say('admin API: the kill switch engaged and released from its OpenAPI paths');
   } finally {
     await client.close().catch(() => undefined);
     served.proc.kill('SIGTERM');
@@ -141,6 +163,8 @@ try {
   say(`passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 } catch (e) {
   process.stdout.write(`smoke [node ${process.version}] FAILED at ${step}: ${e?.message ?? e}\n`);
+  const log = lastServerLog().split('\n').slice(-15).join('\n');
+  if (log.trim()) process.stdout.write(`the server's last log lines:\n${log}\n`);
   process.exitCode = 1;
 } finally {
   rmSync(dir, { recursive: true, force: true });
