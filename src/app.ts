@@ -26,6 +26,7 @@ import { budgetsView, breakerView, capsView, taskView } from './guard/caps-view.
 import type { Backends } from './tools/backends.js';
 import { ALL_TOOLS } from './tools/index.js';
 import { buildAll, buildBackends, type Embedded } from './backends/build.js';
+import type { CloudTuning } from './backends/cloud.js';
 import { config } from './config.js';
 import { stateCodec, stateKey } from './guard/mrtr.js';
 import { MetaStore } from './store/meta-store.js';
@@ -50,6 +51,8 @@ export interface AppOptions {
   env?: NodeJS.ProcessEnv;
   /** Poll interval of the notifier that sends approver notifications (ms; policy `notify:`). */
   notifyPollMs?: number;
+  /** Poll intervals of the cloud adapters (Okta push, Intune job status); tests shorten them. */
+  cloud?: CloudTuning;
 }
 
 export interface App extends GuardDeps {
@@ -100,7 +103,7 @@ export function openStores(
   dbPath: string,
   policy: Policy,
   now: () => number = Date.now,
-  o: { env?: NodeJS.ProcessEnv; log?: Logger } = {},
+  o: { env?: NodeJS.ProcessEnv; log?: Logger; cloud?: CloudTuning } = {},
 ): Stores {
   const db = openDb(dbPath, { durability: policy.durability });
   // The embedded backends' effects are made durable by the strict commit of their outcome records (store/db.ts).
@@ -128,7 +131,11 @@ export function openApp(opts: AppOptions): App {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
   const { db, auditStore, killSwitch, tokens, backends, embedded, caps, budgets, idem, approvals, mfa, notifyStore } =
-    openStores(opts.dbPath, opts.policy, now, { log, ...(opts.env ? { env: opts.env } : {}) });
+    openStores(opts.dbPath, opts.policy, now, {
+      log,
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.cloud ? { cloud: opts.cloud } : {}),
+    });
   try {
     // A process whose ITGUARD_AUDIT_KEY is not the chain's refuses to start (DESIGN §5): AuditKeyMismatch, exit 2.
     auditStore.checkKey();

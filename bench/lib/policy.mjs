@@ -7,14 +7,14 @@
 import { DEMO_POLICY_YAML } from '../../dist/policy/demo.js';
 import { parsePolicy } from '../../dist/policy/load.js';
 
-const BENCH_SESSION =
-  'session: { max_calls: 100000000, max_minutes: 600, max_result_bytes: 100000000000, max_identical_calls: 100000000, max_consecutive_failures: 100000000 }';
+const BENCH_TASK =
+  'task: { max_calls: 100000000, max_minutes: 600, max_result_bytes: 100000000000, max_identical_calls: 100000000, max_consecutive_failures: 100000000 }\n';
 const BENCH_BUDGETS = [
   'budgets:',
-  '  - { name: calls-per-hour, window: hour, limit: 1000000000, alarm_at: 900000000 }',
-  '  - { name: failures-per-hour, window: hour, measure: failures, limit: 1000000000, alarm_at: 900000000 }',
-  '  - { name: result-bytes-per-day, window: day, measure: result_bytes, limit: 1000000000000, alarm_at: 900000000000 }',
-  'loop: { identical_per_hour: 1000000000, failures_in_a_row: 1000000000 }',
+  '  - { name: fleet-calls-per-hour, window: hour, limit: 1000000000, alarm_at: 900000000 }',
+  '  - { name: fleet-failures-per-hour, window: hour, measure: failures, limit: 1000000000, alarm_at: 900000000 }',
+  '  - { name: user-calls-per-hour, window: hour, per: user, limit: 1000000000, alarm_at: 900000000 }',
+  'loop: { tripped_tasks_per_hour: 1000000000 }',
 ].join('\n');
 const BENCH_TICKET_CAPS = [
   '      - { name: tickets-per-day, window: day, limit: 1000000000 }',
@@ -35,7 +35,7 @@ function replaceOnce(text, pattern, replacement, what) {
 
 export function benchPolicyYaml() {
   let y = DEMO_POLICY_YAML;
-  y = replaceOnce(y, /^session: .*$/m, BENCH_SESSION, 'session line');
+  y = replaceOnce(y, /^task:\n(?: {2}.*\n)+/m, BENCH_TASK, 'task block');
   y = replaceOnce(y, /^budgets:\n(?: {2}- .*\n)+loop: .*$/m, BENCH_BUDGETS, 'budgets and loop block');
   y = replaceOnce(
     y,

@@ -24,6 +24,7 @@ import { EmbeddedOutbox } from '../tools/outbox/embedded.js';
 import { SmtpOutbox } from '../tools/outbox/smtp.js';
 import { ResetFlow } from '../tools/password/reset-flow.js';
 import { EmbeddedDeploy } from '../tools/software/embedded.js';
+import { cloudDeploy, cloudDirectory, cloudFactors, cloudKb, type CloudTuning } from './cloud.js';
 import type { TicketsPort } from '../tools/tickets/backend.js';
 import { EmbeddedTickets } from '../tools/tickets/embedded.js';
 import { JiraTickets } from '../tools/tickets/jira.js';
@@ -47,6 +48,8 @@ export interface BuildOptions {
   now: () => number;
   env?: NodeJS.ProcessEnv;
   log?: Logger;
+  /** Poll intervals and retry pacing of the cloud adapters (tests shorten them). */
+  cloud?: CloudTuning;
 }
 
 function secret(env: NodeJS.ProcessEnv, name: string, key: string): string {
@@ -76,7 +79,7 @@ function configured<T>(key: string, make: () => T): T {
   }
 }
 
-type AdapterOptions = Pick<BuildOptions, 'policy' | 'env' | 'log'>;
+type AdapterOptions = Pick<BuildOptions, 'policy' | 'env' | 'log' | 'cloud'> & { now?: () => number };
 
 function tickets(o: AdapterOptions, embedded: Embedded | undefined): TicketsPort | undefined {
   const t = o.policy.backends.tickets;
@@ -97,6 +100,7 @@ function tickets(o: AdapterOptions, embedded: Embedded | undefined): TicketsPort
 function directory(o: AdapterOptions, embedded: Embedded | undefined): DirectoryPort | undefined {
   const d = o.policy.backends.directory;
   if (d.kind === 'embedded') return embedded?.directory;
+  if (d.kind === 'okta') return cloudDirectory(o);
   const env = o.env ?? process.env;
   return configured('backends.directory', () => {
     const cfg = {
@@ -153,10 +157,21 @@ export function buildBackends(o: BuildOptions): { backends: Backends; embedded: 
   let directoryPort: DirectoryPort | undefined;
   let outboxPort: OutboxPort | undefined;
   let resets: ResetFlow | undefined;
+  let kbPort: Backends['kb'] | undefined;
+  let deployPort: Backends['deploy'] | undefined;
+  let factorsPort: Backends['factors'] | undefined;
   const backends: Backends = {
-    kb: embedded.kb,
-    deploy: embedded.deploy,
-    factors: embedded.factors,
+    // The cloud adapters (Okta, Intune, Confluence) are built in ./cloud.ts; the embedded ones are the default.
+    get kb() {
+      return (kbPort ??= cloudKb(o) ?? embedded.kb);
+    },
+    get deploy() {
+      return (deployPort ??=
+        cloudDeploy(o, { catalog: embedded.deploy, db: o.db, directory: () => backends.directory }) ?? embedded.deploy);
+    },
+    get factors() {
+      return (factorsPort ??= cloudFactors(o, () => backends.directory) ?? embedded.factors);
+    },
     projects: { home: t.project, allowed: t.allowedProjects },
     get tickets() {
       return (ticketsPort ??= tickets(o, embedded)!);
@@ -192,6 +207,17 @@ export function externalAdapters(o: AdapterOptions): {
   tickets?: TicketsPort | undefined;
   directory?: DirectoryPort | undefined;
   outbox?: OutboxPort | undefined;
+  deploy?: { probe: DirectoryPort['probe'] } | undefined;
+  kb?: { probe: DirectoryPort['probe'] } | undefined;
+  factors?: { probe: DirectoryPort['probe'] } | undefined;
 } {
-  return { tickets: tickets(o, undefined), directory: directory(o, undefined), outbox: outbox(o, undefined) };
+  const dir = directory(o, undefined);
+  return {
+    tickets: tickets(o, undefined),
+    directory: dir,
+    outbox: outbox(o, undefined),
+    deploy: cloudDeploy(o, { directory: dir && (() => dir) }),
+    kb: cloudKb(o),
+    factors: cloudFactors(o, dir && (() => dir)),
+  };
 }

@@ -135,7 +135,10 @@ export function breaker(flags: Flags): number {
         })),
       );
       if (flags.json)
-        printJson({ task, reset: was.map((t) => ({ principal: t.principal, was_tripped: !!t.trip, streak: t.streak })) });
+        printJson({
+          task,
+          reset: was.map((t) => ({ principal: t.principal, was_tripped: !!t.trip, streak: t.streak })),
+        });
       else
         for (const t of was)
           out(
@@ -164,8 +167,7 @@ export function breaker(flags: Flags): number {
         tripped_tasks_this_hour: before.trippedTasks,
       },
     });
-    if (flags.json)
-      printJson({ principal, was_tripped: !!before.trip, tripped_tasks_this_hour: before.trippedTasks });
+    if (flags.json) printJson({ principal, was_tripped: !!before.trip, tripped_tasks_this_hour: before.trippedTasks });
     else
       out(
         before.trip

@@ -42,7 +42,8 @@ export const DRILL_PRINCIPAL = 'itguard-drill';
  */
 function drillPolicy(source: string | undefined, dir: string): string {
   const doc = parseDocument(source ? readFileSync(source, 'utf8') : DEMO_POLICY_YAML);
-  doc.set('session', {
+  doc.delete('session');
+  doc.set('task', {
     max_calls: 1_000_000,
     max_minutes: 60,
     max_result_bytes: 1_000_000_000,
@@ -52,7 +53,7 @@ function drillPolicy(source: string | undefined, dir: string): string {
   doc.setIn(['principals', DRILL_PRINCIPAL], { scopes: ['kb:read'] });
   doc.set('stdio_principal', DRILL_PRINCIPAL);
   doc.set('budgets', []);
-  doc.set('loop', { identical_per_hour: 1_000_000, failures_in_a_row: 1_000_000 });
+  doc.set('loop', { tripped_tasks_per_hour: 1_000_000 });
   const file = join(dir, 'drill-policy.yaml');
   writeFileSync(file, doc.toString());
   return file;

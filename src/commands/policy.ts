@@ -59,8 +59,9 @@ async function probe(flags: Flags, policy: Policy, source: string): Promise<numb
     ],
     ['directory', b.directory.kind, adapters.directory && (() => adapters.directory!.probe({ signal }))],
     ['outbox', b.outbox.kind, adapters.outbox && (() => adapters.outbox!.probe({ signal }))],
-    ['deploy', b.deploy.kind, undefined],
-    ['kb', 'embedded', undefined],
+    ['factors', b.factors.kind, adapters.factors && (() => adapters.factors!.probe({ signal }))],
+    ['deploy', b.deploy.kind, adapters.deploy && (() => adapters.deploy!.probe({ signal }))],
+    ['kb', b.kb.kind, adapters.kb && (() => adapters.kb!.probe({ signal }))],
   ];
   const reports = await Promise.all(
     runs.map(async ([name, kind, run]) => {
@@ -136,8 +137,11 @@ export function describe(p: Policy, source: string): string {
   lines.push(
     '',
     `backends: tickets ${where(t.kind, t.kind === 'jira' ? t.baseUrl : undefined)} (project ${t.project}, allowed ${t.allowedProjects.join(', ')}), ` +
-      `directory ${where(b.directory.kind, b.directory.kind === 'ldap' ? `${b.directory.url} (${b.directory.flavor})` : undefined)}, ` +
-      `outbox ${where(b.outbox.kind, b.outbox.kind === 'smtp' ? `from ${b.outbox.from}` : undefined)}, deploy embedded; demo data ${p.demo ? 'on' : 'off'}`,
+      `directory ${where(b.directory.kind, b.directory.kind === 'ldap' ? `${b.directory.url} (${b.directory.flavor})` : b.directory.kind === 'okta' ? b.directory.orgUrl : undefined)}, ` +
+      `outbox ${where(b.outbox.kind, b.outbox.kind === 'smtp' ? `from ${b.outbox.from}` : undefined)}, ` +
+      `deploy ${where(b.deploy.kind, b.deploy.kind === 'intune' ? `${b.deploy.graphUrl} (${Object.keys(b.deploy.apps).length} app(s), assign ${b.deploy.assign})` : undefined)}, ` +
+      `factors ${b.factors.kind === 'okta' ? `okta ${b.factors.orgUrl} (push)` : 'embedded (TOTP)'}, ` +
+      `kb ${where(b.kb.kind, b.kb.kind === 'confluence' ? `${b.kb.baseUrl} (spaces ${b.kb.spaces.join(', ')})` : undefined)}; demo data ${p.demo ? 'on' : 'off'}`,
   );
   const a = p.auth;
   lines.push(

@@ -99,7 +99,10 @@ export async function settledApproval(
   if (kind) throw await inputRound(deps, call, a, kind);
   // An MFA request waiting on its target user gets a fresh one-time link (only hashes are stored), mailed to
   // them too: the link they got earlier stops working.
-  const token = a.tier === 'mfa' && a.status === 'pending' ? deps.approvals.rotateVerifyLink(a.id) : undefined;
+  const token =
+    a.tier === 'mfa' && a.status === 'pending' && !deps.backends.factors.push
+      ? deps.approvals.rotateVerifyLink(a.id)
+      : undefined;
   const link = token ? `${deps.links.base}/verify/${token}` : undefined;
   const mailed =
     token && link && a.target

@@ -173,7 +173,9 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
         task: call.task,
         user: call.principal.onBehalfOfId,
         rules,
-        sig: polling ? undefined : callSignature(call),
+        // A 2026-07-28 retry that carries a requestState continues the call it answers (MRTR), it does not repeat it:
+        // it still counts as a call, and a bad state fails like any refusal.
+        sig: polling || call.resume?.state !== undefined ? undefined : callSignature(call),
         polling,
         bounds: taskBounds(deps.policy, call),
         trippedTasksPerHour: deps.policy.loop.trippedTasksPerHour,

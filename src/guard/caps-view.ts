@@ -41,7 +41,11 @@ export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined
       } else if (call && (rule.per === 'principal' || rule.per === 'user' || rule.per === 'task')) {
         const key = scopeKeyOf(rule, call, {});
         if (key === undefined) continue;
-        out.push({ ...base, used: caps.used(rule, key, now), key: rule.per === 'principal' ? key : `this ${rule.per}` });
+        out.push({
+          ...base,
+          used: caps.used(rule, key, now),
+          key: rule.per === 'principal' ? key : `this ${rule.per}`,
+        });
       } else {
         const usage = caps.usage(rule, now);
         // The planner sees the busiest key's usage but not whose it is.

@@ -38,6 +38,27 @@ function replayOf(row: Pick<IdemRow, 'result' | 'updated_at' | 'trace_id' | 'sta
   };
 }
 
+/**
+ * A replay of a tool whose effect goes on after the call (an install job) also says where it stands now; the
+ * stored result is kept as it was. Best effort: when the backend cannot be asked, the stored result stands.
+ */
+async function withCurrent(deps: GuardDeps, call: Call, requestId: string, r: CallToolResult): Promise<CallToolResult> {
+  if (!call.tool.current || r.isError) return r;
+  const now = await call.tool
+    .current(call.args, toolContext(deps, call, { idempotencyKey: requestId, signal: call.signal }))
+    .catch(() => undefined);
+  // Nothing newer (the same state as stored): the stored result says it already.
+  const stored = r.structuredContent as Record<string, unknown> | undefined;
+  if (!now || (now.data && stored && now.data.state === stored.state)) return r;
+  const [first, ...rest] = r.content ?? [];
+  const text = first?.type === 'text' ? `${first.text}\nNow: ${now.text}` : `Now: ${now.text}`;
+  return {
+    ...r,
+    content: [{ type: 'text', text }, ...rest],
+    ...(now.data ? { structuredContent: { ...(r.structuredContent ?? {}), ...now.data } } : {}),
+  };
+}
+
 export const idempotency =
   (deps: GuardDeps): Guard =>
   (next) =>
@@ -71,7 +92,7 @@ export const idempotency =
           const settled = await settledApproval(deps, begun.approvalId, begun.row.trace_id, call);
           deps.idem.finish(principal, begun.row.request_id, settled.state, settled.result, deps.now());
           if (settled.denial) throw settled.denial;
-          return replayOf(
+          const replay = replayOf(
             {
               state: settled.state,
               result: JSON.stringify(settled.result),
@@ -80,6 +101,7 @@ export const idempotency =
             },
             call,
           );
+          return withCurrent(deps, call, begun.row.request_id, replay);
         }
         case 'conflict':
           // Security: a key names one action; other arguments under it are refused, never executed or replayed.
@@ -91,7 +113,7 @@ export const idempotency =
             },
           );
         case 'replay':
-          return replayOf(begun.row, call);
+          return withCurrent(deps, call, begun.row.request_id, replayOf(begun.row, call));
         case 'in_progress':
           throw new GuardError('IN_PROGRESS', 'The same request is still being processed.', {
             details: { original_trace_id: begun.row.trace_id },

@@ -1,7 +1,8 @@
 /**
  * The mfa tier: the *target user* proves possession of their TOTP factor — on a page itguard serves (URL
  * elicitation, or a one-time link returned with APPROVAL_PENDING to clients without elicitation), or in a form
- * when the client only has form mode and policy allows it. A code is never taken as a tool argument.
+ * when the client only has form mode and policy allows it. A code is never taken as a tool argument. With a
+ * push factor (Okta Verify) the target approves on their phone instead (push-gate.ts).
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { raiseAlarm } from './alarm.js';
@@ -9,6 +10,7 @@ import { GuardError } from './errors.js';
 import { ask, auditGate, openOrCreate, pending, reasonOf, waitAndRun, type Deps } from './gate-requests.js';
 import type { Call, Handler } from './types.js';
 import { askByMrtr } from './mrtr-gates.js';
+import { mfaByPush } from './push-gate.js';
 import { sha256 } from '../canonical.js';
 import { maskAddress } from '../tools/mask.js';
 
@@ -29,6 +31,8 @@ export async function mfaGate(deps: Deps, call: Call, next: Handler): Promise<Ca
       `${target}'s authenticator is locked after too many wrong codes, until ${new Date(locked).toISOString()}.`,
     );
   }
+  // Okta Verify (or any push factor): the target approves on their phone; no client channel is involved.
+  if (factors.push) return mfaByPush(deps, call, next, target, factors.push);
   const c = call.client;
   if (c?.url) return mfaByPage(deps, call, next, target, 'url');
   // 2026-07-28 in band: the page as an input_required URL, or the form where policy allows codes in forms.

@@ -98,6 +98,7 @@ export function mrtrKindFor(deps: Deps, call: Call, row: ApprovalRow): MrtrKind 
   const m = call.client?.mrtr;
   if (!m || row.status !== 'pending') return undefined;
   if (row.tier === 'confirm') return m.form ? 'confirm' : undefined;
+  if (row.tier === 'mfa' && deps.backends.factors.push) return undefined; // the phone answers, not the client
   if (row.tier === 'mfa') return m.url ? 'mfa-url' : m.form && deps.policy.mfa.allowFormCode ? 'mfa-form' : undefined;
   return undefined;
 }

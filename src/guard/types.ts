@@ -147,6 +147,11 @@ export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
    * is reported as unknown rather than run again.
    */
   recover?: (a: z.output<z.ZodObject<S>>, ctx: ToolContext) => Promise<ToolOutput | undefined>;
+  /**
+   * Write tools whose effect goes on after the call (an install job): the effect's state now, shown on a replay
+   * under the stored result ("requested, pending" then "installed"). Undefined when there is nothing newer.
+   */
+  current?: (a: z.output<z.ZodObject<S>>, ctx: ToolContext) => Promise<ToolOutput | undefined>;
 }
 
 // Tool definitions are stored type-erased; defineTool checks each one against its own schema first.

@@ -46,8 +46,7 @@ budgets:
   - { name: fleet-calls-per-hour, window: hour, limit: 10000, alarm_at: 4000 }
   - { name: fleet-failures-per-hour, window: hour, measure: failures, limit: 2000, alarm_at: 500 }
   - { name: user-calls-per-hour, window: hour, per: user, limit: 200, alarm_at: 60 }
-# The fleet breaker: the principal stops only when 10 different tasks tripped their own breakers within the hour.
-loop: { tripped_tasks_per_hour: 10 }
+loop: { tripped_tasks_per_hour: 10 }   # the fleet breaker: trips the principal when 10 tasks tripped their own
 backends:
   tickets:   { kind: embedded, project: IT, allowed_projects: [IT] }
   directory: { kind: embedded }

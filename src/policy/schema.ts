@@ -5,6 +5,21 @@
 import { z } from 'zod';
 import { authSchema, checkAuthPrincipals, toAuthPolicy, type AuthPolicy } from './auth.js';
 import { checkNotify, notifySchema, toNotifyPolicy, type NotifyPolicy } from './notify.js';
+import {
+  cloudIssues,
+  deploySchema,
+  factorsSchema,
+  kbSchema,
+  oktaDirectorySchema,
+  toDeploy,
+  toFactors,
+  toKb,
+  toOktaDirectory,
+  type DeployPolicy,
+  type FactorsPolicy,
+  type KbPolicy,
+  type OktaDirectoryPolicy,
+} from './cloud-backends.js';
 
 export const TOOL_NAMES = [
   'kb_search',
@@ -175,7 +190,14 @@ const budgetRule = z
  */
 const DEFAULT_BUDGETS = [
   { name: 'fleet-calls-per-hour', window: 'hour', per: 'principal', measure: 'calls', limit: 10_000, alarm_at: 4000 },
-  { name: 'fleet-failures-per-hour', window: 'hour', per: 'principal', measure: 'failures', limit: 2000, alarm_at: 500 },
+  {
+    name: 'fleet-failures-per-hour',
+    window: 'hour',
+    per: 'principal',
+    measure: 'failures',
+    limit: 2000,
+    alarm_at: 500,
+  },
   { name: 'user-calls-per-hour', window: 'hour', per: 'user', measure: 'calls', limit: 200, alarm_at: 60 },
 ] as const;
 
@@ -360,9 +382,12 @@ export const policySchema = z
               ca_file: z.string().min(1).max(4096).optional(),
               timeout_ms: z.int().min(1000).max(120_000).optional(),
             }),
+            oktaDirectorySchema,
           ])
           .prefault({ kind: 'embedded' }),
-        deploy: z.strictObject({ kind: z.literal('embedded') }).prefault({ kind: 'embedded' }),
+        deploy: deploySchema,
+        factors: factorsSchema,
+        kb: kbSchema,
         outbox: z
           .discriminatedUnion('kind', [
             z.strictObject({ kind: z.literal('embedded') }),
@@ -444,6 +469,8 @@ export const policySchema = z
     }
     checkAuthPrincipals(p.auth, p.principals, (i) => ctx.issues.push(i));
     checkNotify(p.notify, p.principals, (i) => ctx.issues.push(i));
+    for (const i of cloudIssues(p.backends))
+      ctx.issues.push({ code: 'custom', path: i.path, message: i.message, input: undefined });
     const budgetNames = new Set<string>();
     p.budgets.forEach((b, i) => {
       if (budgetNames.has(b.name))
@@ -568,8 +595,11 @@ export interface Policy {
           membership: 'memberOf' | 'search' | 'both' | undefined;
           caFile: string | undefined;
           timeoutMs: number | undefined;
-        };
-    deploy: { kind: 'embedded' };
+        }
+      | OktaDirectoryPolicy;
+    deploy: DeployPolicy;
+    factors: FactorsPolicy;
+    kb: KbPolicy;
     outbox:
       | { kind: 'embedded' }
       | {
@@ -624,8 +654,7 @@ function deprecations(p: Parsed): { path: string; message: string }[] {
     });
   }
   p.budgets.forEach((b, i) => {
-    if (b.per === 'session')
-      out.push({ path: `budgets.${i}.per`, message: `per: session is read as per: task` });
+    if (b.per === 'session') out.push({ path: `budgets.${i}.per`, message: `per: session is read as per: task` });
   });
   for (const [tool, tp] of Object.entries(p.tools)) {
     tp?.caps.forEach((c, i) => {
@@ -722,23 +751,27 @@ function backendsOf(b: Parsed['backends']): Policy['backends'] {
     directory:
       d.kind === 'embedded'
         ? { kind: 'embedded' }
-        : {
-            kind: 'ldap',
-            url: d.url,
-            bindDn: d.bind_dn,
-            passwordEnv: d.password_env,
-            baseDn: d.base_dn,
-            userBaseDn: d.user_base_dn,
-            groupBaseDn: d.group_base_dn,
-            flavor: d.flavor,
-            userFilter: d.user_filter,
-            usernameAttribute: d.username_attribute,
-            recoveryAttribute: d.recovery_attribute,
-            membership: d.membership,
-            caFile: d.ca_file,
-            timeoutMs: d.timeout_ms,
-          },
-    deploy: { kind: 'embedded' },
+        : d.kind === 'okta'
+          ? toOktaDirectory(d)
+          : {
+              kind: 'ldap',
+              url: d.url,
+              bindDn: d.bind_dn,
+              passwordEnv: d.password_env,
+              baseDn: d.base_dn,
+              userBaseDn: d.user_base_dn,
+              groupBaseDn: d.group_base_dn,
+              flavor: d.flavor,
+              userFilter: d.user_filter,
+              usernameAttribute: d.username_attribute,
+              recoveryAttribute: d.recovery_attribute,
+              membership: d.membership,
+              caFile: d.ca_file,
+              timeoutMs: d.timeout_ms,
+            },
+    deploy: toDeploy(b.deploy),
+    factors: toFactors(b.factors, d.kind === 'okta' ? toOktaDirectory(d) : d),
+    kb: toKb(b.kb),
     outbox:
       o.kind === 'embedded'
         ? { kind: 'embedded' }

@@ -253,7 +253,9 @@ export class BudgetStore {
     if (!i.polling && row.calls >= b.maxCalls)
       return refuse(this.taskExhausted(row, 'max_calls', row.calls, b.maxCalls));
     if (i.now - row.started_at >= b.maxMs)
-      return refuse(this.taskExhausted(row, 'max_minutes', Math.floor((i.now - row.started_at) / 60_000), b.maxMs / 60_000));
+      return refuse(
+        this.taskExhausted(row, 'max_minutes', Math.floor((i.now - row.started_at) / 60_000), b.maxMs / 60_000),
+      );
     if (row.result_bytes >= b.maxResultBytes)
       return refuse(this.taskExhausted(row, 'max_result_bytes', row.result_bytes, b.maxResultBytes));
     // "More than max_consecutive_failures in a row" (DESIGN §3): the call after the (N+1)th failure is refused.
@@ -305,7 +307,13 @@ export class BudgetStore {
       const after = p.used + 1;
       const crosses = p.rule.alarmAt !== undefined && !p.alarmed && after >= p.rule.alarmAt;
       if (crosses) alarms.push({ rule: p.rule, used: after, scopeKey: p.scopeKey });
-      this.addUsage.run({ rule: p.rule.name, scopeKey: p.scopeKey, windowStart: p.start, amount: 1, alarmed: crosses ? 1 : 0 });
+      this.addUsage.run({
+        rule: p.rule.name,
+        scopeKey: p.scopeKey,
+        windowStart: p.start,
+        amount: 1,
+        alarmed: crosses ? 1 : 0,
+      });
     }
     if (!i.polling) row.calls += 1;
     this.saveTask.run(row);

@@ -362,13 +362,37 @@ export const migrations: readonly string[] = [
   CREATE INDEX audit_task ON audit(task_id, seq);
   ALTER TABLE approvals ADD COLUMN task_id TEXT;
   `,
-  // 11 (issue 18; 10 on branch h18): separation of duties by stable identity (DESIGN §4). The OAuth user an agent acted for, as
+  // 11 (cloud adapters): install jobs of a remote deployment system (Intune), tracked by itguard (DESIGN §8): the
+  // job is recorded as `requested` before the first Graph write (a retry resumes it, never starts another), becomes
+  // `pending` once the device (or user) is in the app's assignment group, and ends `installed`, `failed` (with the
+  // platform's error) or `timed_out`, as read from the install status report.
+  `
+  CREATE TABLE deploy_jobs (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    backend TEXT NOT NULL,
+    username TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    package TEXT NOT NULL,
+    version TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('requested', 'pending', 'installed', 'failed', 'timed_out')),
+    error TEXT,
+    note TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    checked_at INTEGER
+  );
+  CREATE INDEX deploy_jobs_package ON deploy_jobs(package, state);
+  `,
+  // 12 (issue 18; 10 on branch h18): separation of duties by stable identity (DESIGN §4). The OAuth user an agent acted for, as
   // issuer + ' sub:' + sub (`on_behalf_of_id`), beside the display `on_behalf_of` of migration 7: every comparison
   // of people uses this column, never the display string. NULL on older rows and where no human is known.
   `
   ALTER TABLE approvals ADD COLUMN on_behalf_of_id TEXT;
   `,
-  // 12 (10 on branch notify): approver notifications (DESIGN §4 "Approvers are told"): one row per delivery job (a request's message on one
+  // 13 (10 on branch notify): approver notifications (DESIGN §4 "Approvers are told"): one row per delivery job (a request's message on one
   // channel to one recipient, a reminder, an outcome update, a test). Enqueued in the transaction that creates the
   // approval request; sent by the notifier worker (src/notify/worker.ts), retried with backoff. `ref` is what the
   // channel answered (a Slack channel:ts, a Message-ID, an HTTP status); `closed_at` marks a request's jobs once the

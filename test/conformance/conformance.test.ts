@@ -63,12 +63,12 @@ beforeAll(async () => {
   // the loop breaker would stop; the bounds themselves are tested in test/scenarios/.
   const policy = writePolicy(tmp.dir, 'conformance', (y) =>
     y
-      .replace(/^loop: .*$/m, 'loop: { identical_per_hour: 100000, failures_in_a_row: 100000 }')
+      .replace(/^loop: .*$/m, 'loop: { tripped_tasks_per_hour: 100000 }')
       .replace(/max_calls: \d+/, 'max_calls: 100000')
       .replace(/max_identical_calls: \d+/, 'max_identical_calls: 100000')
       .replace(/max_consecutive_failures: \d+/, 'max_consecutive_failures: 100000')
-      .replace(/limit: 600, alarm_at: 120/, 'limit: 100000, alarm_at: 100000')
-      .replace(/limit: 60, alarm_at: 12/, 'limit: 100000, alarm_at: 100000'),
+      .replace(/limit: 10000, alarm_at: 4000/, 'limit: 100000, alarm_at: 100000')
+      .replace(/limit: 2000, alarm_at: 500/, 'limit: 100000, alarm_at: 100000'),
   );
   served = await serveHttp(join(tmp.dir, 'conformance.db'), ['--policy', policy]);
   proxy = await authProxy(Number(new URL(served.url).port), served.demoToken!);

@@ -88,7 +88,7 @@ durability: strict
 stdio_principal: helpdesk-agent
 principals:
   helpdesk-agent: { scopes: [kb:read, tickets:read, tickets:write, password:reset, software:read, software:install] }
-session: { max_calls: 10000, max_minutes: 30, max_result_bytes: 20000000, max_identical_calls: 100, max_consecutive_failures: 10000 }
+task: { max_calls: 10000, max_minutes: 30, max_result_bytes: 20000000, max_identical_calls: 100, max_consecutive_failures: 10000 }
 approvals: { wait_seconds: 30, expire_hours: 24 }
 tools:
   ticket_create:
@@ -117,7 +117,7 @@ budgets:
   - { name: calls-per-hour, window: hour, limit: 100000 }
   - { name: failures-per-hour, window: hour, measure: failures, limit: 100000 }
   - { name: catalog-calls, window: hour, limit: ${LIMITS.catalogCalls}, tools: [software_catalog] }
-loop: { identical_per_hour: 10000, failures_in_a_row: 10000 }
+loop: { tripped_tasks_per_hour: 10000 }
 backends:
   tickets:   { kind: embedded, project: IT, allowed_projects: [IT] }
   directory: { kind: embedded }

@@ -33,7 +33,6 @@ afterAll(async () => {
 });
 
 const reason = 'the user asked in chat';
-const textOf = (r: CallToolResult) => r.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
 const data = (r: CallToolResult) => r.structuredContent as Record<string, unknown> | undefined;
 const errOf = (r: CallToolResult) => r._meta?.['itguard/error'] as ErrorMeta | undefined;
 const codeOf = (r: CallToolResult) => errOf(r)?.code;
@@ -231,25 +230,19 @@ describe('the four runs', () => {
 });
 
 /**
- * Bounds per era (docs/architecture.md, "Bounds per protocol era"): the session rules bound a 2025-11-25 session;
- * a 2026-07-28 connection has no session, so only the principal's `budgets:` and `loop:` apply, and a `per: session`
- * rule (budget or cap) counts per principal.
+ * Bounds per era (docs/architecture.md, "Bounds per protocol era"): every bound lives in the store, per task. A
+ * 2025-11-25 session and a stdio connection (either era) identify a task; a 2026-07-28 HTTP request without a task
+ * id falls back to the OAuth user, else the principal (as here, with static tokens), so its bounds are the
+ * principal-wide task's. Either way the same rules apply on both eras.
  */
 describe.each(TRANSPORTS)('bounds per era over %s', (transport) => {
   const bounded = (y: string) =>
     y
-      .replace(
-        /^session: .*$/m,
-        'session: { max_calls: 3, max_minutes: 30, max_result_bytes: 2000000, max_identical_calls: 2, max_consecutive_failures: 5 }',
-      )
-      .replace(/^loop: .*$/m, 'loop: { identical_per_hour: 4, failures_in_a_row: 10 }')
-      .replace(
-        '  - { name: calls-per-hour, window: hour, limit: 600, alarm_at: 120 }',
-        '  - { name: calls-per-hour, window: hour, limit: 600, alarm_at: 120 }\n  - { name: session-calls, window: hour, per: session, limit: 5 }',
-      )
+      .replace('max_calls: 40', 'max_calls: 3')
+      .replace('max_identical_calls: 3', 'max_identical_calls: 2')
       .replace(
         '      - { name: tickets-per-requester, window: hour, per: requester, limit: 5 }',
-        '      - { name: tickets-per-requester, window: hour, per: requester, limit: 50 }\n      - { name: tickets-per-session, window: hour, per: session, limit: 1 }',
+        '      - { name: tickets-per-requester, window: hour, per: requester, limit: 50 }\n      - { name: tickets-per-task, window: hour, per: task, limit: 1 }',
       );
   const codes = (rs: CallToolResult[]) => rs.map((r) => (r.isError ? `${codeOf(r)}:${String(errOf(r)?.level)}` : 'ok'));
   const run = async (p: V2Planner, calls: [string, Record<string, unknown>][]) => {
@@ -257,38 +250,32 @@ describe.each(TRANSPORTS)('bounds per era over %s', (transport) => {
     for (const [name, args] of calls) out.push(await p.call(name, args));
     return out;
   };
+  /** How a 2026-07-28 connection over this transport is identified when it sends no task id. */
+  const modernSource = transport === 'stdio' ? 'session' : 'principal';
 
-  it('identical calls: the session rule on 2025-11-25, only the principal’s identical_per_hour on 2026-07-28', async () => {
+  it('identical calls: max_identical_calls per task on both eras', async () => {
     const vpn: [string, Record<string, unknown>] = ['kb_search', { query: 'vpn' }];
-    const legacy = await (await setup(transport, bounded)).connect('legacy');
-    expect(codes(await run(legacy, [vpn, vpn, vpn]))).toEqual(['ok', 'ok', 'LOOP_DETECTED:session']);
-    const modern = await (await setup(transport, bounded)).connect('modern');
-    expect(codes(await run(modern, [vpn, vpn, vpn, vpn, vpn]))).toEqual([
-      'ok',
-      'ok',
-      'ok',
-      'ok',
-      'LOOP_DETECTED:principal',
-    ]);
-  });
+    for (const era of ERAS) {
+      const p = await (await setup(transport, bounded)).connect(era);
+      expect(codes(await run(p, [vpn, vpn, vpn]))).toEqual(['ok', 'ok', 'LOOP_DETECTED:task']);
+    }
+  }, 90_000);
 
-  it('call counts: max_calls per session on 2025-11-25; on 2026-07-28 a per-session budget counts per principal', async () => {
+  it('call counts: task.max_calls on both eras; guard_status names the task and how it was identified', async () => {
     const q = (i: number): [string, Record<string, unknown>] => ['kb_search', { query: `printer ${i}` }];
-    const legacy = await (await setup(transport, bounded)).connect('legacy');
-    expect(codes(await run(legacy, [q(1), q(2), q(3), q(4)]))).toEqual(['ok', 'ok', 'ok', 'BUDGET_EXHAUSTED:session']);
-    const s = data(await legacy.call('guard_status'))?.session as Record<string, unknown>;
-    expect(s).toMatchObject({ calls_used: 3, calls_left: 0 });
+    for (const era of ERAS) {
+      const p = await (await setup(transport, bounded)).connect(era);
+      expect(codes(await run(p, [q(1), q(2), q(3), q(4)]))).toEqual(['ok', 'ok', 'ok', 'BUDGET_EXHAUSTED:task']);
+      const t = data(await p.call('guard_status'))?.task as Record<string, unknown>;
+      expect(t).toMatchObject({
+        calls_used: 3,
+        calls_left: 0,
+        identified_by: era === 'legacy' ? 'session' : modernSource,
+      });
+    }
+  }, 90_000);
 
-    const modern = await (await setup(transport, bounded)).connect('modern');
-    // guard_status first: once a budget is spent it is refused too (principal budgets count every call).
-    const rs = await run(modern, [['guard_status', {}], q(1), q(2), q(3), q(4), q(5)]);
-    expect(codes(rs)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'BUDGET_EXHAUSTED:principal']);
-    expect(data(rs[0]!)?.session).toMatchObject({ id: null });
-    expect(errOf(rs[5]!)).toMatchObject({ budget: 'session-calls', used: 5, limit: 5 });
-    expect(textOf(rs[5]!)).toMatch(/per-session rules count per principal/);
-  });
-
-  it('a per-session cap: per session on 2025-11-25, per principal across connections on 2026-07-28', async () => {
+  it('a per-task cap: per session on 2025-11-25; on 2026-07-28 per connection over stdio, per principal over HTTP without a task id', async () => {
     const ticket = (i: number): [string, Record<string, unknown>] => [
       'ticket_create',
       { summary: `Monitor flickers ${i}`, requester: 'jdoe', reason },
@@ -297,15 +284,18 @@ describe.each(TRANSPORTS)('bounds per era over %s', (transport) => {
     const a = await l.connect('legacy');
     const b = await l.connect('legacy');
     expect(codes(await run(a, [ticket(1), ticket(2)]))).toEqual(['ok', 'CAP_EXCEEDED:undefined']);
-    expect(codes(await run(b, [ticket(3)]))).toEqual(['ok']); // a new session: a fresh per-session cap
+    expect(codes(await run(b, [ticket(3)]))).toEqual(['ok']); // a new session: a new task
 
     const m = await setup(transport, bounded);
     const c = await m.connect('modern');
     const d = await m.connect('modern');
     expect(codes(await run(c, [ticket(1)]))).toEqual(['ok']);
-    const refused = await run(d, [ticket(2)]);
-    expect(codes(refused)).toEqual(['CAP_EXCEEDED:undefined']); // another connection, the same principal
-    expect(errOf(refused[0]!)).toMatchObject({ rule: 'tickets-per-session', per: 'session' });
-    expect(textOf(refused[0]!)).toMatch(/for this principal/);
-  });
+    const second = await run(d, [ticket(2)]);
+    if (transport === 'stdio') expect(codes(second)).toEqual(['ok']);
+    else {
+      // No task id, no OAuth user: both connections are the principal's one task.
+      expect(codes(second)).toEqual(['CAP_EXCEEDED:undefined']);
+      expect(errOf(second[0]!)).toMatchObject({ rule: 'tickets-per-task', per: 'task' });
+    }
+  }, 90_000);
 });

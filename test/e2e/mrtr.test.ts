@@ -58,7 +58,10 @@ async function manual(principal = 'helpdesk-agent', modes: ('form' | 'url')[] = 
   );
   await client.connect(
     new StreamableHTTPClientTransport(new URL(served.url), {
-      requestInit: { headers: { Authorization: `Bearer ${tokens[principal]}` } },
+      // Each client is one conversation and names its task, as an agent platform does (DESIGN §3 step 4).
+      requestInit: {
+        headers: { Authorization: `Bearer ${tokens[principal]}`, 'Itguard-Task': `mrtr-${clients.length}` },
+      },
     }),
   );
   clients.push(client);

@@ -26,10 +26,10 @@ export function fuzzPolicy(dir: string): string {
   return writePolicy(dir, 'fuzz', (y) =>
     y
       .replace(
-        /^session: .*$/m,
-        'session: { max_calls: 10000000, max_minutes: 1440, max_result_bytes: 100000000000, max_identical_calls: 10000000, max_consecutive_failures: 10000000 }',
+        /^task:\n( {2}.*\n)+/m,
+        'task: { max_calls: 10000000, max_minutes: 1440, max_result_bytes: 100000000000, max_identical_calls: 10000000, max_consecutive_failures: 10000000 }\n',
       )
-      .replace(/^loop: .*$/m, 'loop: { identical_per_hour: 10000000, failures_in_a_row: 10000000 }')
+      .replace(/^loop: .*$/m, 'loop: { tripped_tasks_per_hour: 10000000 }')
       .replace(/^budgets:\n( {2}- .*\n)+/m, 'budgets: []\n')
       .replace(/tier: mfa/, 'tier: auto')
       .replace(/tier: approval\n {4}self_service_tier: confirm/, 'tier: auto\n    self_service_tier: auto')

@@ -228,7 +228,7 @@ describe('aggregate caps', () => {
     app.close();
   });
 
-  it('reconnecting does not reset caps (they live in the database); budgets are per session', async () => {
+  it('reconnecting does not reset caps (they live in the database); task budgets are per task', async () => {
     const app = testApp({ policy: capped('      - { name: p, window: day, per: principal, limit: 2 }\n') });
     const a = await connect(app);
     await a.call('ticket_create', { summary: 'a', requester: 'jdoe', reason });
@@ -237,12 +237,12 @@ describe('aggregate caps', () => {
     expect(codeOf(await b.call('ticket_create', { summary: 'c', requester: 'jdoe', reason }))).toBe('CAP_EXCEEDED');
     const s = await b.call('guard_status');
     // The refused call counted (every call does); guard_status, a polling tool, does not.
-    expect((s.structuredContent as { session: { calls_used: number } }).session.calls_used).toBe(1);
+    expect((s.structuredContent as { task: { calls_used: number } }).task.calls_used).toBe(1);
     app.close();
   });
 });
 
-describe('session budget', () => {
+describe('task budget', () => {
   it('max_minutes and max_result_bytes refuse at their bounds', async () => {
     let now = Date.parse('2026-06-01T09:00:00Z');
     const app = testApp({
@@ -257,11 +257,17 @@ describe('session budget', () => {
       if (codeOf(x) === 'BUDGET_EXHAUSTED') r = x;
     }
     expect(textOf(r!)).toMatch(/result bytes/);
+    // max_minutes counts from the task's first call; a call every 10 minutes keeps it open (idle_minutes 30).
     const c2 = await connect(app);
-    now += 30 * 60_000;
-    const t = await c2.call('kb_search', { query: 'vpn' });
+    for (let i = 0; i < 3; i++) {
+      expect((await c2.call('kb_search', { query: `vpn ${i}`, limit: 1 })).isError).toBeFalsy();
+      now += 10 * 60_000;
+    }
+    const t = await c2.call('kb_search', { query: 'vpn', limit: 1 });
     expect(codeOf(t)).toBe('BUDGET_EXHAUSTED');
-    expect(textOf(t)).toMatch(/max_minutes 30/);
+    expect(textOf(t)).toMatch(/minutes: 30\/30 \(task\.max_minutes\)/);
+    // A new conversation is a new task.
+    expect((await (await connect(app)).call('kb_search', { query: 'vpn', limit: 1 })).isError).toBeFalsy();
     app.close();
   });
 

@@ -36,10 +36,12 @@ export interface ErrorMeta {
   request_id?: string;
   [k: string]: unknown;
 }
-export const errOf = (r: CallToolResult): ErrorMeta | undefined => r._meta?.['itguard/error'] as ErrorMeta | undefined;
-export const codeOf = (r: CallToolResult): string | undefined => errOf(r)?.code;
+/** What these helpers read of a result: the same on the v1 and the v2 SDK's CallToolResult. */
+type Result = Pick<CallToolResult, '_meta'>;
+export const errOf = (r: Result): ErrorMeta | undefined => r._meta?.['itguard/error'] as ErrorMeta | undefined;
+export const codeOf = (r: Result): string | undefined => errOf(r)?.code;
 /** The trace id every result carries: in the error meta for refusals, beside it for results. */
-export const traceOf = (r: CallToolResult): string | undefined =>
+export const traceOf = (r: Result): string | undefined =>
   errOf(r)?.trace_id ?? (r._meta?.['itguard/trace_id'] as string | undefined);
 
 /** Writes the demo policy with text edits applied, and checks it parses (a bad edit fails here, not in a server). */

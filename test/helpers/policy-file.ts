@@ -9,11 +9,11 @@ export function loadPolicyFile(dir: string, capsYaml: string): string {
     `  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n${capsYaml}`,
   )
     .replace(
-      /session: \{[^}]*\}/,
-      'session: { max_calls: 100000, max_minutes: 60, max_result_bytes: 100000000, max_identical_calls: 1000, max_consecutive_failures: 100000 }',
+      /^task:\n( {2}.*\n)+/m,
+      'task: { max_calls: 100000, max_minutes: 60, max_result_bytes: 100000000, max_identical_calls: 1000, max_consecutive_failures: 100000 }\n',
     )
     .replace(/budgets:\n( {2}- .*\n)+/, 'budgets: []\n')
-    .replace(/loop: \{[^}]*\}/, 'loop: { identical_per_hour: 100000, failures_in_a_row: 100000 }');
+    .replace(/loop: \{[^}]*\}/, 'loop: { tripped_tasks_per_hour: 100000 }');
   const file = join(dir, 'policy.yaml');
   writeFileSync(file, yaml);
   return file;

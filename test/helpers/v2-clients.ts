@@ -93,3 +93,37 @@ export async function v2Http(era: EraName, url: string, token: string, o: V2Opti
     await client.close();
   });
 }
+
+/** How a client names its task (DESIGN §3 step 4): in each request's `_meta`, or in the `Itguard-Task` header. */
+export type TaskVia = 'meta' | 'header';
+
+/**
+ * A v2 HTTP client that names its task on every call, as an agent platform does: a fresh client per planner, so
+ * a test can reconnect by making another one with the same task id.
+ */
+export async function v2Task(
+  era: EraName,
+  url: string,
+  token: string,
+  task: string,
+  via: TaskVia,
+  o: V2Options = {},
+): Promise<V2Planner> {
+  const { client, asked } = newClient(era, o);
+  const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
+  if (via === 'header') headers['Itguard-Task'] = task;
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+  await client.connect(transport);
+  const meta = via === 'meta' ? { 'io.itguard/task': task } : undefined;
+  return {
+    client,
+    era,
+    asked,
+    call: (name, args = {}) =>
+      client.callTool({ name, arguments: args, ...(meta ? { _meta: meta } : {}) }) as Promise<CallToolResult>,
+    close: async () => {
+      if (era === 'legacy') await transport.terminateSession().catch(() => undefined);
+      await client.close();
+    },
+  };
+}

@@ -93,7 +93,10 @@ describe('/mcp, 2026-07-28 requests', () => {
     ]);
     const status = (await answer(await post(rpc('tools/call', { name: 'guard_status', arguments: {} }), {}, reader)))
       .result!;
-    expect(status.structuredContent).toMatchObject({ principal: 'kb-reader', session: { id: null } });
+    expect(status.structuredContent).toMatchObject({
+      principal: 'kb-reader',
+      task: { id: 'principal:kb-reader', identified_by: 'principal' },
+    });
     expect(http.sessions.size).toBe(0);
   });
 
@@ -185,7 +188,8 @@ describe('/mcp, 2026-07-28 requests', () => {
     expect(res.status).toBe(200);
     expect((await answer(res)).result!.structuredContent).toMatchObject({
       principal: 'kb-reader',
-      session: { id: null },
+      // 2026-07-28 over HTTP without a task id: the session header is not looked at; the principal is the task.
+      task: { id: 'principal:kb-reader', identified_by: 'principal' },
     });
   });
 });

@@ -25,11 +25,14 @@ async function start(opts: { maxSessions?: number } = {}) {
   // dedupe_window 0 for software_install: the busy calls below are the same action under different keys, which
   // would otherwise be one action (IN_PROGRESS at once) and never keep a session busy.
   app = testApp({
+    // 8 sessions per principal (the default is 64) keep the eviction tests small.
     policy: policyWith((y) =>
-      y.replace(
-        '  software_install:\n    tier: approval\n',
-        '  software_install:\n    tier: approval\n    dedupe_window: 0s\n',
-      ),
+      y
+        .replace(
+          '  software_install:\n    tier: approval\n',
+          '  software_install:\n    tier: approval\n    dedupe_window: 0s\n',
+        )
+        .replace('session: { max_per_principal: 64 }', 'session: { max_per_principal: 8 }'),
     ),
   });
   http = await startHttp(app, {

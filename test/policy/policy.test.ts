@@ -159,13 +159,13 @@ describe('policy', () => {
       8760,
     );
     expect(problems(DEMO_POLICY_YAML.replace('max_minutes: 30', 'max_minutes: 100000'))).toEqual([
-      'session.max_minutes: must be at most 1440 (a day)',
+      'task.max_minutes: must be at most 1440 (a day)',
     ]);
     expect(problems(DEMO_POLICY_YAML.replace('max_calls: 40', 'max_calls: 9007199254740993'))[0]).toMatch(
-      /^session\.max_calls: /,
+      /^task\.max_calls: /,
     );
     expect(problems(DEMO_POLICY_YAML.replace('max_calls: 40', 'max_calls: 2000000000'))).toEqual([
-      'session.max_calls: must be at most 1000000000 (per session)',
+      'task.max_calls: must be at most 1000000000 (per task)',
     ]);
     expect(problems(DEMO_POLICY_YAML.replace('limit: 5000', 'limit: 1e15'))).toContain(
       'tools.ticket_create.caps[0].limit: must be at most 1e+12 (a limit past that is a typo)',

@@ -6,7 +6,7 @@
  * docs/containment.md from those rows (regenerated on every run).
  *
  * Already covered in bounds.test.ts and cited, not repeated here: the variation loop (a different unknown requester
- * each call → LOOP_DETECTED, 0 tickets), the principal breaker across fresh sessions, principal budgets exact across
+ * each call → LOOP_DETECTED, 0 tickets), a looping task beside healthy ones on both eras, the fleet breaker, principal budgets exact across
  * processes, dedupe across keys in one and two processes, approved requests re-checked at execution, and planted
  * fences in a KB article.
  */
@@ -19,6 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoUsers } from '../../src/demo/data.js';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
+import type { CallToolResult as V2Result } from '@modelcontextprotocol/client';
+import { v2Task } from '../helpers/v2-clients.js';
 import {
   codeOf,
   count,
@@ -45,7 +47,7 @@ const record = (row: Row) => rows.push(row);
 
 let tmp: ReturnType<typeof tempDir>;
 const running: Served[] = [];
-const open: Planner[] = [];
+const open: { close(): Promise<void> }[] = [];
 beforeAll(() => {
   tmp = tempDir();
 });
@@ -64,13 +66,9 @@ const unthrottled = (y: string) =>
   y
     .replace('max_calls: 40', 'max_calls: 100000')
     .replace('max_identical_calls: 3', 'max_identical_calls: 100000')
-    .replace('max_consecutive_failures: 5 }', 'max_consecutive_failures: 100000, max_per_principal: 64 }')
-    .replace(
-      'loop: { identical_per_hour: 20, failures_in_a_row: 10 }',
-      'loop: { identical_per_hour: 100000, failures_in_a_row: 100000 }',
-    )
-    .replace('limit: 600, alarm_at: 120', 'limit: 100000, alarm_at: 50000')
-    .replace('limit: 60, alarm_at: 12', 'limit: 100000, alarm_at: 50000');
+    .replace('max_consecutive_failures: 5', 'max_consecutive_failures: 100000')
+    .replace('limit: 10000, alarm_at: 4000', 'limit: 100000, alarm_at: 50000')
+    .replace('limit: 2000, alarm_at: 500', 'limit: 100000, alarm_at: 50000');
 
 let n = 0;
 function scenario(edit: (yaml: string) => string = (y) => y, tokensFor: string[] = []) {
@@ -538,10 +536,60 @@ describe('approval bypass attempts', () => {
   }, 60_000);
 });
 
+describe('a runaway beside healthy tasks', () => {
+  it('2026-07-28, default policy: a runaway task makes ticket after ticket, reconnecting every 5 calls and keeping its task id, beside 3 healthy tasks → the runaway gets task.max_calls (40) tickets, the healthy tasks lose 0 calls', async () => {
+    const { db, policy, tokens } = scenario(undefined, ['helpdesk-agent']);
+    const tok = tokens['helpdesk-agent']!;
+    const urls = (await Promise.all([http(db, policy), http(db, policy)])).map((x) => x.url);
+    const healthy = await Promise.all(
+      [0, 1, 2].map((i) => v2Task('modern', urls[i % 2]!, tok, `healthy-${i}`, i ? 'meta' : 'header')),
+    );
+    open.push(...healthy);
+    const runaway: V2Result[] = [];
+    const fine: V2Result[] = [];
+    let r = await v2Task('modern', urls[0]!, tok, 'runaway', 'meta');
+    for (let i = 0; i < 60; i++) {
+      if (i % 5 === 4) {
+        await r.close();
+        r = await v2Task('modern', urls[i % 2]!, tok, 'runaway', 'meta');
+      }
+      const who = activeUsers[i % activeUsers.length]!;
+      runaway.push(await r.call('ticket_create', ticketArgs(who, { summary: `Runaway ticket #${i} for ${who}` })));
+      if (i % 4 === 0) {
+        const k = (i / 4) % 3;
+        const h = healthy[k]!;
+        fine.push(await h.call('kb_search', { query: `printer question ${i}`, limit: 1 }));
+        if (i % 12 === 0)
+          fine.push(
+            await h.call(
+              'ticket_create',
+              ticketArgs(activeUsers[(i + 7) % activeUsers.length]!, { summary: `Healthy ${i}` }),
+            ),
+          );
+      }
+    }
+    await r.close();
+    const made = runaway.filter((x) => !x.isError).length;
+    const refusedHealthy = fine.filter((x) => x.isError).length;
+    const runawayTickets = count(db, "SELECT count(*) AS n FROM tickets WHERE summary LIKE 'Runaway ticket #%'");
+    expect({ made, runawayTickets, refusedHealthy }).toEqual({ made: 40, runawayTickets: 40, refusedHealthy: 0 });
+    for (const x of runaway.slice(40))
+      expect(errOf(x)).toMatchObject({ code: 'BUDGET_EXHAUSTED', level: 'task', task: 'runaway', budget: 'max_calls' });
+    const healthyTickets = count(db, "SELECT count(*) AS n FROM tickets WHERE summary LIKE 'Healthy %'");
+    record({
+      scenario:
+        'A runaway beside healthy tasks (2026-07-28, default policy): one task opens ticket after ticket for different requesters, reconnecting every 5 calls and keeping its task id in `_meta`, over 2 HTTP processes beside 3 healthy tasks (task ids in `_meta` and the `Itguard-Task` header)',
+      bound: 'the runaway: 40 tickets (task.max_calls 40); the healthy tasks: 0 calls refused',
+      measured: `runaway: ${runawayTickets} tickets, ${JSON.stringify(codes(runaway as CallToolResult[]))}; healthy: ${refusedHealthy} of ${fine.length} calls refused, ${healthyTickets} tickets`,
+      where: "`tickets` (by summary), each answer's code",
+    });
+  }, 120_000);
+});
+
 /** docs/containment.md from the recorded rows, formatted by prettier so `prettier --check .` passes as written. */
 async function writeDoc() {
   // Only a full run rewrites the table (a filtered run, `-t`, would leave rows out).
-  if (rows.length < 6) return;
+  if (rows.length < 7) return;
   const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
   const text = [
     '# Containment: measured blast radius of runaway agents',
@@ -549,8 +597,9 @@ async function writeDoc() {
     'Generated by `test/scenarios/containment.test.ts` on every run (do not edit by hand). Each scenario is a',
     'scripted planner over a real transport (spawned `itguard serve --stdio` processes and Streamable HTTP sessions',
     'of spawned `itguard serve --http` processes, all on one database per scenario); side effects are counted in',
-    "the system's own records and must equal the policy bound (DESIGN §9). The variation loop, the principal",
-    'breaker, exact budgets and dedupe across keys are in `test/scenarios/bounds.test.ts`.',
+    "the system's own records and must equal the policy bound (DESIGN §9). The variation loop, a looping task",
+    'beside healthy ones on both protocol eras, the fleet breaker, exact budgets and dedupe across keys are in',
+    '`test/scenarios/bounds.test.ts`.',
     '',
     '| Scenario | Policy bound | Measured side effects | Where counted |',
     '| --- | --- | --- | --- |',

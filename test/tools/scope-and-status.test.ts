@@ -74,7 +74,7 @@ describe('software_catalog and request_status', () => {
 });
 
 describe('guard_status', () => {
-  it('shows kill switch, principal, scopes and the session budget', async () => {
+  it('shows kill switch, principal, scopes and the task budget', async () => {
     const c = await connect(app);
     await c.call('kb_search', { query: 'vpn' });
     const r = await c.call('guard_status');
@@ -82,13 +82,15 @@ describe('guard_status', () => {
       principal: string;
       scopes: string[];
       kill_switch: { engaged: boolean };
-      session: { calls_used: number; calls_left: number };
+      task: { id: string; identified_by: string; calls_used: number; calls_left: number };
     };
     expect(d.principal).toBe('helpdesk-agent');
     expect(d.scopes).toContain('tickets:write');
     expect(d.kill_switch.engaged).toBe(false);
-    expect(d.session.calls_used).toBe(1); // the kb_search; guard_status is a polling tool and not counted
-    expect(d.session.calls_left).toBe(39);
+    expect(d.task).toMatchObject({ identified_by: 'session' });
+    expect(d.task.id).toMatch(/^session:/);
+    expect(d.task.calls_used).toBe(1); // the kb_search; guard_status is a polling tool and not counted
+    expect(d.task.calls_left).toBe(39);
     expect(textOf(r)).toMatch(/Kill switch: off/);
   });
 });

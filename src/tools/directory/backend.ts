@@ -29,4 +29,10 @@ export interface DirectoryPort {
   /** Sets the password the user chose on the one-time reset page; itguard never stores it. */
   setPassword(username: string, password: string, o: CallOpts): Promise<void>;
   probe(o: CallOpts): Promise<ProbeReport>;
+  /**
+   * Directories that mail the reset link themselves (Okta): the reset is this one call, the link never passes
+   * through itguard, and `lockForReset`/`setPassword` are not used. Returns the address the directory mailed.
+   */
+  readonly mailsResetLink?: boolean;
+  resetByEmail?(username: string, o: WriteOpts): Promise<{ address: string }>;
 }

@@ -24,4 +24,23 @@ export interface FactorsPort {
   verify(username: string, code: string, o: CallOpts): Promise<VerifyOutcome>;
   /** Creates or replaces the factor; returns its otpauth:// URI (shown once, to the person enrolling). */
   enroll(username: string): Promise<string>;
+  /** Factors confirmed by a push to the user's phone (Okta Verify): nothing is typed anywhere. */
+  readonly push?: PushFactors;
+}
+
+export type PushResult = 'WAITING' | 'SUCCESS' | 'REJECTED' | 'TIMEOUT';
+
+/** A push challenge sent to the user's phone; `poll` reads its state (opaque to the gate). */
+export interface PushChallenge {
+  poll: string;
+}
+
+export interface PushFactors {
+  /** How often the gate asks for the challenge's state (ms). */
+  readonly pollMs: number;
+  /** How long a challenge stays open before the vendor times it out (ms); the gate stops asking after it. */
+  readonly ttlMs: number;
+  /** Sends a push to the user's enrolled phone; BackendError when none is enrolled or the vendor refuses. */
+  start(username: string, o: CallOpts): Promise<PushChallenge>;
+  poll(c: PushChallenge, o: CallOpts): Promise<PushResult>;
 }

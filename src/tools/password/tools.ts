@@ -47,8 +47,9 @@ export const passwordReset = defineTool({
       throw new GuardError('POLICY_DENIED', `user: ${a.user} has no recovery address to send a reset link to.`, {
         details: { field: 'user' },
       });
-    // The reset locks the old password out first: a user the outbox cannot reach is refused before anything changes.
-    if (!backends.outbox.channels.includes(u.recovery.kind))
+    // The reset locks the old password out first: a user the outbox cannot reach is refused before anything changes
+    // (a directory that mails its own link, Okta, needs no outbox).
+    if (!backends.directory.mailsResetLink && !backends.outbox.channels.includes(u.recovery.kind))
       throw new GuardError(
         'POLICY_DENIED',
         `user: ${a.user}'s recovery channel is ${u.recovery.kind}, which the ${backends.outbox.kind} outbox cannot reach; IT must reset this account by hand.`,

@@ -32,9 +32,15 @@ export interface InstallJob {
   deviceId: string;
   package: string;
   version: string;
-  state: 'queued' | 'installing' | 'installed' | 'failed';
+  /**
+   * embedded: queued → installing → installed; a remote platform (Intune): requested → pending → installed |
+   * failed | timed_out, as its install status report says (never "installed" before it does).
+   */
+  state: 'queued' | 'installing' | 'installed' | 'failed' | 'requested' | 'pending' | 'timed_out';
   createdAt: string;
   updatedAt: string;
+  /** failed: the platform's own error (e.g. "0x87D1041C: the app was not detected after installation"). */
+  error?: string;
 }
 
 export interface NewInstall {
@@ -54,5 +60,7 @@ export interface DeployPort {
   /** Idempotent on requestId. Throws BackendError (not retryable) when the licence pool filled up meanwhile. */
   install(i: NewInstall, o: WriteOpts): Promise<InstallJob>;
   findByRequest(requestId: string, o: CallOpts): Promise<InstallJob | undefined>;
+  /** A job in any state, read afresh where due (the console's view of an approved install); optional. */
+  jobState?(requestId: string, o: CallOpts): Promise<InstallJob | undefined>;
   probe(o: CallOpts): Promise<ProbeReport>;
 }

@@ -51,11 +51,20 @@ export const softwareCatalog = defineTool({
   },
 });
 
-const queued = (j: InstallJob) => ({
-  text: `Install job ${j.id}: ${j.package} ${j.version} on ${j.deviceId} for ${j.username} is ${j.state}. Check progress with request_status.`,
+/** What a job's state means for the agent: a remote install is "requested, pending" until the platform reports. */
+export const jobText = (j: InstallJob): string =>
+  j.state === 'requested' || j.state === 'pending'
+    ? `Install job ${j.id}: ${j.package} ${j.version} on ${j.deviceId} for ${j.username} was requested and is pending — not installed yet; the device installs it at its next check-in. Check progress with request_status.`
+    : j.state === 'failed' || j.state === 'timed_out'
+      ? `Install job ${j.id}: ${j.package} ${j.version} on ${j.deviceId} for ${j.username} ${j.state === 'failed' ? 'failed' : 'timed out'}${j.error ? ` (${j.error})` : ''}.`
+      : `Install job ${j.id}: ${j.package} ${j.version} on ${j.deviceId} for ${j.username} is ${j.state}. Check progress with request_status.`;
+
+export const queued = (j: InstallJob) => ({
+  text: jobText(j),
   data: {
     job_id: j.id,
     state: j.state,
+    ...(j.error ? { error: j.error } : {}),
     package: j.package,
     version: j.version,
     device_id: j.deviceId,
@@ -76,7 +85,10 @@ export const softwareInstall = defineTool({
     version: z.string().min(1).max(32).optional(),
     device_id: z
       .string()
-      .regex(/^[A-Z]{2}-\d{3,6}$/, { error: 'must be a device id like LT-1001' })
+      // itguard's inventory ids (LT-1001) or a deployment platform's own (an Intune managed device GUID)
+      .regex(/^([A-Z]{2}-\d{3,6}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/, {
+        error: 'must be a device id like LT-1001 (or a managed device GUID)',
+      })
       .optional(),
     reason: Reason,
     idempotency_key: IdemKey.optional(),
@@ -112,7 +124,8 @@ export const softwareInstall = defineTool({
       });
     if (user.disabled) throw new GuardError('POLICY_DENIED', `user: ${a.user} is disabled.`);
     const devices = await backends.deploy.devicesOf(a.user, o);
-    let device = a.device_id ? await backends.deploy.getDevice(a.device_id, o) : undefined;
+    // Security: the device must be one of the user's own, as the deployment system lists them (every adapter).
+    let device = a.device_id ? devices.find((d) => d.id === a.device_id) : undefined;
     if (a.device_id && (!device || device.owner !== a.user)) {
       throw new GuardError(
         'POLICY_DENIED',
@@ -165,6 +178,11 @@ export const softwareInstall = defineTool({
     );
   },
   async recover(_a, ctx) {
+    const j = await ctx.backends.deploy.findByRequest(ctx.requestId, { signal: ctx.signal });
+    return j && queued(j);
+  },
+  // A replay reports the job as it is now (pending → installed | failed | timed out), not as it was.
+  async current(_a, ctx) {
     const j = await ctx.backends.deploy.findByRequest(ctx.requestId, { signal: ctx.signal });
     return j && queued(j);
   },

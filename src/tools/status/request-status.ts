@@ -33,7 +33,9 @@ export const requestStatus = defineTool({
       : undefined;
     const job =
       r.tool === 'software_install' && r.request_id
-        ? await ctx.backends.deploy.findByRequest(r.request_id, { signal: ctx.signal }).catch(() => undefined)
+        ? await (ctx.backends.deploy.jobState ?? ctx.backends.deploy.findByRequest)
+            .call(ctx.backends.deploy, r.request_id, { signal: ctx.signal })
+            .catch(() => undefined)
         : undefined;
     // The summary carries the agent's arguments and the note an approver's words: both are fenced as data.
     const lines = [
@@ -42,7 +44,9 @@ export const requestStatus = defineTool({
       `tier ${r.tier}; requested ${new Date(r.created_at).toISOString()}${r.on_behalf_of ? ` on behalf of ${r.on_behalf_of}` : ''}; expires ${new Date(r.expires_at).toISOString()}`,
       r.decided_by ? `decided by ${r.decided_by} at ${new Date(r.decided_at ?? 0).toISOString()}` : 'no decision yet',
       ...(result?.content?.[0]?.text ? [`result: ${result.content[0].text}`] : []),
-      ...(job ? [`install job ${job.id}: ${job.state} (updated ${job.updatedAt})`] : []),
+      ...(job
+        ? [`install job ${job.id}: ${job.state}${job.error ? ` (${job.error})` : ''} (updated ${job.updatedAt})`]
+        : []),
     ];
     return {
       text: lines.join('\n'),
@@ -59,7 +63,16 @@ export const requestStatus = defineTool({
         created_at: new Date(r.created_at).toISOString(),
         expires_at: new Date(r.expires_at).toISOString(),
         ...(result?.structuredContent ? { result: result.structuredContent } : {}),
-        ...(job ? { job: { id: job.id, state: job.state, updated_at: job.updatedAt } } : {}),
+        ...(job
+          ? {
+              job: {
+                id: job.id,
+                state: job.state,
+                updated_at: job.updatedAt,
+                ...(job.error ? { error: job.error } : {}),
+              },
+            }
+          : {}),
       },
     };
   },
