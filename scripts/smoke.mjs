@@ -55,7 +55,10 @@ async function stdio() {
     }),
   );
   const { tools } = await client.listTools();
-  check(tools.some((t) => t.name === 'ticket_create'), 'tools/list over stdio has no ticket_create');
+  check(
+    tools.some((t) => t.name === 'ticket_create'),
+    'tools/list over stdio has no ticket_create',
+  );
   const kb = await client.callTool({ name: 'kb_search', arguments: { query: 'vpn' } });
   check(!kb.isError, `kb_search failed: ${JSON.stringify(kb.content)}`);
   const t = await client.callTool({
@@ -123,7 +126,10 @@ async function http() {
     step = 'kill switch';
     check(cli('kill', '--reason', 'smoke run').code === 0, 'kill failed');
     const refused = await client.callTool({ name: 'kb_search', arguments: { query: 'printer' } });
-    check(errorCode(refused) === 'KILL_SWITCH_ENGAGED', `a call ran with the switch engaged: ${JSON.stringify(refused)}`);
+    check(
+      errorCode(refused) === 'KILL_SWITCH_ENGAGED',
+      `a call ran with the switch engaged: ${JSON.stringify(refused)}`,
+    );
     check(cli('resume', '--reason', 'smoke run over').code === 0, 'resume failed');
     const again = await client.callTool({ name: 'kb_search', arguments: { query: 'printer' } });
     check(!again.isError, `a call was refused after resume: ${JSON.stringify(again.content)}`);
