@@ -262,6 +262,22 @@ function pendingSection(v: ConsoleView): string {
 <div class="cards" data-testid="pending-cards">${cards}</div></section>`;
 }
 
+/**
+ * What an executed request reported, first line of its result text: for an approved install, the install job's
+ * state as the deployment backend gave it ("queued as job …", "requested and is pending — not installed yet").
+ */
+export function outcomeText(result: string | null): string {
+  if (!result) return '';
+  try {
+    const r = JSON.parse(result) as { content?: { type?: string; text?: string }[] };
+    const text = r.content?.find((c) => c.type === 'text')?.text ?? '';
+    const line = text.split('\n').find((l) => l.trim()) ?? '';
+    return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+  } catch {
+    return '';
+  }
+}
+
 function recentSection(v: ConsoleView): string {
   const rows = v.recent.length
     ? v.recent
@@ -269,12 +285,12 @@ function recentSection(v: ConsoleView): string {
           (
             r,
           ) => `<tr data-testid="recent-${esc(r.id)}"><td class="mono id">${esc(r.id)}</td><td data-testid="status">${esc(r.status)}</td><td>${esc(r.principal)}${onBehalfOf(r)}</td><td class="mono">${esc(r.tool)}</td>
-<td>${esc(r.summary)}</td><td data-testid="decided-by">${esc(r.decided_by ?? '')}</td><td>${time(r.decided_at)}</td><td data-testid="note">${esc(r.note ?? '')}</td></tr>`,
+<td>${esc(r.summary)}</td><td data-testid="decided-by">${esc(r.decided_by ?? '')}</td><td>${time(r.decided_at)}</td><td data-testid="note">${esc(r.note ?? '')}</td><td data-testid="outcome">${esc(outcomeText(r.result))}</td></tr>`,
         )
         .join('\n')
-    : `<tr><td colspan="8" class="muted">No decided requests yet.</td></tr>`;
+    : `<tr><td colspan="9" class="muted">No decided requests yet.</td></tr>`;
   return `<section data-testid="recent"><h2>Recent requests</h2>
-<div class="scroll"><table><thead><tr><th>Request</th><th>Status</th><th>Requested by</th><th>Tool</th><th>Summary</th><th>Decided by</th><th>Decided</th><th>Note</th></tr></thead>
+<div class="scroll"><table><thead><tr><th>Request</th><th>Status</th><th>Requested by</th><th>Tool</th><th>Summary</th><th>Decided by</th><th>Decided</th><th>Note</th><th>Outcome</th></tr></thead>
 <tbody>${rows}</tbody></table></div></section>`;
 }
 

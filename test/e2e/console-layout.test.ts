@@ -12,6 +12,7 @@ import express from 'express';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, type App } from '../../src/app.js';
+import { actionArgs, canonicalJson, sha256 } from '../../src/canonical.js';
 import { decide } from '../../src/guard/decide.js';
 import { consoleRouter } from '../../src/http/console.js';
 import type { NewApproval } from '../../src/store/approvals-store.js';
@@ -201,6 +202,36 @@ describe('console live updates', () => {
       await page.waitForLoadState();
       await expect(page.getByTestId('flash').textContent()).resolves.toContain(`Denied ${third.id}`);
       expect(app.approvals.get(third.id)!.status).toBe('denied');
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it('an approved install runs, and its recent row shows the install job as the deploy backend reported it', async () => {
+    const args = {
+      user: 'jdoe',
+      package: 'adobe-acrobat-pro',
+      version: '2025.001',
+      device_id: 'LT-1001',
+      reason: 'needs to edit PDFs',
+    };
+    const req = request({
+      args,
+      argsSha: sha256(canonicalJson({ tool: 'software_install', args: actionArgs(args) })),
+      summary: 'Install Adobe Acrobat Pro',
+    });
+    const page = await signedIn(1280, 800);
+    try {
+      expect(decide(app, { id: req.id, approve: true, actor: { name: 'test', via: 'cli' } }).ok).toBe(true);
+      await app.executorPass();
+      const row = app.approvals.get(req.id)!;
+      expect(row.status, row.result ?? '').toBe('succeeded');
+      const recent = page.getByTestId(`recent-${req.id}`);
+      await recent.waitFor({ timeout: 10_000 });
+      await expect(recent.getByTestId('status').textContent()).resolves.toBe('succeeded');
+      const outcome = (await recent.getByTestId('outcome').textContent())!;
+      expect(outcome).toMatch(/adobe-acrobat-pro/i);
+      expect(outcome.length).toBeGreaterThan(10);
     } finally {
       await page.context().close();
     }
