@@ -2,7 +2,7 @@
 /** The `itguard` command: parses argv and dispatches to src/commands. Exit codes: 0 ok, 1 check failed, 2 usage or config error. */
 import { parseArgs } from 'node:util';
 import { config } from './config.js';
-import { defaultDbPath, err, UsageError, type Flags } from './commands/common.js';
+import { defaultDbPath, err, fail, printJson, UsageError, type Flags } from './commands/common.js';
 
 const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
 
@@ -128,17 +128,20 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (e: unknown) => {
+    // Under --json a failure is a JSON document on stdout too (DESIGN §7: the same convention as success).
+    const flags = { json: process.argv.includes('--json') };
     // `code` may be anything (an McpError's is a number): test it is a string before reading it as one.
     const code = (e as { code?: unknown } | null)?.code;
     if (e instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
-      err(`itguard: ${(e as Error).message}\n\n${USAGE}`);
+      if (flags.json) fail(flags, 'USAGE', `itguard: ${(e as Error).message}`, 2);
+      else err(`itguard: ${(e as Error).message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else if (isConfigError(e)) {
-      // A file or variable that cannot be used (store/db.ts DatabaseError, policy/load.ts PolicyError, config.ts
-      // ConfigError): the sentence alone, no stack.
-      err(`itguard: ${e.message}`);
-      process.exitCode = 2;
+      // A file, variable or port that cannot be used (store/db.ts DatabaseError, policy/load.ts PolicyError,
+      // config.ts ConfigError, a busy port): the sentence alone, no stack.
+      process.exitCode = fail(flags, 'CONFIG', `itguard: ${e.message}`, 2);
     } else {
+      if (flags.json) printJson({ ok: false, error: { code: 'INTERNAL', message: String((e as Error).message ?? e) } });
       err(`itguard: ${(e as Error).stack ?? String(e)}`);
       process.exitCode = 2;
     }

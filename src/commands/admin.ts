@@ -4,7 +4,18 @@ import { capsView, type CapView } from '../guard/caps-view.js';
 import { safeJson, safeText } from '../terminal.js';
 import { readArticles, readSynonymsFile } from '../tools/kb/import.js';
 import { parseSynonyms } from '../tools/kb/synonyms.js';
-import { cliActor, err, iso, out, policyOrExit, printJson, requireString, UsageError, type Flags } from './common.js';
+import {
+  cliActor,
+  err,
+  fail,
+  iso,
+  out,
+  policyOrExit,
+  printJson,
+  requireString,
+  UsageError,
+  type Flags,
+} from './common.js';
 
 function stores(flags: Flags) {
   const { policy, source } = policyOrExit(flags);
@@ -88,14 +99,16 @@ export function token(flags: Flags): number {
       const principal = requireString(flags, 'principal');
       // A token for a principal the policy does not know would authenticate to nothing: refuse it now.
       if (!Object.hasOwn(s.policy.principals, principal)) {
-        err(
+        return fail(
+          flags,
+          'USAGE',
           `itguard token create: --principal "${safeText(principal)}" is not a principal in the policy (${safeText(s.source)}); its principals: ${
             Object.keys(s.policy.principals)
               .map((p) => safeText(p))
               .join(', ') || '(none)'
           }`,
+          2,
         );
-        return 2;
       }
       const label = typeof flags.values.label === 'string' ? flags.values.label : undefined;
       const { token: secret, id } = s.tokens.create(principal, cliActor(), label);
@@ -118,11 +131,9 @@ export function token(flags: Flags): number {
     }
     if (verb === 'revoke') {
       if (!arg) throw new UsageError('token revoke ID');
-      if (!s.tokens.revoke(arg, cliActor())) {
-        err(`no active token ${arg}`);
-        return 1;
-      }
-      out(`token ${arg} revoked`);
+      if (!s.tokens.revoke(arg, cliActor())) return fail(flags, 'NOT_FOUND', `no active token ${safeText(arg)}`, 1);
+      if (flags.json) printJson({ id: arg, revoked: true });
+      else out(`token ${arg} revoked`);
       return 0;
     }
     throw new UsageError('token create --principal P | list | revoke ID');
@@ -155,8 +166,7 @@ export function kb(flags: Flags): number {
     }
     return 0;
   } catch (e) {
-    err(`kb import: ${(e as Error).message}`);
-    return 2;
+    return fail(flags, 'CONFIG', `kb import: ${(e as Error).message}`, 2);
   } finally {
     s.db.close();
   }
@@ -169,8 +179,12 @@ export function directory(flags: Flags): number {
   if (s.policy.backends.directory.kind !== 'embedded') {
     s.db.close();
     // A real directory is listed with its own tools; itguard looks users up one at a time and keeps no copy.
-    err(`directory list shows the embedded directory; this policy's directory is ${s.policy.backends.directory.kind}`);
-    return 2;
+    return fail(
+      flags,
+      'CONFIG',
+      `directory list shows the embedded directory; this policy's directory is ${s.policy.backends.directory.kind}`,
+      2,
+    );
   }
   const users = s.embedded.directory.list();
   s.db.close();

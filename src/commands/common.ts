@@ -28,10 +28,7 @@ export function policyOrExit(flags: Flags): LoadedPolicy {
   try {
     return loadPolicy(flags.policyFlag);
   } catch (e) {
-    if (e instanceof PolicyError) {
-      process.stderr.write(`${e.message}\n`);
-      process.exit(2);
-    }
+    if (e instanceof PolicyError) process.exit(fail(flags, 'CONFIG', e.message, 2));
     throw e;
   }
 }
@@ -45,7 +42,49 @@ export const out = (s: string): void =>
   void process.stdout.write(safeText(s.endsWith('\n') ? s : `${s}\n`, { multiline: true }));
 export const err = (s: string): void =>
   void process.stderr.write(safeText(s.endsWith('\n') ? s : `${s}\n`, { multiline: true }));
-export const printJson = (v: unknown): void => out(safeJson(v, 2));
+/**
+ * The one `--json` document of a command (DESIGN §7): snake_case keys and ISO 8601 times, whatever shape the value
+ * had inside (store rows keep epoch milliseconds; typed objects are camelCase). See jsonDoc.
+ */
+export const printJson = (v: unknown): void => out(safeJson(jsonDoc(v), 2));
+
+/** Keys whose children are names (principals, tools, catalog ids), not fields: kept exactly as written. */
+const NAME_MAPS = new Set(['principals', 'tools', 'apps', 'approvers', 'principals_from_groups']);
+const snake = (k: string): string =>
+  /^[a-z][a-zA-Z0-9]*$/.test(k) ? k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) : k;
+/** A time field: `ts`, `*_at` (but `alarm_at`, a threshold); epoch milliseconds there (after 2001) become ISO 8601. */
+const isTimeKey = (k: string): boolean => k === 'ts' || (k.endsWith('_at') && k !== 'alarm_at');
+
+/**
+ * `v` in the CLI's JSON convention: camelCase field names become snake_case (the children of NAME_MAPS keep their
+ * names), and epoch-millisecond numbers under time fields become ISO 8601 strings. Done once here, so no verb can
+ * print `createdAt: 1796586626027` again (issue 22).
+ */
+export function jsonDoc(v: unknown, key = '', names = false): unknown {
+  if (Array.isArray(v)) return v.map((x) => jsonDoc(x, key));
+  if (typeof v === 'number' && isTimeKey(key) && Number.isInteger(v) && v > 1e12) return new Date(v).toISOString();
+  if (v === null || typeof v !== 'object') return v;
+  const outObj: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    const name = names ? k : snake(k);
+    outObj[name] = jsonDoc(x, name, NAME_MAPS.has(name) && !names);
+  }
+  return outObj;
+}
+
+/** Codes of a failed command's `--json` document; the exit code says usage/config (2) or a failed check (1). */
+export type FailCode = 'USAGE' | 'CONFIG' | 'NOT_FOUND' | 'CONFLICT' | 'REFUSED' | 'CHECK_FAILED' | 'INTERNAL';
+
+/**
+ * A command that fails says so in one sentence on stderr and, under `--json`, also as one JSON document on stdout
+ * in the same convention as its success (`ok: false`, then `error: { code, message }`), so a script that parses
+ * stdout is never left with nothing. Returns the exit code.
+ */
+export function fail(flags: Pick<Flags, 'json'>, code: FailCode, message: string, exit: 1 | 2): number {
+  if (flags.json) printJson({ ok: false, error: { code, message } });
+  err(message);
+  return exit;
+}
 
 export function requireString(flags: Flags, name: string): string {
   const v = flags.values[name];

@@ -1,14 +1,25 @@
 /** `itguard approvals list|approve ID|deny ID`, `directory enroll USER`, `outbox`: human gates from the shell. */
 import { openStores } from '../app.js';
 import { decide } from '../guard/decide.js';
-import type { ApprovalRow } from '../store/approvals-store.js';
+import type { ApprovalRow, RefusalReason } from '../store/approvals-store.js';
 import { safeText } from '../terminal.js';
-import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
+import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type FailCode, type Flags } from './common.js';
 
 function stores(flags: Flags) {
   const { policy } = policyOrExit(flags);
   return { policy, ...openStores(flags.db, policy) };
 }
+
+/** A refused decision's `--json` error code (README "CLI reference"). */
+const REFUSAL_CODES: Record<RefusalReason, FailCode> = {
+  not_found: 'NOT_FOUND',
+  not_pending: 'CONFLICT',
+  expired: 'CONFLICT',
+  self_approval: 'REFUSED',
+  own_behalf: 'REFUSED',
+  target_user: 'REFUSED',
+  wrong_tier: 'REFUSED',
+};
 
 const view = (r: ApprovalRow) => ({
   id: r.id,
@@ -60,16 +71,25 @@ export function approvals(flags: Flags): number {
       // Every rule (state, tier, separation of duties) and the audit of the outcome: src/guard/decide.ts.
       const d = decide(s, { id, approve: verb === 'approve', note, actor: { name: cliActor(), via: 'cli' } });
       if (!d.ok) {
-        err(
+        const message =
           d.reason === 'wrong_tier' && d.row?.tier === 'mfa'
             ? `${id} needs ${d.row.target}'s own authenticator code on the verification page; it cannot be approved here.`
-            : `cannot ${verb} ${id}: ${d.message}.`,
-        );
+            : `cannot ${verb} ${id}: ${d.message}.`;
+        // --json: the same document as success, `ok: false` with the refusal's code and reason (DESIGN §7).
+        if (flags.json)
+          printJson({
+            ok: false,
+            error: { code: REFUSAL_CODES[d.reason], reason: d.reason, message },
+            request: d.row ? view(d.row) : null,
+          });
+        err(message);
         return 1;
       }
-      out(
-        `${id} ${verb === 'approve' ? 'approved' : 'denied'}${verb === 'approve' ? ' — a running itguard server executes it within seconds' : ''}`,
-      );
+      if (flags.json) printJson({ ok: true, request: view(d.row) });
+      else
+        out(
+          `${id} ${verb === 'approve' ? 'approved' : 'denied'}${verb === 'approve' ? ' — a running itguard server executes it within seconds' : ''}`,
+        );
       return 0;
     }
     throw new UsageError('approvals list [--all] | approve ID [--note T] | deny ID [--note T]');

@@ -74,7 +74,10 @@ export async function serve(flags: Flags): Promise<void> {
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new UsageError(`--port: expected 0..65535, got ${portText}`);
     const { startHttp } = await import('../http/app.js');
-    const running = await startHttp(app, { host, port });
+    const running = await startHttp(app, { host, port }).catch((e: unknown) => {
+      app.close();
+      throw listenError(e, host, port);
+    });
     app.log.info({ url: `${running.url}/mcp` }, 'serving MCP over Streamable HTTP');
     const auth = policy.auth;
     if (auth) {
@@ -97,7 +100,7 @@ export async function serve(flags: Flags): Promise<void> {
       err(demoBanner(`${running.url}/mcp`, policy.stdioPrincipal, token));
     } else {
       err(
-        `itguard: MCP endpoint ${running.url}/mcp  (create a token: itguard token create --principal ${policy.stdioPrincipal})`,
+        `itguard: MCP endpoint ${running.url}/mcp  (create a token: npx itguard token create --principal ${policy.stdioPrincipal})`,
       );
     }
     stop = () => running.close();
@@ -116,6 +119,25 @@ export async function serve(flags: Flags): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
+/** A listen failure an operator can fix (busy port, privileged port, unknown host) as one sentence (exit 2). */
+function listenError(e: unknown, host: string, port: number): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const where = `${host}:${port}`;
+  if (code === 'EADDRINUSE')
+    return new ConfigError(
+      `cannot listen on ${where}: the port is already in use (another itguard or another program); stop it or choose another with --port or ITGUARD_PORT`,
+    );
+  if (code === 'EACCES')
+    return new ConfigError(
+      `cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose another with --port`,
+    );
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return new ConfigError(
+      `cannot listen on ${where}: the address is not on this machine (${code}); choose another with --host or ITGUARD_HOST`,
+    );
+  return e;
+}
+
 function demoBanner(url: string, principal: string, token: string): string {
   return `
 ==================================================================
@@ -124,7 +146,7 @@ function demoBanner(url: string, principal: string, token: string): string {
    principal:  ${principal}
    demo token: ${token}
  (the token is shown only this once; make more with
-  itguard token create --principal ${principal})
+  npx itguard token create --principal ${principal})
 
  Try it with the MCP Inspector (CLI mode):
    npx @modelcontextprotocol/inspector@latest --cli ${url} --transport http \\

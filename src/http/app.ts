@@ -1,7 +1,7 @@
 /**
  * The HTTP side: /mcp (Streamable HTTP, both protocol eras: mcp.ts; itguard's bearer tokens and, with `auth:` in the
  * policy, OAuth access tokens), /.well-known/oauth-protected-resource[/mcp], /healthz, /metrics, /verify (MFA page),
- * /reset (reset links), /console, /slack/actions (Approve/Deny from Slack, with `notify.slack`).
+ * /reset (reset links), /console, /admin/v1 (admin API), /slack/actions (Approve/Deny from Slack, with `notify.slack`).
  */
 import {
   createServer as createHttpServer,
@@ -31,6 +31,7 @@ import { SessionManager } from './sessions.js';
 import { verifyRouter } from './verify.js';
 import { resetRouter } from './reset.js';
 import { consoleRouter } from './console.js';
+import { adminRouter } from './admin/router.js';
 import { slackActionsRouter } from './slack-actions.js';
 
 export interface HttpOptions {
@@ -95,6 +96,8 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
       now: () => app.now(),
     });
   web.use('/console', consoleRouter(app, oauth));
+  // The admin API (DESIGN §6): bearer tokens with approvals:decide / audit:read; its OpenAPI document is public.
+  web.use('/admin/v1', adminRouter(app, oauth));
   // Slack's interactivity callbacks (Approve/Deny); verified by Slack's signature, not by a bearer token.
   if (app.policy.notify?.slack) web.use('/slack', slackActionsRouter(app));
 

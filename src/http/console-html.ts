@@ -25,6 +25,10 @@ export interface ConsoleView {
   recent: ApprovalRow[];
   /** Absent when the approver lacks audit:read. */
   audit: AuditRow[] | undefined;
+  /** Requests created after this time (the approver's previous view) are marked new; undefined marks none. */
+  newSince?: number | undefined;
+  /** Where the live-update script is served (same origin; the CSP allows no inline script). */
+  liveScript?: string | undefined;
 }
 
 const ESCAPES: Record<string, string> = {
@@ -39,28 +43,38 @@ const ESCAPES: Record<string, string> = {
 export const esc = (v: unknown): string =>
   (v === null || v === undefined ? '' : String(v)).replace(/[&<>"'`]/g, (c) => ESCAPES[c]!);
 
+const utc = (ms: number): string =>
+  new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, ' UTC');
+
+/**
+ * A time: UTC in the page (what a viewer without script sees), machine-readable in `datetime`, and UTC on hover
+ * (`title`); the live script (console-live.ts) shows the text in the viewer's own time zone.
+ */
 const time = (ms: number | null): string =>
   ms === null
     ? ''
-    : new Date(ms)
-        .toISOString()
-        .replace('T', ' ')
-        .replace(/\.\d{3}Z$/, 'Z');
+    : `<time datetime="${new Date(ms).toISOString()}" title="${esc(utc(ms))}" data-local>${esc(utc(ms))}</time>`;
 
 const CSS = `
+*{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;background:#f5f6f8}
-header{display:flex;align-items:center;gap:1rem;padding:.6rem 1.2rem;background:#1f2a37;color:#fff}
-header h1{font-size:1.05rem;margin:0;flex:1}
+header{display:flex;flex-wrap:wrap;align-items:center;gap:.4rem 1rem;padding:.6rem 1.2rem;background:#1f2a37;color:#fff}
+header h1{font-size:1.05rem;margin:0;flex:1 1 12rem}
 main{padding:1rem 1.2rem;max-width:1400px}
-section{background:#fff;border:1px solid #d9dde3;border-radius:6px;padding:.8rem 1rem;margin-bottom:1rem}
+section{background:#fff;border:1px solid #d9dde3;border-radius:6px;padding:.8rem 1rem;margin-bottom:1rem;min-width:0}
 h2{font-size:1rem;margin:.1rem 0 .6rem}
+.scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%}
-th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:1px solid #e6e8eb}
+th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:1px solid #e6e8eb;overflow-wrap:anywhere}
 th{font-weight:600;color:#4a5360;font-size:.85rem;white-space:nowrap}
 td.id{white-space:nowrap}
 td.mono,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem}
-input[type=text],input[type=password],textarea{padding:.3rem .45rem;border:1px solid #b8bec7;border-radius:4px;font:inherit}
-button{padding:.3rem .7rem;border-radius:4px;border:1px solid #8a929d;background:#fff;font:inherit;cursor:pointer}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:.3rem 0 0}
+input[type=text],input[type=password],textarea{padding:.3rem .45rem;border:1px solid #b8bec7;border-radius:4px;font:inherit;min-width:0;max-width:100%}
+button{padding:.3rem .7rem;border-radius:4px;border:1px solid #8a929d;background:#fff;font:inherit;cursor:pointer;flex:none}
 button.approve{background:#1a7f37;border-color:#1a7f37;color:#fff}
 button.deny,button.engage{background:#b42318;border-color:#b42318;color:#fff}
 header button{background:transparent;color:#fff;border-color:#9aa5b1}
@@ -72,14 +86,28 @@ header button{background:transparent;color:#fff;border-color:#9aa5b1}
 .muted{color:#5f6b7a}
 .signin{max-width:420px;margin:4rem auto}
 ul.caps{margin:0;padding-left:1rem}
-form.decide{display:flex;gap:.3rem;align-items:flex-start;margin:0 0 .35rem}
-form.decide textarea{resize:vertical}
+form{max-width:100%}
+form.inline{display:flex;flex-wrap:wrap;gap:.3rem;align-items:center}
+form.inline input[type=text]{flex:1 1 12rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,24rem),1fr));gap:.8rem}
+article.card{border:1px solid #d9dde3;border-radius:6px;padding:.6rem .75rem;min-width:0;background:#fff}
+article.card.new{border-color:#0969da;box-shadow:0 0 0 2px #0969da33}
+.badge{display:none;font-size:.75rem;font-weight:700;color:#fff;background:#0969da;border-radius:3px;padding:0 .35rem;margin-left:.4rem}
+article.card.new .badge{display:inline-block}
+.card h3{font-size:.95rem;margin:0 0 .4rem;overflow-wrap:anywhere}
+.decision{display:flex;flex-direction:column;gap:.35rem;margin:.2rem 0 .5rem;padding:.45rem;background:#f5f6f8;border-radius:4px}
+form.decide{display:flex;gap:.3rem;align-items:flex-start;margin:0}
+form.decide textarea,form.decide input[type=text]{flex:1 1 auto;width:0;resize:vertical}
+dl.facts{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.15rem .6rem;margin:0}
+dl.facts dt{color:#5f6b7a;font-size:.85rem}
+dl.facts dd{margin:0;overflow-wrap:anywhere}
+.live{font-size:.8rem}
 `;
 
-function page(title: string, body: string): string {
+function page(title: string, body: string, script?: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="same-origin"><title>${esc(title)}</title><style>${CSS}</style></head>
+<meta name="referrer" content="same-origin"><title>${esc(title)}</title><style>${CSS}</style>${script ? `<script src="${esc(script)}" defer></script>` : ''}</head>
 <body>${body}</body></html>`;
 }
 
@@ -119,7 +147,18 @@ interface CapSpend {
   limit?: unknown;
 }
 
-/** "installs-per-day +1 (3/50)"; a non-call measure is named ("license-spend-per-day +199 cost_usd (0/2000)"). */
+const USD = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+/** Money as money: `$180.00`; anything that is not a number is shown as it is ('?' when absent). */
+const usd = (v: unknown): string => {
+  const n = num(v);
+  return n === undefined ? String(v ?? '?') : USD.format(n);
+};
+
+/**
+ * "installs-per-day +1 (3/50)"; a cost cap in dollars: "license-spend-per-day +$180.00 ($0.00 of $2,000.00
+ * spent)"; another measure is named ("x +2 result_bytes (0/10)").
+ */
 export function capLines(capsJson: string): string[] {
   let caps: unknown;
   try {
@@ -131,8 +170,10 @@ export function capLines(capsJson: string): string[] {
   return caps
     .filter((c): c is CapSpend => typeof c === 'object' && c !== null)
     .map((c) => {
+      const rule = String(c.rule ?? '?');
+      if (c.measure === 'cost_usd') return `${rule} +${usd(c.amount)} (${usd(c.used)} of ${usd(c.limit)} spent)`;
       const measure = c.measure === undefined || c.measure === 'calls' ? '' : ` ${String(c.measure)}`;
-      return `${String(c.rule ?? '?')} +${String(c.amount ?? '?')}${measure} (${String(c.used ?? '?')}/${String(c.limit ?? '?')})`;
+      return `${rule} +${String(c.amount ?? '?')}${measure} (${String(c.used ?? '?')}/${String(c.limit ?? '?')})`;
     });
 }
 
@@ -144,25 +185,30 @@ function killSwitchSection(v: ConsoleView): string {
     ? `<span class="state engaged" data-testid="killswitch-state">ENGAGED</span>`
     : `<span class="state off" data-testid="killswitch-state">off</span>`;
   const since = ks.changedAt
-    ? ` <span class="muted">since ${esc(time(ks.changedAt))}${ks.actor ? ` by ${esc(ks.actor)}` : ''}${ks.reason ? ` — ${esc(ks.reason)}` : ''}</span>`
+    ? ` <span class="muted">since ${time(ks.changedAt)}${ks.actor ? ` by ${esc(ks.actor)}` : ''}${ks.reason ? ` — ${esc(ks.reason)}` : ''}</span>`
     : '';
   const form = ks.engaged
-    ? `<form method="post" action="${esc(v.base)}/resume">${hidden(v.csrf)}
+    ? `<form method="post" action="${esc(v.base)}/resume" class="inline">${hidden(v.csrf)}
 <input type="text" name="reason" placeholder="reason (optional)" maxlength="500" size="40" data-testid="resume-reason">
 <button type="submit" data-testid="resume">Resume</button></form>`
-    : `<form method="post" action="${esc(v.base)}/kill">${hidden(v.csrf)}
+    : `<form method="post" action="${esc(v.base)}/kill" class="inline">${hidden(v.csrf)}
 <input type="text" name="reason" placeholder="reason (required)" required maxlength="500" size="40" data-testid="kill-reason">
 <button type="submit" class="engage" data-testid="engage">Engage kill switch</button></form>`;
-  return `<section data-testid="killswitch"><h2>Kill switch: ${state}${since}</h2>${form}</section>`;
+  return `<section data-testid="killswitch" data-state="${ks.engaged ? 'engaged' : 'off'}"><h2>Kill switch: ${state}${since}</h2>${form}</section>`;
 }
 
-function pendingRow(r: ApprovalRow, v: ConsoleView): string {
+/**
+ * One request as a card, the decision first: Approve and Deny sit at the top of the card, above the facts, so they
+ * are on screen at any width (the cards reflow to one column on a phone; long arguments wrap inside the card).
+ */
+function pendingCard(r: ApprovalRow, v: ConsoleView): string {
   const id = encodeURIComponent(r.id);
   const caps = capLines(r.caps);
   const capsCell = caps.length
     ? `<ul class="caps">${caps.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>`
     : '<span class="muted">none</span>';
   const action = `${esc(v.base)}/requests/${esc(id)}`;
+  const isNew = v.newSince !== undefined && r.created_at > v.newSince;
   // Security: Approve and Deny are two forms. Pressing Enter in a text field submits that field's form through its
   // first submit button (implicit submission), so the approve form has no single-line text field at all: its note
   // is a textarea, where Enter is a new line, and Approve only ever happens by activating the Approve button. The
@@ -172,24 +218,26 @@ function pendingRow(r: ApprovalRow, v: ConsoleView): string {
   const approve =
     r.tier === 'approval'
       ? `<form method="post" action="${action}" class="decide">${hidden(v.csrf)}
-<textarea name="note" rows="1" cols="18" maxlength="500" placeholder="approval note" aria-label="Note for the approval" data-testid="approve-note-${esc(r.id)}"></textarea>
+<textarea name="note" rows="1" maxlength="500" placeholder="approval note" aria-label="Note for the approval" data-testid="approve-note-${esc(r.id)}"></textarea>
 <button type="submit" name="decision" value="approve" class="approve" data-testid="approve-${esc(r.id)}">Approve</button></form>`
       : `<div class="muted">awaiting ${esc(r.target ?? 'the user')}'s code</div>`;
-  return `<tr data-testid="pending-${esc(r.id)}">
-<td class="mono id">${esc(r.id)}<br><span class="muted">${esc(r.tier)}</span></td>
-<td data-testid="requester">${esc(r.principal)}${onBehalfOf(r)}</td>
-<td class="mono">${esc(r.tool)}</td>
-<td data-testid="target">${esc(r.target ?? '')}</td>
-<td data-testid="summary">${esc(r.summary)}<details><summary class="muted">arguments</summary><pre class="mono">${esc(prettyArgs(r.args))}</pre></details></td>
-<td data-testid="reason">${esc(r.reason)}</td>
-<td data-testid="caps">${capsCell}</td>
-<td>${esc(time(r.created_at))}</td>
-<td>${esc(time(r.expires_at))}</td>
-<td>${approve}
+  return `<article class="card${isNew ? ' new' : ''}" data-request-id="${esc(r.id)}" data-testid="pending-${esc(r.id)}">
+<h3><span data-testid="summary-title">${esc(r.summary)}</span><span class="badge" data-testid="new-badge">NEW</span></h3>
+<div class="decision">${approve}
 <form method="post" action="${action}" class="decide">${hidden(v.csrf)}
-<input type="text" name="note" placeholder="reason for denying" maxlength="500" size="18" aria-label="Reason for denying" data-testid="note-${esc(r.id)}">
-<button type="submit" name="decision" value="deny" class="deny" data-testid="deny-${esc(r.id)}">Deny</button></form></td>
-</tr>`;
+<input type="text" name="note" placeholder="reason for denying" maxlength="500" aria-label="Reason for denying" data-testid="note-${esc(r.id)}">
+<button type="submit" name="decision" value="deny" class="deny" data-testid="deny-${esc(r.id)}">Deny</button></form></div>
+<dl class="facts">
+<dt>Request</dt><dd class="mono">${esc(r.id)} <span class="muted">${esc(r.tier)}</span></dd>
+<dt>Requested by</dt><dd data-testid="requester">${esc(r.principal)}${onBehalfOf(r)}</dd>
+<dt>Tool</dt><dd class="mono">${esc(r.tool)}</dd>
+<dt>Target</dt><dd data-testid="target">${esc(r.target ?? '')}</dd>
+<dt>Summary</dt><dd data-testid="summary">${esc(r.summary)}<details><summary class="muted">arguments</summary><pre class="mono">${esc(prettyArgs(r.args))}</pre></details></dd>
+<dt>Agent's reason</dt><dd data-testid="reason">${esc(r.reason)}</dd>
+<dt>Caps it would spend</dt><dd data-testid="caps">${capsCell}</dd>
+<dt>Created</dt><dd>${time(r.created_at)}</dd>
+<dt>Expires</dt><dd>${time(r.expires_at)}</dd>
+</dl></article>`;
 }
 
 /** The human the agent acted for (OAuth), under the principal: approvers see whose request it is. */
@@ -207,12 +255,27 @@ function prettyArgs(json: string): string {
 }
 
 function pendingSection(v: ConsoleView): string {
-  const rows = v.pending.length
-    ? v.pending.map((r) => pendingRow(r, v)).join('\n')
-    : `<tr><td colspan="10" class="muted" data-testid="no-pending">No requests are waiting for a decision.</td></tr>`;
-  return `<section data-testid="pending"><h2>Pending requests (${v.pending.length})</h2>
-<table><thead><tr><th>Request</th><th>Requested by</th><th>Tool</th><th>Target</th><th>Summary</th><th>Agent's reason</th><th>Caps it would spend</th><th>Created</th><th>Expires</th><th>Decision</th></tr></thead>
-<tbody>${rows}</tbody></table></section>`;
+  const cards = v.pending.length
+    ? v.pending.map((r) => pendingCard(r, v)).join('\n')
+    : `<p class="muted" data-testid="no-pending">No requests are waiting for a decision.</p>`;
+  return `<section data-testid="pending"><h2>Pending requests (<span data-testid="pending-count">${v.pending.length}</span>) <span class="muted live" data-testid="live-status"></span></h2>
+<div class="cards" data-testid="pending-cards">${cards}</div></section>`;
+}
+
+/**
+ * What an executed request reported, first line of its result text: for an approved install, the install job's
+ * state as the deployment backend gave it ("queued as job …", "requested and is pending — not installed yet").
+ */
+export function outcomeText(result: string | null): string {
+  if (!result) return '';
+  try {
+    const r = JSON.parse(result) as { content?: { type?: string; text?: string }[] };
+    const text = r.content?.find((c) => c.type === 'text')?.text ?? '';
+    const line = text.split('\n').find((l) => l.trim()) ?? '';
+    return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+  } catch {
+    return '';
+  }
 }
 
 function recentSection(v: ConsoleView): string {
@@ -222,13 +285,13 @@ function recentSection(v: ConsoleView): string {
           (
             r,
           ) => `<tr data-testid="recent-${esc(r.id)}"><td class="mono id">${esc(r.id)}</td><td data-testid="status">${esc(r.status)}</td><td>${esc(r.principal)}${onBehalfOf(r)}</td><td class="mono">${esc(r.tool)}</td>
-<td>${esc(r.summary)}</td><td data-testid="decided-by">${esc(r.decided_by ?? '')}</td><td>${esc(time(r.decided_at))}</td><td data-testid="note">${esc(r.note ?? '')}</td></tr>`,
+<td>${esc(r.summary)}</td><td data-testid="decided-by">${esc(r.decided_by ?? '')}</td><td>${time(r.decided_at)}</td><td data-testid="note">${esc(r.note ?? '')}</td><td data-testid="outcome">${esc(outcomeText(r.result))}</td></tr>`,
         )
         .join('\n')
-    : `<tr><td colspan="8" class="muted">No decided requests yet.</td></tr>`;
+    : `<tr><td colspan="9" class="muted">No decided requests yet.</td></tr>`;
   return `<section data-testid="recent"><h2>Recent requests</h2>
-<table><thead><tr><th>Request</th><th>Status</th><th>Requested by</th><th>Tool</th><th>Summary</th><th>Decided by</th><th>Decided</th><th>Note</th></tr></thead>
-<tbody>${rows}</tbody></table></section>`;
+<div class="scroll"><table><thead><tr><th>Request</th><th>Status</th><th>Requested by</th><th>Tool</th><th>Summary</th><th>Decided by</th><th>Decided</th><th>Note</th><th>Outcome</th></tr></thead>
+<tbody>${rows}</tbody></table></div></section>`;
 }
 
 function auditSection(v: ConsoleView): string {
@@ -240,13 +303,21 @@ function auditSection(v: ConsoleView): string {
     .map(
       (
         a,
-      ) => `<tr data-testid="audit-${esc(a.seq)}"><td class="mono">${esc(a.seq)}</td><td>${esc(time(a.ts))}</td><td class="mono">${esc(a.event)}</td><td>${esc(a.actor)}</td><td>${esc(a.on_behalf_of ?? '')}</td>
+      ) => `<tr data-testid="audit-${esc(a.seq)}"><td class="mono">${esc(a.seq)}</td><td>${time(a.ts)}</td><td class="mono">${esc(a.event)}</td><td>${esc(a.actor)}</td><td>${esc(a.on_behalf_of ?? '')}</td>
 <td class="mono">${esc(a.tool ?? '')}</td><td>${esc(a.outcome ?? '')}</td><td class="mono">${esc(a.code ?? '')}</td></tr>`,
     )
     .join('\n');
   return `<section data-testid="audit"><h2>Recent audit (newest first)</h2>
-<table><thead><tr><th>Seq</th><th>Time</th><th>Event</th><th>Actor</th><th>On behalf of</th><th>Tool</th><th>Outcome</th><th>Code</th></tr></thead>
-<tbody>${rows || '<tr><td colspan="8" class="muted">The audit is empty.</td></tr>'}</tbody></table></section>`;
+<div class="scroll"><table><thead><tr><th>Seq</th><th>Time</th><th>Event</th><th>Actor</th><th>On behalf of</th><th>Tool</th><th>Outcome</th><th>Code</th></tr></thead>
+<tbody>${rows || '<tr><td colspan="8" class="muted">The audit is empty.</td></tr>'}</tbody></table></div></section>`;
+}
+
+/** The sections the live script refreshes (everything under the flash), also served alone as `<base>/live`. */
+export function consoleMain(v: ConsoleView): string {
+  return `${killSwitchSection(v)}
+${pendingSection(v)}
+${recentSection(v)}
+${auditSection(v)}`;
 }
 
 export function consolePage(v: ConsoleView): string {
@@ -255,10 +326,8 @@ export function consolePage(v: ConsoleView): string {
     `<header><h1>itguard approver console</h1>
 <span>Signed in as <strong data-testid="principal">${esc(v.principal)}</strong>${v.user ? ` <span class="muted" data-testid="user">(${esc(v.user)})</span>` : ''}</span>
 <form method="post" action="${esc(v.base)}/logout">${hidden(v.csrf)}<button type="submit" data-testid="sign-out">Sign out</button></form></header>
-<main>${flashBox(v.flash)}
-${killSwitchSection(v)}
-${pendingSection(v)}
-${recentSection(v)}
-${auditSection(v)}</main>`,
+<main data-live="${esc(v.base)}/live">${flashBox(v.flash)}
+<div id="live">${consoleMain(v)}</div></main>`,
+    v.liveScript,
   );
 }

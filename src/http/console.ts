@@ -4,8 +4,9 @@
  * console then keeps an in-memory session (random id in an HttpOnly, SameSite=Strict cookie, 8 h, or until the
  * access token expires) holding the principal, the person (OAuth) and a CSRF token. `auth.static_tokens: false`
  * refuses itguard tokens here too. Separation of duties holds for the principal and, with OAuth, for the person: an
- * approver cannot approve a request an agent made on their own behalf. Pages are rendered on the server (console-html.ts) under a CSP that allows no
- * script at all, so the console has no client code to attack.
+ * approver cannot approve a request an agent made on their own behalf. Pages are rendered on the server (console-html.ts) under a CSP that allows one
+ * same-origin script and nothing inline: console-live.ts, which shows times in the viewer's zone and merges the
+ * sections fetched from `<base>/live` (the same server rendering) without a reload. Every action stays a plain form.
  *
  * A decision is `POST <base>/requests/:id` with `decision=approve|deny`, the value of the button clicked; approve and
  * deny are separate forms so that pressing Enter in a note can never approve (console-html.ts says how).
@@ -18,7 +19,8 @@ import express, { type ErrorRequestHandler, type Request, type Response } from '
 import type { App } from '../app.js';
 import { TokenRejected, type OAuthVerifier } from '../auth/oauth.js';
 import { decide } from '../guard/decide.js';
-import { consolePage, messagePage, signInPage, type Flash } from './console-html.js';
+import { consoleMain, consolePage, messagePage, signInPage, type ConsoleView, type Flash } from './console-html.js';
+import { LIVE_SCRIPT } from './console-live.js';
 
 export const CONSOLE_COOKIE = 'itguard_console';
 const SESSION_TTL_MS = 8 * 3600_000;
@@ -39,6 +41,8 @@ export interface ConsoleSession {
   csrf: string;
   expiresAt: number;
   flash?: Flash | undefined;
+  /** When this session last saw the pending list: requests created after it are marked new on the next view. */
+  seenAt?: number | undefined;
 }
 
 /** In-memory console sessions. A restart signs everyone out, which is the safe direction. */
@@ -171,7 +175,7 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
   router.use((_req, res, next) => {
     res.set({
       'Content-Security-Policy':
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
       'X-Frame-Options': 'DENY',
       'Cache-Control': 'no-store',
       'Referrer-Policy': 'same-origin',
@@ -179,6 +183,23 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
     });
     next();
   });
+
+  /** What the page and the live fragment show; `newSince` marks requests the session has not seen yet. */
+  const view = (req: Request, session: ConsoleSession, flash: Flash | undefined, newSince: number | undefined) =>
+    ({
+      base: base(req),
+      principal: session.principal,
+      user: session.user,
+      csrf: session.csrf,
+      flash,
+      killSwitch: app.killSwitch.state(),
+      pending: app.approvals.list(['pending']),
+      recent: app.approvals.list(['approved', 'denied', 'expired', 'executing', 'succeeded', 'failed'], 20),
+      // Security: the audit is shown only to approvers who also hold audit:read.
+      audit: app.principal(session.principal)?.scopes.includes('audit:read') ? app.auditStore.tail(25) : undefined,
+      newSince,
+      liveScript: `${base(req)}/live.js`,
+    }) satisfies ConsoleView;
 
   router.get('/', (req, res) => {
     const cur = current(req);
@@ -189,22 +210,23 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
     const { session } = cur;
     const flash = session.flash;
     session.flash = undefined;
-    html(
-      res,
-      200,
-      consolePage({
-        base: base(req),
-        principal: session.principal,
-        user: session.user,
-        csrf: session.csrf,
-        flash,
-        killSwitch: app.killSwitch.state(),
-        pending: app.approvals.list(['pending']),
-        recent: app.approvals.list(['approved', 'denied', 'expired', 'executing', 'succeeded', 'failed'], 20),
-        // Security: the audit is shown only to approvers who also hold audit:read.
-        audit: app.principal(session.principal)?.scopes.includes('audit:read') ? app.auditStore.tail(25) : undefined,
-      }),
-    );
+    const newSince = session.seenAt;
+    session.seenAt = app.now();
+    html(res, 200, consolePage(view(req, session, flash, newSince)));
+  });
+
+  // The live script (console-live.ts): static, same-origin, cacheable for a minute.
+  router.get('/live.js', (_req, res) => {
+    res.set('Cache-Control', 'private, max-age=60').type('text/javascript').send(LIVE_SCRIPT);
+  });
+
+  // The sections the live script merges: the same rendering as the page, for a signed-in session only.
+  router.get('/live', (req, res) => {
+    const cur = current(req);
+    // Security: no session, no data; the script stops polling on 401 and says so.
+    if (!cur) return html(res, 401, messagePage('Signed out', 'Sign in again.', base(req)));
+    cur.session.seenAt = app.now();
+    html(res, 200, consoleMain(view(req, cur.session, undefined, undefined)));
   });
 
   router.post('/login', form, async (req, res) => {

@@ -136,7 +136,7 @@ describe('approver console', () => {
 
     const headers = (await page.reload())!.headers();
     expect(headers['content-security-policy']).toBe(
-      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+      "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
     );
     expect(headers).toMatchObject({
       'x-frame-options': 'DENY',
