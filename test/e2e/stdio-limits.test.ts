@@ -246,8 +246,9 @@ describe('serve --stdio on 2026-07-28: the same line checks under the SDK’s du
       method: 'tools/call',
       params: { name: 'guard_status', arguments: {}, _meta: env },
     });
-    const status = (await s.reply(6)).result as { structuredContent: { session: Record<string, unknown> } };
-    expect(status.structuredContent.session).toMatchObject({ id: null });
+    const status = (await s.reply(6)).result as { structuredContent: { task: Record<string, unknown> } };
+    // No session on 2026-07-28; over stdio the connection identifies the task.
+    expect(status.structuredContent.task).toMatchObject({ identified_by: 'session' });
 
     // stdout carried only JSON-RPC frames, one answer per id.
     for (const f of s.frames()) expect(f.jsonrpc).toBe('2.0');
