@@ -6,6 +6,7 @@
  * (audited with actor cli:<os user>).
  */
 import { openStores } from '../app.js';
+import { resetPrincipalBreaker, resetTaskBreaker } from '../guard/breaker-reset.js';
 import type { TaskState } from '../store/budget-store.js';
 import { safeText } from '../terminal.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
@@ -114,26 +115,12 @@ export function breaker(flags: Flags): number {
   const s = stores(flags);
   try {
     if (typeof task === 'string') {
-      const was = s.budgets.resetTask(task, s.policy.task.idleMinutes * 60_000, Date.now());
+      const was = resetTaskBreaker(s, task, s.policy.task.idleMinutes * 60_000, cliActor(), Date.now());
       if (!was.length) {
         err(`itguard: no open task with id "${safeText(task)}" (see itguard tasks)`);
         if (flags.json) printJson({ task, reset: [], error: 'no open task with this id' });
         return 1;
       }
-      s.auditStore.append(
-        ...was.map((t) => ({
-          event: 'breaker.reset',
-          actor: cliActor(),
-          taskId: t.id,
-          detail: {
-            level: 'task',
-            principal: t.principal,
-            task: t.id,
-            was: t.trip ? { rule: t.trip.rule, why: t.trip.why } : 'ok',
-            failures_in_a_row: t.streak,
-          },
-        })),
-      );
       if (flags.json)
         printJson({
           task,
@@ -154,19 +141,7 @@ export function breaker(flags: Flags): number {
       );
       return 2;
     }
-    const before = s.budgets.reset(principal!, Date.now());
-    s.auditStore.append({
-      event: 'breaker.reset',
-      actor: cliActor(),
-      detail: {
-        level: 'principal',
-        principal,
-        was: before.trip
-          ? { rule: before.trip.rule, why: before.trip.why, clears_at: iso(before.trip.clearsAt) }
-          : 'ok',
-        tripped_tasks_this_hour: before.trippedTasks,
-      },
-    });
+    const before = resetPrincipalBreaker(s, principal!, cliActor(), Date.now());
     if (flags.json) printJson({ principal, was_tripped: !!before.trip, tripped_tasks_this_hour: before.trippedTasks });
     else
       out(

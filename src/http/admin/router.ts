@@ -6,6 +6,7 @@
  * and, for OAuth, the person's stable identity, so separation of duties holds here exactly as there; every change is
  * audited. Errors are `{"error": {"code", "message"}}` with the HTTP status the document lists.
  */
+import { resetPrincipalBreaker, resetTaskBreaker } from '../../guard/breaker-reset.js';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import type { App } from '../../app.js';
@@ -195,35 +196,12 @@ export function adminRouter(app: App, oauth?: OAuthVerifier): express.Router {
     if (b.principal !== undefined) {
       if (!app.principal(b.principal))
         throw new ApiError(404, 'NOT_FOUND', `"${b.principal}" is not a principal in the policy`);
-      const before = app.budgets.reset(b.principal, now);
-      app.auditStore.append({
-        event: 'breaker.reset',
-        actor: actor(c),
-        detail: {
-          level: 'principal',
-          principal: b.principal,
-          was: before.trip ? { rule: before.trip.rule, why: before.trip.why } : 'ok',
-        },
-      });
+      const before = resetPrincipalBreaker(app, b.principal, actor(c), now);
       return { reset: [{ level: 'principal', principal: b.principal, task: null, was_tripped: !!before.trip }] };
     }
     const task = b.task!;
-    const was = app.budgets.resetTask(task, app.policy.task.idleMinutes * 60_000, now);
+    const was = resetTaskBreaker(app, task, app.policy.task.idleMinutes * 60_000, actor(c), now);
     if (!was.length) throw new ApiError(404, 'NOT_FOUND', `no open task with id "${task}"`);
-    app.auditStore.append(
-      ...was.map((t) => ({
-        event: 'breaker.reset',
-        actor: actor(c),
-        taskId: t.id,
-        detail: {
-          level: 'task',
-          principal: t.principal,
-          task: t.id,
-          was: t.trip ? { rule: t.trip.rule, why: t.trip.why } : 'ok',
-          failures_in_a_row: t.streak,
-        },
-      })),
-    );
     return {
       reset: was.map((t) => ({ level: 'task' as const, principal: t.principal, task: t.id, was_tripped: !!t.trip })),
     };
