@@ -10,21 +10,14 @@
  * refused INVALID_ARGUMENT naming the field (budget step).
  */
 import type { TaskSource } from '../policy/schema.js';
+import type { TaskRef } from '../store/task-key.js';
+
+export { taskKey, type TaskRef } from '../store/task-key.js';
 
 export const TASK_META_KEY = 'io.itguard/task';
 /** Lower-case, as node's `IncomingMessage.headers` has it. */
 export const TASK_HEADER = 'itguard-task';
 const TASK_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-export interface TaskRef {
-  /** How the task was identified. */
-  source: TaskSource | 'principal';
-  /**
-   * The task's id as operators see it (`itguard tasks`, `audit show --task`): the id a client sent as is; otherwise
-   * `session:<id>`, `user:<on_behalf_of_id>` or `principal:<name>`. Unique per principal together with `source`.
-   */
-  id: string;
-}
 
 /** What the transport knows about the call, for identification. */
 export interface TaskClues {
@@ -72,6 +65,3 @@ function describe(v: unknown): string {
   if (v.length > 128) return `${v.length} characters`;
   return 'a character outside that set';
 }
-
-/** The store's key of a task: tasks of different principals never share state. */
-export const taskKey = (principal: string, t: TaskRef): string => `${principal}\u0000${t.source}\u0000${t.id}`;

@@ -14,7 +14,7 @@
  * Ended tasks are swept by index range (`last_call_at`, `seen_at`), at most once a minute, never by a full scan.
  */
 import type { BudgetRule } from '../policy/schema.js';
-import { taskKey, type TaskRef } from '../guard/task.js';
+import { taskKey, type TaskRef } from './task-key.js';
 import { windowEnd, windowStart } from '../windows.js';
 import { immediate, relaxed, type Db } from './db.js';
 
