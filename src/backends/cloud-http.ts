@@ -13,6 +13,8 @@
  * - The Authorization header is never in an error, a log line or `details`; vendor messages are quoted, clipped.
  */
 import { BackendError } from './port.js';
+import { errorCode, parseJson, sleep } from '../tools/http-common.js';
+export { clip, retryAfterMs, sleep } from '../tools/http-common.js';
 
 export interface CloudHttpConfig {
   /** "Microsoft Graph", "Okta", "Confluence": named in every error message. */
@@ -201,47 +203,6 @@ const unknown = (vendor: string, req: CloudRequest, why: string): BackendError =
     true,
     { outcome_unknown: true },
   );
-
-/** `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or unreadable. */
-export function retryAfterMs(v: string | null, now = Date.now()): number | undefined {
-  if (!v) return undefined;
-  const s = v.trim();
-  if (/^\d+$/.test(s)) return Number(s) * 1000;
-  const at = Date.parse(s);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function parseJson(text: string): unknown {
-  if (!text) return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
-}
-
-function errorCode(e: unknown): string {
-  const cause = (e as { cause?: { code?: unknown } } | undefined)?.cause;
-  const code = cause?.code ?? (e as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : 'network error';
-}
-
-export const clip = (s: string, n = 300): string => (s.length > n ? `${s.slice(0, n)}…` : s);
 
 /** A plain object view of a JSON body (or {} for anything else). */
 export const obj = (v: unknown): Record<string, unknown> =>

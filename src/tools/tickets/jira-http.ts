@@ -16,6 +16,8 @@
  * Error messages quote Jira's own `errorMessages` / `errors` (truncated), the status and what was being done.
  */
 import { BackendError } from '../../backends/port.js';
+import { clip, errorCode, parseJson, retryAfterMs, sleep } from '../http-common.js';
+export { retryAfterMs, sleep } from '../http-common.js';
 
 export interface HttpConfig {
   baseUrl: URL;
@@ -181,48 +183,6 @@ export class JiraHttp {
       });
   }
 }
-
-/** `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or unreadable. */
-export function retryAfterMs(v: string | null, now = Date.now()): number | undefined {
-  if (!v) return undefined;
-  const s = v.trim();
-  if (/^\d+$/.test(s)) return Number(s) * 1000;
-  const at = Date.parse(s);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** Sleeps, rejecting at once when the signal aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function parseJson(text: string): unknown {
-  if (!text) return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
-}
-
-function errorCode(e: unknown): string {
-  const cause = (e as { cause?: { code?: unknown } } | undefined)?.cause;
-  const code = cause?.code ?? (e as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : 'network error';
-}
-
-const clip = (s: string, n = 300): string => (s.length > n ? `${s.slice(0, n)}…` : s);
 
 /**
  * A final non-2xx answer → BackendError. 401 names the credentials, 403 the permission, 400 the fields Jira
