@@ -126,3 +126,42 @@ export function taskView(policy: Policy, budgets: BudgetStore, call: Pick<Call, 
     idle_minutes: t.idleMinutes,
   };
 }
+
+/** A request's cap preview (the `caps` JSON stored on an approval request) as people read it: console and notices. */
+interface CapSpend {
+  rule?: unknown;
+  measure?: unknown;
+  amount?: unknown;
+  used?: unknown;
+  limit?: unknown;
+}
+
+const USD = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+/** Money as money: `$180.00`; anything that is not a number is shown as it is ('?' when absent). */
+const usd = (v: unknown): string => {
+  const n = num(v);
+  return n === undefined ? String(v ?? '?') : USD.format(n);
+};
+
+/**
+ * "installs-per-day +1 (3/50)"; a cost cap in dollars: "license-spend-per-day +$180.00 ($0.00 of $2,000.00
+ * spent)"; another measure is named ("x +2 result_bytes (0/10)").
+ */
+export function capLines(capsJson: string): string[] {
+  let caps: unknown;
+  try {
+    caps = JSON.parse(capsJson);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(caps)) return [];
+  return caps
+    .filter((c): c is CapSpend => typeof c === 'object' && c !== null)
+    .map((c) => {
+      const rule = String(c.rule ?? '?');
+      if (c.measure === 'cost_usd') return `${rule} +${usd(c.amount)} (${usd(c.used)} of ${usd(c.limit)} spent)`;
+      const measure = c.measure === undefined || c.measure === 'calls' ? '' : ` ${String(c.measure)}`;
+      return `${rule} +${String(c.amount ?? '?')}${measure} (${String(c.used ?? '?')}/${String(c.limit ?? '?')})`;
+    });
+}

@@ -3,6 +3,7 @@
  * the Content-Security-Policy allows nothing but inline styles and same-origin forms. Every dynamic value goes
  * through `esc` (text and attribute contexts alike); URLs built from ids also go through encodeURIComponent.
  */
+import { capLines } from '../guard/caps-view.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 import type { AuditRow } from '../store/audit-store.js';
 import type { KillSwitchState } from '../store/killswitch-store.js';
@@ -137,44 +138,6 @@ export function messagePage(title: string, text: string, base: string): string {
     `itguard console — ${title}`,
     `<main class="signin"><section><h2>${esc(title)}</h2><p>${esc(text)}</p><p><a href="${esc(base)}">Back to the console</a></p></section></main>`,
   );
-}
-
-interface CapSpend {
-  rule?: unknown;
-  measure?: unknown;
-  amount?: unknown;
-  used?: unknown;
-  limit?: unknown;
-}
-
-const USD = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
-const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-/** Money as money: `$180.00`; anything that is not a number is shown as it is ('?' when absent). */
-const usd = (v: unknown): string => {
-  const n = num(v);
-  return n === undefined ? String(v ?? '?') : USD.format(n);
-};
-
-/**
- * "installs-per-day +1 (3/50)"; a cost cap in dollars: "license-spend-per-day +$180.00 ($0.00 of $2,000.00
- * spent)"; another measure is named ("x +2 result_bytes (0/10)").
- */
-export function capLines(capsJson: string): string[] {
-  let caps: unknown;
-  try {
-    caps = JSON.parse(capsJson);
-  } catch {
-    return [];
-  }
-  if (!Array.isArray(caps)) return [];
-  return caps
-    .filter((c): c is CapSpend => typeof c === 'object' && c !== null)
-    .map((c) => {
-      const rule = String(c.rule ?? '?');
-      if (c.measure === 'cost_usd') return `${rule} +${usd(c.amount)} (${usd(c.used)} of ${usd(c.limit)} spent)`;
-      const measure = c.measure === undefined || c.measure === 'calls' ? '' : ` ${String(c.measure)}`;
-      return `${rule} +${String(c.amount ?? '?')}${measure} (${String(c.used ?? '?')}/${String(c.limit ?? '?')})`;
-    });
 }
 
 const hidden = (csrf: string) => `<input type="hidden" name="csrf" value="${esc(csrf)}">`;

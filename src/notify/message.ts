@@ -5,6 +5,7 @@
  * token, so no secret can reach a channel. The agent's reason is text a model wrote: in Slack it is escaped (no
  * mentions or links can be injected) and every field is shortened.
  */
+import { capLines } from '../guard/caps-view.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 
 export interface Notice {
@@ -24,26 +25,6 @@ export interface Notice {
 
 const clip = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
-const money = (n: number): string =>
-  `$${n.toLocaleString('en-US', { minimumFractionDigits: n % 1 ? 2 : 0, maximumFractionDigits: 2 })}`;
-
-/** "license-spend-per-day: $199 (used $0 of $2,000)"; "installs-per-day: 1 (used 3 of 50)". */
-export function capSpend(capsJson: string): string[] {
-  let caps: unknown;
-  try {
-    caps = JSON.parse(capsJson);
-  } catch {
-    return [];
-  }
-  if (!Array.isArray(caps)) return [];
-  return caps
-    .filter((c): c is Record<string, unknown> => typeof c === 'object' && c !== null)
-    .map((c) => {
-      const f = c.measure === 'cost_usd' ? (v: unknown) => (typeof v === 'number' ? money(v) : '?') : String;
-      return `${String(c.rule ?? '?')}: ${f(c.amount)} (used ${f(c.used)} of ${f(c.limit)})`;
-    });
-}
-
 export function noticeOf(row: ApprovalRow, consoleBase: string): Notice {
   return {
     request_id: row.id,
@@ -54,7 +35,7 @@ export function noticeOf(row: ApprovalRow, consoleBase: string): Notice {
     on_behalf_of: row.on_behalf_of,
     target: row.target,
     reason: clip(row.reason, 500),
-    caps: capSpend(row.caps),
+    caps: capLines(row.caps),
     created_at: new Date(row.created_at).toISOString(),
     expires_at: new Date(row.expires_at).toISOString(),
     console_url: `${consoleBase.replace(/\/+$/, '')}/console#${row.id}`,

@@ -36,7 +36,7 @@ describe('a request that needs an approver', () => {
     // The agent's reason is escaped: it cannot ping the channel.
     expect(blocks).toContain('&lt;!channel&gt;');
     expect(blocks).not.toContain('<!channel>');
-    expect(blocks).toMatch(/license-spend-per-day: \$\d/);
+    expect(blocks).toMatch(/license-spend-per-day \+\$\d[\d,.]* \(\$[\d,.]+ of \$2,000\.00 spent\)/);
     const actions = post!.blocks.find((b) => b.type === 'actions')!.elements!;
     expect(actions.map((a) => a.action_id)).toEqual(['itguard_approve', 'itguard_deny', 'itguard_open']);
     expect(actions[0]!.value).toBe(id);
