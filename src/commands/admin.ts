@@ -1,4 +1,5 @@
 /** Admin verbs that act on the database directly; every change is audited with actor cli:<os user>. */
+import { parseHead } from '../store/audit-store.js';
 import { openStores } from '../app.js';
 import { capsView, type CapView } from '../guard/caps-view.js';
 import { safeJson, safeText } from '../terminal.js';
@@ -198,12 +199,12 @@ export function directory(flags: Flags): number {
 }
 
 /** `--expect-head SEQ:HASH` as `audit verify` printed it; a usage error (exit 2) when malformed. */
-function parseHead(v: unknown): { seq: number; hash: string } | undefined {
+function expectedHead(v: unknown): { seq: number; hash: string } | undefined {
   if (v === undefined) return undefined;
-  const m = typeof v === 'string' ? /^([1-9][0-9]{0,15}):([0-9a-f]{64})$/.exec(v.trim()) : null;
-  if (!m)
+  const head = parseHead(v);
+  if (!head)
     throw new UsageError('--expect-head takes SEQ:HASH as audit verify prints it (e.g. 42:9f86d0…, 64 hex digits)');
-  return { seq: Number(m[1]), hash: m[2]! };
+  return head;
 }
 
 export function audit(flags: Flags): number {
@@ -252,7 +253,7 @@ export function audit(flags: Flags): number {
       return rows.length ? 0 : 1;
     }
     if (verb === 'verify') {
-      const expectHead = parseHead(flags.values['expect-head']);
+      const expectHead = expectedHead(flags.values['expect-head']);
       const r = s.auditStore.verify(expectHead ? { expectHead } : {});
       // The head is printed either way, so it can be anchored (DESIGN §5; docs/operations.md).
       const head = r.ok ? r.head : s.auditStore.head();

@@ -144,6 +144,12 @@ const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
     ...(r.task_id === null ? [] : [{ task: r.task_id }]),
   ]);
 
+/** A chain head as `audit verify` prints it (`SEQ:HASH`); undefined when the text is not one. */
+export function parseHead(v: unknown): { seq: number; hash: string } | undefined {
+  const m = typeof v === 'string' ? /^([1-9][0-9]{0,15}):([0-9a-f]{64})$/.exec(v.trim()) : null;
+  return m ? { seq: Number(m[1]), hash: m[2]! } : undefined;
+}
+
 export class AuditStore {
   private readonly insert;
   private readonly last;

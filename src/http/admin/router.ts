@@ -6,6 +6,7 @@
  * and, for OAuth, the person's stable identity, so separation of duties holds here exactly as there; every change is
  * audited. Errors are `{"error": {"code", "message"}}` with the HTTP status the document lists.
  */
+import { parseHead } from '../../store/audit-store.js';
 import { resetPrincipalBreaker, resetTaskBreaker } from '../../guard/breaker-reset.js';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { z } from 'zod';
@@ -158,12 +159,9 @@ export function adminRouter(app: App, oauth?: OAuthVerifier): express.Router {
     },
     auditVerify: (req) => {
       const raw = req.query.expect_head;
-      let expectHead: { seq: number; hash: string } | undefined;
-      if (raw !== undefined) {
-        const m = typeof raw === 'string' ? /^(\d{1,15}):([0-9a-f]{64})$/.exec(raw) : null;
-        if (!m) throw new ApiError(400, 'INVALID_ARGUMENT', 'expect_head: expected SEQ:HASH as audit verify prints it');
-        expectHead = { seq: Number(m[1]), hash: m[2]! };
-      }
+      const expectHead = raw === undefined ? undefined : parseHead(raw);
+      if (raw !== undefined && !expectHead)
+        throw new ApiError(400, 'INVALID_ARGUMENT', 'expect_head: expected SEQ:HASH as audit verify prints it');
       const r = app.auditStore.verify(expectHead ? { expectHead } : {});
       return r.ok ? r : { ok: false, count: r.count, broken_at: r.brokenAt, reason: r.reason };
     },
