@@ -1,61 +1,59 @@
 /**
- * Group commit for the audit: records from concurrent calls that arrive within `windowMs` of the first one are
- * appended in one IMMEDIATE transaction (one fsync under durability strict). `record()` resolves only once its
- * transaction has committed, so awaiting an intent means it is durable before the side effect starts. A full
- * batch is written at once. The window trades up to `windowMs` of latency for far fewer fsyncs under load.
+ * The SQLite adapter's unit committer, with group commit: units of work (store/unit.ts) from concurrent calls that
+ * arrive within `windowMs` of the first one are committed in one IMMEDIATE transaction (one write lock, one fsync
+ * under durability strict), each unit in its own savepoint, so a unit that fails rolls back alone and rejects its
+ * own operations while the batch's other units commit. `commit()` resolves only once its transaction has
+ * committed, so awaiting an admission that holds an intent means the intent is durable before the side effect.
+ * A full batch is written at once. The window trades up to `windowMs` of latency for far fewer lock takes and
+ * fsyncs under load.
  *
- * `commit(tail)` is how a call writes everything it leaves behind in one go: its outcome record and the state
- * changes that go with it (the idempotency record's result, the budget settle), queued by the steps while the call
- * unwinds (`CallTail`, filled through `afterCall`) and written in the same batch transaction, so the records of a
- * call after its side effect cost one share of one commit instead of three transactions.
- * Each unit (a record, or a call's tail) runs in its own savepoint: one that fails rejects its own promise and
- * leaves the batch's other units as they were.
+ * A batch commits strictly (fsync) when any unit in it asks to (`UnitOfWork.strict`: an audit intent, the outcome of
+ * an effect that started); otherwise relaxed, and the next strict commit carries it (WAL frames are ordered).
  */
 import type { AuditEvent, AuditStore } from '../store/audit-store.js';
 import { immediate, relaxed } from '../store/db.js';
-import type { Call } from './types.js';
+import { UnitOfWork, type UnitRunner } from '../store/unit.js';
 
-/** What a call writes after its side effect, in one unit: audit records, then state changes, in queue order. */
-export interface CallTail {
-  events: AuditEvent[];
-  writes: (() => void)[];
-  /**
-   * Commit with an fsync: set by the audit step for the outcome of a write whose effect started. An embedded
-   * backend's effect committed without one (`effectCommit` in store/db.ts) is on disk once this unit's batch is.
-   */
-  strict?: boolean;
-}
-
-interface Pending extends CallTail {
+interface Pending {
+  unit: UnitOfWork;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
 
-export class AuditWriter {
+export class AuditWriter implements UnitRunner {
   private queue: Pending[] = [];
   private scheduled = false;
-  private readonly unit;
+  private readonly savepoint;
+  /** Transactions this writer has committed (tests count them: a guarded write is two units, DESIGN §9). */
+  commits = 0;
   constructor(
     readonly store: AuditStore,
     private readonly windowMs = 2,
     private readonly maxBatch = 256,
   ) {
     // Called inside the batch's transaction, better-sqlite3 runs this as a SAVEPOINT.
-    this.unit = store.db.transaction((p: CallTail) => {
-      if (p.events.length) store.appendInTx(p.events);
-      for (const w of p.writes) w();
-    });
+    this.savepoint = store.db.transaction((u: UnitOfWork) => u.runSync(undefined));
   }
 
-  /** `strict`: the batch is committed with an fsync even without an intent in it (see CallTail.strict). */
+  /** One audit record, in the next batch (`strict`: committed with an fsync). */
   record(event: AuditEvent, strict = false): Promise<void> {
-    return this.commit({ events: [event], writes: [], strict });
+    const u = new UnitOfWork('single');
+    u.strict = strict || event.event === 'call.intent';
+    const p = this.append(u, [event]);
+    return this.commit(u).then(() => p.then(() => undefined));
   }
 
-  /** Writes a call's tail (records and state changes) in the next batch; resolves once it has committed. */
-  commit(tail: CallTail): Promise<void> {
+  /** An operation of `unit` that appends audit records (their seqs once the unit has committed). */
+  append(unit: UnitOfWork, events: AuditEvent[]): Promise<number[]> {
+    if (events.some((e) => e.event === 'call.intent')) unit.strict = true;
+    return unit.add(() => this.store.appendInTx(events));
+  }
+
+  /** Commits `unit` in the next batch; resolves once it has committed, rejects if it was rolled back. */
+  commit(unit: UnitOfWork): Promise<void> {
+    unit.take();
     return new Promise((resolve, reject) => {
-      this.queue.push({ ...tail, resolve, reject });
+      this.queue.push({ unit, resolve, reject });
       if (this.queue.length >= this.maxBatch) {
         this.flush();
       } else if (!this.scheduled) {
@@ -75,7 +73,7 @@ export class AuditWriter {
       immediate(this.store.db, () => {
         for (const p of batch) {
           try {
-            this.unit(p);
+            this.savepoint(p.unit);
           } catch (e) {
             failed.set(p, e);
           }
@@ -83,27 +81,25 @@ export class AuditWriter {
       });
     try {
       // Security: a batch holding an intent commits strictly (on disk before its side effect starts), and so does
-      // one holding the outcome of an effect (which makes an embedded effect durable before its result is returned);
-      // other records (denials, read outcomes) and tails need no fsync of their own — the next strict commit carries them.
-      if (batch.some((p) => p.strict || p.events.some((e) => e.event === 'call.intent'))) write();
+      // one holding the outcome of an effect; other units need no fsync of their own.
+      if (batch.some((p) => p.unit.strict)) write();
       else relaxed(this.store.db, write);
+      this.commits++;
     } catch (e) {
-      for (const p of batch) p.reject(e);
+      for (const p of batch) {
+        p.unit.failed(e);
+        p.reject(e);
+      }
       return;
     }
     for (const p of batch) {
-      if (failed.has(p)) p.reject(failed.get(p));
-      else p.resolve();
+      if (failed.has(p)) {
+        p.unit.failed(failed.get(p));
+        p.reject(failed.get(p));
+      } else {
+        p.unit.done();
+        p.resolve();
+      }
     }
   }
-}
-
-/**
- * A write that belongs to a call's tail: queued while the budget step holds the tail open (it commits the tail
- * when the call ends), written at once otherwise (a request the executor runs has no tail).
- */
-export function afterCall(call: Call, write: () => void): void {
-  const tail = call.state.tail;
-  if (tail) tail.writes.push(write);
-  else write();
 }

@@ -3,30 +3,23 @@
  *  - `audit` wraps the execution. Write tools: an intent record is committed (group commit, durable under
  *    `durability: strict`) before the side effect starts, and the outcome is recorded after. Read tools have no
  *    side effect and get one record with their outcome. A failure to write the intent refuses the call.
- *  - `auditDenials` sits just inside the boundary: every call the audit step did not record — a refusal by any
- *    step, an unknown tool, a replay, an unexpected error — gets one record, so denials are audited too.
+ *  - every call the audit step did not record — a refusal by any step, an unknown tool, a replay, an unexpected
+ *    error — gets one record in its settlement (the `units` step, guard/units.ts), so denials are audited too.
  */
-import type { CallToolResult } from '@modelcontextprotocol/server';
-import { errorCodeOf, GuardError } from './errors.js';
+import { errorCodeOf } from './errors.js';
 import type { GuardDeps } from './deps.js';
 import type { AuditEvent } from '../store/audit-store.js';
-import type { Call, Guard } from './types.js';
-
-const baseOf = (call: Call) => ({
-  actor: call.principal.name,
-  onBehalfOf: call.principal.onBehalfOf,
-  traceId: call.traceId,
-  sessionId: call.session?.id,
-  taskId: call.task.id,
-  tool: call.tool.name,
-});
+import type { Guard } from './types.js';
+import { baseOf } from './units.js';
 
 export const audit =
   (deps: Pick<GuardDeps, 'audit'>): Guard =>
   (next) =>
     async function auditGuard(call) {
       const base = baseOf(call);
-      if (call.tool.effect === 'write') {
+      // Security: the intent is durable before the side effect: committed with the call's admission, or here (a
+      // write behind a human gate, a request the executor runs), awaited either way.
+      if (call.tool.effect === 'write' && !(await call.state.units?.planned?.intent)) {
         await deps.audit.record({
           ...base,
           event: 'call.intent',
@@ -35,22 +28,20 @@ export const audit =
         });
       }
       call.state.audited = true;
-      // The outcome joins the call's tail when the budget step holds one (committed with the call's other writes).
-      // The outcome of an effect that started commits strictly: it is what makes an embedded effect durable.
-      const outcome = (event: AuditEvent): Promise<void> => {
-        const strict = call.tool.effect === 'write' && call.state.executedAt !== undefined;
-        const tail = call.state.tail;
-        if (!tail) return deps.audit.record(event, strict);
-        tail.events.push(event);
-        if (strict) tail.strict = true;
-        return Promise.resolve();
+      // The outcome joins the call's settlement. The outcome of an effect that started commits strictly: it is
+      // what makes an embedded effect durable before the result is returned.
+      const outcome = (event: AuditEvent): Promise<unknown> => {
+        const u = call.state.units?.settlement;
+        if (call.tool.effect === 'write' && call.state.executedAt !== undefined && u && !u.isCommitted) u.strict = true;
+        if (u && !u.isCommitted) return deps.audit.append(u, [event]);
+        return deps.audit.record(event, call.tool.effect === 'write' && call.state.executedAt !== undefined);
       };
       let result;
       try {
         result = await next(call);
       } catch (e) {
         const code = (e as { code?: string }).code ?? 'INTERNAL';
-        await outcome({
+        void outcome({
           ...base,
           event: 'call.outcome',
           args: call.args,
@@ -61,7 +52,7 @@ export const audit =
         throw e;
       }
       const code = errorCodeOf(result);
-      await outcome({
+      const written = outcome({
         ...base,
         event: 'call.outcome',
         args: call.args,
@@ -72,36 +63,7 @@ export const audit =
             ? { shadow: true }
             : { started_at: call.state.executedAt },
       });
+      // Outside a call's settlement (the executor) the record is written now, and its failure fails the call.
+      if (!call.state.units || call.state.units.settlement.isCommitted) await written;
       return result;
-    };
-
-export const auditDenials =
-  (deps: Pick<GuardDeps, 'audit' | 'log'>): Guard =>
-  (next) =>
-    async function auditDenialsGuard(call) {
-      let result: CallToolResult | undefined;
-      let code: string | undefined;
-      try {
-        result = await next(call);
-        code = errorCodeOf(result);
-        return result;
-      } catch (e) {
-        code = e instanceof GuardError ? e.code : 'INTERNAL';
-        throw e;
-      } finally {
-        if (!call.state.audited && (code !== undefined || result?._meta?.['itguard/replay'] !== undefined)) {
-          const replay = result?._meta?.['itguard/replay'] as Record<string, unknown> | undefined;
-          // The refusal stands even if this write fails: it denies either way.
-          await deps.audit
-            .record({
-              ...baseOf(call),
-              event: replay ? 'call.replay' : 'call.denied',
-              args: call.state.validated ? call.args : call.rawArgs,
-              outcome: replay ? 'replay' : 'refused',
-              code,
-              detail: replay,
-            })
-            .catch((e: unknown) => deps.log.error({ err: e, trace_id: call.traceId }, 'could not audit a denial'));
-        }
-      }
     };

@@ -20,10 +20,9 @@ import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { BudgetRule, Policy } from '../policy/schema.js';
 import type { AdmitResult, BudgetAlarm, TaskBounds, Trip } from '../store/budget-store.js';
 import { describeScopeKey } from '../store/budget-store.js';
-import type { CallTail } from './audit-writer.js';
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
-import { GuardError, errorCodeOf, type ErrorCode } from './errors.js';
+import { GuardError, type ErrorCode } from './errors.js';
 import type { Call, Guard } from './types.js';
 
 type Settled = { alarms: BudgetAlarm[] };
@@ -161,19 +160,18 @@ function refusal(call: Call, deps: Pick<GuardDeps, 'policy'>, r: Exclude<AdmitRe
   );
 }
 
-export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics' | 'now' | 'budgets'>): Guard => {
+export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'budgets'>): Guard => {
   const rulesFor = rulesByTool(deps.policy.budgets);
   return (next) =>
     async function budgetGuard(call) {
+      const units = call.state.units;
+      if (!units) throw new Error('the budget step runs inside the units step');
       const polling = call.tool.polling === true;
-      const rules = rulesFor(call.tool.name);
-      // Security: the task, user and principal bounds are decided in the store, atomically; an error here (store
-      // busy, unreadable) propagates and the call is refused (fail closed).
-      const admitted = deps.budgets.admit({
+      const input = {
         principal: call.principal.name,
         task: call.task,
         user: call.principal.onBehalfOfId,
-        rules,
+        rules: rulesFor(call.tool.name),
         // A 2026-07-28 retry that carries a requestState continues the call it answers (MRTR), it does not repeat it:
         // it still counts as a call, and a bad state fails like any refusal.
         sig: polling || call.resume?.state !== undefined ? undefined : callSignature(call),
@@ -181,84 +179,102 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metri
         bounds: taskBounds(deps.policy, call),
         trippedTasksPerHour: deps.policy.loop.trippedTasksPerHour,
         now: deps.now(),
-      });
-      if (!admitted.ok) {
-        if (admitted.kind === 'tripped' && admitted.fresh) {
-          await alarmTaskTrip(deps, call, admitted.trip);
-          if (admitted.fleet) await alarmFleetTrip(deps, call, admitted.fleet);
-        }
-        throw refusal(call, deps, admitted);
-      }
-      await budgetAlarms(deps, call, admitted.alarms);
-
-      // The call's tail: the steps inside queue what they write after the call (its outcome record, the idempotency
-      // result); the settle joins them, and all of it commits as one unit of the audit writer's batch.
-      const tail: CallTail = { events: [], writes: [] };
-      call.state.tail = tail;
-      let result: CallToolResult | undefined;
-      let code: ErrorCode | undefined;
-      let thrown: { e: unknown } | undefined;
-      try {
-        // A malformed task id counts (in the task the call fell back to) and is refused like invalid arguments.
-        if (call.taskInvalid !== undefined)
-          throw new GuardError('INVALID_ARGUMENT', `Invalid task id: ${call.taskInvalid}.`, {
-            details: { field: call.taskInvalid.split(' must ')[0] },
-            next: 'The client or agent controller sets the task id; fix it there. Do not retry this call as it is.',
-          });
-        result = await next(call);
-        code = errorCodeOf(result);
-      } catch (e) {
-        code = e instanceof GuardError ? e.code : 'INTERNAL';
-        thrown = { e };
-      }
-      call.state.tail = undefined; // what is written from here on (alarms, the denial audit) is written on its own
-      const failed = WAITING.has(code) ? undefined : result ? !!result.isError : true;
-      const bytes = result ? resultBytes(result) : 0;
-      const settled = settleIn(tail, deps, call, rules, failed, bytes);
-      try {
-        await deps.audit.commit(tail);
-      } catch (e) {
-        // The call's outcome record could not be written: a refusal still refuses; a result is not returned
-        // without its record (INTERNAL; the idempotency record stays in flight, and a retry asks the backend).
-        deps.log.error({ err: e, trace_id: call.traceId }, 'could not write the records of a call after it ran');
-        if (!thrown) throw e;
-      }
-      if (settled.value) await budgetAlarms(deps, call, settled.value.alarms);
-      if (thrown) throw thrown.e;
-      return result!;
+      };
+      // Security: the task, user and principal bounds are decided in the store, atomically, as the first operation
+      // of the call's admission unit (or of its settlement, when the call is refused before admission); a store
+      // error refuses the call (fail closed). The operation records its decision on the call as it runs.
+      const admit: NonNullable<typeof units.admit> = {
+        promise: deps.budgets.admitIn(units.admission, input, (r) => (admit.result = r)),
+      };
+      units.admit = admit;
+      // A malformed task id counts (in the task the call fell back to) and is refused like invalid arguments.
+      if (call.taskInvalid !== undefined)
+        throw new GuardError('INVALID_ARGUMENT', `Invalid task id: ${call.taskInvalid}.`, {
+          details: { field: call.taskInvalid.split(' must ')[0] },
+          next: 'The client or agent controller sets the task id; fix it there. Do not retry this call as it is.',
+        });
+      return next(call);
     };
 };
 
+/** The budget's refusal of this call, once its admit has run and said no (memoised: alarms are raised once). */
+export function countRefusal(call: Call, deps?: Pick<GuardDeps, 'policy'>): GuardError | undefined {
+  const admit = call.state.units?.admit;
+  const r = admit?.result;
+  if (!r || r.ok) return undefined;
+  const memo = admit as { refusal?: GuardError };
+  if (!memo.refusal && deps) memo.refusal = refusal(call, deps, r);
+  return memo.refusal;
+}
+
 /**
- * After the call: failures, result bytes and the task's failure streak, queued in the call's tail. A store error is
- * logged, not raised (the settle runs in its own savepoint): the call's own outcome stands.
+ * Admission step: the admit ran in the committed admission unit. A refusal raises its alarms (a fresh trip) and
+ * refuses the call; an admitted call raises the alarms of budgets it crossed.
  */
-function settleIn(
-  tail: CallTail,
-  deps: Pick<GuardDeps, 'policy' | 'log' | 'now' | 'budgets'>,
+export async function admitted(
+  deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics'>,
   call: Call,
-  rules: BudgetRule[],
-  failed: boolean | undefined,
-  bytes: number,
-): { value?: Settled } {
-  const out: { value?: Settled } = {};
+): Promise<void> {
+  const admit = call.state.units?.admit;
+  if (!admit) return;
+  const r = await admit.promise;
+  if (!r.ok) {
+    if (r.kind === 'tripped' && r.fresh && !admit.alarmed) {
+      admit.alarmed = true;
+      await alarmTaskTrip(deps, call, r.trip);
+      if (r.fleet) await alarmFleetTrip(deps, call, r.fleet);
+    }
+    throw countRefusal(call, deps);
+  }
+  await budgetAlarms(deps, call, r.alarms);
+}
+
+/**
+ * As the call ends: failures, result bytes and the task's failure streak, as an operation of the settlement, which
+ * runs only if the call was admitted (its admit ran earlier in this unit or in the admission). A store error is
+ * logged, not raised: the call's own outcome stands. `after()` raises the alarms once the settlement committed.
+ */
+export function settleBudget(
+  deps: Pick<GuardDeps, 'policy' | 'log' | 'now' | 'budgets' | 'audit' | 'metrics'>,
+  call: Call,
+  result: CallToolResult | undefined,
+  code: ErrorCode | undefined,
+): { after: () => Promise<void> } {
+  const units = call.state.units;
+  const admit = units?.admit;
+  if (!units || !admit) return { after: async () => undefined };
+  const failed = WAITING.has(code) ? undefined : result ? !!result.isError : true;
   const input = {
     principal: call.principal.name,
     task: call.task,
     user: call.principal.onBehalfOfId,
-    rules,
+    rules: rulesByTool(deps.policy.budgets)(call.tool.name),
     failed,
-    resultBytes: bytes,
+    resultBytes: result ? resultBytes(result) : 0,
     now: deps.now(),
   };
-  tail.writes.push(() => {
+  const out: { value?: Settled } = {};
+  units.settlement.add(() => {
+    if (admit.result?.ok !== true) return;
     try {
-      out.value = deps.budgets.settle(input);
+      out.value = deps.budgets.settleInTx(input);
     } catch (e) {
       deps.log.error({ err: e, trace_id: call.traceId }, 'could not record a call against the task and budgets');
     }
   });
-  return out;
+  return {
+    after: async () => {
+      if (out.value) await budgetAlarms(deps, call, out.value.alarms);
+      // The count ran in the settlement (the call was refused before admission) and found a fresh trip.
+      const r = admit.result;
+      if (r && !r.ok && r.kind === 'tripped' && r.fresh && !admit.alarmed) {
+        admit.alarmed = true;
+        await alarmTaskTrip(deps, call, r.trip);
+        if (r.fleet) await alarmFleetTrip(deps, call, r.fleet);
+      }
+      countRefusal(call, deps);
+    },
+  };
 }
 
 const alarmTaskTrip = (deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>, call: Call, trip: Trip) =>

@@ -11,6 +11,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { CapRule } from '../policy/schema.js';
 import type { CapDemand, CapHold } from '../store/caps-store.js';
 import { raiseAlarm } from './alarm.js';
+import { afterCall } from './units.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError } from './errors.js';
 import { taskKey } from './task.js';
@@ -37,26 +38,36 @@ export function scopeKeyOf(rule: CapRule, call: Pick<Call, 'principal' | 'task'>
 export const unitOf = (rule: CapRule): string => (rule.measure === 'cost_usd' ? 'USD' : 'calls');
 const fmtAmount = (rule: CapRule, n: number): string => (rule.measure === 'cost_usd' ? n.toFixed(2) : String(n));
 
+/** What the call's cap rules ask of it: one demand per rule that applies (a `per: user` rule needs a user). */
+export function capDemands(call: Call): CapDemand[] {
+  const keys = call.state.resolved;
+  const demands: CapDemand[] = [];
+  for (const rule of call.toolPolicy.caps) {
+    const scopeKey = scopeKeyOf(rule, call, keys);
+    // A `per: user` cap does not apply to a call no human stands behind; the tool's other caps still do.
+    if (scopeKey === undefined) continue;
+    demands.push({ rule, scopeKey, amount: rule.measure === 'cost_usd' ? (keys.costUsd ?? 0) : 1 });
+  }
+  return demands;
+}
+
+/** The request a write's reservation is recorded on. */
+export const capHold = (call: Call, requestId: string): CapHold => ({
+  principal: call.principal.name,
+  requestId,
+  traceId: call.traceId,
+});
+
 export const caps =
   (deps: Pick<GuardDeps, 'caps' | 'now' | 'log' | 'audit' | 'metrics'>): Guard =>
   (next) =>
     async function capsGuard(call) {
-      const rules = call.toolPolicy.caps;
-      if (!rules.length) return next(call);
-      const keys = call.state.resolved;
-      const demands: CapDemand[] = [];
-      for (const rule of rules) {
-        const scopeKey = scopeKeyOf(rule, call, keys);
-        // A `per: user` cap does not apply to a call no human stands behind; the tool's other caps still do.
-        if (scopeKey === undefined) continue;
-        demands.push({ rule, scopeKey, amount: rule.measure === 'cost_usd' ? (keys.costUsd ?? 0) : 1 });
-      }
+      const demands = capDemands(call);
       if (!demands.length) return next(call);
-      const hold: CapHold | undefined =
-        call.state.requestId === undefined
-          ? undefined
-          : { principal: call.principal.name, requestId: call.state.requestId, traceId: call.traceId };
-      const r = deps.caps.reserve(demands, deps.now(), hold);
+      const hold = call.state.requestId === undefined ? undefined : capHold(call, call.state.requestId);
+      // Reserved in the call's admission unit (the admission step), or here when no admission planned it (a
+      // request adopted after a crash).
+      const r = (await call.state.units?.planned?.reserve) ?? deps.caps.reserve(demands, deps.now(), hold);
       if (!r.ok && r.reason === 'not_held') {
         // Another call took the request over after this one began or adopted it: it runs the request, not this one.
         throw new GuardError('IN_PROGRESS', 'The same request is being processed by another call.');
@@ -88,13 +99,15 @@ export const caps =
         held.holder === 'call' &&
         (call.toolPolicy.mode === 'shadow' || (failed && call.state.executedAt === undefined));
       let result: CallToolResult;
+      // Given back with the call's settlement.
+      const release = () => void afterCall(deps, call, () => deps.caps.release(r.items, hold));
       try {
         result = await next(call);
       } catch (e) {
-        if (giveBack(true)) deps.caps.release(r.items, hold);
+        if (giveBack(true)) release();
         throw e;
       }
-      if (giveBack(!!result.isError)) deps.caps.release(r.items, hold);
+      if (giveBack(!!result.isError)) release();
       return result;
     };
 

@@ -6,6 +6,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 import type { GuardDeps } from './deps.js';
+import { afterCall } from './units.js';
 import { GuardError } from './errors.js';
 import { KillSwitchAbort } from './execute.js';
 import { checkScope } from './scope.js';
@@ -206,7 +207,8 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
       code: refusal.code,
       message: refusal.message,
     }).catch(() => undefined);
-    deps.approvals.finish(row.id, 'failed', refusal.toToolResult(call.traceId), { nothingRan: true });
+    const failed = refusal.toToolResult(call.traceId);
+    void afterCall(deps, call, () => deps.approvals.finish(row.id, 'failed', failed, { nothingRan: true }));
     throw refusal;
   }
   // Security: the binding hash matched, so the arguments executed are the ones approved.
@@ -216,19 +218,19 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
   } catch (e) {
     // Nothing ran (stopped before the side effect, e.g. by the kill switch): the reservation is given back.
     const nothingRan = call.state.executedAt === undefined;
-    deps.approvals.finish(
-      row.id,
-      'failed',
+    const failed =
       e instanceof GuardError
         ? e.toToolResult(call.traceId)
-        : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] },
-      { nothingRan },
-    );
+        : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] };
+    // The request's final state commits with the call's outcome record (its settlement).
+    void afterCall(deps, call, () => deps.approvals.finish(row.id, 'failed', failed, { nothingRan }));
     throw e;
   }
-  deps.approvals.finish(row.id, result.isError ? 'failed' : 'succeeded', result, {
-    nothingRan: !!result.isError && call.state.executedAt === undefined,
-  });
+  const nothingRan = !!result.isError && call.state.executedAt === undefined;
+  const done = result;
+  void afterCall(deps, call, () =>
+    deps.approvals.finish(row.id, done.isError ? 'failed' : 'succeeded', done, { nothingRan }),
+  );
   return withId(result);
 }
 

@@ -8,9 +8,9 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
-import type { IdemRow } from '../store/idempotency-store.js';
+import type { BeginInput, IdemRow } from '../store/idempotency-store.js';
 import { settledApproval } from './approval.js';
-import { afterCall } from './audit-writer.js';
+import { afterCall } from './units.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError, GuardError } from './errors.js';
 import { toolContext, toResult } from './execute.js';
@@ -59,31 +59,40 @@ async function withCurrent(deps: GuardDeps, call: Call, requestId: string, r: Ca
   };
 }
 
+/** The idempotency begin of a write call: its key, the derived dedupe key, the lease and the windows. */
+export function beginInput(
+  deps: Pick<GuardDeps, 'policy' | 'now'>,
+  call: Call,
+): { input: BeginInput; explicit: string | undefined; leaseMs: number } {
+  const explicit = typeof call.args.idempotency_key === 'string' ? call.args.idempotency_key : undefined;
+  const argsSha = sha256(canonicalJson({ tool: call.tool.name, args: actionArgs(call.args) }));
+  const windowMs = call.toolPolicy.dedupeWindowMs;
+  const leaseMs = call.toolPolicy.timeoutMs + deps.policy.approvals.waitSeconds * 1000 + 30_000;
+  const input: BeginInput = {
+    principal: call.principal.name,
+    key: explicit ? `k:${explicit}` : `d:${argsSha}`,
+    explicit: !!explicit,
+    tool: call.tool.name,
+    argsSha,
+    traceId: call.traceId,
+    now: deps.now(),
+    leaseMs,
+    ttlMs: explicit ? Math.max(EXPLICIT_TTL_MS, windowMs) : windowMs,
+    dedupeKey: explicit && windowMs > 0 ? `d:${argsSha}` : undefined,
+    dedupeTtlMs: windowMs,
+  };
+  return { input, explicit, leaseMs };
+}
+
 export const idempotency =
   (deps: GuardDeps): Guard =>
   (next) =>
     async function idempotencyGuard(call) {
       if (call.tool.effect !== 'write') return next(call);
-      const explicit = typeof call.args.idempotency_key === 'string' ? call.args.idempotency_key : undefined;
-      const argsSha = sha256(canonicalJson({ tool: call.tool.name, args: actionArgs(call.args) }));
-      const windowMs = call.toolPolicy.dedupeWindowMs;
-      const key = explicit ? `k:${explicit}` : `d:${argsSha}`;
+      const { input, explicit, leaseMs } = beginInput(deps, call);
       const principal = call.principal.name;
-      const now = deps.now();
-      const leaseMs = call.toolPolicy.timeoutMs + deps.policy.approvals.waitSeconds * 1000 + 30_000;
-      const begun = deps.idem.begin({
-        principal,
-        key,
-        explicit: !!explicit,
-        tool: call.tool.name,
-        argsSha,
-        traceId: call.traceId,
-        now,
-        leaseMs,
-        ttlMs: explicit ? Math.max(EXPLICIT_TTL_MS, windowMs) : windowMs,
-        dedupeKey: explicit && windowMs > 0 ? `d:${argsSha}` : undefined,
-        dedupeTtlMs: windowMs,
-      });
+      // Begun in the call's admission unit (the admission step), or here when no admission planned it.
+      const begun = (await call.state.units?.planned?.begin) ?? deps.idem.begin(input);
 
       let requestId: string;
       switch (begun.kind) {
@@ -163,30 +172,28 @@ export const idempotency =
       try {
         result = await next(call);
       } catch (e) {
+        // What the request's records become is written with the call's settlement.
         const approvalId = e instanceof GuardError && e.code === 'APPROVAL_PENDING' ? e.details.request_id : undefined;
+        const now = deps.now();
         if (typeof approvalId === 'string') {
-          deps.idem.park(
-            principal,
-            requestId,
-            approvalId,
-            Date.parse(String(e instanceof GuardError ? e.details.expires_at : '')) || deps.now() + 86_400_000,
-            deps.now(),
-          );
+          const until = Date.parse(String(e instanceof GuardError ? e.details.expires_at : '')) || now + 86_400_000;
+          void afterCall(deps, call, () => deps.idem.park(principal, requestId, approvalId, until, now));
         } else if (!call.state.executedAt) {
-          deps.idem.free(principal, requestId); // nothing ran: the key is free for a retry
+          void afterCall(deps, call, () => deps.idem.free(principal, requestId)); // nothing ran: the key is free for a retry
         } else if (e instanceof GuardError && !e.retryable && !e.details.outcome_unknown && e.code !== 'INTERNAL') {
-          deps.idem.finish(principal, requestId, 'failed', e.toToolResult(call.traceId), deps.now()); // a final answer from the backend
+          const failed = e.toToolResult(call.traceId);
+          void afterCall(deps, call, () => deps.idem.finish(principal, requestId, 'failed', failed, now)); // a final answer from the backend
         } else {
           // The effect started and its outcome is unknown (timeout, abort, crash-like error). The record stays in
           // flight with its lease ended, so the next retry asks the backend about the same request id.
-          deps.idem.adopt(principal, requestId, call.traceId, deps.now(), -1, call.traceId);
+          void afterCall(deps, call, () => deps.idem.adopt(principal, requestId, call.traceId, now, -1, call.traceId));
         }
         throw e;
       }
-      // In the call's tail: committed with its outcome record (a crash before that leaves the record in flight, and
-      // the next retry asks the backend, as for a crash right after the effect).
+      // In the call's settlement: committed with its outcome record (a crash before that leaves the record in flight,
+      // and the next retry asks the backend, as for a crash right after the effect).
       const finishedAt = deps.now();
-      afterCall(call, () =>
+      void afterCall(deps, call, () =>
         !result.isError && call.toolPolicy.mode !== 'shadow'
           ? deps.idem.finish(principal, requestId, 'completed', result, finishedAt)
           : deps.idem.free(principal, requestId),

@@ -3,11 +3,17 @@
  * effect last. Each step is named; `compose` makes the first one listed the outermost.
  *
  *   outcome        refusals become tool results, unexpected errors INTERNAL; metrics
- *   denial_audit   every call the audit step did not record (refusals, replays) gets one audit record
+ *   units          the call's two units of work: opens them, commits the settlement as the call ends (outcome,
+ *                  idempotency result, cap releases, budget settle; the denial or replay record of every call the
+ *                  audit step did not record)
  *   kill_switch    engaged → KILL_SWITCH_ENGAGED, before anything else is looked at
- *   budget         every call counts: session and principal budgets, the loop breaker (before scope and validation)
+ *   budget         every call counts: the task, user and principal bounds and the breakers, as the admission's first
+ *                  operation (a call refused before admission counts in its settlement, and a spent budget or a
+ *                  tripped breaker is then its answer, as if asked first)
  *   scope          unknown tool, disabled tool, missing scope
  *   validate       the input schema, then the tool's argument policy
+ *   admission      one transaction before any side effect: the budget's admit, the idempotency begin, every cap
+ *                  reservation and, for a write no human gate stands before, its audit intent
  *   resume         2026-07-28 retries with a requestState: verified, the answer decides the request, it runs once
  *   idempotency    write tools: replay, in progress, conflict, recovery of interrupted requests
  *   caps           aggregate caps, reserved atomically
@@ -16,7 +22,9 @@
  *   (execute)      the tool itself, with a timeout and the kill switch's abort signal
  */
 import { approval } from './approval.js';
-import { audit, auditDenials } from './audit.js';
+import { audit } from './audit.js';
+import { admission } from './admission.js';
+import { units } from './units.js';
 import { boundary } from './boundary.js';
 import { budget } from './budget.js';
 import { caps } from './caps.js';
@@ -32,11 +40,12 @@ import { resume } from './mrtr-gates.js';
 
 export type StepName =
   | 'outcome'
-  | 'denial_audit'
+  | 'units'
   | 'kill_switch'
   | 'budget'
   | 'scope'
   | 'validate'
+  | 'admission'
   | 'resume'
   | 'idempotency'
   | 'caps'
@@ -47,11 +56,12 @@ export type StepName =
 export function pipelineSteps(deps: GuardDeps, afterApproval: () => Handler): [StepName, Guard][] {
   return [
     ['outcome', boundary(deps)],
-    ['denial_audit', auditDenials(deps)],
+    ['units', units(deps)],
     ['kill_switch', killSwitch(deps)],
     ['budget', budget(deps)],
     ['scope', scope()],
     ['validate', validate(deps)],
+    ['admission', admission(deps)],
     ['resume', resume(deps, afterApproval)],
     ['idempotency', idempotency(deps)],
     ['caps', caps(deps)],
@@ -63,7 +73,7 @@ export function pipelineSteps(deps: GuardDeps, afterApproval: () => Handler): [S
 /** The steps an approved request runs through once a human has said yes: those after `approval`, from the same list. */
 export const AFTER_APPROVAL: readonly StepName[] = ['audit'];
 /** What wraps a request the executor runs for a caller who has gone: refusals as values, denials audited. */
-export const EXECUTOR_EDGE: readonly StepName[] = ['outcome', 'denial_audit'];
+export const EXECUTOR_EDGE: readonly StepName[] = ['outcome', 'units'];
 
 const observed = (name: string, g: Guard, onStep?: (name: string) => void): Guard =>
   onStep ? (next) => g(async (c) => (onStep(name), next(c))) : g;

@@ -17,7 +17,10 @@ import type { Scope, Tier, ToolName, ToolPolicy } from '../policy/schema.js';
 import type { Backends } from '../tools/backends.js';
 import type { CapHold, CapItem } from '../store/caps-store.js';
 import type { ApprovalsStore } from '../store/approvals-store.js';
-import type { CallTail } from './audit-writer.js';
+import type { UnitOfWork } from '../store/unit.js';
+import type { AdmitResult } from '../store/budget-store.js';
+import type { BeginResult } from '../store/idempotency-store.js';
+import type { ReserveResult } from '../store/caps-store.js';
 import type { TaskRef } from './task.js';
 
 export interface Principal {
@@ -201,11 +204,30 @@ export interface CallState {
   /** execute: when the side effect started; undefined = nothing executed. */
   executedAt?: number;
   /**
-   * budget: what the call writes once it has run (its outcome record, the idempotency result, the budget settle),
-   * queued by the steps as the call unwinds and committed as one unit (AuditWriter.commit). Undefined outside the
-   * budget step (a request the executor runs), where each write is made on its own.
+   * units: the call's two units of work (DESIGN §5), opened by the pipeline's `units` step; undefined for a request
+   * the executor runs before its `units` step (never in practice) and in guard unit tests that build calls by hand.
    */
-  tail?: CallTail;
+  units?: CallUnits;
+}
+
+/**
+ * A call's two units of work. The steps before the side effect add to `admission` (the budget's admit, the
+ * idempotency begin, the cap reservations, the write's intent), which the admission step commits in one
+ * transaction; the steps add what they leave behind to `settlement` (the outcome record, the idempotency result,
+ * cap releases, the budget settle), which the units step commits as the call ends, group-committed with other
+ * calls'. A call refused before admission commits has its admission's operations moved into its settlement.
+ */
+export interface CallUnits {
+  admission: UnitOfWork;
+  settlement: UnitOfWork;
+  /** budget: the admit, decided inside whichever unit runs it (set by the operation itself, in the transaction). */
+  admit?: { result?: AdmitResult; promise: Promise<AdmitResult>; alarmed?: boolean };
+  /** admission: what the planned operations decided (undefined: the operation did not run). */
+  planned?: {
+    begin?: Promise<BeginResult | undefined>;
+    reserve?: Promise<ReserveResult | undefined>;
+    intent?: Promise<boolean>;
+  };
 }
 
 export interface Call {

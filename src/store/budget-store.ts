@@ -17,6 +17,7 @@ import type { BudgetRule } from '../policy/schema.js';
 import { taskKey, type TaskRef } from './task-key.js';
 import { windowEnd, windowStart } from '../windows.js';
 import { immediate, relaxed, type Db } from './db.js';
+import type { UnitOfWork } from './unit.js';
 
 export type TripRule = 'max_identical_calls' | 'max_consecutive_failures' | 'tripped_tasks_per_hour';
 
@@ -361,11 +362,25 @@ export class BudgetStore {
     return { ok: false, kind: 'tripped', level: 'task', trip, fresh: true, fleet };
   }
 
-  settle(i: SettleInput): { alarms: BudgetAlarm[] } {
-    return relaxed(this.db, () => immediate(this.db, () => this.settleTx(i)));
+  /**
+   * Port: the admit as an operation of `unit` (the call's admission, or its settlement when the call was refused
+   * before admission). `decided` sees the decision inside the transaction, so later operations of the unit can
+   * depend on it.
+   */
+  admitIn(unit: UnitOfWork, i: AdmitInput, decided: (r: AdmitResult) => void): Promise<AdmitResult> {
+    return unit.add(() => {
+      const r = this.admit(i);
+      decided(r);
+      return r;
+    });
   }
 
-  private settleTx(i: SettleInput): { alarms: BudgetAlarm[] } {
+  settle(i: SettleInput): { alarms: BudgetAlarm[] } {
+    return relaxed(this.db, () => immediate(this.db, () => this.settleInTx(i)));
+  }
+
+  /** Inside a unit's transaction. */
+  settleInTx(i: SettleInput): { alarms: BudgetAlarm[] } {
     const alarms: BudgetAlarm[] = [];
     for (const rule of i.rules) {
       const amount =

@@ -1,10 +1,21 @@
-/** AuditWriter: a call's tail (records + state changes) commits as one unit; one failing unit leaves the batch's others. */
+/** AuditWriter: a unit of work (records + state changes) commits whole; one failing unit leaves the batch's others. */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AuditWriter } from '../../src/guard/audit-writer.js';
 import { AuditStore } from '../../src/store/audit-store.js';
 import { carryEffectsByAudit, effectCommit, openDb } from '../../src/store/db.js';
 import { tempDir } from '../helpers/harness.js';
+import { UnitOfWork } from '../../src/store/unit.js';
+import type { AuditEvent } from '../../src/store/audit-store.js';
+
+/** A unit holding audit records and other writes, as a call's settlement does. */
+function unit(writer: AuditWriter, o: { events: AuditEvent[]; writes: (() => void)[]; strict?: boolean }): UnitOfWork {
+  const u = new UnitOfWork('settlement');
+  void writer.append(u, o.events);
+  for (const w of o.writes) void u.add(w);
+  if (o.strict) u.strict = true;
+  return u;
+}
 
 describe('AuditWriter.commit', () => {
   it('writes each tail whole or not at all, in one batch with the others, and the chain verifies', async () => {
@@ -17,19 +28,25 @@ describe('AuditWriter.commit', () => {
       const put = (k: string) => () => void db.prepare('INSERT INTO side (k) VALUES (?)').run(k);
       const before = store.head().seq;
       const results = await Promise.allSettled([
-        writer.commit({ events: [{ event: 'call.outcome', actor: 'a', traceId: 't1' }], writes: [put('one')] }),
-        writer.commit({
-          events: [{ event: 'call.outcome', actor: 'a', traceId: 't2' }],
-          writes: [
-            put('two'),
-            () => {
-              throw new Error('settle failed');
-            },
-          ],
-        }),
+        writer.commit(
+          unit(writer, { events: [{ event: 'call.outcome', actor: 'a', traceId: 't1' }], writes: [put('one')] }),
+        ),
+        writer.commit(
+          unit(writer, {
+            events: [{ event: 'call.outcome', actor: 'a', traceId: 't2' }],
+            writes: [
+              put('two'),
+              () => {
+                throw new Error('settle failed');
+              },
+            ],
+          }),
+        ),
         writer.record({ event: 'call.denied', actor: 'a', traceId: 't3' }),
         // A write that fails on a constraint (duplicate key) rolls back its own unit only.
-        writer.commit({ events: [{ event: 'call.outcome', actor: 'a', traceId: 't4' }], writes: [put('one')] }),
+        writer.commit(
+          unit(writer, { events: [{ event: 'call.outcome', actor: 'a', traceId: 't4' }], writes: [put('one')] }),
+        ),
       ]);
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected']);
       const side = db.prepare('SELECT k FROM side ORDER BY k').pluck().all();
@@ -57,9 +74,11 @@ describe('AuditWriter.commit', () => {
       const sync = () => db.pragma('synchronous', { simple: true }) as number;
       const seen: number[] = [];
       const probe = () => void seen.push(sync());
-      await writer.commit({ events: [{ event: 'call.outcome', actor: 'a' }], writes: [probe] });
-      await writer.commit({ events: [{ event: 'call.outcome', actor: 'a' }], writes: [probe], strict: true });
-      await writer.commit({ events: [{ event: 'call.intent', actor: 'a' }], writes: [probe] });
+      await writer.commit(unit(writer, { events: [{ event: 'call.outcome', actor: 'a' }], writes: [probe] }));
+      await writer.commit(
+        unit(writer, { events: [{ event: 'call.outcome', actor: 'a' }], writes: [probe], strict: true }),
+      );
+      await writer.commit(unit(writer, { events: [{ event: 'call.intent', actor: 'a' }], writes: [probe] }));
       expect(seen).toEqual([1, 2, 2]); // NORMAL, FULL, FULL
       // An embedded effect commits relaxed only on a connection whose effects the audit carries.
       expect(effectCommit(db, sync)).toBe(2);

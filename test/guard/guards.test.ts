@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { boundary } from '../../src/guard/boundary.js';
 import { budget } from '../../src/guard/budget.js';
+import { admission } from '../../src/guard/admission.js';
+import { units } from '../../src/guard/units.js';
+import type { Handler } from '../../src/guard/types.js';
 import { GuardError } from '../../src/guard/errors.js';
 import { killSwitch } from '../../src/guard/killswitch.js';
 import { buildPipeline } from '../../src/guard/pipeline.js';
@@ -98,12 +101,14 @@ describe('validate guard', () => {
 });
 
 describe('task budget and loop breaker', () => {
+  // The budget step adds the admit to the call's admission, which the admission step commits, inside the units step.
+  const counted = (next: Handler) => units(app)(budget(app)(admission(app)(next)));
   it('refuses at max_calls', async () => {
     const next = nextSpy();
     const call = () => fakeCall(app, 'kb_search', { query: `q${Math.random()}` }, 'helpdesk-agent', { session });
     const session = fakeCall(app, 'kb_search', {}).session;
-    for (let i = 0; i < app.policy.task.maxCalls; i++) await budget(app)(next)(call());
-    const e = await refusal(budget(app)(next)(call()));
+    for (let i = 0; i < app.policy.task.maxCalls; i++) await counted(next)(call());
+    const e = await refusal(counted(next)(call()));
     expect(e.code).toBe('BUDGET_EXHAUSTED');
     expect(next).toHaveBeenCalledTimes(app.policy.task.maxCalls);
   });
@@ -112,12 +117,12 @@ describe('task budget and loop breaker', () => {
     const next = nextSpy();
     const first = fakeCall(app, 'kb_search', { query: 'same' });
     const again = () => fakeCall(app, 'kb_search', { query: 'same' }, 'helpdesk-agent', { session: first.session });
-    await budget(app)(next)(first);
-    await budget(app)(next)(again());
-    await budget(app)(next)(again());
-    expect((await refusal(budget(app)(next)(again()))).code).toBe('LOOP_DETECTED');
+    await counted(next)(first);
+    await counted(next)(again());
+    await counted(next)(again());
+    expect((await refusal(counted(next)(again()))).code).toBe('LOOP_DETECTED');
     const other = fakeCall(app, 'kb_search', { query: 'different' }, 'helpdesk-agent', { session: first.session });
-    expect((await refusal(budget(app)(next)(other))).code).toBe('LOOP_DETECTED');
+    expect((await refusal(counted(next)(other))).code).toBe('LOOP_DETECTED');
     expect(next).toHaveBeenCalledTimes(3);
   });
 
@@ -126,7 +131,7 @@ describe('task budget and loop breaker', () => {
       throw new GuardError('NOT_FOUND', 'nope');
     };
     const session = fakeCall(app, 'kb_search', {}).session;
-    const guarded = boundary(app)(budget(app)(failing));
+    const guarded = boundary(app)(counted(failing));
     for (let i = 0; i <= app.policy.task.maxConsecutiveFailures; i++) {
       const r = await guarded(fakeCall(app, 'kb_get_article', { id: `KB-${i}` }, 'helpdesk-agent', { session }));
       expect((r._meta!['itguard/error'] as { code: string }).code).toBe('NOT_FOUND');
@@ -166,11 +171,12 @@ describe('pipeline', () => {
     expect(r.isError).toBeFalsy();
     expect(events).toEqual([
       'outcome',
-      'denial_audit',
+      'units',
       'kill_switch',
       'budget',
       'scope',
       'validate',
+      'admission',
       'resume',
       'idempotency',
       'caps',
@@ -194,6 +200,6 @@ describe('pipeline', () => {
       (n) => events.push(n),
     );
     await handler(fakeCall(app, 'ticket_create', { summary: 'x' }, 'kb-reader'));
-    expect(events).toEqual(['outcome', 'denial_audit', 'kill_switch', 'budget']); // scope refused: nothing after it ran
+    expect(events).toEqual(['outcome', 'units', 'kill_switch', 'budget']); // scope refused: nothing after it ran
   });
 });
