@@ -7,7 +7,7 @@
  *    step, an unknown tool, a replay, an unexpected error — gets one record, so denials are audited too.
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
-import { errorCodeOf, GuardError } from './errors.js';
+import { errorCodeOf, GuardError } from '../core/errors.js';
 import type { GuardDeps } from './deps.js';
 import type { AuditEvent } from '../store/audit-store.js';
 import type { Call, Guard } from './types.js';

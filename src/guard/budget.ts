@@ -23,7 +23,7 @@ import { describeScopeKey } from '../store/budget-store.js';
 import type { CallTail } from './audit-writer.js';
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
-import { GuardError, errorCodeOf, type ErrorCode } from './errors.js';
+import { errorCodeOf, GuardError, type ErrorCode } from '../core/errors.js';
 import type { Call, Guard } from './types.js';
 
 type Settled = { alarms: BudgetAlarm[] };

@@ -6,7 +6,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 import type { GuardDeps } from './deps.js';
-import { GuardError } from './errors.js';
+import { GuardError } from '../core/errors.js';
 import { KillSwitchAbort } from './execute.js';
 import { checkScope } from './scope.js';
 import { resolveCall } from './validate.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { boundary } from '../../src/guard/boundary.js';
 import { budget } from '../../src/guard/budget.js';
-import { GuardError } from '../../src/guard/errors.js';
+import { GuardError } from '../../src/core/errors.js';
 import { killSwitch } from '../../src/guard/killswitch.js';
 import { buildPipeline } from '../../src/guard/pipeline.js';
 import { scope } from '../../src/guard/scope.js';
