@@ -31,9 +31,10 @@ import { z } from 'zod';
 import type { App } from './app.js';
 import { clientGate } from './client-gate.js';
 import { unknownTool, unknownToolPolicy, visibleTools } from './guard/scope.js';
-import { newCallState, type AnyTool, type Call, type Era, type Principal, type SessionState } from './guard/types.js';
+import { newCallState, type Call, type Era, type SessionState } from './guard/types.js';
+import type { AnyTool, Principal } from './core/tool.js';
 import { inputSchema } from './guard/validate.js';
-import { errorCodeOf } from './guard/errors.js';
+import { errorCodeOf } from './core/errors.js';
 import { linkedSignal } from './guard/signals.js';
 import { identifyTask, TASK_META_KEY } from './guard/task.js';
 

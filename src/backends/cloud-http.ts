@@ -12,7 +12,7 @@
  * - 401 with `auth(true)` available: the credential is fetched afresh once (Graph's cached token expired).
  * - The Authorization header is never in an error, a log line or `details`; vendor messages are quoted, clipped.
  */
-import { BackendError } from './port.js';
+import { BackendError } from '../core/backend.js';
 import { errorCode, parseJson, sleep } from '../tools/http-common.js';
 export { clip, retryAfterMs, sleep } from '../tools/http-common.js';
 

@@ -10,13 +10,13 @@ import { ConfigError } from '../config.js';
 import type { Policy } from '../policy/schema.js';
 import type { Db } from '../store/db.js';
 import { DeployJobsStore } from '../store/deploy-jobs-store.js';
-import type { DirectoryPort } from '../tools/directory/backend.js';
+import type { DirectoryPort } from '../core/ports/directory.js';
 import { OktaDirectory } from '../tools/directory/okta.js';
 import { OktaFactors } from '../tools/factors/okta.js';
 import { ConfluenceKb } from '../tools/kb/confluence.js';
-import type { DeployPort } from '../tools/software/backend.js';
+import type { DeployPort } from '../core/ports/deploy.js';
 import { IntuneDeploy } from '../tools/software/intune.js';
-import type { CallOpts } from './port.js';
+import type { CallOpts } from '../core/backend.js';
 
 /** Test and operations knobs that are not policy (poll intervals). */
 export interface CloudTuning {

@@ -5,13 +5,14 @@
  * permissions itguard needs, changing nothing (exit 1 when a probe fails, naming the backend and the reason).
  */
 import { externalAdapters } from '../backends/build.js';
-import type { ProbeReport } from '../backends/port.js';
+import type { ProbeReport } from '../core/backend.js';
 import { ConfigError } from '../config.js';
 import { probeNotify } from '../notify/probe.js';
 import { policyWarnings } from '../policy/lint.js';
 import { loadPolicy, PolicyError } from '../policy/load.js';
 import { safeText } from '../terminal.js';
-import { TOOL_NAMES, type Policy } from '../policy/schema.js';
+import { TOOL_NAMES } from '../core/policy.js';
+import type { Policy } from '../policy/schema.js';
 import { err, out, printJson, type Flags } from './common.js';
 
 export async function policyCheck(flags: Flags): Promise<number> {

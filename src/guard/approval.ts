@@ -13,10 +13,10 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { ask, auditGate, openOrCreate, reasonOf, storedResult, waitAndRun, type Deps } from './gate-requests.js';
-import { GuardError } from './errors.js';
+import { GuardError } from '../core/errors.js';
 import { mailVerifyLink, mfaGate } from './mfa-gate.js';
 import { askByMrtr, inputRound, mrtrKindFor } from './mrtr-gates.js';
-import type { Guard, Call, Handler } from './types.js';
+import type { Call, Guard, Handler } from './types.js';
 
 export { storedResult, bindingSha } from './gate-requests.js';
 

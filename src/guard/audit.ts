@@ -6,7 +6,7 @@
  *  - every call the audit step did not record — a refusal by any step, an unknown tool, a replay, an unexpected
  *    error — gets one record in its settlement (the `units` step, guard/units.ts), so denials are audited too.
  */
-import { errorCodeOf } from './errors.js';
+import { errorCodeOf } from '../core/errors.js';
 import type { GuardDeps } from './deps.js';
 import type { AuditEvent } from '../store/audit-store.js';
 import type { Guard } from './types.js';

@@ -5,7 +5,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { GuardDeps } from './deps.js';
-import { GuardError, errorCodeOf } from './errors.js';
+import { errorCodeOf, GuardError } from '../core/errors.js';
 import { isUnknownTool } from './scope.js';
 import type { Guard } from './types.js';
 

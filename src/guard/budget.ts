@@ -22,7 +22,7 @@ import type { AdmitResult, BudgetAlarm, TaskBounds, Trip } from '../store/budget
 import { describeScopeKey } from '../store/budget-store.js';
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
-import { GuardError, type ErrorCode } from './errors.js';
+import { GuardError, type ErrorCode } from '../core/errors.js';
 import type { Call, Guard } from './types.js';
 
 type Settled = { alarms: BudgetAlarm[] };

@@ -1,6 +1,6 @@
 /** The caps, budgets and breaker as the planner (guard_status) and operators (itguard caps / status) see them: used, limit, resets_at. */
 import type { Policy } from '../policy/schema.js';
-import { TOOL_NAMES } from '../policy/schema.js';
+import { TOOL_NAMES } from '../core/policy.js';
 import type { CapsStore } from '../store/caps-store.js';
 import type { BudgetStore } from '../store/budget-store.js';
 import { scopeKeyOf } from './caps.js';

@@ -8,14 +8,15 @@
  * replaces that attempt's reservation instead of adding a second one (CapsStore.reserve).
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
-import type { CapRule } from '../policy/schema.js';
+import type { CapRule } from '../core/policy.js';
 import type { CapDemand, CapHold } from '../store/caps-store.js';
 import { raiseAlarm } from './alarm.js';
 import { afterCall } from './units.js';
 import type { GuardDeps } from './deps.js';
-import { GuardError } from './errors.js';
+import { GuardError } from '../core/errors.js';
 import { taskKey } from './task.js';
-import type { Call, CapKeys, Guard } from './types.js';
+import type { Call, Guard } from './types.js';
+import type { CapKeys } from '../core/tool.js';
 
 /** Where a cap rule counts this call; undefined: the rule does not apply (a `per: user` rule and no OAuth user). */
 export function scopeKeyOf(rule: CapRule, call: Pick<Call, 'principal' | 'task'>, keys: CapKeys): string | undefined {

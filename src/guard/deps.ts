@@ -2,16 +2,23 @@
 import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
 import type { KillSwitchStore } from '../store/killswitch-store.js';
-import type { Backends } from '../tools/backends.js';
+import type { Backends } from '../core/backends.js';
 import type { AuditWriter } from './audit-writer.js';
 import type { Metrics } from '../metrics.js';
 import type { CapsStore } from '../store/caps-store.js';
 import type { IdempotencyStore } from '../store/idempotency-store.js';
-import type { ApprovalsStore } from '../store/approvals-store.js';
+import type { ApprovalRow, ApprovalsStore } from '../store/approvals-store.js';
 import type { MfaStore } from '../store/mfa-store.js';
 import type { StateCodec } from './mrtr.js';
 import type { BudgetStore } from '../store/budget-store.js';
-import type { Notifier } from '../notify/notifier.js';
+
+/**
+ * What the gates need of the approver notifier (src/notify/notifier.ts `Notifier` is one): to create an approval
+ * request and queue its notices in the same transaction.
+ */
+export interface Notices {
+  withNotices<T extends { row: ApprovalRow }>(create: () => T): T;
+}
 
 export interface GuardDeps {
   policy: Policy;
@@ -31,5 +38,5 @@ export interface GuardDeps {
   links: { base: string; ready?: Promise<unknown> };
   now: () => number;
   /** Approver notifications (policy `notify:`); absent = nobody is told. */
-  notify?: Pick<Notifier, 'withNotices'> | undefined;
+  notify?: Notices | undefined;
 }

@@ -5,9 +5,11 @@
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { config } from '../config.js';
 import type { GuardDeps } from './deps.js';
-import { BackendError, GuardError } from './errors.js';
+import { BackendError } from '../core/backend.js';
+import { GuardError } from '../core/errors.js';
 import { linkedSignal } from './signals.js';
-import type { Call, GuardView, Handler, ToolContext, ToolOutput } from './types.js';
+import type { Call, Handler } from './types.js';
+import type { GuardView, ToolContext, ToolOutput } from '../core/tool.js';
 
 /**
  * Crash-test hook: ITGUARD_FAILPOINT=before-effect|after-effect makes a write call stall at that point so a

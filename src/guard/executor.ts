@@ -11,14 +11,16 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { newTraceId } from '../trace-id.js';
-import type { ToolName } from '../policy/schema.js';
+import type { ToolName } from '../core/policy.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 import type { GuardDeps } from './deps.js';
-import { BackendError, GuardError } from './errors.js';
+import { BackendError } from '../core/backend.js';
+import { GuardError } from '../core/errors.js';
 import { toolContext, toResult } from './execute.js';
 import { runApproved, runLeaseMs } from './gate-requests.js';
 import { chain, AFTER_APPROVAL, EXECUTOR_EDGE } from './pipeline.js';
-import { newCallState, type AnyTool, type Call, type Handler, type Principal, type SessionState } from './types.js';
+import { newCallState, type Call, type Handler, type SessionState } from './types.js';
+import type { AnyTool, Principal } from '../core/tool.js';
 
 export interface ExecutorDeps extends GuardDeps {
   tools: readonly AnyTool[];

@@ -7,7 +7,7 @@ import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { ApprovalRow } from '../store/approvals-store.js';
 import type { GuardDeps } from './deps.js';
 import { afterCall } from './units.js';
-import { GuardError } from './errors.js';
+import { GuardError } from '../core/errors.js';
 import { KillSwitchAbort } from './execute.js';
 import { checkScope } from './scope.js';
 import { resolveCall } from './validate.js';

@@ -12,7 +12,8 @@ import type { BeginInput, IdemRow } from '../store/idempotency-store.js';
 import { settledApproval } from './approval.js';
 import { afterCall } from './units.js';
 import type { GuardDeps } from './deps.js';
-import { BackendError, GuardError } from './errors.js';
+import { BackendError } from '../core/backend.js';
+import { GuardError } from '../core/errors.js';
 import { toolContext, toResult } from './execute.js';
 import type { Call, Guard } from './types.js';
 

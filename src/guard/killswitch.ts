@@ -3,7 +3,7 @@
  * that guarantees nothing starts after an engagement is the fresh read right before the side effect (execute).
  */
 import type { GuardDeps } from './deps.js';
-import { GuardError } from './errors.js';
+import { GuardError } from '../core/errors.js';
 import type { Guard } from './types.js';
 
 export const killSwitch =

@@ -6,13 +6,13 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { raiseAlarm } from './alarm.js';
-import { GuardError } from './errors.js';
+import { GuardError } from '../core/errors.js';
 import { ask, auditGate, openOrCreate, pending, reasonOf, waitAndRun, type Deps } from './gate-requests.js';
 import type { Call, Handler } from './types.js';
 import { askByMrtr } from './mrtr-gates.js';
 import { mfaByPush } from './push-gate.js';
 import { sha256 } from '../canonical.js';
-import { maskAddress } from '../tools/mask.js';
+import { maskAddress } from '../mask.js';
 
 export async function mfaGate(deps: Deps, call: Call, next: Handler): Promise<CallToolResult> {
   const target = call.state.resolved.target;

@@ -17,7 +17,7 @@
 import { inputRequired, inputResponse, type InputResponses } from '@modelcontextprotocol/server';
 import type { ApprovalRow } from '../store/approvals-store.js';
 import { raiseAlarm } from './alarm.js';
-import { GuardError } from './errors.js';
+import { GuardError } from '../core/errors.js';
 import { auditGate, bindingSha, openOrCreate, pending, waitAndRun, type Deps } from './gate-requests.js';
 import type { StatePayload } from './mrtr.js';
 import type { Call, Guard, Handler } from './types.js';

@@ -34,7 +34,8 @@ import { execute } from './execute.js';
 import { idempotency } from './idempotency.js';
 import { killSwitch } from './killswitch.js';
 import { scope } from './scope.js';
-import type { Call, Guard, GuardView, Handler } from './types.js';
+import type { Call, Guard, Handler } from './types.js';
+import type { GuardView } from '../core/tool.js';
 import { validate } from './validate.js';
 import { resume } from './mrtr-gates.js';
 

@@ -11,7 +11,7 @@
  * in this process. A push whose watcher died with its process leaves the request pending until it expires.
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
-import type { PushChallenge, PushFactors, PushResult } from '../tools/factors/backend.js';
+import type { PushChallenge, PushFactors, PushResult } from '../core/ports/factors.js';
 import { auditGate, openOrCreate, sleep, waitAndRun, type Deps } from './gate-requests.js';
 import type { Call, Handler } from './types.js';
 

@@ -1,7 +1,9 @@
 /** Least privilege: a tool is visible and callable only with its scope, and only while policy enables it. */
-import type { Policy, ToolName, ToolPolicy } from '../policy/schema.js';
-import { GuardError } from './errors.js';
-import { defineTool, type AnyTool, type Call, type Guard, type Principal } from './types.js';
+import type { Policy } from '../policy/schema.js';
+import type { ToolName, ToolPolicy } from '../core/policy.js';
+import { GuardError } from '../core/errors.js';
+import { defineTool, type AnyTool, type Principal } from '../core/tool.js';
+import type { Call, Guard } from './types.js';
 
 const unknownTools = new WeakSet<AnyTool>();
 

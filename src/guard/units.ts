@@ -11,7 +11,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import { UnitOfWork, single, type Op } from '../store/unit.js';
 import { countRefusal, settleBudget } from './budget.js';
 import type { GuardDeps } from './deps.js';
-import { GuardError, errorCodeOf } from './errors.js';
+import { GuardError, errorCodeOf } from '../core/errors.js';
 import type { Call, Guard } from './types.js';
 
 export const baseOf = (call: Call) => ({

@@ -2,9 +2,10 @@
 import { z } from 'zod';
 import { formatIssues } from '../issues.js';
 import type { GuardDeps } from './deps.js';
-import { GuardError } from './errors.js';
+import { GuardError } from '../core/errors.js';
 import { linkedSignal } from './signals.js';
-import type { AnyTool, Call, Guard } from './types.js';
+import type { AnyTool } from '../core/tool.js';
+import type { Call, Guard } from './types.js';
 
 const schemas = new WeakMap<AnyTool, z.ZodType>();
 /** The strict object schema of a tool's input (unknown fields are errors, not silently dropped). */

@@ -25,7 +25,7 @@ import type { AuthInfo } from '@modelcontextprotocol/server';
 import type { App } from '../app.js';
 import { resourceMetadataUrl, bearerChallenge, type Challenge } from '../auth/metadata.js';
 import { TokenRejected, type OAuthVerifier } from '../auth/oauth.js';
-import type { Principal } from '../guard/types.js';
+import type { Principal } from '../core/tool.js';
 
 export interface Authenticated {
   /** The policy principal, with the human it acts for when the token names one. */

@@ -15,7 +15,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { classifyInboundRequest, createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/server';
 import type { App } from '../app.js';
-import type { Principal } from '../guard/types.js';
+import type { Principal } from '../core/tool.js';
 import { createServer } from '../server.js';
 import type { SessionManager } from './sessions.js';
 

@@ -13,8 +13,8 @@ import type { NotifyPolicy } from '../policy/notify.js';
 import type { ApprovalRow, ApprovalsStore } from '../store/approvals-store.js';
 import type { NewJob, NotifyJob, NotifyStore } from '../store/notify-store.js';
 import { immediate } from '../store/db.js';
-import type { OutboxPort } from '../tools/outbox/backend.js';
-import { BackendError } from '../guard/errors.js';
+import type { OutboxPort } from '../core/ports/outbox.js';
+import { BackendError } from '../core/backend.js';
 import {
   outcomeJobs,
   requestJobs,

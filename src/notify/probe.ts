@@ -3,7 +3,7 @@
  * with `auth.test` (no message is posted), and every secret the `notify:` section names must be set. Webhooks are
  * not called, since any POST would deliver a message: `itguard notify test` sends one on each channel.
  */
-import type { ProbeReport } from '../backends/port.js';
+import type { ProbeReport } from '../core/backend.js';
 import type { NotifyPolicy } from '../policy/notify.js';
 import { slackCall } from './slack.js';
 

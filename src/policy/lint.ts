@@ -10,7 +10,8 @@
  *   the decider's own request (`self_approval`), but the same credential can both make requests and approve
  *   everyone else's: the separation of duties rests on one check at decision time.
  */
-import type { Policy, Scope, Tier, ToolName } from './schema.js';
+import type { Policy } from './schema.js';
+import type { Scope, Tier, ToolName } from '../core/policy.js';
 
 export type PolicyWarning =
   | {

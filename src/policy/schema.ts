@@ -20,36 +20,7 @@ import {
   type OktaDirectoryPolicy,
 } from './cloud-backends.js';
 import { checkNotify, notifySchema, toNotifyPolicy, type NotifyPolicy } from './notify.js';
-
-export const TOOL_NAMES = [
-  'kb_search',
-  'kb_get_article',
-  'ticket_search',
-  'ticket_get',
-  'ticket_create',
-  'ticket_comment',
-  'password_reset',
-  'software_catalog',
-  'software_install',
-  'request_status',
-  'guard_status',
-] as const;
-export type ToolName = (typeof TOOL_NAMES)[number];
-
-export const SCOPES = [
-  'kb:read',
-  'tickets:read',
-  'tickets:write',
-  'password:reset',
-  'software:read',
-  'software:install',
-  'approvals:decide',
-  'audit:read',
-] as const;
-export type Scope = (typeof SCOPES)[number];
-
-export const TIERS = ['auto', 'confirm', 'mfa', 'approval'] as const;
-export type Tier = (typeof TIERS)[number];
+import { SCOPES, TIERS, TOOL_NAMES, type Scope, type ToolName, type ToolPolicy } from '../core/policy.js';
 
 const posInt = z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
 
@@ -504,16 +475,6 @@ export const policySchema = z
 export type PolicyInput = z.input<typeof policySchema>;
 type Parsed = z.output<typeof policySchema>;
 
-export interface CapRule {
-  tool: ToolName;
-  name: string;
-  window: 'hour' | 'day';
-  per: 'global' | 'principal' | 'user' | 'task' | 'target' | 'requester';
-  measure: 'calls' | 'cost_usd';
-  limit: number;
-  alarmAt: number | undefined;
-}
-
 export interface BudgetRule {
   name: string;
   window: 'hour' | 'day';
@@ -524,19 +485,6 @@ export interface BudgetRule {
   alarmAt: number | undefined;
   /** Only these tools count toward the rule; undefined = every call, unknown tool names included. */
   tools: readonly ToolName[] | undefined;
-}
-
-export interface ToolPolicy {
-  tier: Tier | undefined;
-  selfServiceTier: Tier | undefined;
-  dedupeWindowMs: number;
-  caps: readonly CapRule[];
-  denyTargetGroups: readonly string[];
-  mode: 'live' | 'shadow';
-  enabled: boolean;
-  timeoutMs: number;
-  maxIdenticalCalls: number;
-  maxConsecutiveFailures: number;
 }
 
 export interface Policy {

@@ -3,14 +3,12 @@
  * kept and only later steps pass); 5 failures lock the factor for 15 minutes.
  */
 import { Secret, TOTP } from 'otpauth';
-import type { VerifyOutcome } from '../tools/factors/backend.js';
+import type { VerifyOutcome } from '../core/ports/factors.js';
 import { immediate, type Db } from './db.js';
 
 export const MAX_FAILURES = 5;
 export const LOCK_MS = 15 * 60_000;
 const STEP_MS = 30_000;
-
-export type { VerifyOutcome } from '../tools/factors/backend.js';
 
 interface FactorRow {
   username: string;

@@ -1,5 +1,5 @@
 /** Every tool itguard can expose, in tools/list order. */
-import type { AnyTool } from '../guard/types.js';
+import type { AnyTool } from '../core/tool.js';
 import { kbGetArticle, kbSearch } from './kb/tools.js';
 import { guardStatus } from './status/tools.js';
 import { requestStatus } from './status/request-status.js';

@@ -4,7 +4,7 @@
  * kb_search / kb_get_article end to end through a real MCP client, fenced as untrusted like the embedded KB.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BackendError } from '../../src/backends/port.js';
+import { BackendError } from '../../src/core/backend.js';
 import { articleId, ConfluenceKb, confinedCql, pageIdOf } from '../../src/tools/kb/confluence.js';
 import { codeOf, connect, policyWith, testApp, textOf } from '../helpers/harness.js';
 import { ConfluenceStandin } from '../helpers/confluence-standin.js';

@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
-import { BackendError } from '../../src/backends/port.js';
+import { BackendError } from '../../src/core/backend.js';
 import type { IntuneDeploy } from '../../src/tools/software/intune.js';
 import { codeOf, connect, policyWith, testApp, textOf } from '../helpers/harness.js';
 import { GraphStandin } from '../helpers/graph-standin.js';

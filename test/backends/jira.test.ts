@@ -3,8 +3,8 @@
  * validation, real auth, pagination, permissions, rate limits, a lagging search index and lost answers.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BackendError } from '../../src/backends/port.js';
-import type { NewTicket } from '../../src/tools/tickets/backend.js';
+import { BackendError } from '../../src/core/backend.js';
+import type { NewTicket } from '../../src/core/ports/tickets.js';
 import { adfFromText, textFromAdf } from '../../src/tools/tickets/jira-adf.js';
 import { retryAfterMs } from '../../src/tools/tickets/jira-http.js';
 import { jqlString, textTerms } from '../../src/tools/tickets/jira-map.js';

@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BackendError } from '../../src/backends/port.js';
+import { BackendError } from '../../src/core/backend.js';
 import {
   escapeFilterValue,
   firstRdnValue,

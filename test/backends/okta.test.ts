@@ -4,7 +4,7 @@
  * and end to end through a real MCP client: a reset waits for the user's phone, then Okta mails the link.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BackendError } from '../../src/backends/port.js';
+import { BackendError } from '../../src/core/backend.js';
 import { OktaDirectory } from '../../src/tools/directory/okta.js';
 import { OktaFactors } from '../../src/tools/factors/okta.js';
 import { pushWatchers } from '../../src/guard/push-gate.js';

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, type App } from '../../src/app.js';
 import { ConfigError } from '../../src/config.js';
 import { PolicyError } from '../../src/policy/load.js';
-import type { Ticket, TicketsPort } from '../../src/tools/tickets/backend.js';
+import type { Ticket, TicketsPort } from '../../src/core/ports/tickets.js';
 import { codeOf, connect, policyWith, silent, testApp, textOf } from '../helpers/harness.js';
 
 const reason = 'user asked in chat';

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BackendError } from '../../src/guard/errors.js';
+import { BackendError } from '../../src/core/backend.js';
 import { PLAIN_SMTP_RULE, requestHash, SmtpOutbox, type SmtpLog } from '../../src/tools/outbox/smtp.js';
-import type { Message } from '../../src/tools/outbox/backend.js';
+import type { Message } from '../../src/core/ports/outbox.js';
 
 const TOKEN = 'tok_9f8e7d6c5b4a39281706f5e4d3c2b1a0';
 const LINK = `https://itguard.example.com/reset?token=${TOKEN}`;

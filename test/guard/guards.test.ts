@@ -5,7 +5,7 @@ import { budget } from '../../src/guard/budget.js';
 import { admission } from '../../src/guard/admission.js';
 import { units } from '../../src/guard/units.js';
 import type { Handler } from '../../src/guard/types.js';
-import { GuardError } from '../../src/guard/errors.js';
+import { GuardError } from '../../src/core/errors.js';
 import { killSwitch } from '../../src/guard/killswitch.js';
 import { buildPipeline } from '../../src/guard/pipeline.js';
 import { scope } from '../../src/guard/scope.js';

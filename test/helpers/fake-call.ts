@@ -2,7 +2,8 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { vi } from 'vitest';
 import type { App } from '../../src/app.js';
-import { newCallState, type AnyTool, type Call } from '../../src/guard/types.js';
+import { newCallState, type Call } from '../../src/guard/types.js';
+import type { AnyTool } from '../../src/core/tool.js';
 import { newSession } from '../../src/server.js';
 
 export function fakeCall(

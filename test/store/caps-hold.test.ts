@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CapRule } from '../../src/policy/schema.js';
+import type { CapRule } from '../../src/core/policy.js';
 import { ApprovalsStore } from '../../src/store/approvals-store.js';
 import { CapsStore, type CapDemand, type CapHold } from '../../src/store/caps-store.js';
 import { openDb, type Db } from '../../src/store/db.js';

@@ -4,10 +4,10 @@
  * must-change; the one-time link flow above the port (tools/password/reset-flow.ts) lets the user choose a new one.
  */
 import { randomBytes, scryptSync } from 'node:crypto';
-import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
+import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
 import type { Statement } from 'better-sqlite3';
 import { effectCommit, type Db } from '../../store/db.js';
-import type { DirectoryPort, DirectoryUser } from './backend.js';
+import type { DirectoryPort, DirectoryUser } from '../../core/ports/directory.js';
 
 export interface User extends DirectoryUser {
   department: string;
@@ -20,8 +20,6 @@ const hashPassword = (password: string): string => {
   const salt = randomBytes(16);
   return `scrypt$${salt.toString('base64')}$${scryptSync(password, salt, 32).toString('base64')}`;
 };
-
-export { maskAddress } from '../mask.js';
 
 interface Row {
   username: string;

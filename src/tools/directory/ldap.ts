@@ -16,8 +16,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Attribute, Change, Client, Filter, FilterParser, ResultCodeError, type Entry } from 'ldapts';
 import { isLoopbackHost } from '../../loopback.js';
-import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
-import type { DirectoryPort, DirectoryUser } from './backend.js';
+import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
+import type { DirectoryPort, DirectoryUser } from '../../core/ports/directory.js';
 
 export interface LdapDirectoryConfig {
   /** `ldaps://host[:port]`; `ldap://` only for loopback hosts (127.0.0.0/8, ::1, localhost). */

@@ -13,7 +13,7 @@ import {
   type CloudRequest,
   type CloudResponse,
 } from '../../backends/cloud-http.js';
-import { BackendError, type CallOpts } from '../../backends/port.js';
+import { BackendError, type CallOpts } from '../../core/backend.js';
 
 export interface OktaConfig {
   /** https://example.okta.com (http:// only for loopback hosts, for tests). */

@@ -5,8 +5,8 @@
  * one-time link (the user moves to RECOVERY), so itguard never holds a link or a password.
  */
 import { obj, str } from '../../backends/cloud-http.js';
-import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
-import type { DirectoryPort, DirectoryUser } from './backend.js';
+import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
+import type { DirectoryPort, DirectoryUser } from '../../core/ports/directory.js';
 import { OktaApi, type OktaConfig, type OktaUser } from './okta-api.js';
 
 /** Statuses in which an account cannot sign in at all: refused like a disabled LDAP account. */

@@ -1,7 +1,7 @@
 /** The embedded factors adapter: TOTP factors in itguard's own store (mfa_factors), keyed by username. */
-import type { CallOpts } from '../../backends/port.js';
+import type { CallOpts } from '../../core/backend.js';
 import type { MfaStore } from '../../store/mfa-store.js';
-import type { FactorsPort, VerifyOutcome } from './backend.js';
+import type { FactorsPort, VerifyOutcome } from '../../core/ports/factors.js';
 
 export class EmbeddedFactors implements FactorsPort {
   readonly kind = 'embedded';

@@ -6,10 +6,10 @@
  * directory holds for them (an LDAP directory with Okta push), else by the username as Okta login short name.
  */
 import { obj, str } from '../../backends/cloud-http.js';
-import { BackendError, type CallOpts, type ProbeReport } from '../../backends/port.js';
+import { BackendError, type CallOpts, type ProbeReport } from '../../core/backend.js';
 import { ConfigError } from '../../config.js';
 import { OktaApi, type OktaConfig, type OktaUser } from '../directory/okta-api.js';
-import type { FactorsPort, PushChallenge, PushFactors, PushResult, VerifyOutcome } from './backend.js';
+import type { FactorsPort, PushChallenge, PushFactors, PushResult, VerifyOutcome } from '../../core/ports/factors.js';
 
 export interface OktaFactorsConfig extends OktaConfig {
   /** The address the configured directory holds for a username (to find them in Okta), if any. */

@@ -3,16 +3,16 @@
  * candidates by FTS5's field-weighted bm25 (title, then tags and the questions an article answers, then body),
  * ordered by rank.ts, excerpts cut by snippet.ts. See docs/architecture.md, "KB search".
  */
-import type { CallOpts, ProbeReport } from '../../backends/port.js';
+import type { CallOpts, ProbeReport } from '../../core/backend.js';
 import type { Db } from '../../store/db.js';
-import type { Article, KbHit, KbPort } from './backend.js';
+import type { Article, KbHit, KbPort } from '../../core/ports/kb.js';
 import { type Alternative, type Concept, type Lexicon, planQuery } from './query.js';
 import { scoreCandidates } from './rank.js';
 import { KbSynonymStore } from './synonym-store.js';
 import { snippet } from './snippet.js';
 import { fold } from './synonyms.js';
 
-export type { Article, KbHit } from './backend.js';
+export type { Article, KbHit } from '../../core/ports/kb.js';
 
 /** What `kb import` and the demo seed need beside the port. */
 export interface KbStore {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { GuardError } from '../../guard/errors.js';
-import { defineTool } from '../../guard/types.js';
+import { GuardError } from '../../core/errors.js';
+import { defineTool } from '../../core/tool.js';
 import { neutralise, untrusted, untrustedText } from '../untrusted.js';
 
 const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;

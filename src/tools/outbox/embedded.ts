@@ -2,9 +2,9 @@
  * The embedded outbox: a delivery is a row in the itguard database's outbox table, the demo's mailbox
  * (`itguard outbox --show-links` reads it). Idempotent on the request id.
  */
-import type { CallOpts, ProbeReport, WriteOpts } from '../../backends/port.js';
+import type { CallOpts, ProbeReport, WriteOpts } from '../../core/backend.js';
 import type { OutboxStore } from '../../store/outbox-store.js';
-import type { Message, OutboxPort } from './backend.js';
+import type { Message, OutboxPort } from '../../core/ports/outbox.js';
 
 export class EmbeddedOutbox implements OutboxPort {
   readonly kind = 'embedded';

@@ -18,8 +18,8 @@ import { createHash } from 'node:crypto';
 import addressparser from 'nodemailer/lib/addressparser';
 import type { SMTPTransportOptions } from 'nodemailer/lib/smtp-transport';
 import { isLoopbackHost } from '../../loopback.js';
-import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
-import type { Message, OutboxPort } from './backend.js';
+import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
+import type { Message, OutboxPort } from '../../core/ports/outbox.js';
 
 export interface SmtpOutboxConfig {
   /** `smtps://[user:pass@]host[:port]` or `smtp://[user:pass@]host[:port]`; read by the caller from an env var. */

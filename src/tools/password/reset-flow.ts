@@ -6,20 +6,13 @@
  * nothing is reported as sent. The outbox record of a delivery (masked for real mail) is what proves it happened.
  */
 import { randomBytes } from 'node:crypto';
-import { BackendError, type CallOpts } from '../../backends/port.js';
+import { BackendError, type CallOpts } from '../../core/backend.js';
 import type { OutboxRecord, OutboxStore } from '../../store/outbox-store.js';
 import type { ResetLink, ResetStore } from '../../store/reset-store.js';
-import { maskAddress } from '../mask.js';
-import type { DirectoryPort } from '../directory/backend.js';
-import type { Message, OutboxPort } from '../outbox/backend.js';
-
-export interface ResetOutcome {
-  username: string;
-  /** e.g. "j***@example.com" or "+1-***-**34" */
-  maskedChannel: string;
-  channel: 'email' | 'sms';
-  at: string;
-}
+import { maskAddress } from '../../mask.js';
+import type { DirectoryPort } from '../../core/ports/directory.js';
+import type { Message, OutboxPort } from '../../core/ports/outbox.js';
+import type { CompleteOutcome, ResetOutcome, ResetsPort } from '../../core/ports/resets.js';
 
 /** What the record of a real mail keeps instead of a link. */
 const LINK_NOT_KEPT = '[one-time link delivered; not kept]';
@@ -32,10 +25,7 @@ const outcomeOf = (r: OutboxRecord): ResetOutcome => ({
   at: new Date(r.createdAt).toISOString(),
 });
 
-export type CompleteOutcome =
-  { ok: true; username: string } | { ok: false; gone: true } | { ok: false; refused: string };
-
-export class ResetFlow {
+export class ResetFlow implements ResetsPort {
   constructor(
     private readonly d: {
       directory: DirectoryPort;

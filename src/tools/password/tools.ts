@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { defineTool } from '../../guard/types.js';
-import { GuardError } from '../../guard/errors.js';
+import { defineTool } from '../../core/tool.js';
+import { GuardError } from '../../core/errors.js';
 import { IdemKey, Reason, UserRef } from '../common.js';
-import type { ResetOutcome } from './reset-flow.js';
+import type { ResetOutcome } from '../../core/ports/resets.js';
 
 const done = (r: ResetOutcome) => ({
   // Security: the result says what happened and where the link went, masked; never the link or a password.

@@ -4,13 +4,13 @@
  * its jobs that did not fail. Idempotent on the request id.
  */
 import { customAlphabet } from 'nanoid';
-import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
+import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
 import { effectCommit, type Db } from '../../store/db.js';
-import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from './backend.js';
+import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from '../../core/ports/deploy.js';
 
 const jobId = customAlphabet('0123456789ABCDEFGHJKLMNPQRSTUVWXYZ', 8);
 
-export type { Device, InstallJob, Package, Platform } from './backend.js';
+export type { Device, InstallJob, Package, Platform } from '../../core/ports/deploy.js';
 
 /** How long a job sits in each state before it moves on. */
 export const QUEUED_MS = 2_000;

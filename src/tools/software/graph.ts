@@ -16,7 +16,7 @@ import {
   type CloudResponse,
   type Deadline,
 } from '../../backends/cloud-http.js';
-import { BackendError, type CallOpts } from '../../backends/port.js';
+import { BackendError, type CallOpts } from '../../core/backend.js';
 
 export interface GraphConfig {
   tenantId: string;

@@ -5,7 +5,7 @@
  * that is missing, then reads one managed device and each mapped app and assignment group.
  */
 import { obj, str } from '../../backends/cloud-http.js';
-import type { CallOpts, ProbeReport } from '../../backends/port.js';
+import type { CallOpts, ProbeReport } from '../../core/backend.js';
 import type { DeployJobRow, DeployJobState } from '../../store/deploy-jobs-store.js';
 import { graphFailure, type Graph } from './graph.js';
 

@@ -13,9 +13,9 @@
  * `pollMs`. Catalog-only installs, device ownership and licence seats are enforced in the tool before this runs.
  */
 import { obj, str } from '../../backends/cloud-http.js';
-import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
+import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
 import type { DeployJobRow, DeployJobsStore } from '../../store/deploy-jobs-store.js';
-import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from './backend.js';
+import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from '../../core/ports/deploy.js';
 import { Graph, graphError, graphFailure, type GraphConfig } from './graph.js';
 import { probeIntune, readInstallStatus } from './intune-status.js';
 

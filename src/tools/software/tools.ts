@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { GuardError } from '../../guard/errors.js';
-import { defineTool } from '../../guard/types.js';
+import { GuardError } from '../../core/errors.js';
+import { defineTool } from '../../core/tool.js';
 import { IdemKey, Reason, UserRef } from '../common.js';
 import { untrusted } from '../untrusted.js';
-import type { InstallJob } from './backend.js';
+import type { InstallJob } from '../../core/ports/deploy.js';
 
 export const softwareCatalog = defineTool({
   name: 'software_catalog',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { GuardError } from '../../guard/errors.js';
+import { GuardError } from '../../core/errors.js';
 import { untrusted } from '../untrusted.js';
-import { defineTool } from '../../guard/types.js';
+import { defineTool } from '../../core/tool.js';
 
 export const requestStatus = defineTool({
   name: 'request_status',

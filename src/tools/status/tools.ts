@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineTool } from '../../guard/types.js';
+import { defineTool } from '../../core/tool.js';
 
 export const guardStatus = defineTool({
   name: 'guard_status',

@@ -4,11 +4,26 @@
  * returns the first ticket. Project confinement is the tool layer's (tools.ts): searches see only the projects
  * they are given, and reads and writes take any key the tool layer let through.
  */
-import type { CallOpts, ProbeReport, WriteOpts } from '../../backends/port.js';
+import type { CallOpts, ProbeReport, WriteOpts } from '../../core/backend.js';
 import { effectCommit, type Db } from '../../store/db.js';
-import type { Comment, NewTicket, Priority, Status, Ticket, TicketQuery, TicketsPort } from './backend.js';
+import type {
+  Comment,
+  NewTicket,
+  Priority,
+  Status,
+  Ticket,
+  TicketQuery,
+  TicketsPort,
+} from '../../core/ports/tickets.js';
 
-export { PRIORITIES, STATUSES, type Priority, type Status, type Ticket, type Comment } from './backend.js';
+export {
+  type Comment,
+  PRIORITIES,
+  type Priority,
+  type Status,
+  STATUSES,
+  type Ticket,
+} from '../../core/ports/tickets.js';
 
 interface TicketRow {
   key: string;

@@ -3,7 +3,7 @@
  * No policy lives here: what counts as "already done", "unknown" or "safe to send" is decided in jira.ts.
  */
 import type { z } from 'zod';
-import { BackendError } from '../../backends/port.js';
+import { BackendError } from '../../core/backend.js';
 import { failure, sleep, type Deadline, type JiraHttp, type JiraRequest, type JiraResponse } from './jira-http.js';
 import {
   CommentPageSchema,

@@ -15,7 +15,7 @@
  * Secrets: the Authorization header is built once and never appears in an error, a log line or `details`.
  * Error messages quote Jira's own `errorMessages` / `errors` (truncated), the status and what was being done.
  */
-import { BackendError } from '../../backends/port.js';
+import { BackendError } from '../../core/backend.js';
 import { clip, errorCode, parseJson, retryAfterMs, sleep } from '../http-common.js';
 export { retryAfterMs, sleep } from '../http-common.js';
 

@@ -12,7 +12,7 @@
  * Low, Medium, High, Highest (Jira's default scheme).
  */
 import { z } from 'zod';
-import type { Comment, Priority, Status, Ticket } from './backend.js';
+import type { Comment, Priority, Status, Ticket } from '../../core/ports/tickets.js';
 import { AdfNodeSchema, textFromAdf } from './jira-adf.js';
 
 /** The issue and comment entity property itguard stamps on what it creates (also the comment idempotency key). */

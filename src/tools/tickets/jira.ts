@@ -43,8 +43,8 @@
  */
 import { isLoopbackHost } from '../../loopback.js';
 import { createHash } from 'node:crypto';
-import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../backends/port.js';
-import type { Comment, NewTicket, Ticket, TicketQuery, TicketsPort } from './backend.js';
+import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
+import type { Comment, NewTicket, Ticket, TicketQuery, TicketsPort } from '../../core/ports/tickets.js';
 import { adfFromText } from './jira-adf.js';
 import { JiraApi } from './jira-api.js';
 import {

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { GuardError } from '../../guard/errors.js';
-import { defineTool } from '../../guard/types.js';
+import { GuardError } from '../../core/errors.js';
+import { defineTool } from '../../core/tool.js';
 import { IdemKey, Reason, UserRef } from '../common.js';
 import { neutralise, untrusted, untrustedText } from '../untrusted.js';
-import type { Backends } from '../backends.js';
-import { PRIORITIES, STATUSES, type Ticket } from './backend.js';
+import type { Backends } from '../../core/backends.js';
+import { PRIORITIES, STATUSES, type Ticket } from '../../core/ports/tickets.js';
 
 const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;
 const WRITE = { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true } as const;

@@ -3,7 +3,14 @@
  * request id (the backend's idempotency key), failures are `BackendError { retryable }`, and every adapter can be
  * probed without changing anything (`itguard policy check --probe`).
  */
-export { BackendError } from '../guard/errors.js';
+import { GuardError } from './errors.js';
+
+/** A backend said no or broke. `retryable` is said explicitly, never guessed by the model. */
+export class BackendError extends GuardError {
+  constructor(message: string, retryable: boolean, details?: Record<string, unknown>) {
+    super('BACKEND_ERROR', message, { retryable, details: details ?? {} });
+  }
+}
 
 export interface CallOpts {
   signal: AbortSignal;

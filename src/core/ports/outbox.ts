@@ -3,7 +3,7 @@
  * row in the outbox table; SMTP: a mail through a relay). Every delivery is also recorded, masked, in the outbox
  * table by the caller. A failed delivery throws a retryable BackendError, and the caller reports nothing as sent.
  */
-import type { CallOpts, ProbeReport, WriteOpts } from '../../backends/port.js';
+import type { CallOpts, ProbeReport, WriteOpts } from '../backend.js';
 
 export interface Message {
   /** The directory user it is for (the outbox record names them). */

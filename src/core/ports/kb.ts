@@ -1,5 +1,5 @@
 /** The knowledge-base port: search and read, for every KB adapter (embedded: SQLite FTS5). Import is the embedded store's own verb. */
-import type { CallOpts, ProbeReport } from '../../backends/port.js';
+import type { CallOpts, ProbeReport } from '../backend.js';
 
 export interface Article {
   id: string;

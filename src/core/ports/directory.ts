@@ -2,7 +2,7 @@
  * The directory port: users, groups and password resets, for every directory adapter (embedded, LDAP / Active
  * Directory). Denied target groups, "disabled users are refused" and the one-time link flow are enforced above it.
  */
-import type { CallOpts, ProbeReport, WriteOpts } from '../../backends/port.js';
+import type { CallOpts, ProbeReport, WriteOpts } from '../backend.js';
 
 export interface DirectoryUser {
   username: string;

@@ -3,7 +3,7 @@
  * requestId. Allowed-project confinement is the tool layer's job, not the adapter's: the caller passes the
  * projects a query may see, and checks the project of every key before a write.
  */
-import type { CallOpts, ProbeReport, WriteOpts } from '../../backends/port.js';
+import type { CallOpts, ProbeReport, WriteOpts } from '../backend.js';
 
 export const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
 export const STATUSES = ['open', 'in_progress', 'waiting', 'resolved', 'closed'] as const;

@@ -3,7 +3,7 @@
  * the user lives in. The embedded adapter is itguard's own store (mfa_factors); the directory is never asked for
  * a secret.
  */
-import type { CallOpts } from '../../backends/port.js';
+import type { CallOpts } from '../backend.js';
 
 export type VerifyOutcome =
   | { ok: true }

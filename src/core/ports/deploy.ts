@@ -2,7 +2,7 @@
  * The deployment port: the software catalog, devices and install jobs. Catalog-only installs, listed versions,
  * device ownership and licence seats are enforced above it (software/tools.ts), for every adapter.
  */
-import type { CallOpts, ProbeReport, WriteOpts } from '../../backends/port.js';
+import type { CallOpts, ProbeReport, WriteOpts } from '../backend.js';
 
 export type Platform = 'windows' | 'macos' | 'linux';
 

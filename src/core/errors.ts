@@ -92,12 +92,5 @@ export class GuardError extends Error {
   }
 }
 
-/** A backend said no or broke. `retryable` is said explicitly, never guessed by the model. */
-export class BackendError extends GuardError {
-  constructor(message: string, retryable: boolean, details?: Record<string, unknown>) {
-    super('BACKEND_ERROR', message, { retryable, details: details ?? {} });
-  }
-}
-
 export const errorCodeOf = (r: CallToolResult): ErrorCode | undefined =>
   (r._meta?.['itguard/error'] as { code?: ErrorCode } | undefined)?.code;
