@@ -1,5 +1,5 @@
 /**
- * What every HTTP backend adapter (Jira, and the cloud adapters through backends/cloud-http.ts) reads off an answer
+ * What every HTTP backend adapter (Jira, and the cloud adapters through tools/cloud-http.ts) reads off an answer
  * the same way: `Retry-After`, a body that may or may not be JSON, the network error's code, a clipped excerpt, and
  * an abortable wait between retries.
  */

@@ -12,7 +12,7 @@ import {
   str,
   type CloudRequest,
   type CloudResponse,
-} from '../../backends/cloud-http.js';
+} from '../cloud-http.js';
 import { BackendError, type CallOpts } from '../../core/backend.js';
 
 export interface OktaConfig {

@@ -4,7 +4,7 @@
  * credential: `POST /api/v1/users/{id}/lifecycle/reset_password?sendEmail=true` makes Okta mail the user a
  * one-time link (the user moves to RECOVERY), so itguard never holds a link or a password.
  */
-import { obj, str } from '../../backends/cloud-http.js';
+import { obj, str } from '../cloud-http.js';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
 import type { DirectoryPort, DirectoryUser } from '../../core/ports/directory.js';
 import { OktaApi, type OktaConfig, type OktaUser } from './okta-api.js';

@@ -5,7 +5,7 @@
  * It works beside any directory adapter: the target is found in Okta by the e-mail address the configured
  * directory holds for them (an LDAP directory with Okta push), else by the username as Okta login short name.
  */
-import { obj, str } from '../../backends/cloud-http.js';
+import { obj, str } from '../cloud-http.js';
 import { BackendError, type CallOpts, type ProbeReport } from '../../core/backend.js';
 import { ConfigError } from '../../config.js';
 import { OktaApi, type OktaConfig, type OktaUser } from '../directory/okta-api.js';

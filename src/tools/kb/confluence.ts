@@ -12,7 +12,7 @@
  * Article ids: `CONF-<page id>` when it has at most 8 digits; longer page ids carry their leading digits as
  * letters (a=0 … j=9) after `CONF`, e.g. page 3342337121 → `CONFdd-42337121`, to fit kb_get_article's id rule.
  */
-import { CloudHttp, clip, deadline, obj, retryAfterMs, str, type CloudRequest } from '../../backends/cloud-http.js';
+import { CloudHttp, clip, deadline, obj, retryAfterMs, str, type CloudRequest } from '../cloud-http.js';
 import { BackendError, type CallOpts, type ProbeReport } from '../../core/backend.js';
 import type { Article, KbHit, KbPort } from '../../core/ports/kb.js';
 

@@ -15,7 +15,7 @@ import {
   type CloudRequest,
   type CloudResponse,
   type Deadline,
-} from '../../backends/cloud-http.js';
+} from '../cloud-http.js';
 import { BackendError, type CallOpts } from '../../core/backend.js';
 
 export interface GraphConfig {

@@ -4,7 +4,7 @@
  * application permissions granted to the app registration, as the identity platform issued them) and names any
  * that is missing, then reads one managed device and each mapped app and assignment group.
  */
-import { obj, str } from '../../backends/cloud-http.js';
+import { obj, str } from '../cloud-http.js';
 import type { CallOpts, ProbeReport } from '../../core/backend.js';
 import type { DeployJobRow, DeployJobState } from '../../store/deploy-jobs-store.js';
 import { graphFailure, type Graph } from './graph.js';

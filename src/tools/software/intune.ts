@@ -12,7 +12,7 @@
  * getDeviceInstallStatusReport`) when someone asks (request_status, a replay, the console), at most every
  * `pollMs`. Catalog-only installs, device ownership and licence seats are enforced in the tool before this runs.
  */
-import { obj, str } from '../../backends/cloud-http.js';
+import { obj, str } from '../cloud-http.js';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
 import type { DeployJobRow, DeployJobsStore } from '../../store/deploy-jobs-store.js';
 import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from '../../core/ports/deploy.js';

@@ -13,8 +13,8 @@
  * - The Authorization header is never in an error, a log line or `details`; vendor messages are quoted, clipped.
  */
 import { BackendError } from '../core/backend.js';
-import { errorCode, parseJson, sleep } from '../tools/http-common.js';
-export { clip, retryAfterMs, sleep } from '../tools/http-common.js';
+import { errorCode, parseJson, sleep } from './http-common.js';
+export { clip, retryAfterMs, sleep } from './http-common.js';
 
 export interface CloudHttpConfig {
   /** "Microsoft Graph", "Okta", "Confluence": named in every error message. */
