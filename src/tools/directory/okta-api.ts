@@ -4,15 +4,7 @@
  * `X-Rate-Limit-Limit`, `-Remaining` and `-Reset` (UTC epoch seconds) on every answer: when a bucket is spent
  * (Remaining 0, or a 429 E0000047) the client waits until the reset time before sending again, never sooner.
  */
-import {
-  CloudHttp,
-  clip,
-  deadline,
-  obj,
-  str,
-  type CloudRequest,
-  type CloudResponse,
-} from '../cloud-http.js';
+import { CloudHttp, clip, deadline, obj, str, type CloudRequest, type CloudResponse } from '../cloud-http.js';
 import { BackendError, type CallOpts } from '../../core/backend.js';
 
 export interface OktaConfig {
