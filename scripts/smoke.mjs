@@ -4,8 +4,8 @@
  * an install that waits for an approver, `approvals approve`, the install run once and reported by
  * request_status), the kill switch (`kill` refuses the next call, `resume` lets it through; the same over the admin
  * API) and `audit verify`.
- * `.ci/run` runs it on this machine's Node and on Node 22 and 24 (scripts/node-smoke.sh); `node scripts/smoke.mjs` runs it
- * on the current one.
+ * `.ci/run` runs it on this machine's Node and on Node 22 and 24 (scripts/node-smoke.sh); `node scripts/smoke.mjs`
+ * runs it on the current one.
  * Prints one line per step and exits 0, or 1 with the step that failed and the last lines the server (or the
  * native-module check) wrote to stderr, so that a crash of the process (an abort, a segmentation fault, a module
  * built for another Node ABI) is reported with its own words.
