@@ -4,11 +4,15 @@
  * an install that waits for an approver, `approvals approve`, the install run once and reported by
  * request_status), the kill switch (`kill` refuses the next call, `resume` lets it through; the same over the admin
  * API) and `audit verify`.
- * `.ci/run` runs it on Node 22 and 24 (scripts/node-smoke.sh); `node scripts/smoke.mjs` runs it on the current one.
- * Prints one line per step and exits 0, or 1 with the step that failed.
+ * `.ci/run` runs it on this machine's Node and on Node 22 and 24 (scripts/node-smoke.sh); `node scripts/smoke.mjs`
+ * runs it on the current one.
+ * Prints one line per step and exits 0, or 1 with the step that failed and the last lines the server (or the
+ * native-module check) wrote to stderr, so that a crash of the process (an abort, a segmentation fault, a module
+ * built for another Node ABI) is reported with its own words.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,8 +30,10 @@ writeFileSync(policy, DEMO_POLICY_YAML.replace(/wait_seconds: \d+/, 'wait_second
 const env = { ...process.env, ITGUARD_STATE_KEY: 'cd'.repeat(32), ITGUARD_LOG_LEVEL: 'warn' };
 const started = Date.now();
 let step = 'start';
-/** The HTTP server's stderr, printed (its tail) when a step fails. */
+/** The stderr of the process of the current step (a server, the native-module check), its tail printed on failure. */
 let lastServerLog = () => '';
+/** How a child process ended, for the failure message: an exit code, or the signal that killed it. */
+const ended = (code, signal) => (signal ? `killed by ${signal}` : `exit code ${code}`);
 
 const check = (ok, what) => {
   if (!ok) throw new Error(what);
@@ -43,17 +49,44 @@ const cli = (...args) => {
 const say = (s) => process.stdout.write(`smoke [node ${process.version}] ${s}\n`);
 const errorCode = (r) => r._meta?.['itguard/error']?.code;
 
+/**
+ * better-sqlite3 is a native addon: load it in a child process of this Node and use it (open, write, read, free
+ * statements, a full GC), so that an addon built for another ABI or one that crashes this Node is named before the
+ * server runs.
+ */
+function nativeModule() {
+  step = 'better-sqlite3';
+  const require = createRequire(join(ROOT, 'package.json'));
+  const { version } = require('better-sqlite3/package.json');
+  const probe = `
+    const Database = require('better-sqlite3');
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE t (x)');
+    for (let i = 0; i < 2000; i++) db.prepare('INSERT INTO t VALUES (?)').run(i);
+    globalThis.gc();
+    const n = db.prepare('SELECT count(*) AS n FROM t').get().n;
+    db.close();
+    if (n !== 2000) throw new Error('read back ' + n + ' rows');`;
+  const r = spawnSync(process.execPath, ['--expose-gc', '-e', probe], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  lastServerLog = () => r.stderr ?? '';
+  check(r.status === 0, `better-sqlite3 ${version} does not run on this Node (${ended(r.status, r.signal)})`);
+  lastServerLog = () => '';
+  say(`better-sqlite3 ${version}: loads and runs (Node ABI ${process.versions.modules})`);
+}
+
 async function stdio() {
   step = 'stdio';
   const client = new Client({ name: 'smoke-stdio', version: '1' });
-  await client.connect(
-    new StdioClientTransport({
-      command: process.execPath,
-      args: [CLI, 'serve', '--stdio', '--db', db, '--policy', policy],
-      env,
-      stderr: 'ignore',
-    }),
-  );
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [CLI, 'serve', '--stdio', '--db', db, '--policy', policy],
+    env,
+    stderr: 'pipe',
+  });
+  let err = '';
+  transport.stderr?.on('data', (d) => (err += d.toString()));
+  lastServerLog = () => err;
+  await client.connect(transport);
   const { tools } = await client.listTools();
   check(
     tools.some((t) => t.name === 'ticket_create'),
@@ -67,6 +100,7 @@ async function stdio() {
   });
   check(!t.isError, `ticket_create failed: ${JSON.stringify(t.content)}`);
   await client.close();
+  lastServerLog = () => '';
   say(`stdio: ${tools.length} tools, a read and a write`);
 }
 
@@ -86,7 +120,7 @@ function serveHttp() {
         resolve({ proc, url: m[1], stderr: () => err });
       }
     });
-    proc.once('exit', (c) => reject(new Error(`serve --http exited ${c}:\n${err}`)));
+    proc.once('exit', (c, sig) => reject(new Error(`serve --http ended (${ended(c, sig)}):\n${err}`)));
   });
 }
 
@@ -160,6 +194,7 @@ async function http() {
 }
 
 try {
+  nativeModule();
   await stdio();
   await http();
   step = 'audit verify';
@@ -169,8 +204,8 @@ try {
   say(`passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 } catch (e) {
   process.stdout.write(`smoke [node ${process.version}] FAILED at ${step}: ${e?.message ?? e}\n`);
-  const log = lastServerLog().split('\n').slice(-15).join('\n');
-  if (log.trim()) process.stdout.write(`the server's last log lines:\n${log}\n`);
+  const log = lastServerLog().split('\n').slice(-40).join('\n');
+  if (log.trim()) process.stdout.write(`the process's last stderr lines:\n${log}\n`);
   process.exitCode = 1;
 } finally {
   rmSync(dir, { recursive: true, force: true });
