@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDb } from '../dist/store/db.js';
+import { openDb } from '../dist/store/sqlite/db.js';
 import { EmbeddedKb } from '../dist/tools/kb/embedded.js';
 import { makeArticles, makeQueries } from './lib/kb-scale.mjs';
 import { percentile } from './lib/stats.mjs';

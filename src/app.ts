@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { seedDemo } from './demo/seed.js';
-import { AuditWriter } from './guard/audit-writer.js';
+import { AuditWriter } from './store/sqlite/committer.js';
 import type { GuardDeps } from './guard/deps.js';
 import { buildPipeline } from './guard/pipeline.js';
 import { execute, KillSwitchAbort } from './guard/execute.js';
@@ -14,15 +14,15 @@ import type { Call, Handler } from './guard/types.js';
 import { createLogger } from './log.js';
 import { noopMetrics, type Metrics } from './metrics.js';
 import type { Policy } from './policy/schema.js';
-import { AuditStore } from './store/audit-store.js';
-import { carryEffectsByAudit, openDb, type Db } from './store/db.js';
-import { KillSwitchStore } from './store/killswitch-store.js';
-import { TokenStore } from './store/token-store.js';
-import { CapsStore } from './store/caps-store.js';
-import { IdempotencyStore } from './store/idempotency-store.js';
-import { ApprovalsStore } from './store/approvals-store.js';
-import { MfaStore } from './store/mfa-store.js';
-import { BudgetStore } from './store/budget-store.js';
+import { AuditStore } from './store/sqlite/audit-store.js';
+import { carryEffectsByAudit, openDb, type Db } from './store/sqlite/db.js';
+import { KillSwitchStore } from './store/sqlite/killswitch-store.js';
+import { TokenStore } from './store/sqlite/token-store.js';
+import { CapsStore } from './store/sqlite/caps-store.js';
+import { IdempotencyStore } from './store/sqlite/idempotency-store.js';
+import { ApprovalsStore } from './store/sqlite/approvals-store.js';
+import { MfaStore } from './store/sqlite/mfa-store.js';
+import { BudgetStore } from './store/sqlite/budget-store.js';
 import { budgetsView, breakerView, capsView, taskView } from './guard/caps-view.js';
 import type { Backends } from './core/backends.js';
 import { ALL_TOOLS } from './tools/index.js';
@@ -30,8 +30,8 @@ import { buildAll, buildBackends, type Embedded } from './backends/build.js';
 import type { CloudTuning } from './backends/cloud.js';
 import { config } from './config.js';
 import { stateCodec, stateKey } from './guard/mrtr.js';
-import { MetaStore } from './store/meta-store.js';
-import { NotifyStore } from './store/notify-store.js';
+import { MetaStore } from './store/sqlite/meta-store.js';
+import { NotifyStore } from './store/sqlite/notify-store.js';
 import { Notifier } from './notify/notifier.js';
 
 export interface AppOptions {
@@ -86,6 +86,8 @@ export interface App extends GuardDeps {
 export interface Stores {
   db: Db;
   auditStore: AuditStore;
+  /** Commits units of work (group commit): every write of guard state outside a call's own units goes through it. */
+  audit: AuditWriter;
   killSwitch: KillSwitchStore;
   tokens: TokenStore;
   caps: CapsStore;
@@ -115,6 +117,7 @@ export function openStores(
   return {
     db,
     auditStore,
+    audit: new AuditWriter(auditStore),
     killSwitch: new KillSwitchStore(db, auditStore, now),
     tokens: new TokenStore(db, auditStore, now),
     caps: new CapsStore(db, policy.timezone),
@@ -131,12 +134,25 @@ export function openStores(
 export function openApp(opts: AppOptions): App {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
-  const { db, auditStore, killSwitch, tokens, backends, embedded, caps, budgets, idem, approvals, mfa, notifyStore } =
-    openStores(opts.dbPath, opts.policy, now, {
-      log,
-      ...(opts.env ? { env: opts.env } : {}),
-      ...(opts.cloud ? { cloud: opts.cloud } : {}),
-    });
+  const {
+    db,
+    auditStore,
+    audit,
+    killSwitch,
+    tokens,
+    backends,
+    embedded,
+    caps,
+    budgets,
+    idem,
+    approvals,
+    mfa,
+    notifyStore,
+  } = openStores(opts.dbPath, opts.policy, now, {
+    log,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.cloud ? { cloud: opts.cloud } : {}),
+  });
   try {
     // A process whose ITGUARD_AUDIT_KEY is not the chain's refuses to start (DESIGN §5): AuditKeyMismatch, exit 2.
     auditStore.checkKey();
@@ -170,7 +186,7 @@ export function openApp(opts: AppOptions): App {
   const deps: GuardDeps = {
     policy: opts.policy,
     killSwitch,
-    audit: new AuditWriter(auditStore),
+    audit,
     backends,
     log,
     metrics,

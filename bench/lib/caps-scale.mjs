@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEMO_POLICY_YAML } from '../../dist/policy/demo.js';
 import { parsePolicy } from '../../dist/policy/load.js';
-import { CapsStore } from '../../dist/store/caps-store.js';
-import { openDb, setDurability } from '../../dist/store/db.js';
+import { CapsStore } from '../../dist/store/sqlite/caps-store.js';
+import { openDb, setDurability } from '../../dist/store/sqlite/db.js';
 import { REQUESTERS } from './workload.mjs';
 
 const FILL = `

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { seedDemo } from '../../dist/demo/seed.js';
-import { openDb } from '../../dist/store/db.js';
+import { openDb } from '../../dist/store/sqlite/db.js';
 import { EmbeddedKb } from '../../dist/tools/kb/embedded.js';
 import { HELD_OUT_FILE, loadQuestions, QUESTIONS_FILE, scoreRecall } from './recall-score.mjs';
 

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seedDemo } from '../../dist/demo/seed.js';
-import { openDb } from '../../dist/store/db.js';
+import { openDb } from '../../dist/store/sqlite/db.js';
 import { EmbeddedKb } from '../../dist/tools/kb/embedded.js';
 import { mulberry32, pick, zipfIndex } from './prng.mjs';
 import { ADJECTIVES, CATEGORIES, FILLER, MODELS, NOUNS, SYMPTOMS, VERBS } from './words.mjs';

@@ -19,7 +19,7 @@ import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { z } from 'zod';
 import { openApp } from '../../dist/app.js';
 import { startHttp } from '../../dist/http/app.js';
-import { openDb } from '../../dist/store/db.js';
+import { openDb } from '../../dist/store/sqlite/db.js';
 import { seedDemo } from '../../dist/demo/seed.js';
 import { EmbeddedKb } from '../../dist/tools/kb/embedded.js';
 import { EmbeddedTickets } from '../../dist/tools/tickets/embedded.js';

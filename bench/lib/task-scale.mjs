@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEMO_POLICY_YAML } from '../../dist/policy/demo.js';
 import { parsePolicy } from '../../dist/policy/load.js';
-import { BudgetStore } from '../../dist/store/budget-store.js';
-import { openDb, setDurability } from '../../dist/store/db.js';
+import { BudgetStore } from '../../dist/store/sqlite/budget-store.js';
+import { openDb, setDurability } from '../../dist/store/sqlite/db.js';
 
 const FILL_TASKS = `
 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < @n)

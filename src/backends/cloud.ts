@@ -8,8 +8,8 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
 import type { Policy } from '../policy/schema.js';
-import type { Db } from '../store/db.js';
-import { DeployJobsStore } from '../store/deploy-jobs-store.js';
+import type { Db } from '../store/sqlite/db.js';
+import { DeployJobsStore } from '../store/sqlite/deploy-jobs-store.js';
 import type { DirectoryPort } from '../core/ports/directory.js';
 import { OktaDirectory } from '../tools/directory/okta.js';
 import { OktaFactors } from '../tools/factors/okta.js';

@@ -1,5 +1,5 @@
 /** Admin verbs that act on the database directly; every change is audited with actor cli:<os user>. */
-import { parseHead } from '../store/audit-store.js';
+import { parseHead } from '../store/sqlite/audit-store.js';
 import { openStores } from '../app.js';
 import { capsView, type CapView } from '../guard/caps-view.js';
 import { safeJson, safeText } from '../terminal.js';

@@ -7,7 +7,7 @@
  */
 import { openStores } from '../app.js';
 import { resetPrincipalBreaker, resetTaskBreaker } from '../guard/breaker-reset.js';
-import type { TaskState } from '../store/budget-store.js';
+import type { TaskState } from '../store/sqlite/budget-store.js';
 import { safeText } from '../terminal.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
 

@@ -1,7 +1,7 @@
 /** `itguard approvals list|approve ID|deny ID`, `directory enroll USER`, `outbox`: human gates from the shell. */
 import { openStores } from '../app.js';
 import { decide } from '../guard/decide.js';
-import type { ApprovalRow, RefusalReason } from '../store/approvals-store.js';
+import type { ApprovalRow, RefusalReason } from '../store/sqlite/approvals-store.js';
 import { safeText } from '../terminal.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type FailCode, type Flags } from './common.js';
 
@@ -37,7 +37,7 @@ const view = (r: ApprovalRow) => ({
   note: r.note,
 });
 
-export function approvals(flags: Flags): number {
+export async function approvals(flags: Flags): Promise<number> {
   const [verb, id] = flags.positionals;
   const s = stores(flags);
   try {
@@ -69,7 +69,7 @@ export function approvals(flags: Flags): number {
         throw new UsageError(`approvals ${verb} decides as the OS user (${cliActor()}); --principal does not apply`);
       const note = typeof flags.values.note === 'string' ? flags.values.note : undefined;
       // Every rule (state, tier, separation of duties) and the audit of the outcome: src/guard/decide.ts.
-      const d = decide(s, { id, approve: verb === 'approve', note, actor: { name: cliActor(), via: 'cli' } });
+      const d = await decide(s, { id, approve: verb === 'approve', note, actor: { name: cliActor(), via: 'cli' } });
       if (!d.ok) {
         const message =
           d.reason === 'wrong_tier' && d.row?.tier === 'mfa'

@@ -9,7 +9,7 @@ import { config, ConfigError } from '../config.js';
 import { createLogger } from '../log.js';
 import { listNotifications, notificationView, retryNotification, type NotificationView } from '../notify/admin.js';
 import { Notifier } from '../notify/notifier.js';
-import { NOTIFY_STATUSES, type NotifyStatus } from '../store/notify-store.js';
+import { NOTIFY_STATUSES, type NotifyStatus } from '../store/sqlite/notify-store.js';
 import { safeText } from '../terminal.js';
 import { out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
 

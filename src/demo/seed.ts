@@ -1,12 +1,12 @@
 /** Seeds a new database with the demo directory (and MFA factors), devices, software catalog and the KB shipped in kb/. Runs once per database. */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Db } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 import { EmbeddedDirectory } from '../tools/directory/embedded.js';
 import { EmbeddedKb } from '../tools/kb/embedded.js';
 import { readArticles } from '../tools/kb/import.js';
-import { MetaStore } from '../store/meta-store.js';
-import { MfaStore } from '../store/mfa-store.js';
+import { MetaStore } from '../store/sqlite/meta-store.js';
+import { MfaStore } from '../store/sqlite/mfa-store.js';
 import { EmbeddedDeploy } from '../tools/software/embedded.js';
 import { demoDevices, demoPackages, demoUsers } from './data.js';
 

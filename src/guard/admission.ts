@@ -14,8 +14,8 @@ import type { GuardDeps } from './deps.js';
 import { beginInput } from './idempotency.js';
 import type { Call, Guard } from './types.js';
 import { baseOf } from './units.js';
-import type { BeginResult } from '../store/idempotency-store.js';
-import type { ReserveResult } from '../store/caps-store.js';
+import type { BeginResult } from '../store/sqlite/idempotency-store.js';
+import type { ReserveResult } from '../store/sqlite/caps-store.js';
 
 const tierOf = (call: Call) => call.state.resolved.tier ?? call.toolPolicy.tier ?? call.tool.tier;
 

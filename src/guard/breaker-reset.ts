@@ -2,8 +2,8 @@
  * Clearing a breaker by hand (DESIGN §7 `itguard breaker reset PRINCIPAL | --task ID`, the admin API's breaker
  * reset): one implementation, so the CLI and the admin API clear the same state and write the same audit records.
  */
-import type { AuditStore } from '../store/audit-store.js';
-import type { BreakerState, BudgetStore, TaskState } from '../store/budget-store.js';
+import type { AuditStore } from '../store/sqlite/audit-store.js';
+import type { BreakerState, BudgetStore, TaskState } from '../store/sqlite/budget-store.js';
 
 interface Stores {
   budgets: BudgetStore;

@@ -1,8 +1,8 @@
 /** The caps, budgets and breaker as the planner (guard_status) and operators (itguard caps / status) see them: used, limit, resets_at. */
 import type { Policy } from '../policy/schema.js';
 import { TOOL_NAMES } from '../core/policy.js';
-import type { CapsStore } from '../store/caps-store.js';
-import type { BudgetStore } from '../store/budget-store.js';
+import type { CapsStore } from '../store/sqlite/caps-store.js';
+import type { BudgetStore } from '../store/sqlite/budget-store.js';
 import { scopeKeyOf } from './caps.js';
 import type { Call } from './types.js';
 

@@ -15,10 +15,9 @@
  * The decision and its audit record commit in one transaction; a refused decision is audited too
  * (`approval.refused`, with the reason), so a self-approval attempt leaves a trace beside the log line.
  */
-import type { Db } from '../store/db.js';
-import { immediate } from '../store/db.js';
-import type { AuditStore } from '../store/audit-store.js';
-import type { ApprovalRow, ApprovalsStore, RefusalReason } from '../store/approvals-store.js';
+import type { AuditStore } from '../store/sqlite/audit-store.js';
+import { UnitOfWork, type UnitRunner } from '../store/unit.js';
+import type { ApprovalRow, ApprovalsStore, DecideResult, RefusalReason } from '../store/sqlite/approvals-store.js';
 
 /** The channels a decision arrives through. `verify`: the target user's own code (the verification page). */
 export type DecisionChannel = 'console' | 'cli' | 'admin' | 'slack' | 'verify';
@@ -53,9 +52,10 @@ export type Decision =
   { ok: true; row: ApprovalRow } | { ok: false; reason: RefusalReason; message: string; row?: ApprovalRow | undefined };
 
 export interface DecideDeps {
-  db: Db;
   approvals: ApprovalsStore;
   auditStore: AuditStore;
+  /** Commits the decision and its audit record as one unit of work. */
+  audit: UnitRunner;
 }
 
 /** One sentence per refusal, for people (console flash, CLI stderr, API error). */
@@ -98,10 +98,16 @@ export function refusalFor(row: ApprovalRow, approve: boolean, a: DecisionActor)
 }
 
 /** Approve or deny request `r.id` as `r.actor`; every outcome, refusals included, is audited with the decision. */
-export function decide(deps: DecideDeps, r: DecisionRequest): Decision {
+export async function decide(deps: DecideDeps, r: DecisionRequest): Promise<Decision> {
   const { actor, approve } = r;
-  return immediate(deps.db, (): Decision => {
-    const d = deps.approvals.decide(r.id, approve, actor, r.note, (row) => refusalFor(row, approve, actor));
+  // One unit of work: the state change (the approvals table's owner decides, seeing the fresh row) and its record.
+  const u = new UnitOfWork('single');
+  let d: DecideResult | undefined;
+  const decided = u.add(
+    () => (d = deps.approvals.decide(r.id, approve, actor, r.note, (row) => refusalFor(row, approve, actor))),
+  );
+  void u.add(() => {
+    if (!d) return;
     const row = d.row;
     deps.auditStore.appendInTx([
       {
@@ -120,6 +126,8 @@ export function decide(deps: DecideDeps, r: DecisionRequest): Decision {
         },
       },
     ]);
-    return d.ok ? d : { ok: false, reason: d.reason, message: REFUSAL_MESSAGES[d.reason], row };
   });
+  await deps.audit.commit(u);
+  const out = await decided;
+  return out.ok ? out : { ok: false, reason: out.reason, message: REFUSAL_MESSAGES[out.reason], row: out.row };
 }

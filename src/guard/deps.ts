@@ -1,16 +1,16 @@
 /** What guards are built with: one set per process, shared by every session. */
 import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
-import type { KillSwitchStore } from '../store/killswitch-store.js';
+import type { KillSwitchStore } from '../store/sqlite/killswitch-store.js';
 import type { Backends } from '../core/backends.js';
-import type { AuditWriter } from './audit-writer.js';
+import type { AuditWriter } from '../store/sqlite/committer.js';
 import type { Metrics } from '../metrics.js';
-import type { CapsStore } from '../store/caps-store.js';
-import type { IdempotencyStore } from '../store/idempotency-store.js';
-import type { ApprovalRow, ApprovalsStore } from '../store/approvals-store.js';
-import type { MfaStore } from '../store/mfa-store.js';
+import type { CapsStore } from '../store/sqlite/caps-store.js';
+import type { IdempotencyStore } from '../store/sqlite/idempotency-store.js';
+import type { ApprovalRow, ApprovalsStore } from '../store/sqlite/approvals-store.js';
+import type { MfaStore } from '../store/sqlite/mfa-store.js';
 import type { StateCodec } from './mrtr.js';
-import type { BudgetStore } from '../store/budget-store.js';
+import type { BudgetStore } from '../store/sqlite/budget-store.js';
 
 /**
  * What the gates need of the approver notifier (src/notify/notifier.ts `Notifier` is one): to create an approval

@@ -4,7 +4,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
-import type { ApprovalRow } from '../store/approvals-store.js';
+import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
 import type { GuardDeps } from './deps.js';
 import { afterCall } from './units.js';
 import { GuardError } from '../core/errors.js';

@@ -15,7 +15,7 @@
  * Every tier keeps its out-of-band path: the console approves a pending confirm, the page takes the mfa code.
  */
 import { inputRequired, inputResponse, type InputResponses } from '@modelcontextprotocol/server';
-import type { ApprovalRow } from '../store/approvals-store.js';
+import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
 import { raiseAlarm } from './alarm.js';
 import { GuardError } from '../core/errors.js';
 import { auditGate, bindingSha, openOrCreate, pending, waitAndRun, type Deps } from './gate-requests.js';

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createRequestStateCodec, type RequestStateCodec } from '@modelcontextprotocol/server';
-import type { MetaStore } from '../store/meta-store.js';
+import type { MetaStore } from '../store/sqlite/meta-store.js';
 
 /** How long a client has to answer one round. */
 export const STATE_TTL_SECONDS = 300;

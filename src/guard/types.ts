@@ -13,11 +13,11 @@ import type {
 } from '@modelcontextprotocol/server';
 import type { Tier, ToolPolicy } from '../core/policy.js';
 import type { AnyTool, Principal, Resolved } from '../core/tool.js';
-import type { CapHold, CapItem } from '../store/caps-store.js';
+import type { CapHold, CapItem } from '../store/sqlite/caps-store.js';
 import type { UnitOfWork } from '../store/unit.js';
-import type { AdmitResult } from '../store/budget-store.js';
-import type { BeginResult } from '../store/idempotency-store.js';
-import type { ReserveResult } from '../store/caps-store.js';
+import type { AdmitResult } from '../store/sqlite/budget-store.js';
+import type { BeginResult } from '../store/sqlite/idempotency-store.js';
+import type { ReserveResult } from '../store/sqlite/caps-store.js';
 import type { TaskRef } from './task.js';
 
 /**

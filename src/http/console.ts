@@ -149,8 +149,10 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
 
   /** Every state-changing request: a live session and its CSRF token, or 403 and nothing changes. */
   const authed =
-    (handler: (req: Request, res: Response, s: ConsoleSession, id: string) => void): express.RequestHandler =>
-    (req, res) => {
+    (
+      handler: (req: Request, res: Response, s: ConsoleSession, id: string) => void | Promise<void>,
+    ): express.RequestHandler =>
+    async (req, res) => {
       const cur = current(req);
       // Security: SameSite=Strict already keeps the cookie off cross-site requests; the CSRF token is the second lock.
       if (!cur || !sameSecret(field(req, 'csrf'), cur.session.csrf)) {
@@ -164,7 +166,7 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
           ),
         );
       }
-      handler(req, res, cur.session, cur.id);
+      await handler(req, res, cur.session, cur.id);
     };
 
   const done = (req: Request, res: Response, s: ConsoleSession, flash: Flash) => {
@@ -342,7 +344,7 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
   router.post(
     '/requests/:id',
     form,
-    authed((req, res, s) => {
+    authed(async (req, res, s) => {
       const id = String(req.params.id);
       const decision = field(req, 'decision');
       // Security: the decision is the value of the button that was clicked, never a default. A post without exactly
@@ -363,7 +365,7 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
         });
       const actor = `console:${s.principal}`;
       // Every rule (state, tier, separation of duties by identity) and the audit of the outcome: src/guard/decide.ts.
-      const r = decide(app, {
+      const r = await decide(app, {
         id,
         approve,
         note,

@@ -40,7 +40,7 @@ export function slackActionsRouter(app: App): express.Router {
   const notifier = app.notifier;
   const raw = express.raw({ type: () => true, limit: '256kb' });
 
-  router.post('/actions', raw, (req: Request, res: Response) => {
+  router.post('/actions', raw, async (req: Request, res: Response) => {
     const secret = notifier?.slackSigningSecret;
     // Security: without a configured signing secret nothing can be verified, so nothing is accepted.
     if (!secret) return void res.status(404).type('text').send('Slack is not configured\n');
@@ -72,10 +72,10 @@ export function slackActionsRouter(app: App): express.Router {
       slackUser: payload.user.id,
       actionTs: action.action_ts,
     };
-    // The decision is a few synchronous statements; Slack is answered right after, well inside its three seconds.
-    let outcome: ReturnType<typeof decideFromSlack>;
+    // The decision is one unit of work (a group commit); Slack is answered right after, well inside its three seconds.
+    let outcome: Awaited<ReturnType<typeof decideFromSlack>>;
     try {
-      outcome = decideFromSlack(app, decision);
+      outcome = await decideFromSlack(app, decision);
     } catch (e) {
       // Fail closed: nothing was decided (the store refused, e.g. busy past its timeout); the user is told to retry.
       app.log.error({ err: e, request_id: decision.requestId }, 'slack decision could not be recorded');

@@ -7,7 +7,7 @@ import express, { type Response, type Router } from 'express';
 import type { App } from '../app.js';
 import { raiseAlarm } from '../guard/alarm.js';
 import { decide } from '../guard/decide.js';
-import type { ApprovalRow } from '../store/approvals-store.js';
+import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
 
 export const esc = (s: unknown): string =>
   String(s ?? '').replace(
@@ -82,7 +82,7 @@ export function verifyRouter(app: App): Router {
       tool: row.tool,
     };
     if (body.decision === 'reject') {
-      decide(app, {
+      await decide(app, {
         id: row.id,
         approve: false,
         actor: who,
@@ -121,7 +121,7 @@ export function verifyRouter(app: App): Router {
             : `That code is not right (${v.failures ?? 1} of 5 attempts used). Check your authenticator and try again.`;
       return void res.status(400).send(form(row, token, `<p class="err" data-testid="error">${esc(msg)}</p>`));
     }
-    const d = decide(app, {
+    const d = await decide(app, {
       id: row.id,
       approve: true,
       actor: who,

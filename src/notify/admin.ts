@@ -4,7 +4,7 @@
  * ISO 8601 times (DESIGN §7). A view never holds a secret: payloads are not shown, webhooks are named by a hash of
  * their URL.
  */
-import type { NotifyJob, NotifyStatus, NotifyStore } from '../store/notify-store.js';
+import type { NotifyJob, NotifyStatus, NotifyStore } from '../store/sqlite/notify-store.js';
 
 export interface NotificationView {
   id: string;

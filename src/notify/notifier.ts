@@ -10,9 +10,8 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
 import type { NotifyPolicy } from '../policy/notify.js';
-import type { ApprovalRow, ApprovalsStore } from '../store/approvals-store.js';
-import type { NewJob, NotifyJob, NotifyStore } from '../store/notify-store.js';
-import { immediate } from '../store/db.js';
+import type { ApprovalRow, ApprovalsStore } from '../store/sqlite/approvals-store.js';
+import type { NewJob, NotifyJob, NotifyStore } from '../store/sqlite/notify-store.js';
 import type { OutboxPort } from '../core/ports/outbox.js';
 import { BackendError } from '../core/backend.js';
 import {
@@ -83,11 +82,7 @@ export class Notifier {
    * notices, and nothing is sent before both are committed. Sending starts right after, off the caller's path.
    */
   withNotices<T extends { row: ApprovalRow }>(create: () => T): T {
-    const created = immediate(this.d.store.db, () => {
-      const c = create();
-      this.d.store.enqueue(requestJobs(this.d.policy, c.row, this.d.links.base, false));
-      return c;
-    });
+    const created = this.d.store.withJobs(create, (c) => requestJobs(this.d.policy, c.row, this.d.links.base, false));
     this.kick();
     return created;
   }

@@ -23,9 +23,9 @@ const UNMAPPED = {
   not_an_approver: 'Your approver principal does not hold approvals:decide',
 } as const;
 
-type Deps = Pick<App, 'policy' | 'principal' | 'approvals' | 'auditStore' | 'db' | 'log'>;
+type Deps = Pick<App, 'policy' | 'principal' | 'approvals' | 'auditStore' | 'audit' | 'log'>;
 
-export function decideFromSlack(app: Deps, d: SlackDecision): SlackOutcome {
+export async function decideFromSlack(app: Deps, d: SlackDecision): Promise<SlackOutcome> {
   const approver = app.policy.notify?.approvers.find((a) => a.slackUser === d.slackUser);
   const facts = { slack_user: d.slackUser, action_ts: d.actionTs ?? null };
   const refused = (reason: string, message: string): SlackOutcome => {
@@ -55,7 +55,7 @@ export function decideFromSlack(app: Deps, d: SlackDecision): SlackOutcome {
     });
     return refused(reason, UNMAPPED[reason]);
   }
-  const r = decide(app, {
+  const r = await decide(app, {
     id: d.requestId,
     approve: d.approve,
     actor: {

@@ -15,7 +15,7 @@ import { openApp, type App } from '../../src/app.js';
 import { actionArgs, canonicalJson, sha256 } from '../../src/canonical.js';
 import { decide } from '../../src/guard/decide.js';
 import { consoleRouter } from '../../src/http/console.js';
-import type { NewApproval } from '../../src/store/approvals-store.js';
+import type { NewApproval } from '../../src/store/sqlite/approvals-store.js';
 import { policyWith, silent, tempDir } from '../helpers/harness.js';
 
 const CHROMIUM_ARGS = [
@@ -131,7 +131,7 @@ describe('console layout', () => {
         await page.screenshot({ path: join(ARTIFACTS, `console-${width}x${height}.png`), fullPage: true });
       } finally {
         await page.context().close();
-        decide(app, { id: req.id, approve: false, actor: { name: 'test', via: 'cli' } });
+        await decide(app, { id: req.id, approve: false, actor: { name: 'test', via: 'cli' } });
       }
     });
   }
@@ -162,7 +162,7 @@ describe('console layout', () => {
       expect(text).toContain(`${hour.find((p) => p.type === 'hour')!.value}:`);
     } finally {
       await page.context().close();
-      decide(app, { id: req.id, approve: false, actor: { name: 'test', via: 'cli' } });
+      await decide(app, { id: req.id, approve: false, actor: { name: 'test', via: 'cli' } });
     }
   });
 });
@@ -185,7 +185,7 @@ describe('console live updates', () => {
       expect(await card.getByTestId('new-badge').isVisible()).toBe(true);
       await expect(page.getByTestId('pending-count').textContent()).resolves.toBe('2');
 
-      decide(app, { id: second.id, approve: false, actor: { name: 'test', via: 'cli' } });
+      await decide(app, { id: second.id, approve: false, actor: { name: 'test', via: 'cli' } });
       await card.waitFor({ state: 'detached', timeout: 10_000 });
       await page.getByTestId(`recent-${second.id}`).waitFor({ timeout: 10_000 });
       await expect(page.getByTestId('pending-count').textContent()).resolves.toBe('1');
@@ -222,7 +222,7 @@ describe('console live updates', () => {
     });
     const page = await signedIn(1280, 800);
     try {
-      expect(decide(app, { id: req.id, approve: true, actor: { name: 'test', via: 'cli' } }).ok).toBe(true);
+      expect((await decide(app, { id: req.id, approve: true, actor: { name: 'test', via: 'cli' } })).ok).toBe(true);
       await app.executorPass();
       const row = app.approvals.get(req.id)!;
       expect(row.status, row.result ?? '').toBe('succeeded');

@@ -10,7 +10,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openApp, type App } from '../../src/app.js';
 import { consoleRouter } from '../../src/http/console.js';
-import type { NewApproval } from '../../src/store/approvals-store.js';
+import type { NewApproval } from '../../src/store/sqlite/approvals-store.js';
 import { policyWith, silent, tempDir } from '../helpers/harness.js';
 
 const CHROMIUM_ARGS = [

@@ -9,8 +9,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CallToolResult } from '@modelcontextprotocol/client';
-import { MfaStore } from '../../src/store/mfa-store.js';
-import { openDb } from '../../src/store/db.js';
+import { MfaStore } from '../../src/store/sqlite/mfa-store.js';
+import { openDb } from '../../src/store/sqlite/db.js';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import { count, seedDb, until, writePolicy, type ErrorMeta } from '../helpers/planner.js';

@@ -16,8 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveHttp, TEST_STATE_KEY, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import { count, seedDb, writePolicy } from '../helpers/planner.js';
-import { openDb } from '../../src/store/db.js';
-import { MfaStore } from '../../src/store/mfa-store.js';
+import { openDb } from '../../src/store/sqlite/db.js';
+import { MfaStore } from '../../src/store/sqlite/mfa-store.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let served: Served;

@@ -1,12 +1,12 @@
 /** AuditWriter: a unit of work (records + state changes) commits whole; one failing unit leaves the batch's others. */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AuditWriter } from '../../src/guard/audit-writer.js';
-import { AuditStore } from '../../src/store/audit-store.js';
-import { carryEffectsByAudit, effectCommit, openDb } from '../../src/store/db.js';
+import { AuditWriter } from '../../src/store/sqlite/committer.js';
+import { AuditStore } from '../../src/store/sqlite/audit-store.js';
+import { carryEffectsByAudit, effectCommit, openDb } from '../../src/store/sqlite/db.js';
 import { tempDir } from '../helpers/harness.js';
 import { UnitOfWork } from '../../src/store/unit.js';
-import type { AuditEvent } from '../../src/store/audit-store.js';
+import type { AuditEvent } from '../../src/store/sqlite/audit-store.js';
 
 /** A unit holding audit records and other writes, as a call's settlement does. */
 function unit(writer: AuditWriter, o: { events: AuditEvent[]; writes: (() => void)[]; strict?: boolean }): UnitOfWork {

@@ -42,32 +42,38 @@ function request(a: App, o: { tier?: string; target?: string; onBehalfOf?: strin
 const approver: DecisionActor = { name: 'console:it-approver', via: 'console', principal: 'it-approver' };
 
 describe('decide', () => {
-  it('refuses the requesting principal either decision', () => {
+  it('refuses the requesting principal either decision', async () => {
     app = testApp();
     const row = request(app);
     const as = { name: 'console:helpdesk-agent', via: 'console', principal: 'helpdesk-agent' } as const;
-    expect(decide(app, { id: row.id, approve: true, actor: as })).toMatchObject({ ok: false, reason: 'self_approval' });
-    expect(decide(app, { id: row.id, approve: false, actor: as })).toMatchObject({
+    expect(await decide(app, { id: row.id, approve: true, actor: as })).toMatchObject({
+      ok: false,
+      reason: 'self_approval',
+    });
+    expect(await decide(app, { id: row.id, approve: false, actor: as })).toMatchObject({
       ok: false,
       reason: 'self_approval',
     });
     expect(app.approvals.get(row.id)!.status).toBe('pending');
   });
 
-  it('refuses the person the request was made for by issuer + sub, and by e-mail in any case', () => {
+  it('refuses the person the request was made for by issuer + sub, and by e-mail in any case', async () => {
     app = testApp();
     const row = request(app, { onBehalfOf: 'dana@example.com', onBehalfOfId: `${ISS} sub:dana` });
     const byId = { ...approver, personId: `${ISS} sub:dana`, person: 'dana' };
-    expect(decide(app, { id: row.id, approve: true, actor: byId })).toMatchObject({ ok: false, reason: 'own_behalf' });
+    expect(await decide(app, { id: row.id, approve: true, actor: byId })).toMatchObject({
+      ok: false,
+      reason: 'own_behalf',
+    });
     const byMail = { ...approver, personId: `${ISS} sub:other`, person: 'x', email: 'DANA@Example.com' };
-    expect(decide(app, { id: row.id, approve: true, actor: byMail })).toMatchObject({
+    expect(await decide(app, { id: row.id, approve: true, actor: byMail })).toMatchObject({
       ok: false,
       reason: 'own_behalf',
     });
     // A row from before identities were stored: the display name, case-insensitively.
     const old = request(app, { onBehalfOf: 'Dana@example.com' });
     const display = { ...approver, personId: `${ISS} sub:dana`, person: 'dana@EXAMPLE.com' };
-    expect(decide(app, { id: old.id, approve: true, actor: display })).toMatchObject({ reason: 'own_behalf' });
+    expect(await decide(app, { id: old.id, approve: true, actor: display })).toMatchObject({ reason: 'own_behalf' });
     // Another person approves; the person themselves may still deny.
     const other = {
       ...approver,
@@ -75,42 +81,50 @@ describe('decide', () => {
       person: 'irene@example.com',
       email: 'irene@example.com',
     };
-    expect(decide(app, { id: row.id, approve: true, actor: other }).ok).toBe(true);
-    expect(decide(app, { id: old.id, approve: false, actor: display }).ok).toBe(true);
+    expect((await decide(app, { id: row.id, approve: true, actor: other })).ok).toBe(true);
+    expect((await decide(app, { id: old.id, approve: false, actor: display })).ok).toBe(true);
   });
 
-  it('refuses the target user approving an action on their own account', () => {
+  it('refuses the target user approving an action on their own account', async () => {
     app = testApp();
     const row = request(app, { target: 'jdoe' });
     const jdoe = { ...approver, directoryUser: 'JDoe' };
-    expect(decide(app, { id: row.id, approve: true, actor: jdoe })).toMatchObject({ ok: false, reason: 'target_user' });
+    expect(await decide(app, { id: row.id, approve: true, actor: jdoe })).toMatchObject({
+      ok: false,
+      reason: 'target_user',
+    });
   });
 
-  it('approves mfa requests only through the target user’s code, and that channel nothing else', () => {
+  it('approves mfa requests only through the target user’s code, and that channel nothing else', async () => {
     app = testApp();
     const mfa = request(app, { tier: 'mfa' });
     const cli: DecisionActor = { name: 'cli:ops', via: 'cli' };
-    expect(decide(app, { id: mfa.id, approve: true, actor: cli })).toMatchObject({ ok: false, reason: 'wrong_tier' });
-    expect(decide(app, { id: mfa.id, approve: true, actor: approver })).toMatchObject({ reason: 'wrong_tier' });
+    expect(await decide(app, { id: mfa.id, approve: true, actor: cli })).toMatchObject({
+      ok: false,
+      reason: 'wrong_tier',
+    });
+    expect(await decide(app, { id: mfa.id, approve: true, actor: approver })).toMatchObject({ reason: 'wrong_tier' });
     const target: DecisionActor = { name: 'mfa:jdoe', via: 'verify', directoryUser: 'jdoe' };
     const approval = request(app);
-    expect(decide(app, { id: approval.id, approve: true, actor: target })).toMatchObject({ reason: 'wrong_tier' });
-    expect(decide(app, { id: mfa.id, approve: true, actor: target }).ok).toBe(true);
+    expect(await decide(app, { id: approval.id, approve: true, actor: target })).toMatchObject({
+      reason: 'wrong_tier',
+    });
+    expect((await decide(app, { id: mfa.id, approve: true, actor: target })).ok).toBe(true);
     const confirm = request(app, { tier: 'confirm' });
-    expect(decide(app, { id: confirm.id, approve: true, actor: cli })).toMatchObject({ reason: 'wrong_tier' });
+    expect(await decide(app, { id: confirm.id, approve: true, actor: cli })).toMatchObject({ reason: 'wrong_tier' });
   });
 
-  it('audits every refusal with the request, the decision and the reason, in the same chain', () => {
+  it('audits every refusal with the request, the decision and the reason, in the same chain', async () => {
     app = testApp();
     const row = request(app);
-    decide(app, {
+    await decide(app, {
       id: row.id,
       approve: true,
       actor: { name: 'console:helpdesk-agent', via: 'console', principal: 'helpdesk-agent' },
     });
-    decide(app, { id: 'REQ-NOSUCH', approve: false, actor: { name: 'cli:ops', via: 'cli' } });
-    decide(app, { id: row.id, approve: false, note: 'no licence', actor: { name: 'cli:ops', via: 'cli' } });
-    decide(app, { id: row.id, approve: true, actor: approver });
+    await decide(app, { id: 'REQ-NOSUCH', approve: false, actor: { name: 'cli:ops', via: 'cli' } });
+    await decide(app, { id: row.id, approve: false, note: 'no licence', actor: { name: 'cli:ops', via: 'cli' } });
+    await decide(app, { id: row.id, approve: true, actor: approver });
     const rows = [...app.auditStore.iterate()].filter((r) => r.event.startsWith('approval.'));
     expect(rows.map((r) => [r.event, r.code, r.actor])).toEqual([
       ['approval.refused', 'self_approval', 'console:helpdesk-agent'],

@@ -11,8 +11,8 @@ import {
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { AuditStore } from '../../src/store/audit-store.js';
-import { openDb } from '../../src/store/db.js';
+import { AuditStore } from '../../src/store/sqlite/audit-store.js';
+import { openDb } from '../../src/store/sqlite/db.js';
 
 /** A real itguard database with `rows` audit records (~0.6 KB each), closed so its WAL is checkpointed into the file. */
 export function realDb(file: string, rows: number): string {

@@ -1,6 +1,6 @@
 // A separate process reserving random USD amounts against one cost cap until it is refused 20 times in a row.
-import { CapsStore } from '../../dist/store/caps-store.js';
-import { openDb } from '../../dist/store/db.js';
+import { CapsStore } from '../../dist/store/sqlite/caps-store.js';
+import { openDb } from '../../dist/store/sqlite/db.js';
 
 const [db, seed] = process.argv.slice(2);
 const store = new CapsStore(openDb(db), 'UTC');

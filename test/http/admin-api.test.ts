@@ -8,7 +8,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, type App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
-import type { NewApproval } from '../../src/store/approvals-store.js';
+import type { NewApproval } from '../../src/store/sqlite/approvals-store.js';
 import { policyWith, silent } from '../helpers/harness.js';
 
 interface Op {

@@ -385,11 +385,13 @@ describe('a valid token over a real MCP client', () => {
     expect(page).toContain('<span data-testid="on-behalf-of">alice@example.com</span>');
 
     expect(
-      decide(app, {
-        id,
-        approve: true,
-        actor: { name: 'console:it-approver', via: 'console', principal: 'it-approver' },
-      }).ok,
+      (
+        await decide(app, {
+          id,
+          approve: true,
+          actor: { name: 'console:it-approver', via: 'console', principal: 'it-approver' },
+        })
+      ).ok,
     ).toBe(true);
     await expect.poll(() => app.approvals.get(id)!.status, { timeout: 5000 }).toBe('succeeded');
     const run = [...app.auditStore.iterate()].filter((x) => x.session_id === `executor:${id}`);

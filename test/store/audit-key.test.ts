@@ -6,9 +6,9 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AuditKeyMismatch, AuditStore, KEY_FINGERPRINT } from '../../src/store/audit-store.js';
-import { openDb } from '../../src/store/db.js';
-import { MetaStore } from '../../src/store/meta-store.js';
+import { AuditKeyMismatch, AuditStore, KEY_FINGERPRINT } from '../../src/store/sqlite/audit-store.js';
+import { openDb } from '../../src/store/sqlite/db.js';
+import { MetaStore } from '../../src/store/sqlite/meta-store.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, sha256 } from '../../src/canonical.js';
-import { AuditStore, GENESIS } from '../../src/store/audit-store.js';
-import { openDb } from '../../src/store/db.js';
-import { migrations } from '../../src/store/migrations.js';
+import { AuditStore, GENESIS } from '../../src/store/sqlite/audit-store.js';
+import { openDb } from '../../src/store/sqlite/db.js';
+import { migrations } from '../../src/store/sqlite/migrations.js';
 import { tempDir } from '../helpers/harness.js';
 
 /** A schema-6 database with two audit records hashed the way itguard did before migration 7. */

@@ -1,8 +1,8 @@
 /** The task and budget store on its own: per-task bounds, the fleet breaker, user budgets, windows and idle tasks. */
 import { describe, expect, it } from 'vitest';
 import type { BudgetRule } from '../../src/policy/schema.js';
-import { BudgetStore, type AdmitInput, type TaskBounds } from '../../src/store/budget-store.js';
-import { openDb } from '../../src/store/db.js';
+import { BudgetStore, type AdmitInput, type TaskBounds } from '../../src/store/sqlite/budget-store.js';
+import { openDb } from '../../src/store/sqlite/db.js';
 import type { TaskRef } from '../../src/guard/task.js';
 
 const calls: BudgetRule = {

@@ -6,10 +6,10 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CapRule } from '../../src/core/policy.js';
-import { ApprovalsStore } from '../../src/store/approvals-store.js';
-import { CapsStore, type CapDemand, type CapHold } from '../../src/store/caps-store.js';
-import { openDb, type Db } from '../../src/store/db.js';
-import { IdempotencyStore, type BeginInput } from '../../src/store/idempotency-store.js';
+import { ApprovalsStore } from '../../src/store/sqlite/approvals-store.js';
+import { CapsStore, type CapDemand, type CapHold } from '../../src/store/sqlite/caps-store.js';
+import { openDb, type Db } from '../../src/store/sqlite/db.js';
+import { IdempotencyStore, type BeginInput } from '../../src/store/sqlite/idempotency-store.js';
 import { tempDir } from '../helpers/harness.js';
 
 const T = Date.parse('2026-03-02T10:00:00Z');

@@ -1,7 +1,7 @@
 /** relaxed(): the commit inside runs at synchronous = NORMAL, and the connection is back at FULL after it. */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { immediate, openDb, relaxed } from '../../src/store/db.js';
+import { immediate, openDb, relaxed } from '../../src/store/sqlite/db.js';
 import { tempDir } from '../helpers/harness.js';
 
 describe('relaxed', () => {

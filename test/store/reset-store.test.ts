@@ -1,10 +1,10 @@
 /**
- * Reset links (src/store/reset-store.ts): a claimed link is given back only by the claim that took it, and never once
+ * Reset links (src/store/sqlite/reset-store.ts): a claimed link is given back only by the claim that took it, and never once
  * a newer link was issued for the user meanwhile (which revoked every older link of theirs).
  */
 import { describe, expect, it } from 'vitest';
-import { openDb } from '../../src/store/db.js';
-import { ResetStore } from '../../src/store/reset-store.js';
+import { openDb } from '../../src/store/sqlite/db.js';
+import { ResetStore } from '../../src/store/sqlite/reset-store.js';
 
 describe('ResetStore.unclaim', () => {
   it('gives the link back after a refused password, so the user may try again', () => {

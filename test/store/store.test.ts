@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, redact } from '../../src/canonical.js';
-import { AuditStore } from '../../src/store/audit-store.js';
-import { DatabaseError, openDb } from '../../src/store/db.js';
-import { migrations } from '../../src/store/migrations.js';
-import { TokenStore } from '../../src/store/token-store.js';
+import { AuditStore } from '../../src/store/sqlite/audit-store.js';
+import { DatabaseError, openDb } from '../../src/store/sqlite/db.js';
+import { migrations } from '../../src/store/sqlite/migrations.js';
+import { TokenStore } from '../../src/store/sqlite/token-store.js';
 import { foreignDb, futureDb, midCorruptDb, noiseDb, realDb, truncatedDb } from '../helpers/bad-db.js';
 import { tempDir } from '../helpers/harness.js';
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { HELD_OUT_FILE, loadQuestions, QUESTIONS_FILE, scoreRecall } from '../../bench/lib/recall-score.mjs';
 import { seedDemo } from '../../src/demo/seed.js';
-import { openDb } from '../../src/store/db.js';
+import { openDb } from '../../src/store/sqlite/db.js';
 import { EmbeddedKb } from '../../src/tools/kb/embedded.js';
 import { words } from '../../src/tools/kb/synonyms.js';
 

@@ -5,8 +5,8 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { openDb } from '../../src/store/db.js';
-import { migrations } from '../../src/store/migrations.js';
+import { openDb } from '../../src/store/sqlite/db.js';
+import { migrations } from '../../src/store/sqlite/migrations.js';
 import { EmbeddedKb } from '../../src/tools/kb/embedded.js';
 import { parseArticle } from '../../src/tools/kb/import.js';
 import { tempDir } from '../helpers/harness.js';

@@ -114,7 +114,7 @@ describe('kb_get_article', () => {
 describe('kb_search at scale', () => {
   it('ignores stopwords and terms most articles contain, so the rare term decides', async () => {
     const { EmbeddedKb } = await import('../../src/tools/kb/embedded.js');
-    const { openDb } = await import('../../src/store/db.js');
+    const { openDb } = await import('../../src/store/sqlite/db.js');
     const kb = new EmbeddedKb(openDb(':memory:'));
     const articles = Array.from({ length: 2500 }, (_, i) => ({
       id: `KB-${10000 + i}`,
@@ -132,7 +132,7 @@ describe('kb_search at scale', () => {
 
   it('counts a word again after an import: a word that became common stops deciding', async () => {
     const { EmbeddedKb } = await import('../../src/tools/kb/embedded.js');
-    const { openDb } = await import('../../src/store/db.js');
+    const { openDb } = await import('../../src/store/sqlite/db.js');
     const kb = new EmbeddedKb(openDb(':memory:'));
     const article = (i: number, body: string) => ({
       id: `KB-${10000 + i}`,

@@ -6,7 +6,7 @@
  * and, for OAuth, the person's stable identity, so separation of duties holds here exactly as there; every change is
  * audited. Errors are `{"error": {"code", "message"}}` with the HTTP status the document lists.
  */
-import { parseHead } from '../../store/audit-store.js';
+import { parseHead } from '../../store/sqlite/audit-store.js';
 import { resetPrincipalBreaker, resetTaskBreaker } from '../../guard/breaker-reset.js';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { z } from 'zod';
@@ -14,8 +14,8 @@ import type { App } from '../../app.js';
 import { TokenRejected, type OAuthVerifier } from '../../auth/oauth.js';
 import { decide } from '../../guard/decide.js';
 import { listNotifications, retryNotification } from '../../notify/admin.js';
-import type { ApprovalStatus, RefusalReason } from '../../store/approvals-store.js';
-import type { NotifyStatus } from '../../store/notify-store.js';
+import type { ApprovalStatus, RefusalReason } from '../../store/sqlite/approvals-store.js';
+import type { NotifyStatus } from '../../store/sqlite/notify-store.js';
 import { formatIssues } from '../../issues.js';
 import { openApiDocument, ROUTES, type RouteSpec } from './openapi.js';
 import { approvalView, auditView, budgetsView, killSwitchView, tasksView, type BreakerReset } from './views.js';
@@ -167,11 +167,11 @@ export function adminRouter(app: App, oauth?: OAuthVerifier): express.Router {
     },
   };
 
-  function decision(req: Request, c: Caller, body: unknown, approve: boolean) {
+  async function decision(req: Request, c: Caller, body: unknown, approve: boolean) {
     const id = String(req.params.id);
     const note = (body as { note?: string }).note;
     // Every rule (state, tier, separation of duties by identity) and the audit of the outcome: src/guard/decide.ts.
-    const d = decide(app, {
+    const d = await decide(app, {
       id,
       approve,
       note,
@@ -236,7 +236,7 @@ export function adminRouter(app: App, oauth?: OAuthVerifier): express.Router {
         throw new ApiError(400, 'INVALID_ARGUMENT', formatIssues(parsed.error.issues).join('; ') || 'invalid body');
       body = parsed.data;
     }
-    res.json(handlers[r.operationId]!(req, caller, body));
+    res.json(await handlers[r.operationId]!(req, caller, body));
   }
 
   router.use((_req, res) => {

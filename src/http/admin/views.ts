@@ -6,10 +6,10 @@
  */
 import { z } from 'zod';
 import type { App } from '../../app.js';
-import type { ApprovalRow } from '../../store/approvals-store.js';
-import type { AuditRow } from '../../store/audit-store.js';
-import type { TaskState } from '../../store/budget-store.js';
-import type { KillSwitchState } from '../../store/killswitch-store.js';
+import type { ApprovalRow } from '../../store/sqlite/approvals-store.js';
+import type { AuditRow } from '../../store/sqlite/audit-store.js';
+import type { TaskState } from '../../store/sqlite/budget-store.js';
+import type { KillSwitchState } from '../../store/sqlite/killswitch-store.js';
 
 const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 const Time = z.string().meta({ format: 'date-time' });

@@ -5,8 +5,8 @@
  */
 import { randomBytes, scryptSync } from 'node:crypto';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
-import type { Statement } from 'better-sqlite3';
-import { effectCommit, type Db } from '../../store/db.js';
+import type { Statement } from '../../store/sqlite/db.js';
+import { effectCommit, type Db } from '../../store/sqlite/db.js';
 import type { DirectoryPort, DirectoryUser } from '../../core/ports/directory.js';
 
 export interface User extends DirectoryUser {

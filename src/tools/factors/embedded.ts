@@ -1,6 +1,6 @@
 /** The embedded factors adapter: TOTP factors in itguard's own store (mfa_factors), keyed by username. */
 import type { CallOpts } from '../../core/backend.js';
-import type { MfaStore } from '../../store/mfa-store.js';
+import type { MfaStore } from '../../store/sqlite/mfa-store.js';
 import type { FactorsPort, VerifyOutcome } from '../../core/ports/factors.js';
 
 export class EmbeddedFactors implements FactorsPort {

@@ -4,7 +4,7 @@
  * ordered by rank.ts, excerpts cut by snippet.ts. See docs/architecture.md, "KB search".
  */
 import type { CallOpts, ProbeReport } from '../../core/backend.js';
-import type { Db } from '../../store/db.js';
+import type { Db } from '../../store/sqlite/db.js';
 import type { Article, KbHit, KbPort } from '../../core/ports/kb.js';
 import { type Alternative, type Concept, type Lexicon, planQuery } from './query.js';
 import { scoreCandidates } from './rank.js';

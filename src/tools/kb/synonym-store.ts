@@ -3,7 +3,7 @@
  * else the file shipped in kb/ (so an upgrade brings its new words). Importing articles without a file keeps
  * whichever is in use; an imported file stays until another is imported.
  */
-import type { Db } from '../../store/db.js';
+import type { Db } from '../../store/sqlite/db.js';
 import { bundledSynonyms, parseSynonyms, type Synonyms } from './synonyms.js';
 
 interface Row {

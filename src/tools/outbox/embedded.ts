@@ -3,7 +3,7 @@
  * (`itguard outbox --show-links` reads it). Idempotent on the request id.
  */
 import type { CallOpts, ProbeReport, WriteOpts } from '../../core/backend.js';
-import type { OutboxStore } from '../../store/outbox-store.js';
+import type { OutboxStore } from '../../store/sqlite/outbox-store.js';
 import type { Message, OutboxPort } from '../../core/ports/outbox.js';
 
 export class EmbeddedOutbox implements OutboxPort {

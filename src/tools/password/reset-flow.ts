@@ -7,8 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BackendError, type CallOpts } from '../../core/backend.js';
-import type { OutboxRecord, OutboxStore } from '../../store/outbox-store.js';
-import type { ResetLink, ResetStore } from '../../store/reset-store.js';
+import type { OutboxRecord, OutboxStore } from '../../store/sqlite/outbox-store.js';
+import type { ResetLink, ResetStore } from '../../store/sqlite/reset-store.js';
 import { maskAddress } from '../../mask.js';
 import type { DirectoryPort } from '../../core/ports/directory.js';
 import type { Message, OutboxPort } from '../../core/ports/outbox.js';

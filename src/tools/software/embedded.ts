@@ -5,7 +5,7 @@
  */
 import { customAlphabet } from 'nanoid';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
-import { effectCommit, type Db } from '../../store/db.js';
+import { effectCommit, type Db } from '../../store/sqlite/db.js';
 import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from '../../core/ports/deploy.js';
 
 const jobId = customAlphabet('0123456789ABCDEFGHJKLMNPQRSTUVWXYZ', 8);

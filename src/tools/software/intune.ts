@@ -14,7 +14,7 @@
  */
 import { obj, str } from '../cloud-http.js';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
-import type { DeployJobRow, DeployJobsStore } from '../../store/deploy-jobs-store.js';
+import type { DeployJobRow, DeployJobsStore } from '../../store/sqlite/deploy-jobs-store.js';
 import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from '../../core/ports/deploy.js';
 import { Graph, graphError, graphFailure, type GraphConfig } from './graph.js';
 import { probeIntune, readInstallStatus } from './intune-status.js';

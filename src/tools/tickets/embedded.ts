@@ -5,7 +5,7 @@
  * they are given, and reads and writes take any key the tool layer let through.
  */
 import type { CallOpts, ProbeReport, WriteOpts } from '../../core/backend.js';
-import { effectCommit, type Db } from '../../store/db.js';
+import { effectCommit, type Db } from '../../store/sqlite/db.js';
 import type {
   Comment,
   NewTicket,

@@ -1,7 +1,7 @@
 /** Bearer tokens for the HTTP transport. Only a SHA-256 of each token is stored; the token is shown once. */
 import { randomBytes } from 'node:crypto';
 import { customAlphabet } from 'nanoid';
-import { sha256 } from '../canonical.js';
+import { sha256 } from '../../canonical.js';
 import type { AuditStore } from './audit-store.js';
 import { immediate, type Db } from './db.js';
 

@@ -3,7 +3,7 @@
  * SHA-256 is kept; the link itself exists once, in the message to the user. A new link revokes the user's older
  * unused ones; a link is spent by claiming it, and given back if the directory refuses the new password.
  */
-import { sha256 } from '../canonical.js';
+import { sha256 } from '../../canonical.js';
 import { immediate, type Db } from './db.js';
 
 export const RESET_LINK_TTL_MS = 24 * 3600_000;

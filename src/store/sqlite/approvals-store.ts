@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { customAlphabet } from 'nanoid';
-import { sha256 } from '../canonical.js';
+import { sha256 } from '../../canonical.js';
 import { immediate, type Db } from './db.js';
 import { OWNER, ownerIsGone } from './owner.js';
 

@@ -8,8 +8,8 @@
  * the records of an attempt that died before its effect (recovery proved it never ran) gives that attempt's
  * reservation back in the same transaction as it reserves again, so the request is charged once.
  */
-import type { CapRule } from '../core/policy.js';
-import { windowEnd, windowStart } from '../windows.js';
+import type { CapRule } from '../../core/policy.js';
+import { windowEnd, windowStart } from '../../windows.js';
 import { immediate, relaxed, type Db } from './db.js';
 import { OWNER } from './owner.js';
 

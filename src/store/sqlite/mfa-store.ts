@@ -3,7 +3,7 @@
  * kept and only later steps pass); 5 failures lock the factor for 15 minutes.
  */
 import { Secret, TOTP } from 'otpauth';
-import type { VerifyOutcome } from '../core/ports/factors.js';
+import type { VerifyOutcome } from '../../core/ports/factors.js';
 import { immediate, type Db } from './db.js';
 
 export const MAX_FAILURES = 5;

@@ -13,11 +13,11 @@
  * failures and result bytes and moves the task's failure streak.
  * Ended tasks are swept by index range (`last_call_at`, `seen_at`), at most once a minute, never by a full scan.
  */
-import type { BudgetRule } from '../policy/schema.js';
-import { taskKey, type TaskRef } from './task-key.js';
-import { windowEnd, windowStart } from '../windows.js';
+import type { BudgetRule } from '../../policy/schema.js';
+import { taskKey, type TaskRef } from '../task-key.js';
+import { windowEnd, windowStart } from '../../windows.js';
 import { immediate, relaxed, type Db } from './db.js';
-import type { UnitOfWork } from './unit.js';
+import type { UnitOfWork } from '../unit.js';
 
 export type TripRule = 'max_identical_calls' | 'max_consecutive_failures' | 'tripped_tasks_per_hour';
 

@@ -10,9 +10,9 @@
  * A batch commits strictly (fsync) when any unit in it asks to (`UnitOfWork.strict`: an audit intent, the outcome of
  * an effect that started); otherwise relaxed, and the next strict commit carries it (WAL frames are ordered).
  */
-import type { AuditEvent, AuditStore } from '../store/audit-store.js';
-import { immediate, relaxed } from '../store/db.js';
-import { UnitOfWork, type UnitRunner } from '../store/unit.js';
+import type { AuditEvent, AuditStore } from './audit-store.js';
+import { immediate, relaxed } from './db.js';
+import { UnitOfWork, type UnitRunner } from '../unit.js';
 
 interface Pending {
   unit: UnitOfWork;

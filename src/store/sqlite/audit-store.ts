@@ -3,10 +3,10 @@
  * chain, hash = SHA-256(prev_hash ‖ canonical record), or HMAC-SHA-256 keyed with ITGUARD_AUDIT_KEY when set.
  * Appends run in BEGIN IMMEDIATE so several processes on one file extend one chain.
  */
-import { config } from '../config.js';
-import { canonicalJson, hmacSha256, oversize, redact, sha256 } from '../canonical.js';
+import { config } from '../../config.js';
+import { canonicalJson, hmacSha256, oversize, redact, sha256 } from '../../canonical.js';
 import { immediate, type Db } from './db.js';
-import { AuditKeyMismatch, KEY_FINGERPRINT, keyFingerprint } from './audit-key.js';
+import { AuditKeyMismatch, KEY_FINGERPRINT, keyFingerprint } from '../audit-key.js';
 import { MetaStore } from './meta-store.js';
 
 export { AuditKeyMismatch, KEY_FINGERPRINT, keyFingerprint };

@@ -40,6 +40,8 @@ class OpenRefusal extends Error {}
 export const QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024;
 
 export type Db = Database.Database;
+/** A prepared statement (for the embedded backends' own domain tables). */
+export type Statement<P extends unknown[] = unknown[], R = unknown> = Database.Statement<P, R>;
 export type Durability = 'strict' | 'fast';
 
 export interface OpenOptions {
