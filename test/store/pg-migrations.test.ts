@@ -3,6 +3,7 @@
  * migrators serialize on the advisory lock and apply nothing twice, the schema has every SQLite table with the same
  * column names, the audit table is append-only and its chain cannot fork, and store errors are PgStoreErrors.
  */
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations as sqliteMigrations } from '../../src/store/migrations.js';
@@ -164,8 +165,10 @@ describe('PostgreSQL migrations', () => {
 
 describe('PostgreSQL schema behaviour', () => {
   let s: PgStore;
+  let url: string;
   beforeAll(async () => {
-    s = await store(await freshDb());
+    url = await freshDb();
+    s = await store(url);
     await migratePg(s);
   });
 
@@ -207,6 +210,48 @@ describe('PostgreSQL schema behaviour', () => {
     expect(race.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     const [after] = await s.sql<{ seq: number }[]>`SELECT seq FROM audit_head`;
     expect(after!.seq).toBe(head!.seq + 1);
+  });
+
+  it('three clients appending at once keep one contiguous chain (head locked per append, or retried on 40001)', async () => {
+    const c = await Promise.all([1, 2, 3].map(() => store(url)));
+    const link = (prev: string, seq: number, w: string) =>
+      createHash('sha256').update(`${prev}|${seq}|${w}`).digest('hex');
+    const runs = [0, 0]; // transaction runs without / with the head locked: 60 each when nothing had to retry
+    const append = (x: PgStore, w: string, lockHead: boolean) =>
+      inTransaction(
+        x,
+        async (tx) => {
+          runs[lockHead ? 1 : 0] += 1;
+          const [h] = lockHead
+            ? await tx<{ seq: number; hash: string }[]>`SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`
+            : await tx<{ seq: number; hash: string }[]>`SELECT seq, hash FROM audit_head WHERE id = 1`;
+          const seq = h!.seq + 1;
+          await tx`INSERT INTO audit ${tx({ ...auditRow(seq, h!.hash, link(h!.hash, seq, w)), actor: w })}`;
+        },
+        { attempts: 50 },
+      );
+    const [before] = await s.sql<{ n: number }[]>`SELECT count(*)::INT AS n FROM audit`;
+    for (const lockHead of [true, false])
+      await Promise.all(
+        c.map(async (x, i) => {
+          for (let k = 0; k < 20; k++) await append(x, `w${i}-${k}-${lockHead}`, lockHead);
+        }),
+      );
+    const rows = await s.sql<{ seq: number; actor: string; prev_hash: string; hash: string }[]>`
+      SELECT seq, actor, prev_hash, hash FROM audit WHERE seq > ${before!.n} ORDER BY seq`;
+    expect(rows).toHaveLength(120);
+    console.log(
+      `60 appends from 3 clients: ${runs[1]} runs with the head locked, ${runs[0]} without (retried on 40001)`,
+    );
+    expect(runs[1]).toBe(60);
+    const [start] = await s.sql<{ hash: string }[]>`SELECT hash FROM audit WHERE seq = ${before!.n}`;
+    let prev = start!.hash;
+    for (const [k, r] of rows.entries()) {
+      expect(r.seq).toBe(before!.n + 1 + k);
+      expect(r.prev_hash).toBe(prev);
+      expect(r.hash).toBe(link(prev, r.seq, r.actor));
+      prev = r.hash;
+    }
   });
 
   it('a change of the kill switch row notifies itguard_killswitch (a wake-up; the row stays the truth)', async () => {
