@@ -216,12 +216,12 @@ describe('PostgreSQL schema behaviour', () => {
     const c = await Promise.all([1, 2, 3].map(() => store(url)));
     const link = (prev: string, seq: number, w: string) =>
       createHash('sha256').update(`${prev}|${seq}|${w}`).digest('hex');
-    const runs = [0, 0]; // transaction runs without / with the head locked: 60 each when nothing had to retry
+    const runs = { locked: 0, unlocked: 0 }; // transaction runs: 60 each when nothing had to retry
     const append = (x: PgStore, w: string, lockHead: boolean) =>
       inTransaction(
         x,
         async (tx) => {
-          runs[lockHead ? 1 : 0] += 1;
+          runs[lockHead ? 'locked' : 'unlocked'] += 1;
           const [h] = lockHead
             ? await tx<{ seq: number; hash: string }[]>`SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`
             : await tx<{ seq: number; hash: string }[]>`SELECT seq, hash FROM audit_head WHERE id = 1`;
@@ -241,9 +241,9 @@ describe('PostgreSQL schema behaviour', () => {
       SELECT seq, actor, prev_hash, hash FROM audit WHERE seq > ${before!.n} ORDER BY seq`;
     expect(rows).toHaveLength(120);
     console.log(
-      `60 appends from 3 clients: ${runs[1]} runs with the head locked, ${runs[0]} without (retried on 40001)`,
+      `60 appends from 3 clients: ${runs.locked} runs with the head locked, ${runs.unlocked} without (retried on 40001)`,
     );
-    expect(runs[1]).toBe(60);
+    expect(runs.locked).toBe(60);
     const [start] = await s.sql<{ hash: string }[]>`SELECT hash FROM audit WHERE seq = ${before!.n}`;
     let prev = start!.hash;
     for (const [k, r] of rows.entries()) {
