@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrations as sqliteMigrations } from '../../src/store/migrations.js';
+import { migrations as sqliteMigrations } from '../../src/store/sqlite/migrations.js';
 import { connectPg, type PgStore, PgStoreError, pgUrl, inTransaction } from '../../src/store/postgres/connect.js';
 import { MIGRATION_LOCK_KEY, migratePg, pgMigrations, pgSchemaVersion } from '../../src/store/postgres/migrations.js';
 import { findPgBin, type Pg, startPg } from '../helpers/pg.js';

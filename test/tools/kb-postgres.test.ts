@@ -5,11 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HELD_OUT_FILE, loadQuestions, QUESTIONS_FILE, scoreRecall } from '../../bench/lib/recall-score.mjs';
-import { BackendError } from '../../src/backends/port.js';
+import { BackendError } from '../../src/core/backend.js';
 import { seedPostgresKb } from '../../src/demo/seed-postgres.js';
 import { connectPg, type PgStore } from '../../src/store/postgres/connect.js';
 import { migratePg } from '../../src/store/postgres/migrations.js';
-import type { KbHit } from '../../src/tools/kb/backend.js';
+import type { KbHit } from '../../src/core/ports/kb.js';
 import { parseArticle } from '../../src/tools/kb/import.js';
 import { PostgresKb } from '../../src/tools/kb/postgres.js';
 import { type Pg, startPg } from '../helpers/pg.js';

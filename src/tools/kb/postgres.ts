@@ -14,9 +14,9 @@
  * memory. Counts are kept like the embedded KB's: until the article count changes, checked at most once a minute.
  */
 import type { ISql } from 'postgres';
-import { BackendError, type CallOpts, type ProbeReport } from '../../backends/port.js';
+import { BackendError, type CallOpts, type ProbeReport } from '../../core/backend.js';
 import { type PgStore, toPgStoreError } from '../../store/postgres/connect.js';
-import type { Article, KbHit, KbPort } from './backend.js';
+import type { Article, KbHit, KbPort } from '../../core/ports/kb.js';
 import { COLUMN_WEIGHTS, toFtsQuery } from './embedded.js';
 import { type Alternative, type Concept, type Lexicon, planQuery } from './query.js';
 import { scoreCandidates } from './rank.js';
