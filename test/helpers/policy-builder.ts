@@ -1,5 +1,5 @@
 /**
- * A typed builder for test policies: the demo policy (or an empty one) as data, edited by named helpers instead of
+ * A typed builder for test policies: the demo policy (or any policy document) as data, edited by named helpers instead of
  * string replacements on its YAML text, so that an edit naming a key the policy file does not have, or a value of the
  * wrong kind, is a compile error and not a silently unmatched `.replace(`.
  *
