@@ -6,7 +6,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BackendError } from '../../src/core/backend.js';
 import { articleId, ConfluenceKb, confinedCql, pageIdOf } from '../../src/tools/kb/confluence.js';
-import { codeOf, connect, policyWith, testApp, textOf } from '../helpers/harness.js';
+import { codeOf, connect, testApp, textOf } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import { ConfluenceStandin } from '../helpers/confluence-standin.js';
 
 const EMAIL = 'itguard@example.com';
@@ -126,12 +127,15 @@ describe('Confluence KB adapter', () => {
 
 describe('kb_search and kb_get_article through a real MCP client with Confluence', () => {
   it('reads Confluence confined to its spaces, fenced as untrusted like the embedded KB', async () => {
-    const policy = policyWith((y) =>
-      y.replace(
-        'outbox:    { kind: embedded }',
-        `outbox:    { kind: embedded }\n  kb: { kind: confluence, base_url: "${wiki.url}/wiki", email_env: CONF_EMAIL, token_env: CONF_TOKEN, spaces: [IT] }`,
-      ),
-    );
+    const policy = demoPolicy()
+      .backend('kb', {
+        kind: 'confluence',
+        base_url: `${wiki.url}/wiki`,
+        email_env: 'CONF_EMAIL',
+        token_env: 'CONF_TOKEN',
+        spaces: ['IT'],
+      })
+      .parse();
     const app = testApp({ policy, env: { CONF_EMAIL: EMAIL, CONF_TOKEN: TOKEN } });
     const c = await connect(app);
     try {

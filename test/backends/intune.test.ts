@@ -9,7 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { BackendError } from '../../src/core/backend.js';
 import type { IntuneDeploy } from '../../src/tools/software/intune.js';
-import { codeOf, connect, policyWith, testApp, textOf } from '../helpers/harness.js';
+import { codeOf, connect, testApp, textOf } from '../helpers/harness.js';
+import { demoPolicy, type BackendsInput } from '../helpers/policy-builder.js';
 import { GraphStandin } from '../helpers/graph-standin.js';
 
 const TENANT = '11111111-2222-3333-4444-555555555555';
@@ -83,26 +84,26 @@ afterEach(async () => {
   await graph.close();
 });
 
-const intunePolicy = (extra = '') =>
-  policyWith((y) =>
-    y
-      .replace(
-        'deploy:    { kind: embedded }',
-        `deploy:
-    kind: intune
-    tenant_id: ${TENANT}
-    client_id: ${CLIENT}
-    client_secret_env: INTUNE_SECRET
-    graph_url: "${graph.url}"
-    login_url: "${graph.url}"
-    apps:
-      adobe-acrobat-pro: { app_id: ${ACROBAT_APP}, group_id: ${ACROBAT_GROUP} }
-      microsoft-visio: { app_id: ${VISIO_APP}, group_id: ${VISIO_GROUP} }${extra}`,
-      )
-      .replace('wait_seconds: 30', 'wait_seconds: 0'),
-  );
+type IntuneInput = Extract<NonNullable<BackendsInput['deploy']>, { kind: 'intune' }>;
+const intunePolicy = (extra: Partial<IntuneInput> = {}) =>
+  demoPolicy()
+    .backend('deploy', {
+      kind: 'intune',
+      tenant_id: TENANT,
+      client_id: CLIENT,
+      client_secret_env: 'INTUNE_SECRET',
+      graph_url: graph.url,
+      login_url: graph.url,
+      apps: {
+        'adobe-acrobat-pro': { app_id: ACROBAT_APP, group_id: ACROBAT_GROUP },
+        'microsoft-visio': { app_id: VISIO_APP, group_id: VISIO_GROUP },
+      },
+      ...extra,
+    })
+    .approvals({ wait_seconds: 0 })
+    .parse();
 
-function open(extra = ''): { app: App; intune: IntuneDeploy } {
+function open(extra: Partial<IntuneInput> = {}): { app: App; intune: IntuneDeploy } {
   app = testApp({
     policy: intunePolicy(extra),
     env: { INTUNE_SECRET: SECRET },
@@ -247,7 +248,7 @@ describe('Intune adapter', () => {
   });
 
   it('assign: user adds the user (found by UPN) to the group instead of the device', async () => {
-    const { intune } = open('\n    assign: user');
+    const { intune } = open({ assign: 'user' });
     expect((await intune.install(install, { ...live(), requestId: 'req-user' })).state).toBe('pending');
     expect([...graph.groups.get(ACROBAT_GROUP)!.members]).toEqual(['u-jdoe']);
     expect(await intune.findByRequest('req-user', live())).toMatchObject({ state: 'pending' });

@@ -8,7 +8,8 @@ import { BackendError } from '../../src/core/backend.js';
 import { OktaDirectory } from '../../src/tools/directory/okta.js';
 import { OktaFactors } from '../../src/tools/factors/okta.js';
 import { pushWatchers } from '../../src/guard/push-gate.js';
-import { connect, codeOf, policyWith, silent, testApp, textOf } from '../helpers/harness.js';
+import { connect, codeOf, silent, testApp, textOf } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import { OktaStandin } from '../helpers/okta-standin.js';
 
 const TOKEN = '00aBcD-okta-api-token-secret-value';
@@ -143,21 +144,18 @@ describe('Okta factors adapter (push)', () => {
   });
 });
 
-const OKTA_POLICY =
-  (extra = '') =>
-  (y: string) =>
-    y
-      .replace(
-        'directory: { kind: embedded }',
-        `directory: { kind: okta, org_url: "${okta.url}", token_env: OKTA_TOKEN }\n  factors: { kind: okta }${extra}`,
-      )
-      .replace('wait_seconds: 30', 'wait_seconds: 5');
+/** The demo policy on the Okta directory and Okta Verify push, waiting 5 s for an answer. */
+const OKTA_POLICY = () =>
+  demoPolicy()
+    .backend('directory', { kind: 'okta', org_url: okta.url, token_env: 'OKTA_TOKEN' })
+    .backend('factors', { kind: 'okta' })
+    .approvals({ wait_seconds: 5 });
 
 describe('password_reset through a real MCP client with Okta', () => {
   const env = { OKTA_TOKEN: TOKEN };
   it('waits for the push on the user’s phone, then Okta mails them the link; nothing typed, no link returned', async () => {
     okta.users[0]!.after = 3;
-    const app = testApp({ policy: policyWith(OKTA_POLICY()), env, cloud: { pushPollMs: 10 } });
+    const app = testApp({ policy: OKTA_POLICY().parse(), env, cloud: { pushPollMs: 10 } });
     const c = await connect(app);
     try {
       const r = await c.call('password_reset', { user: 'jdoe', reason: 'locked out after too many attempts' });
@@ -180,7 +178,7 @@ describe('password_reset through a real MCP client with Okta', () => {
   });
 
   it('a rejected push is APPROVAL_DENIED and nothing is reset; denied groups are refused before any push', async () => {
-    const app = testApp({ policy: policyWith(OKTA_POLICY()), env, cloud: { pushPollMs: 10 } });
+    const app = testApp({ policy: OKTA_POLICY().parse(), env, cloud: { pushPollMs: 10 } });
     const c = await connect(app);
     try {
       const r = await c.call('password_reset', { user: 'rpatel', reason: 'forgot password' });
@@ -201,7 +199,7 @@ describe('password_reset through a real MCP client with Okta', () => {
   it('a push answered after the wait: APPROVAL_PENDING, then the approval runs once; a timed-out push denies', async () => {
     okta.users[0]!.after = 4;
     const app = testApp({
-      policy: policyWith((y) => OKTA_POLICY()(y).replace('wait_seconds: 5', 'wait_seconds: 0')),
+      policy: OKTA_POLICY().approvals({ wait_seconds: 0 }).parse(),
       env,
       cloud: { pushPollMs: 10 },
     });
@@ -237,14 +235,10 @@ describe('password_reset through a real MCP client with Okta', () => {
   });
 
   it('works with another directory: the embedded directory with Okta push (found by e-mail)', async () => {
-    const policy = policyWith((y) =>
-      y
-        .replace(
-          'directory: { kind: embedded }',
-          `directory: { kind: embedded }\n  factors: { kind: okta, org_url: "${okta.url}", token_env: OKTA_TOKEN }`,
-        )
-        .replace('wait_seconds: 30', 'wait_seconds: 5'),
-    );
+    const policy = demoPolicy()
+      .backend('factors', { kind: 'okta', org_url: okta.url, token_env: 'OKTA_TOKEN' })
+      .approvals({ wait_seconds: 5 })
+      .parse();
     const app = testApp({ policy, env, cloud: { pushPollMs: 10 }, log: silent });
     const c = await connect(app);
     try {

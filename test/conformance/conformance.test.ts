@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import { writePolicy } from '../helpers/planner.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 
 const HERE = join(import.meta.dirname);
 const SUITE_2025 = join(HERE, '../../node_modules/@modelcontextprotocol/conformance/dist/index.js');
@@ -61,14 +62,20 @@ beforeAll(async () => {
   tmp = tempDir();
   // The suite is not a bounds test: it calls its fixture tools (UNKNOWN_TOOL here) many times in a row, which
   // the loop breaker would stop; the bounds themselves are tested in test/scenarios/.
-  const policy = writePolicy(tmp.dir, 'conformance', (y) =>
-    y
-      .replace(/^loop: .*$/m, 'loop: { tripped_tasks_per_hour: 100000 }')
-      .replace(/max_calls: \d+/, 'max_calls: 100000')
-      .replace(/max_identical_calls: \d+/, 'max_identical_calls: 100000')
-      .replace(/max_consecutive_failures: \d+/, 'max_consecutive_failures: 100000')
-      .replace(/limit: 10000, alarm_at: 4000/, 'limit: 100000, alarm_at: 100000')
-      .replace(/limit: 2000, alarm_at: 500/, 'limit: 100000, alarm_at: 100000'),
+  const policy = writePolicy(
+    tmp.dir,
+    'conformance',
+    demoPolicy()
+      .loop({ tripped_tasks_per_hour: 100000 })
+      .task({ max_calls: 100000, max_identical_calls: 100000, max_consecutive_failures: 100000 })
+      .budget({ name: 'fleet-calls-per-hour', window: 'hour', limit: 100000, alarm_at: 100000 })
+      .budget({
+        name: 'fleet-failures-per-hour',
+        window: 'hour',
+        measure: 'failures',
+        limit: 100000,
+        alarm_at: 100000,
+      }),
   );
   served = await serveHttp(join(tmp.dir, 'conformance.db'), ['--policy', policy]);
   proxy = await authProxy(Number(new URL(served.url).port), served.demoToken!);

@@ -31,6 +31,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import {
   codeOf,
   httpPlanner,
@@ -228,7 +229,7 @@ describe('crash loop: kill -9 during concurrent writes, restart, retry with the 
         budgetRefused: 0,
       };
       for (let iter = 0; iter < ITERATIONS; iter++) {
-        const policy = writePolicy(tmp.dir, `crash-${iter}`, () => POLICY);
+        const policy = writePolicy(tmp.dir, `crash-${iter}`, POLICY);
         const db = join(tmp.dir, `crash-${iter}.db`);
         const token = seedDb(db, policy, ['helpdesk-agent'])['helpdesk-agent']!;
         const now = Date.now();
@@ -523,7 +524,11 @@ describe('a crash before the effect and a cap', () => {
   it('the retry of a key whose attempt was killed at before-effect is not charged twice', async () => {
     const tmp = tempDir();
     try {
-      const policy = writePolicy(tmp.dir, 'cap-leak', (y) => y.replace('limit: 5000, alarm_at: 3000', 'limit: 1'));
+      const policy = writePolicy(
+        tmp.dir,
+        'cap-leak',
+        demoPolicy().cap('ticket_create', { name: 'tickets-per-day', window: 'day', limit: 1 }),
+      );
       const db = join(tmp.dir, 'cap-leak.db');
       seedDb(db, policy);
       const args = { summary: 'One ticket', requester: 'jdoe', reason: 'cap leak', idempotency_key: 'cap-leak-0001' };

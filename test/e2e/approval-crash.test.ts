@@ -9,6 +9,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import {
   codeOf,
   count,
@@ -50,7 +51,7 @@ const jobOf = (r: CallToolResult) => (r.structuredContent as { job_id?: string }
 describe('kill -9 while the executor runs an approved request', () => {
   for (const point of ['before-effect', 'after-effect'] as const) {
     it(`at ${point}: restart resolves it within seconds, exactly one install job, every retry replays promptly, audit verifies`, async () => {
-      const policy = writePolicy(tmp.dir, point, (y) => y.replace('wait_seconds: 30', `wait_seconds: ${WAIT_SECONDS}`));
+      const policy = writePolicy(tmp.dir, point, demoPolicy().approvals({ wait_seconds: WAIT_SECONDS }));
       const db = join(tmp.dir, `${point}.db`);
       seedDb(db, policy);
       const args = {

@@ -9,6 +9,7 @@ import { openApp } from '../../src/app.js';
 import { startHttp } from '../../src/http/app.js';
 import { runCli } from '../helpers/cli.js';
 import { policyWith, silent, tempDir } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import { until } from '../helpers/planner.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -88,20 +89,13 @@ describe('itguard policy check', () => {
   });
 
   it('warns, exit status unchanged, when one principal can both request an approval-tier action and decide it', async () => {
-    const { DEMO_POLICY_YAML } = await import('../../src/policy/demo.js');
     const clean = runCli(['policy', 'check', '--json']);
     expect(clean.code).toBe(0);
     expect(JSON.parse(clean.stdout)).toMatchObject({ ok: true, warnings: [] });
     expect(runCli(['policy', 'check']).stdout).not.toMatch(/warning/);
 
     const f = join(tmp.dir, 'approver-installs.yaml');
-    writeFileSync(
-      f,
-      DEMO_POLICY_YAML.replace(
-        'it-approver:    { scopes: [approvals:decide, audit:read] }',
-        'it-approver:    { scopes: [approvals:decide, audit:read, software:install] }',
-      ),
-    );
+    writeFileSync(f, demoPolicy().grant('it-approver', 'software:install').yaml());
     const text = runCli(['policy', 'check', f]);
     expect(text.code).toBe(0);
     expect(text.stderr).toBe('');

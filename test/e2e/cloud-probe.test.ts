@@ -6,10 +6,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_POLICY_YAML } from '../../src/policy/demo.js';
 import { ConfluenceStandin } from '../helpers/confluence-standin.js';
 import { GraphStandin } from '../helpers/graph-standin.js';
 import { tempDir } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import { OktaStandin } from '../helpers/okta-standin.js';
 import { runCliAsync } from '../helpers/peers.js';
 
@@ -59,24 +59,26 @@ beforeAll(async () => {
   file = join(t.dir, 'itguard.yaml');
   writeFileSync(
     file,
-    DEMO_POLICY_YAML.replace(
-      /backends:[\s\S]*?demo: true/,
-      `backends:
-  tickets:   { kind: embedded, project: IT, allowed_projects: [IT] }
-  directory: { kind: okta, org_url: "${okta.url}", token_env: OKTA_API_TOKEN }
-  factors:   { kind: okta }
-  deploy:
-    kind: intune
-    tenant_id: ${TENANT}
-    client_id: ${CLIENT}
-    client_secret_env: INTUNE_CLIENT_SECRET
-    graph_url: "${graph.url}"
-    login_url: "${graph.url}"
-    apps: { adobe-acrobat-pro: { app_id: ${APP}, group_id: ${GROUP} } }
-  kb: { kind: confluence, base_url: "${wiki.url}/wiki", email_env: CONFLUENCE_EMAIL, token_env: CONFLUENCE_API_TOKEN, spaces: [IT] }
-  outbox:    { kind: embedded }
-demo: true`,
-    ),
+    demoPolicy()
+      .backend('directory', { kind: 'okta', org_url: okta.url, token_env: 'OKTA_API_TOKEN' })
+      .backend('factors', { kind: 'okta' })
+      .backend('deploy', {
+        kind: 'intune',
+        tenant_id: TENANT,
+        client_id: CLIENT,
+        client_secret_env: 'INTUNE_CLIENT_SECRET',
+        graph_url: graph.url,
+        login_url: graph.url,
+        apps: { 'adobe-acrobat-pro': { app_id: APP, group_id: GROUP } },
+      })
+      .backend('kb', {
+        kind: 'confluence',
+        base_url: `${wiki.url}/wiki`,
+        email_env: 'CONFLUENCE_EMAIL',
+        token_env: 'CONFLUENCE_API_TOKEN',
+        spaces: ['IT'],
+      })
+      .yaml(),
   );
 });
 afterAll(async () => {

@@ -14,6 +14,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let served: Served;
@@ -23,8 +24,7 @@ beforeAll(async () => {
   tmp = tempDir();
   db = join(tmp.dir, 'enter.db');
   const policy = join(tmp.dir, 'p.yaml');
-  const { DEMO_POLICY_YAML } = await import('../../src/policy/demo.js');
-  (await import('node:fs')).writeFileSync(policy, DEMO_POLICY_YAML.replace('wait_seconds: 30', 'wait_seconds: 1'));
+  (await import('node:fs')).writeFileSync(policy, demoPolicy().approvals({ wait_seconds: 1 }).yaml());
   served = await serveHttp(db, ['--policy', policy]);
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',

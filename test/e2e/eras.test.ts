@@ -14,6 +14,7 @@ import { openDb } from '../../src/store/sqlite/db.js';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import { count, seedDb, until, writePolicy, type ErrorMeta } from '../helpers/planner.js';
+import { demoPolicy, type PolicyBuilder } from '../helpers/policy-builder.js';
 import { ERAS, v2Http, v2Stdio, type EraName, type V2Options, type V2Planner } from '../helpers/v2-clients.js';
 
 type TransportName = 'stdio' | 'http';
@@ -38,17 +39,13 @@ const errOf = (r: CallToolResult) => r._meta?.['itguard/error'] as ErrorMeta | u
 const codeOf = (r: CallToolResult) => errOf(r)?.code;
 
 /** A fresh database and policy, and a way to connect to it as a principal over one transport in one era. */
-async function setup(transport: TransportName, edit: (y: string) => string = (y) => y) {
+async function setup(transport: TransportName, base: PolicyBuilder = demoPolicy()) {
   const name = `e${n++}`;
   const db = join(tmp.dir, `${name}.db`);
-  const policy = writePolicy(tmp.dir, name, edit);
+  const policy = writePolicy(tmp.dir, name, base);
   // Over stdio the principal is the policy's stdio_principal: one policy file per principal.
   const policyAs = (p: string) =>
-    p === 'helpdesk-agent'
-      ? policy
-      : writePolicy(tmp.dir, `${name}-${p}`, (y) =>
-          edit(y).replace('stdio_principal: helpdesk-agent', `stdio_principal: ${p}`),
-        );
+    p === 'helpdesk-agent' ? policy : writePolicy(tmp.dir, `${name}-${p}`, base.clone().set('stdio_principal', p));
   const tokens = seedDb(db, policy, ['helpdesk-agent', 'kb-reader']);
   let served: Served | undefined;
   if (transport === 'http') {
@@ -101,7 +98,7 @@ const outcomes = new Map<string, Outcome>();
 describe.each(TRANSPORTS)('over %s', (transport) => {
   describe.each(ERAS)('%s era (v2 client)', (era) => {
     it('search, create, replay, refusal shapes, confirm, MFA and approval', async () => {
-      const { db, policy, connect } = await setup(transport, (y) => y.replace('wait_seconds: 30', 'wait_seconds: 2'));
+      const { db, policy, connect } = await setup(transport, demoPolicy().approvals({ wait_seconds: 2 }));
       const p = await connect(era, {
         modes: ['form'],
         respond: (q) => {
@@ -236,14 +233,11 @@ describe('the four runs', () => {
  * principal-wide task's. Either way the same rules apply on both eras.
  */
 describe.each(TRANSPORTS)('bounds per era over %s', (transport) => {
-  const bounded = (y: string) =>
-    y
-      .replace('max_calls: 40', 'max_calls: 3')
-      .replace('max_identical_calls: 3', 'max_identical_calls: 2')
-      .replace(
-        '      - { name: tickets-per-requester, window: hour, per: requester, limit: 5 }',
-        '      - { name: tickets-per-requester, window: hour, per: requester, limit: 50 }\n      - { name: tickets-per-task, window: hour, per: task, limit: 1 }',
-      );
+  const bounded = () =>
+    demoPolicy()
+      .task({ max_calls: 3, max_identical_calls: 2 })
+      .cap('ticket_create', { name: 'tickets-per-requester', window: 'hour', per: 'requester', limit: 50 })
+      .cap('ticket_create', { name: 'tickets-per-task', window: 'hour', per: 'task', limit: 1 });
   const codes = (rs: CallToolResult[]) => rs.map((r) => (r.isError ? `${codeOf(r)}:${String(errOf(r)?.level)}` : 'ok'));
   const run = async (p: V2Planner, calls: [string, Record<string, unknown>][]) => {
     const out: CallToolResult[] = [];
@@ -256,7 +250,7 @@ describe.each(TRANSPORTS)('bounds per era over %s', (transport) => {
   it('identical calls: max_identical_calls per task on both eras', async () => {
     const vpn: [string, Record<string, unknown>] = ['kb_search', { query: 'vpn' }];
     for (const era of ERAS) {
-      const p = await (await setup(transport, bounded)).connect(era);
+      const p = await (await setup(transport, bounded())).connect(era);
       expect(codes(await run(p, [vpn, vpn, vpn]))).toEqual(['ok', 'ok', 'LOOP_DETECTED:task']);
     }
   }, 90_000);
@@ -264,7 +258,7 @@ describe.each(TRANSPORTS)('bounds per era over %s', (transport) => {
   it('call counts: task.max_calls on both eras; guard_status names the task and how it was identified', async () => {
     const q = (i: number): [string, Record<string, unknown>] => ['kb_search', { query: `printer ${i}` }];
     for (const era of ERAS) {
-      const p = await (await setup(transport, bounded)).connect(era);
+      const p = await (await setup(transport, bounded())).connect(era);
       expect(codes(await run(p, [q(1), q(2), q(3), q(4)]))).toEqual(['ok', 'ok', 'ok', 'BUDGET_EXHAUSTED:task']);
       const t = data(await p.call('guard_status'))?.task as Record<string, unknown>;
       expect(t).toMatchObject({
@@ -280,13 +274,13 @@ describe.each(TRANSPORTS)('bounds per era over %s', (transport) => {
       'ticket_create',
       { summary: `Monitor flickers ${i}`, requester: 'jdoe', reason },
     ];
-    const l = await setup(transport, bounded);
+    const l = await setup(transport, bounded());
     const a = await l.connect('legacy');
     const b = await l.connect('legacy');
     expect(codes(await run(a, [ticket(1), ticket(2)]))).toEqual(['ok', 'CAP_EXCEEDED:undefined']);
     expect(codes(await run(b, [ticket(3)]))).toEqual(['ok']); // a new session: a new task
 
-    const m = await setup(transport, bounded);
+    const m = await setup(transport, bounded());
     const c = await m.connect('modern');
     const d = await m.connect('modern');
     expect(codes(await run(c, [ticket(1)]))).toEqual(['ok']);

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveHttp, TEST_STATE_KEY, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import { count, seedDb, writePolicy } from '../helpers/planner.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import { openDb } from '../../src/store/sqlite/db.js';
 import { MfaStore } from '../../src/store/sqlite/mfa-store.js';
 
@@ -28,13 +29,12 @@ const clients: Client[] = [];
 beforeAll(async () => {
   tmp = tempDir();
   db = join(tmp.dir, 'mrtr.db');
-  const policy = writePolicy(tmp.dir, 'mrtr', (y) =>
-    y
-      .replace('wait_seconds: 30', 'wait_seconds: 2')
-      .replace(
-        '  kb-reader:',
-        '  helpdesk-agent-2: { scopes: [kb:read, software:read, software:install] }\n  kb-reader:',
-      ),
+  const policy = writePolicy(
+    tmp.dir,
+    'mrtr',
+    demoPolicy()
+      .approvals({ wait_seconds: 2 })
+      .principal('helpdesk-agent-2', ['kb:read', 'software:read', 'software:install']),
   );
   tokens = seedDb(db, policy, ['helpdesk-agent', 'helpdesk-agent-2']);
   served = await serveHttp(db, ['--policy', policy]);

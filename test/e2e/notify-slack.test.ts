@@ -16,9 +16,9 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import Database from 'better-sqlite3';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DEMO_POLICY_YAML } from '../../src/policy/demo.js';
 import { CLI, runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import { SlackStandin } from '../helpers/slack-standin.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
@@ -59,15 +59,20 @@ beforeAll(async () => {
   const smtpPort = (smtp.server.address() as AddressInfo).port;
   writeFileSync(
     policy,
-    DEMO_POLICY_YAML.replace('wait_seconds: 30', 'wait_seconds: 1').replace(
-      'outbox:    { kind: embedded }',
-      'outbox:    { kind: smtp, url_env: SMTP_URL, from: it-helpdesk@example.com, require_tls: false }',
-    ) +
-      `notify:
-  approvers: { it-approver: { email: it-approvals@example.com, slack_user: U0APPROVER } }
-  slack: { bot_token_env: SLACK_BOT_TOKEN, signing_secret_env: SLACK_SIGNING_SECRET, channel: C0APPROVALS, api_url: "${slack.apiUrl}" }
-  webhooks: [{ url: "${hook.url}", secret_env: HOOK_SECRET }]
-`,
+    demoPolicy()
+      .approvals({ wait_seconds: 1 })
+      .backend('outbox', { kind: 'smtp', url_env: 'SMTP_URL', from: 'it-helpdesk@example.com', require_tls: false })
+      .set('notify', {
+        approvers: { 'it-approver': { email: 'it-approvals@example.com', slack_user: 'U0APPROVER' } },
+        slack: {
+          bot_token_env: 'SLACK_BOT_TOKEN',
+          signing_secret_env: 'SLACK_SIGNING_SECRET',
+          channel: 'C0APPROVALS',
+          api_url: slack.apiUrl,
+        },
+        webhooks: [{ url: hook.url, secret_env: 'HOOK_SECRET' }],
+      })
+      .yaml(),
   );
   env = {
     SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,

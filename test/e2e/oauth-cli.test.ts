@@ -8,9 +8,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_POLICY_YAML } from '../../src/policy/demo.js';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import { startIdp, type TestIdp } from '../helpers/idp.js';
 
 const AUDIENCE = 'https://itguard.test/mcp';
@@ -29,10 +29,14 @@ beforeAll(async () => {
   policy = join(tmp.dir, 'itguard.yaml');
   writeFileSync(
     policy,
-    DEMO_POLICY_YAML.replace(
-      'demo: true',
-      `demo: true\nauth:\n  issuers: [${idp.issuer}]\n  audience: ${AUDIENCE}\n  principals_from_groups: { it-helpdesk: helpdesk-agent }\n  static_tokens: false\n`,
-    ),
+    demoPolicy()
+      .set('auth', {
+        issuers: [idp.issuer],
+        audience: AUDIENCE,
+        principals_from_groups: { 'it-helpdesk': 'helpdesk-agent' },
+        static_tokens: false,
+      })
+      .yaml(),
   );
   db = join(tmp.dir, 'itguard.db');
   served = await serveHttp(db, ['--policy', policy]);

@@ -37,7 +37,7 @@ describe('caps are exact across processes', () => {
     for (let round = 0; round < 3; round++) {
       const tmp = tempDir();
       const db = join(tmp.dir, 'caps.db');
-      const policy = loadPolicyFile(tmp.dir, '      - { name: tickets-per-day, window: day, limit: 37 }\n');
+      const policy = loadPolicyFile(tmp.dir, [{ name: 'tickets-per-day', window: 'day', limit: 37 }]);
       expect(runCli(['status', '--db', db, '--policy', policy]).code).toBe(0); // creates and seeds nothing; migrates
       const servers = await Promise.all(Array.from({ length: 4 }, () => stdioClient(db, policy)));
       const results = await Promise.all(
@@ -90,7 +90,7 @@ describe('crash safety', () => {
     it(`kill -9 at ${point}, restart, retry with the same key → exactly one ticket, chain verifies`, async () => {
       const tmp = tempDir();
       const db = join(tmp.dir, 'crash.db');
-      const policy = loadPolicyFile(tmp.dir, '      - { name: tickets-per-day, window: day, limit: 100 }\n');
+      const policy = loadPolicyFile(tmp.dir, [{ name: 'tickets-per-day', window: 'day', limit: 100 }]);
       const args = {
         summary: 'Crash during write',
         requester: 'jdoe',

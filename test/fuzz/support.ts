@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import type { CallToolResult } from '@modelcontextprotocol/client';
 import { writePolicy } from '../helpers/planner.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 
 /** Total generated cases across the suites; `npm test` runs a short fixed-seed run, `npm run fuzz` ≥ 100,000. */
 export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 1800);
@@ -23,17 +24,26 @@ export const ENVELOPE = {
 
 /** The demo policy with every per-session, per-principal and per-tool bound raised and no human gate. */
 export function fuzzPolicy(dir: string): string {
-  return writePolicy(dir, 'fuzz', (y) =>
-    y
-      .replace(
-        /^task:\n( {2}.*\n)+/m,
-        'task: { max_calls: 10000000, max_minutes: 1440, max_result_bytes: 100000000000, max_identical_calls: 10000000, max_consecutive_failures: 10000000 }\n',
-      )
-      .replace(/^loop: .*$/m, 'loop: { tripped_tasks_per_hour: 10000000 }')
-      .replace(/^budgets:\n( {2}- .*\n)+/m, 'budgets: []\n')
-      .replace(/tier: mfa/, 'tier: auto')
-      .replace(/tier: approval\n {4}self_service_tier: confirm/, 'tier: auto\n    self_service_tier: auto')
-      .replace(/limit: \d+(, alarm_at: \d+)?/g, 'limit: 10000000'),
+  return writePolicy(
+    dir,
+    'fuzz',
+    demoPolicy()
+      .task({
+        max_calls: 10000000,
+        max_minutes: 1440,
+        max_result_bytes: 100000000000,
+        max_identical_calls: 10000000,
+        max_consecutive_failures: 10000000,
+      })
+      .loop({ tripped_tasks_per_hour: 10000000 })
+      .budgets([])
+      .tool('password_reset', { tier: 'auto' })
+      .tool('software_install', { tier: 'auto', self_service_tier: 'auto' })
+      .edit((doc) => {
+        // every cap of every tool: limit 10,000,000 and no alarm
+        for (const t of Object.values(doc.tools ?? {}))
+          if (t) t.caps = t.caps?.map(({ alarm_at: _, ...c }) => ({ ...c, limit: 10000000 }));
+      }),
   );
 }
 

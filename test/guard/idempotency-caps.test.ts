@@ -1,6 +1,7 @@
 import { ElicitRequestSchema, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
-import { codeOf, connect, policyWith, testApp, textOf } from '../helpers/harness.js';
+import { codeOf, connect, testApp, textOf } from '../helpers/harness.js';
+import { demoPolicy, type CapInput } from '../helpers/policy-builder.js';
 
 const reason = 'test';
 
@@ -38,9 +39,7 @@ describe('idempotency', () => {
 
   it('keys are scoped to the principal', async () => {
     const app = testApp({
-      policy: policyWith((y) =>
-        y.replace('  kb-reader:', '  helpdesk-2: { scopes: [tickets:write, tickets:read] }\n  kb-reader:'),
-      ),
+      policy: demoPolicy().principal('helpdesk-2', ['tickets:write', 'tickets:read']).parse(),
     });
     const a = await connect(app);
     const b = await connect(app, 'helpdesk-2');
@@ -122,19 +121,11 @@ describe('idempotency', () => {
 });
 
 describe('aggregate caps', () => {
-  const capped = (rules: string, extra = '') =>
-    policyWith((y) =>
-      y
-        .replace(
-          / {2}ticket_create:\n {4}tier: auto\n {4}dedupe_window: 15m\n {4}caps:\n( {6}- .*\n)+/,
-          `  ticket_create:\n    tier: auto\n    dedupe_window: 15m\n    caps:\n${rules}`,
-        )
-        .replace('timezone: UTC', `timezone: ${extra || 'UTC'}`)
-        .replace('max_calls: 40', 'max_calls: 1000'),
-    );
+  const capped = (rules: CapInput[], timezone = 'UTC') =>
+    demoPolicy().caps('ticket_create', rules).set('timezone', timezone).task({ max_calls: 1000 }).parse();
 
   it('stops at the cap with CAP_EXCEEDED naming the rule, used/limit and resets_at; releases on refusal', async () => {
-    const app = testApp({ policy: capped('      - { name: tickets-per-day, window: day, limit: 3, alarm_at: 2 }\n') });
+    const app = testApp({ policy: capped([{ name: 'tickets-per-day', window: 'day', limit: 3, alarm_at: 2 }]) });
     const c = await connect(app);
     const notes: unknown[] = [];
     c.client.setNotificationHandler(
@@ -171,12 +162,7 @@ describe('aggregate caps', () => {
 
   it('a call too large for what is left says how much it asked for and how much is left: a smaller one may fit', async () => {
     const app = testApp({
-      policy: policyWith((y) =>
-        y.replace(
-          'approvals: { wait_seconds: 30, expire_hours: 24 }',
-          'approvals: { wait_seconds: 0, expire_hours: 24 }',
-        ),
-      ),
+      policy: demoPolicy().approvals({ wait_seconds: 0 }).parse(),
     });
     const rule = app.policy.tools.software_install.caps.find((x) => x.name === 'license-spend-per-day')!;
     expect(app.caps.reserve([{ rule, scopeKey: '*', amount: 234 }], app.now()).ok).toBe(true);
@@ -204,7 +190,7 @@ describe('aggregate caps', () => {
   });
 
   it('a per-requester cap counts each requester on its own', async () => {
-    const app = testApp({ policy: capped('      - { name: per-req, window: hour, per: requester, limit: 1 }\n') });
+    const app = testApp({ policy: capped([{ name: 'per-req', window: 'hour', per: 'requester', limit: 1 }]) });
     const c = await connect(app);
     expect((await c.call('ticket_create', { summary: 'x', requester: 'jdoe', reason })).isError).toBeFalsy();
     expect(codeOf(await c.call('ticket_create', { summary: 'y', requester: 'jdoe', reason }))).toBe('CAP_EXCEEDED');
@@ -214,12 +200,9 @@ describe('aggregate caps', () => {
 
   it('a refusal after the reservation releases it: a declined confirmation spends nothing', async () => {
     const app = testApp({
-      policy: policyWith((y) =>
-        y.replace(
-          / {2}ticket_create:\n {4}tier: auto\n {4}dedupe_window: 15m\n {4}caps:\n( {6}- .*\n)+/,
-          '  ticket_create:\n    tier: confirm\n    caps:\n      - { name: one, window: day, limit: 1 }\n',
-        ),
-      ),
+      policy: demoPolicy()
+        .tool('ticket_create', { tier: 'confirm', caps: [{ name: 'one', window: 'day', limit: 1 }] }, { replace: true })
+        .parse(),
     });
     const c = await connect(app, 'helpdesk-agent', { elicitation: { form: {} } });
     let answer: ElicitResult = { action: 'decline' };
@@ -234,7 +217,7 @@ describe('aggregate caps', () => {
   });
 
   it('replays spend no cap', async () => {
-    const app = testApp({ policy: capped('      - { name: two, window: day, limit: 2 }\n') });
+    const app = testApp({ policy: capped([{ name: 'two', window: 'day', limit: 2 }]) });
     const c = await connect(app);
     const args = { summary: 'same', requester: 'jdoe', reason, idempotency_key: 'cap-replay-1' };
     await c.call('ticket_create', args);
@@ -248,7 +231,7 @@ describe('aggregate caps', () => {
     let now = Date.parse('2026-01-15T22:30:00Z'); // 23:30 in Berlin
     const app = testApp({
       now: () => now,
-      policy: capped('      - { name: one, window: day, limit: 1 }\n', 'Europe/Berlin'),
+      policy: capped([{ name: 'one', window: 'day', limit: 1 }], 'Europe/Berlin'),
     });
     const c = await connect(app);
     const first = await c.call('ticket_create', { summary: 'a', requester: 'jdoe', reason });
@@ -264,7 +247,7 @@ describe('aggregate caps', () => {
   });
 
   it('reconnecting does not reset caps (they live in the database); task budgets are per task', async () => {
-    const app = testApp({ policy: capped('      - { name: p, window: day, per: principal, limit: 2 }\n') });
+    const app = testApp({ policy: capped([{ name: 'p', window: 'day', per: 'principal', limit: 2 }]) });
     const a = await connect(app);
     await a.call('ticket_create', { summary: 'a', requester: 'jdoe', reason });
     await a.call('ticket_create', { summary: 'b', requester: 'jdoe', reason });
@@ -282,7 +265,7 @@ describe('task budget', () => {
     let now = Date.parse('2026-06-01T09:00:00Z');
     const app = testApp({
       now: () => now,
-      policy: policyWith((y) => y.replace('max_result_bytes: 2000000', 'max_result_bytes: 3000')),
+      policy: demoPolicy().task({ max_result_bytes: 3000 }).parse(),
     });
     const c = await connect(app);
     expect((await c.call('kb_search', { query: 'vpn', limit: 1 })).isError).toBeFalsy();
@@ -308,7 +291,7 @@ describe('task budget', () => {
 
   it('per-tool breaker override', async () => {
     const app = testApp({
-      policy: policyWith((y) => y.replace('tools:\n', 'tools:\n  kb_search: { max_identical_calls: 1 }\n')),
+      policy: demoPolicy().tool('kb_search', { max_identical_calls: 1 }).parse(),
     });
     const c = await connect(app);
     await c.call('kb_search', { query: 'vpn' });

@@ -10,8 +10,8 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { openApp } from '../../src/app.js';
-import { DEMO_POLICY_YAML } from '../../src/policy/demo.js';
 import { parsePolicy } from '../../src/policy/load.js';
+import { demoPolicy, type PolicyBuilder } from './policy-builder.js';
 import { CLI } from './cli.js';
 import { silent } from './harness.js';
 
@@ -44,12 +44,15 @@ export const codeOf = (r: Result): string | undefined => errOf(r)?.code;
 export const traceOf = (r: Result): string | undefined =>
   errOf(r)?.trace_id ?? (r._meta?.['itguard/trace_id'] as string | undefined);
 
-/** Writes the demo policy with text edits applied, and checks it parses (a bad edit fails here, not in a server). */
-export function writePolicy(dir: string, name: string, edit: (yaml: string) => string = (y) => y): string {
-  const yaml = edit(DEMO_POLICY_YAML);
-  parsePolicy(yaml, name);
+/**
+ * Writes `<dir>/<name>.yaml`: the policy a builder makes (the demo policy by default), or a whole policy text; and
+ * checks it parses (a bad edit fails here, not in a server).
+ */
+export function writePolicy(dir: string, name: string, policy: PolicyBuilder | string = demoPolicy()): string {
+  if (typeof policy !== 'string') return policy.write(dir, name);
+  parsePolicy(policy, name);
   const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, yaml);
+  writeFileSync(file, policy);
   return file;
 }
 

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, type App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
 import type { NewApproval } from '../../src/store/sqlite/approvals-store.js';
-import { policyWith, silent } from '../helpers/harness.js';
+import { silent } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 
 interface Op {
   path: string;
@@ -27,11 +28,7 @@ const ajv = new Ajv2020({ strict: false, allErrors: true });
 const tokens: Record<string, string> = {};
 const exercised = new Set<string>();
 
-const POLICY = (y: string) =>
-  y.replace(
-    /^principals:\n/m,
-    'principals:\n  auditor: { scopes: [audit:read] }\n  decider: { scopes: [approvals:decide] }\n',
-  );
+const POLICY = demoPolicy().principal('auditor', ['audit:read']).principal('decider', ['approvals:decide']);
 
 function request(over: Partial<NewApproval> = {}) {
   return app.approvals.create({
@@ -89,7 +86,7 @@ async function call(
 }
 
 beforeAll(async () => {
-  app = openApp({ dbPath: ':memory:', policy: policyWith(POLICY), log: silent, executorPollMs: 3_600_000 });
+  app = openApp({ dbPath: ':memory:', policy: POLICY.parse(), log: silent, executorPollMs: 3_600_000 });
   for (const p of ['it-approver', 'helpdesk-agent', 'auditor', 'decider'])
     tokens[p] = app.tokens.create(p, 'test').token;
   http = await startHttp(app, { host: '127.0.0.1', port: 0 });

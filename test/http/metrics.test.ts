@@ -3,14 +3,15 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
 import { createPromMetrics } from '../../src/metrics.js';
-import { connect, policyWith, testApp } from '../helpers/harness.js';
+import { connect, testApp } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 
 let app: App;
 let http: RunningHttp;
 beforeAll(async () => {
   app = testApp({
     metrics: await createPromMetrics(false),
-    policy: policyWith((y) => y.replace('max_identical_calls: 3', 'max_identical_calls: 1')),
+    policy: demoPolicy().task({ max_identical_calls: 1 }).parse(),
   });
   http = await startHttp(app, { host: '127.0.0.1', port: 0 });
 });

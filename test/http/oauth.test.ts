@@ -16,7 +16,8 @@ import { createOAuthVerifier } from '../../src/auth/oauth.js';
 import { authOf, bearerAuth } from '../../src/http/auth.js';
 import { decide } from '../../src/guard/decide.js';
 import { startHttp, type HttpOptions, type RunningHttp } from '../../src/http/app.js';
-import { policyWith, testApp, textOf, codeOf } from '../helpers/harness.js';
+import { testApp, textOf, codeOf } from '../helpers/harness.js';
+import { demoPolicy, type PolicyDoc } from '../helpers/policy-builder.js';
 import { startIdp, type TestIdp } from '../helpers/idp.js';
 
 const AUDIENCE = 'https://itguard.test/mcp';
@@ -57,19 +58,19 @@ afterEach(async () => {
   clock = undefined;
 });
 
-async function start(o: { auth?: string; oauth?: HttpOptions['oauth'] } = {}) {
+/** `auth: null`: no auth block (itguard's own bearer tokens only). */
+async function start(o: { auth?: PolicyDoc['auth'] | null; oauth?: HttpOptions['oauth'] } = {}) {
   const auth =
-    o.auth ??
-    `auth:\n  issuers: [${idp.issuer}, ${DEAD_ISSUER}]\n  audience: ${AUDIENCE}\n  principal_claim: itguard_principal\n  required_scopes: [itguard]\n`;
+    o.auth === undefined
+      ? {
+          issuers: [idp.issuer, DEAD_ISSUER],
+          audience: AUDIENCE,
+          principal_claim: 'itguard_principal',
+          required_scopes: ['itguard'],
+        }
+      : (o.auth ?? undefined);
   app = testApp({
-    policy: policyWith((y) =>
-      y
-        .replace(
-          'approvals: { wait_seconds: 30, expire_hours: 24 }',
-          'approvals: { wait_seconds: 0, expire_hours: 24 }',
-        )
-        .replace('demo: true', `demo: true\n${auth}`),
-    ),
+    policy: demoPolicy().approvals({ wait_seconds: 0 }).set('auth', auth).parse(),
     now: () => clock ?? Date.now(),
     executorPollMs: 50,
   });
@@ -124,7 +125,7 @@ describe('Protected Resource Metadata (RFC 9728)', () => {
   });
 
   it('is not served without an auth: block; the challenge then names a realm', async () => {
-    const { url } = await start({ auth: '' });
+    const { url } = await start({ auth: null });
     expect((await fetch(`${http!.url}/.well-known/oauth-protected-resource`)).status).toBe(404);
     const r = await post(url);
     expect(r.status).toBe(401);
@@ -146,7 +147,7 @@ describe('Protected Resource Metadata (RFC 9728)', () => {
   });
 
   it('a revoked static token reads as one in the SDK client: the error carries the sentence to act on', async () => {
-    const { app, url } = await start({ auth: '' });
+    const { app, url } = await start({ auth: null });
     const t = app.tokens.create('helpdesk-agent', 'test');
     app.tokens.revoke(t.id, 'cli:test');
     const err = await mcp(url, t.token).then(
@@ -157,7 +158,7 @@ describe('Protected Resource Metadata (RFC 9728)', () => {
   });
 
   it('without an auth: block, the OAuth discovery and registration paths say in JSON that static tokens are taken', async () => {
-    await start({ auth: '' });
+    await start({ auth: null });
     const paths: [string, string][] = [
       ['GET', '/.well-known/oauth-authorization-server'],
       ['GET', '/.well-known/oauth-authorization-server/mcp'],
@@ -506,7 +507,7 @@ describe('the approver console with OAuth', () => {
 
   it('refuses a machine token, a token for a principal without approvals:decide, a bad token, and static tokens when they are off', async () => {
     await start({
-      auth: `auth:\n  issuers: [${idp.issuer}]\n  audience: ${AUDIENCE}\n  principal_claim: itguard_principal\n  static_tokens: false\n`,
+      auth: { issuers: [idp.issuer], audience: AUDIENCE, principal_claim: 'itguard_principal', static_tokens: false },
     });
     expect((await consoleLogin(await idp.clientCredentials('approver-bot'))).status).toBe(401);
     expect((await consoleLogin(await idp.userToken('alice'))).status).toBe(401);
@@ -548,7 +549,7 @@ describe('static bearer tokens', () => {
 
   it('are refused when the policy says static_tokens: false; OAuth still works', async () => {
     const { app, url } = await start({
-      auth: `auth:\n  issuers: [${idp.issuer}]\n  audience: ${AUDIENCE}\n  principal_claim: itguard_principal\n  static_tokens: false\n`,
+      auth: { issuers: [idp.issuer], audience: AUDIENCE, principal_claim: 'itguard_principal', static_tokens: false },
     });
     const r = await post(url, app.tokens.create('helpdesk-agent', 'test').token);
     expect(r.status).toBe(401);

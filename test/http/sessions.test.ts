@@ -7,7 +7,8 @@ import { setFlagsFromString } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
-import { policyWith, testApp } from '../helpers/harness.js';
+import { testApp } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import { until } from '../helpers/planner.js';
 
 setFlagsFromString('--expose-gc');
@@ -21,29 +22,16 @@ afterEach(async () => {
   http = app = undefined;
 });
 
-/** The policy with `session.max_per_principal: n`, whatever the rest of its session: block says. */
-const withSessionLimit = (y: string, n: number): string =>
-  /max_per_principal: \d+/.test(y)
-    ? y.replace(/max_per_principal: \d+/, `max_per_principal: ${n}`)
-    : /^session: \{ ?/m.test(y)
-      ? y.replace(/^session: \{ ?/m, `session: { max_per_principal: ${n}, `)
-      : `${y}\nsession: { max_per_principal: ${n} }\n`;
-
 async function start(opts: { maxSessions?: number; perPrincipal?: number } = {}) {
   // dedupe_window 0 for software_install: the busy calls below are the same action under different keys, which
   // would otherwise be one action (IN_PROGRESS at once) and never keep a session busy. The limit tests run with 8
   // sessions per principal (the default is 64) to stay small.
   app = testApp({
     // 8 sessions per principal (the default is 64) keep the eviction tests small.
-    policy: policyWith((y) =>
-      withSessionLimit(
-        y.replace(
-          '  software_install:\n    tier: approval\n',
-          '  software_install:\n    tier: approval\n    dedupe_window: 0s\n',
-        ),
-        opts.perPrincipal ?? 8,
-      ),
-    ),
+    policy: demoPolicy()
+      .tool('software_install', { dedupe_window: '0s' })
+      .session({ max_per_principal: opts.perPrincipal ?? 8 })
+      .parse(),
   });
   http = await startHttp(app, {
     host: '127.0.0.1',

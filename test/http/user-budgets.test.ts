@@ -9,7 +9,8 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
-import { codeOf, policyWith, testApp } from '../helpers/harness.js';
+import { codeOf, testApp } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import { startIdp, type TestIdp } from '../helpers/idp.js';
 
 const AUDIENCE = 'https://itguard.test/mcp';
@@ -27,17 +28,10 @@ beforeAll(async () => {
     },
   });
   app = testApp({
-    policy: policyWith((y) =>
-      y
-        .replace(
-          /^budgets:\n( {2}- .*\n)+/m,
-          'budgets:\n  - { name: user-calls-per-hour, window: hour, per: user, limit: 5 }\n',
-        )
-        .replace(
-          'demo: true',
-          `demo: true\nauth:\n  issuers: [${idp.issuer}]\n  audience: ${AUDIENCE}\n  principal_claim: itguard_principal\n`,
-        ),
-    ),
+    policy: demoPolicy()
+      .budgets([{ name: 'user-calls-per-hour', window: 'hour', per: 'user', limit: 5 }])
+      .set('auth', { issuers: [idp.issuer], audience: AUDIENCE, principal_claim: 'itguard_principal' })
+      .parse(),
   });
   http = await startHttp(app, { host: '127.0.0.1', port: 0 });
   url = `${http.url}/mcp`;

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import type { App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
-import { codeOf, connect, policyWith, silent, testApp } from '../helpers/harness.js';
+import { codeOf, connect, silent, testApp } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 import { SlackStandin } from '../helpers/slack-standin.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
@@ -45,24 +46,25 @@ export function useNotifyFixture(): void {
     slack.ephemeral.length = 0;
     hook.deliveries.length = 0;
     hook.accepted.clear();
-    const policy = policyWith(
-      (y) =>
-        y
-          .replace('wait_seconds: 30', 'wait_seconds: 0')
-          .replace(
-            '  it-approver:    { scopes: [approvals:decide, audit:read] }',
-            '  it-approver:    { scopes: [approvals:decide, audit:read] }\n  it-lead:        { scopes: [software:read, software:install, approvals:decide] }',
-          ) +
-        `notify:
-    approvers:
-      it-approver: { email: it-approvals@example.com, slack_user: U0APPROVER }
-      it-lead: { email: lead@example.com, slack_user: U0LEAD }
-    mail: { enabled: true }
-    slack: { bot_token_env: SLACK_BOT_TOKEN, signing_secret_env: SLACK_SIGNING_SECRET, channel: C0APPROVALS, api_url: "${slack.apiUrl}" }
-    webhooks: [{ url: "${hook.url}", secret_env: HOOK_SECRET }]
-    remind_before_expiry: 2h
-  `,
-    );
+    const policy = demoPolicy()
+      .approvals({ wait_seconds: 0 })
+      .principal('it-lead', ['software:read', 'software:install', 'approvals:decide'])
+      .set('notify', {
+        approvers: {
+          'it-approver': { email: 'it-approvals@example.com', slack_user: 'U0APPROVER' },
+          'it-lead': { email: 'lead@example.com', slack_user: 'U0LEAD' },
+        },
+        mail: { enabled: true },
+        slack: {
+          bot_token_env: 'SLACK_BOT_TOKEN',
+          signing_secret_env: 'SLACK_SIGNING_SECRET',
+          channel: 'C0APPROVALS',
+          api_url: slack.apiUrl,
+        },
+        webhooks: [{ url: hook.url, secret_env: 'HOOK_SECRET' }],
+        remind_before_expiry: '2h',
+      })
+      .parse();
     app = testApp({
       policy,
       now: () => t,

@@ -2,11 +2,13 @@
 import { describe, expect, it } from 'vitest';
 import { policyWarnings, WRITE_TOOLS } from '../../src/policy/lint.js';
 import { ALL_TOOLS } from '../../src/tools/index.js';
+import type { Scope } from '../../src/core/policy.js';
 import { policyWith } from '../helpers/harness.js';
+import { demoPolicy, type PolicyBuilder, type ToolInput } from '../helpers/policy-builder.js';
 
-const approverScopes = '  it-approver:    { scopes: [approvals:decide, audit:read] }';
-const withApprover = (scopes: string, edit: (y: string) => string = (y) => y) =>
-  policyWith((y) => edit(y.replace(approverScopes, `  it-approver:    { scopes: [${scopes}] }`)));
+/** The demo policy with it-approver's scopes set to `scopes`, then `edit`. */
+const withApprover = (scopes: Scope[], edit: (p: PolicyBuilder) => PolicyBuilder = (p) => p) =>
+  edit(demoPolicy().principal('it-approver', scopes)).parse();
 
 describe('policy lint: approver_can_request', () => {
   it('the demo policy has no warnings', () => {
@@ -14,7 +16,9 @@ describe('policy lint: approver_can_request', () => {
   });
 
   it('software:install with approvals:decide on one principal is a warning naming both and the tool', () => {
-    const [w, ...rest] = policyWarnings(withApprover('approvals:decide, audit:read, software:read, software:install'));
+    const [w, ...rest] = policyWarnings(
+      withApprover(['approvals:decide', 'audit:read', 'software:read', 'software:install']),
+    );
     expect(rest).toEqual([]);
     expect(w).toEqual({
       code: 'approver_can_request',
@@ -28,40 +32,35 @@ describe('policy lint: approver_can_request', () => {
   });
 
   it('any write scope whose tool can wait for an approver: a ticket tool set to tier approval or confirm', () => {
-    const scopes = 'approvals:decide, tickets:write, password:reset';
+    const scopes: Scope[] = ['approvals:decide', 'tickets:write', 'password:reset'];
     // Demo tiers: tickets auto, password_reset mfa (decided by the target user's code, not an approver): no warning.
     expect(policyWarnings(withApprover(scopes))).toEqual([]);
-    for (const tier of ['approval', 'confirm'])
-      expect(
-        policyWarnings(
-          withApprover(scopes, (y) =>
-            y.replace('  ticket_create:\n    tier: auto\n', `  ticket_create:\n    tier: ${tier}\n`),
-          ),
-        ),
-      ).toMatchObject([
+    for (const tier of ['approval', 'confirm'] as const)
+      expect(policyWarnings(withApprover(scopes, (p) => p.tool('ticket_create', { tier })))).toMatchObject([
         { principal: 'it-approver', scopes: ['tickets:write', 'approvals:decide'], tools: ['ticket_create'] },
       ]);
   });
 
   it('software_install counts by its self-service tier too, and not when it is disabled or never asks an approver', () => {
-    const scopes = 'approvals:decide, software:install';
-    const install = (edit: string) =>
+    // `spec` stands for software_install's tier and self_service_tier (its caps stay)
+    const install = (spec: ToolInput) =>
       policyWarnings(
-        withApprover(scopes, (y) => y.replace('    tier: approval\n    self_service_tier: confirm\n', edit)),
+        withApprover(['approvals:decide', 'software:install'], (p) =>
+          p.tool('software_install', { tier: undefined, self_service_tier: undefined, ...spec }),
+        ),
       );
-    expect(install('    tier: auto\n    self_service_tier: confirm\n')).toHaveLength(1);
-    expect(install('    tier: auto\n')).toHaveLength(1); // self-service defaults to confirm
-    expect(install('    tier: auto\n    self_service_tier: auto\n')).toEqual([]);
-    expect(install('    tier: approval\n    enabled: false\n')).toEqual([]);
+    expect(install({ tier: 'auto', self_service_tier: 'confirm' })).toHaveLength(1);
+    expect(install({ tier: 'auto' })).toHaveLength(1); // self-service defaults to confirm
+    expect(install({ tier: 'auto', self_service_tier: 'auto' })).toEqual([]);
+    expect(install({ tier: 'approval', enabled: false })).toEqual([]);
   });
 
   it('several principals and several scopes: one warning per principal, with every scope and tool', () => {
-    const p = policyWith((y) =>
-      y
-        .replace(approverScopes, '  it-approver:    { scopes: [approvals:decide, software:install] }')
-        .replace('software:read, software:install] }', 'software:read, software:install, approvals:decide] }')
-        .replace('  ticket_create:\n    tier: auto\n', '  ticket_create:\n    tier: approval\n'),
-    );
+    const p = demoPolicy()
+      .principal('it-approver', ['approvals:decide', 'software:install'])
+      .grant('helpdesk-agent', 'approvals:decide')
+      .tool('ticket_create', { tier: 'approval' })
+      .parse();
     const approvers = policyWarnings(p).flatMap((w) => (w.code === 'approver_can_request' ? [w] : []));
     expect(approvers.map(({ principal, scopes, tools }) => ({ principal, scopes, tools }))).toEqual([
       {
@@ -82,13 +81,12 @@ describe('policy lint: approver_can_request', () => {
 
 describe('policy lint: deprecated_key (the session: bounds of earlier policies)', () => {
   it('reads session: bounds as task: bounds, per: session as per: task, and says so; task: wins where both are set', () => {
-    const p = policyWith((y) =>
-      y
-        .replace(/^task:\n( {2}.*\n)+/m, 'task: { max_calls: 12 }\n')
-        .replace('session: { max_per_principal: 64 }', 'session: { max_calls: 99, max_identical_calls: 7 }')
-        .replace('loop: { tripped_tasks_per_hour: 10 }', 'loop: { identical_per_hour: 20, failures_in_a_row: 10 }')
-        .replace('per: user, limit: 200', 'per: session, limit: 200'),
-    );
+    const p = demoPolicy()
+      .set('task', { max_calls: 12 })
+      .set('session', { max_calls: 99, max_identical_calls: 7 })
+      .set('loop', { identical_per_hour: 20, failures_in_a_row: 10 })
+      .budget({ name: 'user-calls-per-hour', window: 'hour', per: 'session', limit: 200, alarm_at: 60 })
+      .parse();
     expect(p.task).toMatchObject({ maxCalls: 12, maxIdenticalCalls: 7, maxConsecutiveFailures: 5 });
     expect(p.session.maxPerPrincipal).toBe(64);
     expect(p.loop.trippedTasksPerHour).toBe(10);

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { DEMO_POLICY_YAML } from '../../src/policy/demo.js';
 import { loadPolicy, MAX_YAML_ALIASES, parsePolicy, PolicyError } from '../../src/policy/load.js';
 import { tempDir } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 
 const problems = (yaml: string): string[] => {
   try {
@@ -33,12 +34,13 @@ describe('policy', () => {
   });
 
   it('names the path and the rule of a bad value', () => {
-    const bad = DEMO_POLICY_YAML.replace(
-      '{ name: resets-per-user, window: day, per: target, limit: 2 }',
-      '{ name: resets-per-user, window: day, per: target, limit: -1 }',
-    );
+    const bad = demoPolicy()
+      .cap('password_reset', { name: 'resets-per-user', window: 'day', per: 'target', limit: -1 })
+      .yaml();
     expect(problems(bad)).toContain('tools.password_reset.caps[1].limit: expected a positive number');
-    const frac = DEMO_POLICY_YAML.replace('limit: 5000', 'limit: 2.5');
+    const frac = demoPolicy()
+      .cap('ticket_create', { name: 'tickets-per-day', window: 'day', limit: 2.5, alarm_at: 3000 })
+      .yaml();
     expect(problems(frac)).toContain('tools.ticket_create.caps[0].limit: expected a positive integer');
   });
 
@@ -71,14 +73,20 @@ describe('policy', () => {
   });
 
   it('refuses cap rules that could never apply: duplicate names, keys or measures the tool does not have', () => {
-    const dup = DEMO_POLICY_YAML.replace('name: tickets-per-requester', 'name: tickets-per-day');
+    const dup = demoPolicy()
+      .caps('ticket_create', [
+        { name: 'tickets-per-day', window: 'day', limit: 5000, alarm_at: 3000 },
+        { name: 'tickets-per-day', window: 'hour', per: 'requester', limit: 5 },
+      ])
+      .yaml();
     expect(problems(dup)).toContain('tools.ticket_create.caps[1].name: duplicate cap name "tickets-per-day"');
-    const per = DEMO_POLICY_YAML.replace('per: requester, limit: 5', 'per: target, limit: 5');
+    const per = demoPolicy()
+      .cap('ticket_create', { name: 'tickets-per-requester', window: 'hour', per: 'target', limit: 5 })
+      .yaml();
     expect(problems(per)[0]).toMatch(/^tools\.ticket_create\.caps\[1\]\.per: ticket_create has no target/);
-    const cost = DEMO_POLICY_YAML.replace(
-      '{ name: resets-per-day, window: day, limit: 200, alarm_at: 50 }',
-      '{ name: resets-per-day, window: day, measure: cost_usd, limit: 200 }',
-    );
+    const cost = demoPolicy()
+      .cap('password_reset', { name: 'resets-per-day', window: 'day', measure: 'cost_usd', limit: 200 })
+      .yaml();
     expect(problems(cost)[0]).toMatch(/password_reset has no cost/);
   });
 
@@ -91,7 +99,7 @@ describe('policy', () => {
     const { dir, cleanup } = tempDir();
     try {
       const f = join(dir, 'p.yaml');
-      writeFileSync(f, DEMO_POLICY_YAML.replace('timezone: UTC', 'timezone: Europe/Berlin'));
+      writeFileSync(f, demoPolicy().set('timezone', 'Europe/Berlin').yaml());
       expect(loadPolicy(f).policy.timezone).toBe('Europe/Berlin');
       const saved = process.env.ITGUARD_POLICY;
       delete process.env.ITGUARD_POLICY;
@@ -174,16 +182,20 @@ describe('policy', () => {
       /tools\.ticket_create\.caps\[0\]\.limit/,
     );
 
-    const caps = (n: number) =>
-      Array.from({ length: n }, (_, i) => `      - { name: c${i}, window: day, limit: 10 }`).join('\n');
-    const manyCaps = (n: number) => DEMO_POLICY_YAML.replace(/( {4}caps:\n)( {6}- .*\n)+/, `$1${caps(n)}\n`);
+    const manyCaps = (n: number) =>
+      demoPolicy()
+        .caps(
+          'ticket_create',
+          Array.from({ length: n }, (_, i) => ({ name: `c${i}`, window: 'day' as const, limit: 10 })),
+        )
+        .yaml();
     expect(problems(manyCaps(33))).toEqual(['tools.ticket_create.caps: must have at most 32 items']);
     expect(parsePolicy(manyCaps(32)).tools.ticket_create.caps).toHaveLength(32);
     const budgets = (n: number) =>
-      Array.from({ length: n }, (_, i) => `  - { name: b${i}, window: hour, limit: 10 }`).join('\n');
-    expect(problems(DEMO_POLICY_YAML.replace(/budgets:\n( {2}- .*\n)+/, `budgets:\n${budgets(65)}\n`))).toEqual([
-      'budgets: must have at most 64 items',
-    ]);
+      demoPolicy()
+        .budgets(Array.from({ length: n }, (_, i) => ({ name: `b${i}`, window: 'hour' as const, limit: 10 })))
+        .yaml();
+    expect(problems(budgets(65))).toEqual(['budgets: must have at most 64 items']);
   });
 
   it('a YAML alias bomb is one line naming the limit, not a hang or a stack trace', () => {

@@ -11,7 +11,8 @@ import { openStores } from '../../src/app.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
-import { loadPolicyFile } from '../helpers/policy-file.js';
+import { demoPolicy, type PolicyBuilder } from '../helpers/policy-builder.js';
+import { loadPolicy } from '../helpers/policy-file.js';
 import type { CallToolResult as V2Result } from '@modelcontextprotocol/client';
 import { v2Http, v2Stdio, v2Task, type EraName, type TaskVia } from '../helpers/v2-clients.js';
 import {
@@ -42,10 +43,10 @@ afterAll(async () => {
 });
 
 let n = 0;
-/** A new seeded database and the demo policy (edited) for one scenario; tokens for the named principals. */
-function scenario(edit?: (yaml: string) => string, tokensFor: string[] = []) {
+/** A new seeded database and a policy (the demo policy by default) for one scenario; tokens for the named principals. */
+function scenario(p: PolicyBuilder = demoPolicy(), tokensFor: string[] = []) {
   const name = `s${++n}`;
-  const policy = writePolicy(tmp.dir, name, edit);
+  const policy = writePolicy(tmp.dir, name, p);
   const db = join(tmp.dir, `${name}.db`);
   const tokens = seedDb(db, policy, tokensFor);
   return { db, policy, tokens };
@@ -236,10 +237,7 @@ describe('tasks: one runaway conversation stops itself, not the helpdesk', () =>
   });
 
   it('tripped_tasks_per_hour: 3 → three tasks tripping trip the principal with an alarm; breaker reset clears it; tasks and audit show --task read it back', async () => {
-    const { db, policy, tokens } = scenario(
-      (y) => y.replace('loop: { tripped_tasks_per_hour: 10 }', 'loop: { tripped_tasks_per_hour: 3 }'),
-      ['helpdesk-agent'],
-    );
+    const { db, policy, tokens } = scenario(demoPolicy().loop({ tripped_tasks_per_hour: 3 }), ['helpdesk-agent']);
     const tok = tokens['helpdesk-agent']!;
     const url = await http(db, policy);
     const healthy = await v2Task('modern', url, tok, 'healthy', 'header');
@@ -291,7 +289,7 @@ describe('tasks: one runaway conversation stops itself, not the helpdesk', () =>
   });
 
   it('task.max_calls is exact: 20 concurrent calls of one task over two processes against max_calls 7 → exactly 7, every round', async () => {
-    const { db, policy, tokens } = scenario((y) => y.replace('max_calls: 40', 'max_calls: 7'), ['helpdesk-agent']);
+    const { db, policy, tokens } = scenario(demoPolicy().task({ max_calls: 7 }), ['helpdesk-agent']);
     const tok = tokens['helpdesk-agent']!;
     const urls = await Promise.all([http(db, policy), http(db, policy)]);
     for (let round = 0; round < 3; round++) {
@@ -334,14 +332,9 @@ describe('principal budgets are exact across processes', () => {
     for (let round = 0; round < 3; round++) {
       const dir = join(tmp.dir, `budget-${round}`);
       mkdirSync(dir);
-      const policy = loadPolicyFile(dir, '      - { name: tickets-per-day, window: day, limit: 100000 }\n');
-      writeFileSync(
-        policy,
-        readFileSync(policy, 'utf8').replace(
-          'budgets: []\n',
-          'budgets:\n  - { name: calls-per-hour, window: hour, limit: 37 }\n',
-        ),
-      );
+      const policy = loadPolicy([{ name: 'tickets-per-day', window: 'day', limit: 100000 }])
+        .budgets([{ name: 'calls-per-hour', window: 'hour', limit: 37 }])
+        .write(dir);
       const db = join(dir, 'budget.db');
       seedDb(db, policy);
       const servers = await Promise.all(Array.from({ length: 4 }, () => stdio(db, policy)));
@@ -441,12 +434,12 @@ describe('dedupe across keys: one action, one ticket', () => {
   // loader only takes a duration string ("0s") and rejects the number 0. Drop `.fails` once the schema accepts 0.
   it('dedupe_window: 0 (as DESIGN §3 writes it) is accepted by the policy loader', () => {
     expect(() =>
-      writePolicy(tmp.dir, 'dedupe-zero', (y) => y.replace('dedupe_window: 15m', 'dedupe_window: 0')),
+      writePolicy(tmp.dir, 'dedupe-zero', demoPolicy().tool('ticket_create', { dedupe_window: 0 })),
     ).not.toThrow();
   });
 
   it('with the dedupe window off for ticket_create, identical calls under other keys or none make two tickets; the same key still replays', async () => {
-    const { db, policy } = scenario((y) => y.replace('dedupe_window: 15m', 'dedupe_window: 0s'));
+    const { db, policy } = scenario(demoPolicy().tool('ticket_create', { dedupe_window: '0s' }));
     const p = await stdio(db, policy);
     const d1 = await p.call('ticket_create', ticketArgs('jdoe', { summary: 'Dock not charging' }));
     const d2 = await p.call('ticket_create', ticketArgs('jdoe', { summary: 'Dock not charging' }));
@@ -481,7 +474,7 @@ describe('an approved request is re-checked when it runs', () => {
     );
 
   it('software_install approved after its user was disabled: the executor fails it with POLICY_DENIED, no install job, cap room given back', async () => {
-    const { db, policy } = scenario((y) => y.replace('wait_seconds: 30', 'wait_seconds: 1'));
+    const { db, policy } = scenario(demoPolicy().approvals({ wait_seconds: 1 }));
     const p = await stdio(db, policy);
     const args = {
       user: 'jdoe',
@@ -532,7 +525,7 @@ describe('an approved request is re-checked when it runs', () => {
   });
 
   it('a caller still waiting when the approver says yes gets the re-check refusal (POLICY_DENIED), and nothing runs', async () => {
-    const { db, policy } = scenario((y) => y.replace('wait_seconds: 30', 'wait_seconds: 15'));
+    const { db, policy } = scenario(demoPolicy().approvals({ wait_seconds: 15 }));
     const p = await stdio(db, policy);
     const args = {
       user: 'asmith',
@@ -597,7 +590,7 @@ describe('an approved request is re-checked when it runs', () => {
 
 describe('polling is not a loop', () => {
   it('request_status and guard_status 45 times each in one task: never LOOP_DETECTED nor the task call budget; they stay under the principal budget', async () => {
-    const { db, policy } = scenario((y) => y.replace('wait_seconds: 30', 'wait_seconds: 1'));
+    const { db, policy } = scenario(demoPolicy().approvals({ wait_seconds: 1 }));
     const p = await stdio(db, policy);
     const r = await p.call('software_install', {
       user: 'jdoe',

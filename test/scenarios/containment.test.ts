@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoUsers } from '../../src/demo/data.js';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
+import { demoPolicy, type PolicyBuilder } from '../helpers/policy-builder.js';
 import type { CallToolResult as V2Result } from '@modelcontextprotocol/client';
 import { v2Task } from '../helpers/v2-clients.js';
 import {
@@ -62,18 +63,16 @@ afterAll(async () => {
  * The session and principal breakers and the failure budget turned out of the way, so that the bound under test
  * (idempotency, an aggregate cap, the kill switch, a gate) is the only thing holding the blast radius.
  */
-const unthrottled = (y: string) =>
-  y
-    .replace('max_calls: 40', 'max_calls: 100000')
-    .replace('max_identical_calls: 3', 'max_identical_calls: 100000')
-    .replace('max_consecutive_failures: 5', 'max_consecutive_failures: 100000')
-    .replace('limit: 10000, alarm_at: 4000', 'limit: 100000, alarm_at: 50000')
-    .replace('limit: 2000, alarm_at: 500', 'limit: 100000, alarm_at: 50000');
+const unthrottled = () =>
+  demoPolicy()
+    .task({ max_calls: 100000, max_identical_calls: 100000, max_consecutive_failures: 100000 })
+    .budget({ name: 'fleet-calls-per-hour', window: 'hour', limit: 100000, alarm_at: 50000 })
+    .budget({ name: 'fleet-failures-per-hour', window: 'hour', measure: 'failures', limit: 100000, alarm_at: 50000 });
 
 let n = 0;
-function scenario(edit: (yaml: string) => string = (y) => y, tokensFor: string[] = []) {
+function scenario(p: PolicyBuilder = demoPolicy(), tokensFor: string[] = []) {
   const name = `c${++n}`;
-  const policy = writePolicy(tmp.dir, name, edit);
+  const policy = writePolicy(tmp.dir, name, p);
   const db = join(tmp.dir, `${name}.db`);
   const tokens = seedDb(db, policy, tokensFor);
   return { db, policy, tokens };
@@ -119,7 +118,7 @@ const inList = (xs: string[]) => xs.map((x) => `'${x.replace(/'/g, "''")}'`).joi
 
 describe('retry storm', () => {
   it('the same ticket_create 40 times, with the key, without it and under other keys, from 3 stdio processes and 2 HTTP sessions, concurrently → exactly 1 ticket', async () => {
-    const { db, policy, tokens } = scenario(unthrottled, ['helpdesk-agent']);
+    const { db, policy, tokens } = scenario(unthrottled(), ['helpdesk-agent']);
     const srv = await http(db, policy);
     const planners = [
       ...(await Promise.all([stdio(db, policy), stdio(db, policy), stdio(db, policy)])),
@@ -164,13 +163,10 @@ describe('retry storm', () => {
 
 describe('many small actions (the aggregate-cap pattern)', () => {
   it('200 ticket_create for different requesters, each under tickets-per-requester, from 4 processes concurrently → tickets == tickets-per-day (25)', async () => {
-    const { db, policy } = scenario((y) =>
-      unthrottled(y)
-        .replace(
-          '{ name: tickets-per-day, window: day, limit: 5000, alarm_at: 3000 }',
-          '{ name: tickets-per-day, window: day, limit: 25, alarm_at: 20 }',
-        )
-        .replace('per: requester, limit: 5 }', 'per: requester, limit: 8 }'),
+    const { db, policy } = scenario(
+      unthrottled()
+        .cap('ticket_create', { name: 'tickets-per-day', window: 'day', limit: 25, alarm_at: 20 })
+        .cap('ticket_create', { name: 'tickets-per-requester', window: 'hour', per: 'requester', limit: 8 }),
     );
     const servers = await Promise.all(Array.from({ length: 4 }, () => stdio(db, policy)));
     const N = 200;
@@ -270,10 +266,7 @@ describe('poisoned input', () => {
 
 describe('capability creep', () => {
   it('a principal without scopes calls every write tool and made-up admin tools over HTTP → all refused, 0 effects, none listed', async () => {
-    const { db, policy, tokens } = scenario(
-      (y) => unthrottled(y).replace('principals:\n', 'principals:\n  nobody: { scopes: [] }\n'),
-      ['nobody'],
-    );
+    const { db, policy, tokens } = scenario(unthrottled().principal('nobody', []), ['nobody']);
     const srv = await http(db, policy);
     const p = await session(srv.url, tokens['nobody']!);
     const listed = (await p.client.listTools()).tools.map((t) => t.name);
@@ -330,7 +323,12 @@ describe('capability creep', () => {
 describe('call storm through the kill switch', () => {
   it('3 stdio processes + 1 HTTP session storm ticket_create; `itguard kill` mid-storm → 0 effects started after the engagement', async () => {
     const { db, policy, tokens } = scenario(
-      (y) => unthrottled(y).replace('per: requester, limit: 5 }', 'per: requester, limit: 100000 }'),
+      unthrottled().cap('ticket_create', {
+        name: 'tickets-per-requester',
+        window: 'hour',
+        per: 'requester',
+        limit: 100000,
+      }),
       ['helpdesk-agent'],
     );
     const srv = await http(db, policy);
@@ -407,13 +405,9 @@ describe('call storm through the kill switch', () => {
 describe('approval bypass attempts', () => {
   it('self-approval in the console, other args, a forged request id, a code as an argument → 0 unapproved installs', async () => {
     const { db, policy, tokens } = scenario(
-      (y) =>
-        unthrottled(y)
-          .replace('wait_seconds: 30', 'wait_seconds: 1')
-          .replace(
-            'principals:\n',
-            'principals:\n  rogue-agent: { scopes: [software:read, software:install, password:reset, approvals:decide] }\n',
-          ),
+      unthrottled()
+        .approvals({ wait_seconds: 1 })
+        .principal('rogue-agent', ['software:read', 'software:install', 'password:reset', 'approvals:decide']),
       ['rogue-agent', 'it-approver'],
     );
     const srv = await http(db, policy);

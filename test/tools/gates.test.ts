@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { startVerifyListener } from '../../src/http/app.js';
 import { decide } from '../../src/guard/decide.js';
-import { codeOf, connect, policyWith, testApp, textOf } from '../helpers/harness.js';
+import { codeOf, connect, testApp, textOf } from '../helpers/harness.js';
+import { demoPolicy, type PolicyBuilder } from '../helpers/policy-builder.js';
 
 const reason = 'user asked in chat';
 type Responder = (req: ElicitRequest['params']) => Promise<ElicitResult> | ElicitResult;
@@ -22,9 +23,10 @@ afterEach(async () => {
   closers = [];
 });
 
-function gatesApp(edit: (y: string) => string = (y) => y, now?: () => number) {
+/** An app on the demo policy with approvals.wait_seconds 1, then `edit`. */
+function gatesApp(edit: (p: PolicyBuilder) => PolicyBuilder = (p) => p, now?: () => number) {
   const app = testApp({
-    policy: policyWith((y) => edit(y.replace('wait_seconds: 30', 'wait_seconds: 1'))),
+    policy: edit(demoPolicy().approvals({ wait_seconds: 1 })).parse(),
     executorPollMs: 50,
     ...(now ? { now } : {}),
   });
@@ -158,13 +160,13 @@ describe('mfa tier: password_reset', () => {
   });
 
   it('client without elicitation and mfa.out_of_band false → APPROVAL_UNAVAILABLE', async () => {
-    const app = gatesApp((y) => y.replace('out_of_band: true', 'out_of_band: false'));
+    const app = gatesApp((p) => p.mfa({ out_of_band: false }));
     const c = await clientWith(app, []);
     expect(codeOf(await c.call('password_reset', { user: 'jdoe', reason }))).toBe('APPROVAL_UNAVAILABLE');
   });
 
   it('form-only client with allow_form_code false falls back to the out-of-band link', async () => {
-    const app = gatesApp((y) => y.replace('allow_form_code: true', 'allow_form_code: false'));
+    const app = gatesApp((p) => p.mfa({ allow_form_code: false }));
     const c = await clientWith(app, ['form'], () => ({ action: 'accept', content: { code: '123456' } }));
     expect(codeOf(await c.call('password_reset', { user: 'jdoe', reason }))).toBe('APPROVAL_PENDING');
     expect(c.asked).toHaveLength(0);
@@ -172,7 +174,7 @@ describe('mfa tier: password_reset', () => {
 
   it('URL-mode client (also when it has form): the page is opened, the user enters the code, the call completes', async () => {
     for (const modes of [['url'], ['form', 'url']] as ('form' | 'url')[][]) {
-      const app = gatesApp((y) => y.replace('wait_seconds: 1', 'wait_seconds: 5'));
+      const app = gatesApp((p) => p.approvals({ wait_seconds: 5 }));
       const page = await startVerifyListener(app, 0);
       closers.push(page.close);
       const c = await clientWith(app, modes, async (p) => {
@@ -316,7 +318,7 @@ describe('approval tier: software_install', () => {
   });
 
   it('approved while the call waits: the call itself runs it and returns the result', async () => {
-    const app = gatesApp((y) => y.replace('wait_seconds: 1', 'wait_seconds: 5'));
+    const app = gatesApp((p) => p.approvals({ wait_seconds: 5 }));
     const c = await clientWith(app, []);
     const pending = c.call('software_install', acrobat);
     await waitFor(() => app.approvals.list(['pending']).length === 1);
@@ -363,9 +365,7 @@ describe('approval tier: software_install', () => {
   });
 
   it('another principal cannot read the request', async () => {
-    const app = gatesApp((y) =>
-      y.replace('  kb-reader:', '  helpdesk-2: { scopes: [software:install, software:read] }\n  kb-reader:'),
-    );
+    const app = gatesApp((p) => p.principal('helpdesk-2', ['software:install', 'software:read']));
     const c = await clientWith(app, []);
     const r = await c.call('software_install', acrobat);
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
@@ -374,8 +374,8 @@ describe('approval tier: software_install', () => {
   });
 
   it('only catalog ids, listed versions and the user’s own devices; cost caps and licence pools hold', async () => {
-    const app = gatesApp((y) =>
-      y.replace('measure: cost_usd, limit: 2000, alarm_at: 400', 'measure: cost_usd, limit: 300'),
+    const app = gatesApp((p) =>
+      p.cap('software_install', { name: 'license-spend-per-day', window: 'day', measure: 'cost_usd', limit: 300 }),
     );
     const c = await clientWith(app, []);
     expect(textOf(await c.call('software_install', { ...acrobat, package: 'https://evil.example/setup.exe' }))).toMatch(
@@ -447,7 +447,7 @@ describe('confirm tier: self-service installs', () => {
 
 describe('kill switch and waiting calls', () => {
   it('engaging the kill switch aborts a call waiting on approval within 1 s', async () => {
-    const app = gatesApp((y) => y.replace('wait_seconds: 1', 'wait_seconds: 20'));
+    const app = gatesApp((p) => p.approvals({ wait_seconds: 20 }));
     const c = await clientWith(app, []);
     const pending = c.call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason });
     await waitFor(() => app.approvals.list(['pending']).length === 1);
@@ -497,9 +497,7 @@ describe('the one-time reset link', () => {
 
 describe('shadow mode and guard_status under the kill switch', () => {
   it('shadow: evaluated and audited as if real, nothing executes, the result says what would have happened', async () => {
-    const app = gatesApp((y) =>
-      y.replace('  software_install:\n    tier: approval', '  software_install:\n    mode: shadow\n    tier: approval'),
-    );
+    const app = gatesApp((p) => p.tool('software_install', { mode: 'shadow' }));
     const c = await clientWith(app, []);
     const r = await c.call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason });
     expect(r.isError).toBeFalsy();

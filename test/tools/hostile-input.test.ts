@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openApp, type App } from '../../src/app.js';
 import { runCli } from '../helpers/cli.js';
-import { codeOf, connect, policyWith, silent, tempDir, textOf } from '../helpers/harness.js';
+import { codeOf, connect, silent, tempDir, textOf } from '../helpers/harness.js';
+import { demoPolicy } from '../helpers/policy-builder.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let app: App;
@@ -18,9 +19,7 @@ beforeAll(() => {
   // The principal's loop breaker is not under test here: a refusal per case must not trip it.
   app = openApp({
     dbPath: db,
-    policy: policyWith((y) =>
-      y.replace(/loop: \{[^}]*\}/, 'loop: { identical_per_hour: 1000, failures_in_a_row: 1000 }'),
-    ),
+    policy: demoPolicy().loop({ identical_per_hour: 1000, failures_in_a_row: 1000 }).parse(),
     log: silent,
   });
 });
