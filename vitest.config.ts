@@ -23,6 +23,9 @@ const E2E = [
   'test/tools/hostile-input.test.ts',
   // 3,000 HTTP session initializes (~35 s)
   'test/http/sessions.test.ts',
+  // start their own PostgreSQL server
+  'test/store/pg-*.test.ts',
+  'test/tools/kb-postgres.test.ts',
 ];
 
 export default defineConfig({
