@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { seedDemo } from './demo/seed.js';
 import { AuditWriter } from './store/sqlite/committer.js';
-import type { GuardDeps } from './guard/deps.js';
+import type { GuardDeps, WaitClock } from './guard/deps.js';
 import { buildPipeline } from './guard/pipeline.js';
 import { execute, KillSwitchAbort } from './guard/execute.js';
 import { startExecutor } from './guard/executor.js';
@@ -39,6 +39,8 @@ export interface AppOptions {
   policy: Policy;
   log?: Logger;
   now?: () => number;
+  /** The clock calls waiting on a human are measured with (default: monotonic time and real sleeps). */
+  waitClock?: WaitClock;
   /** Poll interval of the kill-switch watcher that aborts in-flight calls (ms). */
   killPollMs?: number;
   /** Prometheus metrics (HTTP mode); defaults to no-op metrics. */
@@ -199,6 +201,7 @@ export function openApp(opts: AppOptions): App {
     mrtr: stateCodec(stateKey(config().stateKey, new MetaStore(db)), opts.stateTtlSeconds),
     links,
     notify: notifier,
+    waitClock: opts.waitClock,
   };
 
   let kill = new AbortController();

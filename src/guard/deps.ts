@@ -20,6 +20,15 @@ export interface Notices {
   withNotices<T extends { row: ApprovalRow }>(create: () => T): T;
 }
 
+/**
+ * The clock a call waiting on a human is measured with (approvals.wait_seconds): monotonic, with its own sleep, so a
+ * test can make a wait pass without sleeping through it. `deps.now` (policy time) still governs expiry and windows.
+ */
+export interface WaitClock {
+  now(): number;
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
 export interface GuardDeps {
   policy: Policy;
   killSwitch: KillSwitchStore;
@@ -37,6 +46,8 @@ export interface GuardDeps {
   /** Where this process serves its pages (verification links, reset links); set once the listener is up. */
   links: { base: string; ready?: Promise<unknown> };
   now: () => number;
+  /** Waiting on a human (gate-requests.ts waitAndRun); the real monotonic clock unless a test injects one. */
+  waitClock?: WaitClock | undefined;
   /** Approver notifications (policy `notify:`); absent = nobody is told. */
   notify?: Notices | undefined;
 }

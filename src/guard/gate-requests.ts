@@ -5,7 +5,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
-import type { GuardDeps } from './deps.js';
+import type { GuardDeps, WaitClock } from './deps.js';
 import { afterCall } from './units.js';
 import { GuardError } from '../core/errors.js';
 import { KillSwitchAbort } from './execute.js';
@@ -40,6 +40,9 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 export type Deps = GuardDeps;
+
+/** performance.now and a real, abortable sleep. */
+export const REAL_WAIT_CLOCK: WaitClock = { now: () => performance.now(), sleep };
 
 /** Elicits from the calling client; a timeout or transport error counts as cancel (fail closed), an abort as an abort. */
 export async function ask(deps: Deps, call: Call, params: Parameters<NonNullable<Call['client']>['elicit']>[0]) {
@@ -132,8 +135,9 @@ export async function waitAndRun(
   progressMessage: string,
 ): Promise<CallToolResult> {
   const waitMs = deps.policy.approvals.waitSeconds * 1000;
-  // Waiting is measured on the monotonic clock; deps.now (policy time, injectable) governs expiry and windows.
-  const started = performance.now();
+  // Waiting is measured on the wait clock (monotonic; injectable); deps.now (policy time) governs expiry and windows.
+  const clock = deps.waitClock ?? REAL_WAIT_CLOCK;
+  const started = clock.now();
   for (;;) {
     const row = deps.approvals.get(id);
     if (!row) throw new GuardError('INTERNAL', `approval ${id} vanished`);
@@ -159,7 +163,7 @@ export async function waitAndRun(
       case 'executing':
         break;
     }
-    const waited = performance.now() - started;
+    const waited = clock.now() - started;
     // Every wait is bounded: a request still pending, or running in another process (or being recovered after
     // its runner died), is reported with its id once the wait is over.
     if (waited >= waitMs) {
@@ -172,7 +176,7 @@ export async function waitAndRun(
     }
     await call.client?.progress(Math.min(waited, waitMs) / 1000, waitMs / 1000, progressMessage);
     try {
-      await sleep(POLL_MS, call.signal);
+      await clock.sleep(POLL_MS, call.signal);
     } catch {
       throw abortError(call);
     }

@@ -9,6 +9,8 @@ import type { App } from '../../src/app.js';
 import { startVerifyListener } from '../../src/http/app.js';
 import { decide } from '../../src/guard/decide.js';
 import { codeOf, connect, testApp, textOf } from '../helpers/harness.js';
+import { fakeWaitClock } from '../helpers/wait-clock.js';
+import type { WaitClock } from '../../src/guard/deps.js';
 import { demoPolicy, type PolicyBuilder } from '../helpers/policy-builder.js';
 
 const reason = 'user asked in chat';
@@ -24,11 +26,12 @@ afterEach(async () => {
 });
 
 /** An app on the demo policy with approvals.wait_seconds 1, then `edit`. */
-function gatesApp(edit: (p: PolicyBuilder) => PolicyBuilder = (p) => p, now?: () => number) {
+function gatesApp(edit: (p: PolicyBuilder) => PolicyBuilder = (p) => p, now?: () => number, waitClock?: WaitClock) {
   const app = testApp({
     policy: edit(demoPolicy().approvals({ wait_seconds: 1 })).parse(),
     executorPollMs: 50,
     ...(now ? { now } : {}),
+    ...(waitClock ? { waitClock } : {}),
   });
   apps.push(app);
   return app;
@@ -264,14 +267,19 @@ describe('approval tier: software_install', () => {
   const jobs = (app: App) => app.embedded.deploy.jobs().length;
 
   it('waits, returns APPROVAL_PENDING, then runs exactly once after approval even though the caller disconnected', async () => {
-    const app = gatesApp();
+    // A 10-minute wait (the most policy allows) on an injected clock: it passes in the polls' own time; the progress says 600 s.
+    const clock = fakeWaitClock();
+    const app = gatesApp((p) => p.approvals({ wait_seconds: 600 }), undefined, clock);
     const c = await clientWith(app, ['form', 'url']);
-    const progress: number[] = [];
+    const progress: { progress: number; total?: number | undefined }[] = [];
     const r = (await c.client.callTool({ name: 'software_install', arguments: acrobat }, undefined, {
-      onprogress: (p) => void progress.push(p.progress),
+      onprogress: (p) => void progress.push(p),
+      timeout: 600_000,
     })) as CallToolResult;
     expect(codeOf(r)).toBe('APPROVAL_PENDING');
-    expect(progress.length).toBeGreaterThan(0);
+    expect(clock.slept).toBe(600_000);
+    expect(progress.length).toBeGreaterThan(100);
+    expect(progress.at(-1)).toMatchObject({ total: 600 });
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
     const row = app.approvals.get(id)!;
     expect(row).toMatchObject({
@@ -288,14 +296,14 @@ describe('approval tier: software_install', () => {
     await c.close();
     // separation of duties
     expect(
-      decide(app, {
+      await decide(app, {
         id,
         approve: true,
         actor: { name: 'console:helpdesk-agent', via: 'console', principal: 'helpdesk-agent' },
       }),
     ).toMatchObject({ ok: false, reason: 'self_approval' });
     expect(
-      decide(app, {
+      await decide(app, {
         id,
         approve: true,
         note: 'ok for finance',
@@ -310,7 +318,7 @@ describe('approval tier: software_install', () => {
     expect(textOf(s)).toMatch(/install job JOB-/);
     // a second approval decision is impossible; nothing runs twice
     expect(
-      decide(app, { id, approve: true, actor: { name: 'x', via: 'console', principal: 'it-approver' } }),
+      await decide(app, { id, approve: true, actor: { name: 'x', via: 'console', principal: 'it-approver' } }),
     ).toMatchObject({ ok: false, reason: 'not_pending' });
     // A full executor pass after the refused decision runs nothing again.
     await app.executorPass();
