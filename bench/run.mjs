@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: measures itguard against the quality bars of DESIGN §9, each next to a baseline measured in
  * the same run, prints a table and rewrites docs/benchmarks.md. Plain ESM over the compiled code in ../dist.
- * Parts can be run alone (node bench/run.mjs [read] [write] [cold] [kb] [caps] [recall] [tasks]); the doc is rewritten only by a
+ * Parts can be run alone (node bench/run.mjs [read] [write] [scale] [cold] [kb] [caps] [recall] [tasks]); the doc is rewritten only by a
  * full run, and not at all with --no-write-doc; BENCH_QUICK=1 is a short smoke run of every piece (see QUICK).
  */
 import { execFileSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { coldStart, nodeOnlyStart } from './lib/cold-start.mjs';
 import { kbRecall } from './lib/kb-recall.mjs';
 import { kbScale } from './lib/kb-scale.mjs';
 import { consoleTable, markdown, summaryRows } from './lib/report.mjs';
+import { scaleLimit, scaleOut } from './lib/scale-out.mjs';
 import { compareThroughput } from './lib/throughput.mjs';
 
 // BENCH_QUICK=1: a smoke run (short rounds, one round per side, few cold starts, fewer searches, smaller audit
@@ -25,6 +26,7 @@ const LOAD = QUICK
   ? { sessions: 8, inFlight: 4, warmupMs: 300, durationMs: 1000 }
   : { sessions: 8, inFlight: 4, warmupMs: 1000, durationMs: 4000 };
 const ROUNDS = QUICK ? 1 : 4;
+const SCALE_ROUNDS = QUICK ? 1 : 3;
 const COLD_RUNS = QUICK ? 3 : 10;
 const KB = QUICK
   ? { small: { searches: 200, warmup: 20 }, large: { articles: 20_000, searches: 50, warmup: 10 } }
@@ -101,6 +103,19 @@ if (want('write')) {
   log('\n2. guarded write throughput (ticket_create)');
   r.write = await compareThroughput('ticket_create', LOAD, ROUNDS, log);
 }
+if (want('scale')) {
+  log('\n2b. scale-out: 1, 2 (3 on more than two cores) itguard processes on one SQLite file');
+  r.scale = {
+    write: await scaleOut('ticket_create', LOAD, SCALE_ROUNDS, log),
+    read: await scaleOut('kb_search', LOAD, SCALE_ROUNDS, log),
+  };
+  for (const s of [r.scale.write, r.scale.read]) {
+    const two = s.rows.find((x) => x.n === 2);
+    log(
+      `   ${s.tool === 'ticket_create' ? 'write' : 'read'} throughput with 2 processes = ${two.ratio.toFixed(2)}× of 1; limit: ${scaleLimit(s).text}`,
+    );
+  }
+}
 if (want('cold')) {
   log(`\n3. cold start of serve --stdio vs a bare SDK stdio server (${COLD_RUNS} runs each)`);
   r.cold = { ...(await coldStart(COLD_RUNS)), nodeOnly: await nodeOnlyStart(COLD_RUNS) };
@@ -141,7 +156,17 @@ if (writeDoc) {
   const file = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
   // A quick run writes its Markdown to a temporary file instead, to check the report without touching the doc.
   const outFile = QUICK ? join(os.tmpdir(), 'itguard-bench-quick.md') : file;
-  let doc = markdown({ machine, r, rows, load: LOAD, coldRuns: COLD_RUNS, kb: KB, misses, elapsedS });
+  let doc = markdown({
+    machine,
+    r,
+    rows,
+    load: LOAD,
+    coldRuns: COLD_RUNS,
+    kb: KB,
+    misses,
+    elapsedS,
+    scaleRounds: SCALE_ROUNDS,
+  });
   // The Fuzzing section comes from `npm run fuzz` (test/fuzz), not from this run: it is carried over as it is.
   try {
     const fuzzing = /^## Fuzzing\n[\s\S]*?(?=^## |(?![\s\S]))/m.exec(readFileSync(file, 'utf8'))?.[0];

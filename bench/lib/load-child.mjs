@@ -1,6 +1,8 @@
 /**
  * The load generator, in its own process. Receives { url, token, tool, sessions, inFlight, warmupMs, durationMs,
- * tag } over IPC, opens `sessions` MCP sessions (initialize + notifications/initialized), then keeps `inFlight`
+ * tag } over IPC (or `urls` and `tokens` instead of `url` and `token`: several server processes, session s going
+ * to urls[s % urls.length], as a balancer would spread them), opens `sessions` MCP sessions (initialize +
+ * notifications/initialized), then keeps `inFlight`
  * tools/call requests outstanding per session for warm-up + duration, and reports the calls completed inside the
  * measured window. It speaks Streamable HTTP with plain node:http (keep-alive) and parses the SSE/JSON response
  * itself: a lighter client than the SDK's, so the client process is not the bottleneck of the measurement.
@@ -89,8 +91,11 @@ function argsFor(tool, tag, s, loop, n) {
 
 async function run(cfg) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: cfg.sessions * cfg.inFlight + cfg.sessions });
+  const urls = cfg.urls ?? [cfg.url];
+  const tokens = cfg.tokens ?? [cfg.token];
+  const urlOf = (s) => urls[s % urls.length];
   const sessions = [];
-  for (let s = 0; s < cfg.sessions; s++) sessions.push(await openSession(agent, cfg.url, cfg.token));
+  for (let s = 0; s < cfg.sessions; s++) sessions.push(await openSession(agent, urlOf(s), tokens[s % tokens.length]));
 
   const t0 = performance.now();
   const measureFrom = t0 + cfg.warmupMs;
@@ -110,7 +115,7 @@ async function run(cfg) {
       try {
         const r = await post(
           agent,
-          cfg.url,
+          urlOf(s),
           {
             jsonrpc: '2.0',
             id: myId,
@@ -137,9 +142,11 @@ async function run(cfg) {
       } else if (!ok) errors += 1;
     }
   };
-  // Tell the orchestrator where the measured window starts and ends (it samples the server's CPU time there).
-  setTimeout(() => process.send({ type: 'mark', at: 'start' }), cfg.warmupMs).unref();
-  setTimeout(() => process.send({ type: 'mark', at: 'stop' }), cfg.warmupMs + cfg.durationMs).unref();
+  // Tell the orchestrator where the measured window starts and ends (it samples the server's CPU time there), with
+  // this process's own CPU time so far.
+  const mark = (at) => process.send({ type: 'mark', at, usage: process.cpuUsage() });
+  setTimeout(() => mark('start'), cfg.warmupMs).unref();
+  setTimeout(() => mark('stop'), cfg.warmupMs + cfg.durationMs).unref();
   const loops = [];
   for (let s = 0; s < cfg.sessions; s++) for (let l = 0; l < cfg.inFlight; l++) loops.push(loop(s, l));
   await Promise.all(loops);

@@ -1,5 +1,6 @@
 /** Turns the measurements into the console table and docs/benchmarks.md. */
 import { recallMeasures, recallRows, recallSection } from './recall-report.mjs';
+import { scaleLimit } from './scale-out.mjs';
 import { fmt, mean, median, percentile } from './stats.mjs';
 
 const verdict = (ok) => (ok ? 'PASS' : 'MISS');
@@ -29,6 +30,27 @@ export function summaryRows(r) {
       target: '> 1×',
       ok: t.vsPeer.ratio > 1,
     });
+  }
+  if (r.scale) {
+    // Scale-out (issue 19): the write row has a verdict (a second process must not make writes slower; 5% is left
+    // for noise), the read row is reported.
+    for (const [s, label, info] of [
+      [r.scale.write, 'Write', false],
+      [r.scale.read, 'Read', true],
+    ]) {
+      const one = s.rows[0];
+      const two = s.rows.find((x) => x.n === 2);
+      const more = s.rows.filter((x) => x.n > 2).map((x) => `, ${x.n}: ${fmt(x.ratio, 2)}×`);
+      rows.push({
+        name: `${label} (${s.tool}) with 2 itguard processes on one SQLite file vs 1`,
+        baseline: `1 process: ${fmt(one.rate, 0)} calls/s`,
+        itguard: `2 processes: ${fmt(two.rate, 0)} calls/s`,
+        result: `${fmt(two.ratio, 2)}× (median of ${two.ratios.length} rounds${more.join('')}); limit: ${scaleLimit(s).cpu ? 'CPU' : 'write lock'}`,
+        target: info ? 'not falling (informational)' : 'not falling (≥ 0.95×)',
+        ok: info || two.ratio >= 0.95,
+        info,
+      });
+    }
   }
   if (r.cold) {
     const bareP95 = percentile(r.cold.bare, 95);
@@ -170,7 +192,64 @@ time blocked (synchronous fsyncs).
 `;
 }
 
-export function markdown({ machine, r, rows, load, coldRuns, kb, misses, elapsedS }) {
+function scaleDetail(sc, load, rounds) {
+  const row = (s, x) => [
+    s.tool,
+    String(x.n),
+    fmt(x.rate, 0),
+    x.rounds.map((v) => fmt(v, 0)).join(', '),
+    x.n === 1 ? '—' : `${fmt(x.ratio, 2)}×`,
+    fmt(x.p50, 1),
+    fmt(x.p99, 1),
+    fmt(x.cpuUsPerCall, 0),
+    fmt(x.commitsPerS, 0),
+    fmt(x.callsPerCommit, 1),
+    `${fmt(x.serverCores, 2)} + ${fmt(x.loadCores, 2)} (${fmt(x.machineCores, 2)})`,
+  ];
+  const verdict = (s, what) =>
+    `- **${what} throughput with 2 processes = ${fmt(s.rows.find((x) => x.n === 2).ratio, 2)}× of 1.** Limit: ${scaleLimit(s).text}.`;
+  const cores = sc.write.cores;
+  return `### 2b. Scale-out: itguard processes on one SQLite file
+
+${load.sessions} sessions × ${load.inFlight} requests in flight, spread evenly over the N processes (session s to process
+s mod N), ${load.warmupMs / 1000} s warm-up then ${load.durationMs / 1000} s measured per round; ${rounds} rounds, the process counts
+alternating within each, every round new processes on a new database file shared by all N. Each value is the median
+over rounds; "vs 1" is the median of the per-round ratios.
+
+${mdTable(
+  [
+    'tool',
+    'processes',
+    'calls/s',
+    'calls/s per round',
+    'vs 1',
+    'latency p50 ms',
+    'latency p99 ms',
+    'server CPU µs/call (sum)',
+    'commits/s',
+    'calls per commit',
+    'cores busy: servers + load (machine)',
+  ],
+  [...sc.write.rows.map((x) => row(sc.write, x)), ...sc.read.rows.map((x) => row(sc.read, x))],
+)}
+
+${verdict(sc.write, 'Write')}
+${verdict(sc.read, 'Read')}
+
+"Commits" are the transactions of the processes' unit committers (the group commit of the calls' admissions and
+settlements, \`AuditWriter.commits\`), summed over the processes: each takes the database's single write lock once.
+Not counted there: a \`ticket_create\`'s own insert (one relaxed transaction per write, no fsync) and the
+once-a-minute sweeps. This machine has ${cores} cores${
+    cores <= 2
+      ? `: with 2 server processes and the load process, three busy processes share two cores, so a second server
+process cannot add a core's worth of work here; the rows show whether it costs throughput instead (contention for
+the write lock, batches split in two, CPU shared)`
+      : ''
+  }. "Machine" counts every process on it, not only the benchmark's.
+`;
+}
+
+export function markdown({ machine, r, rows, load, coldRuns, kb, misses, elapsedS, scaleRounds = 3 }) {
   const large = kb.large.articles.toLocaleString('en-US');
   const out = [];
   out.push(`# Benchmarks
@@ -212,6 +291,15 @@ extra cost first); \`node bench/kb-query-cost.mjs\` shows where a kb_search quer
    outcome record before it answers, one fsync for every call in the audit batch (docs/architecture.md, "Group
    commit of audit records"); either way no ticket is answered before it is on disk. Targets: ≥ 0.7× bare and > 1×
    the proxy peer.
+
+   **Scale-out** (2b) — itguard alone (no baseline server) with 1, 2 and, on more than two cores, 3 server
+   processes on one SQLite database file (\`serve --http\` replicas behind a balancer), the same load spread evenly
+   over them, for \`ticket_create\` and \`kb_search\`. Per process count: calls/s, latency, server CPU per call
+   (summed over the processes), the unit committers' commits per second and calls per commit (how much of the group
+   commit survives when each process batches only its own calls), and how many cores were busy. The write row's
+   target (DESIGN §9 "Scale-out"): a second process does not make writes slower (≥ 0.95×, 5% for noise); the read
+   row is informational. Each row names the limit: CPU when the machine's cores are (nearly) all busy, else the
+   store's single write lock. On a 2-core machine two servers plus the load process contend for the cores.
 3. **Cold start** — spawn \`node dist/cli.js serve --stdio --db FILE\` (built-in demo policy), write an \`initialize\`
    request, stop the clock at its response line; ${coldRuns} runs on a new database each time (migrations and demo
    seeding included) and ${coldRuns} on an existing seeded one. The baseline is a bare SDK v2 stdio server
@@ -267,6 +355,7 @@ These are the measured numbers; the benchmark was not adjusted to meet them.`
   out.push('## Details\n');
   if (r.read) out.push(throughputDetail('1. Guarded read: kb_search', r.read, load));
   if (r.write) out.push(throughputDetail('2. Guarded write: ticket_create', r.write, load));
+  if (r.scale) out.push(scaleDetail(r.scale, load, scaleRounds));
   if (r.cold) {
     const stat = (xs) => [
       fmt(median(xs), 0),

@@ -36,7 +36,13 @@ async function startGuarded() {
   const app = openApp({ dbPath, policy: benchPolicy() });
   const running = await startHttp(app, { host: '127.0.0.1', port: 0 });
   const { token } = app.tokens.create('helpdesk-agent', 'bench', 'benchmark');
-  return { url: `${running.url}/mcp`, token, close: async () => (await running.close(), app.close()) };
+  return {
+    url: `${running.url}/mcp`,
+    token,
+    // The transactions this process's unit committer has committed (group commits): the scale-out part reads them.
+    commits: () => app.audit.commits,
+    close: async () => (await running.close(), app.close()),
+  };
 }
 
 async function startBare() {
@@ -153,7 +159,14 @@ const server = mode === 'guarded' ? await startGuarded() : await startBare();
 process.send({ type: 'ready', url: server.url, token: server.token });
 process.on('message', async (m) => {
   // CPU time this process has used so far (user + system, µs): the orchestrator samples it at the measured window's edges.
-  if (m?.type === 'cpu') return void process.send({ type: 'cpu', usage: process.cpuUsage(), at: performance.now() });
+  // With it, for itguard, the commits of its unit committer so far.
+  if (m?.type === 'cpu')
+    return void process.send({
+      type: 'cpu',
+      usage: process.cpuUsage(),
+      at: performance.now(),
+      commits: server.commits?.(),
+    });
   if (m?.type !== 'stop') return;
   await server.close().catch(() => undefined);
   process.exit(0);

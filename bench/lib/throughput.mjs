@@ -13,7 +13,7 @@ import { mean, median, percentile } from './stats.mjs';
 
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
 
-function once(child, type) {
+export function once(child, type) {
   return new Promise((resolve, reject) => {
     const onMsg = (m) => {
       if (m?.type === type) {
@@ -32,12 +32,12 @@ function once(child, type) {
 }
 
 /** Forks a server-side process (stderr to `errPath`) and waits for its 'ready' message. */
-function start(script, args, errFd, execArgv) {
+export function start(script, args, errFd, execArgv) {
   const child = fork(here(script), args, { stdio: ['ignore', 'ignore', errFd, 'ipc'], execArgv });
   return { child, ready: once(child, 'ready') };
 }
 
-async function stop(child) {
+export async function stop(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   try {
@@ -48,10 +48,17 @@ async function stop(child) {
   await exited;
 }
 
-/** CPU time (user + system, µs) of each process at one instant, and when it was sampled. */
-async function cpuOf(children) {
+/**
+ * CPU time (user + system, µs) of the processes at one instant, summed, and when it was sampled; with the sum of
+ * their unit committers' commits (itguard processes only).
+ */
+export async function cpuOf(children) {
   const samples = await Promise.all(children.map((c) => (c.send({ type: 'cpu' }), once(c, 'cpu'))));
-  return { us: samples.reduce((n, m) => n + m.usage.user + m.usage.system, 0), at: samples[0].at };
+  return {
+    us: samples.reduce((n, m) => n + m.usage.user + m.usage.system, 0),
+    at: samples[0].at,
+    commits: samples.reduce((n, m) => n + (m.commits ?? 0), 0),
+  };
 }
 
 /**
