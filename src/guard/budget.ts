@@ -24,6 +24,7 @@ import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError, type ErrorCode } from '../core/errors.js';
 import type { Call, Guard } from './types.js';
+import { UnitOfWork } from '../store/unit.js';
 
 type Settled = { alarms: BudgetAlarm[] };
 
@@ -160,7 +161,7 @@ function refusal(call: Call, deps: Pick<GuardDeps, 'policy'>, r: Exclude<AdmitRe
   );
 }
 
-export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'budgets'>): Guard => {
+export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'budgets' | 'audit' | 'log' | 'metrics'>): Guard => {
   const rulesFor = rulesByTool(deps.policy.budgets);
   return (next) =>
     async function budgetGuard(call) {
@@ -187,6 +188,15 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'budgets'>): Gua
         promise: deps.budgets.admitIn(units.admission, input, (r) => (admit.result = r)),
       };
       units.admit = admit;
+      // Security: a call its task, user or principal bounds already refuse is refused before scope and validation
+      // look at it (no backend is asked about it): a read says so, and the admit — committed now, on its own — is the
+      // decision, which also keeps a hammered tripped task open. Should the admit let it through after all (a window
+      // just ended), the call goes on and its admission's other operations commit in a second unit.
+      if (deps.budgets.wouldRefuse(input)) {
+        await deps.audit.commit(units.admission);
+        await admitted(deps, call);
+        units.admission = new UnitOfWork('admission');
+      }
       // A malformed task id counts (in the task the call fell back to) and is refused like invalid arguments.
       if (call.taskInvalid !== undefined)
         throw new GuardError('INVALID_ARGUMENT', `Invalid task id: ${call.taskInvalid}.`, {

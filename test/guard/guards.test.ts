@@ -142,6 +142,36 @@ describe('task budget and loop breaker', () => {
   });
 });
 
+describe('a spent or tripped task is refused before scope and validation', () => {
+  it('a tripped task calling with invalid arguments: LOOP_DETECTED, and no step after the budget ran', async () => {
+    const next = nextSpy();
+    const first = fakeCall(app, 'kb_search', { query: 'again and again' });
+    const again = () =>
+      fakeCall(app, 'kb_search', { query: 'again and again' }, 'helpdesk-agent', { session: first.session });
+    const counted = (n: Handler) => units(app)(budget(app)(admission(app)(n)));
+    for (let i = 0; i <= app.policy.tools.kb_search.maxIdenticalCalls; i++)
+      await counted(next)(i ? again() : first).catch(() => undefined);
+    const events: string[] = [];
+    const handler = buildPipeline(
+      app,
+      () => ({
+        killSwitch: { engaged: false, reason: '', changedAt: 0 },
+        task: {},
+        caps: [],
+        budgets: [],
+        loopBreaker: {},
+      }),
+      (n) => events.push(n),
+    );
+    const r = await handler(
+      fakeCall(app, 'ticket_create', { summary: '' }, 'helpdesk-agent', { session: first.session }),
+    );
+    expect((r._meta!['itguard/error'] as { code: string }).code).toBe('LOOP_DETECTED');
+    // Each step is recorded as it hands the call on: the budget refused, so neither scope nor validate saw it.
+    expect(events).toEqual(['outcome', 'units', 'kill_switch']);
+  });
+});
+
 describe('boundary', () => {
   it('turns an unexpected exception into INTERNAL with the trace id only', async () => {
     const r = await boundary(app)(async () => {

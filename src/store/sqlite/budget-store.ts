@@ -363,6 +363,31 @@ export class BudgetStore {
   }
 
   /**
+   * A read, no write lock: would `admit` refuse this call now (a tripped fleet breaker or task, a task bound or a
+   * windowed budget used up)? Lets the budget step refuse before scope and validation look at the call (DESIGN §3),
+   * without a transaction; `admit` stays the decision, exact under concurrency. Identical-call trips are found only
+   * by `admit` (they need the count).
+   */
+  wouldRefuse(i: AdmitInput): boolean {
+    if (this.activeTrip(i.principal, i.now)) return true;
+    const row = this.getTask.get(taskKey(i.principal, i.task));
+    if (row && i.now - row.last_call_at < i.bounds.idleMs) {
+      const b = i.bounds;
+      if (tripOfTask(row)) return true;
+      if (!i.polling && row.calls >= b.maxCalls) return true;
+      if (i.now - row.started_at >= b.maxMs || row.result_bytes >= b.maxResultBytes) return true;
+      if (row.streak > b.maxConsecutiveFailures) return true;
+    }
+    for (const rule of i.rules) {
+      const scopeKey = budgetScopeKey(rule, { principal: i.principal, task: i.task, user: i.user });
+      if (scopeKey === undefined) continue;
+      const used = this.getUsage.get(rule.name, scopeKey, windowStart(rule.window, i.now, this.tz))?.used ?? 0;
+      if (rule.measure === 'calls' ? used + 1 > rule.limit : used >= rule.limit) return true;
+    }
+    return false;
+  }
+
+  /**
    * Port: the admit as an operation of `unit` (the call's admission, or its settlement when the call was refused
    * before admission). `decided` sees the decision inside the transaction, so later operations of the unit can
    * depend on it.
