@@ -1,7 +1,8 @@
 /**
  * What the cloud stand-ins (Okta, Microsoft Graph, Confluence) share: a loopback HTTP server, JSON bodies, a log of
  * the requests seen (with their Authorization header, so tests can check what was sent and that nothing leaked),
- * and scripted faults: `failNext(n, status, headers, body)` answers the next n requests with that instead.
+ * and scripted faults: `failNext(n, status, headers, body)` answers the next n requests with that instead;
+ * `stallNext(n)` leaves the next n requests unanswered (a backend that does not answer) until `close()`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +24,7 @@ export interface Reply {
 interface Fault extends Reply {
   left: number;
   match?: (s: Seen) => boolean;
+  stall?: true;
 }
 
 export abstract class StandinServer {
@@ -34,6 +36,11 @@ export abstract class StandinServer {
   /** The next n requests (matching `match`, if given) get this answer instead. */
   failNext(n: number, reply: Reply, match?: (s: Seen) => boolean): void {
     this.faults.push({ ...reply, left: n, ...(match ? { match } : {}) });
+  }
+
+  /** The next n requests (matching `match`, if given) get no answer at all: the connection stays open. */
+  stallNext(n: number, match?: (s: Seen) => boolean): void {
+    this.faults.push({ status: 0, left: n, stall: true, ...(match ? { match } : {}) });
   }
 
   protected abstract handle(s: Seen): Reply | Promise<Reply>;
@@ -50,6 +57,8 @@ export abstract class StandinServer {
   }
 
   close(): Promise<void> {
+    // Stalled requests hold their connections open: closed here, or close() would wait for them.
+    this.server?.closeAllConnections();
     return new Promise((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 
@@ -74,6 +83,7 @@ export abstract class StandinServer {
     let reply: Reply;
     if (fault) {
       fault.left--;
+      if (fault.stall) return;
       reply = fault;
     } else {
       try {
