@@ -7,6 +7,7 @@ import { capLines } from '../guard/caps-view.js';
 import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
 import type { AuditRow } from '../store/sqlite/audit-store.js';
 import type { KillSwitchState } from '../store/sqlite/killswitch-store.js';
+import type { LiveJob } from './console-jobs.js';
 
 export interface Flash {
   kind: 'ok' | 'error';
@@ -30,6 +31,8 @@ export interface ConsoleView {
   newSince?: number | undefined;
   /** Where the live-update script is served (same origin; the CSP allows no inline script). */
   liveScript?: string | undefined;
+  /** The live install job of executed software_install requests, by request id (console-jobs.ts). */
+  jobs?: ReadonlyMap<string, LiveJob> | undefined;
 }
 
 const ESCAPES: Record<string, string> = {
@@ -241,6 +244,21 @@ export function outcomeText(result: string | null): string {
   }
 }
 
+/**
+ * The Outcome cell: for an executed install, the job's state as the deployment backend reports it now (the
+ * recorded result said what it was when the install ran); the recorded result, with a note, when the backend
+ * could not be read in time.
+ */
+function outcomeCell(r: ApprovalRow, v: ConsoleView): string {
+  const recorded = esc(outcomeText(r.result));
+  const job = v.jobs?.get(r.id);
+  if (!job || job.kind === 'none') return recorded;
+  if (job.kind === 'unavailable')
+    return `${recorded}<br><span class="muted" data-testid="job-note">Live job state unavailable: ${esc(job.why)}; this is the result recorded when the install ran.</span>`;
+  const at = Date.parse(job.updatedAt);
+  return `<span data-testid="job-state" data-state="${esc(job.state)}">Install job <span class="mono">${esc(job.id)}</span>: <strong>${esc(job.state.replace('_', ' '))}</strong></span>${job.error ? ` <span data-testid="job-error">(${esc(job.error)})</span>` : ''}<br><span class="muted">live from the deployment backend${Number.isFinite(at) ? `, updated ${time(at)}` : ''}</span>`;
+}
+
 function recentSection(v: ConsoleView): string {
   const rows = v.recent.length
     ? v.recent
@@ -248,7 +266,7 @@ function recentSection(v: ConsoleView): string {
           (
             r,
           ) => `<tr data-testid="recent-${esc(r.id)}"><td class="mono id">${esc(r.id)}</td><td data-testid="status">${esc(r.status)}</td><td>${esc(r.principal)}${onBehalfOf(r)}</td><td class="mono">${esc(r.tool)}</td>
-<td>${esc(r.summary)}</td><td data-testid="decided-by">${esc(r.decided_by ?? '')}</td><td>${time(r.decided_at)}</td><td data-testid="note">${esc(r.note ?? '')}</td><td data-testid="outcome">${esc(outcomeText(r.result))}</td></tr>`,
+<td>${esc(r.summary)}</td><td data-testid="decided-by">${esc(r.decided_by ?? '')}</td><td>${time(r.decided_at)}</td><td data-testid="note">${esc(r.note ?? '')}</td><td data-testid="outcome">${outcomeCell(r, v)}</td></tr>`,
         )
         .join('\n')
     : `<tr><td colspan="9" class="muted">No decided requests yet.</td></tr>`;

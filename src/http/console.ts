@@ -19,6 +19,7 @@ import express, { type ErrorRequestHandler, type Request, type Response } from '
 import type { App } from '../app.js';
 import { TokenRejected, type OAuthVerifier } from '../auth/oauth.js';
 import { decide } from '../guard/decide.js';
+import { liveJobs } from './console-jobs.js';
 import { consoleMain, consolePage, messagePage, signInPage, type ConsoleView, type Flash } from './console-html.js';
 import { LIVE_SCRIPT } from './console-live.js';
 
@@ -121,7 +122,12 @@ function sameSecret(a: string | undefined, b: string): boolean {
 
 const html = (res: Response, status: number, body: string) => void res.status(status).type('html').send(body);
 
-export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
+export interface ConsoleOptions {
+  /** How long a page waits for the deployment backend's job states (console-jobs.ts); tests shorten it. */
+  jobTimeoutMs?: number | undefined;
+}
+
+export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions = {}): express.Router {
   const router = express.Router();
   const sessions = new ConsoleSessions(() => app.now());
   // Access tokens run to several KB (groups claims); itguard tokens are short.
@@ -186,9 +192,18 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
     next();
   });
 
-  /** What the page and the live fragment show; `newSince` marks requests the session has not seen yet. */
-  const view = (req: Request, session: ConsoleSession, flash: Flash | undefined, newSince: number | undefined) =>
-    ({
+  /**
+   * What the page and the live fragment show; `newSince` marks requests the session has not seen yet. Executed
+   * installs show their job's live state, read through the deployment port within a short deadline.
+   */
+  const view = async (
+    req: Request,
+    session: ConsoleSession,
+    flash: Flash | undefined,
+    newSince: number | undefined,
+  ): Promise<ConsoleView> => {
+    const recent = app.approvals.list(['approved', 'denied', 'expired', 'executing', 'succeeded', 'failed'], 20);
+    return {
       base: base(req),
       principal: session.principal,
       user: session.user,
@@ -196,14 +211,16 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
       flash,
       killSwitch: app.killSwitch.state(),
       pending: app.approvals.list(['pending']),
-      recent: app.approvals.list(['approved', 'denied', 'expired', 'executing', 'succeeded', 'failed'], 20),
+      recent,
+      jobs: await liveJobs(app.backends.deploy, recent, o.jobTimeoutMs),
       // Security: the audit is shown only to approvers who also hold audit:read.
       audit: app.principal(session.principal)?.scopes.includes('audit:read') ? app.auditStore.tail(25) : undefined,
       newSince,
       liveScript: `${base(req)}/live.js`,
-    }) satisfies ConsoleView;
+    };
+  };
 
-  router.get('/', (req, res) => {
+  router.get('/', async (req, res) => {
     const cur = current(req);
     if (!cur) {
       if (cookieValue(req, CONSOLE_COOKIE)) res.append('Set-Cookie', cookie(req, '', '; Max-Age=0'));
@@ -214,7 +231,7 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
     session.flash = undefined;
     const newSince = session.seenAt;
     session.seenAt = app.now();
-    html(res, 200, consolePage(view(req, session, flash, newSince)));
+    html(res, 200, consolePage(await view(req, session, flash, newSince)));
   });
 
   // The live script (console-live.ts): static, same-origin, cacheable for a minute.
@@ -223,12 +240,12 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier): express.Router {
   });
 
   // The sections the live script merges: the same rendering as the page, for a signed-in session only.
-  router.get('/live', (req, res) => {
+  router.get('/live', async (req, res) => {
     const cur = current(req);
     // Security: no session, no data; the script stops polling on 401 and says so.
     if (!cur) return html(res, 401, messagePage('Signed out', 'Sign in again.', base(req)));
     cur.session.seenAt = app.now();
-    html(res, 200, consoleMain(view(req, cur.session, undefined, undefined)));
+    html(res, 200, consoleMain(await view(req, cur.session, undefined, undefined)));
   });
 
   router.post('/login', form, async (req, res) => {

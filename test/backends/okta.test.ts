@@ -177,6 +177,60 @@ describe('password_reset through a real MCP client with Okta', () => {
     }
   });
 
+  it('a retry after the reset’s answer was lost reports the link Okta already mailed and mails no second one', async () => {
+    const app = testApp({ policy: OKTA_POLICY().parse(), env, cloud: { pushPollMs: 10 }, log: silent });
+    const c = await connect(app);
+    const resets = () => okta.seen.filter((s) => s.path.endsWith('/lifecycle/reset_password'));
+    try {
+      const args = { user: 'jdoe', reason: 'locked out', idempotency_key: 'reset-jdoe-1' };
+      // Okta resets and mails the link, but its answer never arrives.
+      okta.loseNextAnswer(1, (s) => s.path.endsWith('/lifecycle/reset_password'));
+      const first = await c.call('password_reset', args);
+      expect(first.isError).toBe(true);
+      expect(codeOf(first)).toBe('BACKEND_ERROR');
+      expect(okta.mails).toHaveLength(1);
+      expect(okta.users[0]!.status).toBe('RECOVERY');
+
+      const again = await c.call('password_reset', args);
+      expect(again.isError).toBeFalsy();
+      expect(textOf(again)).toContain('A one-time reset link was sent to j***@northwind.example');
+      expect(resets()).toHaveLength(1); // Okta was not asked to reset (and mail) again
+      expect(okta.mails).toHaveLength(1);
+      expect(app.db.prepare('SELECT body FROM outbox').pluck().all()).toEqual([
+        '[okta mailed its own one-time reset link (answer lost; not sent again); itguard never held it]',
+      ]);
+      // The third call replays the recorded outcome.
+      expect(textOf(await c.call('password_reset', args))).toContain('Replay');
+      expect(okta.mails).toHaveLength(1);
+    } finally {
+      await c.close();
+      app.close();
+    }
+  });
+
+  it('a retry after a reset Okta did not carry out (503: outcome unknown, user still ACTIVE) resets once', async () => {
+    const app = testApp({ policy: OKTA_POLICY().parse(), env, cloud: { pushPollMs: 10 }, log: silent });
+    const c = await connect(app);
+    try {
+      const args = { user: 'jdoe', reason: 'locked out', idempotency_key: 'reset-jdoe-2' };
+      okta.failNext(1, { status: 503, body: { errorCode: 'E0000009', errorSummary: 'Internal Server Error' } }, (s) =>
+        s.path.endsWith('/lifecycle/reset_password'),
+      );
+      const first = await c.call('password_reset', args);
+      expect(codeOf(first)).toBe('BACKEND_ERROR');
+      expect(okta.mails).toHaveLength(0);
+      expect(okta.users[0]!.status).toBe('ACTIVE');
+
+      const again = await c.call('password_reset', args);
+      expect(again.isError).toBeFalsy();
+      expect(okta.mails).toHaveLength(1);
+      expect(okta.seen.filter((s) => s.path.endsWith('/lifecycle/reset_password'))).toHaveLength(2);
+    } finally {
+      await c.close();
+      app.close();
+    }
+  });
+
   it('a rejected push is APPROVAL_DENIED and nothing is reset; denied groups are refused before any push', async () => {
     const app = testApp({ policy: OKTA_POLICY().parse(), env, cloud: { pushPollMs: 10 } });
     const c = await connect(app);

@@ -1,7 +1,7 @@
 /**
  * The whole approval path as people use it: a real `itguard serve --http` process, an agent asks for a licensed
  * install over MCP, an approver signs in to /console in headless Chromium and approves, the install runs once
- * and request_status says so.
+ * and request_status says so; the console shows the install job's live state as it moves on.
  */
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -79,6 +79,11 @@ it('an install of a licensed package waits for an approver, shows in the console
       status = (await page.getByTestId(`recent-${meta.request_id}`).getByTestId('status').textContent()) ?? '';
     }
     expect(status).toBe('succeeded');
+    // The Outcome shows the install job as the deployment backend reports it now, and the live script moves it
+    // on without a reload (embedded jobs: queued, installing, then installed after about five seconds).
+    const job = page.getByTestId(`recent-${meta.request_id}`).getByTestId('job-state');
+    expect(await job.getAttribute('data-state')).toMatch(/^(queued|installing|installed)$/);
+    await expect.poll(() => job.getAttribute('data-state'), { timeout: 20_000, interval: 500 }).toBe('installed');
     await page.screenshot({ path: join(tmp.dir, 'console.png') });
   } finally {
     await browser.close();

@@ -1,7 +1,9 @@
 /**
  * What the cloud stand-ins (Okta, Microsoft Graph, Confluence) share: a loopback HTTP server, JSON bodies, a log of
  * the requests seen (with their Authorization header, so tests can check what was sent and that nothing leaked),
- * and scripted faults: `failNext(n, status, headers, body)` answers the next n requests with that instead.
+ * and scripted faults: `failNext(n, status, headers, body)` answers the next n requests with that instead;
+ * `stallNext(n)` leaves the next n requests unanswered (a backend that does not answer) until `close()`;
+ * `loseNextAnswer(n)` carries out the next n requests and then drops the connection (the answer is lost).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +25,8 @@ export interface Reply {
 interface Fault extends Reply {
   left: number;
   match?: (s: Seen) => boolean;
+  stall?: true;
+  lose?: true;
 }
 
 export abstract class StandinServer {
@@ -34,6 +38,16 @@ export abstract class StandinServer {
   /** The next n requests (matching `match`, if given) get this answer instead. */
   failNext(n: number, reply: Reply, match?: (s: Seen) => boolean): void {
     this.faults.push({ ...reply, left: n, ...(match ? { match } : {}) });
+  }
+
+  /** The next n requests (matching `match`, if given) get no answer at all: the connection stays open. */
+  stallNext(n: number, match?: (s: Seen) => boolean): void {
+    this.faults.push({ status: 0, left: n, stall: true, ...(match ? { match } : {}) });
+  }
+
+  /** The next n requests (matching `match`) are carried out, but the connection drops before the answer. */
+  loseNextAnswer(n: number, match?: (s: Seen) => boolean): void {
+    this.faults.push({ status: 0, left: n, lose: true, ...(match ? { match } : {}) });
   }
 
   protected abstract handle(s: Seen): Reply | Promise<Reply>;
@@ -50,6 +64,8 @@ export abstract class StandinServer {
   }
 
   close(): Promise<void> {
+    // Stalled requests hold their connections open: closed here, or close() would wait for them.
+    this.server?.closeAllConnections();
     return new Promise((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 
@@ -72,15 +88,21 @@ export abstract class StandinServer {
     this.seen.push(s);
     const fault = this.faults.find((f) => f.left > 0 && (!f.match || f.match(s)));
     let reply: Reply;
-    if (fault) {
+    if (fault && !fault.lose) {
       fault.left--;
+      if (fault.stall) return;
       reply = fault;
     } else {
+      if (fault) fault.left--;
       try {
         reply = await this.handle(s);
       } catch (e) {
         reply = { status: 500, body: { message: String(e) } };
       }
+    }
+    if (fault?.lose) {
+      res.destroy(); // done, but the caller never hears of it
+      return;
     }
     const headers = { ...this.commonHeaders(s), ...reply.headers };
     if (reply.body === undefined) {

@@ -5,7 +5,7 @@ import { planQuery } from '../../src/tools/kb/query.js';
 import { scoreCandidates } from '../../src/tools/kb/rank.js';
 import { snippet } from '../../src/tools/kb/snippet.js';
 import { correct, withinOneEdit } from '../../src/tools/kb/spell.js';
-import { BUNDLED_SYNONYMS, EMPTY_SYNONYMS, fold, parseSynonyms } from '../../src/tools/kb/synonyms.js';
+import { BUNDLED_SYNONYMS, eachWord, EMPTY_SYNONYMS, fold, parseSynonyms } from '../../src/tools/kb/synonyms.js';
 
 const syn = parseSynonyms(
   'version: 3\ngroups:\n  - [locked out, lockout, blocked]\n  - [shared mailbox, team inbox]\nexpand:\n  iphone: [phone]\n',
@@ -141,6 +141,23 @@ describe('scoreCandidates', () => {
       stats,
     );
     expect(title!).toBeGreaterThan(body!);
+  });
+});
+
+describe('eachWord', () => {
+  it('finds the same words as the regular expression, with their offsets', () => {
+    const texts = [
+      'Reset your password at https://portal.example/reset, then sign-in works (0x80070005)!',
+      'Ünïcödé Straße, naïve café; 東京 ok ٣٤ 𝐀𝐁c x',
+      '  leading and trailing  ',
+      '',
+      '---',
+    ];
+    for (const t of texts) {
+      const got: string[] = [];
+      eachWord(t, (s, e) => got.push(t.slice(s, e)));
+      expect(got).toEqual(t.match(/[\p{L}\p{N}]+/gu) ?? []);
+    }
   });
 });
 

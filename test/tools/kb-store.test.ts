@@ -142,3 +142,37 @@ describe('spelling correction reads the unstemmed word index', () => {
     expect(kb.find('outlok', 5)).toEqual([]);
   });
 });
+
+describe('a large import', () => {
+  const segments = (db: ReturnType<typeof openDb>) =>
+    (db.prepare('SELECT count(DISTINCT segid) AS n FROM kb_fts_idx').get() as { n: number }).n;
+  const batch = (from: number, n: number) =>
+    Array.from({ length: n }, (_, i) =>
+      article(`KB-${from + i}`, `Topic ${from + i} printer`, `Body of article ${i} about toner number t${from + i}.`),
+    );
+
+  it('merges the index into one segment and searches the same after later small edits', () => {
+    const db = openDb(':memory:');
+    const kb = new EmbeddedKb(db);
+    expect(kb.upsert(batch(1000, 600))).toEqual({ added: 600, updated: 0 });
+    // FTS5 'optimize' leaves one segment (the same load leaves a dozen without it).
+    expect(segments(db)).toBe(1);
+    expect(kb.find('t1417 toner', 5)[0]?.id).toBe('KB-1417');
+    kb.upsert([article('KB-1417', 'Topic 417 scanner', 'Rewritten about the scanner t1417.')]);
+    expect(kb.find('t1417', 5).map((h) => h.id)).toEqual(['KB-1417']);
+    expect(kb.find('scanner', 5)[0]?.id).toBe('KB-1417');
+    expect(kb.count()).toBe(600);
+    db.close();
+  });
+
+  it('leaves a batch under a quarter of the KB to automerge (optimize rewrites the whole index)', () => {
+    const db = openDb(':memory:');
+    const kb = new EmbeddedKb(db);
+    kb.upsert(batch(10_000, 2000));
+    expect(segments(db)).toBe(1);
+    kb.upsert(batch(20_000, 500)); // 500 of 2,500
+    expect(segments(db)).toBeGreaterThan(1);
+    expect(kb.find('t20499', 5)[0]?.id).toBe('KB-20499');
+    db.close();
+  });
+});

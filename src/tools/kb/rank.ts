@@ -6,7 +6,7 @@
  * little less than the words typed (query.ts sets the weights). The first stage (FTS5 bm25 over every alternative) only picks candidates.
  */
 import type { Concept, Phrase } from './query.js';
-import { fold } from './synonyms.js';
+import { eachWord, fold } from './synonyms.js';
 
 /** BM25's usual constants: term-frequency saturation and length normalisation. */
 const K1 = 1.2;
@@ -33,11 +33,11 @@ interface Field {
  */
 function field(text: string, wanted: ReadonlySet<string>, heads: ReadonlySet<string>): Field {
   const at = new Map<string, Set<number>>();
+  const low = text.toLowerCase();
   let i = 0;
-  for (const m of text.toLowerCase().matchAll(/[\p{L}\p{N}]+/gu)) {
-    const t = m[0];
-    if (heads.has(t.slice(0, 2))) {
-      const f = fold(t);
+  eachWord(low, (start, end) => {
+    if (heads.has(low.slice(start, Math.min(end, start + 2)))) {
+      const f = fold(low.slice(start, end));
       if (wanted.has(f)) {
         const l = at.get(f);
         if (l) l.add(i);
@@ -45,7 +45,7 @@ function field(text: string, wanted: ReadonlySet<string>, heads: ReadonlySet<str
       }
     }
     i += 1;
-  }
+  });
   return { len: text.length, at };
 }
 

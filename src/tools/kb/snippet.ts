@@ -3,19 +3,27 @@
  * words marked [[…]], ' … ' where text was cut (FTS5's snippet() shape). Made here from the text the ranking
  * already holds rather than by asking the index again for each result.
  */
-import { fold } from './synonyms.js';
+import { eachWord, fold } from './synonyms.js';
 
 const WINDOW = 24;
 
 export function snippet(body: string, wanted: ReadonlySet<string>): string {
   const heads = new Set([...wanted].map((w) => w.slice(0, 2)));
   const spans: { start: number; end: number; hit: string | undefined }[] = [];
-  for (const m of body.matchAll(/[\p{L}\p{N}]+/gu)) {
-    const t = m[0].toLowerCase();
-    // fold() keeps a word's first two letters: the rest are not folded at all.
-    const f = heads.has(t.slice(0, 2)) ? fold(t) : undefined;
-    spans.push({ start: m.index, end: m.index + m[0].length, hit: f !== undefined && wanted.has(f) ? f : undefined });
-  }
+  // Lower case once for the whole body when that keeps every offset (it does unless a letter lowers to two).
+  const lower = body.toLowerCase();
+  const same = lower.length === body.length;
+  eachWord(body, (start, end) => {
+    // fold() keeps a word's first two letters: the rest are not read at all.
+    let f: string | undefined;
+    if (same) {
+      if (heads.has(lower.slice(start, Math.min(end, start + 2)))) f = fold(lower.slice(start, end));
+    } else {
+      const t = body.slice(start, end).toLowerCase();
+      if (heads.has(t.slice(0, 2))) f = fold(t);
+    }
+    spans.push({ start, end, hit: f !== undefined && wanted.has(f) ? f : undefined });
+  });
   if (!spans.length) return '';
   // The first window with the most distinct query words.
   let best = 0;

@@ -24,6 +24,36 @@ const fileSchema = z.strictObject({
 /** A phrase as words: lower case, letters and digits (what both the query and the FTS5 tokenizer split on). */
 export const words = (s: string): string[] => s.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
 
+const WORD_CHAR = /[\p{L}\p{N}]/u;
+
+/**
+ * Calls `visit(start, end)` for each word of `text`: the same runs of letters and digits as `words` finds, by
+ * char code (ASCII without a regular expression) and without a match object or string per word. The re-ranking
+ * and the excerpts read every word of each candidate's text: this is most of their cost.
+ */
+export function eachWord(text: string, visit: (start: number, end: number) => void): void {
+  let start = -1;
+  for (let k = 0; k < text.length; ) {
+    const c = text.charCodeAt(k);
+    let step = 1;
+    let inWord: boolean;
+    if (c < 128) inWord = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
+    else {
+      const cp = text.codePointAt(k)!;
+      if (cp > 0xffff) step = 2;
+      inWord = WORD_CHAR.test(String.fromCodePoint(cp));
+    }
+    if (inWord) {
+      if (start < 0) start = k;
+    } else if (start >= 0) {
+      visit(start, k);
+      start = -1;
+    }
+    k += step;
+  }
+  if (start >= 0) visit(start, text.length);
+}
+
 /**
  * A crude English stem for matching words outside the index (the vocabulary file, the re-ranking in rank.ts;
  * the index has its own stemmer): "passwords" and "password", "blocked", "blocking" and "block", "dropped" and

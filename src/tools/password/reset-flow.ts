@@ -25,6 +25,12 @@ const outcomeOf = (r: OutboxRecord): ResetOutcome => ({
   at: new Date(r.createdAt).toISOString(),
 });
 
+/**
+ * The token of the reset link record of a request whose link the directory mails (stored hashed, like every
+ * link token, and revoked at once): derived from the request id, so a retry of the request finds it.
+ */
+const directoryLinkMarker = (requestId: string): string => `directory-mailed:${requestId}`;
+
 export class ResetFlow implements ResetsPort {
   constructor(
     private readonly d: {
@@ -65,21 +71,49 @@ export class ResetFlow implements ResetsPort {
   /**
    * A directory that mails its own link (Okta): one call resets and mails; itguard records where it went (never a
    * link) under the request id, so a retry finds it and resets nothing twice.
+   *
+   * The answer to that call can be lost after the directory acted (a timeout, a dropped connection): the link is
+   * then in the user's mailbox but nothing was recorded. So before the call the request's reset link record is
+   * written (keyed by the request id; a spent marker, since the directory holds the link, not itguard), and a retry
+   * that finds it asks the directory instead of calling again: a user now in the must-change state (Okta: RECOVERY,
+   * or PASSWORD_EXPIRED) holds a directory-mailed link (the first call's), which is recorded and reported as sent;
+   * a second link is never minted for the same request. A user not in that state was not reset by the first call
+   * (it failed before the directory acted) and is reset now, once.
    */
   private async resetByDirectory(username: string, o: CallOpts & { requestId: string }): Promise<ResetOutcome> {
+    const marker = directoryLinkMarker(o.requestId);
+    if (this.d.resets.link(marker)) {
+      const u = await this.d.directory.get(username, o);
+      const address = u?.recovery?.kind === 'email' ? u.recovery.address : u?.email;
+      if (u?.mustChangePassword && address)
+        return this.recordDirectoryMail(username, address, marker, o.requestId, ' (answer lost; not sent again)');
+    } else {
+      this.d.resets.issue(marker, username, o.requestId);
+      this.d.resets.revoke(marker); // a record, never a usable link: the directory mails the only link
+    }
     const { address } = await this.d.directory.resetByEmail!(username, o);
-    return outcomeOf(
-      this.d.deliveries.record({
-        username,
-        channel: 'email',
-        address,
-        subject: 'Password reset link (mailed by the directory)',
-        body: `[${this.d.directory.kind} mailed its own one-time reset link; itguard never held it]`,
-        requestId: o.requestId,
-        via: this.d.directory.kind,
-        messageId: null,
-      }),
-    );
+    return this.recordDirectoryMail(username, address, marker, o.requestId);
+  }
+
+  private recordDirectoryMail(
+    username: string,
+    address: string,
+    marker: string,
+    requestId: string,
+    how = '',
+  ): ResetOutcome {
+    const record = this.d.deliveries.record({
+      username,
+      channel: 'email',
+      address,
+      subject: 'Password reset link (mailed by the directory)',
+      body: `[${this.d.directory.kind} mailed its own one-time reset link${how}; itguard never held it]`,
+      requestId,
+      via: this.d.directory.kind,
+      messageId: null,
+    });
+    this.d.resets.delivered(marker, record.id);
+    return outcomeOf(record);
   }
 
   /**
