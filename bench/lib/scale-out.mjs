@@ -78,6 +78,10 @@ export async function scaleRound(tool, n, load, tag) {
         cpus().length,
       commitsPerS: commits / (wallMs / 1000),
       callsPerCommit: commits ? r.calls / commits : NaN,
+      // Seconds per second the processes spent in group commits (waiting for the write lock, writing, fsyncing),
+      // summed: near 1 (or above, with waits) the single write lock is the limit.
+      commitShare: (s1.commitMs - s0.commitMs) / wallMs,
+      commitMsEach: commits ? (s1.commitMs - s0.commitMs) / commits : NaN,
     };
   } finally {
     for (const c of children) await stop(c);
@@ -98,7 +102,8 @@ export async function scaleOut(tool, load, rounds, progress, counts = scaleCount
       byN.get(n).push(r);
       progress(
         `  ${tool} ${n} process${n > 1 ? 'es' : '  '} round ${i + 1}/${rounds}: ${r.rate.toFixed(0)} calls/s, ` +
-          `${r.commitsPerS.toFixed(0)} commits/s (${r.callsPerCommit.toFixed(1)} calls/commit), server CPU ` +
+          `${r.commitsPerS.toFixed(0)} commits/s (${r.callsPerCommit.toFixed(1)} calls/commit, ${r.commitMsEach.toFixed(2)} ms each, ` +
+          `in commits ${(r.commitShare * 100).toFixed(0)}% of the time), server CPU ` +
           `${r.cpuUsPerCall.toFixed(0)} µs/call, cores busy ${r.serverCores.toFixed(2)} servers + ${r.loadCores.toFixed(2)} load ` +
           `(machine ${r.machineCores.toFixed(2)} of ${cpus().length}) ` +
           `(p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms)`,
@@ -117,6 +122,8 @@ export async function scaleOut(tool, load, rounds, progress, counts = scaleCount
     'machineCores',
     'commitsPerS',
     'callsPerCommit',
+    'commitShare',
+    'commitMsEach',
   ];
   const rows = counts.map((n) => {
     const rs = byN.get(n);
@@ -133,25 +140,31 @@ export async function scaleOut(tool, load, rounds, progress, counts = scaleCount
 }
 
 /**
- * Where the limit is, from the 1- and 2-process rows (medians over rounds): CPU when the machine's cores are (nearly)
- * all busy — ours (servers + load process) or anything else running — so a process added shares cores rather than
- * adding them; else the store's single write lock, taken one commit at a time across all the processes: a second
- * process splits the group commits (fewer calls per commit) and each process waits for the other's.
+ * Where the limit is, from the 1- and 2-process rows (medians over rounds). The store's single write lock when the
+ * processes together spend (nearly) all the time in group commits — one commit at a time across all of them, so
+ * a second process splits the batches (fewer calls per commit) and waits for the other's; else CPU when the
+ * machine's cores are (nearly) all busy — ours (servers + load process) or anything else running — so a process
+ * added shares cores rather than adding them; else neither is saturated.
  */
 export function scaleLimit(s) {
   const one = s.rows.find((x) => x.n === 1);
   const two = s.rows.find((x) => x.n === 2) ?? s.rows[s.rows.length - 1];
   const ours = two.serverCores + two.loadCores;
-  const cpu = two.machineCores >= 0.85 * s.cores;
+  const pct = (x) => `${(x * 100).toFixed(0)}%`;
+  const limit = two.commitShare >= 0.8 ? 'write lock' : two.machineCores >= 0.85 * s.cores ? 'CPU' : 'neither';
   const lock =
     `the unit committers took the write lock ${one.commitsPerS.toFixed(0)} → ${two.commitsPerS.toFixed(0)} times/s ` +
-    `at ${one.callsPerCommit.toFixed(1)} → ${two.callsPerCommit.toFixed(1)} calls per commit (1 → ${two.n} processes)`;
+    `at ${one.callsPerCommit.toFixed(1)} → ${two.callsPerCommit.toFixed(1)} calls per commit, ` +
+    `${one.commitMsEach.toFixed(2)} → ${two.commitMsEach.toFixed(2)} ms per commit, in commits ` +
+    `${pct(one.commitShare)} → ${pct(two.commitShare)} of the time (1 → ${two.n} processes)`;
   const cores =
     `${two.machineCores.toFixed(2)} of ${s.cores} cores busy with ${two.n} processes ` +
     `(servers ${two.serverCores.toFixed(2)}, load ${two.loadCores.toFixed(2)}` +
     `${two.machineCores - ours > 0.25 ? `, other work on the machine ${(two.machineCores - ours).toFixed(2)}` : ''})`;
-  return {
-    cpu,
-    text: cpu ? `CPU: ${cores}; ${lock}` : `the store's single write lock: ${lock}; ${cores}`,
-  };
+  const head = {
+    'write lock': "the store's single write lock",
+    CPU: 'CPU, not the store',
+    neither: 'neither the write lock nor CPU saturated',
+  }[limit];
+  return { limit, text: `${head}: ${limit === 'write lock' ? `${lock}; ${cores}` : `${cores}; ${lock}`}` };
 }

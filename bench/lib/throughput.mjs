@@ -50,14 +50,15 @@ export async function stop(child) {
 
 /**
  * CPU time (user + system, µs) of the processes at one instant, summed, and when it was sampled; with the sum of
- * their unit committers' commits (itguard processes only).
+ * their unit committers' commits and the wall time (ms) spent in them (itguard processes only).
  */
 export async function cpuOf(children) {
   const samples = await Promise.all(children.map((c) => (c.send({ type: 'cpu' }), once(c, 'cpu'))));
   return {
     us: samples.reduce((n, m) => n + m.usage.user + m.usage.system, 0),
     at: samples[0].at,
-    commits: samples.reduce((n, m) => n + (m.commits ?? 0), 0),
+    commits: samples.reduce((n, m) => n + (m.commits?.n ?? 0), 0),
+    commitMs: samples.reduce((n, m) => n + (m.commits?.ms ?? 0), 0),
   };
 }
 
