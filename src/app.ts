@@ -32,6 +32,8 @@ import { config } from './config.js';
 import { stateCodec, stateKey } from './guard/mrtr.js';
 import { MetaStore } from './store/sqlite/meta-store.js';
 import { NotifyStore } from './store/sqlite/notify-store.js';
+import { sqliteGuardStore } from './store/sqlite/ports.js';
+import type { GuardStore } from './store/ports.js';
 import { Notifier } from './notify/notifier.js';
 
 export interface AppOptions {
@@ -58,8 +60,15 @@ export interface AppOptions {
   notifyPollMs?: number;
 }
 
+/**
+ * One process: the guards' dependencies (ports only) and, for the HTTP pages, the admin API and the CLI, the SQLite
+ * adapter's stores (they move behind the ports next; issue 19).
+ */
 export interface App extends GuardDeps {
   db: Db;
+  killSwitch: KillSwitchStore;
+  caps: CapsStore;
+  idem: IdempotencyStore;
   approvals: ApprovalsStore;
   mfa: MfaStore;
   auditStore: AuditStore;
@@ -90,6 +99,8 @@ export interface Stores {
   auditStore: AuditStore;
   /** Commits units of work (group commit): every write of guard state outside a call's own units goes through it. */
   audit: AuditWriter;
+  /** The guards' ports over the stores below (store/ports.ts). */
+  store: GuardStore;
   killSwitch: KillSwitchStore;
   tokens: TokenStore;
   caps: CapsStore;
@@ -116,16 +127,22 @@ export function openStores(
   const auditStore = new AuditStore(db, undefined, now);
   const mfa = new MfaStore(db, now);
   const { backends, embedded } = buildBackends({ db, policy, mfa, now, ...o });
+  const killSwitch = new KillSwitchStore(db, auditStore, now);
+  const caps = new CapsStore(db, policy.timezone);
+  const budgets = new BudgetStore(db, policy.timezone);
+  const idem = new IdempotencyStore(db);
+  const approvals = new ApprovalsStore(db, now);
   return {
     db,
     auditStore,
     audit: new AuditWriter(auditStore),
-    killSwitch: new KillSwitchStore(db, auditStore, now),
+    store: sqliteGuardStore({ killSwitch, caps, budgets, idem, approvals }),
+    killSwitch,
     tokens: new TokenStore(db, auditStore, now),
-    caps: new CapsStore(db, policy.timezone),
-    budgets: new BudgetStore(db, policy.timezone),
-    idem: new IdempotencyStore(db),
-    approvals: new ApprovalsStore(db, now),
+    caps,
+    budgets,
+    idem,
+    approvals,
     notifyStore: new NotifyStore(db, now),
     mfa,
     backends,
@@ -140,6 +157,7 @@ export function openApp(opts: AppOptions): App {
     db,
     auditStore,
     audit,
+    store,
     killSwitch,
     tokens,
     backends,
@@ -187,17 +205,12 @@ export function openApp(opts: AppOptions): App {
   }
   const deps: GuardDeps = {
     policy: opts.policy,
-    killSwitch,
+    store,
     audit,
     backends,
     log,
     metrics,
     now,
-    caps,
-    budgets,
-    idem,
-    approvals,
-    mfa,
     mrtr: stateCodec(stateKey(config().stateKey, new MetaStore(db)), opts.stateTtlSeconds),
     links,
     notify: notifier,
@@ -248,6 +261,12 @@ export function openApp(opts: AppOptions): App {
   return {
     ...deps,
     db,
+    killSwitch,
+    caps,
+    idem,
+    approvals,
+    mfa,
+    budgets,
     auditStore,
     tokens,
     embedded,

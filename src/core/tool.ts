@@ -86,7 +86,7 @@ export interface ApprovalRecord {
 
 /** What a tool may read of the approvals store (`ApprovalsStore` is one): a request by its id. */
 export interface ApprovalsView {
-  get(id: string): ApprovalRecord | undefined;
+  get(id: string): ApprovalRecord | undefined | Promise<ApprovalRecord | undefined>;
 }
 
 /** Everything a tool may touch. Tools never import the store, logger or policy. */

@@ -14,13 +14,13 @@ import type { GuardDeps } from './deps.js';
 import { beginInput } from './idempotency.js';
 import type { Call, Guard } from './types.js';
 import { baseOf } from './units.js';
-import type { BeginResult } from '../store/sqlite/idempotency-store.js';
-import type { ReserveResult } from '../store/sqlite/caps-store.js';
+import type { BeginResult, ReserveResult } from '../store/ports.js';
+import { andThen } from '../store/unit.js';
 
 const tierOf = (call: Call) => call.state.resolved.tier ?? call.toolPolicy.tier ?? call.tool.tier;
 
 export const admission =
-  (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics' | 'idem' | 'caps' | 'now'>): Guard =>
+  (deps: Pick<GuardDeps, 'policy' | 'log' | 'audit' | 'metrics' | 'store' | 'now'>): Guard =>
   (next) =>
     async function admissionGuard(call) {
       const units = call.state.units;
@@ -35,31 +35,35 @@ export const admission =
         const planned: NonNullable<typeof units.planned> = {};
         if (write) {
           const { input } = beginInput(deps, call);
-          planned.begin = u.add(() => (admitOk() ? (begun = deps.idem.begin(input)) : undefined));
+          planned.begin = u.add((tx) =>
+            admitOk() ? andThen(deps.store.idem.begin(tx, input), (b) => (begun = b)) : undefined,
+          );
         }
         const demands = capDemands(call);
         if (demands.length) {
           const now = deps.now();
-          planned.reserve = u.add(() => {
+          planned.reserve = u.add((tx) => {
             if (!admitOk() || (write && begun?.kind !== 'new')) return undefined;
             const hold = write && begun?.kind === 'new' ? capHold(call, begun.requestId) : undefined;
-            return (reserved = deps.caps.reserve(demands, now, hold));
+            return andThen(deps.store.caps.reserve(tx, demands, now, hold), (r) => (reserved = r));
           });
         }
         if (write && (tierOf(call) === 'auto' || call.toolPolicy.mode === 'shadow')) {
           u.strict = true; // Security: the intent is on disk before the side effect starts (durability: strict)
-          planned.intent = u.add(() => {
-            if (!admitOk() || begun?.kind !== 'new' || (demands.length && !reserved?.ok)) return false;
-            deps.audit.store.appendInTx([
-              {
-                ...baseOf(call),
-                event: 'call.intent',
-                args: call.args,
-                detail: { summary: call.tool.summary(call.args), idempotency_key: begun.requestId },
-              },
-            ]);
-            return true;
-          });
+          planned.intent = deps.audit
+            .append(u, () =>
+              admitOk() && begun?.kind === 'new' && (!demands.length || reserved?.ok)
+                ? [
+                    {
+                      ...baseOf(call),
+                      event: 'call.intent',
+                      args: call.args,
+                      detail: { summary: call.tool.summary(call.args), idempotency_key: begun.requestId },
+                    },
+                  ]
+                : [],
+            )
+            .then((seqs) => seqs.length > 0);
         }
         units.planned = planned;
       }

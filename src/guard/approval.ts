@@ -13,6 +13,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { ask, auditGate, openOrCreate, reasonOf, storedResult, waitAndRun, type Deps } from './gate-requests.js';
+import { write } from './units.js';
 import { GuardError } from '../core/errors.js';
 import { mailVerifyLink, mfaGate } from './mfa-gate.js';
 import { askByMrtr, inputRound, mrtrKindFor } from './mrtr-gates.js';
@@ -64,7 +65,7 @@ async function confirmGate(deps: Deps, call: Call, next: Handler): Promise<CallT
 }
 
 async function approverGate(deps: Deps, call: Call, next: Handler, tierNote: string): Promise<CallToolResult> {
-  const row = openOrCreate(deps, call, 'approval', false).row;
+  const { row } = await openOrCreate(deps, call, 'approval', false);
   await auditGate(deps, call, 'approval.requested', { request_id: row.id, tier: tierNote });
   return waitAndRun(deps, call, next, row.id, `waiting for an IT approver to decide ${row.id}`);
 }
@@ -80,7 +81,7 @@ export async function settledApproval(
   call: Call,
 ): Promise<{ state: 'completed' | 'failed'; result: CallToolResult; updatedAt: number; denial?: GuardError }> {
   const signal = call.signal;
-  const a = deps.approvals.get(id);
+  const a = await deps.store.approvals.get(id);
   if (a && (a.status === 'succeeded' || a.status === 'failed')) {
     return {
       state: a.status === 'succeeded' ? 'completed' : 'failed',
@@ -101,7 +102,7 @@ export async function settledApproval(
   // them too: the link they got earlier stops working.
   const token =
     a.tier === 'mfa' && a.status === 'pending' && !deps.backends.factors.push
-      ? deps.approvals.rotateVerifyLink(a.id)
+      ? await write(deps, (tx) => deps.store.approvals.rotateVerifyLink(tx, a.id))
       : undefined;
   const link = token ? `${deps.links.base}/verify/${token}` : undefined;
   const mailed =

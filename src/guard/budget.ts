@@ -24,7 +24,7 @@ import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError, type ErrorCode } from '../core/errors.js';
 import type { Call, Guard } from './types.js';
-import { UnitOfWork } from '../store/unit.js';
+import { andThen, UnitOfWork } from '../store/unit.js';
 
 type Settled = { alarms: BudgetAlarm[] };
 
@@ -161,7 +161,7 @@ function refusal(call: Call, deps: Pick<GuardDeps, 'policy'>, r: Exclude<AdmitRe
   );
 }
 
-export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'budgets' | 'audit' | 'log' | 'metrics'>): Guard => {
+export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'store' | 'audit' | 'log' | 'metrics'>): Guard => {
   const rulesFor = rulesByTool(deps.policy.budgets);
   return (next) =>
     async function budgetGuard(call) {
@@ -185,14 +185,14 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'budgets' | 'aud
       // of the call's admission unit (or of its settlement, when the call is refused before admission); a store
       // error refuses the call (fail closed). The operation records its decision on the call as it runs.
       const admit: NonNullable<typeof units.admit> = {
-        promise: deps.budgets.admitIn(units.admission, input, (r) => (admit.result = r)),
+        promise: units.admission.add((tx) => andThen(deps.store.budgets.admit(tx, input), (r) => (admit.result = r))),
       };
       units.admit = admit;
       // Security: a call its task, user or principal bounds already refuse is refused before scope and validation
       // look at it (no backend is asked about it): a read says so, and the admit — committed now, on its own — is the
       // decision, which also keeps a hammered tripped task open. Should the admit let it through after all (a window
       // just ended), the call goes on and its admission's other operations commit in a second unit.
-      if (deps.budgets.wouldRefuse(input)) {
+      if (await deps.store.budgets.wouldRefuse(input)) {
         await deps.audit.commit(units.admission);
         await admitted(deps, call);
         units.admission = new UnitOfWork('admission');
@@ -245,7 +245,7 @@ export async function admitted(
  * logged, not raised: the call's own outcome stands. `after()` raises the alarms once the settlement committed.
  */
 export function settleBudget(
-  deps: Pick<GuardDeps, 'policy' | 'log' | 'now' | 'budgets' | 'audit' | 'metrics'>,
+  deps: Pick<GuardDeps, 'policy' | 'log' | 'now' | 'store' | 'audit' | 'metrics'>,
   call: Call,
   result: CallToolResult | undefined,
   code: ErrorCode | undefined,
@@ -264,10 +264,10 @@ export function settleBudget(
     now: deps.now(),
   };
   const out: { value?: Settled } = {};
-  units.settlement.add(() => {
+  void units.settlement.add((tx) => {
     if (admit.result?.ok !== true) return;
     try {
-      out.value = deps.budgets.settleInTx(input);
+      return andThen(deps.store.budgets.settle(tx, input), (v) => void (out.value = v));
     } catch (e) {
       deps.log.error({ err: e, trace_id: call.traceId }, 'could not record a call against the task and budgets');
     }

@@ -11,7 +11,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { CapRule } from '../core/policy.js';
 import type { CapDemand, CapHold } from '../store/sqlite/caps-store.js';
 import { raiseAlarm } from './alarm.js';
-import { afterCall } from './units.js';
+import { afterCall, write } from './units.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError } from '../core/errors.js';
 import { taskKey } from './task.js';
@@ -60,7 +60,7 @@ export const capHold = (call: Call, requestId: string): CapHold => ({
 });
 
 export const caps =
-  (deps: Pick<GuardDeps, 'caps' | 'now' | 'log' | 'audit' | 'metrics'>): Guard =>
+  (deps: Pick<GuardDeps, 'store' | 'now' | 'log' | 'audit' | 'metrics'>): Guard =>
   (next) =>
     async function capsGuard(call) {
       const demands = capDemands(call);
@@ -68,7 +68,9 @@ export const caps =
       const hold = call.state.requestId === undefined ? undefined : capHold(call, call.state.requestId);
       // Reserved in the call's admission unit (the admission step), or here when no admission planned it (a
       // request adopted after a crash).
-      const r = (await call.state.units?.planned?.reserve) ?? deps.caps.reserve(demands, deps.now(), hold);
+      const r =
+        (await call.state.units?.planned?.reserve) ??
+        (await write(deps, (tx) => deps.store.caps.reserve(tx, demands, deps.now(), hold)));
       if (!r.ok && r.reason === 'not_held') {
         // Another call took the request over after this one began or adopted it: it runs the request, not this one.
         throw new GuardError('IN_PROGRESS', 'The same request is being processed by another call.');
@@ -77,13 +79,15 @@ export const caps =
         const per = r.rule.per === 'global' ? '' : ` for this ${r.rule.per}`;
         throw capExceeded(r, per);
       }
-      const preview = demands.map((d) => ({
-        rule: d.rule.name,
-        measure: d.rule.measure,
-        amount: d.amount,
-        used: deps.caps.used(d.rule, d.scopeKey, deps.now()),
-        limit: d.rule.limit,
-      }));
+      const preview = await Promise.all(
+        demands.map(async (d) => ({
+          rule: d.rule.name,
+          measure: d.rule.measure,
+          amount: d.amount,
+          used: await deps.store.caps.used(d.rule, d.scopeKey, deps.now()),
+          limit: d.rule.limit,
+        })),
+      );
       const held = { items: r.items, preview, holder: 'call' as 'call' | 'approval' | 'none', hold };
       call.state.caps = held;
       for (const a of r.alarms) {
@@ -101,7 +105,7 @@ export const caps =
         (call.toolPolicy.mode === 'shadow' || (failed && call.state.executedAt === undefined));
       let result: CallToolResult;
       // Given back with the call's settlement.
-      const release = () => void afterCall(deps, call, () => deps.caps.release(r.items, hold));
+      const release = () => void afterCall(deps, call, (tx) => deps.store.caps.release(tx, r.items, hold));
       try {
         result = await next(call);
       } catch (e) {

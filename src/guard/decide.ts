@@ -15,9 +15,9 @@
  * The decision and its audit record commit in one transaction; a refused decision is audited too
  * (`approval.refused`, with the reason), so a self-approval attempt leaves a trace beside the log line.
  */
-import type { AuditStore } from '../store/sqlite/audit-store.js';
-import { UnitOfWork, type UnitRunner } from '../store/unit.js';
-import type { ApprovalRow, ApprovalsStore, DecideResult, RefusalReason } from '../store/sqlite/approvals-store.js';
+import { andThen, UnitOfWork } from '../store/unit.js';
+import type { AuditPort, GuardStore } from '../store/ports.js';
+import type { ApprovalRow, DecideResult, RefusalReason } from '../store/ports.js';
 
 /** The channels a decision arrives through. `verify`: the target user's own code (the verification page). */
 export type DecisionChannel = 'console' | 'cli' | 'admin' | 'slack' | 'verify';
@@ -52,10 +52,10 @@ export type Decision =
   { ok: true; row: ApprovalRow } | { ok: false; reason: RefusalReason; message: string; row?: ApprovalRow | undefined };
 
 export interface DecideDeps {
-  approvals: ApprovalsStore;
-  auditStore: AuditStore;
+  /** The approvals port: the table's owner decides, seeing the fresh row. */
+  store: Pick<GuardStore, 'approvals'>;
   /** Commits the decision and its audit record as one unit of work. */
-  audit: UnitRunner;
+  audit: AuditPort;
 }
 
 /** One sentence per refusal, for people (console flash, CLI stderr, API error). */
@@ -103,13 +103,16 @@ export async function decide(deps: DecideDeps, r: DecisionRequest): Promise<Deci
   // One unit of work: the state change (the approvals table's owner decides, seeing the fresh row) and its record.
   const u = new UnitOfWork('single');
   let d: DecideResult | undefined;
-  const decided = u.add(
-    () => (d = deps.approvals.decide(r.id, approve, actor, r.note, (row) => refusalFor(row, approve, actor))),
+  const decided = u.add((tx) =>
+    andThen(
+      deps.store.approvals.decide(tx, r.id, approve, actor, r.note, (row) => refusalFor(row, approve, actor)),
+      (x) => (d = x),
+    ),
   );
-  void u.add(() => {
-    if (!d) return;
+  void deps.audit.append(u, () => {
+    if (!d) return [];
     const row = d.row;
-    deps.auditStore.appendInTx([
+    return [
       {
         event: d.ok ? (approve ? 'approval.approved' : 'approval.denied') : 'approval.refused',
         actor: actor.name,
@@ -125,7 +128,7 @@ export async function decide(deps: DecideDeps, r: DecisionRequest): Promise<Deci
           ...(d.ok ? {} : { decision: approve ? 'approve' : 'deny', reason: d.reason }),
         },
       },
-    ]);
+    ];
   });
   await deps.audit.commit(u);
   const out = await decided;

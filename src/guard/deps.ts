@@ -1,24 +1,10 @@
 /** What guards are built with: one set per process, shared by every session. */
 import type { Logger } from 'pino';
 import type { Policy } from '../policy/schema.js';
-import type { KillSwitchStore } from '../store/sqlite/killswitch-store.js';
 import type { Backends } from '../core/backends.js';
-import type { AuditWriter } from '../store/sqlite/committer.js';
 import type { Metrics } from '../metrics.js';
-import type { CapsStore } from '../store/sqlite/caps-store.js';
-import type { IdempotencyStore } from '../store/sqlite/idempotency-store.js';
-import type { ApprovalRow, ApprovalsStore } from '../store/sqlite/approvals-store.js';
-import type { MfaStore } from '../store/sqlite/mfa-store.js';
 import type { StateCodec } from './mrtr.js';
-import type { BudgetStore } from '../store/sqlite/budget-store.js';
-
-/**
- * What the gates need of the approver notifier (src/notify/notifier.ts `Notifier` is one): to create an approval
- * request and queue its notices in the same transaction.
- */
-export interface Notices {
-  withNotices<T extends { row: ApprovalRow }>(create: () => T): T;
-}
+import type { AuditPort, GuardStore, NoticesPort } from '../store/ports.js';
 
 /**
  * The clock a call waiting on a human is measured with (approvals.wait_seconds): monotonic, with its own sleep, so a
@@ -31,16 +17,13 @@ export interface WaitClock {
 
 export interface GuardDeps {
   policy: Policy;
-  killSwitch: KillSwitchStore;
-  audit: AuditWriter;
+  /** The store's ports (store/ports.ts): guards never see an adapter or a database handle. */
+  store: GuardStore;
+  /** The audit chain and the unit-of-work runner (group commit). */
+  audit: AuditPort;
   backends: Backends;
   log: Logger;
   metrics: Metrics;
-  idem: IdempotencyStore;
-  caps: CapsStore;
-  budgets: BudgetStore;
-  approvals: ApprovalsStore;
-  mfa: MfaStore;
   /** The signed MRTR requestState (2026-07-28 in-band prompts). */
   mrtr: StateCodec;
   /** Where this process serves its pages (verification links, reset links); set once the listener is up. */
@@ -49,5 +32,5 @@ export interface GuardDeps {
   /** Waiting on a human (gate-requests.ts waitAndRun); the real monotonic clock unless a test injects one. */
   waitClock?: WaitClock | undefined;
   /** Approver notifications (policy `notify:`); absent = nobody is told. */
-  notify?: Notices | undefined;
+  notify?: NoticesPort | undefined;
 }

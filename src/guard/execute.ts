@@ -55,7 +55,7 @@ export class KillSwitchAbort extends Error {
 }
 
 export function execute(
-  deps: Pick<GuardDeps, 'backends' | 'killSwitch' | 'now' | 'approvals' | 'links'>,
+  deps: Pick<GuardDeps, 'backends' | 'store' | 'now' | 'links'>,
   guardView: (call: Call) => GuardView,
 ): Handler {
   return async function executeTool(call): Promise<CallToolResult> {
@@ -71,7 +71,7 @@ export function execute(
       // switch is read again right before it (step 1 was earlier; a write waited for its audit intent since).
       // The check and the start time are one synchronous step.
       signal.throwIfAborted();
-      if (killable && deps.killSwitch.state().engaged) {
+      if (killable && deps.store.killSwitch.state().engaged) {
         throw new GuardError(
           'KILL_SWITCH_ENGAGED',
           'IT engaged the kill switch before this call could run; nothing was done.',
@@ -129,7 +129,7 @@ const NO_VIEW: GuardView = {
 
 /** What a tool's run() or recover() receives: everything arrives through it, nothing is imported. */
 export function toolContext(
-  deps: Pick<GuardDeps, 'backends' | 'approvals' | 'links'>,
+  deps: Pick<GuardDeps, 'backends' | 'store' | 'links'>,
   call: Call,
   o: { idempotencyKey: string | undefined; signal: AbortSignal; guardView?: () => GuardView },
 ): ToolContext {
@@ -142,7 +142,7 @@ export function toolContext(
     resolved: call.state.resolved,
     signal: o.signal,
     guardView: o.guardView ?? (() => NO_VIEW),
-    approvals: deps.approvals,
+    approvals: deps.store.approvals,
     linksBase: deps.links.base,
   };
 }

@@ -9,6 +9,7 @@
  * asked about its request id; found → recorded as succeeded; provably never started → run once; no way to ask
  * → failed with the outcome unknown, for IT to check. Nothing is run twice on a guess.
  */
+import { write } from './units.js';
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { newTraceId } from '../trace-id.js';
 import type { ToolName } from '../core/policy.js';
@@ -43,13 +44,15 @@ export function startExecutor(deps: ExecutorDeps, exec: Handler, intervalMs = 50
   const afterApproval = chain(deps, exec, AFTER_APPROVAL);
   const run = async () => {
     try {
-      if (deps.killSwitch.state().engaged) return; // approved requests wait for a resume
-      for (const row of deps.approvals.orphanedExecuting(deps.now())) {
-        if (!deps.approvals.reclaim(row, deps.now(), leaseFor(deps, row))) continue;
+      if (deps.store.killSwitch.state().engaged) return; // approved requests wait for a resume
+      for (const row of await deps.store.approvals.orphanedExecuting(deps.now())) {
+        if (!(await write(deps, (tx) => deps.store.approvals.reclaim(tx, row, deps.now(), leaseFor(deps, row)))))
+          continue;
         await recoverOrphan(deps, afterApproval, row);
       }
-      for (const row of deps.approvals.approvedReady()) {
-        if (!deps.approvals.claim(row.id, deps.now(), leaseFor(deps, row))) continue;
+      for (const row of await deps.store.approvals.approvedReady()) {
+        if (!(await write(deps, (tx) => deps.store.approvals.claim(tx, row.id, deps.now(), leaseFor(deps, row)))))
+          continue;
         await runOne(deps, afterApproval, row);
       }
     } catch (e) {
@@ -121,7 +124,8 @@ function callFor(deps: ExecutorDeps, row: ApprovalRow): Call | GuardError {
 async function runOne(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalRow): Promise<void> {
   const call = callFor(deps, row);
   if (call instanceof GuardError) {
-    deps.approvals.finish(row.id, 'failed', call.toToolResult(newTraceId()), { nothingRan: true });
+    const failed = call.toToolResult(newTraceId());
+    await write(deps, (tx) => deps.store.approvals.finish(tx, row.id, 'failed', failed, { nothingRan: true }));
     return;
   }
   const edge = chain(deps, (c) => runApproved(deps, row, c, afterApproval), EXECUTOR_EDGE);
@@ -135,7 +139,8 @@ async function runOne(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalR
 async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: ApprovalRow): Promise<void> {
   const call = callFor(deps, row);
   if (call instanceof GuardError) {
-    deps.approvals.finish(row.id, 'failed', call.toToolResult(newTraceId()));
+    const failed = call.toToolResult(newTraceId());
+    await write(deps, (tx) => deps.store.approvals.finish(tx, row.id, 'failed', failed));
     return;
   }
   const note = (outcome: string) =>
@@ -157,7 +162,8 @@ async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: Ap
       { outcome_unknown: true },
     );
     await note('unknown');
-    deps.approvals.finish(row.id, 'failed', unknown.toToolResult(call.traceId));
+    const failed = unknown.toToolResult(call.traceId);
+    await write(deps, (tx) => deps.store.approvals.finish(tx, row.id, 'failed', failed));
     return;
   }
   let found;
@@ -174,13 +180,13 @@ async function recoverOrphan(deps: ExecutorDeps, afterApproval: Handler, row: Ap
       { err: e, request_id: row.id },
       'could not ask the backend about an interrupted approved request; will retry',
     );
-    deps.approvals.letGo(row.id); // still executing; once the lease runs out a later pass (here or elsewhere) asks again
+    deps.store.approvals.letGo(row.id); // still executing; once the lease runs out a later pass (here or elsewhere) asks again
     return;
   }
   if (found) {
     const result: CallToolResult = toResult(found, call.traceId);
     await note('found');
-    deps.approvals.finish(row.id, 'succeeded', result);
+    await write(deps, (tx) => deps.store.approvals.finish(tx, row.id, 'succeeded', result));
     deps.log.info({ request_id: row.id }, 'recovered an interrupted approved request from the backend');
     return;
   }

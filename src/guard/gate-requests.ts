@@ -6,7 +6,8 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
 import type { GuardDeps, WaitClock } from './deps.js';
-import { afterCall } from './units.js';
+import { afterCall, write } from './units.js';
+import { andThen, UnitOfWork } from '../store/unit.js';
 import { GuardError } from '../core/errors.js';
 import { KillSwitchAbort } from './execute.js';
 import { checkScope } from './scope.js';
@@ -66,55 +67,68 @@ export const auditGate = (deps: Deps, call: Call, event: string, detail: Record<
     detail,
   });
 
-export function openOrCreate(
+export async function openOrCreate(
   deps: Deps,
   call: Call,
   tier: 'approval' | 'mfa' | 'confirm',
   withVerifyLink: boolean,
-): { row: ApprovalRow; verifyToken: string | undefined } {
+): Promise<{ row: ApprovalRow; verifyToken: string | undefined }> {
   const argsSha = bindingSha(call);
-  const open = deps.approvals.findOpen(call.principal.name, call.tool.name, argsSha);
+  const open = await deps.store.approvals.findOpen(call.principal.name, call.tool.name, argsSha);
   if (open) {
     // The same action is already awaiting a decision: wait on it rather than ask twice. The open request holds
     // a reservation already, so this call's own is given back now.
-    if (call.state.caps?.holder === 'call') {
-      deps.caps.release(call.state.caps.items, call.state.caps.hold);
-      call.state.caps.holder = 'none';
+    const u = new UnitOfWork('single');
+    const caps = call.state.caps;
+    if (caps?.holder === 'call') {
+      void u.add((tx) => deps.store.caps.release(tx, caps.items, caps.hold));
+      caps.holder = 'none';
     }
-    return {
-      row: open,
-      verifyToken: withVerifyLink && open.status === 'pending' ? deps.approvals.rotateVerifyLink(open.id) : undefined,
-    };
+    const token =
+      withVerifyLink && open.status === 'pending'
+        ? u.add((tx) => deps.store.approvals.rotateVerifyLink(tx, open.id))
+        : undefined;
+    await deps.audit.commit(u);
+    return { row: open, verifyToken: token && (await token) };
   }
   const ttlMs =
     tier !== 'approval'
       ? Math.min(MFA_LINK_TTL_MS, deps.policy.approvals.expireHours * 3600_000)
       : deps.policy.approvals.expireHours * 3600_000;
-  const create = () =>
-    deps.approvals.create({
-      tier,
-      principal: call.principal.name,
-      onBehalfOf: call.principal.onBehalfOf,
-      onBehalfOfId: call.principal.onBehalfOfId,
-      sessionId: call.session?.id,
-      taskId: call.task.id,
-      tool: call.tool.name,
-      args: call.args,
-      argsSha,
-      summary: call.tool.summary(call.args),
-      reason: reasonOf(call),
-      target: call.state.resolved.target,
-      caps: call.state.caps?.preview ?? [],
-      capItems: call.state.caps?.holder === 'call' ? call.state.caps.items : [],
-      idemKey: call.state.requestId,
-      requestId: call.idempotencyKey,
-      traceId: call.traceId,
-      ttlMs,
-      withVerifyLink,
-    });
-  // Approvers (or, for mfa, the webhooks) are told: the notices are enqueued with the request, sent off this path.
-  const told = tier === 'approval' || tier === 'mfa';
-  const created = deps.notify && told ? deps.notify.withNotices(create) : create();
+  const u = new UnitOfWork('single');
+  let row: ApprovalRow | undefined;
+  const created = u.add((tx) =>
+    andThen(
+      deps.store.approvals.create(tx, {
+        tier,
+        principal: call.principal.name,
+        onBehalfOf: call.principal.onBehalfOf,
+        onBehalfOfId: call.principal.onBehalfOfId,
+        sessionId: call.session?.id,
+        taskId: call.task.id,
+        tool: call.tool.name,
+        args: call.args,
+        argsSha,
+        summary: call.tool.summary(call.args),
+        reason: reasonOf(call),
+        target: call.state.resolved.target,
+        caps: call.state.caps?.preview ?? [],
+        capItems: call.state.caps?.holder === 'call' ? call.state.caps.items : [],
+        idemKey: call.state.requestId,
+        requestId: call.idempotencyKey,
+        traceId: call.traceId,
+        ttlMs,
+        withVerifyLink,
+      }),
+      (c) => ((row = c.row), c),
+    ),
+  );
+  // Approvers (or, for mfa, the webhooks) are told: the notices are enqueued in the unit that creates the request
+  // (it exists only with them), and sent off this path once it has committed.
+  const notify = tier === 'approval' || tier === 'mfa' ? deps.notify : undefined;
+  if (notify) void u.add((tx) => notify.requested(tx, row!));
+  await deps.audit.commit(u);
+  notify?.kick();
   // The request now holds the reservation: it is given back if the request is denied or expires, spent if it runs.
   if (call.state.caps?.holder === 'call') call.state.caps.holder = 'approval';
   return created;
@@ -139,11 +153,15 @@ export async function waitAndRun(
   const clock = deps.waitClock ?? REAL_WAIT_CLOCK;
   const started = clock.now();
   for (;;) {
-    const row = deps.approvals.get(id);
+    const row = await deps.store.approvals.get(id);
     if (!row) throw new GuardError('INTERNAL', `approval ${id} vanished`);
     switch (row.status) {
       case 'approved':
-        if (deps.approvals.claim(id, deps.now(), runLeaseMs(call.toolPolicy.timeoutMs)))
+        if (
+          await write(deps, (tx) =>
+            deps.store.approvals.claim(tx, id, deps.now(), runLeaseMs(call.toolPolicy.timeoutMs)),
+          )
+        )
           return runApproved(deps, row, call, next);
         break; // another process claimed it: wait for its result
       case 'succeeded':
@@ -212,7 +230,7 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
       message: refusal.message,
     }).catch(() => undefined);
     const failed = refusal.toToolResult(call.traceId);
-    void afterCall(deps, call, () => deps.approvals.finish(row.id, 'failed', failed, { nothingRan: true }));
+    void afterCall(deps, call, (tx) => deps.store.approvals.finish(tx, row.id, 'failed', failed, { nothingRan: true }));
     throw refusal;
   }
   // Security: the binding hash matched, so the arguments executed are the ones approved.
@@ -227,13 +245,13 @@ export async function runApproved(deps: Deps, row: ApprovalRow, call: Call, run:
         ? e.toToolResult(call.traceId)
         : { isError: true, content: [{ type: 'text', text: 'INTERNAL' }] };
     // The request's final state commits with the call's outcome record (its settlement).
-    void afterCall(deps, call, () => deps.approvals.finish(row.id, 'failed', failed, { nothingRan }));
+    void afterCall(deps, call, (tx) => deps.store.approvals.finish(tx, row.id, 'failed', failed, { nothingRan }));
     throw e;
   }
   const nothingRan = !!result.isError && call.state.executedAt === undefined;
   const done = result;
-  void afterCall(deps, call, () =>
-    deps.approvals.finish(row.id, done.isError ? 'failed' : 'succeeded', done, { nothingRan }),
+  void afterCall(deps, call, (tx) =>
+    deps.store.approvals.finish(tx, row.id, done.isError ? 'failed' : 'succeeded', done, { nothingRan }),
   );
   return withId(result);
 }

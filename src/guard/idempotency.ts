@@ -10,7 +10,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { BeginInput, IdemRow } from '../store/sqlite/idempotency-store.js';
 import { settledApproval } from './approval.js';
-import { afterCall } from './units.js';
+import { afterCall, write } from './units.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError } from '../core/backend.js';
 import { GuardError } from '../core/errors.js';
@@ -93,14 +93,18 @@ export const idempotency =
       const { input, explicit, leaseMs } = beginInput(deps, call);
       const principal = call.principal.name;
       // Begun in the call's admission unit (the admission step), or here when no admission planned it.
-      const begun = (await call.state.units?.planned?.begin) ?? deps.idem.begin(input);
+      const begun =
+        (await call.state.units?.planned?.begin) ?? (await write(deps, (tx) => deps.store.idem.begin(tx, input)));
 
       let requestId: string;
       switch (begun.kind) {
         case 'parked': {
           // The action waits on (or ran through) a human approval: the approval module says which.
           const settled = await settledApproval(deps, begun.approvalId, begun.row.trace_id, call);
-          deps.idem.finish(principal, begun.row.request_id, settled.state, settled.result, deps.now());
+          const at = deps.now();
+          await write(deps, (tx) =>
+            deps.store.idem.finish(tx, principal, begun.row.request_id, settled.state, settled.result, at),
+          );
           if (settled.denial) throw settled.denial;
           const replay = replayOf(
             {
@@ -145,7 +149,10 @@ export const idempotency =
           );
           if (found) {
             const result = toResult(found, begun.row.trace_id);
-            deps.idem.finish(principal, begun.row.request_id, 'completed', result, deps.now());
+            const at = deps.now();
+            await write(deps, (tx) =>
+              deps.store.idem.finish(tx, principal, begun.row.request_id, 'completed', result, at),
+            );
             deps.log.info(
               { trace_id: call.traceId, original: begun.row.trace_id },
               'recovered an interrupted request from the backend',
@@ -155,9 +162,11 @@ export const idempotency =
               call,
             );
           }
-          if (
-            !deps.idem.adopt(principal, begun.row.request_id, call.traceId, deps.now(), leaseMs, begun.row.trace_id)
-          ) {
+          const at = deps.now();
+          const adopted = await write(deps, (tx) =>
+            deps.store.idem.adopt(tx, principal, begun.row.request_id, call.traceId, at, leaseMs, begun.row.trace_id),
+          );
+          if (!adopted) {
             throw new GuardError('IN_PROGRESS', 'The same request is being recovered by another call.');
           }
           requestId = begun.row.request_id;
@@ -178,26 +187,28 @@ export const idempotency =
         const now = deps.now();
         if (typeof approvalId === 'string') {
           const until = Date.parse(String(e instanceof GuardError ? e.details.expires_at : '')) || now + 86_400_000;
-          void afterCall(deps, call, () => deps.idem.park(principal, requestId, approvalId, until, now));
+          void afterCall(deps, call, (tx) => deps.store.idem.park(tx, principal, requestId, approvalId, until, now));
         } else if (!call.state.executedAt) {
-          void afterCall(deps, call, () => deps.idem.free(principal, requestId)); // nothing ran: the key is free for a retry
+          void afterCall(deps, call, (tx) => deps.store.idem.free(tx, principal, requestId)); // nothing ran: the key is free for a retry
         } else if (e instanceof GuardError && !e.retryable && !e.details.outcome_unknown && e.code !== 'INTERNAL') {
           const failed = e.toToolResult(call.traceId);
-          void afterCall(deps, call, () => deps.idem.finish(principal, requestId, 'failed', failed, now)); // a final answer from the backend
+          void afterCall(deps, call, (tx) => deps.store.idem.finish(tx, principal, requestId, 'failed', failed, now)); // a final answer from the backend
         } else {
           // The effect started and its outcome is unknown (timeout, abort, crash-like error). The record stays in
           // flight with its lease ended, so the next retry asks the backend about the same request id.
-          void afterCall(deps, call, () => deps.idem.adopt(principal, requestId, call.traceId, now, -1, call.traceId));
+          void afterCall(deps, call, (tx) =>
+            deps.store.idem.adopt(tx, principal, requestId, call.traceId, now, -1, call.traceId),
+          );
         }
         throw e;
       }
       // In the call's settlement: committed with its outcome record (a crash before that leaves the record in flight,
       // and the next retry asks the backend, as for a crash right after the effect).
       const finishedAt = deps.now();
-      void afterCall(deps, call, () =>
+      void afterCall(deps, call, (tx) =>
         !result.isError && call.toolPolicy.mode !== 'shadow'
-          ? deps.idem.finish(principal, requestId, 'completed', result, finishedAt)
-          : deps.idem.free(principal, requestId),
+          ? deps.store.idem.finish(tx, principal, requestId, 'completed', result, finishedAt)
+          : deps.store.idem.free(tx, principal, requestId),
       );
       return result;
     };

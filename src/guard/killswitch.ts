@@ -7,10 +7,10 @@ import { GuardError } from '../core/errors.js';
 import type { Guard } from './types.js';
 
 export const killSwitch =
-  (deps: Pick<GuardDeps, 'killSwitch'>): Guard =>
+  (deps: Pick<GuardDeps, 'store'>): Guard =>
   (next) =>
     async function killSwitchGuard(call) {
-      const ks = deps.killSwitch.state(50);
+      const ks = deps.store.killSwitch.state(50);
       // Security: while engaged nothing runs, reads included; an unreadable state throws and is refused (fail closed).
       if (ks.engaged && !call.tool.servesWhileKilled) {
         throw new GuardError('KILL_SWITCH_ENGAGED', `IT engaged the kill switch: ${ks.reason}.`, {

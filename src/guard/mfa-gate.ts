@@ -4,6 +4,7 @@
  * when the client only has form mode and policy allows it. A code is never taken as a tool argument. With a
  * push factor (Okta Verify) the target approves on their phone instead (push-gate.ts).
  */
+import { write } from './units.js';
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { raiseAlarm } from './alarm.js';
 import { GuardError } from '../core/errors.js';
@@ -87,7 +88,7 @@ async function mfaByPage(
   how: 'url' | 'link',
 ): Promise<CallToolResult> {
   await deps.links.ready; // stdio: the loopback page may still be starting
-  const { row, verifyToken } = openOrCreate(deps, call, 'mfa', true);
+  const { row, verifyToken } = await openOrCreate(deps, call, 'mfa', true);
   const link = verifyToken ? `${deps.links.base}/verify/${verifyToken}` : undefined;
   await auditGate(deps, call, 'approval.requested', { request_id: row.id, tier: 'mfa', target, channel: how });
   if (how === 'link' || !link) {
@@ -115,7 +116,9 @@ async function mfaByPage(
     elicitationId: row.id,
   });
   if (r.action !== 'accept') {
-    deps.approvals.decide(row.id, false, { name: `user-${r.action}` }, `URL elicitation ${r.action}`);
+    await write(deps, (tx) =>
+      deps.store.approvals.decide(tx, row.id, false, { name: `user-${r.action}` }, `URL elicitation ${r.action}`),
+    );
     await auditGate(deps, call, 'mfa.declined', { target, channel: 'url', action: r.action, request_id: row.id });
     throw new GuardError(
       'APPROVAL_DENIED',

@@ -14,6 +14,8 @@
  * approved request runs exactly once through `waitAndRun` — here, or by the executor if it got there first.
  * Every tier keeps its out-of-band path: the console approves a pending confirm, the page takes the mfa code.
  */
+import { write } from './units.js';
+import { UnitOfWork } from '../store/unit.js';
 import { inputRequired, inputResponse, type InputResponses } from '@modelcontextprotocol/server';
 import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
 import { raiseAlarm } from './alarm.js';
@@ -34,7 +36,7 @@ const CONFIRM_SCHEMA = (summary: string) => ({
 export async function askByMrtr(deps: Deps, call: Call, kind: MrtrKind): Promise<never> {
   if (kind === 'mfa-url') await deps.links.ready;
   const tier = kind === 'confirm' ? 'confirm' : 'mfa';
-  const { row } = openOrCreate(deps, call, tier, kind !== 'confirm');
+  const { row } = await openOrCreate(deps, call, tier, kind !== 'confirm');
   await auditGate(deps, call, 'approval.requested', {
     request_id: row.id,
     tier,
@@ -46,7 +48,7 @@ export async function askByMrtr(deps: Deps, call: Call, kind: MrtrKind): Promise
 
 /** Mints this round's state (a new nonce: any older state of the request stops working) and the prompt. */
 export async function inputRound(deps: Deps, call: Call, row: ApprovalRow, kind: MrtrKind): Promise<GuardError> {
-  const nonce = deps.approvals.newStateNonce(row.id);
+  const nonce = await write(deps, (tx) => deps.store.approvals.newStateNonce(tx, row.id));
   const requestState = await deps.mrtr.mint({
     a: row.id,
     p: call.principal.name,
@@ -77,7 +79,8 @@ export async function inputRound(deps: Deps, call: Call, row: ApprovalRow, kind:
     };
   } else {
     // Only the link's hash is kept: each round that shows the page issues a fresh link.
-    const url = `${deps.links.base}/verify/${deps.approvals.rotateVerifyLink(row.id)}`;
+    const token = await write(deps, (tx) => deps.store.approvals.rotateVerifyLink(tx, row.id));
+    const url = `${deps.links.base}/verify/${token}`;
     prompt = {
       page: inputRequired.elicitUrl({
         message: `${target} must confirm "${row.summary}" by entering the code from their authenticator app on this page.`,
@@ -114,7 +117,7 @@ export const resume =
       const raw = call.resume?.state;
       if (raw === undefined || !call.client?.mrtr) return next(call);
       const st = await deps.mrtr.verify(raw);
-      const row = st && deps.approvals.get(st.a);
+      const row = st && (await deps.store.approvals.get(st.a));
       // Security: a state that fails verification, has expired, or belongs to another principal, tool or set of
       // arguments is refused, and nothing runs (DESIGN §6).
       if (!st || !row) throw denied('The requestState is not valid (malformed, tampered with or expired)');
@@ -127,7 +130,8 @@ export const resume =
         bindingSha(call) !== st.h
       )
         throw denied('The requestState belongs to another principal, tool or set of arguments');
-      if (!deps.approvals.takeStateNonce(row.id, st.n)) throw denied('This requestState was already used');
+      if (!(await write(deps, (tx) => deps.store.approvals.takeStateNonce(tx, row.id, st.n))))
+        throw denied('This requestState was already used');
       // The approved path: the request holds the binding, the cap reservation and the backend's request id.
       call.idempotencyKey = row.request_id ?? undefined;
       call.state.requestId = row.idem_key ?? undefined;
@@ -152,10 +156,14 @@ async function decideAndRun(
     const action = answer.kind === 'elicit' ? answer.action : 'cancel';
     const content = (answer.kind === 'elicit' ? answer.content : undefined) as Record<string, unknown> | undefined;
     const deny = async (event: string, detail: Record<string, unknown>, message: string): Promise<never> => {
-      deps.approvals.decide(row.id, false, { name: kind === 'confirm' ? 'client-user' : `mfa:${row.target}` }, message);
       // A decline is not replayed to a retry: the request is over, and the next call is a new one that asks again —
-      // as on 2025-11-25, where the declined call's keys are freed with its refusal (DESIGN §4).
-      if (row.idem_key !== null) deps.idem.unpark(row.principal, row.idem_key, row.id);
+      // as on 2025-11-25, where the declined call's keys are freed with its refusal (DESIGN §4). One unit: both.
+      const u = new UnitOfWork('single');
+      const by = { name: kind === 'confirm' ? 'client-user' : `mfa:${row.target}` };
+      void u.add((tx) => deps.store.approvals.decide(tx, row.id, false, by, message));
+      const idemKey = row.idem_key;
+      if (idemKey !== null) void u.add((tx) => deps.store.idem.unpark(tx, row.principal, idemKey, row.id));
+      await deps.audit.commit(u);
       await auditGate(deps, call, event, { request_id: row.id, channel: `mrtr-${kind}`, ...detail });
       throw new GuardError('APPROVAL_DENIED', message, { details: { request_id: row.id } });
     };
@@ -167,7 +175,15 @@ async function decideAndRun(
           { tier: 'confirm', action },
           `The user did not confirm "${row.summary}" (${action === 'accept' ? 'not approved' : action}).`,
         );
-      deps.approvals.decide(row.id, true, { name: 'client-user' }, 'confirmed in the client (input_required)');
+      await write(deps, (tx) =>
+        deps.store.approvals.decide(
+          tx,
+          row.id,
+          true,
+          { name: 'client-user' },
+          'confirmed in the client (input_required)',
+        ),
+      );
       await auditGate(deps, call, 'approval.confirmed', { tier: 'confirm', request_id: row.id, channel: 'mrtr' });
     } else if (kind === 'mfa-form') {
       const target = row.target!;
@@ -184,7 +200,15 @@ async function decideAndRun(
           });
         await deny('mfa.failed', { target, why: v.why }, `The code for ${target} was not accepted (${v.why}).`);
       }
-      deps.approvals.decide(row.id, true, { name: `mfa:${target}` }, 'confirmed by the target user with their code');
+      await write(deps, (tx) =>
+        deps.store.approvals.decide(
+          tx,
+          row.id,
+          true,
+          { name: `mfa:${target}` },
+          'confirmed by the target user with their code',
+        ),
+      );
       await auditGate(deps, call, 'mfa.verified', { target, channel: 'mrtr-form', request_id: row.id });
     } else if (action !== 'accept') {
       await deny(

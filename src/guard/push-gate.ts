@@ -10,6 +10,7 @@
  * A retry of the same action joins the open request and its push; it never sends a second push while one is open
  * in this process. A push whose watcher died with its process leaves the request pending until it expires.
  */
+import { write } from './units.js';
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { PushChallenge, PushFactors, PushResult } from '../core/ports/factors.js';
 import { auditGate, openOrCreate, sleep, waitAndRun, type Deps } from './gate-requests.js';
@@ -24,7 +25,7 @@ export async function mfaByPush(
   target: string,
   push: PushFactors,
 ): Promise<CallToolResult> {
-  const { row } = openOrCreate(deps, call, 'mfa', false);
+  const { row } = await openOrCreate(deps, call, 'mfa', false);
   if (row.status === 'pending' && !watching.has(row.id)) {
     await auditGate(deps, call, 'approval.requested', { request_id: row.id, tier: 'mfa', target, channel: 'push' });
     let challenge: PushChallenge;
@@ -32,7 +33,9 @@ export async function mfaByPush(
       challenge = await push.start(target, { signal: call.signal });
     } catch (e) {
       // Nothing reached the phone: the request is closed so a retry asks again.
-      deps.approvals.decide(row.id, false, { name: 'itguard' }, 'the push could not be sent');
+      await write(deps, (tx) =>
+        deps.store.approvals.decide(tx, row.id, false, { name: 'itguard' }, 'the push could not be sent'),
+      );
       throw e;
     }
     await auditGate(deps, call, 'mfa.push_sent', { request_id: row.id, target });
@@ -56,7 +59,7 @@ async function watch(
   let result: PushResult = 'WAITING';
   let failures = 0;
   while (result === 'WAITING') {
-    if (deps.approvals.get(id)?.status !== 'pending') return; // decided elsewhere (expired, kill switch, console)
+    if ((await deps.store.approvals.get(id))?.status !== 'pending') return; // decided elsewhere (expired, kill switch, console)
     if (performance.now() - started > push.ttlMs + 30_000) {
       result = 'TIMEOUT';
       break;
@@ -79,7 +82,9 @@ async function watch(
     : result === 'REJECTED'
       ? `${target} rejected the Okta Verify push on their phone`
       : `${target} did not answer the Okta Verify push in time`;
-  const d = deps.approvals.decide(id, ok, { name: `${target} (Okta Verify)` }, note);
+  const d = await write(deps, (tx) =>
+    deps.store.approvals.decide(tx, id, ok, { name: `${target} (Okta Verify)` }, note),
+  );
   if (d.ok)
     await auditGate(deps, call, ok ? 'mfa.verified' : 'mfa.declined', {
       request_id: id,

@@ -33,8 +33,11 @@ export function afterCall<T>(deps: Pick<GuardDeps, 'audit'>, call: Call, op: Op<
   return single(deps.audit, op);
 }
 
+/** A write of its own, now: one unit of one operation, committed through the runner (group commit). */
+export const write = <T>(deps: Pick<GuardDeps, 'audit'>, op: Op<T>): Promise<T> => single(deps.audit, op);
+
 export const units =
-  (deps: Pick<GuardDeps, 'audit' | 'log' | 'policy' | 'budgets' | 'now' | 'metrics'>): Guard =>
+  (deps: Pick<GuardDeps, 'audit' | 'log' | 'policy' | 'store' | 'now' | 'metrics'>): Guard =>
   (next) =>
     async function unitsGuard(call) {
       const u = { admission: new UnitOfWork('admission'), settlement: new UnitOfWork('settlement') };
@@ -55,9 +58,9 @@ export const units =
       const replay = result?._meta?.['itguard/replay'] as Record<string, unknown> | undefined;
       if (!call.state.audited && (code !== undefined || replay !== undefined)) {
         const args = call.state.validated ? call.args : call.rawArgs;
-        u.settlement.add(() => {
+        void deps.audit.append(u.settlement, () => {
           const refused = countRefusal(call, deps);
-          deps.audit.store.appendInTx([
+          return [
             {
               ...baseOf(call),
               event: replay && !refused ? 'call.replay' : 'call.denied',
@@ -66,7 +69,7 @@ export const units =
               code: refused?.code ?? code,
               detail: refused ? undefined : replay,
             },
-          ]);
+          ];
         });
       }
       try {

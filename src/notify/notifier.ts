@@ -77,14 +77,9 @@ export class Notifier {
     return this.d.policy;
   }
 
-  /**
-   * Creates an approval request and enqueues its notices in one transaction: a request exists only with its
-   * notices, and nothing is sent before both are committed. Sending starts right after, off the caller's path.
-   */
-  withNotices<T extends { row: ApprovalRow }>(create: () => T): T {
-    const created = this.d.store.withJobs(create, (c) => requestJobs(this.d.policy, c.row, this.d.links.base, false));
-    this.kick();
-    return created;
+  /** NoticesPort: the notices of a request just created, enqueued in the unit that creates it. */
+  requested(_tx: unknown, row: ApprovalRow): void {
+    this.d.store.enqueue(requestJobs(this.d.policy, row, this.d.links.base, false));
   }
 
   start(intervalMs = 1000): void {

@@ -23,7 +23,7 @@ const UNMAPPED = {
   not_an_approver: 'Your approver principal does not hold approvals:decide',
 } as const;
 
-type Deps = Pick<App, 'policy' | 'principal' | 'approvals' | 'auditStore' | 'audit' | 'log'>;
+type Deps = Pick<App, 'policy' | 'principal' | 'approvals' | 'auditStore' | 'audit' | 'store' | 'log'>;
 
 export async function decideFromSlack(app: Deps, d: SlackDecision): Promise<SlackOutcome> {
   const approver = app.policy.notify?.approvers.find((a) => a.slackUser === d.slackUser);

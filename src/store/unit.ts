@@ -96,6 +96,16 @@ export class UnitOfWork {
   }
 }
 
+export type Awaitable<T> = T | Promise<T>;
+
+/**
+ * `f(v)` once `v` is there: at once for a synchronous store's answer, after it for an asynchronous one. Operations
+ * written with it stay synchronous on a synchronous adapter (SQLite runs a unit's operations inside one synchronous
+ * transaction) and asynchronous on an asynchronous one.
+ */
+export const andThen = <T, R>(v: Awaitable<T>, f: (t: T) => Awaitable<R>): Awaitable<R> =>
+  v instanceof Promise ? v.then(f) : f(v);
+
 /** What commits a unit: one transaction per unit, or several units grouped into one commit, each atomic. */
 export interface UnitRunner {
   commit(unit: UnitOfWork): Promise<void>;

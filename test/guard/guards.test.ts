@@ -43,9 +43,11 @@ describe('kill switch guard', () => {
   it('fails closed when the state cannot be read', async () => {
     const next = nextSpy();
     const broken = {
-      killSwitch: {
-        state: () => {
-          throw new Error('database is locked');
+      store: {
+        killSwitch: {
+          state: () => {
+            throw new Error('database is locked');
+          },
         },
       },
     } as unknown as App;

@@ -17,7 +17,6 @@ import type { BudgetRule } from '../../policy/schema.js';
 import { taskKey, type TaskRef } from '../task-key.js';
 import { windowEnd, windowStart } from '../../windows.js';
 import { immediate, relaxed, type Db } from './db.js';
-import type { UnitOfWork } from '../unit.js';
 
 export type TripRule = 'max_identical_calls' | 'max_consecutive_failures' | 'tripped_tasks_per_hour';
 
@@ -385,19 +384,6 @@ export class BudgetStore {
       if (rule.measure === 'calls' ? used + 1 > rule.limit : used >= rule.limit) return true;
     }
     return false;
-  }
-
-  /**
-   * Port: the admit as an operation of `unit` (the call's admission, or its settlement when the call was refused
-   * before admission). `decided` sees the decision inside the transaction, so later operations of the unit can
-   * depend on it.
-   */
-  admitIn(unit: UnitOfWork, i: AdmitInput, decided: (r: AdmitResult) => void): Promise<AdmitResult> {
-    return unit.add(() => {
-      const r = this.admit(i);
-      decided(r);
-      return r;
-    });
   }
 
   settle(i: SettleInput): { alarms: BudgetAlarm[] } {

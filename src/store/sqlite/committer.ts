@@ -12,7 +12,8 @@
  */
 import type { AuditEvent, AuditStore } from './audit-store.js';
 import { immediate, relaxed } from './db.js';
-import { UnitOfWork, type UnitRunner } from '../unit.js';
+import { UnitOfWork } from '../unit.js';
+import type { AuditPort } from '../ports.js';
 
 interface Pending {
   unit: UnitOfWork;
@@ -20,7 +21,7 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-export class AuditWriter implements UnitRunner {
+export class AuditWriter implements AuditPort {
   private queue: Pending[] = [];
   private scheduled = false;
   private readonly savepoint;
@@ -43,10 +44,16 @@ export class AuditWriter implements UnitRunner {
     return this.commit(u).then(() => p.then(() => undefined));
   }
 
-  /** An operation of `unit` that appends audit records (their seqs once the unit has committed). */
-  append(unit: UnitOfWork, events: AuditEvent[]): Promise<number[]> {
-    if (events.some((e) => e.event === 'call.intent')) unit.strict = true;
-    return unit.add(() => this.store.appendInTx(events));
+  /**
+   * An operation of `unit` that appends audit records (their seqs once the unit has committed). A function gives
+   * the records decided inside the transaction (none: nothing is appended); its caller says whether it is strict.
+   */
+  append(unit: UnitOfWork, events: AuditEvent[] | (() => AuditEvent[])): Promise<number[]> {
+    if (Array.isArray(events) && events.some((e) => e.event === 'call.intent')) unit.strict = true;
+    return unit.add(() => {
+      const list = typeof events === 'function' ? events() : events;
+      return list.length ? this.store.appendInTx(list) : [];
+    });
   }
 
   /** Commits `unit` in the next batch; resolves once it has committed, rejects if it was rolled back. */

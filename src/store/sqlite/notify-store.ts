@@ -56,18 +56,6 @@ export class NotifyStore {
   ) {}
 
   /** Adds jobs that do not exist yet (same request, kind, channel, recipient); returns how many were added. */
-  /**
-   * Creates something (an approval request) and enqueues the jobs it needs in one transaction: the request exists
-   * only with its notices, and nothing is sent before both have committed.
-   */
-  withJobs<T>(create: () => T, jobsOf: (created: T) => readonly NewJob[]): T {
-    return immediate(this.db, () => {
-      const c = create();
-      this.enqueue(jobsOf(c));
-      return c;
-    });
-  }
-
   enqueue(jobs: readonly NewJob[]): number {
     if (!jobs.length) return 0;
     const now = this.now();

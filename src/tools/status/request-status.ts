@@ -33,7 +33,7 @@ export const requestStatus = defineTool({
   },
   summary: (a) => `Check request ${a.request_id}`,
   async run(a, ctx) {
-    const r = ctx.approvals.get(a.request_id);
+    const r = await ctx.approvals.get(a.request_id);
     // Security: a principal sees only its own requests; others' look like they do not exist.
     if (!r || r.principal !== ctx.principal.name) {
       throw new GuardError('NOT_FOUND', `No request ${a.request_id} for this agent.`, {
