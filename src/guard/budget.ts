@@ -18,8 +18,8 @@
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { BudgetRule, Policy } from '../policy/schema.js';
-import type { AdmitResult, BudgetAlarm, TaskBounds, Trip } from '../store/sqlite/budget-store.js';
-import { describeScopeKey } from '../store/sqlite/budget-store.js';
+import type { AdmitResult, BudgetAlarm, TaskBounds, Trip } from '../store/ports.js';
+import { describeScopeKey } from '../store/task-key.js';
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';
 import { GuardError, type ErrorCode } from '../core/errors.js';

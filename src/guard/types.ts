@@ -13,11 +13,10 @@ import type {
 } from '@modelcontextprotocol/server';
 import type { Tier, ToolPolicy } from '../core/policy.js';
 import type { AnyTool, Principal, Resolved } from '../core/tool.js';
-import type { CapHold, CapItem } from '../store/sqlite/caps-store.js';
+import type { CapHold, CapItem } from '../store/ports.js';
 import type { UnitOfWork } from '../store/unit.js';
-import type { AdmitResult } from '../store/sqlite/budget-store.js';
-import type { BeginResult } from '../store/sqlite/idempotency-store.js';
-import type { ReserveResult } from '../store/sqlite/caps-store.js';
+import type { AdmitResult, BeginResult } from '../store/ports.js';
+import type { ReserveResult } from '../store/ports.js';
 import type { TaskRef } from './task.js';
 
 /**

@@ -14,7 +14,7 @@
  * Ended tasks are swept by index range (`last_call_at`, `seen_at`), at most once a minute, never by a full scan.
  */
 import type { BudgetRule } from '../../policy/schema.js';
-import { taskKey, type TaskRef } from '../task-key.js';
+import { budgetScopeKey, describeScopeKey, taskKey, type TaskRef } from '../task-key.js';
 import { windowEnd, windowStart } from '../../windows.js';
 import { immediate, relaxed, type Db } from './db.js';
 
@@ -135,25 +135,7 @@ interface BreakerRow {
   clears_at: number | null;
 }
 
-/** Where a windowed rule counts: the principal's name (as before tasks), the user, or the task. */
-export function budgetScopeKey(
-  rule: Pick<BudgetRule, 'per'>,
-  who: { principal: string; task?: TaskRef | undefined; user?: string | undefined },
-): string | undefined {
-  if (rule.per === 'principal') return who.principal;
-  if (rule.per === 'user') return who.user === undefined ? undefined : `user\u0000${who.user}`;
-  return who.task === undefined ? undefined : `task\u0000${taskKey(who.principal, who.task)}`;
-}
-
-/** A scope key as people read it. */
-export function describeScopeKey(k: string): string {
-  if (k.startsWith('user\u0000')) return `user ${k.slice(5)}`;
-  if (k.startsWith('task\u0000')) {
-    const [principal, , id] = k.slice(5).split('\u0000');
-    return `task ${id ?? '?'} (principal ${principal ?? '?'})`;
-  }
-  return k;
-}
+export { budgetScopeKey, describeScopeKey };
 
 const tripOfTask = (r: TaskRow): Trip | undefined =>
   r.tripped_rule
