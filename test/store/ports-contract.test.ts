@@ -25,7 +25,8 @@ import { IdempotencyStore } from '../../src/store/sqlite/idempotency-store.js';
 import { ApprovalsStore } from '../../src/store/sqlite/approvals-store.js';
 import { connectPg, type PgStore } from '../../src/store/postgres/connect.js';
 import { migratePg } from '../../src/store/postgres/migrations.js';
-import { pgGuardStore, PgUnitRunner, type PgGuardStore } from '../../src/store/postgres/ports.js';
+import { PgKillSwitch, pgGuardStore, PgUnitRunner, type PgGuardStore } from '../../src/store/postgres/ports.js';
+import { RerunUnit } from '../../src/store/postgres/runner.js';
 import { tempDir } from '../helpers/harness.js';
 import { type Pg, startPg } from '../helpers/pg.js';
 
@@ -391,6 +392,31 @@ describe.each([sqlite, postgres])('store ports contract: $name', (adapter) => {
     expect(takes.filter(Boolean)).toHaveLength(1);
   });
 
+  it('an expired approval gives back the cap room it took over from its request, once', async () => {
+    const [h] = (await adapter.fresh(1)) as [Handle];
+    const { store, runner } = h;
+    const rule = cap('held', 5);
+    const b = await single(runner, (tx) => store.idem.begin(tx, beginIn({ key: 'ap', dedupeKey: undefined })));
+    const requestId = b.kind === 'new' ? b.requestId : '';
+    const hold = { principal: 'p', requestId, traceId: 'tr1' };
+    const r = await single(runner, (tx) =>
+      store.caps.reserve(tx, [{ rule, scopeKey: 'u\u0000x', amount: 2 }], T, hold),
+    );
+    if (!r.ok) throw new Error('not reserved');
+    expect(await store.caps.used(rule, 'u\u0000x', T)).toBe(2);
+    const a = { ...approvalIn(), capItems: r.items, idemKey: requestId, traceId: 'tr1', ttlMs: 300 };
+    const { row } = await single(runner, (tx) => store.approvals.create(tx, a));
+    expect(JSON.parse(row.cap_items)).toEqual(r.items);
+    // the request holds the room now: a release by the call's hold gives nothing back
+    await single(runner, (tx) => store.caps.release(tx, r.items, hold));
+    expect(await store.caps.used(rule, 'u\u0000x', T)).toBe(2);
+    await new Promise((res) => setTimeout(res, 350));
+    expect((await store.approvals.get(row.id))?.status).toBe('expired');
+    expect(await store.caps.used(rule, 'u\u0000x', T)).toBe(0);
+    expect((await store.approvals.get(row.id))?.status).toBe('expired');
+    expect(await store.caps.used(rule, 'u\u0000x', T)).toBe(0);
+  });
+
   it('one audit chain from three handles writing at once verifies', async () => {
     const hs = await adapter.fresh(3);
     await Promise.all(
@@ -431,6 +457,55 @@ describe('PostgreSQL only', () => {
     const unread = make(postgres.stores[0]!, { tz: 'UTC' });
     expect(unread.killSwitch.state(0)).toMatchObject({ engaged: true });
     expect(await (a.runner as PgUnitRunner).verify()).toMatchObject({ ok: true, count: 2 });
+  });
+
+  it('a unit PostgreSQL rolls back with 40001 runs again whole; only the committed run is seen', async () => {
+    const [h] = (await postgres.fresh(1)) as [Handle];
+    const runner = h.runner as PgUnitRunner;
+    const rule = cap('rerun', 10);
+    let runs = 0;
+    const u = new UnitOfWork('admission');
+    const reserved = u.add((tx) => h.store.caps.reserve(tx, [{ rule, scopeKey: '*', amount: 1 }], T));
+    const seqs = runner.append(u, () => [{ event: 'test.rerun', actor: 'x', detail: { run: runs } }]);
+    const counted = u.add(() => {
+      runs += 1;
+      if (runs === 1) throw new RerunUnit('test: first run refused');
+      return runs;
+    });
+    await runner.commit(u);
+    expect(await counted).toBe(2);
+    expect((await reserved).ok).toBe(true);
+    expect(await seqs).toEqual([1]);
+    expect(runner.retries).toBe(1);
+    // the first run's reservation and record were rolled back with it
+    expect(await h.store.caps.used(rule, '*', T)).toBe(1);
+    expect(await runner.verify()).toMatchObject({ ok: true, count: 1 });
+  });
+
+  it('any other store error rejects every operation of the unit, and nothing of it is written', async () => {
+    const [h] = (await postgres.fresh(1)) as [Handle];
+    const rule = cap('failing', 10);
+    const u = new UnitOfWork('admission');
+    const reserved = u.add((tx) => h.store.caps.reserve(tx, [{ rule, scopeKey: '*', amount: 1 }], T));
+    void u.add(async (tx) => (tx as PgStore['sql'])`SELECT * FROM no_such_table`);
+    await expect(h.runner.commit(u)).rejects.toMatchObject({ name: 'DatabaseError', code: '42P01' });
+    await expect(reserved).rejects.toMatchObject({ name: 'DatabaseError' });
+    expect(await h.store.caps.used(rule, '*', T)).toBe(0);
+  });
+
+  it('the kill switch reads engaged once its view is older than staleMs (the store could not be read)', async () => {
+    const [h] = (await postgres.fresh(1)) as [Handle];
+    const ks = new PgKillSwitch(postgres.stores[postgres.stores.length - 1]!, { staleMs: 50, pollMs: 0 });
+    await ks.start();
+    expect(ks.state(60_000).engaged).toBe(false);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(ks.state(60_000)).toMatchObject({ engaged: true, actor: 'system' });
+    // a caller that accepts no older reading than 0 ms starts a re-read: the view is fresh again soon after
+    ks.state(0);
+    await ks.refresh();
+    expect(ks.state(60_000).engaged).toBe(false);
+    await ks.stop();
+    void h;
   });
 
   it('round trips per unit: admission and settlement', async () => {
