@@ -296,6 +296,13 @@ export class PgBudgets implements BudgetsPort {
 
   async settle(t: Tx, i: SettleInput): Promise<{ alarms: BudgetAlarm[] }> {
     const tx = txOf(t);
+    // The task row first, then usage rows: the order admit locks them in.
+    const streak = i.failed === undefined ? -1 : i.failed ? 1 : 0;
+    // After the call: a task swept between admit and settle is not brought back (it had ended).
+    if (i.resultBytes || streak !== -1)
+      await tx`UPDATE tasks SET result_bytes = result_bytes + ${i.resultBytes},
+                 streak = CASE ${streak}::INTEGER WHEN 1 THEN streak + 1 WHEN 0 THEN 0 ELSE streak END
+               WHERE task_key = ${pgKey(taskKey(i.principal, i.task))}`;
     const alarms: BudgetAlarm[] = [];
     for (const rule of i.rules) {
       const amount =
@@ -315,12 +322,6 @@ export class PgBudgets implements BudgetsPort {
                  WHERE rule = ${rule.name} AND scope_key = ${pgKey(scopeKey)} AND window_start = ${start}`;
       }
     }
-    const streak = i.failed === undefined ? -1 : i.failed ? 1 : 0;
-    // After the call: a task swept between admit and settle is not brought back (it had ended).
-    if (i.resultBytes || streak !== -1)
-      await tx`UPDATE tasks SET result_bytes = result_bytes + ${i.resultBytes},
-                 streak = CASE ${streak}::INTEGER WHEN 1 THEN streak + 1 WHEN 0 THEN 0 ELSE streak END
-               WHERE task_key = ${pgKey(taskKey(i.principal, i.task))}`;
     return { alarms };
   }
 

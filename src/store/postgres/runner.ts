@@ -14,7 +14,8 @@
  * A unit that PostgreSQL rolls back with 40001 (serialization failure) or 40P01 (deadlock) is run again from its
  * start, operations included, with a short jittered backoff: operations are closures over their inputs, and each
  * run overwrites every operation's recorded value (UnitOfWork.runAsync), so only the committed run's values are
- * handed out. Any other failure, and the last retryable one, rejects every operation of the unit: fail closed.
+ * handed out (state an operation keeps outside the database, such as the approvals' set of requests this process
+ * runs, is not rolled back: it only ever errs towards not treating a request as an orphan). Any other failure, and the last retryable one, rejects every operation of the unit: fail closed.
  * There is no group commit (units of concurrent calls commit in parallel on the pool), and `strict` needs nothing:
  * PostgreSQL's commit is durable (synchronous_commit on).
  */
@@ -96,6 +97,8 @@ export class PgUnitRunner implements AuditPort {
   private readonly key: string | undefined;
   private readonly now: () => number;
   private keyChecked = false;
+  /** The key check in progress: the first units of a process wait on one check, not one each. */
+  private checking: Promise<void> | undefined;
   /** Units committed, and runs of units repeated after 40001/40P01 (tests and benchmarks read them). */
   commits = 0;
   retries = 0;
@@ -136,7 +139,7 @@ export class PgUnitRunner implements AuditPort {
     unit.take();
     const attempts = this.o.attempts ?? 8;
     try {
-      if (!this.keyChecked) await this.checkKey();
+      if (!this.keyChecked) await (this.checking ??= this.checkKey().finally(() => (this.checking = undefined)));
       for (let attempt = 1; ; attempt++) {
         try {
           await this.pg.sql.begin(async (tx) => {
