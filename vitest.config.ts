@@ -25,6 +25,7 @@ const E2E = [
   'test/http/sessions.test.ts',
   // start their own PostgreSQL server
   'test/store/pg-*.test.ts',
+  'test/store/ports-contract.test.ts',
   'test/tools/kb-postgres.test.ts',
 ];
 

@@ -38,6 +38,8 @@ export interface PgConnectOptions {
   applicationName?: string;
   /** Where the server's NOTICE messages go (default: dropped; never stdout, which carries MCP frames under stdio). */
   onNotice?: (message: string) => void;
+  /** Called with every statement sent (BEGIN and COMMIT included): benchmarks and tests count round trips with it. */
+  onQuery?: (query: string) => void;
 }
 
 /** The pool and what it is connected to. */
@@ -124,6 +126,7 @@ export function openPg(urlOrStore: string | PgStoreConfig, opts: PgConnectOption
     // The backstop when the server or network goes silent (statement_timeout is the server's own limit).
     query_timeout: Math.ceil(statementTimeoutMs / 1000) + 10,
     onnotice: (n) => opts.onNotice?.(String(n.message ?? n)),
+    ...(opts.onQuery ? { debug: (_c: number, query: string) => opts.onQuery!(query) } : {}),
     types: { bigint: int8AsNumber },
     connection: {
       application_name: opts.applicationName ?? (replica ? `itguard ${replica}` : 'itguard'),

@@ -125,7 +125,7 @@ export type VerifyResult =
  * (all older ones, and those with no human behind them) hash exactly as they did before the column existed, and
  * a set value cannot be removed or changed without breaking the link.
  */
-const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
+export const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
   canonicalJson([
     r.seq,
     r.ts,
@@ -148,6 +148,93 @@ const recordText = (r: Omit<AuditRow, 'prev_hash' | 'hash'>): string =>
 export function parseHead(v: unknown): { seq: number; hash: string } | undefined {
   const m = typeof v === 'string' ? /^([1-9][0-9]{0,15}):([0-9a-f]{64})$/.exec(v.trim()) : null;
   return m ? { seq: Number(m[1]), hash: m[2]! } : undefined;
+}
+
+/** A link of the chain: SHA-256(prev ‖ text), or HMAC-SHA-256 under the audit key when one is set. */
+export const chainLink = (key: string | undefined, prev: string, text: string): string =>
+  key ? hmacSha256(key, prev + text) : sha256(prev + text);
+
+/** The stored record of `e` at `seq`, before its link (every store adapter writes exactly this, then hashes it). */
+export function auditRecord(e: AuditEvent, seq: number, now: () => number): Omit<AuditRow, 'prev_hash' | 'hash'> {
+  const stored = e.args === undefined ? undefined : storedOnce(e.args);
+  const args = stored?.json ?? null;
+  return {
+    seq,
+    ts: e.ts ?? now(),
+    event: wellFormed(e.event),
+    trace_id: wellFormed(e.traceId ?? null),
+    actor: wellFormed(e.actor),
+    session_id: wellFormed(e.sessionId ?? null),
+    tool: wellFormed(e.tool ?? null),
+    args,
+    // Of the redacted arguments: a hash of a short secret could be brute-forced.
+    args_sha256: stored?.sha256 ?? null,
+    outcome: wellFormed(e.outcome ?? null),
+    code: wellFormed(e.code ?? null),
+    detail: e.detail === undefined ? null : canonicalJson(redact(e.detail)),
+    on_behalf_of: wellFormed(e.onBehalfOf ?? null),
+    task_id: wellFormed(e.taskId ?? null),
+  };
+}
+
+/**
+ * Recomputes a chain from its first record (rows in seq order); reports the first link that does not hold. With
+ * `expectHead` (a head anchored elsewhere earlier), the chain must also reach that seq and hold that hash there.
+ * `chainKey`: the key fingerprint the store records (undefined: none recorded yet).
+ */
+export function verifyChain(
+  rows: Iterable<AuditRow>,
+  key: string | undefined,
+  chainKey: string | undefined,
+  o: { expectHead?: { seq: number; hash: string } } = {},
+): VerifyResult {
+  const mine = keyFingerprint(key);
+  // Security: a keyed chain is never verified without its key (nor an unkeyed one with a key): say which, plainly.
+  if (chainKey !== undefined && chainKey !== mine)
+    return { ok: false, count: 0, brokenAt: 1, reason: new AuditKeyMismatch(chainKey, mine).message.split(':')[0]! };
+  let prev = GENESIS;
+  let expectedSeq = 1;
+  let count = 0;
+  let head = { seq: 0, hash: GENESIS };
+  const want = o.expectHead;
+  for (const row of rows) {
+    if (row.seq !== expectedSeq) {
+      return { ok: false, count, brokenAt: expectedSeq, reason: `record ${expectedSeq} is missing` };
+    }
+    if (row.prev_hash !== prev) {
+      return { ok: false, count, brokenAt: row.seq, reason: 'prev_hash does not match the previous record' };
+    }
+    const hash = chainLink(key, prev, recordText(row));
+    if (hash !== row.hash) {
+      return {
+        ok: false,
+        count,
+        brokenAt: row.seq,
+        reason: key
+          ? 'record content does not match its hash (altered, or a different ITGUARD_AUDIT_KEY)'
+          : 'record content does not match its hash (altered, or the chain is keyed: set ITGUARD_AUDIT_KEY)',
+      };
+    }
+    if (want && row.seq === want.seq && hash !== want.hash)
+      return {
+        ok: false,
+        count,
+        brokenAt: row.seq,
+        reason: `record ${row.seq} does not have the anchored hash ${want.hash}: the chain diverges from the anchored head (rewritten)`,
+      };
+    prev = hash;
+    head = { seq: row.seq, hash };
+    expectedSeq += 1;
+    count += 1;
+  }
+  if (want && head.seq < want.seq)
+    return {
+      ok: false,
+      count,
+      brokenAt: head.seq + 1,
+      reason: `the chain ends at seq ${head.seq}, before the anchored head seq ${want.seq}: records were removed (truncated)`,
+    };
+  return { ok: true, count, head };
 }
 
 export class AuditStore {
@@ -198,7 +285,7 @@ export class AuditStore {
   }
 
   private link(prev: string, text: string): string {
-    return this.key ? hmacSha256(this.key, prev + text) : sha256(prev + text);
+    return chainLink(this.key, prev, text);
   }
 
   /** Appends events in one transaction (one fsync for the group) and returns their seqs. */
@@ -215,25 +302,7 @@ export class AuditStore {
     const seqs: number[] = [];
     for (const e of events) {
       seq += 1;
-      const stored = e.args === undefined ? undefined : storedOnce(e.args);
-      const args = stored?.json ?? null;
-      const row = {
-        seq,
-        ts: e.ts ?? this.now(),
-        event: wellFormed(e.event),
-        trace_id: wellFormed(e.traceId ?? null),
-        actor: wellFormed(e.actor),
-        session_id: wellFormed(e.sessionId ?? null),
-        tool: wellFormed(e.tool ?? null),
-        args,
-        // Of the redacted arguments: a hash of a short secret could be brute-forced.
-        args_sha256: stored?.sha256 ?? null,
-        outcome: wellFormed(e.outcome ?? null),
-        code: wellFormed(e.code ?? null),
-        detail: e.detail === undefined ? null : canonicalJson(redact(e.detail)),
-        on_behalf_of: wellFormed(e.onBehalfOf ?? null),
-        task_id: wellFormed(e.taskId ?? null),
-      };
+      const row = auditRecord(e, seq, this.now);
       const hash = this.link(prev, recordText(row));
       this.insert.run({ ...row, prev_hash: prev, hash });
       prev = hash;
@@ -300,53 +369,6 @@ export class AuditStore {
    * rewritten chain that verifies on its own still fails.
    */
   verify(o: { expectHead?: { seq: number; hash: string } } = {}): VerifyResult {
-    const chainKey = this.chainKeyFingerprint();
-    const mine = keyFingerprint(this.key);
-    // Security: a keyed chain is never verified without its key (nor an unkeyed one with a key): say which, plainly.
-    if (chainKey !== undefined && chainKey !== mine)
-      return { ok: false, count: 0, brokenAt: 1, reason: new AuditKeyMismatch(chainKey, mine).message.split(':')[0]! };
-    let prev = GENESIS;
-    let expectedSeq = 1;
-    let count = 0;
-    let head = { seq: 0, hash: GENESIS };
-    const want = o.expectHead;
-    for (const row of this.iterate()) {
-      if (row.seq !== expectedSeq) {
-        return { ok: false, count, brokenAt: expectedSeq, reason: `record ${expectedSeq} is missing` };
-      }
-      if (row.prev_hash !== prev) {
-        return { ok: false, count, brokenAt: row.seq, reason: 'prev_hash does not match the previous record' };
-      }
-      const hash = this.link(prev, recordText(row));
-      if (hash !== row.hash) {
-        return {
-          ok: false,
-          count,
-          brokenAt: row.seq,
-          reason: this.key
-            ? 'record content does not match its hash (altered, or a different ITGUARD_AUDIT_KEY)'
-            : 'record content does not match its hash (altered, or the chain is keyed: set ITGUARD_AUDIT_KEY)',
-        };
-      }
-      if (want && row.seq === want.seq && hash !== want.hash)
-        return {
-          ok: false,
-          count,
-          brokenAt: row.seq,
-          reason: `record ${row.seq} does not have the anchored hash ${want.hash}: the chain diverges from the anchored head (rewritten)`,
-        };
-      prev = hash;
-      head = { seq: row.seq, hash };
-      expectedSeq += 1;
-      count += 1;
-    }
-    if (want && head.seq < want.seq)
-      return {
-        ok: false,
-        count,
-        brokenAt: head.seq + 1,
-        reason: `the chain ends at seq ${head.seq}, before the anchored head seq ${want.seq}: records were removed (truncated)`,
-      };
-    return { ok: true, count, head };
+    return verifyChain(this.iterate(), this.key, this.chainKeyFingerprint(), o);
   }
 }

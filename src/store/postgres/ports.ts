@@ -1,0 +1,57 @@
+/**
+ * The PostgreSQL adapter of the guard ports (store/ports.ts; DESIGN §5, issue 20): `pgGuardStore` (kill switch,
+ * budgets, idempotency, caps, approvals) and `PgUnitRunner` (runner.ts: each unit of work in one transaction,
+ * retried whole on 40001/40P01, one audit chain across replicas). Every write method is an operation of a unit and
+ * runs on that unit's transaction (`tx`); reads run on the pool. Any store error rejects the unit: the call is
+ * refused (fail closed).
+ *
+ * `owner` names this replica process in the rows it holds (idempotency records in flight, executing approvals); with
+ * the rows' leases it replaces SQLite's process-id checks. One per process (several in one process for tests).
+ */
+import { OWNER } from '../sqlite/owner.js';
+import type { GuardStore } from '../ports.js';
+import type { PgStore } from './connect.js';
+import { PgApprovals } from './approvals.js';
+import { PgBudgets } from './budgets.js';
+import { PgCaps } from './caps.js';
+import { PgIdempotency } from './idempotency.js';
+import { PgKillSwitch, type PgKillSwitchOptions } from './killswitch.js';
+
+export { PgUnitRunner } from './runner.js';
+export { PgApprovals, PgBudgets, PgCaps, PgIdempotency, PgKillSwitch };
+
+export interface PgGuardStoreOptions {
+  /** The policy's time zone: windows are its calendar hours and days. */
+  tz: string;
+  /** This replica process's name in the rows it holds (default: host:pid:nonce). */
+  owner?: string;
+  now?: () => number;
+  killSwitch?: PgKillSwitchOptions;
+}
+
+export interface PgGuardStore extends GuardStore {
+  killSwitch: PgKillSwitch;
+  budgets: PgBudgets;
+  idem: PgIdempotency;
+  caps: PgCaps;
+  approvals: PgApprovals;
+  owner: string;
+  /** Starts the kill switch's LISTEN and first read (state() reads engaged until then). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function pgGuardStore(pg: PgStore, opts: PgGuardStoreOptions): PgGuardStore {
+  const owner = opts.owner ?? OWNER;
+  const killSwitch = new PgKillSwitch(pg, opts.killSwitch);
+  return {
+    owner,
+    killSwitch,
+    budgets: new PgBudgets(pg, opts.tz),
+    idem: new PgIdempotency(pg, owner),
+    caps: new PgCaps(pg, opts.tz, owner),
+    approvals: new PgApprovals(pg, owner, opts.now),
+    start: () => killSwitch.start(),
+    stop: () => killSwitch.stop(),
+  };
+}
