@@ -188,6 +188,10 @@ export function migrate(db: Db): void {
 
 /** Runs fn in a BEGIN IMMEDIATE transaction: the write lock is taken up front, so check-then-write is atomic across processes. */
 export function immediate<T>(db: Db, fn: () => T): T {
+  // Already inside a transaction (a unit's operations in the committer's batch, where each unit has a savepoint of
+  // its own): that transaction makes fn atomic with the rest of its unit, and a savepoint per operation would only
+  // cost (better-sqlite3 opens one for every nested transaction function, and builds the function anew each call).
+  if (db.inTransaction) return fn();
   return db.transaction(fn).immediate();
 }
 
