@@ -6,7 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import { Secret } from 'otpauth';
-import { type PgStore, toPgStoreError } from '../store/postgres/connect.js';
+import { BackendError } from '../core/backend.js';
+import { type PgStore, PgStoreError, toPgStoreError } from '../store/postgres/connect.js';
 import { PostgresDirectory } from '../tools/directory/postgres.js';
 import { readArticles } from '../tools/kb/import.js';
 import { PostgresKb } from '../tools/kb/postgres.js';
@@ -73,6 +74,7 @@ export async function seedPostgresDemo(
       return true;
     });
   } catch (e) {
-    throw toPgStoreError(store.target, e);
+    // The adapters' inserts report a store failure as a BackendError carrying the PgStoreError: give that one.
+    throw toPgStoreError(store.target, e instanceof BackendError && e.cause instanceof PgStoreError ? e.cause : e);
   }
 }

@@ -9,7 +9,10 @@ import { type PgStore, toPgStoreError } from '../store/postgres/connect.js';
 export function pgBackendError(store: PgStore, what: string, e: unknown): BackendError {
   if (e instanceof BackendError) return e;
   const err = toPgStoreError(store.target, e);
-  return new BackendError(`${what}: ${err.message}`, err.retryable, err.code ? { sqlstate: err.code } : undefined);
+  const b = new BackendError(`${what}: ${err.message}`, err.retryable, err.code ? { sqlstate: err.code } : undefined);
+  // The store's own error, for callers that report store failures as such (the demo seed: a DatabaseError).
+  b.cause = err;
+  return b;
 }
 
 /** Runs `fn`, turning any store failure into a BackendError named after the backend (`what`). */

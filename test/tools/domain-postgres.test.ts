@@ -418,3 +418,13 @@ describe('store failures are BackendErrors', () => {
     expect(await t.count()).toBe(0);
   });
 });
+
+describe('demo seed failures', () => {
+  it('a seed on an unmigrated database is a one-line DatabaseError naming the server, and seeds nothing', async () => {
+    const s = await connectPg(await pg.createDatabase(`domain_${++dbs}`));
+    stores.push(s);
+    const e = await seedPostgresDemo(s, { kbDir: '/nonexistent' }).catch((x: unknown) => x);
+    expect((e as Error).name).toBe('DatabaseError');
+    expect((e as Error).message).toMatch(/^PostgreSQL store postgres:\/\/postgres@127\.0\.0\.1:\d+\/domain_\d+.*meta/);
+  });
+});
