@@ -27,6 +27,7 @@ const E2E = [
   'test/store/pg-*.test.ts',
   'test/store/ports-contract.test.ts',
   'test/tools/kb-postgres.test.ts',
+  'test/tools/domain-postgres.test.ts',
 ];
 
 export default defineConfig({

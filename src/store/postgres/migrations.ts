@@ -425,6 +425,17 @@ export const pgMigrations: readonly PgMigration[] = [
   CREATE INDEX install_jobs_package ON install_jobs(package, state);
   `,
   },
+  {
+    version: 2,
+    name: 'domain adapters on PostgreSQL: ticket, directory, device, install job and outbox lookups',
+    sql: `
+  CREATE INDEX tickets_project_created ON tickets(project, created_at DESC, number DESC);
+  CREATE INDEX dir_users_email_lower ON dir_users(lower(email));
+  CREATE INDEX devices_owner ON devices(owner);
+  CREATE INDEX install_jobs_username ON install_jobs(username, created_at DESC);
+  CREATE INDEX outbox_username ON outbox(username, id);
+  `,
+  },
 ];
 
 /** The advisory lock key every migrator takes ('itguard' in ASCII, then a zero byte): one per database. */
