@@ -1,10 +1,29 @@
 /** The caps, budgets and breaker as the planner (guard_status) and operators (itguard caps / status) see them: used, limit, resets_at. */
 import type { Policy } from '../policy/schema.js';
 import { TOOL_NAMES } from '../core/policy.js';
-import type { CapsStore } from '../store/sqlite/caps-store.js';
-import type { BudgetStore } from '../store/sqlite/budget-store.js';
+import type { CapRule } from '../core/policy.js';
+import type { BreakerState, BudgetUsage, TaskRef, TaskState } from '../store/ports/index.js';
 import { scopeKeyOf } from './caps.js';
 import type { Call } from './types.js';
+
+/**
+ * The synchronous reads these views need (guard_status answers synchronously): the SQLite adapter's caps and
+ * budget stores have them. TODO(issue 19): an asynchronous guard view over the ports (CapsViews, BudgetsViews).
+ */
+export interface CapsReads {
+  used(rule: CapRule, scopeKey: string, now: number): number;
+  usage(rule: CapRule, now: number): { scopeKey: string; used: number }[];
+  resetsAt(rule: CapRule, now: number): number;
+}
+export interface BudgetReads {
+  usage(
+    rules: Policy['budgets'],
+    now: number,
+    who?: { principal: string; task?: TaskRef | undefined; user?: string | undefined },
+  ): BudgetUsage[];
+  breaker(principal: string, now: number): BreakerState;
+  task(principal: string, t: TaskRef, idleMs: number, now: number): TaskState | undefined;
+}
 
 export interface CapView extends Record<string, unknown> {
   tool: string;
@@ -22,7 +41,7 @@ export interface CapView extends Record<string, unknown> {
 }
 
 /** With a call: each rule's usage for the caller's own key where the rule is per principal/session. */
-export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined, now: number): CapView[] {
+export function capsView(policy: Policy, caps: CapsReads, call: Call | undefined, now: number): CapView[] {
   const out: CapView[] = [];
   for (const tool of TOOL_NAMES) {
     for (const rule of policy.tools[tool].caps) {
@@ -64,7 +83,7 @@ export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined
 /** The calling task's, user's and principal's windowed budgets: used, limit, resets_at. */
 export function budgetsView(
   policy: Policy,
-  budgets: BudgetStore,
+  budgets: BudgetReads,
   call: Pick<Call, 'principal' | 'task'>,
   now: number,
 ): Record<string, unknown>[] {
@@ -85,7 +104,7 @@ export function budgetsView(
 /** The principal's fleet breaker: ok, or tripped with the rule and when it clears; tasks tripped this hour. */
 export function breakerView(
   policy: Policy,
-  budgets: BudgetStore,
+  budgets: BudgetReads,
   principal: string,
   now: number,
 ): Record<string, unknown> {
@@ -106,7 +125,7 @@ export function breakerView(
 }
 
 /** The calling task as guard_status shows it: how it was identified, what is left of it, its breaker. */
-export function taskView(policy: Policy, budgets: BudgetStore, call: Pick<Call, 'principal' | 'task'>, now: number) {
+export function taskView(policy: Policy, budgets: BudgetReads, call: Pick<Call, 'principal' | 'task'>, now: number) {
   const t = policy.task;
   const s = budgets.task(call.principal.name, call.task, t.idleMinutes * 60_000, now);
   const calls = s?.calls ?? 0;

@@ -4,7 +4,7 @@ import type { Policy } from '../policy/schema.js';
 import type { Backends } from '../core/backends.js';
 import type { Metrics } from '../metrics.js';
 import type { StateCodec } from './mrtr.js';
-import type { AuditPort, GuardStore, NoticesPort } from '../store/ports.js';
+import type { AuditPort, GuardStore, NoticesPort } from '../store/ports/index.js';
 
 /**
  * The clock a call waiting on a human is measured with (approvals.wait_seconds): monotonic, with its own sleep, so a

@@ -23,7 +23,7 @@ const UNMAPPED = {
   not_an_approver: 'Your approver principal does not hold approvals:decide',
 } as const;
 
-type Deps = Pick<App, 'policy' | 'principal' | 'approvals' | 'auditStore' | 'audit' | 'store' | 'log'>;
+type Deps = Pick<App, 'policy' | 'principal' | 'audit' | 'store' | 'log'>;
 
 export async function decideFromSlack(app: Deps, d: SlackDecision): Promise<SlackOutcome> {
   const approver = app.policy.notify?.approvers.find((a) => a.slackUser === d.slackUser);
@@ -39,7 +39,7 @@ export async function decideFromSlack(app: Deps, d: SlackDecision): Promise<Slac
       ? 'not_an_approver'
       : undefined;
   if (reason) {
-    app.auditStore.append({
+    await app.audit.record({
       event: 'approval.refused',
       actor: approver ? `slack:${approver.principal}` : `slack:${d.slackUser}`,
       outcome: 'refused',

@@ -9,7 +9,7 @@
  * the rows' leases it replaces SQLite's process-id checks. One per process (several in one process for tests).
  */
 import { OWNER } from '../sqlite/owner.js';
-import type { GuardStore } from '../ports.js';
+import type { GuardStore } from '../ports/index.js';
 import type { PgStore } from './connect.js';
 import { PgApprovals } from './approvals.js';
 import { PgBudgets } from './budgets.js';

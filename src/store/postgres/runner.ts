@@ -23,7 +23,7 @@ import type { Sql, TransactionSql } from 'postgres';
 import { config } from '../../config.js';
 import { sha256 } from '../../canonical.js';
 import { AuditKeyMismatch, KEY_FINGERPRINT, keyFingerprint } from '../audit-key.js';
-import type { AuditPort } from '../ports.js';
+import type { AuditPort } from '../ports/index.js';
 import { UnitOfWork, type Tx } from '../unit.js';
 import {
   GENESIS,
