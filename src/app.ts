@@ -159,7 +159,7 @@ export function openApp(opts: AppOptions): App {
     ...(opts.env ? { env: opts.env } : {}),
     ...(opts.cloud ? { cloud: opts.cloud } : {}),
   });
-  const { db, auditStore, killSwitch, budgets, caps } = sqlite;
+  const { db, auditStore, killSwitch, budgets } = sqlite;
   try {
     // A process whose ITGUARD_AUDIT_KEY is not the chain's refuses to start (DESIGN §5): AuditKeyMismatch, exit 2.
     auditStore.checkKey();
@@ -217,14 +217,14 @@ export function openApp(opts: AppOptions): App {
   }, opts.killPollMs ?? 200);
   watcher.unref();
 
-  const guardView = (call: Call): GuardView => {
-    const ks = killSwitch.state();
+  const guardView = async (call: Call): Promise<GuardView> => {
+    const ks = await store.killSwitch.state();
     return {
       killSwitch: { engaged: ks.engaged, reason: ks.reason, changedAt: ks.changedAt },
-      task: taskView(opts.policy, budgets, call, now()),
-      caps: capsView(opts.policy, caps, call, now()),
-      budgets: budgetsView(opts.policy, budgets, call, now()),
-      loopBreaker: breakerView(opts.policy, budgets, call.principal.name, now()),
+      task: await taskView(opts.policy, store.budgets, call, now()),
+      caps: await capsView(opts.policy, store.caps, call, now()),
+      budgets: await budgetsView(opts.policy, store.budgets, call, now()),
+      loopBreaker: await breakerView(opts.policy, store.budgets, call.principal.name, now()),
     };
   };
 

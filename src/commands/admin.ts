@@ -49,7 +49,7 @@ export async function status(flags: Flags): Promise<number> {
   const report = {
     kill_switch: { engaged: ks.engaged, reason: ks.reason, actor: ks.actor, changed_at: iso(ks.changedAt) },
     last_drill: drill ?? null,
-    caps: capsView(s.policy, s.sqlite.caps, undefined, Date.now()),
+    caps: await capsView(s.policy, s.store.caps, undefined, Date.now()),
     audit_head: head,
     tokens_active: (await s.store.tokens.list()).filter((t) => !t.revokedAt).length,
   };
@@ -71,9 +71,9 @@ export async function status(flags: Flags): Promise<number> {
   return 0;
 }
 
-export function caps(flags: Flags): number {
+export async function caps(flags: Flags): Promise<number> {
   const s = stores(flags);
-  const view = capsView(s.policy, s.sqlite.caps, undefined, Date.now());
+  const view = await capsView(s.policy, s.store.caps, undefined, Date.now());
   s.close();
   if (flags.json) printJson(view);
   else if (!view.length) out('no caps in the policy');

@@ -102,7 +102,7 @@ export interface ToolContext {
   resolved: Resolved;
   signal: AbortSignal;
   /** guard_status reads the guards' own view of this call's bounds. */
-  guardView: () => GuardView;
+  guardView: () => Promise<GuardView>;
   /** request_status reads approval requests (only the calling principal's). */
   approvals: ApprovalsView;
   /** Base URL of this server's pages (reset links point there). */

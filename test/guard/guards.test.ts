@@ -157,7 +157,7 @@ describe('a spent or tripped task is refused before scope and validation', () =>
     const events: string[] = [];
     const handler = buildPipeline(
       app,
-      () => ({
+      async () => ({
         killSwitch: { engaged: false, reason: '', changedAt: 0 },
         task: {},
         caps: [],
@@ -191,7 +191,7 @@ describe('pipeline', () => {
     const events: string[] = [];
     const handler = buildPipeline(
       app,
-      () => ({
+      async () => ({
         killSwitch: { engaged: false, reason: '', changedAt: 0 },
         task: {},
         caps: [],
@@ -223,7 +223,7 @@ describe('pipeline', () => {
     const events: string[] = [];
     const handler = buildPipeline(
       app,
-      () => ({
+      async () => ({
         killSwitch: { engaged: false, reason: '', changedAt: 0 },
         task: {},
         caps: [],
