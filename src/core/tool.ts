@@ -64,7 +64,7 @@ export interface GuardView {
 
 /**
  * An approval request as request_status reads it: the fields it shows of a row of the approvals store
- * (src/store/sqlite/approvals-store.ts `ApprovalRow`, which has these and more).
+ * (the approvals port's `ApprovalRow`, src/store/ports/, which has these and more).
  */
 export interface ApprovalRecord {
   id: string;

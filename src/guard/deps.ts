@@ -17,7 +17,7 @@ export interface WaitClock {
 
 export interface GuardDeps {
   policy: Policy;
-  /** The store's ports (store/ports.ts): guards never see an adapter or a database handle. */
+  /** The store's ports (store/ports/): guards never see an adapter or a database handle. */
   store: GuardStore;
   /** The audit chain and the unit-of-work runner (group commit). */
   audit: AuditPort;

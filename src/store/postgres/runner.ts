@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL adapter's unit runner and audit chain (store/ports.ts AuditPort; DESIGN §5 "A call is two units of
+ * The PostgreSQL adapter's unit runner and audit chain (store/ports/ AuditPort; DESIGN §5 "A call is two units of
  * work"). Each unit of work (store/unit.ts) runs in one transaction of its own (`sql.begin`, READ COMMITTED): its
  * operations in order with the transaction as their `tx`, then the unit's audit records, then COMMIT. Exactness under
  * concurrency comes from the operations themselves (conditional `UPDATE … WHERE … RETURNING`, `INSERT … ON

@@ -1,5 +1,5 @@
 /**
- * The SQLite adapter of the store ports (store/ports.ts). better-sqlite3 is synchronous: every method answers at
+ * The SQLite adapter of the store ports (store/ports/). better-sqlite3 is synchronous: every method answers at
  * once, and a method that takes a unit's `tx` runs on the connection whose transaction the unit runner
  * (committer.ts) holds open around the unit's operations, so the handle itself is not needed.
  */
