@@ -159,7 +159,7 @@ export async function kb(flags: Flags): Promise<number> {
     // An imported vocabulary file replaces the one in use; without one, the one in use is kept.
     const syn = file ? vocab.put(file.text, file.file) : vocab.current();
     const synonyms = { version: syn.version, groups: syn.groupCount, imported: Boolean(file), source: vocab.source() };
-    await s.audit.record({ event: 'kb.imported', actor: cliActor(), detail: { dir, ...r, synonyms } });
+    await s.audit.record({ event: 'kb.imported', actor: cliActor(), detail: { dir, ...r, synonyms } }, true);
     if (flags.json) printJson({ ...r, synonyms });
     else {
       out(`imported ${articles.length} article(s) from ${dir}: ${r.added} added, ${r.updated} updated`);

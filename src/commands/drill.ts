@@ -171,12 +171,15 @@ export async function drill(flags: Flags): Promise<number> {
     load_concurrency: concurrency,
     failures,
   };
-  await stores.audit.record({
-    event: 'drill',
-    actor: cliActor(),
-    outcome: report.result.toLowerCase(),
-    detail: { ...report },
-  });
+  await stores.audit.record(
+    {
+      event: 'drill',
+      actor: cliActor(),
+      outcome: report.result.toLowerCase(),
+      detail: { ...report },
+    },
+    true,
+  );
   stores.close();
 
   if (flags.json) printJson(report);

@@ -116,7 +116,7 @@ export async function enroll(flags: Flags): Promise<number> {
       return 1;
     }
     const uri = await s.backends.factors.enroll(user);
-    await s.audit.record({ event: 'mfa.enrolled', actor: cliActor(), detail: { user } });
+    await s.audit.record({ event: 'mfa.enrolled', actor: cliActor(), detail: { user } }, true);
     out(uri);
     err(
       `new authenticator factor for ${user}; scan the URI above (e.g. as a QR code). The previous factor no longer works.`,

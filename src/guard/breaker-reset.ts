@@ -19,6 +19,7 @@ export async function resetPrincipalBreaker(
   now: number,
 ): Promise<BreakerState> {
   const u = new UnitOfWork('single');
+  u.strict = true;
   let before: BreakerState | undefined;
   const p = u.add((tx) => andThen(deps.store.budgets.reset(tx, principal, now), (b) => (before = b)));
   void deps.audit.append(u, () => [
@@ -46,6 +47,7 @@ export async function resetTaskBreaker(
   now: number,
 ): Promise<TaskState[]> {
   const u = new UnitOfWork('single');
+  u.strict = true;
   let was: TaskState[] = [];
   const p = u.add((tx) => andThen(deps.store.budgets.resetTask(tx, task, idleMs, now), (w) => (was = w)));
   void deps.audit.append(u, () =>

@@ -11,9 +11,13 @@ interface Deps<S> {
   audit: AuditPort;
 }
 
-/** One unit: the operations `fill` adds, committed together; resolves with `value()` read after the commit. */
+/**
+ * One unit: the operations `fill` adds, committed together (strictly: an operator's change is on disk when it is
+ * reported done); resolves with the value of the operation `fill` returns.
+ */
 async function unit<T>(audit: AuditPort, fill: (u: UnitOfWork) => Promise<T>): Promise<T> {
   const u = new UnitOfWork('single');
+  u.strict = true;
   const p = fill(u);
   await audit.commit(u);
   return p;

@@ -311,12 +311,15 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
     // Security: a fresh id on every sign-in (no session fixation); any session the browser held ends.
     sessions.delete(cookieValue(req, CONSOLE_COOKIE));
     const { id } = sessions.create(signedIn.principal, signedIn.tokenId, signedIn);
-    await app.audit.record({
-      event: 'console.login',
-      actor: signedIn.principal,
-      onBehalfOf: signedIn.user,
-      detail: signedIn.tokenId ? { token_id: signedIn.tokenId } : { via: 'oauth' },
-    });
+    await app.audit.record(
+      {
+        event: 'console.login',
+        actor: signedIn.principal,
+        onBehalfOf: signedIn.user,
+        detail: signedIn.tokenId ? { token_id: signedIn.tokenId } : { via: 'oauth' },
+      },
+      true,
+    );
     app.log.info({ principal: signedIn.principal }, 'console sign-in');
     res.append('Set-Cookie', cookie(req, id));
     res.redirect(303, base(req));
@@ -327,7 +330,7 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
     form,
     authed(async (req, res, s, id) => {
       sessions.delete(id);
-      await app.audit.record({ event: 'console.logout', actor: s.principal, onBehalfOf: s.user });
+      await app.audit.record({ event: 'console.logout', actor: s.principal, onBehalfOf: s.user }, true);
       res.append('Set-Cookie', cookie(req, '', '; Max-Age=0'));
       res.redirect(303, base(req));
     }),

@@ -7,7 +7,7 @@ import express, { type Response, type Router } from 'express';
 import type { App } from '../app.js';
 import { raiseAlarm } from '../guard/alarm.js';
 import { decide } from '../guard/decide.js';
-import { write } from '../guard/units.js';
+import { single } from '../store/unit.js';
 import type { ApprovalRow } from '../store/ports/index.js';
 
 export const esc = (s: unknown): string =>
@@ -89,7 +89,7 @@ export function verifyRouter(app: App): Router {
         actor: who,
         note: 'rejected by the target user on the verification page',
       });
-      await write(app, (tx) => app.store.approvals.consumeVerifyLink(tx, row.id));
+      await single(app.audit, (tx) => app.store.approvals.consumeVerifyLink(tx, row.id), true);
       await app.audit.record({ ...base, event: 'mfa.rejected', detail: { request_id: row.id, target } });
       return void res.send(
         page(
@@ -128,7 +128,7 @@ export function verifyRouter(app: App): Router {
       actor: who,
       note: 'confirmed by the target user with their authenticator',
     });
-    await write(app, (tx) => app.store.approvals.consumeVerifyLink(tx, row.id));
+    await single(app.audit, (tx) => app.store.approvals.consumeVerifyLink(tx, row.id), true);
     await app.audit.record({ ...base, event: 'mfa.verified', detail: { request_id: row.id, target, channel: 'page' } });
     if (!d.ok) return void res.status(409).send(gone());
     res.send(

@@ -66,6 +66,7 @@ export async function retryNotification(
   kick?: () => void,
 ): Promise<RetryResult> {
   const u = new UnitOfWork('single');
+  u.strict = true;
   let ok = false;
   const p = u.add((tx) => andThen(deps.store.notify.retry(tx, id), (v) => ((ok = v.ok), v)));
   if (actor !== undefined)

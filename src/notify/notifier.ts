@@ -86,7 +86,7 @@ export class Notifier {
   }
 
   private write<T>(op: Op<T>): Promise<T> {
-    return single(this.d.runner, op);
+    return single(this.d.runner, op, true);
   }
 
   start(intervalMs = 1000): void {

@@ -39,20 +39,23 @@ export async function decideFromSlack(app: Deps, d: SlackDecision): Promise<Slac
       ? 'not_an_approver'
       : undefined;
   if (reason) {
-    await app.audit.record({
-      event: 'approval.refused',
-      actor: approver ? `slack:${approver.principal}` : `slack:${d.slackUser}`,
-      outcome: 'refused',
-      code: reason,
-      detail: {
-        ...facts,
-        request_id: d.requestId,
-        via: 'slack',
-        note: null,
-        decision: d.approve ? 'approve' : 'deny',
-        reason,
+    await app.audit.record(
+      {
+        event: 'approval.refused',
+        actor: approver ? `slack:${approver.principal}` : `slack:${d.slackUser}`,
+        outcome: 'refused',
+        code: reason,
+        detail: {
+          ...facts,
+          request_id: d.requestId,
+          via: 'slack',
+          note: null,
+          decision: d.approve ? 'approve' : 'deny',
+          reason,
+        },
       },
-    });
+      true,
+    );
     return refused(reason, UNMAPPED[reason]);
   }
   const r = await decide(app, {
