@@ -32,8 +32,8 @@ import { config } from './config.js';
 import { stateCodec, stateKey } from './guard/mrtr.js';
 import { MetaStore } from './store/sqlite/meta-store.js';
 import { NotifyStore } from './store/sqlite/notify-store.js';
-import { sqliteGuardStore } from './store/sqlite/ports.js';
-import type { GuardStore } from './store/ports.js';
+import { sqliteStore } from './store/sqlite/ports.js';
+import type { Store } from './store/ports/index.js';
 import { Notifier } from './notify/notifier.js';
 
 export interface AppOptions {
@@ -61,10 +61,10 @@ export interface AppOptions {
 }
 
 /**
- * One process: the guards' dependencies (ports only) and, for the HTTP pages, the admin API and the CLI, the SQLite
- * adapter's stores (they move behind the ports next; issue 19).
+ * The SQLite adapter's stores themselves. Only this module (which wires the adapter) and the tests use them; every
+ * other module sees the ports (`store`, `audit`).
  */
-export interface App extends GuardDeps {
+export interface SqliteStores {
   db: Db;
   killSwitch: KillSwitchStore;
   caps: CapsStore;
@@ -73,12 +73,21 @@ export interface App extends GuardDeps {
   mfa: MfaStore;
   auditStore: AuditStore;
   tokens: TokenStore;
+  budgets: BudgetStore;
+  notifyStore: NotifyStore;
+}
+
+/** One process: the guards' dependencies and the operator surfaces' ports (store/ports/). */
+export interface App extends GuardDeps {
+  /** Every store port (the guards' and the operator surfaces'). */
+  store: Store;
+  /** The SQLite adapter under `store`: for tests only (src/ uses the ports). */
+  sqlite: SqliteStores;
   tools: readonly AnyTool[];
   /** True when this open seeded a new database with demo data. */
   seeded: boolean;
   /** Every tools/call goes through this one composed pipeline. */
   pipeline: Handler;
-  budgets: BudgetStore;
   embedded: Embedded;
   principal(name: string): Principal | undefined;
   /** Aborted when the kill switch is seen engaged; a fresh one after each engagement. */
@@ -88,27 +97,20 @@ export interface App extends GuardDeps {
    * The timer keeps polling as before; this lets a caller (the tests) see that a pass ran without sleeping.
    */
   executorPass(): Promise<void>;
-  /** Approver notification jobs (policy `notify:`), and the worker sending them when `notify:` is configured. */
-  notifyStore: NotifyStore;
+  /** The worker sending approver notifications when `notify:` is configured. */
   notifier: Notifier | undefined;
   close(): void;
 }
 
 export interface Stores {
-  db: Db;
-  auditStore: AuditStore;
   /** Commits units of work (group commit): every write of guard state outside a call's own units goes through it. */
   audit: AuditWriter;
-  /** The guards' ports over the stores below (store/ports.ts). */
-  store: GuardStore;
-  killSwitch: KillSwitchStore;
-  tokens: TokenStore;
-  caps: CapsStore;
-  idem: IdempotencyStore;
-  approvals: ApprovalsStore;
-  mfa: MfaStore;
-  budgets: BudgetStore;
-  notifyStore: NotifyStore;
+  /** Every store port (store/ports/). */
+  store: Store;
+  /** The SQLite adapter under `store`: for this module and the tests only. */
+  sqlite: SqliteStores;
+  /** Closes the database. */
+  close(): void;
   backends: Backends;
   /** The embedded adapters (demo data, `kb import`, the CLI's lists), whatever the policy's backends are. */
   embedded: Embedded;
@@ -127,24 +129,23 @@ export function openStores(
   const auditStore = new AuditStore(db, undefined, now);
   const mfa = new MfaStore(db, now);
   const { backends, embedded } = buildBackends({ db, policy, mfa, now, ...o });
-  const killSwitch = new KillSwitchStore(db, auditStore, now);
-  const caps = new CapsStore(db, policy.timezone);
-  const budgets = new BudgetStore(db, policy.timezone);
-  const idem = new IdempotencyStore(db);
-  const approvals = new ApprovalsStore(db, now);
-  return {
+  const sqlite: SqliteStores = {
     db,
     auditStore,
-    audit: new AuditWriter(auditStore),
-    store: sqliteGuardStore({ killSwitch, caps, budgets, idem, approvals }),
-    killSwitch,
-    tokens: new TokenStore(db, auditStore, now),
-    caps,
-    budgets,
-    idem,
-    approvals,
+    killSwitch: new KillSwitchStore(db, now),
+    tokens: new TokenStore(db, now),
+    caps: new CapsStore(db, policy.timezone),
+    budgets: new BudgetStore(db, policy.timezone),
+    idem: new IdempotencyStore(db),
+    approvals: new ApprovalsStore(db, now),
     notifyStore: new NotifyStore(db, now),
     mfa,
+  };
+  return {
+    audit: new AuditWriter(auditStore),
+    store: sqliteStore(sqlite),
+    sqlite,
+    close: () => db.close(),
     backends,
     embedded,
   };
@@ -153,26 +154,12 @@ export function openStores(
 export function openApp(opts: AppOptions): App {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
-  const {
-    db,
-    auditStore,
-    audit,
-    store,
-    killSwitch,
-    tokens,
-    backends,
-    embedded,
-    caps,
-    budgets,
-    idem,
-    approvals,
-    mfa,
-    notifyStore,
-  } = openStores(opts.dbPath, opts.policy, now, {
+  const { audit, store, sqlite, backends, embedded } = openStores(opts.dbPath, opts.policy, now, {
     log,
     ...(opts.env ? { env: opts.env } : {}),
     ...(opts.cloud ? { cloud: opts.cloud } : {}),
   });
+  const { db, auditStore, killSwitch, budgets } = sqlite;
   try {
     // A process whose ITGUARD_AUDIT_KEY is not the chain's refuses to start (DESIGN §5): AuditKeyMismatch, exit 2.
     auditStore.checkKey();
@@ -191,8 +178,9 @@ export function openApp(opts: AppOptions): App {
       opts.policy.notify &&
       new Notifier({
         policy: opts.policy.notify,
-        store: notifyStore,
-        approvals,
+        store: store.notify,
+        approvals: store.approvals,
+        runner: audit,
         outbox: () => backends.outbox,
         log: log.child({ component: 'notify' }),
         now,
@@ -229,14 +217,14 @@ export function openApp(opts: AppOptions): App {
   }, opts.killPollMs ?? 200);
   watcher.unref();
 
-  const guardView = (call: Call): GuardView => {
-    const ks = killSwitch.state();
+  const guardView = async (call: Call): Promise<GuardView> => {
+    const ks = await store.killSwitch.state();
     return {
       killSwitch: { engaged: ks.engaged, reason: ks.reason, changedAt: ks.changedAt },
-      task: taskView(opts.policy, budgets, call, now()),
-      caps: capsView(opts.policy, caps, call, now()),
-      budgets: budgetsView(opts.policy, budgets, call, now()),
-      loopBreaker: breakerView(opts.policy, budgets, call.principal.name, now()),
+      task: await taskView(opts.policy, store.budgets, call, now()),
+      caps: await capsView(opts.policy, store.caps, call, now()),
+      budgets: await budgetsView(opts.policy, store.budgets, call, now()),
+      loopBreaker: await breakerView(opts.policy, store.budgets, call.principal.name, now()),
     };
   };
 
@@ -260,15 +248,8 @@ export function openApp(opts: AppOptions): App {
   notifier?.start(opts.notifyPollMs);
   return {
     ...deps,
-    db,
-    killSwitch,
-    caps,
-    idem,
-    approvals,
-    mfa,
-    budgets,
-    auditStore,
-    tokens,
+    store,
+    sqlite,
     embedded,
     tools: ALL_TOOLS,
     seeded,
@@ -276,7 +257,6 @@ export function openApp(opts: AppOptions): App {
     principal,
     killSignal,
     executorPass: () => executor.pass(),
-    notifyStore,
     notifier,
     close() {
       clearInterval(watcher);

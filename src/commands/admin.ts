@@ -1,6 +1,7 @@
 /** Admin verbs that act on the database directly; every change is audited with actor cli:<os user>. */
-import { parseHead } from '../store/sqlite/audit-store.js';
+import { parseHead, type AuditRow } from '../store/ports/index.js';
 import { openStores } from '../app.js';
+import { createToken, revokeToken, setKillSwitch } from '../guard/operator.js';
 import { capsView, type CapView } from '../guard/caps-view.js';
 import { safeJson, safeText } from '../terminal.js';
 import { readArticles, readSynonymsFile } from '../tools/kb/import.js';
@@ -26,8 +27,8 @@ function stores(flags: Flags) {
 const capLine = (c: CapView): string =>
   `  ${c.tool.padEnd(17)} ${c.rule.padEnd(24)} ${String(c.measure === 'cost_usd' ? c.used.toFixed(2) : c.used).padStart(8)} / ${String(c.limit).padEnd(6)} ${c.measure === 'cost_usd' ? 'USD' : 'calls'} per ${c.window}${c.per === 'global' ? '' : ` per ${c.per} (busiest: ${safeText(String(c.key))}, ${c.keys} keys)`}  resets ${c.resets_at}${c.alarm_at !== null && c.used >= c.alarm_at ? '  ALARM' : ''}`;
 
-function lastDrill(s: ReturnType<typeof stores>) {
-  const row = s.auditStore.lastEvent('drill');
+async function lastDrill(s: ReturnType<typeof stores>) {
+  const row = await s.store.auditLog.lastEvent('drill');
   return (
     row &&
     ({
@@ -40,17 +41,17 @@ function lastDrill(s: ReturnType<typeof stores>) {
   );
 }
 
-export function status(flags: Flags): number {
+export async function status(flags: Flags): Promise<number> {
   const s = stores(flags);
-  const ks = s.killSwitch.state();
-  const head = s.auditStore.head();
-  const drill = lastDrill(s);
+  const ks = await s.store.killSwitch.state();
+  const head = await s.store.auditLog.head();
+  const drill = await lastDrill(s);
   const report = {
     kill_switch: { engaged: ks.engaged, reason: ks.reason, actor: ks.actor, changed_at: iso(ks.changedAt) },
     last_drill: drill ?? null,
-    caps: capsView(s.policy, s.caps, undefined, Date.now()),
+    caps: await capsView(s.policy, s.store.caps, undefined, Date.now()),
     audit_head: head,
-    tokens_active: s.tokens.list().filter((t) => !t.revokedAt).length,
+    tokens_active: (await s.store.tokens.list()).filter((t) => !t.revokedAt).length,
   };
   if (flags.json) printJson(report);
   else {
@@ -66,33 +67,33 @@ export function status(flags: Flags): number {
     out(`audit head:  seq ${head.seq} ${head.hash}`);
     out(`tokens:      ${report.tokens_active} active`);
   }
-  s.db.close();
+  s.close();
   return 0;
 }
 
-export function caps(flags: Flags): number {
+export async function caps(flags: Flags): Promise<number> {
   const s = stores(flags);
-  const view = capsView(s.policy, s.caps, undefined, Date.now());
-  s.db.close();
+  const view = await capsView(s.policy, s.store.caps, undefined, Date.now());
+  s.close();
   if (flags.json) printJson(view);
   else if (!view.length) out('no caps in the policy');
   else for (const c of view) out(capLine(c).trimStart());
   return 0;
 }
 
-export function setKill(flags: Flags, engaged: boolean): number {
+export async function setKill(flags: Flags, engaged: boolean): Promise<number> {
   const reason = requireString(flags, 'reason');
   const s = stores(flags);
-  const before = s.killSwitch.state();
-  const st = s.killSwitch.set(engaged, reason, cliActor());
-  s.db.close();
+  const before = await s.store.killSwitch.state();
+  const st = await setKillSwitch(s, engaged, reason, cliActor());
+  s.close();
   if (flags.json)
     printJson({ engaged: st.engaged, reason: st.reason, changed_at: iso(st.changedAt), was_engaged: before.engaged });
   else out(`kill switch ${engaged ? 'ENGAGED' : 'released'}: ${safeText(reason)}`);
   return 0;
 }
 
-export function token(flags: Flags): number {
+export async function token(flags: Flags): Promise<number> {
   const [verb, arg] = flags.positionals;
   const s = stores(flags);
   try {
@@ -112,7 +113,7 @@ export function token(flags: Flags): number {
         );
       }
       const label = typeof flags.values.label === 'string' ? flags.values.label : undefined;
-      const { token: secret, id } = s.tokens.create(principal, cliActor(), label);
+      const { token: secret, id } = await createToken(s, principal, cliActor(), label);
       out(secret);
       err(`token ${id} for ${principal} created; it is shown only once`);
       // The token is still made (the policy may change back), but say it will not open /mcp under this policy.
@@ -121,7 +122,7 @@ export function token(flags: Flags): number {
       return 0;
     }
     if (verb === 'list') {
-      const list = s.tokens.list();
+      const list = await s.store.tokens.list();
       if (flags.json) printJson(list);
       else
         for (const t of list)
@@ -132,18 +133,19 @@ export function token(flags: Flags): number {
     }
     if (verb === 'revoke') {
       if (!arg) throw new UsageError('token revoke ID');
-      if (!s.tokens.revoke(arg, cliActor())) return fail(flags, 'NOT_FOUND', `no active token ${safeText(arg)}`, 1);
+      if (!(await revokeToken(s, arg, cliActor())))
+        return fail(flags, 'NOT_FOUND', `no active token ${safeText(arg)}`, 1);
       if (flags.json) printJson({ id: arg, revoked: true });
       else out(`token ${arg} revoked`);
       return 0;
     }
     throw new UsageError('token create --principal P | list | revoke ID');
   } finally {
-    s.db.close();
+    s.close();
   }
 }
 
-export function kb(flags: Flags): number {
+export async function kb(flags: Flags): Promise<number> {
   const [verb, dir] = flags.positionals;
   if (verb !== 'import' || !dir) throw new UsageError('kb import DIR');
   const s = stores(flags);
@@ -157,7 +159,7 @@ export function kb(flags: Flags): number {
     // An imported vocabulary file replaces the one in use; without one, the one in use is kept.
     const syn = file ? vocab.put(file.text, file.file) : vocab.current();
     const synonyms = { version: syn.version, groups: syn.groupCount, imported: Boolean(file), source: vocab.source() };
-    s.auditStore.append({ event: 'kb.imported', actor: cliActor(), detail: { dir, ...r, synonyms } });
+    await s.audit.record({ event: 'kb.imported', actor: cliActor(), detail: { dir, ...r, synonyms } }, true);
     if (flags.json) printJson({ ...r, synonyms });
     else {
       out(`imported ${articles.length} article(s) from ${dir}: ${r.added} added, ${r.updated} updated`);
@@ -169,7 +171,7 @@ export function kb(flags: Flags): number {
   } catch (e) {
     return fail(flags, 'CONFIG', `kb import: ${(e as Error).message}`, 2);
   } finally {
-    s.db.close();
+    s.close();
   }
 }
 
@@ -178,7 +180,7 @@ export function directory(flags: Flags): number {
   if (verb !== 'list') throw new UsageError('directory list | directory enroll USER');
   const s = stores(flags);
   if (s.policy.backends.directory.kind !== 'embedded') {
-    s.db.close();
+    s.close();
     // A real directory is listed with its own tools; itguard looks users up one at a time and keeps no copy.
     return fail(
       flags,
@@ -188,7 +190,7 @@ export function directory(flags: Flags): number {
     );
   }
   const users = s.embedded.directory.list();
-  s.db.close();
+  s.close();
   if (flags.json) printJson(users.map(({ recovery: _r, ...u }) => u));
   else
     for (const u of users)
@@ -207,11 +209,11 @@ function expectedHead(v: unknown): { seq: number; hash: string } | undefined {
   return head;
 }
 
-export function audit(flags: Flags): number {
+export async function audit(flags: Flags): Promise<number> {
   const [verb, arg] = flags.positionals;
   const s = stores(flags);
   try {
-    const show = (rows: ReturnType<typeof s.auditStore.tail>) => {
+    const show = (rows: AuditRow[]) => {
       if (flags.json) return printJson(rows);
       for (const r of rows) {
         // Security: the tool name of an unknown-tool denial, actors and codes come from the table; escaped.
@@ -224,14 +226,14 @@ export function audit(flags: Flags): number {
     };
     if (verb === 'tail') {
       const n = Number(flags.values.n ?? 20);
-      show(s.auditStore.tail(Number.isFinite(n) && n > 0 ? n : 20));
+      show(await s.store.auditLog.tail(Number.isFinite(n) && n > 0 ? n : 20));
       return 0;
     }
     if (verb === 'show' && typeof flags.values.task === 'string') {
       // One task's calls, refusals, gates and alarms in order: the trace of a conversation (DESIGN §3 step 4).
       const task = flags.values.task;
       if (arg) throw new UsageError('audit show TRACE_ID | audit show --task TASK_ID (not both)');
-      const rows = s.auditStore.byTask(task);
+      const rows = await s.store.auditLog.byTask(task);
       if (!rows.length) {
         if (flags.json) printJson({ task, records: [], error: 'no audit records for this task' });
         else err(`itguard: no audit records for task "${safeText(task)}" (task ids: itguard tasks)`);
@@ -243,7 +245,7 @@ export function audit(flags: Flags): number {
     }
     if (verb === 'show') {
       if (!arg) throw new UsageError('audit show TRACE_ID');
-      const rows = s.auditStore.byTrace(arg);
+      const rows = await s.store.auditLog.byTrace(arg);
       if (flags.json) printJson(rows);
       else for (const r of rows) out(safeJson(r));
       if (!rows.length)
@@ -254,9 +256,9 @@ export function audit(flags: Flags): number {
     }
     if (verb === 'verify') {
       const expectHead = expectedHead(flags.values['expect-head']);
-      const r = s.auditStore.verify(expectHead ? { expectHead } : {});
+      const r = await s.store.auditLog.verify(expectHead ? { expectHead } : {});
       // The head is printed either way, so it can be anchored (DESIGN §5; docs/operations.md).
-      const head = r.ok ? r.head : s.auditStore.head();
+      const head = r.ok ? r.head : await s.store.auditLog.head();
       if (flags.json)
         printJson({
           ok: r.ok,
@@ -276,11 +278,11 @@ export function audit(flags: Flags): number {
       return r.ok ? 0 : 1;
     }
     if (verb === 'export') {
-      for (const r of s.auditStore.iterate()) out(safeJson(r));
+      for await (const r of s.store.auditLog.all()) out(safeJson(r));
       return 0;
     }
     throw new UsageError('audit tail [--n N] | show TRACE_ID | verify [--expect-head SEQ:HASH] | export');
   } finally {
-    s.db.close();
+    s.close();
   }
 }

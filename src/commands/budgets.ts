@@ -7,7 +7,7 @@
  */
 import { openStores } from '../app.js';
 import { resetPrincipalBreaker, resetTaskBreaker } from '../guard/breaker-reset.js';
-import type { TaskState } from '../store/sqlite/budget-store.js';
+import type { TaskState } from '../store/ports/index.js';
 import { safeText } from '../terminal.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
 
@@ -16,12 +16,12 @@ function stores(flags: Flags) {
   return { policy, ...openStores(flags.db, policy) };
 }
 
-export function budgets(flags: Flags): number {
+export async function budgets(flags: Flags): Promise<number> {
   const s = stores(flags);
   const now = Date.now();
-  const usage = s.budgets.usage(s.policy.budgets, now);
-  const breakers = s.budgets.breakers(now);
-  s.db.close();
+  const usage = await s.store.budgets.usage(s.policy.budgets, now);
+  const breakers = await s.store.budgets.breakers(now);
+  s.close();
   const rules = s.policy.budgets.map((r) => ({
     rule: r.name,
     per: r.per,
@@ -84,14 +84,14 @@ const taskJson = (t: TaskState, maxCalls: number) => ({
   ...(t.trip ? { rule: t.trip.rule, why: t.trip.why, tripped_at: iso(t.trip.trippedAt) } : {}),
 });
 
-export function tasks(flags: Flags): number {
+export async function tasks(flags: Flags): Promise<number> {
   const s = stores(flags);
   const now = Date.now();
   const idleMs = s.policy.task.idleMinutes * 60_000;
   const tripped = flags.values.tripped === true;
-  const list = s.budgets.tasks(idleMs, now, { tripped, limit: 1000 });
-  const counts = s.budgets.taskCounts(idleMs, now);
-  s.db.close();
+  const list = await s.store.budgets.tasks(idleMs, now, { tripped, limit: 1000 });
+  const counts = await s.store.budgets.taskCounts(idleMs, now);
+  s.close();
   const rows = list.map((t) => taskJson(t, s.policy.task.maxCalls));
   if (flags.json) {
     printJson({ open: counts.open, tripped: counts.tripped, tasks: rows });
@@ -107,7 +107,7 @@ export function tasks(flags: Flags): number {
   return 0;
 }
 
-export function breaker(flags: Flags): number {
+export async function breaker(flags: Flags): Promise<number> {
   const [verb, principal] = flags.positionals;
   const task = flags.values.task;
   if (verb !== 'reset' || (!principal && typeof task !== 'string') || (principal && task !== undefined))
@@ -115,7 +115,7 @@ export function breaker(flags: Flags): number {
   const s = stores(flags);
   try {
     if (typeof task === 'string') {
-      const was = resetTaskBreaker(s, task, s.policy.task.idleMinutes * 60_000, cliActor(), Date.now());
+      const was = await resetTaskBreaker(s, task, s.policy.task.idleMinutes * 60_000, cliActor(), Date.now());
       if (!was.length) {
         err(`itguard: no open task with id "${safeText(task)}" (see itguard tasks)`);
         if (flags.json) printJson({ task, reset: [], error: 'no open task with this id' });
@@ -141,7 +141,7 @@ export function breaker(flags: Flags): number {
       );
       return 2;
     }
-    const before = resetPrincipalBreaker(s, principal!, cliActor(), Date.now());
+    const before = await resetPrincipalBreaker(s, principal!, cliActor(), Date.now());
     if (flags.json) printJson({ principal, was_tripped: !!before.trip, tripped_tasks_this_hour: before.trippedTasks });
     else
       out(
@@ -151,6 +151,6 @@ export function breaker(flags: Flags): number {
       );
     return 0;
   } finally {
-    s.db.close();
+    s.close();
   }
 }

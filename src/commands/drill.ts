@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, type CallToolResult } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { parseDocument } from 'yaml';
+import { setKillSwitch } from '../guard/operator.js';
 import { openStores } from '../app.js';
 import { DEMO_POLICY_YAML } from '../policy/demo.js';
 import { cliActor, err, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
@@ -67,9 +68,9 @@ export async function drill(flags: Flags): Promise<number> {
   if (!(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64))
     throw new UsageError('--concurrency: expected 1..64');
   const stores = openStores(flags.db, policy);
-  if (stores.killSwitch.state().engaged) {
+  if ((await stores.store.killSwitch.state()).engaged) {
     err('drill: the kill switch is already engaged; resume first (itguard resume --reason ...)');
-    stores.db.close();
+    stores.close();
     return 2;
   }
   const tmp = mkdtempSync(join(tmpdir(), 'itguard-drill-'));
@@ -121,7 +122,7 @@ export async function drill(flags: Flags): Promise<number> {
   };
   const workers = Array.from({ length: concurrency }, (_, w) => worker(w));
   await sleep(seconds * 1000);
-  const engagedRecord = stores.killSwitch.set(true, 'kill-switch drill', cliActor());
+  const engagedRecord = await setKillSwitch(stores, true, 'kill-switch drill', cliActor());
   // Measured once the engagement has committed: from here on no process can see the switch off.
   engagedAt = Date.now();
   phase = 'after';
@@ -129,16 +130,18 @@ export async function drill(flags: Flags): Promise<number> {
   phase = 'stop';
   await Promise.all(workers);
   // Resume only our own engagement: if someone engaged the switch for real during the drill, it stays engaged.
-  const now = stores.killSwitch.state();
+  const now = await stores.store.killSwitch.state();
   const ours = now.engaged && now.changedAt === engagedRecord.changedAt && now.reason === 'kill-switch drill';
-  const resumedAt = ours ? stores.killSwitch.set(false, 'kill-switch drill over', cliActor()).changedAt : Date.now();
+  const resumedAt = ours
+    ? (await setKillSwitch(stores, false, 'kill-switch drill over', cliActor())).changedAt
+    : Date.now();
   if (!ours) failures.push('the kill switch was changed by someone else during the drill; it was left as they set it');
   await client.close();
   rmSync(tmp, { recursive: true, force: true });
 
   // Verify from the audit, not from what the client saw.
   // guard_status answers during an engagement by design (the planner must see it); everything else must not run.
-  const rows = stores.auditStore.callRecordsBetween(engagedRecord.changedAt, resumedAt, 'guard_status');
+  const rows = await stores.store.auditLog.callRecordsBetween(engagedRecord.changedAt, resumedAt, 'guard_status');
   let lastStart: number | null = null;
   let executedAfter = 0;
   let auditRefusals = 0;
@@ -168,13 +171,16 @@ export async function drill(flags: Flags): Promise<number> {
     load_concurrency: concurrency,
     failures,
   };
-  stores.auditStore.append({
-    event: 'drill',
-    actor: cliActor(),
-    outcome: report.result.toLowerCase(),
-    detail: { ...report },
-  });
-  stores.db.close();
+  await stores.audit.record(
+    {
+      event: 'drill',
+      actor: cliActor(),
+      outcome: report.result.toLowerCase(),
+      detail: { ...report },
+    },
+    true,
+  );
+  stores.close();
 
   if (flags.json) printJson(report);
   else {

@@ -1,7 +1,7 @@
 /** `itguard approvals list|approve ID|deny ID`, `directory enroll USER`, `outbox`: human gates from the shell. */
 import { openStores } from '../app.js';
 import { decide } from '../guard/decide.js';
-import type { ApprovalRow, RefusalReason } from '../store/sqlite/approvals-store.js';
+import type { ApprovalRow, RefusalReason } from '../store/ports/index.js';
 import { safeText } from '../terminal.js';
 import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type FailCode, type Flags } from './common.js';
 
@@ -42,7 +42,7 @@ export async function approvals(flags: Flags): Promise<number> {
   const s = stores(flags);
   try {
     if (verb === 'list' || verb === undefined) {
-      const rows = s.approvals.list(
+      const rows = await s.store.approvals.list(
         flags.values.all
           ? ['pending', 'approved', 'executing', 'succeeded', 'failed', 'denied', 'expired']
           : ['pending'],
@@ -94,7 +94,7 @@ export async function approvals(flags: Flags): Promise<number> {
     }
     throw new UsageError('approvals list [--all] | approve ID [--note T] | deny ID [--note T]');
   } finally {
-    s.db.close();
+    s.close();
   }
 }
 
@@ -116,14 +116,14 @@ export async function enroll(flags: Flags): Promise<number> {
       return 1;
     }
     const uri = await s.backends.factors.enroll(user);
-    s.auditStore.append({ event: 'mfa.enrolled', actor: cliActor(), detail: { user } });
+    await s.audit.record({ event: 'mfa.enrolled', actor: cliActor(), detail: { user } }, true);
     out(uri);
     err(
       `new authenticator factor for ${user}; scan the URI above (e.g. as a QR code). The previous factor no longer works.`,
     );
     return 0;
   } finally {
-    s.db.close();
+    s.close();
   }
 }
 
@@ -139,7 +139,7 @@ export function outbox(flags: Flags): number {
     created_at: r.createdAt,
     via: r.via,
   }));
-  s.db.close();
+  s.close();
   // Security: messages carry one-time links; they are masked unless the operator asks for the demo inbox view.
   const show = flags.values['show-links'] === true;
   const body = (b: string) =>

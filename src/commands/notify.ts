@@ -9,7 +9,7 @@ import { config, ConfigError } from '../config.js';
 import { createLogger } from '../log.js';
 import { listNotifications, notificationView, retryNotification, type NotificationView } from '../notify/admin.js';
 import { Notifier } from '../notify/notifier.js';
-import { NOTIFY_STATUSES, type NotifyStatus } from '../store/sqlite/notify-store.js';
+import { NOTIFY_STATUSES, type NotifyStatus } from '../store/ports/index.js';
 import { safeText } from '../terminal.js';
 import { out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
 
@@ -35,7 +35,7 @@ export async function notify(flags: Flags): Promise<number> {
   const s = openStores(flags.db, policy);
   try {
     if (verb === 'list') {
-      const rows = listNotifications(s.notifyStore, { status });
+      const rows = await listNotifications(s.store.notify, { status });
       if (flags.json) printJson({ notifications: rows });
       else if (!rows.length)
         out(policy.notify ? 'no notifications' : 'no notifications (the policy has no notify: section)');
@@ -43,7 +43,7 @@ export async function notify(flags: Flags): Promise<number> {
       return 0;
     }
     if (verb === 'retry') {
-      const r = retryNotification(s.notifyStore, id!);
+      const r = await retryNotification(s, id!);
       if (flags.json) printJson(r.ok ? r : { ok: false, error: { code: r.code, message: r.message } });
       else out(r.ok ? `${r.notification.id} is due again; a running itguard server sends it` : r.message);
       return r.ok ? 0 : 1;
@@ -51,8 +51,9 @@ export async function notify(flags: Flags): Promise<number> {
     if (!policy.notify) throw new ConfigError('notify test: the policy has no notify: section');
     const notifier = new Notifier({
       policy: policy.notify,
-      store: s.notifyStore,
-      approvals: s.approvals,
+      store: s.store.notify,
+      approvals: s.store.approvals,
+      runner: s.audit,
       outbox: () => s.backends.outbox,
       log: createLogger().child({ component: 'notify' }),
       now: Date.now,
@@ -69,6 +70,6 @@ export async function notify(flags: Flags): Promise<number> {
         );
     return failed.length ? 1 : 0;
   } finally {
-    s.db.close();
+    s.close();
   }
 }

@@ -19,16 +19,16 @@ interface ClassRow {
   grant_rate: number | null;
 }
 
-export function reportAutonomy(flags: Flags): number {
+export async function reportAutonomy(flags: Flags): Promise<number> {
   if (flags.positionals[0] !== 'autonomy') {
     err('usage: itguard report autonomy [--json]');
     return 2;
   }
   const { policy } = policyOrExit(flags);
   const s = openStores(flags.db, policy);
-  const rows = s.approvals.countsByClass();
-  const confirms = s.auditStore.confirmCounts();
-  s.db.close();
+  const rows = await s.store.approvals.countsByClass();
+  const confirms = await s.store.auditLog.confirmCounts();
+  s.close();
 
   const classes = new Map<string, ClassRow>();
   const get = (tool: string, tier: string) => {

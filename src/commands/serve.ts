@@ -1,6 +1,7 @@
 /** `itguard serve --stdio | --http`. */
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { openApp } from '../app.js';
+import { createToken } from '../guard/operator.js';
 import { createServer, newSession } from '../server.js';
 import { LineStdioTransport } from '../stdio.js';
 import { config, ConfigError } from '../config.js';
@@ -92,7 +93,8 @@ export async function serve(flags: Flags): Promise<void> {
     if (auth && !auth.staticTokens) {
       err(`itguard: MCP endpoint ${running.url}/mcp  (static tokens are off: auth.static_tokens is false)`);
     } else if (app.seeded) {
-      const { token } = app.tokens.create(
+      const { token } = await createToken(
+        app,
         policy.stdioPrincipal,
         'system:demo',
         'demo token (printed once at first start)',

@@ -64,7 +64,7 @@ export interface GuardView {
 
 /**
  * An approval request as request_status reads it: the fields it shows of a row of the approvals store
- * (src/store/sqlite/approvals-store.ts `ApprovalRow`, which has these and more).
+ * (the approvals port's `ApprovalRow`, src/store/ports/, which has these and more).
  */
 export interface ApprovalRecord {
   id: string;
@@ -102,7 +102,7 @@ export interface ToolContext {
   resolved: Resolved;
   signal: AbortSignal;
   /** guard_status reads the guards' own view of this call's bounds. */
-  guardView: () => GuardView;
+  guardView: () => Promise<GuardView>;
   /** request_status reads approval requests (only the calling principal's). */
   approvals: ApprovalsView;
   /** Base URL of this server's pages (reset links point there). */

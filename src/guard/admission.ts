@@ -14,7 +14,7 @@ import type { GuardDeps } from './deps.js';
 import { beginInput } from './idempotency.js';
 import type { Call, Guard } from './types.js';
 import { baseOf } from './units.js';
-import type { BeginResult, ReserveResult } from '../store/ports.js';
+import type { BeginResult, ReserveResult } from '../store/ports/index.js';
 import { andThen } from '../store/unit.js';
 
 const tierOf = (call: Call) => call.state.resolved.tier ?? call.toolPolicy.tier ?? call.tool.tier;

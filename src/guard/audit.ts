@@ -8,7 +8,7 @@
  */
 import { errorCodeOf } from '../core/errors.js';
 import type { GuardDeps } from './deps.js';
-import type { AuditEvent } from '../store/ports.js';
+import type { AuditEvent } from '../store/ports/index.js';
 import type { Guard } from './types.js';
 import { baseOf } from './units.js';
 

@@ -18,7 +18,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
 import type { BudgetRule, Policy } from '../policy/schema.js';
-import type { AdmitResult, BudgetAlarm, TaskBounds, Trip } from '../store/ports.js';
+import type { AdmitResult, BudgetAlarm, TaskBounds, Trip } from '../store/ports/index.js';
 import { describeScopeKey } from '../store/task-key.js';
 import { raiseAlarm } from './alarm.js';
 import type { GuardDeps } from './deps.js';

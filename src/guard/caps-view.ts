@@ -1,8 +1,7 @@
 /** The caps, budgets and breaker as the planner (guard_status) and operators (itguard caps / status) see them: used, limit, resets_at. */
 import type { Policy } from '../policy/schema.js';
 import { TOOL_NAMES } from '../core/policy.js';
-import type { CapsStore } from '../store/sqlite/caps-store.js';
-import type { BudgetStore } from '../store/sqlite/budget-store.js';
+import type { BudgetsViews, CapsViews } from '../store/ports/index.js';
 import { scopeKeyOf } from './caps.js';
 import type { Call } from './types.js';
 
@@ -22,7 +21,12 @@ export interface CapView extends Record<string, unknown> {
 }
 
 /** With a call: each rule's usage for the caller's own key where the rule is per principal/session. */
-export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined, now: number): CapView[] {
+export async function capsView(
+  policy: Policy,
+  caps: Pick<CapsViews, 'used' | 'usage' | 'resetsAt'>,
+  call: Call | undefined,
+  now: number,
+): Promise<CapView[]> {
   const out: CapView[] = [];
   for (const tool of TOOL_NAMES) {
     for (const rule of policy.tools[tool].caps) {
@@ -34,20 +38,20 @@ export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined
         window: rule.window,
         limit: rule.limit,
         alarm_at: rule.alarmAt ?? null,
-        resets_at: new Date(caps.resetsAt(rule, now)).toISOString(),
+        resets_at: new Date(await caps.resetsAt(rule, now)).toISOString(),
       };
       if (rule.per === 'global') {
-        out.push({ ...base, used: caps.used(rule, '*', now) });
+        out.push({ ...base, used: await caps.used(rule, '*', now) });
       } else if (call && (rule.per === 'principal' || rule.per === 'user' || rule.per === 'task')) {
         const key = scopeKeyOf(rule, call, {});
         if (key === undefined) continue;
         out.push({
           ...base,
-          used: caps.used(rule, key, now),
+          used: await caps.used(rule, key, now),
           key: rule.per === 'principal' ? key : `this ${rule.per}`,
         });
       } else {
-        const usage = caps.usage(rule, now);
+        const usage = await caps.usage(rule, now);
         // The planner sees the busiest key's usage but not whose it is.
         out.push({
           ...base,
@@ -62,14 +66,14 @@ export function capsView(policy: Policy, caps: CapsStore, call: Call | undefined
 }
 
 /** The calling task's, user's and principal's windowed budgets: used, limit, resets_at. */
-export function budgetsView(
+export async function budgetsView(
   policy: Policy,
-  budgets: BudgetStore,
+  budgets: Pick<BudgetsViews, 'usage'>,
   call: Pick<Call, 'principal' | 'task'>,
   now: number,
-): Record<string, unknown>[] {
+): Promise<Record<string, unknown>[]> {
   const who = { principal: call.principal.name, task: call.task, user: call.principal.onBehalfOfId };
-  return budgets.usage(policy.budgets, now, who).map((u) => ({
+  return (await budgets.usage(policy.budgets, now, who)).map((u) => ({
     budget: u.rule,
     per: u.per,
     measure: u.measure,
@@ -83,13 +87,13 @@ export function budgetsView(
 }
 
 /** The principal's fleet breaker: ok, or tripped with the rule and when it clears; tasks tripped this hour. */
-export function breakerView(
+export async function breakerView(
   policy: Policy,
-  budgets: BudgetStore,
+  budgets: Pick<BudgetsViews, 'breaker'>,
   principal: string,
   now: number,
-): Record<string, unknown> {
-  const b = budgets.breaker(principal, now);
+): Promise<Record<string, unknown>> {
+  const b = await budgets.breaker(principal, now);
   return {
     state: b.trip ? 'tripped' : 'ok',
     tripped_tasks_this_hour: b.trippedTasks,
@@ -106,9 +110,14 @@ export function breakerView(
 }
 
 /** The calling task as guard_status shows it: how it was identified, what is left of it, its breaker. */
-export function taskView(policy: Policy, budgets: BudgetStore, call: Pick<Call, 'principal' | 'task'>, now: number) {
+export async function taskView(
+  policy: Policy,
+  budgets: Pick<BudgetsViews, 'task'>,
+  call: Pick<Call, 'principal' | 'task'>,
+  now: number,
+) {
   const t = policy.task;
-  const s = budgets.task(call.principal.name, call.task, t.idleMinutes * 60_000, now);
+  const s = await budgets.task(call.principal.name, call.task, t.idleMinutes * 60_000, now);
   const calls = s?.calls ?? 0;
   const elapsed = s ? now - s.startedAt : 0;
   const bytes = s?.resultBytes ?? 0;

@@ -9,7 +9,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { CapRule } from '../core/policy.js';
-import type { CapDemand, CapHold } from '../store/ports.js';
+import type { CapDemand, CapHold } from '../store/ports/index.js';
 import { raiseAlarm } from './alarm.js';
 import { afterCall, write } from './units.js';
 import type { GuardDeps } from './deps.js';

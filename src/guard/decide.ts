@@ -16,8 +16,8 @@
  * (`approval.refused`, with the reason), so a self-approval attempt leaves a trace beside the log line.
  */
 import { andThen, UnitOfWork } from '../store/unit.js';
-import type { AuditPort, GuardStore } from '../store/ports.js';
-import type { ApprovalRow, DecideResult, RefusalReason } from '../store/ports.js';
+import type { AuditPort, GuardStore } from '../store/ports/index.js';
+import type { ApprovalRow, DecideResult, RefusalReason } from '../store/ports/index.js';
 
 /** The channels a decision arrives through. `verify`: the target user's own code (the verification page). */
 export type DecisionChannel = 'console' | 'cli' | 'admin' | 'slack' | 'verify';

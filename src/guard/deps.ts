@@ -4,7 +4,7 @@ import type { Policy } from '../policy/schema.js';
 import type { Backends } from '../core/backends.js';
 import type { Metrics } from '../metrics.js';
 import type { StateCodec } from './mrtr.js';
-import type { AuditPort, GuardStore, NoticesPort } from '../store/ports.js';
+import type { AuditPort, GuardStore, NoticesPort } from '../store/ports/index.js';
 
 /**
  * The clock a call waiting on a human is measured with (approvals.wait_seconds): monotonic, with its own sleep, so a
@@ -17,7 +17,7 @@ export interface WaitClock {
 
 export interface GuardDeps {
   policy: Policy;
-  /** The store's ports (store/ports.ts): guards never see an adapter or a database handle. */
+  /** The store's ports (store/ports/): guards never see an adapter or a database handle. */
   store: GuardStore;
   /** The audit chain and the unit-of-work runner (group commit). */
   audit: AuditPort;

@@ -56,7 +56,7 @@ export class KillSwitchAbort extends Error {
 
 export function execute(
   deps: Pick<GuardDeps, 'backends' | 'store' | 'now' | 'links'>,
-  guardView: (call: Call) => GuardView,
+  guardView: (call: Call) => Promise<GuardView>,
 ): Handler {
   return async function executeTool(call): Promise<CallToolResult> {
     if (call.toolPolicy.mode === 'shadow' && call.tool.effect === 'write') return shadowResult(call);
@@ -131,7 +131,7 @@ const NO_VIEW: GuardView = {
 export function toolContext(
   deps: Pick<GuardDeps, 'backends' | 'store' | 'links'>,
   call: Call,
-  o: { idempotencyKey: string | undefined; signal: AbortSignal; guardView?: () => GuardView },
+  o: { idempotencyKey: string | undefined; signal: AbortSignal; guardView?: () => Promise<GuardView> },
 ): ToolContext {
   return {
     backends: deps.backends,
@@ -141,7 +141,7 @@ export function toolContext(
     requestId: o.idempotencyKey ?? call.traceId,
     resolved: call.state.resolved,
     signal: o.signal,
-    guardView: o.guardView ?? (() => NO_VIEW),
+    guardView: o.guardView ?? (() => Promise.resolve(NO_VIEW)),
     approvals: deps.store.approvals,
     linksBase: deps.links.base,
   };

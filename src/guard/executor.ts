@@ -13,7 +13,7 @@ import { write } from './units.js';
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { newTraceId } from '../trace-id.js';
 import type { ToolName } from '../core/policy.js';
-import type { ApprovalRow } from '../store/ports.js';
+import type { ApprovalRow } from '../store/ports/index.js';
 import type { GuardDeps } from './deps.js';
 import { BackendError } from '../core/backend.js';
 import { GuardError } from '../core/errors.js';

@@ -4,7 +4,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
-import type { ApprovalRow } from '../store/ports.js';
+import type { ApprovalRow } from '../store/ports/index.js';
 import type { GuardDeps, WaitClock } from './deps.js';
 import { afterCall, write } from './units.js';
 import { andThen, UnitOfWork } from '../store/unit.js';

@@ -8,7 +8,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import { actionArgs, canonicalJson, sha256 } from '../canonical.js';
-import type { BeginInput, IdemRow } from '../store/ports.js';
+import type { BeginInput, IdemRow } from '../store/ports/index.js';
 import { settledApproval } from './approval.js';
 import { afterCall, write } from './units.js';
 import type { GuardDeps } from './deps.js';

@@ -17,7 +17,7 @@
 import { write } from './units.js';
 import { UnitOfWork } from '../store/unit.js';
 import { inputRequired, inputResponse, type InputResponses } from '@modelcontextprotocol/server';
-import type { ApprovalRow } from '../store/ports.js';
+import type { ApprovalRow } from '../store/ports/index.js';
 import { raiseAlarm } from './alarm.js';
 import { GuardError } from '../core/errors.js';
 import { auditGate, bindingSha, openOrCreate, pending, waitAndRun, type Deps } from './gate-requests.js';

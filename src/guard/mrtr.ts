@@ -10,7 +10,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createRequestStateCodec, type RequestStateCodec } from '@modelcontextprotocol/server';
-import type { MetaStore } from '../store/sqlite/meta-store.js';
 
 /** How long a client has to answer one round. */
 export const STATE_TTL_SECONDS = 300;
@@ -38,8 +37,17 @@ export interface StateCodec {
 
 const META_KEY = 'mrtr_state_key';
 
+/**
+ * Where the key is kept when the environment gives none: the store's small facts about itself, read and written
+ * once at start (the SQLite adapter's `meta` table; app.ts wires it).
+ */
+export interface StateKeyStore {
+  get(key: string): string | undefined;
+  set(key: string, value: string): void;
+}
+
 /** The key from the environment, else the one kept in the database (made on first use). */
-export function stateKey(fromEnv: Uint8Array | undefined, meta: MetaStore): Uint8Array {
+export function stateKey(fromEnv: Uint8Array | undefined, meta: StateKeyStore): Uint8Array {
   if (fromEnv) return fromEnv;
   let hex = meta.get(META_KEY);
   if (!hex) {

@@ -97,7 +97,7 @@ export function chain(
 
 export function buildPipeline(
   deps: GuardDeps,
-  guardView: (call: Call) => GuardView,
+  guardView: (call: Call) => Promise<GuardView>,
   onStep?: (name: string) => void,
 ): Handler {
   const exec = execute(deps, guardView);

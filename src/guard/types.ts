@@ -13,10 +13,10 @@ import type {
 } from '@modelcontextprotocol/server';
 import type { Tier, ToolPolicy } from '../core/policy.js';
 import type { AnyTool, Principal, Resolved } from '../core/tool.js';
-import type { CapHold, CapItem } from '../store/ports.js';
+import type { CapHold, CapItem } from '../store/ports/index.js';
 import type { UnitOfWork } from '../store/unit.js';
-import type { AdmitResult, BeginResult } from '../store/ports.js';
-import type { ReserveResult } from '../store/ports.js';
+import type { AdmitResult, BeginResult } from '../store/ports/index.js';
+import type { ReserveResult } from '../store/ports/index.js';
 import type { TaskRef } from './task.js';
 
 /**

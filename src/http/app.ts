@@ -78,9 +78,9 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   web.use(app.policy.auth ? resourceMetadataRouter(app.policy.auth) : noOAuthRouter());
   web.use(originCheck);
 
-  web.get('/healthz', (_req, res) => {
+  web.get('/healthz', async (_req, res) => {
     try {
-      const ks = app.killSwitch.state();
+      const ks = await app.store.killSwitch.state();
       res.json({ status: 'ok', kill_switch: ks.engaged ? 'engaged' : 'off', sessions: sessions.size });
     } catch {
       res.status(503).json({ status: 'unavailable' });

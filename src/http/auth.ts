@@ -20,6 +20,7 @@
  * left empty: the token itself is not kept, logged or passed on.
  */
 import { TASK_HEADER } from '../guard/task.js';
+import { touchToken } from '../guard/operator.js';
 import type { Request, RequestHandler, Response } from 'express';
 import type { AuthInfo } from '@modelcontextprotocol/server';
 import type { App } from '../app.js';
@@ -95,12 +96,12 @@ export function bearerAuth(app: App, oauth: OAuthVerifier | undefined): RequestH
           res,
           'Static itguard tokens are turned off here (auth.static_tokens: false); use a token from the identity provider.',
         );
-      const t = app.tokens.verify(token);
+      const t = await app.store.tokens.verify(token);
       if (!t) return invalid(res, 'Unknown or revoked itguard token.');
       const principal = app.principal(t.principal);
       // Security: a token whose principal the policy no longer names grants nothing.
       if (!principal) return invalid(res, `Principal ${t.principal} is not in the policy.`);
-      app.tokens.touch(t.id);
+      touchToken(app, t.id, app.now());
       return accept(req, res, next, { principal, user: undefined, via: 'static' });
     }
 

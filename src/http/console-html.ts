@@ -4,9 +4,9 @@
  * through `esc` (text and attribute contexts alike); URLs built from ids also go through encodeURIComponent.
  */
 import { capLines } from '../guard/caps-view.js';
-import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
-import type { AuditRow } from '../store/sqlite/audit-store.js';
-import type { KillSwitchState } from '../store/sqlite/killswitch-store.js';
+import type { ApprovalRow } from '../store/ports/index.js';
+import type { AuditRow } from '../store/ports/index.js';
+import type { KillSwitchState } from '../store/ports/index.js';
 import type { LiveJob } from './console-jobs.js';
 
 export interface Flash {

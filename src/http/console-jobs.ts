@@ -6,7 +6,7 @@
  * `findByRequest`, as request_status does) with a short deadline, so a slow or unreachable backend never holds
  * the page: then the recorded result is shown with a note saying the live state could not be read.
  */
-import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
+import type { ApprovalRow } from '../store/ports/index.js';
 import type { DeployPort } from '../core/ports/deploy.js';
 
 /** How long the console waits for the deployment backend before showing the recorded result. */

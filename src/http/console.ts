@@ -19,6 +19,7 @@ import express, { type ErrorRequestHandler, type Request, type Response } from '
 import type { App } from '../app.js';
 import { TokenRejected, type OAuthVerifier } from '../auth/oauth.js';
 import { decide } from '../guard/decide.js';
+import { setKillSwitch, touchToken } from '../guard/operator.js';
 import { liveJobs } from './console-jobs.js';
 import { consoleMain, consolePage, messagePage, signInPage, type ConsoleView, type Flash } from './console-html.js';
 import { LIVE_SCRIPT } from './console-live.js';
@@ -138,12 +139,13 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
     `${CONSOLE_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=${base(req)}${req.secure ? '; Secure' : ''}${extra}`;
 
   /** The signed-in session, or undefined; a session whose token was revoked or whose principal lost the scope ends. */
-  function current(req: Request): { id: string; session: ConsoleSession } | undefined {
+  async function current(req: Request): Promise<{ id: string; session: ConsoleSession } | undefined> {
     const id = cookieValue(req, CONSOLE_COOKIE);
     const session = sessions.get(id);
     if (!id || !session) return undefined;
     const principal = app.principal(session.principal);
-    const token = session.tokenId === undefined ? undefined : app.tokens.list().find((t) => t.id === session.tokenId);
+    const token =
+      session.tokenId === undefined ? undefined : (await app.store.tokens.list()).find((t) => t.id === session.tokenId);
     const tokenLive = session.tokenId === undefined ? session.user !== undefined : !!token && token.revokedAt === null;
     // Security: the session is only as good as the token and policy that opened it.
     if (!principal?.scopes.includes(DECIDE_SCOPE) || !tokenLive) {
@@ -159,7 +161,7 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
       handler: (req: Request, res: Response, s: ConsoleSession, id: string) => void | Promise<void>,
     ): express.RequestHandler =>
     async (req, res) => {
-      const cur = current(req);
+      const cur = await current(req);
       // Security: SameSite=Strict already keeps the cookie off cross-site requests; the CSRF token is the second lock.
       if (!cur || !sameSecret(field(req, 'csrf'), cur.session.csrf)) {
         return html(
@@ -202,26 +204,31 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
     flash: Flash | undefined,
     newSince: number | undefined,
   ): Promise<ConsoleView> => {
-    const recent = app.approvals.list(['approved', 'denied', 'expired', 'executing', 'succeeded', 'failed'], 20);
+    const recent = await app.store.approvals.list(
+      ['approved', 'denied', 'expired', 'executing', 'succeeded', 'failed'],
+      20,
+    );
     return {
       base: base(req),
       principal: session.principal,
       user: session.user,
       csrf: session.csrf,
       flash,
-      killSwitch: app.killSwitch.state(),
-      pending: app.approvals.list(['pending']),
+      killSwitch: await app.store.killSwitch.state(),
+      pending: await app.store.approvals.list(['pending']),
       recent,
       jobs: await liveJobs(app.backends.deploy, recent, o.jobTimeoutMs),
       // Security: the audit is shown only to approvers who also hold audit:read.
-      audit: app.principal(session.principal)?.scopes.includes('audit:read') ? app.auditStore.tail(25) : undefined,
+      audit: app.principal(session.principal)?.scopes.includes('audit:read')
+        ? await app.store.auditLog.tail(25)
+        : undefined,
       newSince,
       liveScript: `${base(req)}/live.js`,
     };
   };
 
   router.get('/', async (req, res) => {
-    const cur = current(req);
+    const cur = await current(req);
     if (!cur) {
       if (cookieValue(req, CONSOLE_COOKIE)) res.append('Set-Cookie', cookie(req, '', '; Max-Age=0'));
       return html(res, 200, signInPage(base(req)));
@@ -241,7 +248,7 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
 
   // The sections the live script merges: the same rendering as the page, for a signed-in session only.
   router.get('/live', async (req, res) => {
-    const cur = current(req);
+    const cur = await current(req);
     // Security: no session, no data; the script stops polling on 401 and says so.
     if (!cur) return html(res, 401, messagePage('Signed out', 'Sign in again.', base(req)));
     cur.session.seenAt = app.now();
@@ -265,12 +272,12 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
     if (!oauth || raw.startsWith('itg_')) {
       // Security: a deployment that turned static tokens off accepts none here either.
       if (!staticTokens) return refused('itguard tokens are turned off (auth.static_tokens: false)', null);
-      const t = raw && raw.length <= 512 ? app.tokens.verify(raw) : undefined;
+      const t = raw && raw.length <= 512 ? await app.store.tokens.verify(raw) : undefined;
       const principal = t && app.principal(t.principal);
       // Security: only a live token of a principal the policy names with approvals:decide opens the console.
       if (!t || !principal?.scopes.includes(DECIDE_SCOPE))
         return refused('not an approver', principal?.name ?? t?.principal ?? null);
-      app.tokens.touch(t.id);
+      touchToken(app, t.id, app.now());
       signedIn = { principal: principal.name, tokenId: t.id };
     } else {
       let verified;
@@ -304,12 +311,15 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
     // Security: a fresh id on every sign-in (no session fixation); any session the browser held ends.
     sessions.delete(cookieValue(req, CONSOLE_COOKIE));
     const { id } = sessions.create(signedIn.principal, signedIn.tokenId, signedIn);
-    app.auditStore.append({
-      event: 'console.login',
-      actor: signedIn.principal,
-      onBehalfOf: signedIn.user,
-      detail: signedIn.tokenId ? { token_id: signedIn.tokenId } : { via: 'oauth' },
-    });
+    await app.audit.record(
+      {
+        event: 'console.login',
+        actor: signedIn.principal,
+        onBehalfOf: signedIn.user,
+        detail: signedIn.tokenId ? { token_id: signedIn.tokenId } : { via: 'oauth' },
+      },
+      true,
+    );
     app.log.info({ principal: signedIn.principal }, 'console sign-in');
     res.append('Set-Cookie', cookie(req, id));
     res.redirect(303, base(req));
@@ -318,9 +328,9 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
   router.post(
     '/logout',
     form,
-    authed((req, res, s, id) => {
+    authed(async (req, res, s, id) => {
       sessions.delete(id);
-      app.auditStore.append({ event: 'console.logout', actor: s.principal, onBehalfOf: s.user });
+      await app.audit.record({ event: 'console.logout', actor: s.principal, onBehalfOf: s.user }, true);
       res.append('Set-Cookie', cookie(req, '', '; Max-Age=0'));
       res.redirect(303, base(req));
     }),
@@ -329,14 +339,14 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
   router.post(
     '/kill',
     form,
-    authed((req, res, s) => {
+    authed(async (req, res, s) => {
       const reason = field(req, 'reason')?.trim() ?? '';
       if (!reason || reason.length > MAX_TEXT)
         return done(req, res, s, {
           kind: 'error',
           text: `Engaging the kill switch needs a reason (at most ${MAX_TEXT} characters).`,
         });
-      app.killSwitch.set(true, reason, `console:${s.principal}`);
+      await setKillSwitch(app, true, reason, `console:${s.principal}`);
       app.log.warn({ actor: `console:${s.principal}`, reason }, 'kill switch engaged from the console');
       done(req, res, s, {
         kind: 'ok',
@@ -348,11 +358,11 @@ export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions
   router.post(
     '/resume',
     form,
-    authed((req, res, s) => {
+    authed(async (req, res, s) => {
       const reason = field(req, 'reason')?.trim() || 'resumed from the console';
       if (reason.length > MAX_TEXT)
         return done(req, res, s, { kind: 'error', text: `The reason is too long (at most ${MAX_TEXT} characters).` });
-      app.killSwitch.set(false, reason, `console:${s.principal}`);
+      await setKillSwitch(app, false, reason, `console:${s.principal}`);
       app.log.warn({ actor: `console:${s.principal}`, reason }, 'kill switch resumed from the console');
       done(req, res, s, { kind: 'ok', text: 'Kill switch resumed: tool calls run again.' });
     }),

@@ -7,7 +7,8 @@ import express, { type Response, type Router } from 'express';
 import type { App } from '../app.js';
 import { raiseAlarm } from '../guard/alarm.js';
 import { decide } from '../guard/decide.js';
-import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
+import { single } from '../store/unit.js';
+import type { ApprovalRow } from '../store/ports/index.js';
 
 export const esc = (s: unknown): string =>
   String(s ?? '').replace(
@@ -59,9 +60,9 @@ export function verifyRouter(app: App): Router {
   const r = express.Router();
   r.use(express.urlencoded({ extended: false, limit: '4kb' }));
 
-  r.get('/:token', (req, res) => {
+  r.get('/:token', async (req, res) => {
     pageHeaders(res);
-    const row = app.approvals.byVerifyToken(req.params.token);
+    const row = await app.store.approvals.byVerifyToken(req.params.token);
     if (!row || row.status !== 'pending' || row.tier !== 'mfa') return void res.status(404).send(gone());
     res.send(form(row, req.params.token));
   });
@@ -69,7 +70,7 @@ export function verifyRouter(app: App): Router {
   r.post('/:token', async (req, res) => {
     pageHeaders(res);
     const token = req.params.token;
-    const row = app.approvals.byVerifyToken(token);
+    const row = await app.store.approvals.byVerifyToken(token);
     if (!row || row.status !== 'pending' || row.tier !== 'mfa' || !row.target) return void res.status(404).send(gone());
     const target = row.target;
     const body = req.body as { code?: unknown; decision?: unknown };
@@ -88,7 +89,7 @@ export function verifyRouter(app: App): Router {
         actor: who,
         note: 'rejected by the target user on the verification page',
       });
-      app.approvals.consumeVerifyLink(row.id);
+      await single(app.audit, (tx) => app.store.approvals.consumeVerifyLink(tx, row.id), true);
       await app.audit.record({ ...base, event: 'mfa.rejected', detail: { request_id: row.id, target } });
       return void res.send(
         page(
@@ -127,7 +128,7 @@ export function verifyRouter(app: App): Router {
       actor: who,
       note: 'confirmed by the target user with their authenticator',
     });
-    app.approvals.consumeVerifyLink(row.id);
+    await single(app.audit, (tx) => app.store.approvals.consumeVerifyLink(tx, row.id), true);
     await app.audit.record({ ...base, event: 'mfa.verified', detail: { request_id: row.id, target, channel: 'page' } });
     if (!d.ok) return void res.status(409).send(gone());
     res.send(

@@ -4,7 +4,8 @@
  * ISO 8601 times (DESIGN §7). A view never holds a secret: payloads are not shown, webhooks are named by a hash of
  * their URL.
  */
-import type { NotifyJob, NotifyStatus, NotifyStore } from '../store/sqlite/notify-store.js';
+import type { AuditPort, NotifyJob, NotifyPort, NotifyStatus } from '../store/ports/index.js';
+import { andThen, UnitOfWork } from '../store/unit.js';
 
 export interface NotificationView {
   id: string;
@@ -44,19 +45,34 @@ export function notificationView(j: NotifyJob): NotificationView {
   };
 }
 
-export function listNotifications(
-  store: NotifyStore,
+export async function listNotifications(
+  store: NotifyPort,
   f: { status?: NotifyStatus | undefined; requestId?: string | undefined; limit?: number | undefined } = {},
-): NotificationView[] {
-  return store.list(f).map(notificationView);
+): Promise<NotificationView[]> {
+  return (await store.list(f)).map(notificationView);
 }
 
 export type RetryResult =
   { ok: true; notification: NotificationView } | { ok: false; code: 'NOT_FOUND' | 'NOT_FAILED'; message: string };
 
-/** A failed or cancelled notification is due again now, with a fresh set of attempts; `kick` starts a pass. */
-export function retryNotification(store: NotifyStore, id: string, kick?: () => void): RetryResult {
-  const r = store.retry(id);
+/**
+ * A failed or cancelled notification is due again now, with a fresh set of attempts; `kick` starts a pass. With an
+ * `actor` (the admin API), the retry and its `notify.retried` record are one unit of work.
+ */
+export async function retryNotification(
+  deps: { store: { notify: NotifyPort }; audit: AuditPort },
+  id: string,
+  actor?: string,
+  kick?: () => void,
+): Promise<RetryResult> {
+  const u = new UnitOfWork('single');
+  u.strict = true;
+  let ok = false;
+  const p = u.add((tx) => andThen(deps.store.notify.retry(tx, id), (v) => ((ok = v.ok), v)));
+  if (actor !== undefined)
+    void deps.audit.append(u, () => (ok ? [{ event: 'notify.retried', actor, detail: { notification_id: id } }] : []));
+  await deps.audit.commit(u);
+  const r = await p;
   if (!r.ok)
     return r.reason === 'not_found'
       ? { ok: false, code: 'NOT_FOUND', message: `no notification ${id}` }

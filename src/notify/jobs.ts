@@ -7,8 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { NotifyPolicy } from '../policy/notify.js';
-import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
-import type { NewJob, NotifyJob } from '../store/sqlite/notify-store.js';
+import type { ApprovalRow } from '../store/ports/index.js';
+import type { NewJob, NotifyJob } from '../store/ports/index.js';
 import { mailText, noticeOf, webhookBody, type Notice } from './message.js';
 import { outcomeMessage, requestMessage } from './slack.js';
 

@@ -6,7 +6,7 @@
  * mentions or links can be injected) and every field is shortened.
  */
 import { capLines } from '../guard/caps-view.js';
-import type { ApprovalRow } from '../store/sqlite/approvals-store.js';
+import type { ApprovalRow } from '../store/ports/index.js';
 
 export interface Notice {
   request_id: string;

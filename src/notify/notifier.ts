@@ -10,8 +10,8 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
 import type { NotifyPolicy } from '../policy/notify.js';
-import type { ApprovalRow, ApprovalsStore } from '../store/sqlite/approvals-store.js';
-import type { NewJob, NotifyJob, NotifyStore } from '../store/sqlite/notify-store.js';
+import type { ApprovalRow, ApprovalsConsole, NewJob, NotifyJob, NotifyPort } from '../store/ports/index.js';
+import { single, type Op, type Tx, type UnitRunner } from '../store/unit.js';
 import type { OutboxPort } from '../core/ports/outbox.js';
 import { BackendError } from '../core/backend.js';
 import {
@@ -33,8 +33,10 @@ export const backoffMs = (attempt: number): number => Math.min(15_000 * 2 ** (at
 
 export interface NotifierDeps {
   policy: NotifyPolicy;
-  store: NotifyStore;
-  approvals: ApprovalsStore;
+  store: NotifyPort;
+  approvals: Pick<ApprovalsConsole, 'list' | 'get'>;
+  /** Commits the notifier's writes (each its own unit). */
+  runner: UnitRunner;
   outbox: () => OutboxPort;
   log: Logger;
   now: () => number;
@@ -78,8 +80,13 @@ export class Notifier {
   }
 
   /** NoticesPort: the notices of a request just created, enqueued in the unit that creates it. */
-  requested(_tx: unknown, row: ApprovalRow): void {
-    this.d.store.enqueue(requestJobs(this.d.policy, row, this.d.links.base, false));
+  requested(tx: Tx, row: ApprovalRow): void | Promise<void> {
+    const n = this.d.store.enqueue(tx, requestJobs(this.d.policy, row, this.d.links.base, false));
+    if (n instanceof Promise) return n.then(() => undefined);
+  }
+
+  private write<T>(op: Op<T>): Promise<T> {
+    return single(this.d.runner, op, true);
   }
 
   start(intervalMs = 1000): void {
@@ -115,12 +122,12 @@ export class Notifier {
   private async run(): Promise<void> {
     if (this.stopping.signal.aborted) return; // a stopped notifier (the app closed) sends nothing more
     try {
-      this.remind();
-      this.closeDecided();
-      const due = this.d.store.claimDue(LEASE_MS);
+      await this.remind();
+      await this.closeDecided();
+      const due = await this.write((tx) => this.d.store.claimDue(tx, LEASE_MS));
       await Promise.all(due.map((j) => this.send(j)));
       // Outcome updates made by this pass (a Slack post that just got its ts) go out at once.
-      if (due.length) this.closeDecided();
+      if (due.length) await this.closeDecided();
     } catch (e) {
       this.d.log.error({ err: e }, 'notifier pass failed');
     }
@@ -163,32 +170,35 @@ export class Notifier {
           body: { type: 'itguard.test', timestamp: new Date(this.d.now()).toISOString(), data: { id, text } },
         },
       });
-    this.d.store.enqueue(jobs);
-    await Promise.all(this.d.store.claimDue(LEASE_MS, 100, id).map((j) => this.send(j)));
+    await this.write((tx) => this.d.store.enqueue(tx, jobs));
+    const due = await this.write((tx) => this.d.store.claimDue(tx, LEASE_MS, 100, id));
+    await Promise.all(due.map((j) => this.send(j)));
     return this.d.store.jobsFor(id);
   }
 
   /** Pending requests within `remind_before_expiry` of expiry get one reminder (the store's unique key). */
-  private remind(): void {
+  private async remind(): Promise<void> {
     const before = this.d.policy.remindBeforeExpiryMs;
     if (!before) return;
     const now = this.d.now();
-    for (const row of this.d.approvals.list(['pending'], 500)) {
+    for (const row of await this.d.approvals.list(['pending'], 500)) {
       const at = row.expires_at - before;
       // A request whose whole life is shorter than the reminder lead is not reminded at once on creation.
-      if (now < at || at <= row.created_at || !this.d.store.jobsFor(row.id).length) continue;
-      this.d.store.enqueue(requestJobs(this.d.policy, row, this.d.links.base, true));
+      if (now < at || at <= row.created_at || !(await this.d.store.jobsFor(row.id)).length) continue;
+      const jobs = requestJobs(this.d.policy, row, this.d.links.base, true);
+      await this.write((tx) => this.d.store.enqueue(tx, jobs));
     }
   }
 
-  private closeDecided(): void {
-    for (const id of this.d.store.openRequests()) {
-      const row = this.d.approvals.get(id);
+  private async closeDecided(): Promise<void> {
+    for (const id of await this.d.store.openRequests()) {
+      const row = await this.d.approvals.get(id);
       if (row?.status === 'pending') continue;
-      const jobs = this.d.store.jobsFor(id);
+      const jobs = await this.d.store.jobsFor(id);
       // A post in flight gets its ts soon: the outcome waits for it, so its message is updated too.
       if (jobs.some((j) => j.status === 'sending')) continue;
-      this.d.store.close(id, row ? outcomeJobs(this.d.policy, row, jobs, this.d.links.base) : []);
+      const outcomes = row ? outcomeJobs(this.d.policy, row, jobs, this.d.links.base) : [];
+      await this.write((tx) => this.d.store.close(tx, id, outcomes));
     }
   }
 
@@ -196,7 +206,7 @@ export class Notifier {
     const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(30_000)]);
     try {
       const ref = await this.deliver(job, signal);
-      this.d.store.sent(job.id, ref);
+      await this.write((tx) => this.d.store.sent(tx, job.id, ref));
       this.d.log.info(
         { notification: job.id, request_id: job.request_id, channel: job.channel, kind: job.kind },
         'notification sent',
@@ -213,7 +223,7 @@ export class Notifier {
         err.retryable && job.kind !== 'test' && job.attempts < MAX_ATTEMPTS
           ? this.d.now() + Math.max(backoffMs(job.attempts), err.retryAfterMs ?? 0)
           : undefined;
-      this.d.store.attemptFailed(job.id, err.message, next);
+      await this.write((tx) => this.d.store.attemptFailed(tx, job.id, err.message, next));
       this.d.log.warn(
         {
           notification: job.id,

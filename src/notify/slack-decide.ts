@@ -23,7 +23,7 @@ const UNMAPPED = {
   not_an_approver: 'Your approver principal does not hold approvals:decide',
 } as const;
 
-type Deps = Pick<App, 'policy' | 'principal' | 'approvals' | 'auditStore' | 'audit' | 'store' | 'log'>;
+type Deps = Pick<App, 'policy' | 'principal' | 'audit' | 'store' | 'log'>;
 
 export async function decideFromSlack(app: Deps, d: SlackDecision): Promise<SlackOutcome> {
   const approver = app.policy.notify?.approvers.find((a) => a.slackUser === d.slackUser);
@@ -39,20 +39,23 @@ export async function decideFromSlack(app: Deps, d: SlackDecision): Promise<Slac
       ? 'not_an_approver'
       : undefined;
   if (reason) {
-    app.auditStore.append({
-      event: 'approval.refused',
-      actor: approver ? `slack:${approver.principal}` : `slack:${d.slackUser}`,
-      outcome: 'refused',
-      code: reason,
-      detail: {
-        ...facts,
-        request_id: d.requestId,
-        via: 'slack',
-        note: null,
-        decision: d.approve ? 'approve' : 'deny',
-        reason,
+    await app.audit.record(
+      {
+        event: 'approval.refused',
+        actor: approver ? `slack:${approver.principal}` : `slack:${d.slackUser}`,
+        outcome: 'refused',
+        code: reason,
+        detail: {
+          ...facts,
+          request_id: d.requestId,
+          via: 'slack',
+          note: null,
+          decision: d.approve ? 'approve' : 'deny',
+          reason,
+        },
       },
-    });
+      true,
+    );
     return refused(reason, UNMAPPED[reason]);
   }
   const r = await decide(app, {

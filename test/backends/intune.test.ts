@@ -227,7 +227,7 @@ describe('Intune adapter', () => {
 
   it('licence seats: a full pool refuses; a job abandoned before reaching Intune stops holding its seat after an hour', async () => {
     const { app, intune } = open();
-    app.db.prepare('UPDATE catalog SET license_pool = 1 WHERE id = ?').run('adobe-acrobat-pro');
+    app.sqlite.db.prepare('UPDATE catalog SET license_pool = 1 WHERE id = ?').run('adobe-acrobat-pro');
     graph.failNext(
       1,
       {
@@ -284,10 +284,12 @@ describe('software_install through a real MCP client with Intune', () => {
       expect(codeOf(r)).toBe('APPROVAL_PENDING');
       expect(graph.memberAdds).toHaveLength(0); // nothing reaches Intune before the approval
       const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
-      expect(JSON.parse(app.approvals.get(id)!.args)).toMatchObject({ device_id: JDOE_LAPTOP });
-      expect(app.approvals.decide(id, true, { name: 'console:it-approver' }, undefined)).toMatchObject({ ok: true });
+      expect(JSON.parse(app.sqlite.approvals.get(id)!.args)).toMatchObject({ device_id: JDOE_LAPTOP });
+      expect(app.sqlite.approvals.decide(id, true, { name: 'console:it-approver' }, undefined)).toMatchObject({
+        ok: true,
+      });
       await app.executorPass();
-      const done = app.approvals.get(id)!;
+      const done = app.sqlite.approvals.get(id)!;
       expect(done.status).toBe('succeeded');
       expect(done.result).toMatch(/requested and is pending — not installed yet/);
       expect(done.result).not.toMatch(/eyJ0eXAi/);

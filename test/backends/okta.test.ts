@@ -196,7 +196,7 @@ describe('password_reset through a real MCP client with Okta', () => {
       expect(textOf(again)).toContain('A one-time reset link was sent to j***@northwind.example');
       expect(resets()).toHaveLength(1); // Okta was not asked to reset (and mail) again
       expect(okta.mails).toHaveLength(1);
-      expect(app.db.prepare('SELECT body FROM outbox').pluck().all()).toEqual([
+      expect(app.sqlite.db.prepare('SELECT body FROM outbox').pluck().all()).toEqual([
         '[okta mailed its own one-time reset link (answer lost; not sent again); itguard never held it]',
       ]);
       // The third call replays the recorded outcome.
@@ -264,9 +264,9 @@ describe('password_reset through a real MCP client with Okta', () => {
       const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
       expect(okta.mails).toHaveLength(0);
       await pushWatchers();
-      expect(app.approvals.get(id)!.status).toBe('approved');
+      expect(app.sqlite.approvals.get(id)!.status).toBe('approved');
       await app.executorPass();
-      expect(app.approvals.get(id)!.status).toBe('succeeded');
+      expect(app.sqlite.approvals.get(id)!.status).toBe('succeeded');
       expect(okta.mails).toHaveLength(1);
       const s = await c.call('request_status', { request_id: id });
       expect(textOf(s)).toMatch(/succeeded[\s\S]*jdoe \(Okta Verify\)/);
@@ -278,7 +278,10 @@ describe('password_reset through a real MCP client with Okta', () => {
       expect(codeOf(t)).toBe('APPROVAL_PENDING');
       await pushWatchers();
       const tid = (t._meta!['itguard/error'] as { request_id: string }).request_id;
-      expect(app.approvals.get(tid)).toMatchObject({ status: 'denied', note: expect.stringMatching(/did not answer/) });
+      expect(app.sqlite.approvals.get(tid)).toMatchObject({
+        status: 'denied',
+        note: expect.stringMatching(/did not answer/),
+      });
       const again = await c.call('password_reset', { user: 'root', reason: 'forgot password' });
       expect(codeOf(again)).toBe('APPROVAL_DENIED');
       expect(okta.mails).toHaveLength(1);

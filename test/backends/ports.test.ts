@@ -88,7 +88,7 @@ async function formClient(app: App, user: string) {
   const c = await connect(app, 'helpdesk-agent', { elicitation: { form: {} } });
   c.client.setRequestHandler(ElicitRequestSchema, async () => ({
     action: 'accept',
-    content: { code: app.mfa.currentCode(user)! },
+    content: { code: app.sqlite.mfa.currentCode(user)! },
   }));
   return c;
 }
@@ -109,7 +109,7 @@ describe('SMTP outbox behind password_reset', () => {
     expect(rec).toMatchObject({ username: 'dkim', via: 'smtp', address: 'david.kim@example.com' });
     expect(rec.body).toContain('[one-time link delivered; not kept]');
     expect(rec.body).not.toContain(token);
-    expect(JSON.stringify(app.auditStore.tail(1000))).not.toContain(token);
+    expect(JSON.stringify(app.sqlite.auditStore.tail(1000))).not.toContain(token);
     expect(JSON.stringify(r)).not.toContain(token);
     // The link the user got works on the reset page's view.
     expect(app.backends.resets.link(token)).toMatchObject({ username: 'dkim', usable: true });
@@ -256,7 +256,7 @@ describe('factors keyed by username', () => {
     expect(app.embedded.directory.user('ldap.only')).toBeUndefined();
     const uri = await app.backends.factors.enroll('ldap.only');
     expect(uri).toMatch(/^otpauth:\/\/totp\//);
-    const code = app.mfa.currentCode('ldap.only')!;
+    const code = app.sqlite.mfa.currentCode('ldap.only')!;
     expect(await app.backends.factors.verify('ldap.only', code, { signal: AbortSignal.timeout(1000) })).toEqual({
       ok: true,
     });

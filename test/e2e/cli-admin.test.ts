@@ -148,7 +148,7 @@ describe('HTTP sessions', () => {
     // Idle expiry reads this clock: the test moves it past idleMs instead of sleeping through it.
     let clock = Date.now();
     const http = await startHttp(app, { host: '127.0.0.1', port: 0, idleMs: 1000, now: () => clock });
-    const token = app.tokens.create('helpdesk-agent', 'test').token;
+    const token = app.sqlite.tokens.create('helpdesk-agent', 'test').token;
     const transport = new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`), {
       requestInit: { headers: { Authorization: `Bearer ${token}` } },
     });

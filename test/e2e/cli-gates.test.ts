@@ -9,7 +9,7 @@ let tmp: ReturnType<typeof tempDir>;
 let app: App;
 let db: string;
 const mk = (args: Record<string, unknown>, tier = 'approval', principal = 'helpdesk-agent') =>
-  app.approvals.create({
+  app.sqlite.approvals.create({
     tier,
     principal,
     sessionId: 's',
@@ -49,22 +49,22 @@ describe('itguard approvals', () => {
     expect(list.map((x) => x.id).sort()).toEqual([a.id, b.id].sort());
     expect(runCli(['approvals', 'approve', a.id, '--note', 'ok', '--db', db]).code).toBe(0);
     expect(runCli(['approvals', 'deny', b.id, '--db', db]).code).toBe(0);
-    expect(app.approvals.get(a.id)).toMatchObject({ status: 'approved', note: 'ok' });
-    expect(app.approvals.get(a.id)!.decided_by).toMatch(/^cli:/);
-    expect(app.approvals.get(b.id)!.status).toBe('denied');
+    expect(app.sqlite.approvals.get(a.id)).toMatchObject({ status: 'approved', note: 'ok' });
+    expect(app.sqlite.approvals.get(a.id)!.decided_by).toMatch(/^cli:/);
+    expect(app.sqlite.approvals.get(b.id)!.status).toBe('denied');
     const again = runCli(['approvals', 'approve', b.id, '--db', db]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/not pending/);
-    expect(app.auditStore.tail(20).some((r) => r.event === 'approval.approved' && r.actor.startsWith('cli:'))).toBe(
-      true,
-    );
+    expect(
+      app.sqlite.auditStore.tail(20).some((r) => r.event === 'approval.approved' && r.actor.startsWith('cli:')),
+    ).toBe(true);
   });
 
   it('refuses to approve an MFA request: only the target user’s code can', () => {
     const m = mk({ user: 'jdoe', package: 'slack' }, 'mfa');
     const r = runCli(['approvals', 'approve', m.id, '--db', db]);
     expect(r.code).toBe(1);
-    expect(app.approvals.get(m.id)!.status).toBe('pending');
+    expect(app.sqlite.approvals.get(m.id)!.status).toBe('pending');
   });
 
   it('report autonomy counts grants per action class', () => {
@@ -86,11 +86,11 @@ describe('itguard approvals', () => {
 
 describe('itguard directory enroll and outbox', () => {
   it('prints only the otpauth:// URI on stdout, and the new factor replaces the old', () => {
-    const before = app.mfa.currentCode('jdoe');
+    const before = app.sqlite.mfa.currentCode('jdoe');
     const r = runCli(['directory', 'enroll', 'jdoe', '--db', db]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^otpauth:\/\/totp\/itguard:jdoe\?[^\n]*secret=[A-Z2-7]+[^\n]*\n$/);
-    expect(app.mfa.currentCode('jdoe')).not.toBe(before);
+    expect(app.sqlite.mfa.currentCode('jdoe')).not.toBe(before);
     expect(runCli(['directory', 'enroll', 'nobody', '--db', db]).code).toBe(1);
   });
 

@@ -196,7 +196,7 @@ describe('approvals approve|deny --json', () => {
     const gdb = join(tmp.dir, 'gates.db');
     const app = openApp({ dbPath: gdb, policy: policyWith(), log: silent, executorPollMs: 3_600_000 });
     const mk = (tier: string) =>
-      app.approvals.create({
+      app.sqlite.approvals.create({
         tier,
         principal: 'helpdesk-agent',
         sessionId: 's',

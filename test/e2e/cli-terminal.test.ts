@@ -24,7 +24,7 @@ beforeAll(async () => {
   db = join(tmp.dir, 't.db');
   app = openApp({ dbPath: db, policy: policyWith(), log: silent, executorPollMs: 3_600_000 });
   // Old data: a pending approval whose summary and reason carry escapes (written before `reason` was checked).
-  app.approvals.create({
+  app.sqlite.approvals.create({
     tier: 'approval',
     principal: 'helpdesk-agent',
     sessionId: 's',
@@ -42,7 +42,7 @@ beforeAll(async () => {
     ttlMs: 3600_000,
     withVerifyLink: false,
   });
-  app.db
+  app.sqlite.db
     .prepare(
       'INSERT INTO outbox (username, channel, address, subject, body, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
     )
@@ -66,7 +66,7 @@ beforeAll(async () => {
     reason: 'user asked',
   });
   expect(created.isError).toBeFalsy();
-  ticketTrace = app.auditStore.tail(10).find((r) => r.tool === 'ticket_create')!.trace_id!;
+  ticketTrace = app.sqlite.auditStore.tail(10).find((r) => r.tool === 'ticket_create')!.trace_id!;
   await c.close();
 });
 afterAll(() => {

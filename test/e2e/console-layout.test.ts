@@ -48,7 +48,7 @@ function request(over: Partial<NewApproval> = {}) {
     // A long unbroken value: the arguments once pushed the page to 2,010 px.
     reason: `needs to edit PDFs ${'x'.repeat(400)} ${n}`,
   };
-  return app.approvals.create({
+  return app.sqlite.approvals.create({
     tier: 'approval',
     principal: 'helpdesk-agent',
     sessionId: 's1',
@@ -90,7 +90,7 @@ beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   tmp = tempDir();
   app = openApp({ dbPath: join(tmp.dir, 'l.db'), policy: policyWith(), log: silent, executorPollMs: 3_600_000 });
-  approverToken = app.tokens.create('it-approver', 'test').token;
+  approverToken = app.sqlite.tokens.create('it-approver', 'test').token;
   const web = express();
   web.use('/console', consoleRouter(app));
   srv = web.listen(0, '127.0.0.1');
@@ -201,7 +201,7 @@ describe('console live updates', () => {
       await page.getByTestId(`deny-${third.id}`).click();
       await page.waitForLoadState();
       await expect(page.getByTestId('flash').textContent()).resolves.toContain(`Denied ${third.id}`);
-      expect(app.approvals.get(third.id)!.status).toBe('denied');
+      expect(app.sqlite.approvals.get(third.id)!.status).toBe('denied');
     } finally {
       await page.context().close();
     }
@@ -224,7 +224,7 @@ describe('console live updates', () => {
     try {
       expect((await decide(app, { id: req.id, approve: true, actor: { name: 'test', via: 'cli' } })).ok).toBe(true);
       await app.executorPass();
-      const row = app.approvals.get(req.id)!;
+      const row = app.sqlite.approvals.get(req.id)!;
       expect(row.status, row.result ?? '').toBe('succeeded');
       const recent = page.getByTestId(`recent-${req.id}`);
       await recent.waitFor({ timeout: 10_000 });

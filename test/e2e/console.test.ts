@@ -35,7 +35,7 @@ let approverToken: string;
 let agentToken: string;
 
 function request(over: Partial<NewApproval> = {}) {
-  return app.approvals.create({
+  return app.sqlite.approvals.create({
     tier: 'approval',
     principal: 'helpdesk-agent',
     sessionId: 's1',
@@ -89,8 +89,8 @@ beforeAll(async () => {
   tmp = tempDir();
   // The background executor would run an approved request at once; held off so the test sees the decision itself.
   app = openApp({ dbPath: join(tmp.dir, 'c.db'), policy: policyWith(), log: silent, executorPollMs: 3_600_000 });
-  approverToken = app.tokens.create('it-approver', 'test').token;
-  agentToken = app.tokens.create('helpdesk-agent', 'test').token;
+  approverToken = app.sqlite.tokens.create('it-approver', 'test').token;
+  agentToken = app.sqlite.tokens.create('helpdesk-agent', 'test').token;
   const web = express();
   web.use('/console', consoleRouter(app));
   srv = web.listen(0, '127.0.0.1');
@@ -157,7 +157,7 @@ describe('approver console', () => {
     await page.getByTestId(`approve-${req.id}`).click();
     await page.waitForLoadState();
     await expect(page.getByTestId('flash').textContent()).resolves.toContain(`Approved ${req.id}`);
-    const after = app.approvals.get(req.id)!;
+    const after = app.sqlite.approvals.get(req.id)!;
     expect(after).toMatchObject({
       status: 'approved',
       decided_by: 'console:it-approver',
@@ -167,7 +167,7 @@ describe('approver console', () => {
     const recent = page.getByTestId(`recent-${req.id}`);
     await expect(recent.getByTestId('status').textContent()).resolves.toBe('approved');
     await expect(recent.getByTestId('note').textContent()).resolves.toBe('licence <ok> for finance'); // escaped, shown as text
-    const audit = app.auditStore.tail(10);
+    const audit = app.sqlite.auditStore.tail(10);
     expect(audit.some((a) => a.event === 'console.login' && a.actor === 'it-approver')).toBe(true);
     expect(audit.find((a) => a.event === 'approval.approved')).toMatchObject({ actor: 'console:it-approver' });
     expect(JSON.parse(audit.find((a) => a.event === 'approval.approved')!.detail!)).toMatchObject({
@@ -197,12 +197,12 @@ describe('approver console', () => {
       await (await fetch(`${base}/console`, { headers: { cookie } })).text(),
     )![1]!;
     expect((await post(`/requests/${req.id}`, { decision: 'approve', csrf }, false)).status).toBe(403);
-    expect(app.approvals.get(req.id)!.status).toBe('pending');
-    expect(app.killSwitch.state().engaged).toBe(false);
+    expect(app.sqlite.approvals.get(req.id)!.status).toBe('pending');
+    expect(app.sqlite.killSwitch.state().engaged).toBe(false);
     // ...and with both, the same request goes through: the 403s above were the CSRF check, not something else.
     const ok = await post(`/requests/${req.id}`, { decision: 'deny', csrf, note: 'dup' });
     expect(ok.status).toBe(303);
-    expect(app.approvals.get(req.id)!.status).toBe('denied');
+    expect(app.sqlite.approvals.get(req.id)!.status).toBe('denied');
   });
 
   it('decides only on an explicit approve or deny: a post without one is refused with 400 and approves nothing', async () => {
@@ -225,13 +225,15 @@ describe('approver console', () => {
     expect((await post(`/requests/${req.id}`, `${q({ decision: 'deny' })}&decision=approve`)).status).toBe(400);
     // The old per-decision URLs are gone: a console page left open from before cannot decide anything.
     expect((await post(`/requests/${req.id}/approve`, q({}))).status).toBe(404);
-    expect(app.approvals.get(req.id)).toMatchObject({ status: 'pending', decided_by: null });
+    expect(app.sqlite.approvals.get(req.id)).toMatchObject({ status: 'pending', decided_by: null });
     expect(
-      app.auditStore.tail(50).some((a) => a.detail?.includes(req.id) && /^approval\.(approved|denied)$/.test(a.event)),
+      app.sqlite.auditStore
+        .tail(50)
+        .some((a) => a.detail?.includes(req.id) && /^approval\.(approved|denied)$/.test(a.event)),
     ).toBe(false);
     // The same session and token with decision=approve does approve: the 400s were the decision check.
     expect((await post(`/requests/${req.id}`, q({ decision: 'approve' }))).status).toBe(303);
-    expect(app.approvals.get(req.id)!.status).toBe('approved');
+    expect(app.sqlite.approvals.get(req.id)!.status).toBe('approved');
   });
 
   it('never lets a principal approve its own request', async () => {
@@ -247,7 +249,7 @@ describe('approver console', () => {
     await expect(page.getByTestId('flash').textContent()).resolves.toContain(
       'You cannot approve a request made by your own principal',
     );
-    expect(app.approvals.get(own.id)).toMatchObject({ status: 'pending', decided_by: null });
+    expect(app.sqlite.approvals.get(own.id)).toMatchObject({ status: 'pending', decided_by: null });
     expect(await page.getByTestId(`pending-${own.id}`).count()).toBe(1);
     await page.setViewportSize({ width: 1400, height: 1000 });
     await page.screenshot({ path: '/tmp/console.png', fullPage: true });
@@ -275,10 +277,10 @@ describe('approver console', () => {
       body: new URLSearchParams({ decision: 'approve', csrf: csrf! }),
     });
     expect(forged.status).toBe(303);
-    expect(app.approvals.get(mfa.id)!.status).toBe('pending');
+    expect(app.sqlite.approvals.get(mfa.id)!.status).toBe('pending');
     await page.getByTestId(`deny-${mfa.id}`).click();
     await page.waitForLoadState();
-    expect(app.approvals.get(mfa.id)!.status).toBe('denied');
+    expect(app.sqlite.approvals.get(mfa.id)!.status).toBe('denied');
   });
 
   it('engages and resumes the kill switch', async () => {
@@ -287,7 +289,7 @@ describe('approver console', () => {
     await page.getByTestId('kill-reason').fill('suspicious install burst');
     await page.getByTestId('engage').click();
     await page.waitForLoadState();
-    expect(app.killSwitch.state()).toMatchObject({
+    expect(app.sqlite.killSwitch.state()).toMatchObject({
       engaged: true,
       reason: 'suspicious install burst',
       actor: 'console:it-approver',
@@ -295,9 +297,9 @@ describe('approver console', () => {
     await expect(page.getByTestId('killswitch-state').textContent()).resolves.toBe('ENGAGED');
     await page.getByTestId('resume').click();
     await page.waitForLoadState();
-    expect(app.killSwitch.state()).toMatchObject({ engaged: false, actor: 'console:it-approver' });
+    expect(app.sqlite.killSwitch.state()).toMatchObject({ engaged: false, actor: 'console:it-approver' });
     await expect(page.getByTestId('killswitch-state').textContent()).resolves.toBe('off');
-    const events = app.auditStore.tail(10).map((a) => a.event);
+    const events = app.sqlite.auditStore.tail(10).map((a) => a.event);
     expect(events).toEqual(expect.arrayContaining(['killswitch.engaged', 'killswitch.resumed']));
   });
 
@@ -306,10 +308,10 @@ describe('approver console', () => {
     await page.getByTestId('sign-out').click();
     await page.waitForLoadState();
     expect(await page.getByTestId('token-input').count()).toBe(1);
-    const { token, id } = app.tokens.create('it-approver', 'test');
+    const { token, id } = app.sqlite.tokens.create('it-approver', 'test');
     const cookie = await fetchSession(token);
     expect(await (await fetch(`${base}/console`, { headers: { cookie } })).text()).toContain('data-testid="principal"');
-    app.tokens.revoke(id, 'test');
+    app.sqlite.tokens.revoke(id);
     expect(await (await fetch(`${base}/console`, { headers: { cookie } })).text()).toContain(
       'data-testid="token-input"',
     );

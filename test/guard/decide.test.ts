@@ -17,7 +17,7 @@ afterEach(() => {
 const ISS = 'https://idp.example.com';
 
 function request(a: App, o: { tier?: string; target?: string; onBehalfOf?: string; onBehalfOfId?: string } = {}) {
-  return a.approvals.create({
+  return a.sqlite.approvals.create({
     tier: o.tier ?? 'approval',
     principal: 'helpdesk-agent',
     onBehalfOf: o.onBehalfOf,
@@ -54,7 +54,7 @@ describe('decide', () => {
       ok: false,
       reason: 'self_approval',
     });
-    expect(app.approvals.get(row.id)!.status).toBe('pending');
+    expect(app.sqlite.approvals.get(row.id)!.status).toBe('pending');
   });
 
   it('refuses the person the request was made for by issuer + sub, and by e-mail in any case', async () => {
@@ -125,7 +125,7 @@ describe('decide', () => {
     await decide(app, { id: 'REQ-NOSUCH', approve: false, actor: { name: 'cli:ops', via: 'cli' } });
     await decide(app, { id: row.id, approve: false, note: 'no licence', actor: { name: 'cli:ops', via: 'cli' } });
     await decide(app, { id: row.id, approve: true, actor: approver });
-    const rows = [...app.auditStore.iterate()].filter((r) => r.event.startsWith('approval.'));
+    const rows = [...app.sqlite.auditStore.iterate()].filter((r) => r.event.startsWith('approval.'));
     expect(rows.map((r) => [r.event, r.code, r.actor])).toEqual([
       ['approval.refused', 'self_approval', 'console:helpdesk-agent'],
       ['approval.refused', 'not_found', 'cli:ops'],
@@ -138,6 +138,6 @@ describe('decide', () => {
       decision: 'approve',
       reason: 'self_approval',
     });
-    expect(app.auditStore.verify().ok).toBe(true);
+    expect(app.sqlite.auditStore.verify().ok).toBe(true);
   });
 });

@@ -1,3 +1,4 @@
+import { setKillSwitch } from '../../src/guard/operator.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { boundary } from '../../src/guard/boundary.js';
@@ -33,11 +34,11 @@ describe('kill switch guard', () => {
     const next = nextSpy();
     await killSwitch(app)(next)(fakeCall(app, 'kb_search', { query: 'x' }));
     expect(next).toHaveBeenCalledTimes(1);
-    app.killSwitch.set(true, 'unit test', 't');
+    await setKillSwitch(app, true, 'unit test', 't');
     const e = await refusal(killSwitch(app)(next)(fakeCall(app, 'kb_search', { query: 'x' })));
     expect(e.code).toBe('KILL_SWITCH_ENGAGED');
     expect(next).toHaveBeenCalledTimes(1);
-    app.killSwitch.set(false, 'unit test over', 't');
+    await setKillSwitch(app, false, 'unit test over', 't');
   });
 
   it('fails closed when the state cannot be read', async () => {
@@ -140,7 +141,7 @@ describe('task budget and loop breaker', () => {
     }
     const r = await guarded(fakeCall(app, 'kb_get_article', { id: 'KB-99' }, 'helpdesk-agent', { session }));
     expect((r._meta!['itguard/error'] as { code: string }).code).toBe('LOOP_DETECTED');
-    expect(app.auditStore.tail(5).some((x) => x.event === 'alarm' && x.code === 'LOOP_DETECTED')).toBe(true);
+    expect(app.sqlite.auditStore.tail(5).some((x) => x.event === 'alarm' && x.code === 'LOOP_DETECTED')).toBe(true);
   });
 });
 
@@ -156,7 +157,7 @@ describe('a spent or tripped task is refused before scope and validation', () =>
     const events: string[] = [];
     const handler = buildPipeline(
       app,
-      () => ({
+      async () => ({
         killSwitch: { engaged: false, reason: '', changedAt: 0 },
         task: {},
         caps: [],
@@ -190,7 +191,7 @@ describe('pipeline', () => {
     const events: string[] = [];
     const handler = buildPipeline(
       app,
-      () => ({
+      async () => ({
         killSwitch: { engaged: false, reason: '', changedAt: 0 },
         task: {},
         caps: [],
@@ -222,7 +223,7 @@ describe('pipeline', () => {
     const events: string[] = [];
     const handler = buildPipeline(
       app,
-      () => ({
+      async () => ({
         killSwitch: { engaged: false, reason: '', changedAt: 0 },
         task: {},
         caps: [],

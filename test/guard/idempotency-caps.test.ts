@@ -17,7 +17,7 @@ describe('idempotency', () => {
     expect(textOf(again)).toMatch(/^\[Replay:/);
     expect(again._meta!['itguard/replay']).toMatchObject({ original_trace_id: first._meta!['itguard/trace_id'] });
     expect(app.embedded.tickets.count()).toBe(1);
-    const rows = app.auditStore.byTrace(again._meta!['itguard/trace_id'] as string);
+    const rows = app.sqlite.auditStore.byTrace(again._meta!['itguard/trace_id'] as string);
     expect(rows.map((r) => r.event)).toEqual(['call.replay']);
     app.close();
   });
@@ -92,12 +92,12 @@ describe('idempotency', () => {
     await c.call('ticket_create', args);
     // Simulate a crash after the side effect but before the record completed: the row goes back to in flight,
     // owned by a process that no longer exists.
-    app.db
+    app.sqlite.db
       .prepare(
         "UPDATE idempotency SET state = 'in_flight', result = NULL, owner = 'vm:999999999:dead' WHERE key = 'k:crash-key-001'",
       )
       .run();
-    app.db
+    app.sqlite.db
       .prepare("UPDATE idempotency SET owner = ? || ':999999999:dead' WHERE key = 'k:crash-key-001'")
       .run((await import('node:os')).hostname());
     const retry = await c.call('ticket_create', args);
@@ -105,8 +105,8 @@ describe('idempotency', () => {
     expect(retry._meta!['itguard/replay']).toBeDefined();
     expect(app.embedded.tickets.count()).toBe(1);
     // And if the backend never saw it, the retry runs it once.
-    app.db.prepare("DELETE FROM tickets WHERE summary = 'Crash me'").run();
-    app.db
+    app.sqlite.db.prepare("DELETE FROM tickets WHERE summary = 'Crash me'").run();
+    app.sqlite.db
       .prepare(
         "UPDATE idempotency SET state = 'in_flight', result = NULL, owner = ? || ':999999999:dead' WHERE key = 'k:crash-key-001'",
       )
@@ -146,7 +146,9 @@ describe('aggregate caps', () => {
     expect(r._meta!['itguard/error']).toMatchObject({ amount: 1, remaining: 0 });
     expect(app.embedded.tickets.count()).toBe(3);
     // one alarm at alarm_at, once
-    expect(app.auditStore.tail(100).filter((x) => x.event === 'alarm' && x.code === 'CAP_ALARM')).toHaveLength(1);
+    expect(app.sqlite.auditStore.tail(100).filter((x) => x.event === 'alarm' && x.code === 'CAP_ALARM')).toHaveLength(
+      1,
+    );
     // guard_status shows it
     const s = await c.call('guard_status');
     expect(
@@ -165,7 +167,7 @@ describe('aggregate caps', () => {
       policy: demoPolicy().approvals({ wait_seconds: 0 }).parse(),
     });
     const rule = app.policy.tools.software_install.caps.find((x) => x.name === 'license-spend-per-day')!;
-    expect(app.caps.reserve([{ rule, scopeKey: '*', amount: 234 }], app.now()).ok).toBe(true);
+    expect(app.sqlite.caps.reserve([{ rule, scopeKey: '*', amount: 234 }], app.now()).ok).toBe(true);
     const c = await connect(app);
     const r = await c.call('software_install', { user: 'asmith', package: 'autocad', reason });
     expect(codeOf(r)).toBe('CAP_EXCEEDED');
@@ -209,7 +211,7 @@ describe('aggregate caps', () => {
     c.client.setRequestHandler(ElicitRequestSchema, async () => answer);
     // Reserved at the caps step, then refused at the approval step: the reservation is given back.
     expect(codeOf(await c.call('ticket_create', { summary: 'x', requester: 'jdoe', reason }))).toBe('APPROVAL_DENIED');
-    expect(app.caps.used(app.policy.tools.ticket_create.caps[0]!, '*', app.now())).toBe(0);
+    expect(app.sqlite.caps.used(app.policy.tools.ticket_create.caps[0]!, '*', app.now())).toBe(0);
     answer = { action: 'accept', content: { approve: true } };
     expect((await c.call('ticket_create', { summary: 'x2', requester: 'jdoe', reason })).isError).toBeFalsy();
     expect(codeOf(await c.call('ticket_create', { summary: 'x3', requester: 'jdoe', reason }))).toBe('CAP_EXCEEDED');

@@ -68,7 +68,7 @@ export function seedDb(db: string, policyFile: string, tokensFor: string[] = [])
     executorPollMs: 3_600_000,
   });
   try {
-    return Object.fromEntries(tokensFor.map((p) => [p, app.tokens.create(p, 'test', 'scenario token').token]));
+    return Object.fromEntries(tokensFor.map((p) => [p, app.sqlite.tokens.create(p, 'test', 'scenario token').token]));
   } finally {
     app.close();
   }

@@ -31,7 +31,7 @@ const exercised = new Set<string>();
 const POLICY = demoPolicy().principal('auditor', ['audit:read']).principal('decider', ['approvals:decide']);
 
 function request(over: Partial<NewApproval> = {}) {
-  return app.approvals.create({
+  return app.sqlite.approvals.create({
     tier: 'approval',
     principal: 'helpdesk-agent',
     sessionId: 's1',
@@ -88,7 +88,7 @@ async function call(
 beforeAll(async () => {
   app = openApp({ dbPath: ':memory:', policy: POLICY.parse(), log: silent, executorPollMs: 3_600_000 });
   for (const p of ['it-approver', 'helpdesk-agent', 'auditor', 'decider'])
-    tokens[p] = app.tokens.create(p, 'test').token;
+    tokens[p] = app.sqlite.tokens.create(p, 'test').token;
   http = await startHttp(app, { host: '127.0.0.1', port: 0 });
   base = `${http.url}/admin/v1`;
   const r = await fetch(`${base}/openapi.json`);
@@ -125,7 +125,7 @@ describe('approvals', () => {
     expect(no.json).toMatchObject({ status: 'denied', decided_by: 'admin:decider' });
     const all = await call('auditor', 'get', '/approvals?status=all&limit=50');
     expect((all.json.approvals as unknown[]).length).toBeGreaterThanOrEqual(2);
-    const audit = app.auditStore.tail(20);
+    const audit = app.sqlite.auditStore.tail(20);
     expect(audit.find((r) => r.event === 'approval.approved')).toMatchObject({ actor: 'admin:it-approver' });
     expect(JSON.parse(audit.find((r) => r.event === 'approval.approved')!.detail!)).toMatchObject({
       request_id: a.id,
@@ -147,8 +147,10 @@ describe('approvals', () => {
     const m = request({ tier: 'mfa', withVerifyLink: true });
     const mfa = await call('it-approver', 'post', `/approvals/${m.id}/approve`, {});
     expect(mfa).toMatchObject({ status: 403, json: { error: { code: 'WRONG_TIER' } } });
-    expect(app.approvals.get(own.id)!.status).toBe('pending');
-    expect(app.auditStore.tail(10).filter((r) => r.event === 'approval.refused').length).toBeGreaterThanOrEqual(2);
+    expect(app.sqlite.approvals.get(own.id)!.status).toBe('pending');
+    expect(app.sqlite.auditStore.tail(10).filter((r) => r.event === 'approval.refused').length).toBeGreaterThanOrEqual(
+      2,
+    );
   });
 
   it('bad input names the field: a note too long, an unknown key, JSON that is not JSON, a bad query', async () => {
@@ -166,7 +168,7 @@ describe('approvals', () => {
     expect(r.status).toBe(400);
     expect(await r.json()).toEqual({ error: { code: 'INVALID_JSON', message: 'the body is not valid JSON' } });
     expect((await call('it-approver', 'get', '/approvals?status=maybe')).status).toBe(400);
-    expect(app.approvals.get(a.id)!.status).toBe('pending');
+    expect(app.sqlite.approvals.get(a.id)!.status).toBe('pending');
   });
 });
 
@@ -175,12 +177,12 @@ describe('kill switch, tasks, budgets, breakers', () => {
     const on = await call('decider', 'post', '/kill-switch/engage', { reason: 'incident 42' });
     expect(on.json).toMatchObject({ engaged: true, reason: 'incident 42', actor: 'admin:decider' });
     expect((await call('auditor', 'get', '/kill-switch')).json).toMatchObject({ engaged: true });
-    expect(app.killSwitch.state().engaged).toBe(true);
+    expect(app.sqlite.killSwitch.state().engaged).toBe(true);
     const missing = await call('decider', 'post', '/kill-switch/engage', {});
     expect(missing.status).toBe(400);
     const off = await call('it-approver', 'post', '/kill-switch/release', { reason: 'resolved' });
     expect(off.json).toMatchObject({ engaged: false, actor: 'admin:it-approver' });
-    const events = app.auditStore.tail(10).map((r) => [r.event, r.actor]);
+    const events = app.sqlite.auditStore.tail(10).map((r) => [r.event, r.actor]);
     expect(events).toEqual(
       expect.arrayContaining([
         ['killswitch.engaged', 'admin:decider'],
@@ -198,7 +200,7 @@ describe('kill switch, tasks, budgets, breakers', () => {
     expect(p.json).toEqual({
       reset: [{ level: 'principal', principal: 'helpdesk-agent', task: null, was_tripped: false }],
     });
-    expect(app.auditStore.tail(1)[0]).toMatchObject({ event: 'breaker.reset', actor: 'admin:it-approver' });
+    expect(app.sqlite.auditStore.tail(1)[0]).toMatchObject({ event: 'breaker.reset', actor: 'admin:it-approver' });
     expect((await call('it-approver', 'post', '/breakers/reset', { task: 'no-such-task' })).status).toBe(404);
     expect((await call('it-approver', 'post', '/breakers/reset', { principal: 'nobody' })).status).toBe(404);
     expect((await call('it-approver', 'post', '/breakers/reset', { principal: 'a', task: 'b' })).status).toBe(400);
@@ -213,16 +215,16 @@ describe('notifications and audit', () => {
     expect((await call('it-approver', 'post', '/notifications/N-NOPE/retry')).status).toBe(404);
     // A delivery that failed for good: the retry makes it due again, audited.
     const a = request();
-    app.notifyStore.enqueue([
+    app.sqlite.notifyStore.enqueue([
       { requestId: a.id, kind: 'requested', channel: 'webhook', recipient: 'hook:test', payload: { x: 1 } },
     ]);
-    const [job] = app.notifyStore.claimDue(60_000, 20, a.id);
-    app.notifyStore.attemptFailed(job!.id, 'HTTP 500', undefined);
+    const [job] = app.sqlite.notifyStore.claimDue(60_000, 20, a.id);
+    app.sqlite.notifyStore.attemptFailed(job!.id, 'HTTP 500', undefined);
     const failed = await call('auditor', 'get', `/notifications?status=failed&request_id=${a.id}`);
     expect(failed.json.notifications).toMatchObject([{ id: job!.id, status: 'failed', last_error: 'HTTP 500' }]);
     const retried = await call('it-approver', 'post', `/notifications/${job!.id}/retry`);
     expect(retried.json).toMatchObject({ id: job!.id, status: 'pending', attempts: 0 });
-    expect(app.auditStore.tail(1)[0]).toMatchObject({ event: 'notify.retried', actor: 'admin:it-approver' });
+    expect(app.sqlite.auditStore.tail(1)[0]).toMatchObject({ event: 'notify.retried', actor: 'admin:it-approver' });
     expect((await call('it-approver', 'post', `/notifications/${job!.id}/retry`)).status).toBe(409);
   });
 
@@ -247,7 +249,7 @@ describe('notifications and audit', () => {
   });
 
   it('audit show by task: records of a task id', async () => {
-    app.auditStore.append({ event: 'test.marker', actor: 'test', taskId: 'task-xyz' });
+    app.sqlite.auditStore.append({ event: 'test.marker', actor: 'test', taskId: 'task-xyz' });
     const r = await call('auditor', 'get', '/audit/tasks/task-xyz');
     expect((r.json.records as { task_id: string }[])[0]!.task_id).toBe('task-xyz');
   });
@@ -280,8 +282,8 @@ describe('authentication and scopes', () => {
         expect(r.json).toMatchObject({ error: { code: 'SCOPE_DENIED' } });
       }
     }
-    expect(app.approvals.get(a.id)!.status).toBe('pending');
-    expect(app.killSwitch.state().engaged).toBe(false);
+    expect(app.sqlite.approvals.get(a.id)!.status).toBe('pending');
+    expect(app.sqlite.killSwitch.state().engaged).toBe(false);
   });
 
   it('reads need audit:read (approvals and the kill switch also approvals:decide)', async () => {

@@ -96,7 +96,7 @@ async function console_(a: App, jobTimeoutMs: number) {
     method: 'POST',
     redirect: 'manual',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ token: a.tokens.create('it-approver', 'test').token }),
+    body: new URLSearchParams({ token: a.sqlite.tokens.create('it-approver', 'test').token }),
   });
   expect(login.status).toBe(303);
   const cookie = login.headers.getSetCookie()[0]!.split(';')[0]!;
@@ -123,9 +123,9 @@ async function approvedInstall(a: App, pkg: string): Promise<string> {
     const r = await c.call('software_install', { user: 'jdoe', package: pkg, reason: 'needs it for work' });
     expect(codeOf(r)).toBe('APPROVAL_PENDING');
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
-    expect(a.approvals.decide(id, true, { name: 'console:it-approver' }, undefined)).toMatchObject({ ok: true });
+    expect(a.sqlite.approvals.decide(id, true, { name: 'console:it-approver' }, undefined)).toMatchObject({ ok: true });
     await a.executorPass();
-    expect(a.approvals.get(id)!.status).toBe('succeeded');
+    expect(a.sqlite.approvals.get(id)!.status).toBe('succeeded');
     return id;
   } finally {
     await c.close();
@@ -137,7 +137,7 @@ describe('console: live install job state (Intune)', () => {
     const g = await startGraph();
     app = testApp({ policy: intunePolicy(g.url), env: { INTUNE_SECRET: SECRET }, cloud: { deployPollMs: 0 } });
     const id = await approvedInstall(app, 'adobe-acrobat-pro');
-    expect(app.approvals.get(id)!.result).toMatch(/requested and is pending — not installed yet/);
+    expect(app.sqlite.approvals.get(id)!.result).toMatch(/requested and is pending — not installed yet/);
     const c = await console_(app, 2000);
 
     const first = outcome(await c.live(), id);
@@ -148,7 +148,7 @@ describe('console: live install job state (Intune)', () => {
     expect(second).toMatch(/Install job <span class="mono">JOB-\w+<\/span>: <strong>installed<\/strong>/);
     expect(second).not.toMatch(/job-note/);
     // The recorded result is what it was: the console read the job, the request row is unchanged.
-    expect(app.approvals.get(id)!.result).toMatch(/requested and is pending/);
+    expect(app.sqlite.approvals.get(id)!.result).toMatch(/requested and is pending/);
     expect(g.memberAdds).toHaveLength(1);
   });
 
@@ -212,7 +212,7 @@ describe('console: live install job state (embedded deploy)', () => {
     const r = await c0.call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason: 'pdf' });
     await c0.close();
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
-    app.approvals.decide(id, false, { name: 'console:it-approver' }, 'no');
+    app.sqlite.approvals.decide(id, false, { name: 'console:it-approver' }, 'no');
     const c = await console_(app, 1000);
     expect(outcome(await c.live(), id)).toBe('');
     expect(reads).toBe(0);

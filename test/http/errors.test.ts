@@ -17,7 +17,7 @@ let token: string;
 beforeAll(async () => {
   app = testApp({ log });
   http = await startHttp(app, { host: '127.0.0.1', port: 0 });
-  token = app.tokens.create('helpdesk-agent', 'test').token;
+  token = app.sqlite.tokens.create('helpdesk-agent', 'test').token;
 });
 afterAll(async () => {
   await http.close();

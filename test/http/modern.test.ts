@@ -17,8 +17,8 @@ let reader: string;
 beforeAll(async () => {
   app = testApp();
   http = await startHttp(app, { host: '127.0.0.1', port: 0 });
-  agent = app.tokens.create('helpdesk-agent', 'test').token;
-  reader = app.tokens.create('kb-reader', 'test').token;
+  agent = app.sqlite.tokens.create('helpdesk-agent', 'test').token;
+  reader = app.sqlite.tokens.create('kb-reader', 'test').token;
 });
 afterAll(async () => {
   await http.close();
@@ -104,8 +104,8 @@ describe('/mcp, 2026-07-28 requests', () => {
     const none = await post(rpc('tools/list'), {}, null);
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toMatch(/^Bearer /);
-    const t = app.tokens.create('helpdesk-agent', 'to revoke');
-    app.tokens.revoke(t.id, 'test');
+    const t = app.sqlite.tokens.create('helpdesk-agent', 'to revoke');
+    app.sqlite.tokens.revoke(t.id);
     const revoked = await post(rpc('tools/list'), {}, t.token);
     expect(revoked.status).toBe(401);
   });

@@ -148,8 +148,8 @@ describe('Protected Resource Metadata (RFC 9728)', () => {
 
   it('a revoked static token reads as one in the SDK client: the error carries the sentence to act on', async () => {
     const { app, url } = await start({ auth: null });
-    const t = app.tokens.create('helpdesk-agent', 'test');
-    app.tokens.revoke(t.id, 'cli:test');
+    const t = app.sqlite.tokens.create('helpdesk-agent', 'test');
+    app.sqlite.tokens.revoke(t.id);
     const err = await mcp(url, t.token).then(
       () => undefined,
       (e: unknown) => e as Error,
@@ -319,15 +319,17 @@ describe('a valid token over a real MCP client', () => {
       reason: 'user asked in chat',
     });
     expect(r.isError).toBeFalsy();
-    const records = app.auditStore.byTrace(traceOf(r));
+    const records = app.sqlite.auditStore.byTrace(traceOf(r));
     expect(records.map((x) => x.event)).toEqual(['call.intent', 'call.outcome']);
     for (const rec of records)
       expect(rec).toMatchObject({ actor: 'helpdesk-agent', on_behalf_of: 'alice@example.com' });
     // A refusal is audited for the user too.
     const denied = await call('ticket_get', { key: 'NOPE-1' });
     expect(denied.isError).toBe(true);
-    expect(app.auditStore.byTrace(traceOf(denied)).every((x) => x.on_behalf_of === 'alice@example.com')).toBe(true);
-    expect(app.auditStore.verify().ok).toBe(true);
+    expect(app.sqlite.auditStore.byTrace(traceOf(denied)).every((x) => x.on_behalf_of === 'alice@example.com')).toBe(
+      true,
+    );
+    expect(app.sqlite.auditStore.verify().ok).toBe(true);
     await client.close();
   });
 
@@ -336,7 +338,7 @@ describe('a valid token over a real MCP client', () => {
     const { client, call } = await mcp(url, await idp.clientCredentials('ticket-bot'));
     const r = await call('kb_search', { query: 'vpn' });
     expect(r.isError).toBeFalsy();
-    expect(app.auditStore.byTrace(traceOf(r)).map((x) => x.on_behalf_of)).toEqual([null]);
+    expect(app.sqlite.auditStore.byTrace(traceOf(r)).map((x) => x.on_behalf_of)).toEqual([null]);
     await client.close();
   });
 
@@ -373,7 +375,7 @@ describe('a valid token over a real MCP client', () => {
     expect(textOf(status)).toMatch(/on behalf of alice@example\.com/);
 
     // The approver console (signed in with an approver's static token) shows whose request it is.
-    const approver = app.tokens.create('it-approver', 'test').token;
+    const approver = app.sqlite.tokens.create('it-approver', 'test').token;
     const login = await fetch(`${http!.url}/console/login`, {
       method: 'POST',
       redirect: 'manual',
@@ -394,13 +396,13 @@ describe('a valid token over a real MCP client', () => {
         })
       ).ok,
     ).toBe(true);
-    await expect.poll(() => app.approvals.get(id)!.status, { timeout: 5000 }).toBe('succeeded');
-    const run = [...app.auditStore.iterate()].filter((x) => x.session_id === `executor:${id}`);
+    await expect.poll(() => app.sqlite.approvals.get(id)!.status, { timeout: 5000 }).toBe('succeeded');
+    const run = [...app.sqlite.auditStore.iterate()].filter((x) => x.session_id === `executor:${id}`);
     expect(run.map((x) => x.event)).toEqual(
       expect.arrayContaining(['approval.consumed', 'call.intent', 'call.outcome']),
     );
     expect(run.every((x) => x.on_behalf_of === 'alice@example.com')).toBe(true);
-    expect(app.auditStore.verify().ok).toBe(true);
+    expect(app.sqlite.auditStore.verify().ok).toBe(true);
     await client.close();
   });
 });
@@ -450,16 +452,16 @@ describe('the approver console with OAuth', () => {
     const refused = await consoleDecide(dana.cookie!, id, 'approve');
     expect(refused).toContain('<span class="muted" data-testid="user">(dana@example.com)</span>');
     expect(refused).toContain(`${id}: You cannot approve a request an agent made on your behalf.`);
-    expect(app.approvals.get(id)!.status).toBe('pending');
+    expect(app.sqlite.approvals.get(id)!.status).toBe('pending');
 
     const irene = await consoleLogin(await idp.userToken('irene'));
     await consoleDecide(irene.cookie!, id, 'approve');
-    expect(app.approvals.get(id)!.decided_by).toBe('console:it-approver');
-    const decided = [...app.auditStore.iterate()].filter((x) => x.event === 'approval.approved');
+    expect(app.sqlite.approvals.get(id)!.decided_by).toBe('console:it-approver');
+    const decided = [...app.sqlite.auditStore.iterate()].filter((x) => x.event === 'approval.approved');
     expect(decided.map((x) => x.on_behalf_of)).toEqual(['irene@example.com']);
-    expect([...app.auditStore.iterate()].filter((x) => x.event === 'console.login').map((x) => x.on_behalf_of)).toEqual(
-      ['dana@example.com', 'irene@example.com'],
-    );
+    expect(
+      [...app.sqlite.auditStore.iterate()].filter((x) => x.event === 'console.login').map((x) => x.on_behalf_of),
+    ).toEqual(['dana@example.com', 'irene@example.com']);
   });
 
   it('compares people by issuer + sub: the same person never approves their own request, whatever their token carries', async () => {
@@ -476,7 +478,7 @@ describe('the approver console with OAuth', () => {
     const r = await call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason: 'dana needs it' });
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
     await client.close();
-    expect(app.approvals.get(id)!.on_behalf_of_id).toBe(`${idp.issuer} sub:dana`);
+    expect(app.sqlite.approvals.get(id)!.on_behalf_of_id).toBe(`${idp.issuer} sub:dana`);
 
     const approverClaims = { aud: AUDIENCE, scope: 'itguard', itguard_principal: 'it-approver' };
     const variants = [
@@ -490,19 +492,19 @@ describe('the approver console with OAuth', () => {
       expect(signedIn.status).toBe(303);
       const page = await consoleDecide(signedIn.cookie!, id, 'approve');
       expect(page).toContain(`${id}: You cannot approve a request an agent made on your behalf.`);
-      expect(app.approvals.get(id)!.status).toBe('pending');
+      expect(app.sqlite.approvals.get(id)!.status).toBe('pending');
     }
     // Every refusal is in the audit, with who tried and why.
-    const refusals = [...app.auditStore.iterate()].filter((x) => x.event === 'approval.refused');
+    const refusals = [...app.sqlite.auditStore.iterate()].filter((x) => x.event === 'approval.refused');
     expect(refusals).toHaveLength(variants.length);
     expect(refusals.every((x) => x.code === 'own_behalf' && x.actor === 'console:it-approver')).toBe(true);
     expect(JSON.parse(refusals[0]!.detail!)).toMatchObject({ request_id: id, decision: 'approve', via: 'console' });
-    expect(app.auditStore.verify().ok).toBe(true);
+    expect(app.sqlite.auditStore.verify().ok).toBe(true);
 
     // Someone else approves it; the request then runs.
     const irene = await consoleLogin(await idp.userToken('irene'));
     await consoleDecide(irene.cookie!, id, 'approve');
-    expect(app.approvals.get(id)!.status).not.toBe('pending');
+    expect(app.sqlite.approvals.get(id)!.status).not.toBe('pending');
   });
 
   it('refuses a machine token, a token for a principal without approvals:decide, a bad token, and static tokens when they are off', async () => {
@@ -512,7 +514,7 @@ describe('the approver console with OAuth', () => {
     expect((await consoleLogin(await idp.clientCredentials('approver-bot'))).status).toBe(401);
     expect((await consoleLogin(await idp.userToken('alice'))).status).toBe(401);
     expect((await consoleLogin(await idp.userToken('irene', { resource: 'https://other.test/api' }))).status).toBe(401);
-    expect((await consoleLogin(app!.tokens.create('it-approver', 'test').token)).status).toBe(401);
+    expect((await consoleLogin(app!.sqlite.tokens.create('it-approver', 'test').token)).status).toBe(401);
     expect((await consoleLogin(await idp.userToken('irene'))).status).toBe(303);
   });
 });
@@ -529,7 +531,7 @@ describe('sessions', () => {
     const asBob = await post(url, bob, sid, list);
     expect(asBob.status).toBe(403);
     expect(await asBob.json()).toMatchObject({ error: { message: 'Session belongs to another user' } });
-    const staticToken = app.tokens.create('helpdesk-agent', 'test').token;
+    const staticToken = app.sqlite.tokens.create('helpdesk-agent', 'test').token;
     expect((await post(url, staticToken, sid, list)).status).toBe(403);
     const refreshed = await idp.userToken('alice');
     expect(refreshed).not.toBe(alice);
@@ -540,10 +542,10 @@ describe('sessions', () => {
 describe('static bearer tokens', () => {
   it('keep working beside OAuth', async () => {
     const { app, url } = await start();
-    const { client, call } = await mcp(url, app.tokens.create('helpdesk-agent', 'test').token);
+    const { client, call } = await mcp(url, app.sqlite.tokens.create('helpdesk-agent', 'test').token);
     const r = await call('kb_search', { query: 'vpn' });
     expect(r.isError).toBeFalsy();
-    expect(app.auditStore.byTrace(traceOf(r))[0]!.on_behalf_of).toBeNull();
+    expect(app.sqlite.auditStore.byTrace(traceOf(r))[0]!.on_behalf_of).toBeNull();
     await client.close();
   });
 
@@ -551,7 +553,7 @@ describe('static bearer tokens', () => {
     const { app, url } = await start({
       auth: { issuers: [idp.issuer], audience: AUDIENCE, principal_claim: 'itguard_principal', static_tokens: false },
     });
-    const r = await post(url, app.tokens.create('helpdesk-agent', 'test').token);
+    const r = await post(url, app.sqlite.tokens.create('helpdesk-agent', 'test').token);
     expect(r.status).toBe(401);
     expect(r.headers.get('www-authenticate')).toMatch(
       /error="invalid_token", error_description="Static itguard tokens are turned off here/,

@@ -22,7 +22,9 @@ async function newLink(user: string): Promise<string> {
     linksBase: http.url,
     signal: AbortSignal.timeout(5000),
   });
-  const row = app.db.prepare('SELECT body FROM outbox WHERE username = ? ORDER BY id DESC LIMIT 1').get(user) as {
+  const row = app.sqlite.db
+    .prepare('SELECT body FROM outbox WHERE username = ? ORDER BY id DESC LIMIT 1')
+    .get(user) as {
     body: string;
   };
   return row.body.match(/https?:\/\/\S+\/reset\/\S+/)![0];

@@ -40,7 +40,7 @@ async function start(opts: { maxSessions?: number; perPrincipal?: number } = {})
   });
   return { app, http, url: `${http.url}/mcp` };
 }
-const tokenFor = (a: App, principal: string) => a.tokens.create(principal, 'test').token;
+const tokenFor = (a: App, principal: string) => a.sqlite.tokens.create(principal, 'test').token;
 
 const INIT = {
   jsonrpc: '2.0',

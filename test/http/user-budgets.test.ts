@@ -75,7 +75,7 @@ describe('per: user budgets over OAuth', () => {
     for (let i = 0; i < 3; i++) b.push(await callAs(bob, `bob-task-${i}`, `printer question ${i}`));
     expect(b.map((r) => codeOf(r) ?? 'ok')).toEqual(['ok', 'ok', 'ok']);
     // The usage is kept per person (issuer + sub), never under the display e-mail.
-    const keys = app.budgets.usage(app.policy.budgets, Date.now()).map((u) => u.scopeKey);
+    const keys = app.sqlite.budgets.usage(app.policy.budgets, Date.now()).map((u) => u.scopeKey);
     expect(keys.sort()).toEqual([`user ${idp.issuer} sub:alice`, `user ${idp.issuer} sub:bob`]);
   });
 });

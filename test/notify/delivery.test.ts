@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
-import { listNotifications, retryNotification } from '../../src/notify/admin.js';
+import { listNotifications, notificationView, retryNotification } from '../../src/notify/admin.js';
 import { codeOf, connect, silent, testApp } from '../helpers/harness.js';
 import {
   advance,
@@ -54,7 +54,7 @@ describe('a request that needs an approver', () => {
     expect(mails[0]!.body).toContain('needs to sign contracts');
     expect(mails[0]!.body).toContain(`${base}/console#${id}`);
 
-    const jobs = listNotifications(app.notifyStore, { requestId: id });
+    const jobs = await listNotifications(app.store.notify, { requestId: id });
     expect(jobs.map((j) => `${j.channel}:${j.recipient}:${j.status}`).sort()).toEqual([
       'mail:it-approver:sent',
       'mail:it-lead:sent',
@@ -77,7 +77,7 @@ describe('a request that needs an approver', () => {
     const [d] = [...hook.accepted.values()];
     expect(d!.body.type).toBe('approval.mfa_pending');
     const token = meta.verification_link!.split('/verify/')[1]!;
-    const stored = JSON.stringify(app.notifyStore.jobsFor(meta.request_id));
+    const stored = JSON.stringify(app.sqlite.notifyStore.jobsFor(meta.request_id));
     expect(stored).not.toContain(token);
     expect(d!.raw).not.toContain(token);
     // A signed Approve click cannot stand in for the target user's code.
@@ -89,7 +89,7 @@ describe('a request that needs an approver', () => {
       nowS: nowS(),
     });
     expect(click.status).toBe(200);
-    expect(app.approvals.get(meta.request_id)!.status).toBe('pending');
+    expect(app.sqlite.approvals.get(meta.request_id)!.status).toBe('pending');
     expect(audit('approval.refused')[0]!.detail.reason).toBe('wrong_tier');
   });
 });
@@ -101,7 +101,11 @@ describe('delivery is durable and retried, never on the call path', () => {
     const { id, ms } = await installRequest();
     expect(ms).toBeLessThan(2000);
     await app.notifier!.pass();
-    const by = (ch: string) => listNotifications(app.notifyStore, { requestId: id }).find((j) => j.channel === ch)!;
+    const by = (ch: string) =>
+      app.sqlite.notifyStore
+        .list({ requestId: id })
+        .map(notificationView)
+        .find((j) => j.channel === ch)!;
     expect(by('slack')).toMatchObject({
       status: 'pending',
       attempts: 1,
@@ -151,7 +155,9 @@ describe('delivery is durable and retried, never on the call path', () => {
     try {
       await second.notifier!.pass();
       expect(slack.posts().map((p) => p.text)).toEqual([expect.stringContaining(id)]);
-      expect(listNotifications(second.notifyStore, { requestId: id }).every((j) => j.status === 'sent')).toBe(true);
+      expect((await listNotifications(second.store.notify, { requestId: id })).every((j) => j.status === 'sent')).toBe(
+        true,
+      );
     } finally {
       second.close();
       tmp.cleanup();
@@ -190,8 +196,9 @@ describe('delivery is durable and retried, never on the call path', () => {
       const worker = (x: App) =>
         new Notifier({
           policy: x.policy.notify!,
-          store: x.notifyStore,
-          approvals: x.approvals,
+          store: x.store.notify,
+          runner: x.audit,
+          approvals: x.store.approvals,
           outbox: () => x.backends.outbox,
           log: silent,
           now: () => t,
@@ -219,22 +226,22 @@ describe('delivery is durable and retried, never on the call path', () => {
     slack.failNext(1, 'channel_not_found');
     const { id } = await installRequest();
     await app.notifier!.pass();
-    const jobs = listNotifications(app.notifyStore, { requestId: id });
+    const jobs = await listNotifications(app.store.notify, { requestId: id });
     const hookJob = jobs.find((j) => j.channel === 'webhook')!;
     expect(hookJob).toMatchObject({ status: 'failed', attempts: 1, next_try_at: null });
     expect(jobs.find((j) => j.channel === 'slack')).toMatchObject({
       status: 'failed',
       last_error: 'slack chat.postMessage: channel_not_found',
     });
-    expect(retryNotification(app.notifyStore, 'NTF-NOPE')).toMatchObject({ ok: false, code: 'NOT_FOUND' });
+    expect(await retryNotification(app, 'NTF-NOPE')).toMatchObject({ ok: false, code: 'NOT_FOUND' });
     const sentJob = jobs.find((j) => j.channel === 'mail')!;
-    expect(retryNotification(app.notifyStore, sentJob.id)).toMatchObject({ ok: false, code: 'NOT_FAILED' });
-    expect(retryNotification(app.notifyStore, hookJob.id)).toMatchObject({
+    expect(await retryNotification(app, sentJob.id)).toMatchObject({ ok: false, code: 'NOT_FAILED' });
+    expect(await retryNotification(app, hookJob.id)).toMatchObject({
       ok: true,
       notification: { status: 'pending', attempts: 0 },
     });
     await app.notifier!.pass();
-    expect(app.notifyStore.get(hookJob.id)).toMatchObject({ status: 'sent', attempts: 1 });
+    expect(app.sqlite.notifyStore.get(hookJob.id)).toMatchObject({ status: 'sent', attempts: 1 });
     expect(hook.accepted.size).toBe(1);
   });
 
@@ -245,7 +252,7 @@ describe('delivery is durable and retried, never on the call path', () => {
       await app.notifier!.pass();
       advance(3600_000 + 60_000); // past the longest backoff (1 h)
     }
-    const j = listNotifications(app.notifyStore, { requestId: id }).find((x) => x.channel === 'webhook')!;
+    const j = (await listNotifications(app.store.notify, { requestId: id })).find((x) => x.channel === 'webhook')!;
     expect(j).toMatchObject({ status: 'failed', attempts: 10, last_error: 'webhook: HTTP 500' });
   });
 
@@ -253,7 +260,7 @@ describe('delivery is durable and retried, never on the call path', () => {
     const a = await installRequest('adobe-acrobat-pro');
     const b = await installRequest('microsoft-visio', 'diagrams for the network team');
     await app.notifier!.pass();
-    app.approvals.decide(b.id, false, { name: 'cli:ops' }, undefined);
+    app.sqlite.approvals.decide(b.id, false, { name: 'cli:ops' }, undefined);
     advance(21 * 3600_000); // 3 h before expiry: not yet
     await app.notifier!.pass();
     expect(slack.posts().filter((p) => p.text.startsWith('Reminder'))).toHaveLength(0);

@@ -97,7 +97,7 @@ export async function installRequest(
 }
 
 export const audit = (event: string) =>
-  app.auditStore
+  app.sqlite.auditStore
     .tail(200)
     .filter((r) => r.event === event)
     .map((r) => ({ ...r, detail: JSON.parse(r.detail ?? '{}') as Record<string, unknown> }));

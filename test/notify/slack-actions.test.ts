@@ -17,7 +17,7 @@ describe('Approve and Deny from Slack', () => {
     });
     expect(click.status).toBe(200);
     expect(click.ms).toBeLessThan(3000);
-    const row = app.approvals.get(id)!;
+    const row = app.sqlite.approvals.get(id)!;
     expect(row).toMatchObject({ status: 'approved', decided_by: 'slack:it-approver' });
     const [approved] = audit('approval.approved');
     expect(approved).toMatchObject({ actor: 'slack:it-approver', tool: 'software_install' });
@@ -32,8 +32,8 @@ describe('Approve and Deny from Slack', () => {
     expect([...hook.accepted.values()].map((d) => d.body.type)).toEqual(['approval.requested', 'approval.decided']);
 
     await app.executorPass();
-    expect(app.approvals.get(id)!.status).toBe('succeeded');
-    const installs = app.db
+    expect(app.sqlite.approvals.get(id)!.status).toBe('succeeded');
+    const installs = app.sqlite.db
       .prepare("SELECT count(*) AS n FROM install_jobs WHERE package = 'adobe-acrobat-pro'")
       .get() as { n: number };
     expect(installs.n).toBe(1);
@@ -52,7 +52,7 @@ describe('Approve and Deny from Slack', () => {
     await app.executorPass();
     expect(
       (
-        app.db.prepare("SELECT count(*) AS n FROM install_jobs WHERE package = 'adobe-acrobat-pro'").get() as {
+        app.sqlite.db.prepare("SELECT count(*) AS n FROM install_jobs WHERE package = 'adobe-acrobat-pro'").get() as {
           n: number;
         }
       ).n,
@@ -106,7 +106,7 @@ describe('Approve and Deny from Slack', () => {
     });
     expect(tampered.status).toBe(401);
     expect(signed.status).toBe(200);
-    expect(app.approvals.get(id)!.status).toBe('pending');
+    expect(app.sqlite.approvals.get(id)!.status).toBe('pending');
     const refused = audit('approval.refused');
     // Only the signed click of the unmapped user is audited; unsigned requests are not (strangers cannot grow the chain).
     expect(refused).toHaveLength(1);
@@ -132,7 +132,7 @@ describe('Approve and Deny from Slack', () => {
       nowS: nowS(),
     });
     expect(click.status).toBe(200);
-    expect(app.approvals.get(id)!.status).toBe('pending');
+    expect(app.sqlite.approvals.get(id)!.status).toBe('pending');
     const [refusal] = audit('approval.refused');
     expect(refusal).toMatchObject({ actor: 'slack:it-lead', code: 'self_approval' });
     expect(refusal!.detail).toMatchObject({
@@ -145,7 +145,7 @@ describe('Approve and Deny from Slack', () => {
 
   it('Deny from Slack denies, gives the caps back, and the message says so', async () => {
     const { id } = await installRequest();
-    const reserved = app.db
+    const reserved = app.sqlite.db
       .prepare("SELECT coalesce(sum(used), 0) AS n FROM cap_usage WHERE rule = 'installs-per-day'")
       .get() as { n: number };
     expect(reserved.n).toBe(1);
@@ -158,9 +158,9 @@ describe('Approve and Deny from Slack', () => {
       nowS: nowS(),
     });
     expect(click.status).toBe(200);
-    expect(app.approvals.get(id)!.status).toBe('denied');
+    expect(app.sqlite.approvals.get(id)!.status).toBe('denied');
     expect(audit('approval.denied')[0]).toMatchObject({ actor: 'slack:it-approver' });
-    const held = app.db
+    const held = app.sqlite.db
       .prepare("SELECT coalesce(sum(used), 0) AS n FROM cap_usage WHERE rule = 'installs-per-day'")
       .get() as { n: number };
     expect(held.n).toBe(0);
@@ -168,6 +168,6 @@ describe('Approve and Deny from Slack', () => {
     const update = slack.calls.find((c) => c.method === 'chat.update')!;
     expect(update.text).toMatch(/^Denied: /);
     await app.executorPass();
-    expect((app.db.prepare('SELECT count(*) AS n FROM install_jobs').get() as { n: number }).n).toBe(0);
+    expect((app.sqlite.db.prepare('SELECT count(*) AS n FROM install_jobs').get() as { n: number }).n).toBe(0);
   });
 });

@@ -565,8 +565,8 @@ describe('an approved request is re-checked when it runs', () => {
     expect(poke(db, "UPDATE dir_users SET groups = groups || ' admins' WHERE username = 'asmith'")).toBe(1);
     // the target user enters the current code from their authenticator on the page
     const s = openStores(db, parsePolicy(readFileSync(policy, 'utf8'), policy));
-    const code = s.mfa.currentCode('asmith')!;
-    s.db.close();
+    const code = s.sqlite.mfa.currentCode('asmith')!;
+    s.close();
     const page = await fetch(link, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },

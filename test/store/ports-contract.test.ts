@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CapRule } from '../../src/core/policy.js';
 import type { BudgetRule } from '../../src/policy/schema.js';
-import type { AuditPort, GuardStore } from '../../src/store/ports.js';
+import type { AuditPort, GuardStore } from '../../src/store/ports/index.js';
 import { single, UnitOfWork } from '../../src/store/unit.js';
 import type { AdmitInput, TaskBounds } from '../../src/store/sqlite/budget-store.js';
 import type { BeginInput } from '../../src/store/sqlite/idempotency-store.js';
@@ -135,7 +135,7 @@ function sqliteAdapter(): Adapter & { cleanup(): void } {
         const audit = new AuditStore(db, undefined);
         return {
           store: sqliteGuardStore({
-            killSwitch: new KillSwitchStore(db, audit),
+            killSwitch: new KillSwitchStore(db),
             caps: new CapsStore(db, 'UTC'),
             budgets: new BudgetStore(db, 'UTC'),
             idem: new IdempotencyStore(db),

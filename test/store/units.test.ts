@@ -45,7 +45,7 @@ describe('two units of work per call', () => {
   const wal = () => join(dir, 'units.db-wal');
   /** Transactions committed while `fn` ran. */
   async function transactions(fn: () => Promise<unknown>): Promise<number> {
-    app.db.pragma('wal_checkpoint(TRUNCATE)');
+    app.sqlite.db.pragma('wal_checkpoint(TRUNCATE)');
     expect(walCommits(wal())).toBe(0);
     await fn();
     return walCommits(wal());
@@ -53,7 +53,7 @@ describe('two units of work per call', () => {
 
   beforeAll(async () => {
     app = testApp({ dbPath: join(dir, 'units.db') });
-    app.db.pragma('wal_autocheckpoint = 0');
+    app.sqlite.db.pragma('wal_autocheckpoint = 0');
     c = await connect(app);
     // Warm-up: the once-a-minute sweeps of tasks and idempotency records run on the first calls.
     await c.call('kb_search', { query: 'vpn warm-up' });
@@ -82,13 +82,13 @@ describe('two units of work per call', () => {
   });
 
   it('a call refused before admission (invalid arguments) is one settlement unit, and still counts', async () => {
-    const before = app.budgets.tasks(30 * 60_000, app.now()).reduce((s, t) => s + t.calls, 0);
+    const before = app.sqlite.budgets.tasks(30 * 60_000, app.now()).reduce((s, t) => s + t.calls, 0);
     const n = await transactions(async () => {
       const r = await c.call('ticket_create', { summary: '', requester: 'jdoe', reason: 'x' });
       expect(codeOf(r)).toBe('INVALID_ARGUMENT');
     });
     expect(n).toBe(1);
-    const after = app.budgets.tasks(30 * 60_000, app.now()).reduce((s, t) => s + t.calls, 0);
+    const after = app.sqlite.budgets.tasks(30 * 60_000, app.now()).reduce((s, t) => s + t.calls, 0);
     expect(after).toBe(before + 1);
   });
 

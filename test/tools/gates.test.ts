@@ -1,3 +1,4 @@
+import { setKillSwitch } from '../../src/guard/operator.js';
 import {
   ElicitRequestSchema,
   type CallToolResult,
@@ -60,8 +61,12 @@ const waitFor = async (pred: () => boolean, ms = 3000) => {
 };
 const user = (app: App, u: string) => app.embedded.directory.user(u)!;
 const outboxCount = (app: App) =>
-  (app.db.prepare("SELECT count(*) AS n FROM outbox WHERE subject LIKE '%password reset%'").get() as { n: number }).n;
-const auditText = (app: App) => JSON.stringify(app.auditStore.tail(10_000));
+  (
+    app.sqlite.db.prepare("SELECT count(*) AS n FROM outbox WHERE subject LIKE '%password reset%'").get() as {
+      n: number;
+    }
+  ).n;
+const auditText = (app: App) => JSON.stringify(app.sqlite.auditStore.tail(10_000));
 
 describe('mfa tier: password_reset', () => {
   it('form-only client: asks for the target user’s code and succeeds only with the right one', async () => {
@@ -74,14 +79,16 @@ describe('mfa tier: password_reset', () => {
     expect(outboxCount(app)).toBe(0);
     expect(c.asked[0]!.message).toMatch(/jdoe must confirm/);
 
-    code = app.mfa.currentCode('jdoe')!;
+    code = app.sqlite.mfa.currentCode('jdoe')!;
     const ok = await c.call('password_reset', { user: 'jdoe', reason: 'second try' });
     expect(ok.isError).toBeFalsy();
     expect(textOf(ok)).toMatch(/reset link was sent to j\*\*\*@example\.com/);
     expect(user(app, 'jdoe').mustChangePassword).toBe(true);
     expect(outboxCount(app)).toBe(1);
     // No link, token or code in the result or the audit.
-    const link = (app.db.prepare('SELECT body FROM outbox').get() as { body: string }).body.match(/https?:\/\/\S+/)![0];
+    const link = (app.sqlite.db.prepare('SELECT body FROM outbox').get() as { body: string }).body.match(
+      /https?:\/\/\S+/,
+    )![0];
     expect(JSON.stringify(ok)).not.toContain(link);
     expect(auditText(app)).not.toContain(link);
     expect(auditText(app)).not.toContain(code);
@@ -95,7 +102,7 @@ describe('mfa tier: password_reset', () => {
       expect(codeOf(r)).toBe('POLICY_DENIED');
     }
     expect(c.asked).toHaveLength(0);
-    expect(app.approvals.list(['pending'])).toHaveLength(0);
+    expect(app.sqlite.approvals.list(['pending'])).toHaveLength(0);
   });
 
   it('client without elicitation: a verification link; nothing is reset until the code is entered on that page', async () => {
@@ -110,7 +117,7 @@ describe('mfa tier: password_reset', () => {
     expect(auditText(app)).not.toContain(meta.verification_link);
     // An executor pass (the only runner of a parked request) leaves it alone: it is not confirmed yet.
     await app.executorPass();
-    expect(app.approvals.get(meta.request_id)!.status).toBe('pending');
+    expect(app.sqlite.approvals.get(meta.request_id)!.status).toBe('pending');
     expect(user(app, 'asmith').mustChangePassword).toBe(false);
 
     const form = await fetch(meta.verification_link);
@@ -124,10 +131,10 @@ describe('mfa tier: password_reset', () => {
     const bad = await post('111111');
     expect(bad.status).toBe(400);
     expect(user(app, 'asmith').mustChangePassword).toBe(false);
-    const good = await post(app.mfa.currentCode('asmith')!);
+    const good = await post(app.sqlite.mfa.currentCode('asmith')!);
     expect(await good.text()).toMatch(/Confirmed/);
     await waitFor(() => user(app, 'asmith').mustChangePassword);
-    await waitFor(() => app.approvals.get(meta.request_id)!.status === 'succeeded');
+    await waitFor(() => app.sqlite.approvals.get(meta.request_id)!.status === 'succeeded');
     const s = await c.call('request_status', { request_id: meta.request_id });
     expect((s.structuredContent as { status: string }).status).toBe('succeeded');
     expect(textOf(s)).toMatch(/\+1-\*\*\*|\*\*\*@/);
@@ -188,7 +195,7 @@ describe('mfa tier: password_reset', () => {
           void fetch(url, {
             method: 'POST',
             headers: { 'content-type': 'application/x-www-form-urlencoded' },
-            body: `code=${app.mfa.currentCode('jdoe')}&decision=confirm`,
+            body: `code=${app.sqlite.mfa.currentCode('jdoe')}&decision=confirm`,
           });
         }, 100);
         return { action: 'accept' };
@@ -206,13 +213,13 @@ describe('mfa tier: password_reset', () => {
     const c = await clientWith(app, ['url'], () => ({ action: 'decline' }));
     const r = await c.call('password_reset', { user: 'jdoe', reason });
     expect(codeOf(r)).toBe('APPROVAL_DENIED');
-    expect(app.approvals.list(['denied'])).toHaveLength(1);
+    expect(app.sqlite.approvals.list(['denied'])).toHaveLength(1);
   });
 
   it('never accepts a code as a tool argument', async () => {
     const app = gatesApp();
     const c = await clientWith(app, []);
-    const r = await c.call('password_reset', { user: 'jdoe', reason, code: app.mfa.currentCode('jdoe') });
+    const r = await c.call('password_reset', { user: 'jdoe', reason, code: app.sqlite.mfa.currentCode('jdoe') });
     expect(codeOf(r)).toBe('INVALID_ARGUMENT');
     expect(textOf(r)).toMatch(/code: unknown key/);
   });
@@ -222,29 +229,32 @@ describe('TOTP (injected clock)', () => {
   it('±1 step window, no replay, 5 failures lock for 15 minutes', () => {
     let now = Date.parse('2026-06-01T10:00:05Z');
     const app = gatesApp(undefined, () => now);
-    const code = app.mfa.currentCode('jdoe', now)!;
-    expect(app.mfa.verify('jdoe', code)).toEqual({ ok: true });
-    expect(app.mfa.verify('jdoe', code)).toMatchObject({ ok: false, why: 'replayed' });
+    const code = app.sqlite.mfa.currentCode('jdoe', now)!;
+    expect(app.sqlite.mfa.verify('jdoe', code)).toEqual({ ok: true });
+    expect(app.sqlite.mfa.verify('jdoe', code)).toMatchObject({ ok: false, why: 'replayed' });
     // a code from the previous step is still accepted once (±1), two steps back is not
     now += 30_000;
-    const prev = app.mfa.currentCode('jdoe', now - 30_000)!;
-    expect(app.mfa.verify('jdoe', prev)).toMatchObject({ ok: false, why: 'replayed' }); // that step was already used
-    const cur = app.mfa.currentCode('jdoe', now)!;
+    const prev = app.sqlite.mfa.currentCode('jdoe', now - 30_000)!;
+    expect(app.sqlite.mfa.verify('jdoe', prev)).toMatchObject({ ok: false, why: 'replayed' }); // that step was already used
+    const cur = app.sqlite.mfa.currentCode('jdoe', now)!;
     now += 30_000; // cur is now one step old
-    expect(app.mfa.verify('jdoe', cur)).toEqual({ ok: true });
-    const old = app.mfa.currentCode('jdoe', now - 60_000)!;
-    expect(app.mfa.verify('asmith', app.mfa.currentCode('asmith', now - 60_000)!)).toMatchObject({
+    expect(app.sqlite.mfa.verify('jdoe', cur)).toEqual({ ok: true });
+    const old = app.sqlite.mfa.currentCode('jdoe', now - 60_000)!;
+    expect(app.sqlite.mfa.verify('asmith', app.sqlite.mfa.currentCode('asmith', now - 60_000)!)).toMatchObject({
       ok: false,
       why: 'wrong',
     });
     expect(old).toBeTruthy();
     // lockout
     for (let i = 0; i < 4; i++)
-      expect(app.mfa.verify('mgarcia', '000000')).toMatchObject({ ok: false, why: 'wrong', justLocked: false });
-    expect(app.mfa.verify('mgarcia', '000000')).toMatchObject({ ok: false, justLocked: true });
-    expect(app.mfa.verify('mgarcia', app.mfa.currentCode('mgarcia', now)!)).toMatchObject({ ok: false, why: 'locked' });
+      expect(app.sqlite.mfa.verify('mgarcia', '000000')).toMatchObject({ ok: false, why: 'wrong', justLocked: false });
+    expect(app.sqlite.mfa.verify('mgarcia', '000000')).toMatchObject({ ok: false, justLocked: true });
+    expect(app.sqlite.mfa.verify('mgarcia', app.sqlite.mfa.currentCode('mgarcia', now)!)).toMatchObject({
+      ok: false,
+      why: 'locked',
+    });
     now += 15 * 60_000 + 1;
-    expect(app.mfa.verify('mgarcia', app.mfa.currentCode('mgarcia', now)!)).toEqual({ ok: true });
+    expect(app.sqlite.mfa.verify('mgarcia', app.sqlite.mfa.currentCode('mgarcia', now)!)).toEqual({ ok: true });
   });
 
   it('a locked factor refuses the reset without prompting, and the lockout raised an alarm', async () => {
@@ -254,7 +264,7 @@ describe('TOTP (injected clock)', () => {
       await (
         await clientWith(app, ['form'], () => ({ action: 'accept', content: { code: '000000' } }))
       ).call('password_reset', { user: 'jdoe', reason: `try ${i}` });
-    expect(app.auditStore.tail(200).some((r) => r.event === 'alarm' && r.code === 'MFA_LOCKED')).toBe(true);
+    expect(app.sqlite.auditStore.tail(200).some((r) => r.event === 'alarm' && r.code === 'MFA_LOCKED')).toBe(true);
     const r = await c.call('password_reset', { user: 'jdoe', reason: 'again' });
     expect(codeOf(r)).toBe('APPROVAL_DENIED');
     expect(textOf(r)).toMatch(/locked/);
@@ -281,7 +291,7 @@ describe('approval tier: software_install', () => {
     expect(progress.length).toBeGreaterThan(100);
     expect(progress.at(-1)).toMatchObject({ total: 600 });
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
-    const row = app.approvals.get(id)!;
+    const row = app.sqlite.approvals.get(id)!;
     expect(row).toMatchObject({
       status: 'pending',
       principal: 'helpdesk-agent',
@@ -310,7 +320,7 @@ describe('approval tier: software_install', () => {
         actor: { name: 'console:it-approver', via: 'console', principal: 'it-approver' },
       }),
     ).toMatchObject({ ok: true });
-    await waitFor(() => app.approvals.get(id)!.status === 'succeeded');
+    await waitFor(() => app.sqlite.approvals.get(id)!.status === 'succeeded');
     expect(jobs(app)).toBe(1);
     const c2 = await clientWith(app, []);
     const s = await c2.call('request_status', { request_id: id });
@@ -329,8 +339,8 @@ describe('approval tier: software_install', () => {
     const app = gatesApp((p) => p.approvals({ wait_seconds: 5 }));
     const c = await clientWith(app, []);
     const pending = c.call('software_install', acrobat);
-    await waitFor(() => app.approvals.list(['pending']).length === 1);
-    app.approvals.decide(app.approvals.list(['pending'])[0]!.id, true, { name: 'cli:alice' }, undefined);
+    await waitFor(() => app.sqlite.approvals.list(['pending']).length === 1);
+    app.sqlite.approvals.decide(app.sqlite.approvals.list(['pending'])[0]!.id, true, { name: 'cli:alice' }, undefined);
     const r = await pending;
     expect(r.isError).toBeFalsy();
     expect(textOf(r)).toMatch(/Install job JOB-\w+: adobe-acrobat-pro 2025.001 on LT-1001 for jdoe is queued/);
@@ -343,11 +353,11 @@ describe('approval tier: software_install', () => {
     const args = { ...acrobat, idempotency_key: 'install-deny-01' };
     const r = await c.call('software_install', args);
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
-    const spend = () => app.caps.used(app.policy.tools.software_install.caps[1]!, '*', Date.now());
+    const spend = () => app.sqlite.caps.used(app.policy.tools.software_install.caps[1]!, '*', Date.now());
     expect(spend()).toBeCloseTo(239.88);
     const again = await c.call('software_install', args);
     expect((again._meta!['itguard/error'] as { request_id: string }).request_id).toBe(id);
-    app.approvals.decide(id, false, { name: 'cli:alice' }, 'use the free reader');
+    app.sqlite.approvals.decide(id, false, { name: 'cli:alice' }, 'use the free reader');
     expect(spend()).toBe(0);
     const third = await c.call('software_install', args);
     expect(codeOf(third)).toBe('APPROVAL_DENIED');
@@ -361,8 +371,8 @@ describe('approval tier: software_install', () => {
     const r = await c.call('software_install', acrobat);
     const id = (r._meta!['itguard/error'] as { request_id: string }).request_id;
     now += 24 * 3600_000 + 1;
-    expect(app.approvals.get(id)!.status).toBe('expired');
-    expect(app.approvals.decide(id, true, { name: 'cli:alice' }, undefined)).toMatchObject({
+    expect(app.sqlite.approvals.get(id)!.status).toBe('expired');
+    expect(app.sqlite.approvals.decide(id, true, { name: 'cli:alice' }, undefined)).toMatchObject({
       ok: false,
       reason: 'expired',
     });
@@ -406,7 +416,7 @@ describe('approval tier: software_install', () => {
       measure: 'cost_usd',
       limit: 300,
     });
-    app.db.prepare("UPDATE catalog SET license_pool = 0 WHERE id = 'microsoft-visio'").run();
+    app.sqlite.db.prepare("UPDATE catalog SET license_pool = 0 WHERE id = 'microsoft-visio'").run();
     const pool = await c2.call('software_install', { user: 'jdoe', package: 'microsoft-visio', reason });
     expect(codeOf(pool)).toBe('POLICY_DENIED');
     expect(textOf(pool)).toMatch(/licence seats/);
@@ -449,7 +459,7 @@ describe('confirm tier: self-service installs', () => {
     const r = await c.call('software_install', slack);
     expect(codeOf(r)).toBe('APPROVAL_PENDING');
     expect(app.embedded.deploy.jobs()).toHaveLength(0);
-    expect(app.approvals.list(['pending'])[0]!.tier).toBe('approval');
+    expect(app.sqlite.approvals.list(['pending'])[0]!.tier).toBe('approval');
   });
 });
 
@@ -458,20 +468,20 @@ describe('kill switch and waiting calls', () => {
     const app = gatesApp((p) => p.approvals({ wait_seconds: 20 }));
     const c = await clientWith(app, []);
     const pending = c.call('software_install', { user: 'jdoe', package: 'adobe-acrobat-pro', reason });
-    await waitFor(() => app.approvals.list(['pending']).length === 1);
-    app.killSwitch.set(true, 'drill', 'test');
+    await waitFor(() => app.sqlite.approvals.list(['pending']).length === 1);
+    await setKillSwitch(app, true, 'drill', 'test');
     const t0 = Date.now();
     const r = await pending;
     expect(codeOf(r)).toBe('KILL_SWITCH_ENGAGED');
     expect(Date.now() - t0).toBeLessThan(1000);
     // an approval given while engaged does not run until resume
-    const id = app.approvals.list(['pending'])[0]!.id;
-    app.approvals.decide(id, true, { name: 'cli:alice' }, undefined);
+    const id = app.sqlite.approvals.list(['pending'])[0]!.id;
+    app.sqlite.approvals.decide(id, true, { name: 'cli:alice' }, undefined);
     // An executor pass while engaged leaves the approved request waiting.
     await app.executorPass();
-    expect(app.approvals.get(id)!.status).toBe('approved');
+    expect(app.sqlite.approvals.get(id)!.status).toBe('approved');
     expect(app.embedded.deploy.jobs()).toHaveLength(0);
-    app.killSwitch.set(false, 'over', 'test');
+    await setKillSwitch(app, false, 'over', 'test');
     await waitFor(() => app.embedded.deploy.jobs().length === 1);
   });
 });
@@ -483,10 +493,12 @@ describe('the one-time reset link', () => {
     closers.push(page.close);
     const c = await clientWith(app, ['form'], () => ({
       action: 'accept',
-      content: { code: app.mfa.currentCode('jdoe')! },
+      content: { code: app.sqlite.mfa.currentCode('jdoe')! },
     }));
     expect((await c.call('password_reset', { user: 'jdoe', reason })).isError).toBeFalsy();
-    const link = (app.db.prepare('SELECT body FROM outbox').get() as { body: string }).body.match(/https?:\/\/\S+/)![0];
+    const link = (app.sqlite.db.prepare('SELECT body FROM outbox').get() as { body: string }).body.match(
+      /https?:\/\/\S+/,
+    )![0];
     expect(link.startsWith(`${page.url}/reset/`)).toBe(true);
     expect(await (await fetch(link)).text()).toMatch(/Choose a new password for jdoe/);
     const post = (pw: string, confirm = pw) =>
@@ -513,16 +525,16 @@ describe('shadow mode and guard_status under the kill switch', () => {
       /\[shadow mode\] Would have done: Install adobe-acrobat-pro .* after an approver’s approval/,
     );
     expect(app.embedded.deploy.jobs()).toHaveLength(0);
-    expect(app.approvals.list(['pending'])).toHaveLength(0);
-    expect(app.caps.used(app.policy.tools.software_install.caps[0]!, '*', Date.now())).toBe(0);
-    const rows = app.auditStore.byTrace(r._meta!['itguard/trace_id'] as string);
+    expect(app.sqlite.approvals.list(['pending'])).toHaveLength(0);
+    expect(app.sqlite.caps.used(app.policy.tools.software_install.caps[0]!, '*', Date.now())).toBe(0);
+    const rows = app.sqlite.auditStore.byTrace(r._meta!['itguard/trace_id'] as string);
     expect(rows.map((x) => x.event)).toEqual(['call.intent', 'call.outcome']);
   });
 
   it('guard_status answers while the kill switch is engaged, so the planner can see why it is stopped', async () => {
     const app = gatesApp();
     const c = await clientWith(app, []);
-    app.killSwitch.set(true, 'incident 42', 'test');
+    await setKillSwitch(app, true, 'incident 42', 'test');
     const r = await c.call('guard_status');
     expect(r.isError).toBeFalsy();
     expect(textOf(r)).toMatch(/Kill switch: ENGAGED \(incident 42\)/);

@@ -39,7 +39,7 @@ const fields = (r: Awaited<ReturnType<typeof c.call>>) =>
 
 describe('reason', () => {
   it('refuses C0 and C1 control characters, naming the field and the rule; nothing is created', async () => {
-    const before = app.auditStore.count("event = 'call.intent'");
+    const before = app.sqlite.auditStore.count("event = 'call.intent'");
     // Distinct summaries: the same action with only another reason is an identical call to the loop breaker.
     for (const [i, reason] of ['\u001b[2J\u001b[31mAPPROVED', 'ok\u009b2J', 'ok\rfake', 'nul\u0000'].entries()) {
       const r = await c.call('ticket_create', { summary: `VPN down ${i}`, requester: 'jdoe', reason });
@@ -49,7 +49,7 @@ describe('reason', () => {
       ]);
       expect(textOf(r)).toMatch(/reason: must not contain control characters/);
     }
-    expect(app.auditStore.count("event = 'call.intent'")).toBe(before);
+    expect(app.sqlite.auditStore.count("event = 'call.intent'")).toBe(before);
   });
 
   it('accepts tabs and newlines', async () => {
@@ -78,7 +78,7 @@ describe('arguments nested 10,000 levels deep', () => {
     for (const [tool, args] of cases) {
       const r = await c.call(tool, args);
       expect(codeOf(r)).toBe('INVALID_ARGUMENT');
-      const rows = app.auditStore.byTrace(traceOf(r));
+      const rows = app.sqlite.auditStore.byTrace(traceOf(r));
       expect(rows.map((x) => [x.event, x.code])).toEqual([['call.denied', 'INVALID_ARGUMENT']]);
       const stored = JSON.parse(rows[0]!.args!) as Record<string, unknown>;
       expect(stored).toMatchObject({
@@ -92,7 +92,7 @@ describe('arguments nested 10,000 levels deep', () => {
     }
     // The session still works, and the chain holds.
     expect((await c.call('kb_search', { query: 'vpn' })).isError).toBeFalsy();
-    expect(app.auditStore.verify().ok).toBe(true);
+    expect(app.sqlite.auditStore.verify().ok).toBe(true);
     const v = runCli(['audit', 'verify', '--db', db]);
     expect(v.code).toBe(0);
     expect(v.stdout).toMatch(/audit chain OK/);

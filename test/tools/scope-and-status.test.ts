@@ -1,3 +1,4 @@
+import { setKillSwitch } from '../../src/guard/operator.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { codeOf, connect, testApp, textOf } from '../helpers/harness.js';
@@ -25,7 +26,7 @@ describe('principal and scopes', () => {
     const meta = r._meta!['itguard/error'] as Record<string, unknown>;
     expect(meta).toMatchObject({ code: 'SCOPE_DENIED', retryable: false });
     expect(typeof meta.trace_id).toBe('string');
-    const rows = app.auditStore.byTrace(meta.trace_id as string);
+    const rows = app.sqlite.auditStore.byTrace(meta.trace_id as string);
     expect(rows.map((x) => [x.event, x.code])).toEqual([['call.denied', 'SCOPE_DENIED']]);
   });
 
@@ -42,7 +43,7 @@ describe('principal and scopes', () => {
     const r2 = await c.call('rm_rf', { path: '/' });
     expect(codeOf(r2)).toBe('UNKNOWN_TOOL');
     const trace = (r2._meta!['itguard/error'] as { trace_id: string }).trace_id;
-    const rows = app.auditStore.tail(20).filter((x) => x.trace_id === trace);
+    const rows = app.sqlite.auditStore.tail(20).filter((x) => x.trace_id === trace);
     expect(rows.map((x) => [x.event, x.code])).toEqual([['call.denied', 'UNKNOWN_TOOL']]);
   });
 });
@@ -98,13 +99,13 @@ describe('guard_status', () => {
 describe('kill switch', () => {
   it('refuses every tool while engaged, and allows again after resume; both audited', async () => {
     const c = await connect(app);
-    app.killSwitch.set(true, 'drill', 'test');
+    await setKillSwitch(app, true, 'drill', 'test');
     const r = await c.call('kb_search', { query: 'vpn' });
     expect(codeOf(r)).toBe('KILL_SWITCH_ENGAGED');
     expect(textOf(r)).toMatch(/drill/);
-    app.killSwitch.set(false, 'drill over', 'test');
+    await setKillSwitch(app, false, 'drill over', 'test');
     expect((await c.call('kb_search', { query: 'vpn' })).isError).toBeFalsy();
-    const events = app.auditStore.tail(50).map((x) => x.event);
+    const events = app.sqlite.auditStore.tail(50).map((x) => x.event);
     expect(events).toContain('killswitch.engaged');
     expect(events).toContain('killswitch.resumed');
   });
@@ -120,19 +121,19 @@ describe('audit', () => {
       idempotency_key: 'audit-test-0001',
     });
     const trace = (w._meta!['itguard/trace_id'] as string) ?? '';
-    const rows = app.auditStore.byTrace(trace);
+    const rows = app.sqlite.auditStore.byTrace(trace);
     expect(rows.map((x) => x.event)).toEqual(['call.intent', 'call.outcome']);
     expect(rows[1]!.outcome).toBe('ok');
     expect(JSON.parse(rows[0]!.args!)).toMatchObject({ summary: 'Audit me', requester: 'jdoe' });
     const r = await c.call('kb_search', { query: 'wifi' });
-    expect(app.auditStore.byTrace(r._meta!['itguard/trace_id'] as string).map((x) => x.event)).toEqual([
+    expect(app.sqlite.auditStore.byTrace(r._meta!['itguard/trace_id'] as string).map((x) => x.event)).toEqual([
       'call.outcome',
     ]);
-    expect(app.auditStore.verify().ok).toBe(true);
+    expect(app.sqlite.auditStore.verify().ok).toBe(true);
   });
 
   it('refuses UPDATE and DELETE on the audit table', () => {
-    expect(() => app.db.prepare("UPDATE audit SET actor = 'x' WHERE seq = 1").run()).toThrow(/append-only/);
-    expect(() => app.db.prepare('DELETE FROM audit').run()).toThrow(/append-only/);
+    expect(() => app.sqlite.db.prepare("UPDATE audit SET actor = 'x' WHERE seq = 1").run()).toThrow(/append-only/);
+    expect(() => app.sqlite.db.prepare('DELETE FROM audit').run()).toThrow(/append-only/);
   });
 });

@@ -71,7 +71,7 @@ describe('tickets', () => {
   });
 
   it('never shows tickets outside allowed_projects', async () => {
-    app.db
+    app.sqlite.db
       .prepare(
         `INSERT INTO tickets (key, project, number, summary, description, requester, priority, status, created_by, created_at, updated_at)
          VALUES ('HR-1', 'HR', 1, 'Salary letter Printer', 'secret hr matter', 'jdoe', 'low', 'open', 'x', 0, 0)`,

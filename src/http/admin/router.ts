@@ -6,7 +6,6 @@
  * and, for OAuth, the person's stable identity, so separation of duties holds here exactly as there; every change is
  * audited. Errors are `{"error": {"code", "message"}}` with the HTTP status the document lists.
  */
-import { parseHead } from '../../store/sqlite/audit-store.js';
 import { resetPrincipalBreaker, resetTaskBreaker } from '../../guard/breaker-reset.js';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { z } from 'zod';
@@ -14,8 +13,8 @@ import type { App } from '../../app.js';
 import { TokenRejected, type OAuthVerifier } from '../../auth/oauth.js';
 import { decide } from '../../guard/decide.js';
 import { listNotifications, retryNotification } from '../../notify/admin.js';
-import type { ApprovalStatus, RefusalReason } from '../../store/sqlite/approvals-store.js';
-import type { NotifyStatus } from '../../store/sqlite/notify-store.js';
+import { parseHead, type ApprovalStatus, type NotifyStatus, type RefusalReason } from '../../store/ports/index.js';
+import { setKillSwitch, touchToken } from '../../guard/operator.js';
 import { formatIssues } from '../../issues.js';
 import { openApiDocument, ROUTES, type RouteSpec } from './openapi.js';
 import { approvalView, auditView, budgetsView, killSwitchView, tasksView, type BreakerReset } from './views.js';
@@ -84,10 +83,10 @@ export function adminRouter(app: App, oauth?: OAuthVerifier): express.Router {
       // Security: a deployment that turned static tokens off accepts none here either.
       if (!staticTokens)
         throw new ApiError(401, 'UNAUTHENTICATED', 'itguard tokens are turned off (auth.static_tokens: false)');
-      const t = raw.length <= 512 ? app.tokens.verify(raw) : undefined;
+      const t = raw.length <= 512 ? await app.store.tokens.verify(raw) : undefined;
       const p = t && app.principal(t.principal);
       if (!t || !p) throw new ApiError(401, 'UNAUTHENTICATED', 'unknown or revoked token');
-      app.tokens.touch(t.id);
+      touchToken(app, t.id, app.now());
       return { principal: p.name, scopes: p.scopes };
     }
     try {
@@ -104,65 +103,69 @@ export function adminRouter(app: App, oauth?: OAuthVerifier): express.Router {
   }
 
   const handlers: Record<string, Handler> = {
-    listApprovals: (req) => {
+    listApprovals: async (req) => {
       const status = oneOf(req, 'status', ['all', ...ALL_STATUSES] as const) ?? 'pending';
-      const rows = app.approvals.list(status === 'all' ? ALL_STATUSES : [status], intParam(req, 'limit', 100, 500));
+      const rows = await app.store.approvals.list(
+        status === 'all' ? ALL_STATUSES : [status],
+        intParam(req, 'limit', 100, 500),
+      );
       return { approvals: rows.map(approvalView) };
     },
-    getApproval: (req) => {
-      const row = app.approvals.get(String(req.params.id));
+    getApproval: async (req) => {
+      const row = await app.store.approvals.get(String(req.params.id));
       if (!row) throw new ApiError(404, 'NOT_FOUND', `no request ${String(req.params.id)}`);
       return approvalView(row);
     },
     approve: (req, c, body) => decision(req, c, body, true),
     deny: (req, c, body) => decision(req, c, body, false),
-    getKillSwitch: () => killSwitchView(app.killSwitch.state()),
-    kill: (_req, c, body) => {
+    getKillSwitch: async () => killSwitchView(await app.store.killSwitch.state()),
+    kill: async (_req, c, body) => {
       const { reason } = body as { reason: string };
-      const st = app.killSwitch.set(true, reason, actor(c));
+      const st = await setKillSwitch(app, true, reason, actor(c));
       app.log.warn({ actor: actor(c), reason }, 'kill switch engaged from the admin API');
       return killSwitchView(st);
     },
-    resume: (_req, c, body) => {
+    resume: async (_req, c, body) => {
       const reason = (body as { reason?: string }).reason ?? 'resumed from the admin API';
-      const st = app.killSwitch.set(false, reason, actor(c));
+      const st = await setKillSwitch(app, false, reason, actor(c));
       app.log.warn({ actor: actor(c), reason }, 'kill switch released from the admin API');
       return killSwitchView(st);
     },
     listTasks: (req) => tasksView(app, oneOf(req, 'tripped', ['true', 'false'] as const) === 'true', app.now()),
     getBudgets: () => budgetsView(app, app.now()),
     resetBreaker: (_req, c, body) => resetBreaker(c, body as { principal?: string; task?: string }),
-    listNotifications: (req) => ({
-      notifications: listNotifications(app.notifyStore, {
+    listNotifications: async (req) => ({
+      notifications: await listNotifications(app.store.notify, {
         status: oneOf<NotifyStatus>(req, 'status', ['pending', 'sent', 'failed', 'cancelled']),
         requestId: typeof req.query.request_id === 'string' ? req.query.request_id : undefined,
         limit: intParam(req, 'limit', 100, 500),
       }),
     }),
-    retryNotification: (req, c) => {
+    retryNotification: async (req, c) => {
       const id = String(req.params.id);
-      const r = retryNotification(app.notifyStore, id, () => app.notifier?.kick());
+      const r = await retryNotification(app, id, actor(c), () => app.notifier?.kick());
       if (!r.ok) throw new ApiError(r.code === 'NOT_FOUND' ? 404 : 409, r.code, r.message);
-      app.auditStore.append({ event: 'notify.retried', actor: actor(c), detail: { notification_id: id } });
       return r.notification;
     },
-    auditTail: (req) => ({ records: app.auditStore.tail(intParam(req, 'n', 20, 1000)).map(auditView) }),
-    auditShow: (req) => {
-      const rows = app.auditStore.byTrace(String(req.params.id));
+    auditTail: async (req) => ({
+      records: (await app.store.auditLog.tail(intParam(req, 'n', 20, 1000))).map(auditView),
+    }),
+    auditShow: async (req) => {
+      const rows = await app.store.auditLog.byTrace(String(req.params.id));
       if (!rows.length) throw new ApiError(404, 'NOT_FOUND', `no audit records with trace id ${String(req.params.id)}`);
       return { records: rows.map(auditView) };
     },
-    auditShowTask: (req) => {
-      const rows = app.auditStore.byTask(String(req.params.id));
+    auditShowTask: async (req) => {
+      const rows = await app.store.auditLog.byTask(String(req.params.id));
       if (!rows.length) throw new ApiError(404, 'NOT_FOUND', `no audit records of task ${String(req.params.id)}`);
       return { records: rows.map(auditView) };
     },
-    auditVerify: (req) => {
+    auditVerify: async (req) => {
       const raw = req.query.expect_head;
       const expectHead = raw === undefined ? undefined : parseHead(raw);
       if (raw !== undefined && !expectHead)
         throw new ApiError(400, 'INVALID_ARGUMENT', 'expect_head: expected SEQ:HASH as audit verify prints it');
-      const r = app.auditStore.verify(expectHead ? { expectHead } : {});
+      const r = await app.store.auditLog.verify(expectHead ? { expectHead } : {});
       return r.ok ? r : { ok: false, count: r.count, broken_at: r.brokenAt, reason: r.reason };
     },
   };
@@ -189,16 +192,19 @@ export function adminRouter(app: App, oauth?: OAuthVerifier): express.Router {
     return approvalView(d.row);
   }
 
-  function resetBreaker(c: Caller, b: { principal?: string; task?: string }): z.infer<typeof BreakerReset> {
+  async function resetBreaker(
+    c: Caller,
+    b: { principal?: string; task?: string },
+  ): Promise<z.infer<typeof BreakerReset>> {
     const now = app.now();
     if (b.principal !== undefined) {
       if (!app.principal(b.principal))
         throw new ApiError(404, 'NOT_FOUND', `"${b.principal}" is not a principal in the policy`);
-      const before = resetPrincipalBreaker(app, b.principal, actor(c), now);
+      const before = await resetPrincipalBreaker(app, b.principal, actor(c), now);
       return { reset: [{ level: 'principal', principal: b.principal, task: null, was_tripped: !!before.trip }] };
     }
     const task = b.task!;
-    const was = resetTaskBreaker(app, task, app.policy.task.idleMinutes * 60_000, actor(c), now);
+    const was = await resetTaskBreaker(app, task, app.policy.task.idleMinutes * 60_000, actor(c), now);
     if (!was.length) throw new ApiError(404, 'NOT_FOUND', `no open task with id "${task}"`);
     return {
       reset: was.map((t) => ({ level: 'task' as const, principal: t.principal, task: t.id, was_tripped: !!t.trip })),

@@ -6,10 +6,10 @@
  */
 import { z } from 'zod';
 import type { App } from '../../app.js';
-import type { ApprovalRow } from '../../store/sqlite/approvals-store.js';
-import type { AuditRow } from '../../store/sqlite/audit-store.js';
-import type { TaskState } from '../../store/sqlite/budget-store.js';
-import type { KillSwitchState } from '../../store/sqlite/killswitch-store.js';
+import type { ApprovalRow } from '../../store/ports/index.js';
+import type { AuditRow } from '../../store/ports/index.js';
+import type { TaskState } from '../../store/ports/index.js';
+import type { KillSwitchState } from '../../store/ports/index.js';
 
 const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 const Time = z.string().meta({ format: 'date-time' });
@@ -118,10 +118,14 @@ const taskView = (t: TaskState, maxCalls: number): z.infer<typeof Task> => ({
 });
 
 /** `itguard tasks --json`'s document. */
-export function tasksView(app: App, tripped: boolean, now: number): z.infer<typeof TaskList> {
+export async function tasksView(
+  app: Pick<App, 'policy' | 'store'>,
+  tripped: boolean,
+  now: number,
+): Promise<z.infer<typeof TaskList>> {
   const idleMs = app.policy.task.idleMinutes * 60_000;
-  const list = app.budgets.tasks(idleMs, now, { tripped, limit: 1000 });
-  const counts = app.budgets.taskCounts(idleMs, now);
+  const list = await app.store.budgets.tasks(idleMs, now, { tripped, limit: 1000 });
+  const counts = await app.store.budgets.taskCounts(idleMs, now);
   return { ...counts, tasks: list.map((t) => taskView(t, app.policy.task.maxCalls)) };
 }
 
@@ -157,8 +161,9 @@ export const Budgets = z
   .meta({ id: 'Budgets' });
 
 /** `itguard budgets --json`'s document. */
-export function budgetsView(app: App, now: number): z.infer<typeof Budgets> {
-  const usage = app.budgets.usage(app.policy.budgets, now);
+export async function budgetsView(app: Pick<App, 'policy' | 'store'>, now: number): Promise<z.infer<typeof Budgets>> {
+  const usage = await app.store.budgets.usage(app.policy.budgets, now);
+  const breakers = await app.store.budgets.breakers(now);
   return {
     budgets: app.policy.budgets.map((r) => ({
       rule: r.name,
@@ -174,7 +179,7 @@ export function budgetsView(app: App, now: number): z.infer<typeof Budgets> {
     })),
     loop: {
       tripped_tasks_per_hour: app.policy.loop.trippedTasksPerHour,
-      principals: app.budgets.breakers(now).map((b) => ({
+      principals: breakers.map((b) => ({
         principal: b.principal,
         tripped_tasks_this_hour: b.trippedTasks,
         state: b.trip ? ('tripped' as const) : ('ok' as const),

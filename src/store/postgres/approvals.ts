@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { customAlphabet } from 'nanoid';
 import { sha256 } from '../../canonical.js';
-import type { ApprovalsPort } from '../ports.js';
+import type { ApprovalsPort } from '../ports/index.js';
 import type { ApprovalRow, DecideResult, NewApproval, RefusalReason } from '../sqlite/approvals-store.js';
 import type { CapItem } from '../sqlite/caps-store.js';
 import type { Tx } from '../unit.js';

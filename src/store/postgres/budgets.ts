@@ -15,7 +15,7 @@
  */
 import type { BudgetRule } from '../../policy/schema.js';
 import { windowEnd, windowStart } from '../../windows.js';
-import type { BudgetsPort } from '../ports.js';
+import type { BudgetsPort } from '../ports/index.js';
 import {
   budgetScopeKey,
   type AdmitInput,

@@ -10,7 +10,7 @@
  */
 import type { CapRule } from '../../core/policy.js';
 import { windowEnd, windowStart } from '../../windows.js';
-import type { CapsPort } from '../ports.js';
+import type { CapsPort } from '../ports/index.js';
 import type { CapDemand, CapHold, CapItem, ReserveResult } from '../sqlite/caps-store.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';

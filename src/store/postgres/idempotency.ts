@@ -8,7 +8,7 @@
  * orphan exactly when its lease has ended.
  */
 import type { BeginInput, BeginResult, IdemRow } from '../sqlite/idempotency-store.js';
-import type { IdempotencyPort } from '../ports.js';
+import type { IdempotencyPort } from '../ports/index.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';
 import { RerunUnit, txOf, type Q } from './runner.js';

@@ -10,7 +10,7 @@
  *    unreachable), the switch reads as engaged.
  * `maxAgeMs` 0 ("read now") cannot block here: it answers from the view and starts a re-read.
  */
-import type { KillSwitchPort } from '../ports.js';
+import type { KillSwitchPort } from '../ports/index.js';
 import type { AuditEvent } from '../sqlite/audit-store.js';
 import type { KillSwitchState } from '../sqlite/killswitch-store.js';
 import { UnitOfWork } from '../unit.js';

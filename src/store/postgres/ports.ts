@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL adapter of the guard ports (store/ports.ts; DESIGN §5, issue 20): `pgGuardStore` (kill switch,
+ * The PostgreSQL adapter of the guard ports (store/ports/; DESIGN §5, issue 20): `pgGuardStore` (kill switch,
  * budgets, idempotency, caps, approvals) and `PgUnitRunner` (runner.ts: each unit of work in one transaction,
  * retried whole on 40001/40P01, one audit chain across replicas). Every write method is an operation of a unit and
  * runs on that unit's transaction (`tx`); reads run on the pool. Any store error rejects the unit: the call is
@@ -9,7 +9,7 @@
  * the rows' leases it replaces SQLite's process-id checks. One per process (several in one process for tests).
  */
 import { OWNER } from '../sqlite/owner.js';
-import type { GuardStore } from '../ports.js';
+import type { GuardStore } from '../ports/index.js';
 import type { PgStore } from './connect.js';
 import { PgApprovals } from './approvals.js';
 import { PgBudgets } from './budgets.js';

@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL adapter's unit runner and audit chain (store/ports.ts AuditPort; DESIGN §5 "A call is two units of
+ * The PostgreSQL adapter's unit runner and audit chain (store/ports/ AuditPort; DESIGN §5 "A call is two units of
  * work"). Each unit of work (store/unit.ts) runs in one transaction of its own (`sql.begin`, READ COMMITTED): its
  * operations in order with the transaction as their `tx`, then the unit's audit records, then COMMIT. Exactness under
  * concurrency comes from the operations themselves (conditional `UPDATE … WHERE … RETURNING`, `INSERT … ON
@@ -23,7 +23,7 @@ import type { Sql, TransactionSql } from 'postgres';
 import { config } from '../../config.js';
 import { sha256 } from '../../canonical.js';
 import { AuditKeyMismatch, KEY_FINGERPRINT, keyFingerprint } from '../audit-key.js';
-import type { AuditPort } from '../ports.js';
+import type { AuditPort } from '../ports/index.js';
 import { UnitOfWork, type Tx } from '../unit.js';
 import {
   GENESIS,

@@ -13,7 +13,7 @@
 import type { AuditEvent, AuditStore } from './audit-store.js';
 import { immediate, relaxed } from './db.js';
 import { UnitOfWork } from '../unit.js';
-import type { AuditPort } from '../ports.js';
+import type { AuditPort } from '../ports/index.js';
 
 interface Pending {
   unit: UnitOfWork;

@@ -1,9 +1,9 @@
 /**
  * The kill switch lives in the database, so every process on the file sees it on its next check.
- * Changing it and auditing the change happen in one transaction.
+ * `set` changes this table only: the caller's unit of work appends the change's audit record in the same
+ * transaction (guard/operator.ts `setKillSwitch`).
  */
-import type { AuditStore } from './audit-store.js';
-import { immediate, type Db } from './db.js';
+import type { Db } from './db.js';
 
 export interface KillSwitchState {
   engaged: boolean;
@@ -16,8 +16,7 @@ export class KillSwitchStore {
   private readonly read;
   private readonly write;
   constructor(
-    private readonly db: Db,
-    private readonly audit: AuditStore,
+    db: Db,
     private readonly now: () => number = Date.now,
   ) {
     this.read = db.prepare<[], { engaged: number; reason: string; actor: string; changed_at: number }>(
@@ -43,15 +42,11 @@ export class KillSwitchStore {
     return state;
   }
 
+  /** Runs inside the caller's unit (its transaction). */
   set(engaged: boolean, reason: string, actor: string): KillSwitchState {
     this.cached = undefined;
-    return immediate(this.db, () => {
-      const at = this.now();
-      this.write.run(engaged ? 1 : 0, reason, actor, at);
-      this.audit.appendInTx([
-        { event: engaged ? 'killswitch.engaged' : 'killswitch.resumed', actor, ts: at, detail: { reason, at } },
-      ]);
-      return { engaged, reason, actor, changedAt: at };
-    });
+    const at = this.now();
+    this.write.run(engaged ? 1 : 0, reason, actor, at);
+    return { engaged, reason, actor, changedAt: at };
   }
 }

@@ -1,9 +1,11 @@
-/** Bearer tokens for the HTTP transport. Only a SHA-256 of each token is stored; the token is shown once. */
+/**
+ * Bearer tokens for the HTTP transport. Only a SHA-256 of each token is stored; the token is shown once. Writes run
+ * inside the caller's unit of work, which appends their audit records (guard/operator.ts).
+ */
 import { randomBytes } from 'node:crypto';
 import { customAlphabet } from 'nanoid';
 import { sha256 } from '../../canonical.js';
-import type { AuditStore } from './audit-store.js';
-import { immediate, type Db } from './db.js';
+import type { Db } from './db.js';
 
 const tokenId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 10);
 
@@ -40,7 +42,6 @@ const toInfo = (r: TokenRow): TokenInfo => ({
 export class TokenStore {
   constructor(
     private readonly db: Db,
-    private readonly audit: AuditStore,
     private readonly now: () => number = Date.now,
   ) {
     this.verifyStmt = db.prepare<[string], { id: string; principal: string }>(
@@ -52,12 +53,9 @@ export class TokenStore {
   create(principal: string, actor: string, label?: string): { token: string; id: string } {
     const id = tokenId();
     const token = `itg_${id}_${randomBytes(24).toString('base64url')}`;
-    immediate(this.db, () => {
-      this.db
-        .prepare('INSERT INTO tokens (id, principal, hash, label, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(id, principal, sha256(token), label ?? null, this.now(), actor);
-      this.audit.appendInTx([{ event: 'token.created', actor, detail: { id, principal, label: label ?? null } }]);
-    });
+    this.db
+      .prepare('INSERT INTO tokens (id, principal, hash, label, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(id, principal, sha256(token), label ?? null, this.now(), actor);
     return { token, id };
   }
 
@@ -68,13 +66,8 @@ export class TokenStore {
     return this.verifyStmt.get(sha256(token));
   }
 
-  private readonly touched = new Map<string, number>();
-
-  /** Records last use at most once a minute per token: a write (and fsync) per request would cost more than the call. */
-  touch(id: string): void {
-    const now = this.now();
-    if (now - (this.touched.get(id) ?? 0) < 60_000) return;
-    this.touched.set(id, now);
+  /** Records last use (callers throttle it: a write per request would cost more than the call; http/token-use.ts). */
+  touch(id: string, now: number): void {
     this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(now, id);
   }
 
@@ -82,13 +75,10 @@ export class TokenStore {
     return this.db.prepare<[], TokenRow>('SELECT * FROM tokens ORDER BY created_at').all().map(toInfo);
   }
 
-  revoke(id: string, actor: string): boolean {
-    return immediate(this.db, () => {
-      const changed = this.db
-        .prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
-        .run(this.now(), id).changes;
-      if (changed) this.audit.appendInTx([{ event: 'token.revoked', actor, detail: { id } }]);
-      return changed > 0;
-    });
+  revoke(id: string): boolean {
+    return (
+      this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.now(), id)
+        .changes > 0
+    );
   }
 }

@@ -25,7 +25,7 @@ export const guardStatus = defineTool({
   polling: true,
   summary: () => 'Show guard status',
   async run(_a, ctx) {
-    const v = ctx.guardView();
+    const v = await ctx.guardView();
     const ks = v.killSwitch.engaged ? `ENGAGED (${v.killSwitch.reason})` : 'off';
     const caps = v.caps.length
       ? v.caps

@@ -12,14 +12,14 @@
  * The data shapes are the SQLite adapter's today (re-exported here so that guards import them from the port, not
  * from an adapter); the PostgreSQL adapter maps its rows to the same shapes.
  */
-import type { AdmitInput, AdmitResult, BudgetAlarm, SettleInput, TaskBounds, Trip } from './sqlite/budget-store.js';
-import type { BeginInput, BeginResult, IdemRow } from './sqlite/idempotency-store.js';
-import type { CapDemand, CapHold, CapItem, ReserveResult } from './sqlite/caps-store.js';
-import type { ApprovalRow, DecideResult, NewApproval, RefusalReason } from './sqlite/approvals-store.js';
-import type { AuditEvent } from './sqlite/audit-store.js';
-import type { KillSwitchState } from './sqlite/killswitch-store.js';
-import type { CapRule } from '../core/policy.js';
-import type { Tx, UnitOfWork, UnitRunner } from './unit.js';
+import type { AdmitInput, AdmitResult, BudgetAlarm, SettleInput, TaskBounds, Trip } from '../sqlite/budget-store.js';
+import type { BeginInput, BeginResult, IdemRow } from '../sqlite/idempotency-store.js';
+import type { CapDemand, CapHold, CapItem, ReserveResult } from '../sqlite/caps-store.js';
+import type { ApprovalRow, DecideResult, NewApproval, RefusalReason } from '../sqlite/approvals-store.js';
+import type { AuditEvent } from '../sqlite/audit-store.js';
+import type { KillSwitchState } from '../sqlite/killswitch-store.js';
+import type { CapRule } from '../../core/policy.js';
+import type { Tx, UnitOfWork, UnitRunner } from '../unit.js';
 
 export type { AdmitInput, AdmitResult, BudgetAlarm, SettleInput, TaskBounds, Trip, BeginInput, BeginResult, IdemRow };
 export type { CapDemand, CapHold, CapItem, ReserveResult, ApprovalRow, DecideResult, NewApproval, RefusalReason };
