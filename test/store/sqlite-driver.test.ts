@@ -48,6 +48,9 @@ describe.skipIf(!nodeSqlite)('driver-node (node:sqlite)', () => {
     expect(keys(db)).toEqual(['a', 'b\u0000c', 'd']);
     expect(db.prepare('SELECT n FROM t WHERE k = ?').pluck().get('b\u0000c')).toBe(2);
     expect(db.prepare('SELECT n FROM t WHERE k = ?').get('zz')).toBeUndefined();
+    // undefined binds NULL, as in better-sqlite3 (positional and named).
+    expect(db.prepare('SELECT ? AS a, @b AS b').get(undefined, { b: undefined })).toEqual({ a: null, b: null });
+    expect(db.prepare('SELECT k FROM t WHERE k = ?').all(undefined)).toEqual([]);
     expect([...db.prepare<[number], { k: string }>('SELECT k FROM t WHERE n > ? ORDER BY n').iterate(1)]).toEqual([
       { k: 'b\u0000c' },
       { k: 'd' },

@@ -82,10 +82,27 @@ function translate(e: unknown): unknown {
   return e;
 }
 
-/** better-sqlite3 takes an array as a list of parameters (`run([a, b])` is `run(a, b)`); node:sqlite does not. */
+/**
+ * Parameters as better-sqlite3 takes them, for node:sqlite: an array is a list of parameters (`run([a, b])` is
+ * `run(a, b)`), the object of named parameters may come anywhere, and `undefined`, positional or as a named parameter's value, binds NULL (node:sqlite throws on it).
+ */
 function flat(params: unknown[]): unknown[] {
-  return params.some(Array.isArray) ? params.flat() : params;
+  let list = params.some(Array.isArray) ? params.flat() : params;
+  // The named parameters' object may come anywhere in better-sqlite3; node:sqlite takes it first.
+  const at = list.length > 1 ? list.findIndex(isNamed) : -1;
+  if (at > 0) list = [list[at], ...list.slice(0, at), ...list.slice(at + 1)];
+  if (!list.some((p) => p === undefined || (isNamed(p) && Object.values(p).includes(undefined)))) return list;
+  return list.map((p) =>
+    p === undefined
+      ? null
+      : isNamed(p)
+        ? Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v === undefined ? null : v]))
+        : p,
+  );
 }
+
+const isNamed = (p: unknown): p is Record<string, unknown> =>
+  typeof p === 'object' && p !== null && !ArrayBuffer.isView(p);
 
 class NodeStatement<P extends unknown[] = unknown[], R = unknown> implements SqliteStatement<P, R> {
   private plucked = false;
