@@ -7,7 +7,7 @@
  * `.ci/run` runs it on this machine's Node and on Node 22 and 24 (scripts/node-smoke.sh); `node scripts/smoke.mjs`
  * runs it on the current one.
  * Prints one line per step and exits 0, or 1 with the step that failed and the last lines the server (or the
- * native-module check) wrote to stderr, so that a crash of the process (an abort, a segmentation fault, a module
+ * SQLite driver check) wrote to stderr, so that a crash of the process (an abort, a segmentation fault, a module
  * built for another Node ABI) is reported with its own words.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -30,7 +30,7 @@ writeFileSync(policy, DEMO_POLICY_YAML.replace(/wait_seconds: \d+/, 'wait_second
 const env = { ...process.env, ITGUARD_STATE_KEY: 'cd'.repeat(32), ITGUARD_LOG_LEVEL: 'warn' };
 const started = Date.now();
 let step = 'start';
-/** The stderr of the process of the current step (a server, the native-module check), its tail printed on failure. */
+/** The stderr of the process of the current step (a server, the SQLite driver check), its tail printed on failure. */
 let lastServerLog = () => '';
 /** How a child process ended, for the failure message: an exit code, or the signal that killed it. */
 const ended = (code, signal) => (signal ? `killed by ${signal}` : `exit code ${code}`);
@@ -50,28 +50,38 @@ const say = (s) => process.stdout.write(`smoke [node ${process.version}] ${s}\n`
 const errorCode = (r) => r._meta?.['itguard/error']?.code;
 
 /**
- * better-sqlite3 is a native addon: load it in a child process of this Node and use it (open, write, read, free
- * statements, a full GC), so that an addon built for another ABI or one that crashes this Node is named before the
- * server runs.
+ * The SQLite driver the server picks on this Node (src/store/sqlite/db.ts: better-sqlite3 below Node 24, Node's
+ * built-in node:sqlite from 24, ITGUARD_SQLITE_DRIVER overriding): opened through the built code's own `connect` in
+ * a child process of this Node and used (open, write, read, free statements, a full GC), so that an addon built for
+ * another ABI, or a driver that crashes this Node, is named before the server runs.
  */
-function nativeModule() {
-  step = 'better-sqlite3';
-  const require = createRequire(join(ROOT, 'package.json'));
-  const { version } = require('better-sqlite3/package.json');
+function sqliteDriver() {
+  step = 'SQLite driver';
   const probe = `
-    const Database = require('better-sqlite3');
-    const db = new Database(':memory:');
+    const { connect, sqliteDriver } = await import(${JSON.stringify(join(ROOT, 'dist/store/sqlite/db.js'))});
+    const db = connect(':memory:');
     db.exec('CREATE TABLE t (x)');
     for (let i = 0; i < 2000; i++) db.prepare('INSERT INTO t VALUES (?)').run(i);
     globalThis.gc();
     const n = db.prepare('SELECT count(*) AS n FROM t').get().n;
+    const version = db.prepare('SELECT sqlite_version()').pluck().get();
     db.close();
-    if (n !== 2000) throw new Error('read back ' + n + ' rows');`;
-  const r = spawnSync(process.execPath, ['--expose-gc', '-e', probe], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    if (n !== 2000) throw new Error('read back ' + n + ' rows');
+    process.stdout.write(sqliteDriver() + ' ' + version);`;
+  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', probe], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  const [driver = '?', version = '?'] = (r.stdout ?? '').trim().split(' ');
+  const what =
+    driver === 'better-sqlite3'
+      ? `better-sqlite3 ${createRequire(join(ROOT, 'package.json'))('better-sqlite3/package.json').version} (Node ABI ${process.versions.modules})`
+      : `${driver === 'node' ? 'node:sqlite' : driver}`;
   lastServerLog = () => r.stderr ?? '';
-  check(r.status === 0, `better-sqlite3 ${version} does not run on this Node (${ended(r.status, r.signal)})`);
+  check(r.status === 0, `the SQLite driver ${what} does not run on this Node (${ended(r.status, r.signal)})`);
   lastServerLog = () => '';
-  say(`better-sqlite3 ${version}: loads and runs (Node ABI ${process.versions.modules})`);
+  say(`SQLite driver: ${what}, SQLite ${version}: loads and runs`);
 }
 
 async function stdio() {
@@ -194,7 +204,7 @@ async function http() {
 }
 
 try {
-  nativeModule();
+  sqliteDriver();
   await stdio();
   await http();
   step = 'audit verify';

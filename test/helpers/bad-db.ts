@@ -10,9 +10,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import Database from 'better-sqlite3';
 import { AuditStore } from '../../src/store/sqlite/audit-store.js';
-import { openDb } from '../../src/store/sqlite/db.js';
+import { connect, openDb } from '../../src/store/sqlite/db.js';
 
 /** A real itguard database with `rows` audit records (~0.6 KB each), closed so its WAL is checkpointed into the file. */
 export function realDb(file: string, rows: number): string {
@@ -41,7 +40,7 @@ export function truncatedDb(file: string): string {
 
 /** Another program's SQLite database: user_version 0, a table foo, no itguard meta table. */
 export function foreignDb(file: string): string {
-  const raw = new Database(file);
+  const raw = connect(file);
   raw.exec("CREATE TABLE foo (a); INSERT INTO foo VALUES ('bar')");
   raw.close();
   return file;
@@ -49,7 +48,7 @@ export function foreignDb(file: string): string {
 
 /** What a newer itguard would leave: the meta table, user_version 999. */
 export function futureDb(file: string): string {
-  const raw = new Database(file);
+  const raw = connect(file);
   raw.exec('CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
   raw.pragma('user_version = 999');
   raw.close();

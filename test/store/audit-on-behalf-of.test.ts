@@ -3,17 +3,16 @@
  * verify, new records with and without the column verify, and the column is covered by the chain once set.
  */
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, sha256 } from '../../src/canonical.js';
 import { AuditStore, GENESIS } from '../../src/store/sqlite/audit-store.js';
-import { openDb } from '../../src/store/sqlite/db.js';
+import { connect, openDb } from '../../src/store/sqlite/db.js';
 import { migrations } from '../../src/store/sqlite/migrations.js';
 import { tempDir } from '../helpers/harness.js';
 
 /** A schema-6 database with two audit records hashed the way itguard did before migration 7. */
 function schema6Db(file: string): void {
-  const raw = new Database(file);
+  const raw = connect(file);
   for (const m of migrations.slice(0, 6)) raw.exec(m);
   raw.pragma('user_version = 6');
   let prev = GENESIS;

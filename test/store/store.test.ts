@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, redact } from '../../src/canonical.js';
 import { AuditStore } from '../../src/store/sqlite/audit-store.js';
-import { DatabaseError, openDb } from '../../src/store/sqlite/db.js';
+import { connect, DatabaseError, openDb } from '../../src/store/sqlite/db.js';
 import { migrations } from '../../src/store/sqlite/migrations.js';
 import { TokenStore } from '../../src/store/sqlite/token-store.js';
 import { foreignDb, futureDb, midCorruptDb, noiseDb, realDb, truncatedDb } from '../helpers/bad-db.js';
@@ -84,7 +83,7 @@ describe('db refuses files it cannot use, with one sentence', () => {
         `database ${f} is not an itguard database (user_version 0, tables foo, no itguard meta table); point --db at another file or move it away`,
       );
       expect(readFileSync(f).equals(before)).toBe(true);
-      const again = new Database(f);
+      const again = connect(f);
       expect(again.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual(['foo']);
       expect(again.pragma('journal_mode', { simple: true })).toBe('delete');
       again.close();
@@ -97,7 +96,7 @@ describe('db refuses files it cannot use, with one sentence', () => {
     const { dir, cleanup } = tempDir();
     try {
       const f = realDb(join(dir, 'locked.db'), 1);
-      const holder = new Database(f);
+      const holder = connect(f);
       holder.exec('BEGIN EXCLUSIVE');
       try {
         const t = Date.now();

@@ -3,9 +3,8 @@
  * written before it, the questions front matter searched, the vocabulary file imported, kept and re-read.
  */
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { openDb } from '../../src/store/sqlite/db.js';
+import { connect, openDb } from '../../src/store/sqlite/db.js';
 import { migrations } from '../../src/store/sqlite/migrations.js';
 import { EmbeddedKb } from '../../src/tools/kb/embedded.js';
 import { parseArticle } from '../../src/tools/kb/import.js';
@@ -28,7 +27,7 @@ describe('migration of the KB tables', () => {
     const tmp = tempDir();
     try {
       const file = join(tmp.dir, 'old.db');
-      const raw = new Database(file);
+      const raw = connect(file);
       for (const m of migrations.slice(0, KB_MIGRATION)) raw.exec(m);
       raw.pragma(`user_version = ${KB_MIGRATION}`);
       raw

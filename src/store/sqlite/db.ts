@@ -8,6 +8,8 @@ import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { migrations } from './migrations.js';
+import type { SqliteDb, SqliteStatement } from './driver.js';
+import { NodeSqliteDb } from './driver-node.js';
 
 /** Why a database file cannot be used. The CLI prints the message alone on one line and exits 2. */
 export class DatabaseError extends Error {
@@ -39,9 +41,33 @@ class OpenRefusal extends Error {}
  */
 export const QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024;
 
-export type Db = Database.Database;
+/** The connection: better-sqlite3's `Database`, or driver-node.ts's on `node:sqlite` (see sqliteDriver). */
+export type Db = SqliteDb;
 /** A prepared statement (for the embedded backends' own domain tables). */
-export type Statement<P extends unknown[] = unknown[], R = unknown> = Database.Statement<P, R>;
+export type Statement<P extends unknown[] = unknown[], R = unknown> = SqliteStatement<P, R>;
+export type SqliteDriver = 'better-sqlite3' | 'node';
+
+/**
+ * Which SQLite driver openDb uses: `ITGUARD_SQLITE_DRIVER` (`node` or `better-sqlite3`) when set, else Node's
+ * built-in `node:sqlite` on Node >= 24 and better-sqlite3 below. better-sqlite3 12 aborts the process on Node 24
+ * (its ObjectWrap destructors run Node 24's environment cleanup hook removal at GC: `Assertion failed: (env) !=
+ * nullptr`), and better-sqlite3 13 crashes Node 20 (it needs Node-API 10); node:sqlite does not exist on Node 20.
+ */
+export function sqliteDriver(env: NodeJS.ProcessEnv = process.env, node = process.versions.node): SqliteDriver {
+  const forced = env.ITGUARD_SQLITE_DRIVER?.trim();
+  if (forced === 'node' || forced === 'better-sqlite3') return forced;
+  if (forced) throw new Error(`ITGUARD_SQLITE_DRIVER=${forced} is not a SQLite driver (node or better-sqlite3)`);
+  return Number(node.split('.')[0]) >= 24 ? 'node' : 'better-sqlite3';
+}
+
+/**
+ * A bare connection to `file` through the driver sqliteDriver() picks: none of openDb's checks, pragmas or
+ * migrations. openDb starts from it; tests use it to write a file as another program or an older itguard would (one
+ * driver per process: two SQLite libraries in one process do not see each other's file locks).
+ */
+export function connect(file: string, busyTimeoutMs = 5000): Db {
+  return sqliteDriver() === 'node' ? new NodeSqliteDb(file, { timeout: busyTimeoutMs }) : new Database(file);
+}
 export type Durability = 'strict' | 'fast';
 
 export interface OpenOptions {
@@ -56,7 +82,7 @@ export function openDb(file: string, opts: OpenOptions = {}): Db {
   let db: Db | undefined;
   try {
     if (!memory) mkdirSync(dirname(file), { recursive: true });
-    db = new Database(file);
+    db = connect(file, busyTimeoutMs);
     db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     checkIdentity(db);
     if (!memory && statSync(file).size <= QUICK_CHECK_MAX_BYTES) {
