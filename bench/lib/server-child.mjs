@@ -18,6 +18,7 @@ import { McpServer, isInitializeRequest } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { z } from 'zod';
 import { openApp } from '../../dist/app.js';
+import { createToken } from '../../dist/guard/operator.js';
 import { startHttp } from '../../dist/http/app.js';
 import { openDb } from '../../dist/store/sqlite/db.js';
 import { seedDemo } from '../../dist/demo/seed.js';
@@ -35,7 +36,7 @@ const BODY_LIMIT = 1024 * 1024;
 async function startGuarded() {
   const app = openApp({ dbPath, policy: benchPolicy() });
   const running = await startHttp(app, { host: '127.0.0.1', port: 0 });
-  const { token } = app.tokens.create('helpdesk-agent', 'bench', 'benchmark');
+  const { token } = await createToken(app, 'helpdesk-agent', 'bench', 'benchmark');
   // Wall time spent inside the unit committer's group commits (waiting for the write lock, the batch's statements,
   // the commit and its fsync): the committer's flush runs all of it synchronously. Wrapped here, for the scale-out
   // part, so the store's code is measured as it ships.
