@@ -6,15 +6,8 @@
  */
 import type { CallOpts, ProbeReport, WriteOpts } from '../../core/backend.js';
 import { effectCommit, type Db } from '../../store/sqlite/db.js';
-import type {
-  Comment,
-  NewTicket,
-  Priority,
-  Status,
-  Ticket,
-  TicketQuery,
-  TicketsPort,
-} from '../../core/ports/tickets.js';
+import type { Comment, NewTicket, Ticket, TicketQuery, TicketsPort } from '../../core/ports/tickets.js';
+import { toComment, toTicket, type CommentRow, type TicketRow } from './rows.js';
 
 export {
   type Comment,
@@ -24,46 +17,6 @@ export {
   STATUSES,
   type Ticket,
 } from '../../core/ports/tickets.js';
-
-interface TicketRow {
-  key: string;
-  project: string;
-  summary: string;
-  description: string;
-  requester: string;
-  priority: Priority;
-  status: Status;
-  created_by: string;
-  created_at: number;
-  updated_at: number;
-}
-
-const iso = (ms: number): string => new Date(ms).toISOString();
-const toTicket = (r: TicketRow): Ticket => ({
-  key: r.key,
-  project: r.project,
-  summary: r.summary,
-  description: r.description,
-  requester: r.requester,
-  priority: r.priority,
-  status: r.status,
-  createdBy: r.created_by,
-  createdAt: iso(r.created_at),
-  updatedAt: iso(r.updated_at),
-});
-
-interface CommentRow {
-  id: number;
-  author: string;
-  body: string;
-  created_at: number;
-}
-const toComment = (c: CommentRow): Comment => ({
-  id: String(c.id),
-  author: c.author,
-  body: c.body,
-  createdAt: iso(c.created_at),
-});
 
 export class EmbeddedTickets implements TicketsPort {
   readonly kind = 'embedded';

@@ -11,60 +11,14 @@
  * - Any store failure is a BackendError saying whether the call may be retried; nothing is half written.
  */
 import type { CallOpts, ProbeReport, WriteOpts } from '../../core/backend.js';
-import type {
-  Comment,
-  NewTicket,
-  Priority,
-  Status,
-  Ticket,
-  TicketQuery,
-  TicketsPort,
-} from '../../core/ports/tickets.js';
+import type { Comment, NewTicket, Ticket, TicketQuery, TicketsPort } from '../../core/ports/tickets.js';
 import { type PgStore, toPgStoreError } from '../../store/postgres/connect.js';
 import { guarded, Replayed } from '../pg-errors.js';
+import { toComment, toTicket, type CommentRow, type TicketRow as BaseTicketRow } from './rows.js';
 
-interface TicketRow {
-  key: string;
-  project: string;
-  number: number;
-  summary: string;
-  description: string;
-  requester: string;
-  priority: Priority;
-  status: Status;
-  created_by: string;
-  created_at: number;
-  updated_at: number;
-}
+/** The PostgreSQL row also carries the ticket's number within its project (the advisory-locked counter). */
+type TicketRow = BaseTicketRow & { number: number };
 
-interface CommentRow {
-  id: number;
-  author: string;
-  body: string;
-  created_at: number;
-}
-
-const iso = (ms: number): string => new Date(ms).toISOString();
-const toTicket = (r: TicketRow): Ticket => ({
-  key: r.key,
-  project: r.project,
-  summary: r.summary,
-  description: r.description,
-  requester: r.requester,
-  priority: r.priority,
-  status: r.status,
-  createdBy: r.created_by,
-  createdAt: iso(r.created_at),
-  updatedAt: iso(r.updated_at),
-});
-const toComment = (c: CommentRow): Comment => ({
-  id: String(c.id),
-  author: c.author,
-  body: c.body,
-  createdAt: iso(c.created_at),
-});
-
-/** First key of the advisory lock a ticket create takes (the second: the project's hashtext). */
 const TICKET_LOCK_CLASS = 0x69746774; // 'itgt'
 
 const TICKET_COLUMNS =
