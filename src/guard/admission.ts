@@ -71,7 +71,7 @@ export const admission =
         await deps.audit.commit(u);
       } catch (e) {
         // Security: nothing of the admission was written; the call is refused (fail closed) and is not counted twice.
-        if (units.admit) units.admit.result = undefined;
+        if (units.admit?.unit === u) units.admit.result = undefined;
         throw e;
       }
       await admitted(deps, call);

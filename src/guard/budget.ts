@@ -186,6 +186,8 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'store' | 'audit
       // error refuses the call (fail closed). The operation records its decision on the call as it runs.
       const admit: NonNullable<typeof units.admit> = {
         promise: units.admission.add((tx) => andThen(deps.store.budgets.admit(tx, input), (r) => (admit.result = r))),
+        unit: units.admission,
+        rules: input.rules,
       };
       units.admit = admit;
       // Security: a call its task, user or principal bounds already refuse is refused before scope and validation
@@ -207,14 +209,25 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'store' | 'audit
     };
 };
 
-/** The budget's refusal of this call, once its admit has run and said no (memoised: alarms are raised once). */
-export function countRefusal(call: Call, deps?: Pick<GuardDeps, 'policy'>): GuardError | undefined {
+/** The budget's refusal of this call, once its admit has run and said no (built once per call). */
+export function countRefusal(call: Call, deps: Pick<GuardDeps, 'policy'>): GuardError | undefined {
   const admit = call.state.units?.admit;
   const r = admit?.result;
-  if (!r || r.ok) return undefined;
-  const memo = admit as { refusal?: GuardError };
-  if (!memo.refusal && deps) memo.refusal = refusal(call, deps, r);
-  return memo.refusal;
+  if (!admit || !r || r.ok) return undefined;
+  return (admit.refusal ??= refusal(call, deps, r));
+}
+
+/** A refused admit that tripped its task (and maybe the fleet) just now: the alarms, once per call. */
+async function alarmFreshTrip(
+  deps: Pick<GuardDeps, 'log' | 'audit' | 'metrics'>,
+  call: Call,
+  admit: NonNullable<NonNullable<Call['state']['units']>['admit']>,
+): Promise<void> {
+  const r = admit.result;
+  if (!r || r.ok || r.kind !== 'tripped' || !r.fresh || admit.alarmed) return;
+  admit.alarmed = true;
+  await alarmTaskTrip(deps, call, r.trip);
+  if (r.fleet) await alarmFleetTrip(deps, call, r.fleet);
 }
 
 /**
@@ -229,11 +242,7 @@ export async function admitted(
   if (!admit) return;
   const r = await admit.promise;
   if (!r.ok) {
-    if (r.kind === 'tripped' && r.fresh && !admit.alarmed) {
-      admit.alarmed = true;
-      await alarmTaskTrip(deps, call, r.trip);
-      if (r.fleet) await alarmFleetTrip(deps, call, r.fleet);
-    }
+    await alarmFreshTrip(deps, call, admit);
     throw countRefusal(call, deps);
   }
   await budgetAlarms(deps, call, r.alarms);
@@ -258,7 +267,7 @@ export function settleBudget(
     principal: call.principal.name,
     task: call.task,
     user: call.principal.onBehalfOfId,
-    rules: rulesByTool(deps.policy.budgets)(call.tool.name),
+    rules: admit.rules,
     failed,
     resultBytes: result ? resultBytes(result) : 0,
     now: deps.now(),
@@ -276,13 +285,7 @@ export function settleBudget(
     after: async () => {
       if (out.value) await budgetAlarms(deps, call, out.value.alarms);
       // The count ran in the settlement (the call was refused before admission) and found a fresh trip.
-      const r = admit.result;
-      if (r && !r.ok && r.kind === 'tripped' && r.fresh && !admit.alarmed) {
-        admit.alarmed = true;
-        await alarmTaskTrip(deps, call, r.trip);
-        if (r.fleet) await alarmFleetTrip(deps, call, r.fleet);
-      }
-      countRefusal(call, deps);
+      await alarmFreshTrip(deps, call, admit);
     },
   };
 }

@@ -15,6 +15,8 @@ import type { Tier, ToolPolicy } from '../core/policy.js';
 import type { AnyTool, Principal, Resolved } from '../core/tool.js';
 import type { CapHold, CapItem } from '../store/ports/index.js';
 import type { UnitOfWork } from '../store/unit.js';
+import type { BudgetRule } from '../policy/schema.js';
+import type { GuardError } from '../core/errors.js';
 import type { AdmitResult, BeginResult } from '../store/ports/index.js';
 import type { ReserveResult } from '../store/ports/index.js';
 import type { TaskRef } from './task.js';
@@ -89,7 +91,18 @@ export interface CallUnits {
   admission: UnitOfWork;
   settlement: UnitOfWork;
   /** budget: the admit, decided inside whichever unit runs it (set by the operation itself, in the transaction). */
-  admit?: { result?: AdmitResult; promise: Promise<AdmitResult>; alarmed?: boolean };
+  admit?: {
+    result?: AdmitResult;
+    promise: Promise<AdmitResult>;
+    /** The unit the admit is an operation of (the admission, or one of its own when the budget step refused early). */
+    unit: UnitOfWork;
+    /** The windowed rules of the call's tool: the settle counts against the same ones. */
+    rules: readonly BudgetRule[];
+    /** A fresh trip's alarms were raised (once per call). */
+    alarmed?: boolean;
+    /** The refusal built from a refused admit (once per call). */
+    refusal?: GuardError;
+  };
   /** admission: what the planned operations decided (undefined: the operation did not run). */
   planned?: {
     begin?: Promise<BeginResult | undefined>;

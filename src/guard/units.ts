@@ -82,7 +82,7 @@ export const units =
         throw thrown.e;
       }
       await settled.after();
-      const refused = countRefusal(call);
+      const refused = countRefusal(call, deps);
       if (refused) throw refused;
       if (thrown) throw thrown.e;
       return result!;
