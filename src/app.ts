@@ -33,7 +33,7 @@ import { stateCodec, stateKey } from './guard/mrtr.js';
 import { MetaStore } from './store/sqlite/meta-store.js';
 import { NotifyStore } from './store/sqlite/notify-store.js';
 import { sqliteStore } from './store/sqlite/ports.js';
-import type { Store } from './store/ports/index.js';
+import type { AuditPort, Store } from './store/ports/index.js';
 import { Notifier } from './notify/notifier.js';
 
 export interface AppOptions {
@@ -81,8 +81,9 @@ export interface SqliteStores {
 export interface App extends GuardDeps {
   /** Every store port (the guards' and the operator surfaces'). */
   store: Store;
-  /** The SQLite adapter under `store`: for tests only (src/ uses the ports). */
-  sqlite: SqliteStores;
+  storeKind: 'sqlite' | 'postgres';
+  /** Does the store answer? (`/healthz` fails when it does not.) */
+  storeHealth(): Promise<StoreHealth>;
   tools: readonly AnyTool[];
   /** True when this open seeded a new database with demo data. */
   seeded: boolean;
@@ -99,30 +100,51 @@ export interface App extends GuardDeps {
   executorPass(): Promise<void>;
   /** The worker sending approver notifications when `notify:` is configured. */
   notifier: Notifier | undefined;
-  close(): void;
+  /** Stops the timers and closes the store (SQLite at once; the PostgreSQL pool once its queries end). */
+  close(): Promise<void>;
 }
 
+/** A process on the SQLite store: its adapter's stores are there for the tests (src/ uses the ports). */
+export interface SqliteApp extends App {
+  sqlite: SqliteStores;
+}
+
+/** Whether the store answers (`/healthz`, `policy check --probe`): never a URL with a password, never a secret. */
+export interface StoreHealth {
+  kind: 'sqlite' | 'postgres';
+  ok: boolean;
+  detail?: string;
+}
+
+/** The store (either adapter), its unit runner and the backends over it: what the CLI's admin verbs need. */
 export interface Stores {
-  /** Commits units of work (group commit): every write of guard state outside a call's own units goes through it. */
-  audit: AuditWriter;
+  kind: 'sqlite' | 'postgres';
+  /** Commits units of work: every write of guard state outside a call's own units goes through it. */
+  audit: AuditPort;
   /** Every store port (store/ports/). */
   store: Store;
-  /** The SQLite adapter under `store`: for this module and the tests only. */
-  sqlite: SqliteStores;
-  /** Closes the database. */
-  close(): void;
   backends: Backends;
   /** The embedded adapters (demo data, `kb import`, the CLI's lists), whatever the policy's backends are. */
   embedded: Embedded;
+  health(): Promise<StoreHealth>;
+  /** Closes the database (the PostgreSQL pool after its queries end). */
+  close(): Promise<void>;
 }
 
-/** The database and its stores, without guards or timers: what the CLI's admin verbs need. */
+/** The SQLite adapter's bundle: its stores are there for this module and the tests. */
+export interface SqliteBundle extends Stores {
+  kind: 'sqlite';
+  audit: AuditWriter;
+  sqlite: SqliteStores;
+}
+
+/** The SQLite database and its stores, without guards or timers (synchronous: the SQLite adapter opens at once). */
 export function openStores(
   dbPath: string,
   policy: Policy,
   now: () => number = Date.now,
   o: { env?: NodeJS.ProcessEnv; log?: Logger; cloud?: CloudTuning } = {},
-): Stores {
+): SqliteBundle {
   const db = openDb(dbPath, { durability: policy.durability });
   // The embedded backends' effects are made durable by the strict commit of their outcome records (store/db.ts).
   carryEffectsByAudit(db);
@@ -142,35 +164,115 @@ export function openStores(
     mfa,
   };
   return {
+    kind: 'sqlite',
     audit: new AuditWriter(auditStore),
     store: sqliteStore(sqlite),
     sqlite,
-    close: () => db.close(),
     backends,
     embedded,
+    health: async () => sqliteHealth(db),
+    close: async () => void db.close(),
   };
 }
 
-export function openApp(opts: AppOptions): App {
+function sqliteHealth(db: Db): StoreHealth {
+  try {
+    db.prepare('SELECT count(*) AS n FROM killswitch').get();
+    return { kind: 'sqlite', ok: true };
+  } catch (e) {
+    return { kind: 'sqlite', ok: false, detail: (e as Error).message };
+  }
+}
+
+/**
+ * The store the policy names (`store.kind`), connected, migrated and checked: SQLite at `dbPath` (or the policy's
+ * `store.path`), or the PostgreSQL server whose URL is in the variable `store.url_env` names. Refuses with a
+ * ConfigError / PgStoreError / DatabaseError (exit 2 from the CLI).
+ */
+export async function connectStores(
+  dbPath: string,
+  policy: Policy,
+  now: () => number = Date.now,
+  o: { env?: NodeJS.ProcessEnv; log?: Logger; cloud?: CloudTuning; dbFromFlag?: boolean } = {},
+): Promise<Stores> {
+  if (policy.store.kind === 'postgres') {
+    const { openPgStores } = await import('./store/postgres/open.js');
+    return openPgStores(policy, now, o);
+  }
+  return openStores(o.dbFromFlag === false && policy.store.path ? policy.store.path : dbPath, policy, now, o);
+}
+
+/** What a store adds to the process beyond `Stores`: the MRTR key, the open state and how it is torn down. */
+interface Opened {
+  stores: Stores;
+  seeded: boolean;
+  /** The MRTR requestState key: ITGUARD_STATE_KEY, else one generated once and kept in the store's meta table. */
+  mrtrKey: Uint8Array;
+  /** Is the kill switch engaged (the watcher's cheap read: a cached view on PostgreSQL, a read on SQLite)? */
+  engaged(): boolean;
+  /** Tears the store down after the timers stopped. */
+  close(): Promise<void>;
+}
+
+/** One process on the embedded SQLite store (synchronous; what the tests and `npm start` use). */
+export function openApp(opts: AppOptions): SqliteApp {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
-  const { audit, store, sqlite, backends, embedded } = openStores(opts.dbPath, opts.policy, now, {
+  const bundle = openStores(opts.dbPath, opts.policy, now, {
     log,
     ...(opts.env ? { env: opts.env } : {}),
     ...(opts.cloud ? { cloud: opts.cloud } : {}),
   });
-  const { db, auditStore, killSwitch, budgets } = sqlite;
+  const { db, auditStore, killSwitch } = bundle.sqlite;
   try {
     // A process whose ITGUARD_AUDIT_KEY is not the chain's refuses to start (DESIGN §5): AuditKeyMismatch, exit 2.
     auditStore.checkKey();
-    buildAll(backends);
+    buildAll(bundle.backends);
   } catch (e) {
     db.close();
     throw e;
   }
   const seeded = opts.policy.demo ? seedDemo(db, opts.kbDir) : false;
+  const app = assemble(opts, log, {
+    stores: bundle,
+    seeded,
+    mrtrKey: stateKey(config().stateKey, new MetaStore(db)),
+    engaged: () => killSwitch.state().engaged,
+    close: async () => void db.close(),
+  });
+  return { ...app, sqlite: bundle.sqlite };
+}
+
+/**
+ * One process on the store the policy names: SQLite (as openApp) or PostgreSQL (connected, migrated under the
+ * advisory lock, the audit key checked, the kill switch read and listened to before the first call).
+ */
+export async function startApp(opts: AppOptions & { dbFromFlag?: boolean }): Promise<App> {
+  if (opts.policy.store.kind !== 'postgres') return openApp(opts);
+  const now = opts.now ?? Date.now;
+  const log = opts.log ?? createLogger();
+  const { openPgApp } = await import('./store/postgres/open.js');
+  const opened = await openPgApp(opts.policy, now, {
+    log,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.cloud ? { cloud: opts.cloud } : {}),
+    ...(opts.kbDir ? { kbDir: opts.kbDir } : {}),
+  });
+  try {
+    buildAll(opened.stores.backends);
+  } catch (e) {
+    await opened.close();
+    throw e;
+  }
+  return assemble(opts, log, opened);
+}
+
+function assemble(opts: AppOptions, log: Logger, opened: Opened): App {
+  const now = opts.now ?? Date.now;
+  const { stores, seeded } = opened;
+  const { audit, store, backends, embedded } = stores;
   const metrics: Metrics = opts.metrics ?? noopMetrics();
-  metrics.bindTasks(() => budgets.taskCounts(opts.policy.task.idleMinutes * 60_000, now()));
+  metrics.bindTasks(() => store.budgets.taskCounts(opts.policy.task.idleMinutes * 60_000, now()));
   const links = { base: 'http://127.0.0.1' };
   let notifier: Notifier | undefined;
   try {
@@ -188,7 +290,7 @@ export function openApp(opts: AppOptions): App {
         ...(opts.env ? { env: opts.env } : {}),
       });
   } catch (e) {
-    db.close();
+    void opened.close();
     throw e;
   }
   const deps: GuardDeps = {
@@ -199,7 +301,7 @@ export function openApp(opts: AppOptions): App {
     log,
     metrics,
     now,
-    mrtr: stateCodec(stateKey(config().stateKey, new MetaStore(db)), opts.stateTtlSeconds),
+    mrtr: stateCodec(opened.mrtrKey, opts.stateTtlSeconds),
     links,
     notify: notifier,
     waitClock: opts.waitClock,
@@ -208,7 +310,7 @@ export function openApp(opts: AppOptions): App {
   let kill = new AbortController();
   const watcher = setInterval(() => {
     try {
-      const engaged = killSwitch.state().engaged;
+      const engaged = opened.engaged();
       if (engaged && !kill.signal.aborted) kill.abort(new KillSwitchAbort());
       if (!engaged && kill.signal.aborted) kill = new AbortController();
     } catch (e) {
@@ -232,7 +334,7 @@ export function openApp(opts: AppOptions): App {
   const killSignal = () => {
     // After a resume the watcher renews the controller on its next poll; a call arriving before that must not
     // inherit the old, aborted signal.
-    if (kill.signal.aborted && !killSwitch.state().engaged) kill = new AbortController();
+    if (kill.signal.aborted && !opened.engaged()) kill = new AbortController();
     return kill.signal;
   };
   const principal = (name: string): Principal | undefined => {
@@ -246,10 +348,12 @@ export function openApp(opts: AppOptions): App {
   );
 
   notifier?.start(opts.notifyPollMs);
+  let closing: Promise<void> | undefined;
   return {
     ...deps,
     store,
-    sqlite,
+    storeKind: stores.kind,
+    storeHealth: () => stores.health(),
     embedded,
     tools: ALL_TOOLS,
     seeded,
@@ -262,7 +366,7 @@ export function openApp(opts: AppOptions): App {
       clearInterval(watcher);
       executor.stop();
       notifier?.stop();
-      db.close();
+      return (closing ??= opened.close());
     },
   };
 }

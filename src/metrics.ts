@@ -15,7 +15,7 @@ export interface Metrics {
    * Gives the open/tripped task gauges their source (read from the store when scraped; no task id is ever a label,
    * so the series count stays two whatever the number of tasks).
    */
-  bindTasks(read: () => { open: number; tripped: number }): void;
+  bindTasks(read: () => { open: number; tripped: number } | Promise<{ open: number; tripped: number }>): void;
 }
 
 export const noopMetrics = (): Metrics => ({
@@ -32,7 +32,7 @@ export async function createPromMetrics(defaults = true): Promise<Metrics> {
   const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = mod.default ?? mod;
   const registry = new Registry();
   if (defaults) collectDefaultMetrics({ register: registry, prefix: 'itguard_' });
-  let readTasks: (() => { open: number; tripped: number }) | undefined;
+  let readTasks: (() => { open: number; tripped: number } | Promise<{ open: number; tripped: number }>) | undefined;
   // One read per scrape serves both gauges (the second reuses the first's answer).
   let last: { open: number; tripped: number } | undefined;
   const tasksGauge = (name: string, help: string, pick: 'open' | 'tripped') =>
@@ -40,9 +40,9 @@ export async function createPromMetrics(defaults = true): Promise<Metrics> {
       name,
       help,
       registers: [registry],
-      collect() {
+      async collect() {
         if (!readTasks) return;
-        if (pick === 'open' || !last) last = readTasks();
+        if (pick === 'open' || !last) last = await readTasks();
         this.set(last[pick]);
       },
     });

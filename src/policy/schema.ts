@@ -262,6 +262,19 @@ export const policySchema = z
     version: z.literal(1, { error: 'expected 1' }),
     timezone: timezone.default('UTC'),
     durability: z.enum(['strict', 'fast']).default('strict'),
+    /** Where guard state lives (DESIGN §5): the SQLite file (default) or a PostgreSQL server shared by replicas. */
+    store: z
+      .discriminatedUnion('kind', [
+        z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1).max(4096).optional() }),
+        z.strictObject({
+          kind: z.literal('postgres'),
+          url_env: z
+            .string()
+            .regex(/^[A-Z_][A-Z0-9_]{0,127}$/, { error: 'expected an environment variable name like ITGUARD_PG_URL' })
+            .default('ITGUARD_PG_URL'),
+        }),
+      ])
+      .prefault({ kind: 'sqlite' }),
     stdio_principal: name,
     principals: z.preprocess(
       checkKeys('principal', LIMITS.principals, NAME),
@@ -491,6 +504,8 @@ export interface Policy {
   version: 1;
   timezone: string;
   durability: 'strict' | 'fast';
+  /** `sqlite` (path: the policy's, else --db / ITGUARD_DB) or `postgres` (the URL read from `urlEnv`). */
+  store: { kind: 'sqlite'; path: string | undefined } | { kind: 'postgres'; urlEnv: string };
   stdioPrincipal: string;
   principals: Readonly<Record<string, { scopes: readonly Scope[] }>>;
   /** Per-task bounds (DESIGN §3 step 4): how a task is identified, when it ends, what one task may spend. */
@@ -652,6 +667,7 @@ export function toPolicy(p: Parsed): Policy {
     version: 1,
     timezone: p.timezone,
     durability: p.durability,
+    store: p.store.kind === 'postgres' ? { kind: 'postgres', urlEnv: p.store.url_env } : { kind: 'sqlite', path: p.store.path },
     stdioPrincipal: p.stdio_principal,
     principals: nullProto(Object.entries(p.principals).map(([k, v]) => [k, { scopes: v.scopes }] as const)),
     task,

@@ -6,7 +6,7 @@
  * real MCP client: an approved install reaches Intune once, reports pending, then installed.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { BackendError } from '../../src/core/backend.js';
 import type { IntuneDeploy } from '../../src/tools/software/intune.js';
 import { codeOf, connect, testApp, textOf } from '../helpers/harness.js';

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, type App } from '../../src/app.js';
+import { openApp, type SqliteApp as App } from '../../src/app.js';
 import { ConfigError } from '../../src/config.js';
 import { PolicyError } from '../../src/policy/load.js';
 import type { Ticket, TicketsPort } from '../../src/core/ports/tickets.js';

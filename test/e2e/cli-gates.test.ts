@@ -1,7 +1,7 @@
 /** The human-gate CLI verbs on a real database file: approvals, directory enroll, outbox, report autonomy. */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, type App } from '../../src/app.js';
+import { openApp, type SqliteApp as App } from '../../src/app.js';
 import { runCli } from '../helpers/cli.js';
 import { policyWith, silent, tempDir } from '../helpers/harness.js';
 

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, type App } from '../../src/app.js';
+import { openApp, type SqliteApp as App } from '../../src/app.js';
 import { runCli } from '../helpers/cli.js';
 import { codeOf, connect, policyWith, silent, tempDir } from '../helpers/harness.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import express from 'express';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, type App } from '../../src/app.js';
+import { openApp, type SqliteApp as App } from '../../src/app.js';
 import { actionArgs, canonicalJson, sha256 } from '../../src/canonical.js';
 import { decide } from '../../src/guard/decide.js';
 import { consoleRouter } from '../../src/http/console.js';

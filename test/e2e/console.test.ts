@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import express from 'express';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { openApp, type App } from '../../src/app.js';
+import { openApp, type SqliteApp as App } from '../../src/app.js';
 import { consoleRouter } from '../../src/http/console.js';
 import type { NewApproval } from '../../src/store/sqlite/approvals-store.js';
 import { policyWith, silent, tempDir } from '../helpers/harness.js';

@@ -4,7 +4,7 @@
  * are covered end to end in test/http/oauth.test.ts, test/scenarios/containment.test.ts and test/e2e/cli-gates.test.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { decide, type DecisionActor } from '../../src/guard/decide.js';
 import { testApp } from '../helpers/harness.js';
 

@@ -1,6 +1,6 @@
 import { setKillSwitch } from '../../src/guard/operator.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { boundary } from '../../src/guard/boundary.js';
 import { budget } from '../../src/guard/budget.js';
 import { admission } from '../../src/guard/admission.js';

@@ -1,7 +1,7 @@
 /** A Call for guard unit tests: guard(next)(call) without a server. */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { vi } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { newCallState, type Call } from '../../src/guard/types.js';
 import type { AnyTool } from '../../src/core/tool.js';
 import { newSession } from '../../src/server.js';

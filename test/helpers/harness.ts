@@ -6,7 +6,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import pino from 'pino';
-import { openApp, type App, type AppOptions } from '../../src/app.js';
+import { openApp, type SqliteApp as App, type AppOptions } from '../../src/app.js';
 import { DEMO_POLICY_YAML } from '../../src/policy/demo.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { createServer, newSession } from '../../src/server.js';

@@ -6,7 +6,7 @@
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, type App } from '../../src/app.js';
+import { openApp, type SqliteApp as App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
 import type { NewApproval } from '../../src/store/sqlite/approvals-store.js';
 import { silent } from '../helpers/harness.js';

@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { consoleRouter } from '../../src/http/console.js';
 import { codeOf, connect, policyWith, testApp } from '../helpers/harness.js';
 import { GraphStandin } from '../helpers/graph-standin.js';

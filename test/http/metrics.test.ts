@@ -1,6 +1,6 @@
 /** /metrics (Prometheus): call counters and the open/tripped task gauges, which never carry a task id as a label. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
 import { createPromMetrics } from '../../src/metrics.js';
 import { connect, testApp } from '../helpers/harness.js';

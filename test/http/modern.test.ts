@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
 import { testApp } from '../helpers/harness.js';
 

@@ -11,7 +11,7 @@ import { decodeJwt, generateKeyPair } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { createOAuthVerifier } from '../../src/auth/oauth.js';
 import { authOf, bearerAuth } from '../../src/http/auth.js';
 import { decide } from '../../src/guard/decide.js';

@@ -1,6 +1,6 @@
 /** The one-time reset page over real HTTP: weak passwords are refused with the reason; the link survives a refusal. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
 import { testApp } from '../helpers/harness.js';
 

@@ -5,7 +5,7 @@
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { startHttp, type RunningHttp } from '../../src/http/app.js';
 import { testApp } from '../helpers/harness.js';
 import { demoPolicy } from '../helpers/policy-builder.js';

@@ -3,7 +3,7 @@
  * backoff, off the tool call's path; reminders; restarts and two processes on one database.
  */
 import { describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { listNotifications, notificationView, retryNotification } from '../../src/notify/admin.js';
 import { codeOf, connect, silent, testApp } from '../helpers/harness.js';
 import {

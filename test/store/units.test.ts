@@ -7,7 +7,7 @@
 import { openSync, readSync, closeSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { codeOf, connect, tempDir, testApp } from '../helpers/harness.js';
 
 /** The commit frames in a WAL file (frame header bytes 4..8 hold the database size after a commit, else 0). */

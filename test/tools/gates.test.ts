@@ -6,7 +6,7 @@ import {
   type ElicitResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { startVerifyListener } from '../../src/http/app.js';
 import { decide } from '../../src/guard/decide.js';
 import { codeOf, connect, testApp, textOf } from '../helpers/harness.js';

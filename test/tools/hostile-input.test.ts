@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { openApp, type App } from '../../src/app.js';
+import { openApp, type SqliteApp as App } from '../../src/app.js';
 import { runCli } from '../helpers/cli.js';
 import { codeOf, connect, silent, tempDir, textOf } from '../helpers/harness.js';
 import { demoPolicy } from '../helpers/policy-builder.js';

@@ -1,6 +1,6 @@
 import { setKillSwitch } from '../../src/guard/operator.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { codeOf, connect, testApp, textOf } from '../helpers/harness.js';
 
 let app: App;

@@ -1,0 +1,118 @@
+/**
+ * Opens itguard on the PostgreSQL store (policy `store: { kind: postgres, url_env }`; DESIGN §5, §6 "Replicas"):
+ * connect (PostgreSQL 15+), apply the numbered migrations under the advisory lock (every replica may start at once:
+ * one applies them, the others wait and find nothing to do), check this process's audit key against the chain, read
+ * the kill switch and LISTEN for its changes, then build the store ports, the unit runner and the domain backends on
+ * the same database. The MRTR state key is ITGUARD_STATE_KEY, else one generated once and kept in `meta` (the first
+ * replica's key wins for every replica).
+ *
+ * Any failure here refuses to start (PgStoreError / AuditKeyMismatch: exit 2 from the CLI) and closes the pool.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { config } from '../../config.js';
+import type { Policy } from '../../policy/schema.js';
+import type { CloudTuning } from '../../backends/cloud.js';
+import { buildBackends } from '../../backends/build.js';
+import { seedStore } from '../../demo/seed-store.js';
+import { connectPg, pgUrl, type PgStore, toPgStoreError } from './connect.js';
+import { migratePg } from './migrations.js';
+import { pgStore } from './ports.js';
+import { PgUnitRunner } from './runner.js';
+import { PgAuditRead } from './audit-read.js';
+import { PgTokens } from './tokens.js';
+import { PgNotify } from './notify.js';
+import type { StoreHealth, Stores } from '../../app.js';
+
+const STATE_KEY = 'mrtr_state_key';
+
+export interface PgOpenOptions {
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+  cloud?: CloudTuning;
+  kbDir?: string;
+}
+
+/** The store ports, the runner and the backends on PostgreSQL, without guards or timers (the CLI's admin verbs). */
+export async function openPgStores(policy: Policy, now: () => number, o: PgOpenOptions = {}): Promise<Stores> {
+  return (await open(policy, now, o, false)).stores;
+}
+
+/** As openPgStores, plus what a serving process needs: the kill switch listened to, the demo seeded, the MRTR key. */
+export async function openPgApp(policy: Policy, now: () => number, o: PgOpenOptions = {}) {
+  return open(policy, now, o, true);
+}
+
+async function open(policy: Policy, now: () => number, o: PgOpenOptions, serving: boolean) {
+  if (policy.store.kind !== 'postgres') throw new Error('openPgStores: the policy names the sqlite store');
+  const pg = await connectPg(pgUrl({ kind: 'postgres', url_env: policy.store.urlEnv }, o.env ?? process.env));
+  try {
+    const migrated = await migratePg(pg);
+    o.log?.info({ store: pg.target, schema: migrated.version, applied: migrated.applied }, 'PostgreSQL store ready');
+    const audit = new PgUnitRunner(pg, { now });
+    await audit.checkKey();
+    const store = pgStore(
+      pg,
+      { tz: policy.timezone, now },
+      {
+        auditLog: new PgAuditRead(pg),
+        tokens: new PgTokens(pg, now),
+        notify: new PgNotify(pg, now),
+      },
+    );
+    await store.start();
+    const { backends, embedded } = buildBackends({
+      store: { kind: 'postgres', pg },
+      policy,
+      now,
+      ...(o.env ? { env: o.env } : {}),
+      ...(o.log ? { log: o.log } : {}),
+      ...(o.cloud ? { cloud: o.cloud } : {}),
+    });
+    let closing: Promise<void> | undefined;
+    const close = () => (closing ??= store.stop().finally(() => pg.close()));
+    const stores: Stores = {
+      kind: 'postgres',
+      audit,
+      store,
+      backends,
+      embedded,
+      health: () => pgHealth(pg),
+      close,
+    };
+    const seeded = serving && policy.demo ? await seedStore({ kind: 'postgres', pg }, { kbDir: o.kbDir, now }) : false;
+    const mrtrKey = serving ? (config().stateKey ?? (await sharedStateKey(pg))) : new Uint8Array();
+    return {
+      stores,
+      seeded,
+      mrtrKey,
+      engaged: () => store.killSwitch.state().engaged,
+      close,
+    };
+  } catch (e) {
+    await pg.close().catch(() => {});
+    throw e;
+  }
+}
+
+/** The demo's MRTR key: generated once per database, the first writer's key kept for every replica. */
+async function sharedStateKey(pg: PgStore): Promise<Uint8Array> {
+  try {
+    await pg.sql`INSERT INTO meta (key, value) VALUES (${STATE_KEY}, ${randomBytes(32).toString('hex')})
+                 ON CONFLICT (key) DO NOTHING`;
+    const [row] = await pg.sql<{ value: string }[]>`SELECT value FROM meta WHERE key = ${STATE_KEY}`;
+    return new Uint8Array(Buffer.from(row!.value, 'hex'));
+  } catch (e) {
+    throw toPgStoreError(pg.target, e);
+  }
+}
+
+/** `/healthz`: one round trip; the detail names the store by its redacted target, never its password. */
+export async function pgHealth(pg: PgStore): Promise<StoreHealth> {
+  try {
+    await pg.sql`SELECT 1 FROM killswitch WHERE id = 1`;
+    return { kind: 'postgres', ok: true, detail: pg.target };
+  } catch (e) {
+    return { kind: 'postgres', ok: false, detail: toPgStoreError(pg.target, e).message };
+  }
+}
