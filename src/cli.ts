@@ -62,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const flags: Flags = {
     db: defaultDbPath(values.db),
+    dbExplicit: values.db !== undefined || config().dbFile !== undefined,
     policyFlag: values.policy,
     json: values.json === true,
     values,

@@ -1,6 +1,6 @@
 /** Admin verbs that act on the database directly; every change is audited with actor cli:<os user>. */
 import { parseHead, type AuditRow } from '../store/ports/index.js';
-import { openStores } from '../app.js';
+import { connectStores } from '../app.js';
 import { createToken, revokeToken, setKillSwitch } from '../guard/operator.js';
 import { capsView, type CapView } from '../guard/caps-view.js';
 import { safeJson, safeText } from '../terminal.js';
@@ -16,18 +16,18 @@ import {
   printJson,
   requireString,
   UsageError,
-  type Flags,
+  type Flags, dbPathFor
 } from './common.js';
 
-function stores(flags: Flags) {
+async function stores(flags: Flags) {
   const { policy, source } = policyOrExit(flags);
-  return { policy, source, ...openStores(flags.db, policy) };
+  return { policy, source, ...await connectStores(dbPathFor(flags, policy), policy) };
 }
 
 const capLine = (c: CapView): string =>
   `  ${c.tool.padEnd(17)} ${c.rule.padEnd(24)} ${String(c.measure === 'cost_usd' ? c.used.toFixed(2) : c.used).padStart(8)} / ${String(c.limit).padEnd(6)} ${c.measure === 'cost_usd' ? 'USD' : 'calls'} per ${c.window}${c.per === 'global' ? '' : ` per ${c.per} (busiest: ${safeText(String(c.key))}, ${c.keys} keys)`}  resets ${c.resets_at}${c.alarm_at !== null && c.used >= c.alarm_at ? '  ALARM' : ''}`;
 
-async function lastDrill(s: ReturnType<typeof stores>) {
+async function lastDrill(s: Awaited<ReturnType<typeof stores>>) {
   const row = await s.store.auditLog.lastEvent('drill');
   return (
     row &&
@@ -42,7 +42,7 @@ async function lastDrill(s: ReturnType<typeof stores>) {
 }
 
 export async function status(flags: Flags): Promise<number> {
-  const s = stores(flags);
+  const s = await stores(flags);
   const ks = await s.store.killSwitch.state();
   const head = await s.store.auditLog.head();
   const drill = await lastDrill(s);
@@ -67,14 +67,14 @@ export async function status(flags: Flags): Promise<number> {
     out(`audit head:  seq ${head.seq} ${head.hash}`);
     out(`tokens:      ${report.tokens_active} active`);
   }
-  s.close();
+  await s.close();
   return 0;
 }
 
 export async function caps(flags: Flags): Promise<number> {
-  const s = stores(flags);
+  const s = await stores(flags);
   const view = await capsView(s.policy, s.store.caps, undefined, Date.now());
-  s.close();
+  await s.close();
   if (flags.json) printJson(view);
   else if (!view.length) out('no caps in the policy');
   else for (const c of view) out(capLine(c).trimStart());
@@ -83,10 +83,10 @@ export async function caps(flags: Flags): Promise<number> {
 
 export async function setKill(flags: Flags, engaged: boolean): Promise<number> {
   const reason = requireString(flags, 'reason');
-  const s = stores(flags);
+  const s = await stores(flags);
   const before = await s.store.killSwitch.state();
   const st = await setKillSwitch(s, engaged, reason, cliActor());
-  s.close();
+  await s.close();
   if (flags.json)
     printJson({ engaged: st.engaged, reason: st.reason, changed_at: iso(st.changedAt), was_engaged: before.engaged });
   else out(`kill switch ${engaged ? 'ENGAGED' : 'released'}: ${safeText(reason)}`);
@@ -95,7 +95,7 @@ export async function setKill(flags: Flags, engaged: boolean): Promise<number> {
 
 export async function token(flags: Flags): Promise<number> {
   const [verb, arg] = flags.positionals;
-  const s = stores(flags);
+  const s = await stores(flags);
   try {
     if (verb === 'create') {
       const principal = requireString(flags, 'principal');
@@ -141,14 +141,14 @@ export async function token(flags: Flags): Promise<number> {
     }
     throw new UsageError('token create --principal P | list | revoke ID');
   } finally {
-    s.close();
+    await s.close();
   }
 }
 
 export async function kb(flags: Flags): Promise<number> {
   const [verb, dir] = flags.positionals;
   if (verb !== 'import' || !dir) throw new UsageError('kb import DIR');
-  const s = stores(flags);
+  const s = await stores(flags);
   try {
     // Everything is read and validated before anything is written: a bad article or vocabulary file changes nothing.
     const articles = readArticles(dir);
@@ -171,16 +171,16 @@ export async function kb(flags: Flags): Promise<number> {
   } catch (e) {
     return fail(flags, 'CONFIG', `kb import: ${(e as Error).message}`, 2);
   } finally {
-    s.close();
+    await s.close();
   }
 }
 
-export function directory(flags: Flags): number {
+export async function directory(flags: Flags): Promise<number> {
   const [verb] = flags.positionals;
   if (verb !== 'list') throw new UsageError('directory list | directory enroll USER');
-  const s = stores(flags);
+  const s = await stores(flags);
   if (s.policy.backends.directory.kind !== 'embedded') {
-    s.close();
+    await s.close();
     // A real directory is listed with its own tools; itguard looks users up one at a time and keeps no copy.
     return fail(
       flags,
@@ -190,7 +190,7 @@ export function directory(flags: Flags): number {
     );
   }
   const users = s.embedded.directory.list();
-  s.close();
+  await s.close();
   if (flags.json) printJson(users.map(({ recovery: _r, ...u }) => u));
   else
     for (const u of users)
@@ -211,7 +211,7 @@ function expectedHead(v: unknown): { seq: number; hash: string } | undefined {
 
 export async function audit(flags: Flags): Promise<number> {
   const [verb, arg] = flags.positionals;
-  const s = stores(flags);
+  const s = await stores(flags);
   try {
     const show = (rows: AuditRow[]) => {
       if (flags.json) return printJson(rows);
@@ -283,6 +283,6 @@ export async function audit(flags: Flags): Promise<number> {
     }
     throw new UsageError('audit tail [--n N] | show TRACE_ID | verify [--expect-head SEQ:HASH] | export');
   } finally {
-    s.close();
+    await s.close();
   }
 }

@@ -5,23 +5,23 @@
  * `itguard breaker reset PRINCIPAL | --task ID`: clears a principal's fleet breaker, or a task's own breaker
  * (audited with actor cli:<os user>).
  */
-import { openStores } from '../app.js';
+import { connectStores } from '../app.js';
 import { resetPrincipalBreaker, resetTaskBreaker } from '../guard/breaker-reset.js';
 import type { TaskState } from '../store/ports/index.js';
 import { safeText } from '../terminal.js';
-import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
+import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags, dbPathFor } from './common.js';
 
-function stores(flags: Flags) {
+async function stores(flags: Flags) {
   const { policy } = policyOrExit(flags);
-  return { policy, ...openStores(flags.db, policy) };
+  return { policy, ...await connectStores(dbPathFor(flags, policy), policy) };
 }
 
 export async function budgets(flags: Flags): Promise<number> {
-  const s = stores(flags);
+  const s = await stores(flags);
   const now = Date.now();
   const usage = await s.store.budgets.usage(s.policy.budgets, now);
   const breakers = await s.store.budgets.breakers(now);
-  s.close();
+  await s.close();
   const rules = s.policy.budgets.map((r) => ({
     rule: r.name,
     per: r.per,
@@ -85,13 +85,13 @@ const taskJson = (t: TaskState, maxCalls: number) => ({
 });
 
 export async function tasks(flags: Flags): Promise<number> {
-  const s = stores(flags);
+  const s = await stores(flags);
   const now = Date.now();
   const idleMs = s.policy.task.idleMinutes * 60_000;
   const tripped = flags.values.tripped === true;
   const list = await s.store.budgets.tasks(idleMs, now, { tripped, limit: 1000 });
   const counts = await s.store.budgets.taskCounts(idleMs, now);
-  s.close();
+  await s.close();
   const rows = list.map((t) => taskJson(t, s.policy.task.maxCalls));
   if (flags.json) {
     printJson({ open: counts.open, tripped: counts.tripped, tasks: rows });
@@ -112,7 +112,7 @@ export async function breaker(flags: Flags): Promise<number> {
   const task = flags.values.task;
   if (verb !== 'reset' || (!principal && typeof task !== 'string') || (principal && task !== undefined))
     throw new UsageError('usage: itguard breaker reset PRINCIPAL | itguard breaker reset --task TASK_ID');
-  const s = stores(flags);
+  const s = await stores(flags);
   try {
     if (typeof task === 'string') {
       const was = await resetTaskBreaker(s, task, s.policy.task.idleMinutes * 60_000, cliActor(), Date.now());
@@ -151,6 +151,6 @@ export async function breaker(flags: Flags): Promise<number> {
       );
     return 0;
   } finally {
-    s.close();
+    await s.close();
   }
 }

@@ -3,11 +3,14 @@ import { config } from '../config.js';
 import { userInfo } from 'node:os';
 import { loadPolicy, PolicyError, type LoadedPolicy } from '../policy/load.js';
 import { safeJson, safeText } from '../terminal.js';
+import type { Policy } from '../policy/schema.js';
 
 export class UsageError extends Error {}
 
 export interface Flags {
   db: string;
+  /** --db or ITGUARD_DB was given (it wins over the policy's `store.path`). */
+  dbExplicit?: boolean;
   policyFlag: string | undefined;
   json: boolean;
   values: Record<string, string | boolean | undefined>;
@@ -15,6 +18,10 @@ export interface Flags {
 }
 
 export const defaultDbPath = (flag?: string): string => flag ?? config().dbFile ?? './data/itguard.db';
+
+/** The SQLite file of a command: --db / ITGUARD_DB, else the policy's `store.path`, else ./data/itguard.db. */
+export const dbPathFor = (flags: Pick<Flags, 'db' | 'dbExplicit'>, policy: Policy): string =>
+  !flags.dbExplicit && policy.store.kind === 'sqlite' && policy.store.path ? policy.store.path : flags.db;
 
 export function cliActor(): string {
   try {

@@ -12,9 +12,9 @@ import { Client, type CallToolResult } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { parseDocument } from 'yaml';
 import { setKillSwitch } from '../guard/operator.js';
-import { openStores } from '../app.js';
+import { connectStores } from '../app.js';
 import { DEMO_POLICY_YAML } from '../policy/demo.js';
-import { cliActor, err, out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
+import { cliActor, err, out, policyOrExit, printJson, UsageError, type Flags, dbPathFor } from './common.js';
 
 export interface DrillReport {
   result: 'PASS' | 'FAIL';
@@ -67,10 +67,10 @@ export async function drill(flags: Flags): Promise<number> {
   if (!(seconds > 0 && seconds <= 60)) throw new UsageError('--seconds: expected 0 < s <= 60');
   if (!(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64))
     throw new UsageError('--concurrency: expected 1..64');
-  const stores = openStores(flags.db, policy);
+  const stores = await connectStores(dbPathFor(flags, policy), policy);
   if ((await stores.store.killSwitch.state()).engaged) {
     err('drill: the kill switch is already engaged; resume first (itguard resume --reason ...)');
-    stores.close();
+    await stores.close();
     return 2;
   }
   const tmp = mkdtempSync(join(tmpdir(), 'itguard-drill-'));
@@ -180,7 +180,7 @@ export async function drill(flags: Flags): Promise<number> {
     },
     true,
   );
-  stores.close();
+  await stores.close();
 
   if (flags.json) printJson(report);
   else {

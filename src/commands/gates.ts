@@ -1,13 +1,13 @@
 /** `itguard approvals list|approve ID|deny ID`, `directory enroll USER`, `outbox`: human gates from the shell. */
-import { openStores } from '../app.js';
+import { connectStores } from '../app.js';
 import { decide } from '../guard/decide.js';
 import type { ApprovalRow, RefusalReason } from '../store/ports/index.js';
 import { safeText } from '../terminal.js';
-import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type FailCode, type Flags } from './common.js';
+import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type FailCode, type Flags, dbPathFor } from './common.js';
 
-function stores(flags: Flags) {
+async function stores(flags: Flags) {
   const { policy } = policyOrExit(flags);
-  return { policy, ...openStores(flags.db, policy) };
+  return { policy, ...await connectStores(dbPathFor(flags, policy), policy) };
 }
 
 /** A refused decision's `--json` error code (README "CLI reference"). */
@@ -39,7 +39,7 @@ const view = (r: ApprovalRow) => ({
 
 export async function approvals(flags: Flags): Promise<number> {
   const [verb, id] = flags.positionals;
-  const s = stores(flags);
+  const s = await stores(flags);
   try {
     if (verb === 'list' || verb === undefined) {
       const rows = await s.store.approvals.list(
@@ -94,14 +94,14 @@ export async function approvals(flags: Flags): Promise<number> {
     }
     throw new UsageError('approvals list [--all] | approve ID [--note T] | deny ID [--note T]');
   } finally {
-    s.close();
+    await s.close();
   }
 }
 
 export async function enroll(flags: Flags): Promise<number> {
   const user = flags.positionals[1];
   if (!user) throw new UsageError('directory enroll USER');
-  const s = stores(flags);
+  const s = await stores(flags);
   try {
     // The configured directory (embedded or LDAP) says who exists; the factor is kept in itguard's own store.
     let u;
@@ -123,12 +123,12 @@ export async function enroll(flags: Flags): Promise<number> {
     );
     return 0;
   } finally {
-    s.close();
+    await s.close();
   }
 }
 
-export function outbox(flags: Flags): number {
-  const s = stores(flags);
+export async function outbox(flags: Flags): Promise<number> {
+  const s = await stores(flags);
   const rows = s.embedded.deliveries.list(100).map((r) => ({
     id: r.id,
     username: r.username,
@@ -139,7 +139,7 @@ export function outbox(flags: Flags): number {
     created_at: r.createdAt,
     via: r.via,
   }));
-  s.close();
+  await s.close();
   // Security: messages carry one-time links; they are masked unless the operator asks for the demo inbox view.
   const show = flags.values['show-links'] === true;
   const body = (b: string) =>

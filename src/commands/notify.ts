@@ -4,14 +4,14 @@
  * sends it); `test` sends a test message on each configured channel now and exits 1 if any failed.
  */
 import { hostname } from 'node:os';
-import { openStores } from '../app.js';
+import { connectStores } from '../app.js';
 import { config, ConfigError } from '../config.js';
 import { createLogger } from '../log.js';
 import { listNotifications, notificationView, retryNotification, type NotificationView } from '../notify/admin.js';
 import { Notifier } from '../notify/notifier.js';
 import { NOTIFY_STATUSES, type NotifyStatus } from '../store/ports/index.js';
 import { safeText } from '../terminal.js';
-import { out, policyOrExit, printJson, UsageError, type Flags } from './common.js';
+import { out, policyOrExit, printJson, UsageError, type Flags, dbPathFor } from './common.js';
 
 const line = (n: NotificationView): string =>
   `${n.id}  ${n.status.padEnd(9)} ${n.channel.padEnd(7)} ${n.kind.padEnd(9)} ${safeText(n.request_id)} to ${safeText(n.recipient)}` +
@@ -32,7 +32,7 @@ export async function notify(flags: Flags): Promise<number> {
   const status = statusFlag(flags);
   if (verb === 'retry' && !id) throw new UsageError('notify retry needs the notification id (see notify list)');
   const { policy } = policyOrExit(flags);
-  const s = openStores(flags.db, policy);
+  const s = await connectStores(dbPathFor(flags, policy), policy);
   try {
     if (verb === 'list') {
       const rows = await listNotifications(s.store.notify, { status });
@@ -70,6 +70,6 @@ export async function notify(flags: Flags): Promise<number> {
         );
     return failed.length ? 1 : 0;
   } finally {
-    s.close();
+    await s.close();
   }
 }

@@ -4,9 +4,9 @@
  * is a candidate for a lower tier. Sources: the approvals table (approval and mfa tiers) and the audit's
  * confirm events (confirm tier).
  */
-import { openStores } from '../app.js';
+import { connectStores } from '../app.js';
 import { safeText } from '../terminal.js';
-import { err, out, policyOrExit, printJson, type Flags } from './common.js';
+import { err, out, policyOrExit, printJson, type Flags, dbPathFor } from './common.js';
 
 interface ClassRow {
   tool: string;
@@ -25,10 +25,10 @@ export async function reportAutonomy(flags: Flags): Promise<number> {
     return 2;
   }
   const { policy } = policyOrExit(flags);
-  const s = openStores(flags.db, policy);
+  const s = await connectStores(dbPathFor(flags, policy), policy);
   const rows = await s.store.approvals.countsByClass();
   const confirms = await s.store.auditLog.confirmCounts();
-  s.close();
+  await s.close();
 
   const classes = new Map<string, ClassRow>();
   const get = (tool: string, tier: string) => {

@@ -1,11 +1,11 @@
 /** `itguard serve --stdio | --http`. */
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
-import { openApp } from '../app.js';
+import { startApp } from '../app.js';
 import { createToken } from '../guard/operator.js';
 import { createServer, newSession } from '../server.js';
 import { LineStdioTransport } from '../stdio.js';
 import { config, ConfigError } from '../config.js';
-import { err, policyOrExit, UsageError, type Flags } from './common.js';
+import { dbPathFor, err, policyOrExit, UsageError, type Flags } from './common.js';
 
 export async function serve(flags: Flags): Promise<void> {
   const stdio = flags.values.stdio === true;
@@ -19,8 +19,12 @@ export async function serve(flags: Flags): Promise<void> {
       'ITGUARD_STATE_KEY: required when serving HTTP (64+ hex characters or base64 of 32+ bytes, the same on every replica)',
     );
   const metrics = http ? await (await import('../metrics.js')).createPromMetrics() : undefined;
-  const app = openApp({ dbPath: flags.db, policy, ...(metrics ? { metrics } : {}) });
-  app.log.info({ policy: source, db: flags.db, seeded: app.seeded }, 'itguard starting');
+  const dbPath = dbPathFor(flags, policy);
+  const app = await startApp({ dbPath, policy, ...(metrics ? { metrics } : {}) });
+  app.log.info(
+    { policy: source, store: app.storeKind, ...(app.storeKind === 'sqlite' ? { db: dbPath } : {}), seeded: app.seeded },
+    'itguard starting',
+  );
 
   let stop: () => Promise<void>;
   if (stdio) {
@@ -75,8 +79,8 @@ export async function serve(flags: Flags): Promise<void> {
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new UsageError(`--port: expected 0..65535, got ${portText}`);
     const { startHttp } = await import('../http/app.js');
-    const running = await startHttp(app, { host, port }).catch((e: unknown) => {
-      app.close();
+    const running = await startHttp(app, { host, port }).catch(async (e: unknown) => {
+      await app.close();
       throw listenError(e, host, port);
     });
     app.log.info({ url: `${running.url}/mcp` }, 'serving MCP over Streamable HTTP');
@@ -114,7 +118,7 @@ export async function serve(flags: Flags): Promise<void> {
     stopping = true;
     app.log.info({ why }, 'itguard stopping');
     await stop().catch(() => undefined);
-    app.close();
+    await app.close().catch(() => undefined);
     process.exit(0);
   }
   process.on('SIGINT', () => void shutdown('SIGINT'));
