@@ -25,27 +25,22 @@
  * transport each call takes (the servers' own timing still varies). The run also asserts that it reached the
  * windows it is about: effects found only by recovery, attempts killed before their effect and re-run, budget
  * refusals. The long run: `CRASH_ITERATIONS=200 npx vitest run test/crash`.
+ *
+ * Both stores (issue 20): everything above runs on a SQLite file and on a PostgreSQL database (one server for the
+ * file, a fresh database per iteration; test/helpers/store-probe.ts), judged by the same queries. STORES=sqlite or
+ * STORES=postgres runs one; CRASH_PG_ITERATIONS sets PostgreSQL's count apart (default: CRASH_ITERATIONS).
  */
-import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import { demoPolicy } from '../helpers/policy-builder.js';
-import {
-  codeOf,
-  httpPlanner,
-  peek,
-  poke,
-  seedDb,
-  stdioPlanner,
-  until,
-  writePolicy,
-  type Planner,
-  gone,
-} from '../helpers/planner.js';
+import { codeOf, httpPlanner, stdioPlanner, until, writePolicy, type Planner, gone } from '../helpers/planner.js';
+import { jsonOf, onStore, storeHost, storesUnderTest, type StoreKind, type TestDb } from '../helpers/store-probe.js';
 
 const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 3);
+const PG_ITERATIONS = Number(process.env.CRASH_PG_ITERATIONS ?? ITERATIONS);
+const iterationsOn = (store: StoreKind) => (store === 'postgres' ? PG_ITERATIONS : ITERATIONS);
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 3);
 const DEBUG = !!process.env.CRASH_DEBUG;
 const mark = (what: string) => DEBUG && console.log(`${new Date().toISOString().slice(11, 23)} ${what}`);
@@ -183,154 +178,171 @@ const settle = <T>(p: Promise<T>, ms: number): Promise<T | Error> =>
     p.catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))),
     new Promise<Error>((r) => setTimeout(() => r(new Error('no answer')), ms).unref()),
   ]);
-const intents = (db: string) =>
-  peek(db, (d) => (d.prepare("SELECT count(*) AS n FROM audit WHERE event = 'call.intent'").get() as { n: number }).n);
+const intents = (t: TestDb) => t.count("SELECT count(*) AS n FROM audit WHERE event = 'call.intent'");
 
-describe('crash loop: kill -9 during concurrent writes, restart, retry with the same keys', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  const started: { stop: () => Promise<void> }[] = [];
-  beforeAll(() => {
-    tmp = tempDir();
-  });
-  afterAll(async () => {
-    await Promise.all(started.map((s) => s.stop().catch(() => undefined)));
-    tmp.cleanup();
-  });
+/** `itguard audit verify` of the database exits 0. */
+const verify = (t: TestDb, policy: string, when: string) => {
+  const v = runCli(['audit', 'verify', '--db', t.db, '--policy', policy], t.env);
+  expect(v.code, `audit verify ${when}: ${v.stdout}${v.stderr}`).toBe(0);
+};
 
-  async function servers(db: string, policy: string, token: string, env: Record<string, string>): Promise<Victims> {
-    const [stdio, http] = await Promise.all([stdioPlanner(db, policy, env), serveHttp(db, ['--policy', policy], env)]);
-    // what afterAll stops if a round failed half-way: only processes still alive
-    started.push(
-      { stop: () => stdio.close() },
-      { stop: async () => void (gone(http.proc.pid!) || (await http.stop())) },
-    );
-    const httpClient = await httpPlanner(http.url, token);
-    return { stdio, http, httpClient };
-  }
+describe.each(storesUnderTest())(
+  'crash loop on %s: kill -9 during concurrent writes, restart, retry with the same keys',
+  (store) => {
+    const ITERATIONS = iterationsOn(store);
+    let tmp: ReturnType<typeof tempDir>;
+    const host = storeHost(store);
+    const started: { stop: () => Promise<void> }[] = [];
+    beforeAll(() => {
+      tmp = tempDir();
+    });
+    afterAll(async () => {
+      await Promise.all(started.map((s) => s.stop().catch(() => undefined)));
+      await host.stop();
+      tmp.cleanup();
+    }, 30_000);
 
-  const verify = (db: string, policy: string, when: string) => {
-    const v = runCli(['audit', 'verify', '--db', db, '--policy', policy]);
-    expect(v.code, `audit verify ${when}: ${v.stdout}${v.stderr}`).toBe(0);
-  };
+    async function servers(
+      t: TestDb,
+      policy: string,
+      token: string,
+      failpoint: Record<string, string>,
+    ): Promise<Victims> {
+      const env = { ...t.env, ...failpoint };
+      const { db } = t;
+      const [stdio, http] = await Promise.all([
+        stdioPlanner(db, policy, env),
+        serveHttp(db, ['--policy', policy], env),
+      ]);
+      // what afterAll stops if a round failed half-way: only processes still alive
+      started.push(
+        { stop: () => stdio.close() },
+        { stop: async () => void (gone(http.proc.pid!) || (await http.stop())) },
+      );
+      const httpClient = await httpPlanner(http.url, token);
+      return { stdio, http, httpClient };
+    }
 
-  it(
-    `${ITERATIONS} databases × ${ROUNDS} crash rounds (seed ${SEED}): no duplicate effect, every effect audited, caps and budgets exact, audit verifies`,
-    async () => {
-      const r = rng(SEED);
-      const t0 = Date.now();
-      const kinds: Record<Kill, number> = { random: 0, 'before-effect': 0, 'after-effect': 0 };
-      const stats: Stats = {
-        effects: 0,
-        recovered: 0,
-        rerun: 0,
-        capped: 0,
-        orphanIntents: 0,
-        leaked: 0,
-        budgetRefused: 0,
-      };
-      for (let iter = 0; iter < ITERATIONS; iter++) {
-        const policy = writePolicy(tmp.dir, `crash-${iter}`, POLICY);
-        const db = join(tmp.dir, `crash-${iter}.db`);
-        const token = seedDb(db, policy, ['helpdesk-agent'])['helpdesk-agent']!;
-        const now = Date.now();
-        poke(
-          db,
-          "INSERT INTO tickets (key, project, number, summary, description, requester, priority, status, created_by, created_at, updated_at) VALUES ('IT-1', 'IT', 1, 'Base ticket for comments', '', 'jdoe', 'medium', 'open', 'setup', ?, ?)",
-          now,
-          now,
-        );
-        const work = jobs(iter);
-        let catalogOk = 0;
-        const fire = (v: Victims, job: Job) => (r.next() < 0.5 ? v.stdio : v.httpClient).call(job.tool, job.args);
+    it(
+      `${ITERATIONS} databases × ${ROUNDS} crash rounds (seed ${SEED}): no duplicate effect, every effect audited, caps and budgets exact, audit verifies`,
+      async () => {
+        const r = rng(SEED);
+        const t0 = Date.now();
+        const kinds: Record<Kill, number> = { random: 0, 'before-effect': 0, 'after-effect': 0 };
+        const stats: Stats = {
+          effects: 0,
+          recovered: 0,
+          rerun: 0,
+          capped: 0,
+          orphanIntents: 0,
+          leaked: 0,
+          budgetRefused: 0,
+        };
+        for (let iter = 0; iter < ITERATIONS; iter++) {
+          const policy = writePolicy(tmp.dir, `crash-${iter}`, onStore(store, POLICY));
+          const db = await host.fresh(tmp.dir, `crash-${iter}`);
+          const token = (await db.seed(policy, ['helpdesk-agent']))['helpdesk-agent']!;
+          const now = Date.now();
+          await db.exec(
+            "INSERT INTO tickets (key, project, number, summary, description, requester, priority, status, created_by, created_at, updated_at) VALUES ('IT-1', 'IT', 1, 'Base ticket for comments', '', 'jdoe', 'medium', 'open', 'setup', ?, ?)",
+            now,
+            now,
+          );
+          const work = jobs(iter);
+          let catalogOk = 0;
+          const fire = (v: Victims, job: Job) => (r.next() < 0.5 ? v.stdio : v.httpClient).call(job.tool, job.args);
 
-        for (let round = 0; round < ROUNDS; round++) {
-          // every kind in every window of three rounds, whatever the iteration count
-          const kind = KINDS[(iter + round) % KINDS.length]!;
-          kinds[kind]++;
-          const v = await servers(db, policy, token, kind === 'random' ? {} : { ITGUARD_FAILPOINT: kind });
-          mark(`round ${iter}/${round} ${kind}: servers up`);
-          const before = intents(db);
-          let open = 0;
-          const track = <T>(p: Promise<T>) => {
-            open++;
-            return p.finally(() => open--);
-          };
-          const calls = [
-            ...r.pick([work, [...work].reverse()]).map((j) => track(settle(fire(v, j), 20_000))),
-            ...Array.from({ length: 8 }, () =>
-              track(
-                settle(
-                  (r.next() < 0.5 ? v.stdio : v.httpClient).call('software_catalog', {}).then((x) => {
-                    if (!x.isError) catalogOk++;
-                    if (codeOf(x) === 'BUDGET_EXHAUSTED') stats.budgetRefused++;
-                    return x;
-                  }),
-                  20_000,
+          for (let round = 0; round < ROUNDS; round++) {
+            // every kind in every window of three rounds, whatever the iteration count
+            const kind = KINDS[(iter + round) % KINDS.length]!;
+            kinds[kind]++;
+            const v = await servers(db, policy, token, kind === 'random' ? {} : { ITGUARD_FAILPOINT: kind });
+            mark(`round ${iter}/${round} ${kind}: servers up`);
+            const before = await intents(db);
+            let open = 0;
+            const track = <T>(p: Promise<T>) => {
+              open++;
+              return p.finally(() => open--);
+            };
+            const calls = [
+              ...r.pick([work, [...work].reverse()]).map((j) => track(settle(fire(v, j), 20_000))),
+              ...Array.from({ length: 8 }, () =>
+                track(
+                  settle(
+                    (r.next() < 0.5 ? v.stdio : v.httpClient).call('software_catalog', {}).then((x) => {
+                      if (!x.isError) catalogOk++;
+                      if (codeOf(x) === 'BUDGET_EXHAUSTED') stats.budgetRefused++;
+                      return x;
+                    }),
+                    20_000,
+                  ),
                 ),
               ),
-            ),
-          ];
-          if (kind === 'random') await new Promise((res) => setTimeout(res, r.int(1500)));
-          else {
-            // stalled at the failpoint: wait for the first intents (none come once every key is settled or
-            // capped: those calls are answered without one), then a little more so more calls pile up
-            await until(`an intent at ${kind}`, 10_000, () => (intents(db) > before || open === 0 ? true : undefined));
-            await new Promise((res) => setTimeout(res, 50 + r.int(250)));
+            ];
+            if (kind === 'random') await new Promise((res) => setTimeout(res, r.int(1500)));
+            else {
+              // stalled at the failpoint: wait for the first intents (none come once every key is settled or
+              // capped: those calls are answered without one), then a little more so more calls pile up
+              await until(`an intent at ${kind}`, 10_000, async () =>
+                (await intents(db)) > before || open === 0 ? true : undefined,
+              );
+              await new Promise((res) => setTimeout(res, 50 + r.int(250)));
+            }
+            mark('kill');
+            const pids = [v.stdio.pid, v.http.proc.pid!];
+            // the two processes die at slightly different moments
+            process.kill(pids[r.int(2)]!, 'SIGKILL');
+            await new Promise((res) => setTimeout(res, r.int(50)));
+            for (const pid of pids) if (!gone(pid)) process.kill(pid, 'SIGKILL');
+            await until('the victims to be gone', 5_000, () => (pids.every((p) => gone(p)) ? true : undefined));
+            mark('gone');
+            // Closing the clients ends their pending requests (an HTTP request cut mid-stream would otherwise wait
+            // for the SDK's reconnection attempts).
+            await Promise.all([v.stdio.close().catch(() => undefined), v.httpClient.close().catch(() => undefined)]);
+            await Promise.all(calls);
+            mark('calls settled');
+            verify(db, policy, `after kill round ${iter}/${round} (${kind})`);
           }
-          mark('kill');
-          const pids = [v.stdio.pid, v.http.proc.pid!];
-          // the two processes die at slightly different moments
-          process.kill(pids[r.int(2)]!, 'SIGKILL');
-          await new Promise((res) => setTimeout(res, r.int(50)));
-          for (const pid of pids) if (!gone(pid)) process.kill(pid, 'SIGKILL');
-          await until('the victims to be gone', 5_000, () => (pids.every((p) => gone(p)) ? true : undefined));
-          mark('gone');
-          // Closing the clients ends their pending requests (an HTTP request cut mid-stream would otherwise wait
-          // for the SDK's reconnection attempts).
-          await Promise.all([v.stdio.close().catch(() => undefined), v.httpClient.close().catch(() => undefined)]);
-          await Promise.all(calls);
-          mark('calls settled');
-          verify(db, policy, `after kill round ${iter}/${round} (${kind})`);
-        }
 
-        // The clean round: every key is retried until it has a final answer.
-        const v = await servers(db, policy, token, {});
-        const final = new Map<string, CallToolResult>();
-        let pending = work;
-        for (let attempt = 0; attempt < 4 && pending.length; attempt++) {
-          const answers = await Promise.all(pending.map((j) => settle(fire(v, j), 20_000)));
-          const again: Job[] = [];
-          answers.forEach((a, i) => {
-            const job = pending[i]!;
-            if (a instanceof Error) throw new Error(`${job.key}: ${a.message}`);
-            if (codeOf(a) === 'IN_PROGRESS') again.push(job);
-            else final.set(job.key, a);
-          });
-          pending = again;
+          // The clean round: every key is retried until it has a final answer.
+          const v = await servers(db, policy, token, {});
+          const final = new Map<string, CallToolResult>();
+          let pending = work;
+          for (let attempt = 0; attempt < 4 && pending.length; attempt++) {
+            const answers = await Promise.all(pending.map((j) => settle(fire(v, j), 20_000)));
+            const again: Job[] = [];
+            answers.forEach((a, i) => {
+              const job = pending[i]!;
+              if (a instanceof Error) throw new Error(`${job.key}: ${a.message}`);
+              if (codeOf(a) === 'IN_PROGRESS') again.push(job);
+              else final.set(job.key, a);
+            });
+            pending = again;
+          }
+          expect(
+            pending.map((j) => j.key),
+            'keys still in progress after the clean round',
+          ).toEqual([]);
+          await Promise.all([v.stdio.close(), v.httpClient.close()]);
+          await v.http.stop();
+          verify(db, policy, `after the clean round of ${iter}`);
+          await check(db, work, final, catalogOk, stats);
         }
-        expect(
-          pending.map((j) => j.key),
-          'keys still in progress after the clean round',
-        ).toEqual([]);
-        await Promise.all([v.stdio.close(), v.httpClient.close()]);
-        await v.http.stop();
-        verify(db, policy, `after the clean round of ${iter}`);
-        check(db, work, final, catalogOk, stats);
-      }
-      const secs = ((Date.now() - t0) / 1000).toFixed(1);
-      console.log(
-        `crash loop: ${ITERATIONS} iterations × ${ROUNDS} rounds, kills ${JSON.stringify(kinds)}, ${JSON.stringify(stats)}, ${secs} s, seed ${SEED}`,
-      );
-      // the loop must have reached the windows it is about, or it proves nothing
-      expect(stats.effects).toBeGreaterThan(0);
-      expect(stats.orphanIntents).toBeGreaterThan(0);
-      expect(stats.recovered, 'no effect was found by a retry after a kill at after-effect').toBeGreaterThan(0);
-      expect(stats.budgetRefused, 'the budget never refused a call').toBeGreaterThan(0);
-      expect(stats.rerun, 'no attempt killed before its effect was run by a retry').toBeGreaterThan(0);
-    },
-    Math.max(60_000, ITERATIONS * ROUNDS * 15_000),
-  );
-});
+        const secs = ((Date.now() - t0) / 1000).toFixed(1);
+        console.log(
+          `crash loop on ${store}: ${ITERATIONS} iterations × ${ROUNDS} rounds, kills ${JSON.stringify(kinds)}, ${JSON.stringify(stats)}, ${secs} s, seed ${SEED}`,
+        );
+        // the loop must have reached the windows it is about, or it proves nothing
+        expect(stats.effects).toBeGreaterThan(0);
+        expect(stats.orphanIntents).toBeGreaterThan(0);
+        expect(stats.recovered, 'no effect was found by a retry after a kill at after-effect').toBeGreaterThan(0);
+        expect(stats.budgetRefused, 'the budget never refused a call').toBeGreaterThan(0);
+        expect(stats.rerun, 'no attempt killed before its effect was run by a retry').toBeGreaterThan(0);
+      },
+      Math.max(60_000, ITERATIONS * ROUNDS * 15_000),
+    );
+  },
+);
 
 /** What the loop exercised, so a run that never hit the interesting windows shows it. */
 interface Stats {
@@ -369,27 +381,24 @@ const EFFECTS: Record<Tool, string> = {
 };
 
 /** The guarantees, from the database alone (plus what clients were answered). */
-function check(db: string, work: Job[], final: Map<string, CallToolResult>, catalogOk: number, stats: Stats) {
-  peek(db, (d) => {
+async function check(db: TestDb, work: Job[], final: Map<string, CallToolResult>, catalogOk: number, stats: Stats) {
+  {
     const byKey = new Map(
       (
-        d.prepare("SELECT key, request_id, state, tool FROM idempotency WHERE key LIKE 'k:%'").all() as {
-          key: string;
-          request_id: string;
-          state: string;
-          tool: string;
-        }[]
+        await db.query<{ key: string; request_id: string; state: string; tool: string }>(
+          "SELECT key, request_id, state, tool FROM idempotency WHERE key LIKE 'k:%'",
+        )
       ).map((row) => [row.key.slice(2), row]),
     );
-    const audit = d.prepare('SELECT event, trace_id, tool, outcome, code, detail FROM audit').all() as {
+    const audit = await db.query<{
       event: string;
       trace_id: string | null;
       tool: string | null;
       outcome: string | null;
       code: string | null;
-      detail: string | null;
-    }[];
-    const detail = (a: { detail: string | null }) => JSON.parse(a.detail ?? '{}') as Record<string, unknown>;
+      detail: unknown;
+    }>('SELECT event, trace_id, tool, outcome, code, detail FROM audit');
+    const detail = (a: { detail: unknown }) => jsonOf(a.detail);
     const intentTraces = new Map<string, Set<string>>();
     for (const a of audit.filter((x) => x.event === 'call.intent')) {
       const rid = String(detail(a).idempotency_key);
@@ -404,7 +413,7 @@ function check(db: string, work: Job[], final: Map<string, CallToolResult>, cata
     );
 
     for (const tool of Object.keys(EFFECTS) as Tool[]) {
-      const effects = d.prepare(EFFECTS[tool]).all() as Effect[];
+      const effects = await db.query<Effect>(EFFECTS[tool]);
       const keysOfTool = work.filter((j) => j.tool === tool);
       const ridToKey = new Map(
         keysOfTool.flatMap((j) => (byKey.get(j.key) ? [[byKey.get(j.key)!.request_id, j.key]] : [])),
@@ -473,41 +482,41 @@ function check(db: string, work: Job[], final: Map<string, CallToolResult>, cata
       'installs-per-day': LIMITS.installsPerDay,
       'license-spend-per-day': LIMITS.spendPerDay,
     };
-    for (const u of d.prepare('SELECT rule, scope_key, used FROM cap_usage').all() as {
-      rule: string;
-      scope_key: string;
-      used: number;
-    }[]) {
+    for (const u of await db.query<{ rule: string; scope_key: string; used: number }>(
+      'SELECT rule, scope_key, used FROM cap_usage',
+    )) {
       expect(limitOf[u.rule], `unknown cap rule ${u.rule}`).toBeDefined();
       expect(u.used, `cap_usage ${u.rule} ${u.scope_key}`).toBeLessThanOrEqual(limitOf[u.rule]! + 1e-9);
     }
     // Caps exact across the crashes: each global rule counts exactly its effects (a dead attempt's reservation was
     // replaced by the retry that adopted its records, or given back when that retry was refused).
-    const usedOf = (rule: string) =>
-      (d.prepare('SELECT sum(used) AS n FROM cap_usage WHERE rule = ?').get(rule) as { n: number | null }).n ?? 0;
-    const effectsOf = (tool: Tool) => (d.prepare(EFFECTS[tool]).all() as Effect[]).length;
-    const spent = (d.prepare(EFFECTS.software_install).all() as Effect[]).reduce((s, e) => s + e.cost, 0);
+    const usedOf = async (rule: string) =>
+      (await db.one<{ n: number | null }>('SELECT sum(used) AS n FROM cap_usage WHERE rule = ?', rule))?.n ?? 0;
+    const effectsOf = async (tool: Tool) => (await db.query<Effect>(EFFECTS[tool])).length;
+    const spent = (await db.query<Effect>(EFFECTS.software_install)).reduce((s, e) => s + e.cost, 0);
     for (const [rule, counted] of [
-      ['tickets-per-day', effectsOf('ticket_create')],
-      ['comments-per-day', effectsOf('ticket_comment')],
-      ['resets-per-day', effectsOf('password_reset')],
-      ['installs-per-day', effectsOf('software_install')],
+      ['tickets-per-day', await effectsOf('ticket_create')],
+      ['comments-per-day', await effectsOf('ticket_comment')],
+      ['resets-per-day', await effectsOf('password_reset')],
+      ['installs-per-day', await effectsOf('software_install')],
       ['license-spend-per-day', spent],
     ] as const) {
-      const leaked = usedOf(rule) - counted;
+      const used = await usedOf(rule);
+      const leaked = used - counted;
       stats.leaked += leaked;
-      expect(Math.abs(leaked), `cap_usage ${rule} counts ${usedOf(rule)} for ${counted} of effects`).toBeLessThan(1e-9);
+      expect(Math.abs(leaked), `cap_usage ${rule} counts ${used} for ${counted} of effects`).toBeLessThan(1e-9);
     }
     // The principal budget on software_catalog: counted, and never more admitted than it allows.
-    const budget = d.prepare("SELECT used FROM budget_usage WHERE rule = 'catalog-calls'").all() as { used: number }[];
-    mark(`budget_usage ${JSON.stringify(d.prepare('SELECT * FROM budget_usage').all())}, catalog ok ${catalogOk}`);
+    const budget = await db.query<{ used: number }>("SELECT used FROM budget_usage WHERE rule = 'catalog-calls'");
+    if (DEBUG)
+      mark(`budget_usage ${JSON.stringify(await db.query('SELECT * FROM budget_usage'))}, catalog ok ${catalogOk}`);
     for (const b of budget) expect(b.used).toBeLessThanOrEqual(LIMITS.catalogCalls);
     const catalogAudited = audit.filter(
       (a) => a.tool === 'software_catalog' && a.event === 'call.outcome' && a.outcome === 'ok',
     ).length;
     expect(catalogAudited).toBeLessThanOrEqual(LIMITS.catalogCalls);
     expect(catalogOk).toBeLessThanOrEqual(catalogAudited);
-  });
+  }
 }
 
 /**
@@ -520,36 +529,36 @@ function check(db: string, work: Job[], final: Map<string, CallToolResult>, cata
  * same transaction as it reserves, so the request is charged once and, here at a cap of 1, admitted. Caps are
  * exact across a crash (DESIGN §9); the loop's `leaked` stat is 0.
  */
-describe('a crash before the effect and a cap', () => {
+describe.each(storesUnderTest())('a crash before the effect and a cap, on %s', (store) => {
   it('the retry of a key whose attempt was killed at before-effect is not charged twice', async () => {
     const tmp = tempDir();
+    const host = storeHost(store);
     try {
       const policy = writePolicy(
         tmp.dir,
         'cap-leak',
-        demoPolicy().cap('ticket_create', { name: 'tickets-per-day', window: 'day', limit: 1 }),
+        onStore(store, demoPolicy().cap('ticket_create', { name: 'tickets-per-day', window: 'day', limit: 1 })),
       );
-      const db = join(tmp.dir, 'cap-leak.db');
-      seedDb(db, policy);
+      const db = await host.fresh(tmp.dir, 'cap-leak');
+      await db.seed(policy);
       const args = { summary: 'One ticket', requester: 'jdoe', reason: 'cap leak', idempotency_key: 'cap-leak-0001' };
-      const victim = await stdioPlanner(db, policy, { ITGUARD_FAILPOINT: 'before-effect' });
+      const victim = await stdioPlanner(db.db, policy, { ...db.env, ITGUARD_FAILPOINT: 'before-effect' });
       void victim.call('ticket_create', args).catch(() => undefined);
-      await until('the intent', 10_000, () => (intents(db) > 0 ? true : undefined));
+      await until('the intent', 10_000, async () => ((await intents(db)) > 0 ? true : undefined));
       process.kill(victim.pid, 'SIGKILL');
       await until('the victim to be gone', 5_000, () => gone(victim.pid));
       await victim.close().catch(() => undefined);
-      expect(peek(db, (d) => d.prepare('SELECT count(*) AS n FROM tickets').get())).toEqual({ n: 0 });
+      expect(await db.one('SELECT count(*) AS n FROM tickets')).toEqual({ n: 0 });
 
-      const again = await stdioPlanner(db, policy);
+      const again = await stdioPlanner(db.db, policy, db.env);
       const r = await again.call('ticket_create', args);
       await again.close();
       expect(codeOf(r), JSON.stringify(r)).toBeUndefined();
-      expect(peek(db, (d) => d.prepare('SELECT count(*) AS n FROM tickets').get())).toEqual({ n: 1 });
+      expect(await db.one('SELECT count(*) AS n FROM tickets')).toEqual({ n: 1 });
       // charged once: the cap counts the one ticket, and the completed request holds no other reservation
-      expect(
-        peek(db, (d) => d.prepare("SELECT sum(used) AS n FROM cap_usage WHERE rule = 'tickets-per-day'").get()),
-      ).toEqual({ n: 1 });
+      expect(await db.one("SELECT sum(used) AS n FROM cap_usage WHERE rule = 'tickets-per-day'")).toEqual({ n: 1 });
     } finally {
+      await host.stop();
       tmp.cleanup();
     }
   }, 30_000);
