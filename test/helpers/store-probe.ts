@@ -194,7 +194,7 @@ async function pgDb(pg: Pg, unusedPath: string, database: string): Promise<TestD
     one: async <T>(text: string, ...params: unknown[]) => (await query<T>(text, ...params))[0],
     count: async (text, ...params) => Number((await query<{ n: number }>(text, ...params))[0]!.n),
     exec: async (text, ...params) =>
-      (await sql.unsafe(dollarParams(text), params as postgres.ParameterOrJSON<never>[])).count,
+      (await sql.unsafe(dollarParams(text), params as postgres.ParameterOrJSON<never>[])).count ?? 0,
     jsonNumber: (column, field) => `(${column}::jsonb ->> '${field}')::double precision`,
     storedKey: pgKey,
     close: () => sql.end({ timeout: 5 }),
