@@ -382,141 +382,136 @@ const EFFECTS: Record<Tool, string> = {
 
 /** The guarantees, from the database alone (plus what clients were answered). */
 async function check(db: TestDb, work: Job[], final: Map<string, CallToolResult>, catalogOk: number, stats: Stats) {
-  {
-    const byKey = new Map(
-      (
-        await db.query<{ key: string; request_id: string; state: string; tool: string }>(
-          "SELECT key, request_id, state, tool FROM idempotency WHERE key LIKE 'k:%'",
-        )
-      ).map((row) => [row.key.slice(2), row]),
-    );
-    const audit = await db.query<{
-      event: string;
-      trace_id: string | null;
-      tool: string | null;
-      outcome: string | null;
-      code: string | null;
-      detail: unknown;
-    }>('SELECT event, trace_id, tool, outcome, code, detail FROM audit');
-    const detail = (a: { detail: unknown }) => jsonOf(a.detail);
-    const intentTraces = new Map<string, Set<string>>();
-    for (const a of audit.filter((x) => x.event === 'call.intent')) {
-      const rid = String(detail(a).idempotency_key);
-      if (!intentTraces.has(rid)) intentTraces.set(rid, new Set());
-      intentTraces.get(rid)!.add(a.trace_id!);
-    }
-    const okTraces = new Set(
-      audit.filter((a) => a.event === 'call.outcome' && a.outcome === 'ok').map((a) => a.trace_id),
-    );
-    const recoveredFrom = new Set(
-      audit.filter((a) => a.event === 'call.replay').map((a) => String(detail(a).original_trace_id)),
-    );
-
-    for (const tool of Object.keys(EFFECTS) as Tool[]) {
-      const effects = await db.query<Effect>(EFFECTS[tool]);
-      const keysOfTool = work.filter((j) => j.tool === tool);
-      const ridToKey = new Map(
-        keysOfTool.flatMap((j) => (byKey.get(j.key) ? [[byKey.get(j.key)!.request_id, j.key]] : [])),
-      );
-      // No duplicate side effect: every effect belongs to one key's record, and no key has two.
-      const seen = new Map<string, number>();
-      for (const e of effects) {
-        const key = ridToKey.get(e.request_id);
-        expect(
-          key,
-          `${tool}: an effect (request ${e.request_id}) that no key's idempotency record names`,
-        ).toBeDefined();
-        seen.set(key!, (seen.get(key!) ?? 0) + 1);
-        // Every executed effect has its intent, and an outcome or the recovered record.
-        const traces = intentTraces.get(e.request_id);
-        expect(traces?.size ?? 0, `${tool} ${key}: effect without an audit intent`).toBeGreaterThan(0);
-        const answered = [...traces!].some((t) => okTraces.has(t) || recoveredFrom.has(t));
-        expect(answered, `${tool} ${key}: effect without an outcome or recovered record`).toBe(true);
-        stats.effects++;
-        if (![...traces!].some((t) => okTraces.has(t))) stats.recovered++;
-        if (traces!.size > 1) stats.rerun++;
-      }
-      for (const j of keysOfTool) {
-        const n = seen.get(j.key) ?? 0;
-        expect(n, `${j.key}: effects`).toBeLessThanOrEqual(1);
-        const answer = final.get(j.key)!;
-        const code = codeOf(answer);
-        if (code) stats.capped++;
-        expect([undefined, 'CAP_EXCEEDED'], `${j.key}: final answer ${JSON.stringify(answer)}`).toContain(code);
-        expect(n, `${j.key}: answered ${code ?? 'ok'} but has ${n} effect(s)`).toBe(code ? 0 : 1);
-        if (!code) expect(byKey.get(j.key)?.state, `${j.key}: idempotency state`).toBe('completed');
-      }
-      // Caps never over-admit: the effects themselves, counted per rule.
-      const per = (xs: Effect[]) => {
-        const n = new Map<string, number>();
-        for (const e of xs) n.set(e.scope, (n.get(e.scope) ?? 0) + 1);
-        return Math.max(0, ...n.values());
-      };
-      if (tool === 'ticket_create') {
-        expect(effects.length).toBeLessThanOrEqual(LIMITS.ticketsPerDay);
-        expect(per(effects)).toBeLessThanOrEqual(LIMITS.ticketsPerRequester);
-      } else if (tool === 'ticket_comment') expect(effects.length).toBeLessThanOrEqual(LIMITS.commentsPerDay);
-      else if (tool === 'password_reset') {
-        expect(effects.length).toBeLessThanOrEqual(LIMITS.resetsPerDay);
-        expect(per(effects)).toBeLessThanOrEqual(LIMITS.resetsPerUser);
-      } else {
-        expect(effects.length).toBeLessThanOrEqual(LIMITS.installsPerDay);
-        expect(effects.reduce((s, e) => s + e.cost, 0)).toBeLessThanOrEqual(LIMITS.spendPerDay + 1e-9);
-      }
-    }
-    // No audited success for a write without its effect (the outcome says ok, the records agree).
-    for (const a of audit.filter((x) => x.event === 'call.outcome' && x.outcome === 'ok' && x.tool! in EFFECTS)) {
-      const rids = [...intentTraces].filter(([, ts]) => ts.has(a.trace_id!)).map(([rid]) => rid);
-      expect(rids, `outcome ok without an intent: ${a.trace_id}`).toHaveLength(1);
-    }
-    stats.orphanIntents += audit.filter(
-      (a) => a.event === 'call.intent' && !audit.some((o) => o.event === 'call.outcome' && o.trace_id === a.trace_id),
-    ).length;
-    // Cap usage never above its limit.
-    const limitOf: Record<string, number> = {
-      'tickets-per-day': LIMITS.ticketsPerDay,
-      'tickets-per-requester': LIMITS.ticketsPerRequester,
-      'comments-per-day': LIMITS.commentsPerDay,
-      'resets-per-day': LIMITS.resetsPerDay,
-      'resets-per-user': LIMITS.resetsPerUser,
-      'installs-per-day': LIMITS.installsPerDay,
-      'license-spend-per-day': LIMITS.spendPerDay,
-    };
-    for (const u of await db.query<{ rule: string; scope_key: string; used: number }>(
-      'SELECT rule, scope_key, used FROM cap_usage',
-    )) {
-      expect(limitOf[u.rule], `unknown cap rule ${u.rule}`).toBeDefined();
-      expect(u.used, `cap_usage ${u.rule} ${u.scope_key}`).toBeLessThanOrEqual(limitOf[u.rule]! + 1e-9);
-    }
-    // Caps exact across the crashes: each global rule counts exactly its effects (a dead attempt's reservation was
-    // replaced by the retry that adopted its records, or given back when that retry was refused).
-    const usedOf = async (rule: string) =>
-      (await db.one<{ n: number | null }>('SELECT sum(used) AS n FROM cap_usage WHERE rule = ?', rule))?.n ?? 0;
-    const effectsOf = async (tool: Tool) => (await db.query<Effect>(EFFECTS[tool])).length;
-    const spent = (await db.query<Effect>(EFFECTS.software_install)).reduce((s, e) => s + e.cost, 0);
-    for (const [rule, counted] of [
-      ['tickets-per-day', await effectsOf('ticket_create')],
-      ['comments-per-day', await effectsOf('ticket_comment')],
-      ['resets-per-day', await effectsOf('password_reset')],
-      ['installs-per-day', await effectsOf('software_install')],
-      ['license-spend-per-day', spent],
-    ] as const) {
-      const used = await usedOf(rule);
-      const leaked = used - counted;
-      stats.leaked += leaked;
-      expect(Math.abs(leaked), `cap_usage ${rule} counts ${used} for ${counted} of effects`).toBeLessThan(1e-9);
-    }
-    // The principal budget on software_catalog: counted, and never more admitted than it allows.
-    const budget = await db.query<{ used: number }>("SELECT used FROM budget_usage WHERE rule = 'catalog-calls'");
-    if (DEBUG)
-      mark(`budget_usage ${JSON.stringify(await db.query('SELECT * FROM budget_usage'))}, catalog ok ${catalogOk}`);
-    for (const b of budget) expect(b.used).toBeLessThanOrEqual(LIMITS.catalogCalls);
-    const catalogAudited = audit.filter(
-      (a) => a.tool === 'software_catalog' && a.event === 'call.outcome' && a.outcome === 'ok',
-    ).length;
-    expect(catalogAudited).toBeLessThanOrEqual(LIMITS.catalogCalls);
-    expect(catalogOk).toBeLessThanOrEqual(catalogAudited);
+  const byKey = new Map(
+    (
+      await db.query<{ key: string; request_id: string; state: string; tool: string }>(
+        "SELECT key, request_id, state, tool FROM idempotency WHERE key LIKE 'k:%'",
+      )
+    ).map((row) => [row.key.slice(2), row]),
+  );
+  const audit = await db.query<{
+    event: string;
+    trace_id: string | null;
+    tool: string | null;
+    outcome: string | null;
+    code: string | null;
+    detail: unknown;
+  }>('SELECT event, trace_id, tool, outcome, code, detail FROM audit');
+  const detail = (a: { detail: unknown }) => jsonOf(a.detail);
+  const intentTraces = new Map<string, Set<string>>();
+  for (const a of audit.filter((x) => x.event === 'call.intent')) {
+    const rid = String(detail(a).idempotency_key);
+    if (!intentTraces.has(rid)) intentTraces.set(rid, new Set());
+    intentTraces.get(rid)!.add(a.trace_id!);
   }
+  const okTraces = new Set(
+    audit.filter((a) => a.event === 'call.outcome' && a.outcome === 'ok').map((a) => a.trace_id),
+  );
+  const recoveredFrom = new Set(
+    audit.filter((a) => a.event === 'call.replay').map((a) => String(detail(a).original_trace_id)),
+  );
+
+  for (const tool of Object.keys(EFFECTS) as Tool[]) {
+    const effects = await db.query<Effect>(EFFECTS[tool]);
+    const keysOfTool = work.filter((j) => j.tool === tool);
+    const ridToKey = new Map(
+      keysOfTool.flatMap((j) => (byKey.get(j.key) ? [[byKey.get(j.key)!.request_id, j.key]] : [])),
+    );
+    // No duplicate side effect: every effect belongs to one key's record, and no key has two.
+    const seen = new Map<string, number>();
+    for (const e of effects) {
+      const key = ridToKey.get(e.request_id);
+      expect(key, `${tool}: an effect (request ${e.request_id}) that no key's idempotency record names`).toBeDefined();
+      seen.set(key!, (seen.get(key!) ?? 0) + 1);
+      // Every executed effect has its intent, and an outcome or the recovered record.
+      const traces = intentTraces.get(e.request_id);
+      expect(traces?.size ?? 0, `${tool} ${key}: effect without an audit intent`).toBeGreaterThan(0);
+      const answered = [...traces!].some((t) => okTraces.has(t) || recoveredFrom.has(t));
+      expect(answered, `${tool} ${key}: effect without an outcome or recovered record`).toBe(true);
+      stats.effects++;
+      if (![...traces!].some((t) => okTraces.has(t))) stats.recovered++;
+      if (traces!.size > 1) stats.rerun++;
+    }
+    for (const j of keysOfTool) {
+      const n = seen.get(j.key) ?? 0;
+      expect(n, `${j.key}: effects`).toBeLessThanOrEqual(1);
+      const answer = final.get(j.key)!;
+      const code = codeOf(answer);
+      if (code) stats.capped++;
+      expect([undefined, 'CAP_EXCEEDED'], `${j.key}: final answer ${JSON.stringify(answer)}`).toContain(code);
+      expect(n, `${j.key}: answered ${code ?? 'ok'} but has ${n} effect(s)`).toBe(code ? 0 : 1);
+      if (!code) expect(byKey.get(j.key)?.state, `${j.key}: idempotency state`).toBe('completed');
+    }
+    // Caps never over-admit: the effects themselves, counted per rule.
+    const per = (xs: Effect[]) => {
+      const n = new Map<string, number>();
+      for (const e of xs) n.set(e.scope, (n.get(e.scope) ?? 0) + 1);
+      return Math.max(0, ...n.values());
+    };
+    if (tool === 'ticket_create') {
+      expect(effects.length).toBeLessThanOrEqual(LIMITS.ticketsPerDay);
+      expect(per(effects)).toBeLessThanOrEqual(LIMITS.ticketsPerRequester);
+    } else if (tool === 'ticket_comment') expect(effects.length).toBeLessThanOrEqual(LIMITS.commentsPerDay);
+    else if (tool === 'password_reset') {
+      expect(effects.length).toBeLessThanOrEqual(LIMITS.resetsPerDay);
+      expect(per(effects)).toBeLessThanOrEqual(LIMITS.resetsPerUser);
+    } else {
+      expect(effects.length).toBeLessThanOrEqual(LIMITS.installsPerDay);
+      expect(effects.reduce((s, e) => s + e.cost, 0)).toBeLessThanOrEqual(LIMITS.spendPerDay + 1e-9);
+    }
+  }
+  // No audited success for a write without its effect (the outcome says ok, the records agree).
+  for (const a of audit.filter((x) => x.event === 'call.outcome' && x.outcome === 'ok' && x.tool! in EFFECTS)) {
+    const rids = [...intentTraces].filter(([, ts]) => ts.has(a.trace_id!)).map(([rid]) => rid);
+    expect(rids, `outcome ok without an intent: ${a.trace_id}`).toHaveLength(1);
+  }
+  stats.orphanIntents += audit.filter(
+    (a) => a.event === 'call.intent' && !audit.some((o) => o.event === 'call.outcome' && o.trace_id === a.trace_id),
+  ).length;
+  // Cap usage never above its limit.
+  const limitOf: Record<string, number> = {
+    'tickets-per-day': LIMITS.ticketsPerDay,
+    'tickets-per-requester': LIMITS.ticketsPerRequester,
+    'comments-per-day': LIMITS.commentsPerDay,
+    'resets-per-day': LIMITS.resetsPerDay,
+    'resets-per-user': LIMITS.resetsPerUser,
+    'installs-per-day': LIMITS.installsPerDay,
+    'license-spend-per-day': LIMITS.spendPerDay,
+  };
+  for (const u of await db.query<{ rule: string; scope_key: string; used: number }>(
+    'SELECT rule, scope_key, used FROM cap_usage',
+  )) {
+    expect(limitOf[u.rule], `unknown cap rule ${u.rule}`).toBeDefined();
+    expect(u.used, `cap_usage ${u.rule} ${u.scope_key}`).toBeLessThanOrEqual(limitOf[u.rule]! + 1e-9);
+  }
+  // Caps exact across the crashes: each global rule counts exactly its effects (a dead attempt's reservation was
+  // replaced by the retry that adopted its records, or given back when that retry was refused).
+  const usedOf = async (rule: string) =>
+    (await db.one<{ n: number | null }>('SELECT sum(used) AS n FROM cap_usage WHERE rule = ?', rule))?.n ?? 0;
+  const effectsOf = async (tool: Tool) => (await db.query<Effect>(EFFECTS[tool])).length;
+  const spent = (await db.query<Effect>(EFFECTS.software_install)).reduce((s, e) => s + e.cost, 0);
+  for (const [rule, counted] of [
+    ['tickets-per-day', await effectsOf('ticket_create')],
+    ['comments-per-day', await effectsOf('ticket_comment')],
+    ['resets-per-day', await effectsOf('password_reset')],
+    ['installs-per-day', await effectsOf('software_install')],
+    ['license-spend-per-day', spent],
+  ] as const) {
+    const used = await usedOf(rule);
+    const leaked = used - counted;
+    stats.leaked += leaked;
+    expect(Math.abs(leaked), `cap_usage ${rule} counts ${used} for ${counted} of effects`).toBeLessThan(1e-9);
+  }
+  // The principal budget on software_catalog: counted, and never more admitted than it allows.
+  const budget = await db.query<{ used: number }>("SELECT used FROM budget_usage WHERE rule = 'catalog-calls'");
+  if (DEBUG)
+    mark(`budget_usage ${JSON.stringify(await db.query('SELECT * FROM budget_usage'))}, catalog ok ${catalogOk}`);
+  for (const b of budget) expect(b.used).toBeLessThanOrEqual(LIMITS.catalogCalls);
+  const catalogAudited = audit.filter(
+    (a) => a.tool === 'software_catalog' && a.event === 'call.outcome' && a.outcome === 'ok',
+  ).length;
+  expect(catalogAudited).toBeLessThanOrEqual(LIMITS.catalogCalls);
+  expect(catalogOk).toBeLessThanOrEqual(catalogAudited);
 }
 
 /**

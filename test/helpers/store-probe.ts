@@ -12,7 +12,8 @@
  *
  * Queries are written once, in the SQL both stores read, with `?` placeholders (translated to `$n` for
  * PostgreSQL); BIGINT and NUMERIC come back as JS numbers on both. What differs is spelled by a helper here
- * (`jsonNumber`); keys the PostgreSQL store escapes (task and scope keys, runner.ts pgKey) by `storedKey`.
+ * (`jsonNumber`). Task and scope keys (task_key, scope_key) are escaped on PostgreSQL (runner.ts pgKey): compare them
+ * by value only after the same escaping (no query here does).
  *
  * STORES (comma-separated, default `sqlite,postgres`) picks the stores a suite runs on.
  */
@@ -73,8 +74,6 @@ export interface TestDb {
   exec(sql: string, ...params: unknown[]): Promise<number>;
   /** The SQL for a number inside a JSON text column: `json_extract(col, '$.f')` / `(col::jsonb ->> 'f')::float8`. */
   jsonNumber(column: string, field: string): string;
-  /** A task or scope key as the store keeps it in task_key / scope_key columns. */
-  storedKey(key: string): string;
   close(): Promise<void>;
 }
 
@@ -137,7 +136,6 @@ function sqliteDb(file: string): TestDb {
     count: async (sql, ...params) => open(true, (d) => (d.prepare(sql).get(...params) as { n: number }).n),
     exec: async (sql, ...params) => open(false, (d) => d.prepare(sql).run(...params).changes),
     jsonNumber: (column, field) => `json_extract(${column}, '$.${field}')`,
-    storedKey: (key) => key,
     close: async () => undefined,
   };
 }
@@ -155,9 +153,6 @@ export function dollarParams(sql: string): string {
   let i = 0;
   return sql.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"|\?/g, (m) => (m === '?' ? `$${++i}` : m));
 }
-
-/** The PostgreSQL store's escaping of task and scope keys (src/store/postgres/runner.ts pgKey). */
-const pgKey = (s: string): string => (/[\\\0]/.test(s) ? s.replace(/\\/g, '\\\\').replace(/\0/g, '\\0') : s);
 
 async function pgDb(pg: Pg, unusedPath: string, database: string): Promise<TestDb> {
   const url = await pg.createDatabase(database);
@@ -196,7 +191,6 @@ async function pgDb(pg: Pg, unusedPath: string, database: string): Promise<TestD
     exec: async (text, ...params) =>
       (await sql.unsafe(dollarParams(text), params as postgres.ParameterOrJSON<never>[])).count ?? 0,
     jsonNumber: (column, field) => `(${column}::jsonb ->> '${field}')::double precision`,
-    storedKey: pgKey,
     close: () => sql.end({ timeout: 5 }),
   };
 }
