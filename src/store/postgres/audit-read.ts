@@ -65,7 +65,9 @@ export class PgAuditRead implements AuditReadPort {
 
   /** The last record's seq and hash (GENESIS on an empty chain), as SQLite's head reads the table. */
   async head(): Promise<{ seq: number; hash: string }> {
-    const [h] = await this.pg.sql<{ seq: number; hash: string }[]>`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`;
+    const [h] = await this.pg.sql<
+      { seq: number; hash: string }[]
+    >`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`;
     return h ? { seq: h.seq, hash: h.hash } : { seq: 0, hash: GENESIS };
   }
 
@@ -81,7 +83,9 @@ export class PgAuditRead implements AuditReadPort {
 
   /** One task's records in order: its calls, refusals and decisions, as a trace (`audit show --task`). */
   async byTask(taskId: string, limit = 10_000): Promise<AuditRow[]> {
-    const rows = await this.pg.sql<AuditRow[]>`SELECT * FROM audit WHERE task_id = ${taskId} ORDER BY seq LIMIT ${limit}`;
+    const rows = await this.pg.sql<
+      AuditRow[]
+    >`SELECT * FROM audit WHERE task_id = ${taskId} ORDER BY seq LIMIT ${limit}`;
     return rows.map(toRow);
   }
 
@@ -91,7 +95,10 @@ export class PgAuditRead implements AuditReadPort {
     return r && toRow(r);
   }
 
-  /** Call outcomes and denials recorded from `from` to `to` (ms, inclusive), leaving out calls of `exceptTool`. */
+  /**
+   * Call outcomes and denials recorded from `from` to `to` (ms, inclusive), leaving out calls of `exceptTool`; in
+   * chain order.
+   */
   async callRecordsBetween(from: number, to: number, exceptTool: string): Promise<CallRecord[]> {
     const rows = await this.pg.sql<CallRecord[]>`SELECT event, outcome, code, detail FROM audit
       WHERE ts >= ${from} AND ts <= ${to} AND event IN ('call.outcome', 'call.denied')

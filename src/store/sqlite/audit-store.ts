@@ -364,11 +364,14 @@ export class AuditStore {
       .get(event);
   }
 
-  /** Call outcomes and denials recorded from `from` to `to` (ms, inclusive), leaving out calls of `exceptTool`. */
+  /**
+   * Call outcomes and denials recorded from `from` to `to` (ms, inclusive), leaving out calls of `exceptTool`; in
+   * chain order.
+   */
   callRecordsBetween(from: number, to: number, exceptTool: string): CallRecord[] {
     return this.db
       .prepare<[number, number, string], CallRecord>(
-        "SELECT event, outcome, code, detail FROM audit WHERE ts >= ? AND ts <= ? AND event IN ('call.outcome', 'call.denied') AND coalesce(tool, '') != ?",
+        "SELECT event, outcome, code, detail FROM audit WHERE ts >= ? AND ts <= ? AND event IN ('call.outcome', 'call.denied') AND coalesce(tool, '') != ? ORDER BY seq",
       )
       .all(from, to, exceptTool);
   }
