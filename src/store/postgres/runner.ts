@@ -30,11 +30,11 @@ import {
   auditRecord,
   chainLink,
   recordText,
-  verifyChain,
   type AuditEvent,
   type AuditRow,
   type VerifyResult,
 } from '../sqlite/audit-store.js';
+import { PgAuditRead } from './audit-read.js';
 import { type PgStore, toPgStoreError } from './connect.js';
 
 /** The transaction handle a PostgreSQL unit's operations get. */
@@ -217,11 +217,8 @@ export class PgUnitRunner implements AuditPort {
     return h ?? { seq: 0, hash: GENESIS };
   }
 
-  /** `audit verify` on this store: the chain recomputed from its first record (AuditStore.verify's rules). */
-  async verify(o: { expectHead?: { seq: number; hash: string } } = {}): Promise<VerifyResult> {
-    const [m] = await this.pg.sql<{ value: string }[]>`SELECT value FROM meta WHERE key = ${KEY_FINGERPRINT}`;
-    // The whole chain in memory, in seq order (a cursor for very long chains is a later refinement).
-    const all = await this.pg.sql<AuditRow[]>`SELECT * FROM audit ORDER BY seq`;
-    return verifyChain(all, this.key, m?.value, o);
+  /** `audit verify` on this store: the chain recomputed from its first record, read in batches (audit-read.ts). */
+  verify(o: { expectHead?: { seq: number; hash: string } } = {}): Promise<VerifyResult> {
+    return new PgAuditRead(this.pg, { key: this.key }).verify(o);
   }
 }
