@@ -103,7 +103,11 @@ const HAS_SURROGATE = /[\uD800-\uDFFF]/;
 function wellFormed(s: string): string;
 function wellFormed(s: string | null): string | null;
 function wellFormed(s: string | null): string | null {
-  return s !== null && HAS_SURROGATE.test(s) ? s.replace(LONE_SURROGATE, '\uFFFD') : s;
+  if (s === null) return s;
+  const t = HAS_SURROGATE.test(s) ? s.replace(LONE_SURROGATE, '\uFFFD') : s;
+  // NUL too: PostgreSQL text cannot hold it (SQLSTATE 22021 would refuse the unit and lose its record), so both
+  // stores keep U+FFFD in its place. Records written before this kept NUL on SQLite and still verify as stored.
+  return t.includes('\0') ? t.replaceAll('\0', '\uFFFD') : t;
 }
 
 /** How one call ended, as the audit has it; `detail` holds the call's `started_at`. */
