@@ -50,6 +50,25 @@ export type Q = Sql | TransactionSql;
  */
 export const pgKey = (s: string): string => (/[\\\0]/.test(s) ? s.replace(/\\/g, '\\\\').replace(/\0/g, '\\0') : s);
 
+/** The key `pgKey` stored, as the store's callers know it (the inverse of pgKey). */
+export const unPgKey = (s: string): string =>
+  s.includes('\\') ? s.replace(/\\(\\|0)/g, (_m, c: string) => (c === '0' ? '\0' : '\\')) : s;
+
+/** What runs once the unit whose operation got `tx` has committed (the run that committed: a rerun's tx is new). */
+const afterCommitHooks = new WeakMap<object, (() => void | Promise<void>)[]>();
+
+/**
+ * An operation's follow-up once its unit has committed, before the unit's operations resolve: a cached view of a row
+ * the operation changed is brought up to date (the kill switch). Never run for a unit that rolled back, nor for a
+ * transaction not committed by PgUnitRunner. A hook's failure is ignored (the unit has committed).
+ */
+export function afterCommit(tx: Tx, fn: () => void | Promise<void>): void {
+  const t = tx as object;
+  const hooks = afterCommitHooks.get(t) ?? [];
+  hooks.push(fn);
+  afterCommitHooks.set(t, hooks);
+}
+
 const RETRY_SQLSTATES = new Set(['40001', '40P01']);
 
 /** Thrown by an operation that found the rows it decided on changed under it: the whole unit is run again. */
@@ -138,11 +157,13 @@ export class PgUnitRunner implements AuditPort {
   async commit(unit: UnitOfWork): Promise<void> {
     unit.take();
     const attempts = this.o.attempts ?? 8;
+    let committed: object | undefined;
     try {
       if (!this.keyChecked) await (this.checking ??= this.checkKey().finally(() => (this.checking = undefined)));
       for (let attempt = 1; ; attempt++) {
         try {
           await this.pg.sql.begin(async (tx) => {
+            committed = tx;
             await unit.runAsync(tx);
             const staged = this.staged.get(tx);
             if (staged?.length) await this.write(tx, staged);
@@ -162,6 +183,10 @@ export class PgUnitRunner implements AuditPort {
       throw err;
     }
     this.commits++;
+    for (const hook of (committed && afterCommitHooks.get(committed)) || [])
+      await Promise.resolve()
+        .then(hook)
+        .catch(() => undefined);
     unit.done();
   }
 
