@@ -16,6 +16,12 @@ export interface Flags {
 
 export const defaultDbPath = (flag?: string): string => flag ?? config().dbFile ?? './data/itguard.db';
 
+/** The SQLite file of a verb: --db when given, else the policy's `store.path`, else ITGUARD_DB or the default. */
+export const sqliteFileOf = (flags: Flags, store: { kind: string; path?: string | undefined }): string =>
+  (typeof flags.values.db === 'string' ? flags.values.db : undefined) ??
+  (store.kind === 'sqlite' ? store.path : undefined) ??
+  flags.db;
+
 export function cliActor(): string {
   try {
     return `cli:${userInfo().username}`;
