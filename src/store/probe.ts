@@ -53,7 +53,9 @@ async function probePg(urlEnv: string): Promise<StoreProbe> {
   try {
     const [t] = await pg.sql<{ r: string | null }[]>`SELECT to_regclass('schema_migrations')::TEXT AS r`;
     const rows = t?.r
-      ? await pg.sql<{ version: number; checksum: string }[]>`SELECT version, checksum FROM schema_migrations ORDER BY version`
+      ? await pg.sql<
+          { version: number; checksum: string }[]
+        >`SELECT version, checksum FROM schema_migrations ORDER BY version`
       : [];
     const schemaVersion = Math.max(0, ...rows.map((r) => r.version));
     const known = new Map(pgMigrations.map((m) => [m.version, m]));
@@ -61,7 +63,12 @@ async function probePg(urlEnv: string): Promise<StoreProbe> {
     const edited = rows.filter((r) => known.has(r.version) && checksum(known.get(r.version)!) !== r.checksum);
     const server = `PostgreSQL ${pg.serverVersion}, schema ${schemaVersion} of ${LATEST_PG_VERSION}`;
     if (unknown.length)
-      return { ...at, schemaVersion, ok: false, detail: `${server}: migration ${unknown.join(', ')} is from a newer itguard` };
+      return {
+        ...at,
+        schemaVersion,
+        ok: false,
+        detail: `${server}: migration ${unknown.join(', ')} is from a newer itguard`,
+      };
     if (edited.length)
       return {
         ...at,
@@ -95,7 +102,11 @@ async function missingPrivileges(pg: PgStore): Promise<string[]> {
       FROM unnest(${[...COPIED_TABLES, 'audit_head']}::TEXT[]) AS t`;
   const missing: string[] = [];
   for (const r of rows) {
-    const lacks = [!r.sel && 'SELECT', !r.ins && r.t !== 'audit_head' && 'INSERT', !r.upd && r.t !== 'audit' && 'UPDATE'];
+    const lacks = [
+      !r.sel && 'SELECT',
+      !r.ins && r.t !== 'audit_head' && 'INSERT',
+      !r.upd && r.t !== 'audit' && 'UPDATE',
+    ];
     const what = lacks.filter(Boolean);
     if (what.length) missing.push(`${what.join('/')} on ${r.t}`);
   }

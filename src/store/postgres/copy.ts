@@ -195,7 +195,9 @@ async function advanceIdentities(tx: TransactionSql): Promise<void> {
 
 /** The head the triggers moved to must be the file's last record: else nothing is committed. */
 async function checkHead(db: Db, tx: TransactionSql, target: string): Promise<{ seq: number; hash: string }> {
-  const last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1').get();
+  const last = db
+    .prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1')
+    .get();
   const [head] = await tx<{ seq: number; hash: string }[]>`SELECT seq, hash FROM audit_head WHERE id = 1`;
   const want = last ? { seq: Number(last.seq), hash: last.hash } : { seq: 0, hash: head?.hash ?? '' };
   if (!head || head.seq !== want.seq || head.hash !== want.hash)
