@@ -16,12 +16,12 @@ import {
   printJson,
   requireString,
   UsageError,
-  type Flags, dbPathFor
+  type Flags, sqliteFileOf
 } from './common.js';
 
 async function stores(flags: Flags) {
   const { policy, source } = policyOrExit(flags);
-  return { policy, source, ...await connectStores(dbPathFor(flags, policy), policy) };
+  return { policy, source, ...await connectStores(sqliteFileOf(flags, policy.store), policy) };
 }
 
 const capLine = (c: CapView): string =>

@@ -6,7 +6,7 @@
  */
 import { connectStores } from '../app.js';
 import { safeText } from '../terminal.js';
-import { err, out, policyOrExit, printJson, type Flags, dbPathFor } from './common.js';
+import { err, out, policyOrExit, printJson, type Flags, sqliteFileOf } from './common.js';
 
 interface ClassRow {
   tool: string;
@@ -25,7 +25,7 @@ export async function reportAutonomy(flags: Flags): Promise<number> {
     return 2;
   }
   const { policy } = policyOrExit(flags);
-  const s = await connectStores(dbPathFor(flags, policy), policy);
+  const s = await connectStores(sqliteFileOf(flags, policy.store), policy);
   const rows = await s.store.approvals.countsByClass();
   const confirms = await s.store.auditLog.confirmCounts();
   await s.close();

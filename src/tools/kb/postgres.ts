@@ -353,9 +353,10 @@ export class PostgresKb implements KbPort {
 
 /**
  * kb_words_vocab from the articles: every word as written (lower case, 'simple' configuration: no stemming, no
- * stop words) and how many articles hold it, what FTS5's kb_words_vocab gives the embedded KB.
+ * stop words) and how many articles hold it, what FTS5's kb_words_vocab gives the embedded KB. Also run by
+ * `store copy` (store/postgres/copy.ts) after it brings a SQLite file's articles.
  */
-async function rebuildVocabulary(tx: ISql): Promise<void> {
+export async function rebuildVocabulary(tx: ISql): Promise<void> {
   await tx`DELETE FROM kb_words_vocab`;
   await tx`
     INSERT INTO kb_words_vocab (term, doc, cnt)
