@@ -2,6 +2,7 @@
  * Everything one itguard process holds: the database, policy, stores, backends, logger, metrics and the
  * composed handler of each tool. `serve`, the CLI's admin verbs and the tests all build one of these.
  */
+import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { seedDemo } from './demo/seed.js';
 import { AuditWriter } from './store/sqlite/committer.js';
@@ -99,6 +100,12 @@ export interface App extends GuardDeps {
   executorPass(): Promise<void>;
   /** The worker sending approver notifications when `notify:` is configured. */
   notifier: Notifier | undefined;
+  /**
+   * Whether the store answers a cheap read now (`GET /healthz`): its kind, and when it does not, why, in words that
+   * hold no secret (no URL password). Never rejects. SQLite: the file is still the one opened (not deleted or
+   * replaced) and a read of its schema succeeds within the busy timeout.
+   */
+  storeHealth(): Promise<{ kind: 'sqlite' | 'postgres'; ok: boolean; detail?: string }>;
   close(): void;
 }
 
@@ -246,6 +253,24 @@ export function openApp(opts: AppOptions): App {
   );
 
   notifier?.start(opts.notifyPollMs);
+  // storeHealth: the file this process opened (device and inode), so a deleted or replaced file is seen; an open
+  // connection keeps reading an unlinked file, which would otherwise look healthy.
+  const opened = opts.dbPath === ':memory:' ? undefined : statSync(opts.dbPath, { throwIfNoEntry: false });
+  const schemaRead = db.prepare('SELECT count(*) FROM sqlite_master');
+  const storeHealth = async (): Promise<{ kind: 'sqlite'; ok: boolean; detail?: string }> => {
+    try {
+      if (opened) {
+        const now = statSync(opts.dbPath, { throwIfNoEntry: false });
+        if (!now) return { kind: 'sqlite', ok: false, detail: 'the database file is gone' };
+        if (now.ino !== opened.ino || now.dev !== opened.dev)
+          return { kind: 'sqlite', ok: false, detail: 'the database file was replaced since this process opened it' };
+      }
+      schemaRead.get();
+      return { kind: 'sqlite', ok: true };
+    } catch (e) {
+      return { kind: 'sqlite', ok: false, detail: e instanceof Error ? e.message : String(e) };
+    }
+  };
   return {
     ...deps,
     store,
@@ -258,6 +283,7 @@ export function openApp(opts: AppOptions): App {
     killSignal,
     executorPass: () => executor.pass(),
     notifier,
+    storeHealth,
     close() {
       clearInterval(watcher);
       executor.stop();
