@@ -93,7 +93,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
       isPrincipal: (name) => app.principal(name) !== undefined,
       now: () => app.now(),
     });
-  web.use('/console', consoleRouter(app, oauth));
+  web.use('/console', consoleRouter(app, oauth, { replicaId: replica }));
   // The admin API (DESIGN §6): bearer tokens with approvals:decide / audit:read; its OpenAPI document is public.
   web.use('/admin/v1', adminRouter(app, oauth));
   // Slack's interactivity callbacks (Approve/Deny); verified by Slack's signature, not by a bearer token.

@@ -15,9 +15,9 @@ describe('deploy/nginx/itguard.conf', () => {
     expect(replicaBlockOf(shipped)).toBe(replicaBlock(examples));
   });
 
-  it('routes by the session id prefix and passes SSE through unbuffered', () => {
-    expect(shipped).toContain('map $http_mcp_session_id $itguard_replica {');
-    expect(shipped).toContain('~^(?<itguard_sid_replica>[a-z0-9-]+)\\. $itguard_sid_replica;');
+  it('routes by the session id’s (or console cookie’s) prefix and passes SSE through unbuffered', () => {
+    expect(shipped).toContain('map "$http_mcp_session_id $cookie_itguard_console" $itguard_replica {');
+    expect(shipped).toContain('"~^(?<itguard_sid_replica>[a-z0-9-]+)\\."');
     expect(shipped).toContain('proxy_pass http://$itguard_upstream;');
     for (const d of [
       'proxy_buffering off;',

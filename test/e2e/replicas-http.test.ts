@@ -312,6 +312,34 @@ describe.skipIf(missing !== undefined)('replicas behind nginx (deploy/nginx/itgu
     }
   });
 
+  it('the approver console through nginx: signed in on one replica, every later page comes from it', async () => {
+    const made = runCli(['token', 'create', '--principal', 'it-approver', '--db', db, '--policy', policy], {
+      ITGUARD_AUDIT_KEY: AUDIT_KEY,
+    });
+    expect(made.code, made.stderr).toBe(0);
+    const login = await fetch(`${nginx.url}/console/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: made.stdout.trim() }),
+      redirect: 'manual',
+    });
+    expect(login.status).toBe(303);
+    const cookie = /itguard_console=([^;]+)/.exec(login.headers.get('set-cookie') ?? '')![1]!;
+    const home = cookie.split('.')[0]!;
+    expect(IDS).toContain(home);
+    const from = nginx.accessLog().length;
+    for (let i = 0; i < 2 * IDS.length; i++) {
+      const page = await fetch(`${nginx.url}/console`, { headers: { cookie: `itguard_console=${cookie}` } });
+      expect(await page.text()).toContain('data-testid="principal">it-approver<');
+    }
+    const gets = nginx
+      .accessLog()
+      .slice(from)
+      .filter((l) => l.includes('"GET /console '));
+    expect(gets).toHaveLength(2 * IDS.length);
+    for (const l of gets) expect(replicaAt(/upstream=(\S+)/.exec(l)![1]!)).toBe(home);
+  });
+
   it('an /mcp body over itguard’s limit gets itguard’s 413, not nginx’s', async () => {
     const res = await fetch(`${nginx.url}/mcp`, {
       method: 'POST',

@@ -113,6 +113,24 @@ describe('session ids name their replica', () => {
   });
 });
 
+describe('console sessions name their replica too', () => {
+  it('the sign-in cookie is `<replica>.` + random, and it is accepted back', async () => {
+    await start('r4');
+    const approver = app!.sqlite.tokens.create('it-approver', 'test').token;
+    const login = await fetch(`${http!.url}/console/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: approver }),
+      redirect: 'manual',
+    });
+    expect(login.status).toBe(303);
+    const cookie = /itguard_console=([^;]+)/.exec(login.headers.get('set-cookie') ?? '')![1]!;
+    expect(cookie).toMatch(/^r4\.[A-Za-z0-9_-]{43}$/);
+    const page = await fetch(`${http!.url}/console`, { headers: { cookie: `itguard_console=${cookie}` } });
+    expect(await page.text()).toContain('data-testid="principal">it-approver<');
+  });
+});
+
 describe('/healthz', () => {
   it('names the replica and the store, and fails (503) when the SQLite file is gone', async () => {
     tmp = tempDir();
