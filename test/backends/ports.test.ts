@@ -112,7 +112,7 @@ describe('SMTP outbox behind password_reset', () => {
     expect(JSON.stringify(app.sqlite.auditStore.tail(1000))).not.toContain(token);
     expect(JSON.stringify(r)).not.toContain(token);
     // The link the user got works on the reset page's view.
-    expect(app.backends.resets.link(token)).toMatchObject({ username: 'dkim', usable: true });
+    expect(await app.backends.resets.link(token)).toMatchObject({ username: 'dkim', usable: true });
     await c.close();
   });
 
