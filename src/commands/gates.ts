@@ -127,9 +127,15 @@ export async function enroll(flags: Flags): Promise<number> {
   }
 }
 
-export function outbox(flags: Flags): number {
+export async function outbox(flags: Flags): Promise<number> {
   const s = stores(flags);
-  const rows = s.embedded.deliveries.list(100).map((r) => ({
+  let records;
+  try {
+    records = await s.embedded.deliveries.list(100);
+  } finally {
+    s.close();
+  }
+  const rows = records.map((r) => ({
     id: r.id,
     username: r.username,
     channel: r.channel,
@@ -139,7 +145,6 @@ export function outbox(flags: Flags): number {
     created_at: r.createdAt,
     via: r.via,
   }));
-  s.close();
   // Security: messages carry one-time links; they are masked unless the operator asks for the demo inbox view.
   const show = flags.values['show-links'] === true;
   const body = (b: string) =>
