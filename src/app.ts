@@ -151,7 +151,7 @@ export function openStores(
   carryEffectsByAudit(db);
   const auditStore = new AuditStore(db, undefined, now);
   const mfa = new MfaStore(db, now);
-  const { backends, embedded } = buildBackends({ db, policy, mfa, now, ...o });
+  const { backends, embedded } = buildBackends({ store: { kind: 'sqlite', db }, policy, now, ...o });
   const sqlite: SqliteStores = {
     db,
     auditStore,
