@@ -19,7 +19,7 @@ import { GuardError } from '../core/errors.js';
 import { bindingSha, type Deps } from './gate-requests.js';
 import { answered } from './gates/asker.js';
 import { inBand } from './gates/in-band.js';
-import { PROMPTS } from './gates/prompts.js';
+import { promptOfKind } from './gates/prompts.js';
 import type { Guard, Handler } from './types.js';
 
 /**
@@ -34,7 +34,7 @@ export const resume =
       if (raw === undefined || !call.client?.mrtr) return next(call);
       const st = await deps.mrtr.verify(raw);
       const row = st && (await deps.store.approvals.get(st.a));
-      const prompt = st && (PROMPTS as Record<string, (typeof PROMPTS)[keyof typeof PROMPTS] | undefined>)[st.k];
+      const prompt = st && promptOfKind(st.k);
       // Security: a state that fails verification, has expired, or belongs to another principal, tool or set of
       // arguments is refused, and nothing runs (DESIGN §6).
       if (!st || !row || !prompt) throw denied('The requestState is not valid (malformed, tampered with or expired)');

@@ -349,6 +349,30 @@ describe('no answer in time', () => {
   );
 });
 
+describe('a call cancelled while its question is open (2025-11-25)', () => {
+  it('denies the request it opened: nothing is left pending, holding caps, for a client that is gone', async () => {
+    const app = gatesApp();
+    const ac = new AbortController();
+    const client: ClientGate = {
+      era: 'legacy',
+      form: true,
+      url: false,
+      mrtr: undefined,
+      elicit: (_p, signal) =>
+        new Promise((_, reject) => {
+          signal.addEventListener('abort', () => reject(new Error('cancelled')), { once: true });
+          setTimeout(() => ac.abort(), 20);
+        }),
+      progress: noProgress,
+    };
+    const { tool, args } = ACTION.confirm;
+    const r = await app.pipeline(fakeCall(app, tool, args, 'helpdesk-agent', { client, signal: ac.signal }));
+    expect(codeOf(r)).toBe('APPROVAL_DENIED');
+    expect(onlyRequest(app)).toMatchObject({ status: 'denied', decided_by: 'client-user' });
+    expect(app.embedded.deploy.jobs()).toHaveLength(0);
+  });
+});
+
 describe('the tiers without an in-band prompt are the same code on both eras', () => {
   const eras: [Era, ClientGate][] = [
     [

@@ -141,12 +141,15 @@ export const mfaPagePrompt: InBandGate = {
   waiting: (row) => `waiting for ${targetOf(row)} to enter their code (${row.id})`,
 };
 
-/** By MRTR state kind (`k`). */
-export const PROMPTS: Record<PromptKind, InBandGate> = {
+const PROMPTS: Record<PromptKind, InBandGate> = {
   confirm: confirmPrompt,
   'mfa-form': mfaFormPrompt,
   'mfa-url': mfaPagePrompt,
 };
+
+/** The prompt a verified MRTR state's kind (`k`) names; undefined for a kind this version does not know. */
+export const promptOfKind = (k: string): InBandGate | undefined =>
+  Object.hasOwn(PROMPTS, k) ? PROMPTS[k as PromptKind] : undefined;
 
 /**
  * The prompt this channel can put for a tier, if any — the same choice on both eras. confirm: a form (else the
