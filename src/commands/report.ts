@@ -39,6 +39,8 @@ export async function reportAutonomy(flags: Flags): Promise<number> {
     return c;
   };
   for (const r of rows) {
+    // A confirm request's decision is counted from its audit event (below), which every confirm answer leaves.
+    if (r.tier === 'confirm') continue;
     const c = get(r.tool, r.tier);
     c.requests += r.n;
     if (['approved', 'executing', 'succeeded', 'failed'].includes(r.status)) c.granted += r.n;
