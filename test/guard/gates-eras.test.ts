@@ -10,7 +10,7 @@
  */
 import type { ElicitResult } from '@modelcontextprotocol/server';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { App } from '../../src/app.js';
+import type { SqliteApp as App } from '../../src/app.js';
 import { decide } from '../../src/guard/decide.js';
 import type { ClientGate } from '../../src/guard/types.js';
 import type { ApprovalRow } from '../../src/store/ports/index.js';
