@@ -2,42 +2,11 @@
  * Bearer tokens for the HTTP transport. Only a SHA-256 of each token is stored; the token is shown once. Writes run
  * inside the caller's unit of work, which appends their audit records (guard/operator.ts).
  */
-import { randomBytes } from 'node:crypto';
-import { customAlphabet } from 'nanoid';
-import { sha256 } from '../../canonical.js';
 import type { Db } from './db.js';
-
-const tokenId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 10);
-
-export interface TokenInfo {
-  id: string;
-  principal: string;
-  label: string | null;
-  createdAt: number;
-  createdBy: string;
-  revokedAt: number | null;
-  lastUsedAt: number | null;
-}
-
-interface TokenRow {
-  id: string;
-  principal: string;
-  label: string | null;
-  created_at: number;
-  created_by: string;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
-
-const toInfo = (r: TokenRow): TokenInfo => ({
-  id: r.id,
-  principal: r.principal,
-  label: r.label,
-  createdAt: r.created_at,
-  createdBy: r.created_by,
-  revokedAt: r.revoked_at,
-  lastUsedAt: r.last_used_at,
-});
+import type { TokenInfo } from '../ports/types.js';
+export type { TokenInfo };
+import { mintToken, toInfo, tokenHash, type TokenRow } from '../token-codec.js';
+export { mintToken, toInfo, tokenHash, type TokenRow };
 
 export class TokenStore {
   constructor(
@@ -51,11 +20,10 @@ export class TokenStore {
 
   /** Returns the secret once; it cannot be recovered later. */
   create(principal: string, actor: string, label?: string): { token: string; id: string } {
-    const id = tokenId();
-    const token = `itg_${id}_${randomBytes(24).toString('base64url')}`;
+    const { token, id } = mintToken();
     this.db
       .prepare('INSERT INTO tokens (id, principal, hash, label, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, principal, sha256(token), label ?? null, this.now(), actor);
+      .run(id, principal, tokenHash(token), label ?? null, this.now(), actor);
     return { token, id };
   }
 
@@ -63,7 +31,7 @@ export class TokenStore {
   private readonly verifyStmt;
 
   verify(token: string): { id: string; principal: string } | undefined {
-    return this.verifyStmt.get(sha256(token));
+    return this.verifyStmt.get(tokenHash(token));
   }
 
   /** Records last use (callers throttle it: a write per request would cost more than the call; http/token-use.ts). */
