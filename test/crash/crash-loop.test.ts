@@ -28,19 +28,39 @@
  *
  * Both stores (issue 20): everything above runs on a SQLite file and on a PostgreSQL database (one server for the
  * file, a fresh database per iteration; test/helpers/store-probe.ts), judged by the same queries. STORES=sqlite or
- * STORES=postgres runs one; CRASH_PG_ITERATIONS sets PostgreSQL's count apart (default: CRASH_ITERATIONS).
+ * STORES=postgres runs one. On PostgreSQL a killed attempt's key is taken over only once its lease has ended
+ * (DESIGN §5: liveness by lease, never by process id), so its policy shortens the lease to 35 s (store-probe.ts
+ * shortLeases) and the clean round first waits for the dead attempts' leases to end: an iteration takes ~35 s
+ * longer there, and CRASH_PG_ITERATIONS (default 1; its three rounds still have one kill of each kind) keeps the
+ * PostgreSQL run about as long as SQLite's. The long run: `CRASH_ITERATIONS=200 CRASH_PG_ITERATIONS=50`.
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
-import { demoPolicy } from '../helpers/policy-builder.js';
+import { parse } from 'yaml';
+import { demoPolicy, PolicyBuilder, type PolicyDoc } from '../helpers/policy-builder.js';
 import { codeOf, httpPlanner, stdioPlanner, until, writePolicy, type Planner, gone } from '../helpers/planner.js';
-import { jsonOf, onStore, storeHost, storesUnderTest, type StoreKind, type TestDb } from '../helpers/store-probe.js';
+import {
+  jsonOf,
+  leasesEnded,
+  onStore,
+  shortLeases,
+  storeHost,
+  storesUnderTest,
+  SHORT_LEASE_MS,
+  type StoreKind,
+  type TestDb,
+} from '../helpers/store-probe.js';
 
 const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 3);
-const PG_ITERATIONS = Number(process.env.CRASH_PG_ITERATIONS ?? ITERATIONS);
+const PG_ITERATIONS = Number(process.env.CRASH_PG_ITERATIONS ?? 1);
 const iterationsOn = (store: StoreKind) => (store === 'postgres' ? PG_ITERATIONS : ITERATIONS);
+/**
+ * software_catalog calls per crash round, beside the writes: enough for the principal budget (catalog-calls) to
+ * refuse some in a run. PostgreSQL's one iteration by default makes a third of SQLite's rounds: twice the calls.
+ */
+const CATALOG_CALLS: Record<StoreKind, number> = { sqlite: 8, postgres: 16 };
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 3);
 const DEBUG = !!process.env.CRASH_DEBUG;
 const mark = (what: string) => DEBUG && console.log(`${new Date().toISOString().slice(11, 23)} ${what}`);
@@ -122,7 +142,12 @@ backends:
 demo: true
 `;
 
-type Tool = 'ticket_create' | 'ticket_comment' | 'password_reset' | 'software_install';
+/** The policy file of one iteration on a store (on PostgreSQL: the store named, the leases shortened). */
+const policyOn = (store: StoreKind) =>
+  store === 'sqlite' ? POLICY : onStore(store, shortLeases(new PolicyBuilder(parse(POLICY) as PolicyDoc), WRITES));
+
+const WRITES = ['ticket_create', 'ticket_comment', 'password_reset', 'software_install'] as const;
+type Tool = (typeof WRITES)[number];
 interface Job {
   key: string;
   tool: Tool;
@@ -167,6 +192,23 @@ function jobs(iter: number): Job[] {
 
 const KINDS = ['before-effect', 'random', 'after-effect'] as const;
 type Kill = (typeof KINDS)[number];
+/**
+ * The order of the kill kinds, and where each victim stalls. On PostgreSQL a key whose attempt was killed stays in
+ * flight until its lease ends, past the iteration's later rounds (they answer it IN_PROGRESS): each key meets one
+ * kill per iteration. So there the failpoint rounds come first, while most keys are fresh, the random round (which
+ * mostly settles keys) last, and in a failpoint round the HTTP victim stalls at the other failpoint: every
+ * failpoint round reaches both windows (killed before the effect, killed after it) with fresh keys.
+ */
+const KIND_ORDER: Record<StoreKind, readonly Kill[]> = {
+  sqlite: KINDS,
+  postgres: ['before-effect', 'after-effect', 'random'],
+};
+type Env = Record<string, string>;
+function stalls(store: StoreKind, kind: Kill | 'none'): [stdio: Env, http: Env] {
+  if (kind === 'random' || kind === 'none') return [{}, {}];
+  const other = kind === 'before-effect' ? 'after-effect' : 'before-effect';
+  return [{ ITGUARD_FAILPOINT: kind }, { ITGUARD_FAILPOINT: store === 'postgres' ? other : kind }];
+}
 interface Victims {
   stdio: Planner & { pid: number };
   http: Served;
@@ -202,17 +244,12 @@ describe.each(storesUnderTest())(
       tmp.cleanup();
     }, 30_000);
 
-    async function servers(
-      t: TestDb,
-      policy: string,
-      token: string,
-      failpoint: Record<string, string>,
-    ): Promise<Victims> {
-      const env = { ...t.env, ...failpoint };
-      const { db } = t;
+    async function servers(t: TestDb, policy: string, token: string, kind: Kill | 'none'): Promise<Victims> {
+      const [atStdio, atHttp] = stalls(store, kind);
+      const { db, env } = t;
       const [stdio, http] = await Promise.all([
-        stdioPlanner(db, policy, env),
-        serveHttp(db, ['--policy', policy], env),
+        stdioPlanner(db, policy, { ...env, ...atStdio }),
+        serveHttp(db, ['--policy', policy], { ...env, ...atHttp }),
       ]);
       // what afterAll stops if a round failed half-way: only processes still alive
       started.push(
@@ -229,6 +266,7 @@ describe.each(storesUnderTest())(
         const r = rng(SEED);
         const t0 = Date.now();
         const kinds: Record<Kill, number> = { random: 0, 'before-effect': 0, 'after-effect': 0 };
+        let catalogTotal = 0;
         const stats: Stats = {
           effects: 0,
           recovered: 0,
@@ -239,7 +277,7 @@ describe.each(storesUnderTest())(
           budgetRefused: 0,
         };
         for (let iter = 0; iter < ITERATIONS; iter++) {
-          const policy = writePolicy(tmp.dir, `crash-${iter}`, onStore(store, POLICY));
+          const policy = writePolicy(tmp.dir, `crash-${iter}`, policyOn(store));
           const db = await host.fresh(tmp.dir, `crash-${iter}`);
           const token = (await db.seed(policy, ['helpdesk-agent']))['helpdesk-agent']!;
           const now = Date.now();
@@ -254,9 +292,9 @@ describe.each(storesUnderTest())(
 
           for (let round = 0; round < ROUNDS; round++) {
             // every kind in every window of three rounds, whatever the iteration count
-            const kind = KINDS[(iter + round) % KINDS.length]!;
+            const kind = KIND_ORDER[store][(iter + round) % KINDS.length]!;
             kinds[kind]++;
-            const v = await servers(db, policy, token, kind === 'random' ? {} : { ITGUARD_FAILPOINT: kind });
+            const v = await servers(db, policy, token, kind);
             mark(`round ${iter}/${round} ${kind}: servers up`);
             const before = await intents(db);
             let open = 0;
@@ -266,7 +304,7 @@ describe.each(storesUnderTest())(
             };
             const calls = [
               ...r.pick([work, [...work].reverse()]).map((j) => track(settle(fire(v, j), 20_000))),
-              ...Array.from({ length: 8 }, () =>
+              ...Array.from({ length: CATALOG_CALLS[store] }, () =>
                 track(
                   settle(
                     (r.next() < 0.5 ? v.stdio : v.httpClient).call('software_catalog', {}).then((x) => {
@@ -304,8 +342,10 @@ describe.each(storesUnderTest())(
             verify(db, policy, `after kill round ${iter}/${round} (${kind})`);
           }
 
-          // The clean round: every key is retried until it has a final answer.
-          const v = await servers(db, policy, token, {});
+          // The clean round: every key is retried until it has a final answer (on PostgreSQL, once the killed
+          // attempts' leases have ended: before that their keys are IN_PROGRESS).
+          if (store === 'postgres') await leasesEnded(db);
+          const v = await servers(db, policy, token, 'none');
           const final = new Map<string, CallToolResult>();
           let pending = work;
           for (let attempt = 0; attempt < 4 && pending.length; attempt++) {
@@ -327,10 +367,11 @@ describe.each(storesUnderTest())(
           await v.http.stop();
           verify(db, policy, `after the clean round of ${iter}`);
           await check(db, work, final, catalogOk, stats);
+          catalogTotal += catalogOk;
         }
         const secs = ((Date.now() - t0) / 1000).toFixed(1);
         console.log(
-          `crash loop on ${store}: ${ITERATIONS} iterations × ${ROUNDS} rounds, kills ${JSON.stringify(kinds)}, ${JSON.stringify(stats)}, ${secs} s, seed ${SEED}`,
+          `crash loop on ${store}: ${ITERATIONS} iterations × ${ROUNDS} rounds, kills ${JSON.stringify(kinds)}, ${JSON.stringify(stats)}, catalog ok ${catalogTotal}, ${secs} s, seed ${SEED}`,
         );
         // the loop must have reached the windows it is about, or it proves nothing
         expect(stats.effects).toBeGreaterThan(0);
@@ -339,7 +380,7 @@ describe.each(storesUnderTest())(
         expect(stats.budgetRefused, 'the budget never refused a call').toBeGreaterThan(0);
         expect(stats.rerun, 'no attempt killed before its effect was run by a retry').toBeGreaterThan(0);
       },
-      Math.max(60_000, ITERATIONS * ROUNDS * 15_000),
+      Math.max(60_000, ITERATIONS * (ROUNDS * 15_000 + (store === 'postgres' ? SHORT_LEASE_MS + 15_000 : 0))),
     );
   },
 );
@@ -525,36 +566,47 @@ async function check(db: TestDb, work: Job[], final: Map<string, CallToolResult>
  * exact across a crash (DESIGN §9); the loop's `leaked` stat is 0.
  */
 describe.each(storesUnderTest())('a crash before the effect and a cap, on %s', (store) => {
-  it('the retry of a key whose attempt was killed at before-effect is not charged twice', async () => {
-    const tmp = tempDir();
-    const host = storeHost(store);
-    try {
-      const policy = writePolicy(
-        tmp.dir,
-        'cap-leak',
-        onStore(store, demoPolicy().cap('ticket_create', { name: 'tickets-per-day', window: 'day', limit: 1 })),
-      );
-      const db = await host.fresh(tmp.dir, 'cap-leak');
-      await db.seed(policy);
-      const args = { summary: 'One ticket', requester: 'jdoe', reason: 'cap leak', idempotency_key: 'cap-leak-0001' };
-      const victim = await stdioPlanner(db.db, policy, { ...db.env, ITGUARD_FAILPOINT: 'before-effect' });
-      void victim.call('ticket_create', args).catch(() => undefined);
-      await until('the intent', 10_000, async () => ((await intents(db)) > 0 ? true : undefined));
-      process.kill(victim.pid, 'SIGKILL');
-      await until('the victim to be gone', 5_000, () => gone(victim.pid));
-      await victim.close().catch(() => undefined);
-      expect(await db.one('SELECT count(*) AS n FROM tickets')).toEqual({ n: 0 });
+  it(
+    'the retry of a key whose attempt was killed at before-effect is not charged twice',
+    async () => {
+      const tmp = tempDir();
+      const host = storeHost(store);
+      try {
+        const policy = writePolicy(
+          tmp.dir,
+          'cap-leak',
+          onStore(
+            store,
+            demoPolicy()
+              .cap('ticket_create', { name: 'tickets-per-day', window: 'day', limit: 1 })
+              .with((p) => store === 'postgres' && shortLeases(p, ['ticket_create'])),
+          ),
+        );
+        const db = await host.fresh(tmp.dir, 'cap-leak');
+        await db.seed(policy);
+        const args = { summary: 'One ticket', requester: 'jdoe', reason: 'cap leak', idempotency_key: 'cap-leak-0001' };
+        const victim = await stdioPlanner(db.db, policy, { ...db.env, ITGUARD_FAILPOINT: 'before-effect' });
+        void victim.call('ticket_create', args).catch(() => undefined);
+        await until('the intent', 10_000, async () => ((await intents(db)) > 0 ? true : undefined));
+        process.kill(victim.pid, 'SIGKILL');
+        await until('the victim to be gone', 5_000, () => gone(victim.pid));
+        await victim.close().catch(() => undefined);
+        expect(await db.one('SELECT count(*) AS n FROM tickets')).toEqual({ n: 0 });
 
-      const again = await stdioPlanner(db.db, policy, db.env);
-      const r = await again.call('ticket_create', args);
-      await again.close();
-      expect(codeOf(r), JSON.stringify(r)).toBeUndefined();
-      expect(await db.one('SELECT count(*) AS n FROM tickets')).toEqual({ n: 1 });
-      // charged once: the cap counts the one ticket, and the completed request holds no other reservation
-      expect(await db.one("SELECT sum(used) AS n FROM cap_usage WHERE rule = 'tickets-per-day'")).toEqual({ n: 1 });
-    } finally {
-      await host.stop();
-      tmp.cleanup();
-    }
-  }, 30_000);
+        // on PostgreSQL the killed attempt's key is taken over once its lease has ended
+        if (store === 'postgres') await leasesEnded(db);
+        const again = await stdioPlanner(db.db, policy, db.env);
+        const r = await again.call('ticket_create', args);
+        await again.close();
+        expect(codeOf(r), JSON.stringify(r)).toBeUndefined();
+        expect(await db.one('SELECT count(*) AS n FROM tickets')).toEqual({ n: 1 });
+        // charged once: the cap counts the one ticket, and the completed request holds no other reservation
+        expect(await db.one("SELECT sum(used) AS n FROM cap_usage WHERE rule = 'tickets-per-day'")).toEqual({ n: 1 });
+      } finally {
+        await host.stop();
+        tmp.cleanup();
+      }
+    },
+    30_000 + (store === 'postgres' ? SHORT_LEASE_MS + 15_000 : 0),
+  );
 });

@@ -20,10 +20,11 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import postgres from 'postgres';
+import type { ToolName } from '../../src/core/policy.js';
 import type { PolicyBuilder } from './policy-builder.js';
 import { runCli, serveHttp } from './cli.js';
 import { startPg, type Pg } from './pg.js';
-import { seedDb } from './planner.js';
+import { seedDb, until } from './planner.js';
 
 export type StoreKind = 'sqlite' | 'postgres';
 export const ALL_STORES: readonly StoreKind[] = ['sqlite', 'postgres'];
@@ -53,6 +54,37 @@ export function onStore(kind: StoreKind, policy: PolicyBuilder | string): Policy
   return policy.edit((d) => {
     d.store = { kind: 'postgres', url_env: PG_URL_ENV };
   });
+}
+
+/**
+ * A killed attempt's idempotency record stays in flight until its lease ends on PostgreSQL (DESIGN §5: runner
+ * liveness by lease, never by process id; SQLite also sees that the owning process is gone): a retry with its key
+ * answers IN_PROGRESS until then. The lease is the tool's timeout + approvals.wait_seconds + 30 s
+ * (guard/idempotency.ts beginInput). Suites that kill processes and retry at once shorten it on PostgreSQL with
+ * `shortLeases` (a 5 s timeout on the named tools, no in-band wait: fine for tier-auto calls of milliseconds) and
+ * wait with `leasesEnded` before the retries that must get an answer.
+ */
+export const SHORT_TOOL_TIMEOUT_MS = 5_000;
+export const SHORT_LEASE_MS = SHORT_TOOL_TIMEOUT_MS + 30_000;
+export function shortLeases(policy: PolicyBuilder, tools: readonly ToolName[]): PolicyBuilder {
+  policy.approvals({ wait_seconds: 0 });
+  for (const t of tools) policy.tool(t, { timeout: `${SHORT_TOOL_TIMEOUT_MS / 1000}s` });
+  return policy;
+}
+
+/** Waits until no idempotency record in flight holds a lease (every killed attempt's key can be taken over). */
+export async function leasesEnded(db: TestDb, ms = SHORT_LEASE_MS + 15_000): Promise<void> {
+  await until(
+    "the killed attempts' leases to end",
+    ms,
+    async () => {
+      const last = await db.one<{ n: number | null }>(
+        "SELECT max(lease_until) AS n FROM idempotency WHERE state = 'in_flight' AND owner NOT LIKE 'approval:%'",
+      );
+      return (last?.n ?? 0) < Date.now() ? true : undefined;
+    },
+    500,
+  );
 }
 
 /** One database of a test, on either store. */
