@@ -130,7 +130,7 @@ describe('three replicas on one PostgreSQL', () => {
     // A task's calls reach every replica (one planner per replica, the same task id): its loop bound holds as it
     // does when all of them reach one replica, and every call counts once in the task.
     const okOf = async (task: string, spread: boolean) => {
-      const ps = await Promise.all(replicas.map((r) => v2Task(r.url, token, task, 'meta')));
+      const ps = await Promise.all(replicas.map((r) => v2Task('modern', r.url, token, task, 'meta')));
       try {
         const rs = await Promise.all(
           Array.from({ length: 30 }, (_, i) => ps[spread ? i % 3 : 1]!.call('ticket_get', { key: 'IT-1' })),

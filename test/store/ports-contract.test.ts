@@ -27,6 +27,7 @@ import { connectPg, type PgStore } from '../../src/store/postgres/connect.js';
 import { migratePg } from '../../src/store/postgres/migrations.js';
 import { PgKillSwitch, pgGuardStore, PgUnitRunner, type PgGuardStore } from '../../src/store/postgres/ports.js';
 import { RerunUnit } from '../../src/store/postgres/runner.js';
+import { setKillSwitch } from '../../src/guard/operator.js';
 import { tempDir } from '../helpers/harness.js';
 import { type Pg, startPg } from '../helpers/pg.js';
 
@@ -441,14 +442,14 @@ describe('PostgreSQL only', () => {
     const kb = (b.store as PgGuardStore).killSwitch;
     expect(kb.state(60_000).engaged).toBe(false);
     const t0 = performance.now();
-    await ka.set(a.runner as PgUnitRunner, true, 'incident', 'ops');
+    await setKillSwitch({ store: { killSwitch: ka }, audit: a.runner }, true, 'incident', 'ops');
     // Only the cached view is read: the notification must bring the change.
     while (!kb.state(60_000).engaged) {
       expect(performance.now() - t0).toBeLessThan(1000);
       await new Promise((r) => setTimeout(r, 5));
     }
     console.log(`kill switch seen by the other connection after ${Math.round(performance.now() - t0)} ms`);
-    await ka.set(a.runner as PgUnitRunner, false, 'resolved', 'ops');
+    await setKillSwitch({ store: { killSwitch: ka }, audit: a.runner }, false, 'resolved', 'ops');
     while (kb.state(60_000).engaged) {
       expect(performance.now() - t0).toBeLessThan(2000);
       await new Promise((r) => setTimeout(r, 5));

@@ -4,13 +4,21 @@
  * RETURNING`), so of any number of replicas exactly one claims a request, one decides it, one reclaims an orphan.
  * The runner of an executing request is this store's `owner` with a lease: another replica's request is an orphan
  * once its lease has ended, never by a process id. Expiry gives back the request's cap room in the transaction
- * that expires it.
+ * that expires it. The console's reads (`list`, `byVerifyToken`, `countsByClass`) expire past-due requests first, as
+ * SQLite's do; verification links are stored as their SHA-256 only (`verify_hash`), as on SQLite.
  */
 import { randomBytes } from 'node:crypto';
 import { customAlphabet } from 'nanoid';
 import { sha256 } from '../../canonical.js';
-import type { ApprovalsPort } from '../ports/index.js';
-import type { ApprovalRow, DecideResult, NewApproval, RefusalReason } from '../sqlite/approvals-store.js';
+import type { ApprovalsConsole } from '../ports/index.js';
+import type {
+  ApprovalRow,
+  ApprovalStatus,
+  ClassCount,
+  DecideResult,
+  NewApproval,
+  RefusalReason,
+} from '../sqlite/approvals-store.js';
 import type { CapItem } from '../sqlite/caps-store.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';
@@ -19,7 +27,7 @@ import { txOf, type Q } from './runner.js';
 
 const requestId = customAlphabet('23456789ABCDEFGHJKLMNPQRSTUVWXYZ', 10);
 
-export class PgApprovals implements ApprovalsPort {
+export class PgApprovals implements ApprovalsConsole {
   /** Requests this store claimed and has not finished: never treated as orphans here. */
   private readonly running = new Set<string>();
   constructor(
@@ -58,6 +66,29 @@ export class PgApprovals implements ApprovalsPort {
       AND tool = ${tool} AND args_sha256 = ${argsSha} AND status IN ('pending', 'approved', 'executing')
       ORDER BY created_at DESC LIMIT 1`;
     return r;
+  }
+
+  /** Requests in these statuses (default pending), newest first. */
+  async list(statuses: readonly ApprovalStatus[] = ['pending'], limit = 100): Promise<ApprovalRow[]> {
+    await this.expire();
+    if (!statuses.length) return [];
+    const sql = this.pg.sql;
+    return sql<ApprovalRow[]>`SELECT * FROM approvals WHERE status IN ${sql(statuses)}
+      ORDER BY created_at DESC LIMIT ${limit}`;
+  }
+
+  /** The request a verification link names (only the token's hash is stored). */
+  async byVerifyToken(token: string): Promise<ApprovalRow | undefined> {
+    await this.expire();
+    const [r] = await this.pg.sql<ApprovalRow[]>`SELECT * FROM approvals WHERE verify_hash = ${sha256(token)}`;
+    return r;
+  }
+
+  /** How many requests each action class (tool × tier) has in each status, once past-due requests are expired. */
+  async countsByClass(): Promise<ClassCount[]> {
+    await this.expire();
+    return this.pg.sql<ClassCount[]>`SELECT tool, tier, status, count(*)::INTEGER AS n FROM approvals
+      GROUP BY tool, tier, status`;
   }
 
   async approvedReady(limit = 10): Promise<ApprovalRow[]> {
@@ -177,6 +208,11 @@ export class PgApprovals implements ApprovalsPort {
     const rows = await txOf(t)`UPDATE approvals SET state_nonce = NULL WHERE id = ${id} AND state_nonce = ${nonce}
       RETURNING 1`;
     return rows.length === 1;
+  }
+
+  /** The verification link is single use: cleared once a decision was made on its page. */
+  async consumeVerifyLink(t: Tx, id: string): Promise<void> {
+    await txOf(t)`UPDATE approvals SET verify_hash = NULL WHERE id = ${id}`;
   }
 
   async rotateVerifyLink(t: Tx, id: string): Promise<string> {

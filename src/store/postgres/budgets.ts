@@ -11,57 +11,30 @@
  *  - tripping a task locks the principal's breaker row before counting this hour's tripped tasks, so concurrent
  *    trips count exactly.
  * Windows are computed in JS from the call's `now` in the policy time zone, exactly as SQLite does (windows on the
- * database's clock, `itguard_now_ms()`, are a later refinement).
+ * database's clock, `itguard_now_ms()`, are a later refinement). The operator surfaces' views and resets
+ * (BudgetsViews) are in budget-views.ts.
  */
 import type { BudgetRule } from '../../policy/schema.js';
 import { windowEnd, windowStart } from '../../windows.js';
-import type { BudgetsPort } from '../ports/index.js';
+import type { BudgetsViews } from '../ports/index.js';
 import {
   budgetScopeKey,
   type AdmitInput,
   type AdmitResult,
+  type BreakerState,
   type BudgetAlarm,
+  type BudgetUsage,
   type SettleInput,
   type TaskBound,
+  type TaskState,
   type Trip,
-  type TripRule,
 } from '../sqlite/budget-store.js';
-import { taskKey } from '../task-key.js';
+import { taskKey, type TaskRef } from '../task-key.js';
 import type { Tx } from '../unit.js';
+import * as views from './budget-views.js';
+import { activeTrip, breakerOf, tripOfTask, type Breaker, type TaskRow } from './budget-views.js';
 import type { PgStore } from './connect.js';
 import { pgKey, type Q, txOf } from './runner.js';
-
-interface TaskRow {
-  task_key: string;
-  principal: string;
-  source: string;
-  id: string;
-  started_at: number;
-  last_call_at: number;
-  calls: number;
-  result_bytes: number;
-  streak: number;
-  tripped_rule: TripRule | null;
-  tripped_why: string | null;
-  tripped_at: number | null;
-}
-
-interface Breaker {
-  b_rule: TripRule | null;
-  b_why: string | null;
-  b_at: number | null;
-  b_clears: number | null;
-}
-
-const tripOfTask = (r: TaskRow): Trip | undefined =>
-  r.tripped_rule
-    ? { rule: r.tripped_rule, why: r.tripped_why ?? '', trippedAt: r.tripped_at ?? 0, clearsAt: null }
-    : undefined;
-
-const activeTrip = (b: Breaker | undefined, now: number): Trip | undefined =>
-  !b?.b_rule || (b.b_clears ?? 0) <= now
-    ? undefined
-    : { rule: b.b_rule, why: b.b_why ?? '', trippedAt: b.b_at ?? 0, clearsAt: b.b_clears ?? 0 };
 
 interface Reserved {
   rule: BudgetRule;
@@ -71,7 +44,7 @@ interface Reserved {
   alarmed: number;
 }
 
-export class PgBudgets implements BudgetsPort {
+export class PgBudgets implements BudgetsViews {
   private lastPrune = 0;
   constructor(
     private readonly pg: PgStore,
@@ -274,9 +247,7 @@ export class PgBudgets implements BudgetsPort {
   /** A read on the pool, no lock (BudgetStore.wouldRefuse's rules): `admit` stays the decision. */
   async wouldRefuse(i: AdmitInput): Promise<boolean> {
     const sql = this.pg.sql;
-    const [b] = await sql<Breaker[]>`SELECT tripped_rule AS b_rule, tripped_why AS b_why, tripped_at AS b_at,
-      clears_at AS b_clears FROM breaker WHERE principal = ${i.principal}`;
-    if (activeTrip(b, i.now)) return true;
+    if (activeTrip(await breakerOf(sql, i.principal), i.now)) return true;
     const [row] = await sql<TaskRow[]>`SELECT * FROM tasks WHERE task_key = ${pgKey(taskKey(i.principal, i.task))}`;
     if (row && i.now - row.last_call_at < i.bounds.idleMs) {
       const bd = i.bounds;
@@ -323,6 +294,44 @@ export class PgBudgets implements BudgetsPort {
       }
     }
     return { alarms };
+  }
+
+  // The operator surfaces' views and resets (budget-views.ts): reads on the pool, resets in the caller's unit.
+
+  tasks(idleMs: number, now: number, o?: { tripped?: boolean; limit?: number }): Promise<TaskState[]> {
+    return views.openTasks(this.pg.sql, idleMs, now, o).then((rows) => rows.map(views.stateOf));
+  }
+
+  task(principal: string, t: TaskRef, idleMs: number, now: number): Promise<TaskState | undefined> {
+    return views.openTask(this.pg.sql, principal, t, idleMs, now);
+  }
+
+  taskCounts(idleMs: number, now: number): Promise<{ open: number; tripped: number }> {
+    return views.taskCounts(this.pg.sql, idleMs, now);
+  }
+
+  usage(
+    rules: readonly BudgetRule[],
+    now: number,
+    who?: { principal: string; task?: TaskRef | undefined; user?: string | undefined },
+  ): Promise<BudgetUsage[]> {
+    return views.usage(this.pg.sql, this.tz, rules, now, who);
+  }
+
+  breaker(principal: string, now: number): Promise<BreakerState> {
+    return views.breaker(this.pg.sql, this.tz, principal, now);
+  }
+
+  breakers(now: number): Promise<BreakerState[]> {
+    return views.breakers(this.pg.sql, this.tz, now);
+  }
+
+  reset(t: Tx, principal: string, now: number): Promise<BreakerState> {
+    return views.resetBreaker(txOf(t), this.tz, principal, now);
+  }
+
+  resetTask(t: Tx, id: string, idleMs: number, now: number): Promise<TaskState[]> {
+    return views.resetTask(txOf(t), id, idleMs, now);
   }
 
   /** Windows end and tasks go idle: swept by index range at most once a minute, on the pool, outside any unit. */

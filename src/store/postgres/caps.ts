@@ -10,11 +10,11 @@
  */
 import type { CapRule } from '../../core/policy.js';
 import { windowEnd, windowStart } from '../../windows.js';
-import type { CapsPort } from '../ports/index.js';
+import type { CapsViews } from '../ports/index.js';
 import type { CapDemand, CapHold, CapItem, ReserveResult } from '../sqlite/caps-store.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';
-import { pgKey, txOf, type Q } from './runner.js';
+import { pgKey, txOf, unPgKey, type Q } from './runner.js';
 
 interface HoldRow {
   owner: string;
@@ -30,7 +30,7 @@ export async function releaseCapItems(q: Q, items: readonly CapItem[]): Promise<
             WHERE tool = ${i.tool} AND rule = ${i.rule} AND scope_key = ${pgKey(i.scopeKey)} AND window_start = ${i.windowStart}`;
 }
 
-export class PgCaps implements CapsPort {
+export class PgCaps implements CapsViews {
   constructor(
     private readonly pg: PgStore,
     private readonly tz: string,
@@ -124,5 +124,18 @@ export class PgCaps implements CapsPort {
     const [u] = await this.pg.sql<{ used: number }[]>`SELECT used FROM cap_usage WHERE tool = ${rule.tool}
       AND rule = ${rule.name} AND scope_key = ${pgKey(scopeKey)} AND window_start = ${windowStart(rule.window, now, this.tz)}`;
     return u?.used ?? 0;
+  }
+
+  /** Every scope key's usage of a rule in the current window, highest first (keys as callers know them). */
+  async usage(rule: CapRule, now: number): Promise<{ scopeKey: string; used: number }[]> {
+    const rows = await this.pg.sql<{ scope_key: string; used: number }[]>`SELECT scope_key, used FROM cap_usage
+      WHERE tool = ${rule.tool} AND rule = ${rule.name} AND window_start = ${windowStart(rule.window, now, this.tz)}
+      AND used > 0 ORDER BY used DESC`;
+    return rows.map((r) => ({ scopeKey: unPgKey(r.scope_key), used: r.used }));
+  }
+
+  /** When the rule's current window ends (the policy time zone's hour or day). */
+  resetsAt(rule: CapRule, now: number): number {
+    return windowEnd(rule.window, now, this.tz);
   }
 }

@@ -1,15 +1,15 @@
 /**
- * The PostgreSQL adapter of the guard ports (store/ports/; DESIGN §5, issue 20): `pgGuardStore` (kill switch,
- * budgets, idempotency, caps, approvals) and `PgUnitRunner` (runner.ts: each unit of work in one transaction,
- * retried whole on 40001/40P01, one audit chain across replicas). Every write method is an operation of a unit and
- * runs on that unit's transaction (`tx`); reads run on the pool. Any store error rejects the unit: the call is
- * refused (fail closed).
+ * The PostgreSQL adapter of the store ports (store/ports/; DESIGN §5, issue 20): `pgGuardStore` (the guards' ports:
+ * kill switch, budgets, idempotency, caps, approvals), `pgStore` (every port: the guards' and the operator surfaces'),
+ * and `PgUnitRunner` (runner.ts: each unit of work in one transaction, retried whole on 40001/40P01, one audit chain
+ * across replicas). Every write method is an operation of a unit and runs on that unit's transaction (`tx`); reads
+ * run on the pool. Any store error rejects the unit: the call is refused (fail closed).
  *
  * `owner` names this replica process in the rows it holds (idempotency records in flight, executing approvals); with
  * the rows' leases it replaces SQLite's process-id checks. One per process (several in one process for tests).
  */
 import { OWNER } from '../sqlite/owner.js';
-import type { GuardStore } from '../ports/index.js';
+import type { AuditReadPort, GuardStore, NotifyPort, Store, TokensPort } from '../ports/index.js';
 import type { PgStore } from './connect.js';
 import { PgApprovals } from './approvals.js';
 import { PgBudgets } from './budgets.js';
@@ -43,7 +43,7 @@ export interface PgGuardStore extends GuardStore {
 
 export function pgGuardStore(pg: PgStore, opts: PgGuardStoreOptions): PgGuardStore {
   const owner = opts.owner ?? OWNER;
-  const killSwitch = new PgKillSwitch(pg, opts.killSwitch);
+  const killSwitch = new PgKillSwitch(pg, { ...(opts.now && { now: opts.now }), ...opts.killSwitch });
   return {
     owner,
     killSwitch,
@@ -54,4 +54,29 @@ export function pgGuardStore(pg: PgStore, opts: PgGuardStoreOptions): PgGuardSto
     start: () => killSwitch.start(),
     stop: () => killSwitch.stop(),
   };
+}
+
+/** The ports of the PostgreSQL adapter that live in their own modules (audit reads, tokens, notification jobs). */
+export interface PgOperatorParts {
+  auditLog: AuditReadPort;
+  tokens: TokensPort;
+  notify: NotifyPort;
+}
+
+/** Every port on PostgreSQL (store/ports/operator.ts `Store`), with the guard store's start and stop. */
+export interface PgPorts extends PgGuardStore, Store {
+  killSwitch: PgKillSwitch;
+  budgets: PgBudgets;
+  idem: PgIdempotency;
+  caps: PgCaps;
+  approvals: PgApprovals;
+}
+
+/**
+ * Every port: the guard store's concerns answer the operator surfaces too (PgKillSwitch is KillSwitchControl,
+ * PgApprovals ApprovalsConsole, PgBudgets BudgetsViews, PgCaps CapsViews); the audit reads, tokens and notification
+ * jobs are passed in.
+ */
+export function pgStore(pg: PgStore, opts: PgGuardStoreOptions, parts: PgOperatorParts): PgPorts {
+  return { ...pgGuardStore(pg, opts), auditLog: parts.auditLog, tokens: parts.tokens, notify: parts.notify };
 }

@@ -30,11 +30,11 @@ import {
   auditRecord,
   chainLink,
   recordText,
-  verifyChain,
   type AuditEvent,
   type AuditRow,
   type VerifyResult,
 } from '../sqlite/audit-store.js';
+import { PgAuditRead } from './audit-read.js';
 import { type PgStore, toPgStoreError } from './connect.js';
 
 /** The transaction handle a PostgreSQL unit's operations get. */
@@ -49,6 +49,25 @@ export type Q = Sql | TransactionSql;
  * task_key and scope_key column holds keys in this form (`store copy` from SQLite must map them the same way).
  */
 export const pgKey = (s: string): string => (/[\\\0]/.test(s) ? s.replace(/\\/g, '\\\\').replace(/\0/g, '\\0') : s);
+
+/** The key `pgKey` stored, as the store's callers know it (the inverse of pgKey). */
+export const unPgKey = (s: string): string =>
+  s.includes('\\') ? s.replace(/\\(\\|0)/g, (_m, c: string) => (c === '0' ? '\0' : '\\')) : s;
+
+/** What runs once the unit whose operation got `tx` has committed (the run that committed: a rerun's tx is new). */
+const afterCommitHooks = new WeakMap<object, (() => void | Promise<void>)[]>();
+
+/**
+ * An operation's follow-up once its unit has committed, before the unit's operations resolve: a cached view of a row
+ * the operation changed is brought up to date (the kill switch). Never run for a unit that rolled back, nor for a
+ * transaction not committed by PgUnitRunner. A hook's failure is ignored (the unit has committed).
+ */
+export function afterCommit(tx: Tx, fn: () => void | Promise<void>): void {
+  const t = tx as object;
+  const hooks = afterCommitHooks.get(t) ?? [];
+  hooks.push(fn);
+  afterCommitHooks.set(t, hooks);
+}
 
 const RETRY_SQLSTATES = new Set(['40001', '40P01']);
 
@@ -138,11 +157,13 @@ export class PgUnitRunner implements AuditPort {
   async commit(unit: UnitOfWork): Promise<void> {
     unit.take();
     const attempts = this.o.attempts ?? 8;
+    let committed: object | undefined;
     try {
       if (!this.keyChecked) await (this.checking ??= this.checkKey().finally(() => (this.checking = undefined)));
       for (let attempt = 1; ; attempt++) {
         try {
           await this.pg.sql.begin(async (tx) => {
+            committed = tx;
             await unit.runAsync(tx);
             const staged = this.staged.get(tx);
             if (staged?.length) await this.write(tx, staged);
@@ -162,6 +183,10 @@ export class PgUnitRunner implements AuditPort {
       throw err;
     }
     this.commits++;
+    for (const hook of (committed && afterCommitHooks.get(committed)) || [])
+      await Promise.resolve()
+        .then(hook)
+        .catch(() => undefined);
     unit.done();
   }
 
@@ -217,11 +242,8 @@ export class PgUnitRunner implements AuditPort {
     return h ?? { seq: 0, hash: GENESIS };
   }
 
-  /** `audit verify` on this store: the chain recomputed from its first record (AuditStore.verify's rules). */
-  async verify(o: { expectHead?: { seq: number; hash: string } } = {}): Promise<VerifyResult> {
-    const [m] = await this.pg.sql<{ value: string }[]>`SELECT value FROM meta WHERE key = ${KEY_FINGERPRINT}`;
-    // The whole chain in memory, in seq order (a cursor for very long chains is a later refinement).
-    const all = await this.pg.sql<AuditRow[]>`SELECT * FROM audit ORDER BY seq`;
-    return verifyChain(all, this.key, m?.value, o);
+  /** `audit verify` on this store: the chain recomputed from its first record, read in batches (audit-read.ts). */
+  verify(o: { expectHead?: { seq: number; hash: string } } = {}): Promise<VerifyResult> {
+    return new PgAuditRead(this.pg, { key: this.key }).verify(o);
   }
 }

@@ -103,7 +103,11 @@ const HAS_SURROGATE = /[\uD800-\uDFFF]/;
 function wellFormed(s: string): string;
 function wellFormed(s: string | null): string | null;
 function wellFormed(s: string | null): string | null {
-  return s !== null && HAS_SURROGATE.test(s) ? s.replace(LONE_SURROGATE, '\uFFFD') : s;
+  if (s === null) return s;
+  const t = HAS_SURROGATE.test(s) ? s.replace(LONE_SURROGATE, '\uFFFD') : s;
+  // NUL too: PostgreSQL text cannot hold it (SQLSTATE 22021 would refuse the unit and lose its record), so both
+  // stores keep U+FFFD in its place. Records written before this kept NUL on SQLite and still verify as stored.
+  return t.includes('\0') ? t.replaceAll('\0', '\uFFFD') : t;
 }
 
 /** How one call ended, as the audit has it; `detail` holds the call's `started_at`. */
@@ -178,63 +182,90 @@ export function auditRecord(e: AuditEvent, seq: number, now: () => number): Omit
 }
 
 /**
- * Recomputes a chain from its first record (rows in seq order); reports the first link that does not hold. With
- * `expectHead` (a head anchored elsewhere earlier), the chain must also reach that seq and hold that hash there.
- * `chainKey`: the key fingerprint the store records (undefined: none recorded yet).
+ * Recomputes a chain from its first record, one record at a time (rows pushed in seq order), and reports the first
+ * link that does not hold: verifyChain over an iterable, or a chain read in batches (the PostgreSQL adapter streams
+ * it, postgres/audit-read.ts). With `expectHead` (a head anchored elsewhere earlier), the chain must also reach that
+ * seq and hold that hash there. `chainKey`: the key fingerprint the store records (undefined: none recorded yet).
  */
+export class ChainVerifier {
+  private prev = GENESIS;
+  private expectedSeq = 1;
+  private count = 0;
+  private head = { seq: 0, hash: GENESIS };
+  /** The failure, once there is one (from the start when the chain's key is not this one). */
+  private broken: VerifyResult | undefined;
+
+  constructor(
+    private readonly key: string | undefined,
+    chainKey: string | undefined,
+    private readonly o: { expectHead?: { seq: number; hash: string } } = {},
+  ) {
+    const mine = keyFingerprint(key);
+    // Security: a keyed chain is never verified without its key (nor an unkeyed one with a key): say which, plainly.
+    if (chainKey !== undefined && chainKey !== mine)
+      this.broken = {
+        ok: false,
+        count: 0,
+        brokenAt: 1,
+        reason: new AuditKeyMismatch(chainKey, mine).message.split(':')[0]!,
+      };
+  }
+
+  /** Checks the next record; false once the chain is broken (no later record changes the result). */
+  push(row: AuditRow): boolean {
+    if (this.broken) return false;
+    const fail = (brokenAt: number, reason: string): false => {
+      this.broken = { ok: false, count: this.count, brokenAt, reason };
+      return false;
+    };
+    if (row.seq !== this.expectedSeq) return fail(this.expectedSeq, `record ${this.expectedSeq} is missing`);
+    if (row.prev_hash !== this.prev) return fail(row.seq, 'prev_hash does not match the previous record');
+    const hash = chainLink(this.key, this.prev, recordText(row));
+    if (hash !== row.hash)
+      return fail(
+        row.seq,
+        this.key
+          ? 'record content does not match its hash (altered, or a different ITGUARD_AUDIT_KEY)'
+          : 'record content does not match its hash (altered, or the chain is keyed: set ITGUARD_AUDIT_KEY)',
+      );
+    const want = this.o.expectHead;
+    if (want && row.seq === want.seq && hash !== want.hash)
+      return fail(
+        row.seq,
+        `record ${row.seq} does not have the anchored hash ${want.hash}: the chain diverges from the anchored head (rewritten)`,
+      );
+    this.prev = hash;
+    this.head = { seq: row.seq, hash };
+    this.expectedSeq += 1;
+    this.count += 1;
+    return true;
+  }
+
+  /** The result once every record was pushed (or the first failure). */
+  end(): VerifyResult {
+    if (this.broken) return this.broken;
+    const want = this.o.expectHead;
+    if (want && this.head.seq < want.seq)
+      return {
+        ok: false,
+        count: this.count,
+        brokenAt: this.head.seq + 1,
+        reason: `the chain ends at seq ${this.head.seq}, before the anchored head seq ${want.seq}: records were removed (truncated)`,
+      };
+    return { ok: true, count: this.count, head: this.head };
+  }
+}
+
+/** A whole chain verified (ChainVerifier's rules over `rows`, in seq order). */
 export function verifyChain(
   rows: Iterable<AuditRow>,
   key: string | undefined,
   chainKey: string | undefined,
   o: { expectHead?: { seq: number; hash: string } } = {},
 ): VerifyResult {
-  const mine = keyFingerprint(key);
-  // Security: a keyed chain is never verified without its key (nor an unkeyed one with a key): say which, plainly.
-  if (chainKey !== undefined && chainKey !== mine)
-    return { ok: false, count: 0, brokenAt: 1, reason: new AuditKeyMismatch(chainKey, mine).message.split(':')[0]! };
-  let prev = GENESIS;
-  let expectedSeq = 1;
-  let count = 0;
-  let head = { seq: 0, hash: GENESIS };
-  const want = o.expectHead;
-  for (const row of rows) {
-    if (row.seq !== expectedSeq) {
-      return { ok: false, count, brokenAt: expectedSeq, reason: `record ${expectedSeq} is missing` };
-    }
-    if (row.prev_hash !== prev) {
-      return { ok: false, count, brokenAt: row.seq, reason: 'prev_hash does not match the previous record' };
-    }
-    const hash = chainLink(key, prev, recordText(row));
-    if (hash !== row.hash) {
-      return {
-        ok: false,
-        count,
-        brokenAt: row.seq,
-        reason: key
-          ? 'record content does not match its hash (altered, or a different ITGUARD_AUDIT_KEY)'
-          : 'record content does not match its hash (altered, or the chain is keyed: set ITGUARD_AUDIT_KEY)',
-      };
-    }
-    if (want && row.seq === want.seq && hash !== want.hash)
-      return {
-        ok: false,
-        count,
-        brokenAt: row.seq,
-        reason: `record ${row.seq} does not have the anchored hash ${want.hash}: the chain diverges from the anchored head (rewritten)`,
-      };
-    prev = hash;
-    head = { seq: row.seq, hash };
-    expectedSeq += 1;
-    count += 1;
-  }
-  if (want && head.seq < want.seq)
-    return {
-      ok: false,
-      count,
-      brokenAt: head.seq + 1,
-      reason: `the chain ends at seq ${head.seq}, before the anchored head seq ${want.seq}: records were removed (truncated)`,
-    };
-  return { ok: true, count, head };
+  const v = new ChainVerifier(key, chainKey, o);
+  for (const row of rows) if (!v.push(row)) break;
+  return v.end();
 }
 
 export class AuditStore {
@@ -337,11 +368,14 @@ export class AuditStore {
       .get(event);
   }
 
-  /** Call outcomes and denials recorded from `from` to `to` (ms, inclusive), leaving out calls of `exceptTool`. */
+  /**
+   * Call outcomes and denials recorded from `from` to `to` (ms, inclusive), leaving out calls of `exceptTool`; in
+   * chain order.
+   */
   callRecordsBetween(from: number, to: number, exceptTool: string): CallRecord[] {
     return this.db
       .prepare<[number, number, string], CallRecord>(
-        "SELECT event, outcome, code, detail FROM audit WHERE ts >= ? AND ts <= ? AND event IN ('call.outcome', 'call.denied') AND coalesce(tool, '') != ?",
+        "SELECT event, outcome, code, detail FROM audit WHERE ts >= ? AND ts <= ? AND event IN ('call.outcome', 'call.denied') AND coalesce(tool, '') != ? ORDER BY seq",
       )
       .all(from, to, exceptTool);
   }

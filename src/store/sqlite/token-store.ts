@@ -19,7 +19,19 @@ export interface TokenInfo {
   lastUsedAt: number | null;
 }
 
-interface TokenRow {
+/**
+ * A new token and its id: `itg_<id>_<secret>`, the id 10 characters of [0-9a-z], the secret 24 random bytes in
+ * base64url. Every store adapter mints tokens here and keeps only `tokenHash(token)`, so a token verifies alike on each.
+ */
+export function mintToken(): { token: string; id: string } {
+  const id = tokenId();
+  return { token: `itg_${id}_${randomBytes(24).toString('base64url')}`, id };
+}
+
+/** What a store keeps of a token: its SHA-256 (hex). */
+export const tokenHash = (token: string): string => sha256(token);
+
+export interface TokenRow {
   id: string;
   principal: string;
   label: string | null;
@@ -29,7 +41,7 @@ interface TokenRow {
   last_used_at: number | null;
 }
 
-const toInfo = (r: TokenRow): TokenInfo => ({
+export const toInfo = (r: TokenRow): TokenInfo => ({
   id: r.id,
   principal: r.principal,
   label: r.label,
@@ -51,11 +63,10 @@ export class TokenStore {
 
   /** Returns the secret once; it cannot be recovered later. */
   create(principal: string, actor: string, label?: string): { token: string; id: string } {
-    const id = tokenId();
-    const token = `itg_${id}_${randomBytes(24).toString('base64url')}`;
+    const { token, id } = mintToken();
     this.db
       .prepare('INSERT INTO tokens (id, principal, hash, label, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, principal, sha256(token), label ?? null, this.now(), actor);
+      .run(id, principal, tokenHash(token), label ?? null, this.now(), actor);
     return { token, id };
   }
 
@@ -63,7 +74,7 @@ export class TokenStore {
   private readonly verifyStmt;
 
   verify(token: string): { id: string; principal: string } | undefined {
-    return this.verifyStmt.get(sha256(token));
+    return this.verifyStmt.get(tokenHash(token));
   }
 
   /** Records last use (callers throttle it: a write per request would cost more than the call; http/token-use.ts). */
