@@ -65,13 +65,11 @@ export async function pgRound(pg, tool, n, load, tag) {
     const marks = {};
     client.on('message', (m) => {
       if (m?.type !== 'mark') return;
-      marks[m.at] = {
-        load: m.usage,
-        machine: machineCpu(),
-        pgUs: pgCpuUs(pg.pid),
-        replicas: replicaSample(children),
-        wal: probe`SELECT pg_current_wal_insert_lsn()::TEXT AS lsn`.then(([r]) => r.lsn),
-      };
+      const replicas = replicaSample(children);
+      const wal = probe`SELECT pg_current_wal_insert_lsn()::TEXT AS lsn`.then(([x]) => x.lsn);
+      // Awaited after the load is done; a failure before that must not be an unhandled rejection.
+      for (const p of [replicas, wal]) p.catch(() => undefined);
+      marks[m.at] = { load: m.usage, machine: machineCpu(), pgUs: pgCpuUs(pg.pid), replicas, wal };
     });
     client.send({ urls: fronts.map((f) => f.url), tokens: fronts.map((f) => f.token), tool, tag, ...load });
     const r = await done;

@@ -15,6 +15,7 @@
  * commits do not (`synchronous_commit=off` for its connections: "fast", the checks' own SQL, round trips and JS,
  * which decides the verdict as on SQLite). Sizes are measured round-robin so drift hits all alike.
  */
+import postgres from 'postgres';
 import { DEMO_POLICY_YAML } from '../../dist/policy/demo.js';
 import { parsePolicy } from '../../dist/policy/load.js';
 import { openPg } from '../../dist/store/postgres/connect.js';
@@ -71,20 +72,28 @@ const FILLS = [
   ],
 ];
 
-async function fill(sql, size, now) {
+/** Fills every table with `size` rows on a connection of its own (no statement timeout: a large fill takes a while). */
+async function fill(url, size, now) {
   if (!size) return;
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
   const hour = now - (now % HOUR);
-  await sql.begin(async (tx) => {
-    await tx.unsafe('SET LOCAL session_replication_role = replica');
-    for (const [, text] of FILLS)
-      await tx.unsafe(text.replaceAll('$1', String(size)).replaceAll('$2', String(now)).replaceAll('$3', String(hour)));
-    await tx.unsafe(`UPDATE audit_head SET seq = ${size}, hash = lpad(to_hex(${size}), 64, '0') WHERE id = 1`);
-  });
-  for (const [table] of FILLS) await sql.unsafe(`VACUUM ANALYZE ${table}`);
-  await sql.unsafe('CHECKPOINT');
-  for (const [table] of FILLS) {
-    const [{ n }] = await sql.unsafe(`SELECT count(*)::BIGINT AS n FROM ${table}`);
-    if (n !== size) throw new Error(`expected ${size} rows in ${table}, found ${n}`);
+  try {
+    await sql.begin(async (tx) => {
+      await tx.unsafe('SET LOCAL session_replication_role = replica');
+      for (const [, text] of FILLS)
+        await tx.unsafe(
+          text.replaceAll('$1', String(size)).replaceAll('$2', String(now)).replaceAll('$3', String(hour)),
+        );
+      await tx.unsafe(`UPDATE audit_head SET seq = ${size}, hash = lpad(to_hex(${size}), 64, '0') WHERE id = 1`);
+    });
+    for (const [table] of FILLS) await sql.unsafe(`VACUUM ANALYZE ${table}`);
+    await sql.unsafe('CHECKPOINT');
+    for (const [table] of FILLS) {
+      const [{ n }] = await sql.unsafe(`SELECT count(*)::INTEGER AS n FROM ${table}`);
+      if (n !== size) throw new Error(`expected ${size} rows in ${table}, found ${n}`);
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
   }
 }
 
@@ -188,7 +197,7 @@ export async function pgScale(
       await migratePg(durable);
       await d.durable.checkKey(); // records the key's fingerprint before the chain is filled
       const s = performance.now();
-      await fill(durable.sql, size, Date.now());
+      await fill(url, size, Date.now());
       d.out.fillS = (performance.now() - s) / 1000;
       if (size)
         progress(
