@@ -3,7 +3,7 @@
  * mode `pg`) on ONE PostgreSQL database, the load process spreading its sessions over them as a balancer would
  * (session s to replica s mod N), beside the bare SDK server (on its SQLite file, as in benchmarks 1 and 2) measured
  * in the same round. Same load shape as benchmarks 1 and 2. Each round, per tool: the bare server, then N = 1, 2, 3
- * replicas, each N on a new database (created, migrated and seeded by the first replica; the others start on it).
+ * replicas, each N on a new database (the N replicas start at once: one migrates and seeds it, the others wait).
  *
  * Per row, over the measured window: calls/s, latency p50/p99, the replicas' CPU per call (summed), PostgreSQL's own
  * CPU per call (the postmaster and all its processes, from /proc), the units the replicas committed per call and the
@@ -50,16 +50,18 @@ export async function pgRound(pg, tool, n, load, tag) {
   const probe = postgres(url, { max: 1, onnotice: () => {} });
   const failed = (what) => new Error(`${what}; replicas' stderr:\n${readFileSync(errPath, 'utf8').slice(-3000)}`);
   try {
-    const fronts = [];
-    // One after the other: the first migrates and seeds the database, the others find it ready.
-    for (let i = 0; i < n; i++) {
-      const r = start('./server-child.mjs', ['pg', tool, join(dir, 'unused.db')], errFd, [], {
+    // All at once, as replicas start behind a balancer: one applies the migrations under the advisory lock and
+    // seeds the demo data, the others wait for the lock and find the database ready.
+    const started = Array.from({ length: n }, (_, i) =>
+      start('./server-child.mjs', ['pg', tool, join(dir, 'unused.db')], errFd, [], {
         ITGUARD_PG_URL: url,
         ITGUARD_REPLICA_ID: `r${i + 1}`,
-      });
-      children.push(r.child);
-      fronts.push(await r.ready.catch((e) => Promise.reject(failed(`replica r${i + 1} did not start (${e.message})`))));
-    }
+      }),
+    );
+    children.push(...started.map((s) => s.child));
+    const fronts = await Promise.all(started.map((s) => s.ready)).catch((e) =>
+      Promise.reject(failed(`a replica did not start (${e.message})`)),
+    );
     const client = fork(here('./load-child.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const done = once(client, 'done');
     const marks = {};
