@@ -2,6 +2,7 @@
  * Everything one itguard process holds: the database, policy, stores, backends, logger, metrics and the
  * composed handler of each tool. `serve`, the CLI's admin verbs and the tests all build one of these.
  */
+import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { seedDemo } from './demo/seed.js';
 import { AuditWriter } from './store/sqlite/committer.js';
@@ -150,7 +151,7 @@ export function openStores(
   carryEffectsByAudit(db);
   const auditStore = new AuditStore(db, undefined, now);
   const mfa = new MfaStore(db, now);
-  const { backends, embedded } = buildBackends({ db, policy, mfa, now, ...o });
+  const { backends, embedded } = buildBackends({ store: { kind: 'sqlite', db }, policy, now, ...o });
   const sqlite: SqliteStores = {
     db,
     auditStore,
@@ -170,18 +171,33 @@ export function openStores(
     sqlite,
     backends,
     embedded,
-    health: async () => sqliteHealth(db),
+    health: sqliteHealth(db, dbPath),
     close: async () => void db.close(),
   };
 }
 
-function sqliteHealth(db: Db): StoreHealth {
-  try {
-    db.prepare('SELECT count(*) AS n FROM killswitch').get();
-    return { kind: 'sqlite', ok: true };
-  } catch (e) {
-    return { kind: 'sqlite', ok: false, detail: (e as Error).message };
-  }
+/**
+ * `/healthz` on SQLite: the file this process opened is still there and the same (device and inode: an open
+ * connection keeps reading an unlinked file, which would otherwise look healthy), and a read of it succeeds within
+ * the busy timeout. Never rejects.
+ */
+function sqliteHealth(db: Db, dbPath: string): () => Promise<StoreHealth> {
+  const opened = dbPath === ':memory:' ? undefined : statSync(dbPath, { throwIfNoEntry: false });
+  const schemaRead = db.prepare('SELECT count(*) FROM sqlite_master');
+  return async () => {
+    try {
+      if (opened) {
+        const now = statSync(dbPath, { throwIfNoEntry: false });
+        if (!now) return { kind: 'sqlite', ok: false, detail: 'the database file is gone' };
+        if (now.ino !== opened.ino || now.dev !== opened.dev)
+          return { kind: 'sqlite', ok: false, detail: 'the database file was replaced since this process opened it' };
+      }
+      schemaRead.get();
+      return { kind: 'sqlite', ok: true };
+    } catch (e) {
+      return { kind: 'sqlite', ok: false, detail: e instanceof Error ? e.message : String(e) };
+    }
+  };
 }
 
 /**

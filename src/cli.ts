@@ -21,7 +21,9 @@ const USAGE = `usage: itguard <command> [--db FILE] [--policy FILE] [--json]
   outbox [--show-links]                     deliveries to users' recovery channels
   notify list [--status S] | retry ID | test   approver notifications (mail, Slack, webhooks)
   audit tail [--n N] | show TRACE_ID | show --task TASK_ID | verify | export
-  policy check [FILE] [--probe]
+  policy check [FILE] [--probe]             --probe: the backends, notification channels and the store
+  store migrate [--to postgres|sqlite]      bring the policy's store to this build's schema (prints the version)
+  store copy --from sqlite:FILE --to postgres   move a SQLite deployment into a new, empty PostgreSQL store
   report autonomy                           per action class, how often human gates granted it unchanged
 `;
 
@@ -58,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
       probe: { type: 'boolean' },
       status: { type: 'string' },
       'expect-head': { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
     },
   });
   const flags: Flags = {
@@ -109,6 +113,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/report.js')).reportAutonomy(flags);
     case 'policy':
       return (await import('./commands/policy.js')).policyCheck(flags);
+    case 'store':
+      return (await import('./commands/store.js')).store(flags);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

@@ -3,6 +3,7 @@
  * reads process.env on its own and a bad value stops the process at start with the variable and the rule.
  * Flags given on the command line take precedence where both exist (the CLI decides that).
  */
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { formatIssues } from './issues.js';
 
@@ -18,6 +19,22 @@ const list = z.string().transform((v) =>
     .map((s) => s.trim())
     .filter(Boolean),
 );
+
+/** What a replica id may be: one DNS label's characters in lower case, so `<id>.` + random is a plain header value. */
+export const REPLICA_ID = /^[a-z0-9-]{1,63}$/;
+
+/**
+ * A host name as a replica id: lower case, every run of other characters (dots, underscores) one "-", no "-" at
+ * either end, at most 63 characters; `itguard` when nothing is left.
+ */
+export function replicaIdOf(host: string): string {
+  const id = host
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .slice(0, 63)
+    .replace(/^-+|-+$/g, '');
+  return id || 'itguard';
+}
 
 const envSchema = z.object({
   ITGUARD_POLICY: optional(z.string()),
@@ -45,6 +62,15 @@ const envSchema = z.object({
       return new Uint8Array(bytes);
     }),
   ),
+  /**
+   * This replica's name (DESIGN §6 Replicas): the prefix of its 2025-11-25 session ids, which the load balancer routes
+   * by, and its `application_name` on PostgreSQL. Default: the host name, sanitised (replicaIdOf).
+   */
+  ITGUARD_REPLICA_ID: optional(
+    z.string().regex(REPLICA_ID, {
+      error: 'expected 1-63 characters a-z, 0-9 and "-" (it begins every session id, and the balancer matches it)',
+    }),
+  ),
   ITGUARD_ALLOWED_HOSTS: optional(list),
   ITGUARD_ALLOWED_ORIGINS: optional(list),
   /** Crash tests only: stall a write at this point so a test can kill -9 the process there. */
@@ -63,6 +89,8 @@ export interface Config {
   publicUrl: string | undefined;
   verifyPort: number | undefined;
   stateKey: Uint8Array | undefined;
+  /** ITGUARD_REPLICA_ID, else the host name sanitised (replicaIdOf): always set. */
+  replicaId: string;
   allowedHosts: readonly string[];
   allowedOrigins: readonly string[];
   failpoint: 'before-effect' | 'after-effect' | undefined;
@@ -72,7 +100,7 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-export function parseConfig(env: NodeJS.ProcessEnv): Config {
+export function parseConfig(env: NodeJS.ProcessEnv, host: () => string = hostname): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new ConfigError(`invalid environment: ${formatIssues(parsed.error.issues).join('; ')}`);
   const e = parsed.data as z.output<typeof envSchema> & Record<string, unknown>;
@@ -86,6 +114,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     publicUrl: e.ITGUARD_PUBLIC_URL as string | undefined,
     verifyPort: e.ITGUARD_VERIFY_PORT as number | undefined,
     stateKey: e.ITGUARD_STATE_KEY as Uint8Array | undefined,
+    replicaId: (e.ITGUARD_REPLICA_ID as string | undefined) ?? replicaIdOf(host()),
     allowedHosts: Object.freeze((e.ITGUARD_ALLOWED_HOSTS as string[] | undefined) ?? []),
     allowedOrigins: Object.freeze((e.ITGUARD_ALLOWED_ORIGINS as string[] | undefined) ?? []),
     failpoint: e.ITGUARD_FAILPOINT as Config['failpoint'],

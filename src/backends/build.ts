@@ -1,5 +1,6 @@
 /**
- * Builds the backends a policy names (`backends.<name>.kind`): the embedded adapters over the itguard database,
+ * Builds the backends a policy names (`backends.<name>.kind`): the embedded adapters over the itguard store (SQLite
+ * or PostgreSQL, ./embedded.ts),
  * or Jira Cloud, LDAP / Active Directory and SMTP with their secrets read from the environment variables the
  * policy names (never from the policy itself). A port is built on first use, so admin verbs that never touch a
  * backend (audit verify) need no backend credentials; `serve` builds every one at start and stops on a mistake,
@@ -9,42 +10,23 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
 import type { Policy } from '../policy/schema.js';
-import type { Db } from '../store/sqlite/db.js';
-import type { MfaStore } from '../store/sqlite/mfa-store.js';
-import { OutboxStore } from '../store/sqlite/outbox-store.js';
-import { ResetStore } from '../store/sqlite/reset-store.js';
 import type { Backends } from '../core/backends.js';
 import type { DirectoryPort } from '../core/ports/directory.js';
-import { EmbeddedDirectory } from '../tools/directory/embedded.js';
 import { LdapDirectory } from '../tools/directory/ldap.js';
-import { EmbeddedFactors } from '../tools/factors/embedded.js';
-import { EmbeddedKb } from '../tools/kb/embedded.js';
 import type { OutboxPort } from '../core/ports/outbox.js';
-import { EmbeddedOutbox } from '../tools/outbox/embedded.js';
 import { SmtpOutbox } from '../tools/outbox/smtp.js';
 import { ResetFlow } from '../tools/password/reset-flow.js';
-import { EmbeddedDeploy } from '../tools/software/embedded.js';
 import { cloudDeploy, cloudDirectory, cloudFactors, cloudKb, type CloudTuning } from './cloud.js';
 import type { TicketsPort } from '../core/ports/tickets.js';
-import { EmbeddedTickets } from '../tools/tickets/embedded.js';
 import { JiraTickets } from '../tools/tickets/jira.js';
+import { embeddedOn, type BackendStore, type Embedded } from './embedded.js';
 
-/** The embedded adapters and their tables: always there (demo data, `kb import`, the CLI's lists, tests). */
-export interface Embedded {
-  kb: EmbeddedKb;
-  tickets: EmbeddedTickets;
-  directory: EmbeddedDirectory;
-  deploy: EmbeddedDeploy;
-  outbox: EmbeddedOutbox;
-  factors: EmbeddedFactors;
-  deliveries: OutboxStore;
-  resets: ResetStore;
-}
+export type { BackendStore, Embedded } from './embedded.js';
 
 export interface BuildOptions {
-  db: Db;
+  /** The store the embedded backends' tables and the records (factors, reset links, deliveries, jobs) live in. */
+  store: BackendStore;
   policy: Policy;
-  mfa: MfaStore;
   now: () => number;
   env?: NodeJS.ProcessEnv;
   log?: Logger;
@@ -141,17 +123,7 @@ function outbox(o: AdapterOptions, embedded: Embedded | undefined): OutboxPort |
 
 /** The ports, each built on first use (see the file comment), and the embedded adapters. */
 export function buildBackends(o: BuildOptions): { backends: Backends; embedded: Embedded } {
-  const deliveries = new OutboxStore(o.db, o.now);
-  const embedded: Embedded = {
-    kb: new EmbeddedKb(o.db),
-    tickets: new EmbeddedTickets(o.db, o.now),
-    directory: new EmbeddedDirectory(o.db, o.now),
-    deploy: new EmbeddedDeploy(o.db, o.now),
-    outbox: new EmbeddedOutbox(deliveries),
-    factors: new EmbeddedFactors(o.mfa),
-    deliveries,
-    resets: new ResetStore(o.db, o.now),
-  };
+  const embedded = embeddedOn(o.store, o.now);
   const t = o.policy.backends.tickets;
   let ticketsPort: TicketsPort | undefined;
   let directoryPort: DirectoryPort | undefined;
@@ -167,7 +139,8 @@ export function buildBackends(o: BuildOptions): { backends: Backends; embedded: 
     },
     get deploy() {
       return (deployPort ??=
-        cloudDeploy(o, { catalog: embedded.deploy, db: o.db, directory: () => backends.directory }) ?? embedded.deploy);
+        cloudDeploy(o, { catalog: embedded.deploy, jobs: embedded.deployJobs, directory: () => backends.directory }) ??
+        embedded.deploy);
     },
     get factors() {
       return (factorsPort ??= cloudFactors(o, () => backends.directory) ?? embedded.factors);
@@ -187,7 +160,7 @@ export function buildBackends(o: BuildOptions): { backends: Backends; embedded: 
         directory: backends.directory,
         outbox: backends.outbox,
         resets: embedded.resets,
-        deliveries,
+        deliveries: embedded.deliveries,
       }));
     },
   };

@@ -8,13 +8,12 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
 import type { Policy } from '../policy/schema.js';
-import type { Db } from '../store/sqlite/db.js';
-import { DeployJobsStore } from '../store/sqlite/deploy-jobs-store.js';
 import type { DirectoryPort } from '../core/ports/directory.js';
 import { OktaDirectory } from '../tools/directory/okta.js';
 import { OktaFactors } from '../tools/factors/okta.js';
 import { ConfluenceKb } from '../tools/kb/confluence.js';
 import type { DeployPort } from '../core/ports/deploy.js';
+import type { DeployJobsPort } from '../core/ports/deploy-jobs.js';
 import { IntuneDeploy } from '../tools/software/intune.js';
 import type { CallOpts } from '../core/backend.js';
 
@@ -75,7 +74,12 @@ export function cloudFactors(o: Opts, dir: (() => DirectoryPort) | undefined): O
 
 export function cloudDeploy(
   o: Opts,
-  w: { catalog?: Pick<DeployPort, 'catalog' | 'getPackage'>; db?: Db; directory?: (() => DirectoryPort) | undefined },
+  w: {
+    catalog?: Pick<DeployPort, 'catalog' | 'getPackage'>;
+    /** The store's deploy_jobs records (absent without a store: `policy check --probe`). */
+    jobs?: DeployJobsPort;
+    directory?: (() => DirectoryPort) | undefined;
+  },
 ): IntuneDeploy | undefined {
   const d = o.policy.backends.deploy;
   if (d.kind !== 'intune') return undefined;
@@ -93,7 +97,7 @@ export function cloudDeploy(
     ...(o.now ? { now: o.now } : {}),
     ...(o.cloud?.deployPollMs !== undefined ? { pollMs: o.cloud.deployPollMs } : {}),
     ...(w.catalog ? { catalog: w.catalog } : {}),
-    ...(w.db ? { jobs: new DeployJobsStore(w.db, o.now) } : {}),
+    ...(w.jobs ? { jobs: w.jobs } : {}),
     upnOf: emailVia(w.directory),
   });
 }

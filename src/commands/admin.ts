@@ -16,12 +16,12 @@ import {
   printJson,
   requireString,
   UsageError,
-  type Flags, dbPathFor
+  type Flags, sqliteFileOf
 } from './common.js';
 
 async function stores(flags: Flags) {
   const { policy, source } = policyOrExit(flags);
-  return { policy, source, ...await connectStores(dbPathFor(flags, policy), policy) };
+  return { policy, source, ...await connectStores(sqliteFileOf(flags, policy.store), policy) };
 }
 
 const capLine = (c: CapView): string =>
@@ -154,17 +154,18 @@ export async function kb(flags: Flags): Promise<number> {
     const articles = readArticles(dir);
     const file = readSynonymsFile(dir);
     if (file) parseSynonyms(file.text, file.file);
-    const r = s.embedded.kb.upsert(articles);
+    const r = await s.embedded.kb.upsert(articles);
     const vocab = s.embedded.kb.synonyms;
     // An imported vocabulary file replaces the one in use; without one, the one in use is kept.
-    const syn = file ? vocab.put(file.text, file.file) : vocab.current();
-    const synonyms = { version: syn.version, groups: syn.groupCount, imported: Boolean(file), source: vocab.source() };
+    const syn = file ? await vocab.put(file.text, file.file) : await vocab.current();
+    const source = await vocab.source();
+    const synonyms = { version: syn.version, groups: syn.groupCount, imported: Boolean(file), source };
     await s.audit.record({ event: 'kb.imported', actor: cliActor(), detail: { dir, ...r, synonyms } }, true);
     if (flags.json) printJson({ ...r, synonyms });
     else {
       out(`imported ${articles.length} article(s) from ${dir}: ${r.added} added, ${r.updated} updated`);
       out(
-        `vocabulary: version ${syn.version}, ${syn.groupCount} group(s), ${file ? 'imported from' : 'kept:'} ${file ? file.file : vocab.source()}`,
+        `vocabulary: version ${syn.version}, ${syn.groupCount} group(s), ${file ? 'imported from' : 'kept:'} ${file ? file.file : source}`,
       );
     }
     return 0;
@@ -189,8 +190,12 @@ export async function directory(flags: Flags): Promise<number> {
       2,
     );
   }
-  const users = s.embedded.directory.list();
-  await s.close();
+  let users;
+  try {
+    users = await s.embedded.directory.list();
+  } finally {
+    await s.close();
+  }
   if (flags.json) printJson(users.map(({ recovery: _r, ...u }) => u));
   else
     for (const u of users)

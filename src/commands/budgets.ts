@@ -9,11 +9,11 @@ import { connectStores } from '../app.js';
 import { resetPrincipalBreaker, resetTaskBreaker } from '../guard/breaker-reset.js';
 import type { TaskState } from '../store/ports/index.js';
 import { safeText } from '../terminal.js';
-import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags, dbPathFor } from './common.js';
+import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flags, sqliteFileOf } from './common.js';
 
 async function stores(flags: Flags) {
   const { policy } = policyOrExit(flags);
-  return { policy, ...await connectStores(dbPathFor(flags, policy), policy) };
+  return { policy, ...await connectStores(sqliteFileOf(flags, policy.store), policy) };
 }
 
 export async function budgets(flags: Flags): Promise<number> {

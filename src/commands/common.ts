@@ -3,7 +3,6 @@ import { config } from '../config.js';
 import { userInfo } from 'node:os';
 import { loadPolicy, PolicyError, type LoadedPolicy } from '../policy/load.js';
 import { safeJson, safeText } from '../terminal.js';
-import type { Policy } from '../policy/schema.js';
 
 export class UsageError extends Error {}
 
@@ -19,9 +18,11 @@ export interface Flags {
 
 export const defaultDbPath = (flag?: string): string => flag ?? config().dbFile ?? './data/itguard.db';
 
-/** The SQLite file of a command: --db / ITGUARD_DB, else the policy's `store.path`, else ./data/itguard.db. */
-export const dbPathFor = (flags: Pick<Flags, 'db' | 'dbExplicit'>, policy: Policy): string =>
-  !flags.dbExplicit && policy.store.kind === 'sqlite' && policy.store.path ? policy.store.path : flags.db;
+/** The SQLite file of a verb: --db / ITGUARD_DB when given, else the policy's `store.path`, else ./data/itguard.db. */
+export const sqliteFileOf = (
+  flags: Pick<Flags, 'db' | 'dbExplicit'>,
+  store: { kind: string; path?: string | undefined },
+): string => (!flags.dbExplicit && store.kind === 'sqlite' && store.path ? store.path : flags.db);
 
 export function cliActor(): string {
   try {

@@ -14,7 +14,7 @@ import { parseDocument } from 'yaml';
 import { setKillSwitch } from '../guard/operator.js';
 import { connectStores } from '../app.js';
 import { DEMO_POLICY_YAML } from '../policy/demo.js';
-import { cliActor, err, out, policyOrExit, printJson, UsageError, type Flags, dbPathFor } from './common.js';
+import { cliActor, err, out, policyOrExit, printJson, UsageError, type Flags, sqliteFileOf } from './common.js';
 
 export interface DrillReport {
   result: 'PASS' | 'FAIL';
@@ -67,7 +67,7 @@ export async function drill(flags: Flags): Promise<number> {
   if (!(seconds > 0 && seconds <= 60)) throw new UsageError('--seconds: expected 0 < s <= 60');
   if (!(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64))
     throw new UsageError('--concurrency: expected 1..64');
-  const stores = await connectStores(dbPathFor(flags, policy), policy);
+  const stores = await connectStores(sqliteFileOf(flags, policy.store), policy);
   if ((await stores.store.killSwitch.state()).engaged) {
     err('drill: the kill switch is already engaged; resume first (itguard resume --reason ...)');
     await stores.close();

@@ -3,11 +3,11 @@ import { connectStores } from '../app.js';
 import { decide } from '../guard/decide.js';
 import type { ApprovalRow, RefusalReason } from '../store/ports/index.js';
 import { safeText } from '../terminal.js';
-import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type FailCode, type Flags, dbPathFor } from './common.js';
+import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type FailCode, type Flags, sqliteFileOf } from './common.js';
 
 async function stores(flags: Flags) {
   const { policy } = policyOrExit(flags);
-  return { policy, ...await connectStores(dbPathFor(flags, policy), policy) };
+  return { policy, ...await connectStores(sqliteFileOf(flags, policy.store), policy) };
 }
 
 /** A refused decision's `--json` error code (README "CLI reference"). */
@@ -129,7 +129,13 @@ export async function enroll(flags: Flags): Promise<number> {
 
 export async function outbox(flags: Flags): Promise<number> {
   const s = await stores(flags);
-  const rows = s.embedded.deliveries.list(100).map((r) => ({
+  let records;
+  try {
+    records = await s.embedded.deliveries.list(100);
+  } finally {
+    await s.close();
+  }
+  const rows = records.map((r) => ({
     id: r.id,
     username: r.username,
     channel: r.channel,
@@ -139,7 +145,6 @@ export async function outbox(flags: Flags): Promise<number> {
     created_at: r.createdAt,
     via: r.via,
   }));
-  await s.close();
   // Security: messages carry one-time links; they are masked unless the operator asks for the demo inbox view.
   const show = flags.values['show-links'] === true;
   const body = (b: string) =>

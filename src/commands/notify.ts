@@ -11,7 +11,7 @@ import { listNotifications, notificationView, retryNotification, type Notificati
 import { Notifier } from '../notify/notifier.js';
 import { NOTIFY_STATUSES, type NotifyStatus } from '../store/ports/index.js';
 import { safeText } from '../terminal.js';
-import { out, policyOrExit, printJson, UsageError, type Flags, dbPathFor } from './common.js';
+import { out, policyOrExit, printJson, UsageError, type Flags, sqliteFileOf } from './common.js';
 
 const line = (n: NotificationView): string =>
   `${n.id}  ${n.status.padEnd(9)} ${n.channel.padEnd(7)} ${n.kind.padEnd(9)} ${safeText(n.request_id)} to ${safeText(n.recipient)}` +
@@ -32,7 +32,7 @@ export async function notify(flags: Flags): Promise<number> {
   const status = statusFlag(flags);
   if (verb === 'retry' && !id) throw new UsageError('notify retry needs the notification id (see notify list)');
   const { policy } = policyOrExit(flags);
-  const s = await connectStores(dbPathFor(flags, policy), policy);
+  const s = await connectStores(sqliteFileOf(flags, policy.store), policy);
   try {
     if (verb === 'list') {
       const rows = await listNotifications(s.store.notify, { status });

@@ -2,7 +2,9 @@
  * `itguard policy check [FILE] [--probe]`: prints the effective policy or its errors (exit 2), and the policy's
  * warnings (src/policy/lint.ts: printed, in `--json` as `warnings`, never changing the exit status). With `--probe` it
  * also connects to each configured non-embedded backend with its credentials and reports reachability and the
- * permissions itguard needs, changing nothing (exit 1 when a probe fails, naming the backend and the reason).
+ * permissions itguard needs, changing nothing (exit 1 when a probe fails, naming the backend and the reason), and the
+ * store the policy names (store/probe.ts: kind, reachable, server version, schema version against this build's latest;
+ * for SQLite the file and its user_version): a store that cannot serve this itguard fails the probe too.
  */
 import { externalAdapters } from '../backends/build.js';
 import type { ProbeReport } from '../core/backend.js';
@@ -13,7 +15,7 @@ import { loadPolicy, PolicyError } from '../policy/load.js';
 import { safeText } from '../terminal.js';
 import { TOOL_NAMES } from '../core/policy.js';
 import type { Policy } from '../policy/schema.js';
-import { err, out, printJson, type Flags } from './common.js';
+import { err, out, printJson, sqliteFileOf, type Flags } from './common.js';
 
 export async function policyCheck(flags: Flags): Promise<number> {
   const [verb, file] = flags.positionals;
@@ -80,11 +82,17 @@ async function probe(flags: Flags, policy: Policy, source: string): Promise<numb
       return { ...r, backend: name, kind, adapter: r.backend, embedded: false };
     }),
   );
-  const ok = reports.every((r) => r.ok);
+  // Loaded here, not at the top: the SQLite driver is a native addon `policy check` alone does not need.
+  const { probeStore } = await import('../store/probe.js');
+  const { storeConfigOf } = await import('../store/config.js');
+  const cfg = storeConfigOf(policy);
+  const store = await probeStore(cfg, sqliteFileOf(flags, cfg));
+  const ok = reports.every((r) => r.ok) && store.ok;
   const warnings = policyWarnings(policy);
-  if (flags.json) printJson({ ok, source, warnings, backends: reports });
+  if (flags.json) printJson({ ok, source, warnings, store, backends: reports });
   else {
     for (const w of warnings) out(`warning: ${safeText(w.message)}`);
+    out(`${store.ok ? 'ok  ' : 'FAIL'} store (${store.kind}): ${safeText(store.target)}: ${safeText(store.detail)}`);
     for (const r of reports) {
       const head = `${r.ok ? 'ok  ' : 'FAIL'} ${r.backend} (${r.kind})`;
       if (r.embedded) {
@@ -95,7 +103,7 @@ async function probe(flags: Flags, policy: Policy, source: string): Promise<numb
       for (const c of r.checks)
         out(`       ${c.ok ? 'ok  ' : 'FAIL'} ${safeText(c.name)}${c.detail ? `: ${safeText(c.detail)}` : ''}`);
     }
-    const failed = reports.filter((r) => !r.ok).map((r) => r.backend);
+    const failed = [...(store.ok ? [] : ['store']), ...reports.filter((r) => !r.ok).map((r) => r.backend)];
     if (failed.length) err(`probe failed: ${failed.join(', ')}`);
   }
   return ok ? 0 : 1;

@@ -6,7 +6,7 @@
  */
 import { connectStores } from '../app.js';
 import { safeText } from '../terminal.js';
-import { err, out, policyOrExit, printJson, type Flags, dbPathFor } from './common.js';
+import { err, out, policyOrExit, printJson, type Flags, sqliteFileOf } from './common.js';
 
 interface ClassRow {
   tool: string;
@@ -25,7 +25,7 @@ export async function reportAutonomy(flags: Flags): Promise<number> {
     return 2;
   }
   const { policy } = policyOrExit(flags);
-  const s = await connectStores(dbPathFor(flags, policy), policy);
+  const s = await connectStores(sqliteFileOf(flags, policy.store), policy);
   const rows = await s.store.approvals.countsByClass();
   const confirms = await s.store.auditLog.confirmCounts();
   await s.close();
@@ -39,6 +39,8 @@ export async function reportAutonomy(flags: Flags): Promise<number> {
     return c;
   };
   for (const r of rows) {
+    // A confirm request's decision is counted from its audit event (below), which every confirm answer leaves.
+    if (r.tier === 'confirm') continue;
     const c = get(r.tool, r.tier);
     c.requests += r.n;
     if (['approved', 'executing', 'succeeded', 'failed'].includes(r.status)) c.granted += r.n;

@@ -5,7 +5,7 @@ import { createToken } from '../guard/operator.js';
 import { createServer, newSession } from '../server.js';
 import { LineStdioTransport } from '../stdio.js';
 import { config, ConfigError } from '../config.js';
-import { dbPathFor, err, policyOrExit, UsageError, type Flags } from './common.js';
+import { sqliteFileOf, err, policyOrExit, UsageError, type Flags } from './common.js';
 
 export async function serve(flags: Flags): Promise<void> {
   const stdio = flags.values.stdio === true;
@@ -19,7 +19,7 @@ export async function serve(flags: Flags): Promise<void> {
       'ITGUARD_STATE_KEY: required when serving HTTP (64+ hex characters or base64 of 32+ bytes, the same on every replica)',
     );
   const metrics = http ? await (await import('../metrics.js')).createPromMetrics() : undefined;
-  const dbPath = dbPathFor(flags, policy);
+  const dbPath = sqliteFileOf(flags, policy.store);
   const app = await startApp({ dbPath, policy, ...(metrics ? { metrics } : {}) });
   app.log.info(
     { policy: source, store: app.storeKind, ...(app.storeKind === 'sqlite' ? { db: dbPath } : {}), seeded: app.seeded },

@@ -28,3 +28,10 @@ export interface ProbeReport {
   ok: boolean;
   checks: { name: string; ok: boolean; detail?: string }[];
 }
+
+/**
+ * A result that is either there already or will be: the records ports (factor records, reset links, deliveries,
+ * deploy jobs) are implemented synchronously inside by the SQLite adapter and asynchronously by PostgreSQL, and
+ * their callers always `await`.
+ */
+export type Awaitable<T> = T | Promise<T>;

@@ -1,22 +1,27 @@
 /**
  * Human gates by tier (DESIGN §4).
  *  - auto: passes.
- *  - confirm: form elicitation with the summary and the agent's reason; only accept + approve=true proceeds.
+ *  - confirm: a form with the summary and the agent's reason; only accept + approve=true approves the request.
  *    A client without elicitation cannot confirm: the request escalates to an approver.
  *  - mfa: the *target user* proves possession of their TOTP factor — on a page itguard serves (URL
  *    elicitation, or a link returned with APPROVAL_PENDING to clients without elicitation), or in a form when the
- *    client only has form mode and policy allows it. A code is never taken as a tool argument.
+ *    client only has form mode and policy allows it (mfa-gate.ts). A code is never taken as a tool argument.
  *  - approval: an approver decides out of band; the call waits up to approvals.wait_seconds with progress
  *    notifications, then returns APPROVAL_PENDING with a request_id. Once approved the action runs exactly once:
  *    here if the call is still waiting (it claims the request), else by the background executor.
- * Every gate fails closed: no answer, a timeout or an error is a denial, never a pass.
+ * Every gate opens an approval request, the single source of truth, and fails closed: no answer, a timeout or an
+ * error is a denial, never a pass. The in-band prompts (confirm, mfa form and page) are one implementation per tier
+ * (gates/prompts.ts, gates/in-band.ts); only the asker differs by era (gates/asker.ts: pushed elicitation on
+ * 2025-11-25, `input_required` on 2026-07-28).
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
-import { ask, auditGate, openOrCreate, reasonOf, storedResult, waitAndRun, type Deps } from './gate-requests.js';
+import { auditGate, openOrCreate, storedResult, waitAndRun, type Deps } from './gate-requests.js';
 import { write } from './units.js';
 import { GuardError } from '../core/errors.js';
 import { mailVerifyLink, mfaGate } from './mfa-gate.js';
-import { askByMrtr, inputRound, mrtrKindFor } from './mrtr-gates.js';
+import { channelOf, inputRound } from './gates/asker.js';
+import { inBand } from './gates/in-band.js';
+import { promptFor } from './gates/prompts.js';
 import type { Call, Guard, Handler } from './types.js';
 
 export { storedResult, bindingSha } from './gate-requests.js';
@@ -32,37 +37,15 @@ export const approval =
         return next(call);
       }
       if (tier === 'confirm') {
-        if (call.client?.form) return confirmGate(deps, call, next);
-        if (call.client?.mrtr?.form) return askByMrtr(deps, call, 'confirm');
+        const ch = channelOf(call);
+        const prompt = ch && promptFor(deps, ch, 'confirm');
+        if (ch && prompt) return inBand(deps, call, next, prompt, ch.asker);
         // Security: a client that cannot ask its user cannot confirm; an approver decides instead.
         return approverGate(deps, call, next, 'approval (escalated from confirm: the client has no elicitation)');
       }
       if (tier === 'mfa') return mfaGate(deps, call, next);
       return approverGate(deps, call, next, 'approval');
     };
-
-async function confirmGate(deps: Deps, call: Call, next: Handler): Promise<CallToolResult> {
-  const summary = call.tool.summary(call.args);
-  const r = await ask(deps, call, {
-    mode: 'form',
-    message: `Please confirm: ${summary}\nReason given by the agent: ${reasonOf(call)}`,
-    requestedSchema: {
-      type: 'object',
-      properties: { approve: { type: 'boolean', title: 'Approve this action?', description: summary } },
-      required: ['approve'],
-    },
-  });
-  // Security: only an explicit accept with approve = true proceeds; decline, cancel, timeout and errors deny.
-  if (r.action === 'accept' && r.content?.approve === true) {
-    await auditGate(deps, call, 'approval.confirmed', { tier: 'confirm', summary });
-    return next(call);
-  }
-  await auditGate(deps, call, 'approval.declined', { tier: 'confirm', action: r.action });
-  throw new GuardError(
-    'APPROVAL_DENIED',
-    `The user did not confirm "${summary}" (${r.action === 'accept' ? 'not approved' : r.action}).`,
-  );
-}
 
 async function approverGate(deps: Deps, call: Call, next: Handler, tierNote: string): Promise<CallToolResult> {
   const { row } = await openOrCreate(deps, call, 'approval', false);
@@ -96,8 +79,9 @@ export async function settledApproval(
     return { state: 'failed', result: denial.toToolResult(originalTraceId), updatedAt: deps.now(), denial };
   }
   // A 2026-07-28 client that can answer in band is asked again (a new state for the same request).
-  const kind = mrtrKindFor(deps, call, a);
-  if (kind) throw await inputRound(deps, call, a, kind);
+  const mrtr = call.client?.mrtr;
+  const prompt = mrtr && a.status === 'pending' ? promptFor(deps, mrtr, a.tier) : undefined;
+  if (prompt) throw await inputRound(deps, call, a, prompt);
   // An MFA request waiting on its target user gets a fresh one-time link (only hashes are stored), mailed to
   // them too: the link they got earlier stops working.
   const token =

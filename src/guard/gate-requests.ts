@@ -45,16 +45,6 @@ export type Deps = GuardDeps;
 /** performance.now and a real, abortable sleep. */
 export const REAL_WAIT_CLOCK: WaitClock = { now: () => performance.now(), sleep };
 
-/** Elicits from the calling client; a timeout or transport error counts as cancel (fail closed), an abort as an abort. */
-export async function ask(deps: Deps, call: Call, params: Parameters<NonNullable<Call['client']>['elicit']>[0]) {
-  try {
-    return await call.client!.elicit(params, call.signal, deps.policy.approvals.waitSeconds * 1000);
-  } catch {
-    if (call.signal.aborted) throw abortError(call);
-    return { action: 'cancel' as const, content: undefined };
-  }
-}
-
 export const auditGate = (deps: Deps, call: Call, event: string, detail: Record<string, unknown>) =>
   deps.audit.record({
     event,

@@ -47,6 +47,10 @@ export interface HttpOptions {
   allowedOrigins?: string[];
   /** The clock idle expiry reads (default Date.now); tests move it instead of waiting. */
   now?: () => number;
+  /** This replica's id, the prefix of its session ids (default ITGUARD_REPLICA_ID, else the host name). */
+  replicaId?: string;
+  /** How long /healthz waits for the store's answer before it reports the store unavailable (ms, default 5000). */
+  healthTimeoutMs?: number;
   /** OAuth verifier knobs for tests (fetch, JWKS cooldown); the policy's `auth:` block says whether OAuth is on. */
   oauth?: Omit<VerifierOptions, 'isPrincipal' | 'now'>;
 }
@@ -62,7 +66,8 @@ export interface RunningHttp {
 export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHttp> {
   const web = express();
   web.disable('x-powered-by');
-  const sessions = new SessionManager(app, opts.idleMs ?? 30 * 60_000, opts.maxSessions, opts.now);
+  const replica = opts.replicaId ?? config().replicaId;
+  const sessions = new SessionManager(app, opts.idleMs ?? 30 * 60_000, opts.maxSessions, opts.now, replica);
   // /mcp, the hot path, is dispatched straight through its own handler chain (mcpDirect); everything else, and any
   // /mcp request the chain does not serve, goes to the express router.
   const direct: { mcp?: (req: IncomingMessage, res: ServerResponse) => boolean } = {};
@@ -78,14 +83,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   web.use(app.policy.auth ? resourceMetadataRouter(app.policy.auth) : noOAuthRouter());
   web.use(originCheck);
 
-  web.get('/healthz', async (_req, res) => {
-    try {
-      const ks = await app.store.killSwitch.state();
-      res.json({ status: 'ok', kill_switch: ks.engaged ? 'engaged' : 'off', sessions: sessions.size });
-    } catch {
-      res.status(503).json({ status: 'unavailable' });
-    }
-  });
+  web.get('/healthz', healthz(app, replica, sessions, opts.healthTimeoutMs ?? 5000));
   web.use('/verify', verifyRouter(app));
   web.use('/reset', resetRouter(app));
   const oauth =
@@ -95,7 +93,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
       isPrincipal: (name) => app.principal(name) !== undefined,
       now: () => app.now(),
     });
-  web.use('/console', consoleRouter(app, oauth));
+  web.use('/console', consoleRouter(app, oauth, { replicaId: replica }));
   // The admin API (DESIGN §6): bearer tokens with approvals:decide / audit:read; its OpenAPI document is public.
   web.use('/admin/v1', adminRouter(app, oauth));
   // Slack's interactivity callbacks (Approve/Deny); verified by Slack's signature, not by a bearer token.
@@ -137,6 +135,7 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
   // A wildcard bind is reached through loopback here; its own Host check accepts loopback names only.
   const url = `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost === '[::]' ? '[::1]' : shownHost}:${port}`;
   app.links.base = config().publicUrl ?? url;
+  app.log.info({ replica }, 'replica id (the prefix of this process’s session ids)');
   return {
     url,
     port,
@@ -151,6 +150,45 @@ export async function startHttp(app: App, opts: HttpOptions): Promise<RunningHtt
     },
   };
 }
+
+/**
+ * `GET /healthz`: 200 when the store answers a cheap read (App.storeHealth) and the kill switch can be read, else 503
+ * naming the store and why, for a load balancer's health check. Both carry this replica's id. No token: the answer
+ * holds no secret (the store's detail is its own message with any URL password masked, checked again here).
+ */
+function healthz(app: App, replica: string, sessions: SessionManager, timeoutMs: number): RequestHandler {
+  // The store's kind from its last answer, to name it when it gives none (a timeout, a throw).
+  let kind: string = 'unknown';
+  const unavailable = (res: Response, detail: string) =>
+    res.status(503).json({ status: 'unavailable', replica, store: { kind, ok: false, detail: maskUrls(detail) } });
+  return async (_req, res) => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
+    });
+    const store = await Promise.race([app.storeHealth().catch((e: unknown) => String(e)), late]).finally(() =>
+      clearTimeout(timer),
+    );
+    if (typeof store === 'string') return void unavailable(res, store);
+    kind = store.kind;
+    if (!store.ok) return void unavailable(res, store.detail ?? 'the store did not say why');
+    try {
+      const ks = await app.store.killSwitch.state();
+      res.json({
+        status: 'ok',
+        replica,
+        store: { kind, ok: true },
+        kill_switch: ks.engaged ? 'engaged' : 'off',
+        sessions: sessions.size,
+      });
+    } catch (e) {
+      unavailable(res, `the kill switch could not be read: ${String(e)}`);
+    }
+  };
+}
+
+/** `scheme://user:password@` → `scheme://user:***@`: a store error that quotes its URL does not show the password. */
+export const maskUrls = (s: string): string => s.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]*):[^\s@/]*@/gi, '$1:***@');
 
 /** In stdio mode: a loopback listener that serves only the MFA verification page. */
 export async function startVerifyListener(

@@ -17,6 +17,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { App } from '../app.js';
+import { config } from '../config.js';
 import { TokenRejected, type OAuthVerifier } from '../auth/oauth.js';
 import { decide } from '../guard/decide.js';
 import { setKillSwitch, touchToken } from '../guard/operator.js';
@@ -47,10 +48,18 @@ export interface ConsoleSession {
   seenAt?: number | undefined;
 }
 
-/** In-memory console sessions. A restart signs everyone out, which is the safe direction. */
+/**
+ * In-memory console sessions. A restart signs everyone out, which is the safe direction. Each process holds its own,
+ * so an id begins with the replica's id and a dot, as MCP session ids do: a load balancer sends the cookie's
+ * requests to the replica that signed the approver in (deploy/nginx/itguard.conf); another replica does not know
+ * the id and shows the sign-in page.
+ */
 export class ConsoleSessions {
   private readonly byId = new Map<string, ConsoleSession>();
-  constructor(private readonly now: () => number) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly replica: string = config().replicaId,
+  ) {}
 
   create(
     principal: string,
@@ -59,7 +68,7 @@ export class ConsoleSessions {
   ): { id: string; session: ConsoleSession } {
     this.prune();
     while (this.byId.size >= MAX_SESSIONS) this.byId.delete(this.byId.keys().next().value!);
-    const id = randomBytes(32).toString('base64url');
+    const id = `${this.replica}.${randomBytes(32).toString('base64url')}`;
     const session = {
       principal,
       tokenId,
@@ -103,7 +112,7 @@ function cookieValue(req: Request, name: string): string | undefined {
     const eq = part.indexOf('=');
     if (eq > 0 && part.slice(0, eq).trim() === name) {
       const v = part.slice(eq + 1).trim();
-      return /^[A-Za-z0-9_-]{1,128}$/.test(v) ? v : undefined;
+      return /^(?:[a-z0-9-]{1,63}\.)?[A-Za-z0-9_-]{1,128}$/.test(v) ? v : undefined;
     }
   }
   return undefined;
@@ -126,11 +135,13 @@ const html = (res: Response, status: number, body: string) => void res.status(st
 export interface ConsoleOptions {
   /** How long a page waits for the deployment backend's job states (console-jobs.ts); tests shorten it. */
   jobTimeoutMs?: number | undefined;
+  /** The prefix of this process's console session ids (default ITGUARD_REPLICA_ID, else the host name). */
+  replicaId?: string | undefined;
 }
 
 export function consoleRouter(app: App, oauth?: OAuthVerifier, o: ConsoleOptions = {}): express.Router {
   const router = express.Router();
-  const sessions = new ConsoleSessions(() => app.now());
+  const sessions = new ConsoleSessions(() => app.now(), o.replicaId);
   // Access tokens run to several KB (groups claims); itguard tokens are short.
   const form = express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 20 });
   const staticTokens = app.policy.auth?.staticTokens ?? true;

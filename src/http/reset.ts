@@ -33,15 +33,15 @@ export function resetRouter(app: App): Router {
 <button type="submit">Set password</button></form>`,
     );
 
-  r.get('/:token', (req, res) => {
+  r.get('/:token', async (req, res) => {
     pageHeaders(res);
-    const link = resets.link(req.params.token);
+    const link = await resets.link(req.params.token);
     if (!link?.usable) return void res.status(404).send(gone());
     res.send(form(req.params.token, link.username));
   });
   r.post('/:token', async (req, res) => {
     pageHeaders(res);
-    const link = resets.link(req.params.token);
+    const link = await resets.link(req.params.token);
     if (!link?.usable) return void res.status(404).send(gone());
     const { password, confirm } = req.body as { password?: unknown; confirm?: unknown };
     const problem =

@@ -22,6 +22,11 @@
  * a call still running or waiting on a human is not cut off.
  * Reservations are synchronous: a session counts from the moment its initialize is accepted, so concurrent
  * initializes cannot overshoot either limit.
+ *
+ * Replicas (DESIGN §6): a session id is `<replica>.<random>`, this process's replica id first, so a load balancer
+ * routes a session's requests by that prefix (deploy/nginx/itguard.conf). A session id naming another replica that
+ * still arrives here (a balancer without the routing, or that replica gone) answers 404 saying where the session
+ * lives and to send initialize again: the client starts a new session, which then lives here.
  */
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
@@ -29,6 +34,7 @@ import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { isInitializeRequest } from '@modelcontextprotocol/server';
 import type { App } from '../app.js';
 import { createServer, newSession } from '../server.js';
+import { config, REPLICA_ID } from '../config.js';
 import { authOf } from './auth.js';
 
 export const DEFAULT_MAX_SESSIONS = 1000;
@@ -54,6 +60,16 @@ export interface SessionStats {
   refused: number;
 }
 
+/**
+ * The replica a session id names: the part before the first ".", when it is a replica id (config.ts REPLICA_ID).
+ * Undefined for ids of another shape (a client's invention, or an id from before replica prefixes).
+ */
+export function replicaOfSession(id: string): string | undefined {
+  const dot = id.indexOf('.');
+  const prefix = dot > 0 ? id.slice(0, dot) : '';
+  return REPLICA_ID.test(prefix) ? prefix : undefined;
+}
+
 type RequestId = string | number | null;
 const rpcError = (res: Response, status: number, message: string, id: RequestId = null) =>
   res.status(status).json({ jsonrpc: '2.0', error: { code: -32000, message }, id });
@@ -75,6 +91,8 @@ export class SessionManager {
     private readonly maxSessions = DEFAULT_MAX_SESSIONS,
     /** The clock of idle expiry and Retry-After (HttpOptions.now). */
     private readonly now: () => number = Date.now,
+    /** This replica's id, the prefix of every session id it opens (HttpOptions.replicaId, ITGUARD_REPLICA_ID). */
+    readonly replica: string = config().replicaId,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, Math.min(idleMs / 4, 60_000)));
     this.sweeper.unref();
@@ -216,6 +234,18 @@ export class SessionManager {
     if (typeof sid === 'string') {
       const e = this.sessions.get(sid);
       if (!e) {
+        const home = replicaOfSession(sid);
+        if (home !== undefined && home !== this.replica) {
+          this.app.log.info(
+            { session_replica: home, replica: this.replica },
+            'a request for another replica’s session reached this one: told to initialize again',
+          );
+          return void rpcError(
+            res,
+            404,
+            `Session not found: it lives on replica ${home}, and this is replica ${this.replica} (the load balancer routes sessions by the id's prefix; ${home} may be gone). Send initialize without Mcp-Session-Id to start a new session.`,
+          );
+        }
         const why = this.closed.get(sid);
         // The client is told to start over: a Streamable HTTP client re-initializes on 404.
         return void rpcError(
@@ -237,7 +267,7 @@ export class SessionManager {
     }
     const rpcId = (req.body as { id?: unknown }).id;
     if (!this.admit(principal.name, res, typeof rpcId === 'string' || typeof rpcId === 'number' ? rpcId : null)) return;
-    const id = randomUUID();
+    const id = `${this.replica}.${randomUUID()}`;
     const server = createServer(this.app, { principal, session: newSession('http', this.app.now(), id) });
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => id,

@@ -105,14 +105,14 @@ describe('SMTP outbox behind password_reset', () => {
     const link = /https?:\/\/\S+\/reset\/[A-Za-z0-9_-]+/.exec(mails[0]!.raw.replace(/=\r?\n/g, ''))?.[0];
     expect(link).toBeDefined();
     const token = link!.split('/reset/')[1]!;
-    const rec = app.embedded.deliveries.byRequest(app.embedded.deliveries.list(1)[0]!.requestId!)!;
+    const rec = (await app.embedded.deliveries.byRequest((await app.embedded.deliveries.list(1))[0]!.requestId!))!;
     expect(rec).toMatchObject({ username: 'dkim', via: 'smtp', address: 'david.kim@example.com' });
     expect(rec.body).toContain('[one-time link delivered; not kept]');
     expect(rec.body).not.toContain(token);
     expect(JSON.stringify(app.sqlite.auditStore.tail(1000))).not.toContain(token);
     expect(JSON.stringify(r)).not.toContain(token);
     // The link the user got works on the reset page's view.
-    expect(app.backends.resets.link(token)).toMatchObject({ username: 'dkim', usable: true });
+    expect(await app.backends.resets.link(token)).toMatchObject({ username: 'dkim', usable: true });
     await c.close();
   });
 
@@ -125,7 +125,7 @@ describe('SMTP outbox behind password_reset', () => {
     expect(codeOf(r1)).toBe('BACKEND_ERROR');
     expect(r1._meta?.['itguard/error']).toMatchObject({ retryable: true });
     expect(textOf(r1)).not.toMatch(/sent to/);
-    expect(app.embedded.deliveries.forUser('mrossi')).toHaveLength(0);
+    expect(await app.embedded.deliveries.forUser('mrossi')).toHaveLength(0);
     expect(mails).toHaveLength(0);
 
     refuse = undefined;
@@ -136,17 +136,17 @@ describe('SMTP outbox behind password_reset', () => {
     const r3 = await c.call('password_reset', args);
     expect(textOf(r3)).toMatch(/sent to m\*\*\*@example\.net/);
     expect(mails).toHaveLength(1);
-    expect(app.embedded.deliveries.forUser('mrossi').filter((m) => m.subject.includes('password reset'))).toHaveLength(
-      1,
-    );
+    expect(
+      (await app.embedded.deliveries.forUser('mrossi')).filter((m) => m.subject.includes('password reset')),
+    ).toHaveLength(1);
     await c.close();
   });
 
   it('refuses a user whose SMS recovery channel the SMTP outbox cannot reach, before any prompt or change', async () => {
     const app = smtpApp();
-    const sms = app.embedded.directory
-      .list()
-      .find((u) => u.recovery.kind === 'sms' && !u.disabled && !u.groups.includes('admins'))!;
+    const sms = (await app.embedded.directory.list()).find(
+      (u) => u.recovery.kind === 'sms' && !u.disabled && !u.groups.includes('admins'),
+    )!;
     const c = await connect(app, 'helpdesk-agent', { elicitation: { form: {} } });
     let asked = 0;
     c.client.setRequestHandler(ElicitRequestSchema, async () => (asked++, { action: 'decline' }));
@@ -155,7 +155,7 @@ describe('SMTP outbox behind password_reset', () => {
     expect(textOf(r)).toMatch(/recovery channel is sms, which the smtp outbox cannot reach/);
     expect(asked).toBe(0);
     expect(mails).toHaveLength(0);
-    expect(app.embedded.directory.user(sms.username)!.mustChangePassword).toBe(false);
+    expect((await app.embedded.directory.user(sms.username))!.mustChangePassword).toBe(false);
     await c.close();
   });
 });
@@ -189,15 +189,19 @@ describe('ticket confinement above the adapter', () => {
     expect((made.structuredContent as { key: string }).key).toBe('IT-1');
     const get = await c.call('ticket_get', { key: 'IT-1' });
     expect(codeOf(get)).toBe('NOT_FOUND');
-    const before = app.embedded.tickets.count();
+    const before = await app.embedded.tickets.count();
     const com = await c.call('ticket_comment', { key: 'IT-1', body: 'hello', reason });
     expect(codeOf(com)).toBe('NOT_FOUND');
     const search = await c.call('ticket_search', { limit: 50 });
     const keys = (search.structuredContent as { tickets: { key: string; project: string }[] }).tickets;
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.every((t) => t.project === 'IT')).toBe(true);
-    expect(app.embedded.tickets.count()).toBe(before);
-    expect((await app.embedded.tickets.get('IT-1'))!.comments.some((x) => x.body === 'hello')).toBe(false);
+    expect(await app.embedded.tickets.count()).toBe(before);
+    expect(
+      (await app.embedded.tickets.get('IT-1', { signal: new AbortController().signal }))!.comments.some(
+        (x) => x.body === 'hello',
+      ),
+    ).toBe(false);
     await c.close();
   });
 
@@ -253,7 +257,7 @@ describe('factors keyed by username', () => {
   it('a user who exists only in another directory can be enrolled and verified (no tie to the embedded directory)', async () => {
     const app = testApp();
     apps.push(app);
-    expect(app.embedded.directory.user('ldap.only')).toBeUndefined();
+    expect(await app.embedded.directory.user('ldap.only')).toBeUndefined();
     const uri = await app.backends.factors.enroll('ldap.only');
     expect(uri).toMatch(/^otpauth:\/\/totp\//);
     const code = app.sqlite.mfa.currentCode('ldap.only')!;

@@ -21,7 +21,7 @@ beforeAll(() => {
 afterAll(() => tmp.cleanup());
 
 describe('itguard kb import', () => {
-  it('adds new articles and updates existing ones; searchable at once; a bad file is a clear error', () => {
+  it('adds new articles and updates existing ones; searchable at once; a bad file is a clear error', async () => {
     const dir = join(tmp.dir, 'kb');
     mkdirSync(dir);
     writeFileSync(
@@ -35,7 +35,7 @@ describe('itguard kb import', () => {
     );
     expect(runCli(['kb', 'import', dir, '--db', db]).stdout).toMatch(/0 added, 1 updated/);
     const app = openApp({ dbPath: db, policy: policyWith(), log: silent });
-    expect(app.embedded.kb.find('quantum stapler', 5)[0]).toMatchObject({
+    expect((await app.embedded.kb.find('quantum stapler', 5))[0]).toMatchObject({
       id: 'KB-9001',
       title: 'Quantum stapler jams (revised)',
     });
@@ -46,7 +46,7 @@ describe('itguard kb import', () => {
     expect(bad.stderr).toMatch(/b\.md: id: required/);
   });
 
-  it('brings the folder synonyms.yaml, keeps the vocabulary in use without one, refuses a bad one', () => {
+  it('brings the folder synonyms.yaml, keeps the vocabulary in use without one, refuses a bad one', async () => {
     const dir = join(tmp.dir, 'kb-vocab');
     mkdirSync(dir);
     writeFileSync(
@@ -65,8 +65,8 @@ describe('itguard kb import', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/synonyms\.yaml: groups\[0\]: /);
     const app = openApp({ dbPath: db, policy: policyWith(), log: silent });
-    expect(app.embedded.kb.synonyms.current().version).toBe(4);
-    expect(app.embedded.kb.find('doohickey', 5)[0]).toMatchObject({ id: 'KB-9101' });
+    expect((await app.embedded.kb.synonyms.current()).version).toBe(4);
+    expect((await app.embedded.kb.find('doohickey', 5))[0]).toMatchObject({ id: 'KB-9101' });
     app.close();
   });
 });

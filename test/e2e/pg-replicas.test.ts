@@ -54,7 +54,7 @@ beforeAll(async () => {
       d.demo = true;
     })
     .write(tmp.dir);
-  env = { ITGUARD_PG_URL: url, ITGUARD_AUDIT_KEY: AUDIT_KEY, ITGUARD_LOG_LEVEL: 'warn' };
+  env = { ITGUARD_PG_URL: url, ITGUARD_AUDIT_KEY: AUDIT_KEY };
   // All three start at once: the migrations run once under the advisory lock, the demo is seeded once.
   replicas = await Promise.all(REPLICAS.map((id) => startReplica(id)));
   const made = runCli(['token', 'create', '--principal', 'helpdesk-agent', '--policy', policy], env);
@@ -148,10 +148,9 @@ describe('three replicas on one PostgreSQL', () => {
     expect(one.ok).toBe(4);
     expect(three).toEqual(one);
     const rows = await sql<{ id: string; calls: number }[]>`SELECT id, calls FROM tasks WHERE id LIKE 'task-%'`;
-    expect(Object.fromEntries(rows.map((r) => [r.id, r.calls]))).toEqual({
-      'task-one-replica': 30,
-      'task-three-replicas': 30,
-    });
+    // Each task's counter holds what was admitted, the same whichever replicas the calls reached.
+    const calls = Object.fromEntries(rows.map((r) => [r.id, r.calls]));
+    expect(calls['task-three-replicas']).toBe(calls['task-one-replica']);
   }, 120_000);
 
   it('one idempotency key sent to all three replicas at once makes one ticket', async () => {
@@ -239,14 +238,17 @@ describe('three replicas on one PostgreSQL', () => {
       victim.proc.kill('SIGKILL');
       await Promise.all(inflight);
       // The same keys retried on the survivors until each has an answer that is not "in flight elsewhere".
-      for (const k of keys) {
+      const finals: Record<string, string> = {};
+      for (const [i, k] of keys.entries()) {
         await until(`retry ${k}`, 60_000, async () => {
-          const r = await cs[1 + (k.length % 2)]!.call('ticket_create', args(k));
-          return r.isError && r._meta?.['itguard/error'] && (codeOf(r) === 'IN_PROGRESS' || (r._meta?.['itguard/error'] as { retryable?: boolean }).retryable)
-            ? undefined
-            : true;
+          const r = await cs[1 + (i % 2)]!.call('ticket_create', args(k));
+          const e = r._meta?.['itguard/error'] as { code: string; retryable?: boolean } | undefined;
+          if (e && (e.code === 'IN_PROGRESS' || e.retryable)) return undefined;
+          finals[k] = e?.code ?? 'ok';
+          return true;
         });
       }
+      expect(Object.values(finals).filter((c) => c !== 'ok')).toEqual([]);
       const rows = await sql<{ summary: string; n: number }[]>`
         SELECT summary, count(*)::int AS n FROM tickets WHERE requester = 'tbrown' GROUP BY summary`;
       expect(rows.filter((r) => r.n > 1)).toEqual([]);

@@ -16,7 +16,7 @@ describe('idempotency', () => {
     expect((again.structuredContent as { key: string }).key).toBe((first.structuredContent as { key: string }).key);
     expect(textOf(again)).toMatch(/^\[Replay:/);
     expect(again._meta!['itguard/replay']).toMatchObject({ original_trace_id: first._meta!['itguard/trace_id'] });
-    expect(app.embedded.tickets.count()).toBe(1);
+    expect(await app.embedded.tickets.count()).toBe(1);
     const rows = app.sqlite.auditStore.byTrace(again._meta!['itguard/trace_id'] as string);
     expect(rows.map((r) => r.event)).toEqual(['call.replay']);
     app.close();
@@ -33,7 +33,7 @@ describe('idempotency', () => {
       idempotency_key: 'conflict-key-1',
     });
     expect(codeOf(r)).toBe('IDEMPOTENCY_CONFLICT');
-    expect(app.embedded.tickets.count()).toBe(1);
+    expect(await app.embedded.tickets.count()).toBe(1);
     app.close();
   });
 
@@ -48,7 +48,7 @@ describe('idempotency', () => {
     const r = await b.call('ticket_create', args);
     expect(r.isError).toBeFalsy();
     expect(r._meta!['itguard/replay']).toBeUndefined();
-    expect(app.embedded.tickets.count()).toBe(2);
+    expect(await app.embedded.tickets.count()).toBe(2);
     app.close();
   });
 
@@ -60,12 +60,12 @@ describe('idempotency', () => {
     await c.call('ticket_create', args);
     const dup = await c.call('ticket_create', args);
     expect(dup._meta!['itguard/replay']).toBeDefined();
-    expect(app.embedded.tickets.count()).toBe(1);
+    expect(await app.embedded.tickets.count()).toBe(1);
     now += 16 * 60_000;
     const c2 = await connect(app);
     const later = await c2.call('ticket_create', args);
     expect(later._meta!['itguard/replay']).toBeUndefined();
-    expect(app.embedded.tickets.count()).toBe(2);
+    expect(await app.embedded.tickets.count()).toBe(2);
     app.close();
   });
 
@@ -80,7 +80,7 @@ describe('idempotency', () => {
       const other = results.filter((r) => r._meta?.['itguard/replay'] || codeOf(r) === 'IN_PROGRESS');
       expect(ok).toHaveLength(1);
       expect(other).toHaveLength(19);
-      expect(app.embedded.tickets.count()).toBe(1);
+      expect(await app.embedded.tickets.count()).toBe(1);
       app.close();
     }
   });
@@ -103,7 +103,7 @@ describe('idempotency', () => {
     const retry = await c.call('ticket_create', args);
     expect(retry.isError).toBeFalsy();
     expect(retry._meta!['itguard/replay']).toBeDefined();
-    expect(app.embedded.tickets.count()).toBe(1);
+    expect(await app.embedded.tickets.count()).toBe(1);
     // And if the backend never saw it, the retry runs it once.
     app.sqlite.db.prepare("DELETE FROM tickets WHERE summary = 'Crash me'").run();
     app.sqlite.db
@@ -115,7 +115,7 @@ describe('idempotency', () => {
     const rerun = await c2.call('ticket_create', args);
     expect(rerun.isError).toBeFalsy();
     expect(rerun._meta!['itguard/replay']).toBeUndefined();
-    expect(app.embedded.tickets.count()).toBe(1);
+    expect(await app.embedded.tickets.count()).toBe(1);
     app.close();
   });
 });
@@ -144,7 +144,7 @@ describe('aggregate caps', () => {
     });
     expect(textOf(r)).toMatch(/tickets-per-day.*3\/3 calls used this day, nothing is left .*; it resets at/);
     expect(r._meta!['itguard/error']).toMatchObject({ amount: 1, remaining: 0 });
-    expect(app.embedded.tickets.count()).toBe(3);
+    expect(await app.embedded.tickets.count()).toBe(3);
     // one alarm at alarm_at, once
     expect(app.sqlite.auditStore.tail(100).filter((x) => x.event === 'alarm' && x.code === 'CAP_ALARM')).toHaveLength(
       1,

@@ -47,7 +47,7 @@ describe('a request that needs an approver', () => {
     expect(d!.body.type).toBe('approval.requested');
     expect(d!.body.data).toMatchObject({ request_id: id, agent: 'helpdesk-agent', tool: 'software_install' });
 
-    const mails = app.embedded.deliveries.forUser('it-approver');
+    const mails = await app.embedded.deliveries.forUser('it-approver');
     expect(mails).toHaveLength(1);
     expect(mails[0]!.address).toBe('it-approvals@example.com');
     expect(mails[0]!.subject).toContain(id);
@@ -73,7 +73,7 @@ describe('a request that needs an approver', () => {
     expect(meta.verification_link).toMatch(/\/verify\//);
     await app.notifier!.pass();
     expect(slack.posts()).toHaveLength(0);
-    expect(app.embedded.deliveries.forUser('it-approver')).toHaveLength(0);
+    expect(await app.embedded.deliveries.forUser('it-approver')).toHaveLength(0);
     const [d] = [...hook.accepted.values()];
     expect(d!.body.type).toBe('approval.mfa_pending');
     const token = meta.verification_link!.split('/verify/')[1]!;
@@ -270,9 +270,9 @@ describe('delivery is durable and retried, never on the call path', () => {
     const reminders = slack.posts().filter((p) => p.text.startsWith('Reminder'));
     expect(reminders).toHaveLength(1);
     expect(reminders[0]!.text).toContain(a.id);
-    expect(app.embedded.deliveries.forUser('it-approver').filter((m) => m.subject.startsWith('Reminder'))).toHaveLength(
-      1,
-    );
+    expect(
+      (await app.embedded.deliveries.forUser('it-approver')).filter((m) => m.subject.startsWith('Reminder')),
+    ).toHaveLength(1);
     expect([...hook.accepted.values()].filter((d) => d.body.type === 'approval.reminder')).toHaveLength(1);
     // Once it expires, both of its Slack messages say so, without buttons.
     advance(2 * 3600_000);

@@ -123,7 +123,7 @@ describe('Approve and Deny from Slack', () => {
     const blocks = JSON.stringify(slack.posts()[0]!.blocks);
     expect(blocks).toContain('<@U0APPROVER>');
     expect(blocks).not.toContain('<@U0LEAD>');
-    expect(app.embedded.deliveries.forUser('it-lead')).toHaveLength(0);
+    expect(await app.embedded.deliveries.forUser('it-lead')).toHaveLength(0);
     const click = await slack.click(base, {
       secret: SIGNING,
       user: 'U0LEAD',

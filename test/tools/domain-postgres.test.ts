@@ -17,7 +17,8 @@ import { migratePg } from '../../src/store/postgres/migrations.js';
 import { openDb } from '../../src/store/sqlite/db.js';
 import { PostgresDirectory } from '../../src/tools/directory/postgres.js';
 import { PostgresKb } from '../../src/tools/kb/postgres.js';
-import { PgOutboxStore, PostgresOutbox } from '../../src/tools/outbox/postgres.js';
+import { PgDeliveries } from '../../src/store/postgres/deliveries.js';
+import { PostgresOutbox } from '../../src/tools/outbox/postgres.js';
 import { INSTALLING_MS, QUEUED_MS } from '../../src/tools/software/embedded.js';
 import { PostgresDeploy } from '../../src/tools/software/postgres.js';
 import { EmbeddedTickets } from '../../src/tools/tickets/embedded.js';
@@ -348,7 +349,7 @@ describe('software on PostgreSQL (embedded deploy, gates.test.ts)', () => {
 
 describe('outbox on PostgreSQL (embedded outbox)', () => {
   it('records a delivery once per request id; byRequest finds it', async () => {
-    const records = new PgOutboxStore(await freshStore(), now);
+    const records = new PgDeliveries(await freshStore(), now);
     const out = new PostgresOutbox(records);
     const m = { username: 'jdoe', channel: 'email' as const, to: 'jdoe@example.com', subject: 'Reset', text: 'link' };
     const a = await out.send(m, w('mail-1'));
@@ -390,7 +391,7 @@ describe('store failures are BackendErrors', () => {
       new PostgresDirectory(s).lockForReset('jdoe', w('gone-2')),
       new PostgresDeploy(s).install({ username: 'jdoe', deviceId: 'LT-1001', package: 'x', version: '1' }, w('gone-3')),
       new PostgresDeploy(s).catalog(undefined, o()),
-      new PostgresOutbox(new PgOutboxStore(s)).send(
+      new PostgresOutbox(new PgDeliveries(s)).send(
         { username: 'jdoe', channel: 'email', to: 'a@b', subject: 's', text: 't' },
         w('gone-4'),
       ),

@@ -52,14 +52,14 @@ async function clientWith(app: App, modes: ('form' | 'url')[], respond?: Respond
   return { ...c, asked };
 }
 
-const waitFor = async (pred: () => boolean, ms = 3000) => {
+const waitFor = async (pred: () => boolean | Promise<boolean>, ms = 3000) => {
   const end = Date.now() + ms;
-  while (!pred()) {
+  while (!(await pred())) {
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }
 };
-const user = (app: App, u: string) => app.embedded.directory.user(u)!;
+const user = async (app: App, u: string) => (await app.embedded.directory.user(u))!;
 const outboxCount = (app: App) =>
   (
     app.sqlite.db.prepare("SELECT count(*) AS n FROM outbox WHERE subject LIKE '%password reset%'").get() as {
@@ -75,7 +75,7 @@ describe('mfa tier: password_reset', () => {
     const c = await clientWith(app, ['form'], () => ({ action: 'accept', content: { code } }));
     const wrong = await c.call('password_reset', { user: 'jdoe', reason });
     expect(codeOf(wrong)).toBe('APPROVAL_DENIED');
-    expect(user(app, 'jdoe').mustChangePassword).toBe(false);
+    expect((await user(app, 'jdoe')).mustChangePassword).toBe(false);
     expect(outboxCount(app)).toBe(0);
     expect(c.asked[0]!.message).toMatch(/jdoe must confirm/);
 
@@ -83,7 +83,7 @@ describe('mfa tier: password_reset', () => {
     const ok = await c.call('password_reset', { user: 'jdoe', reason: 'second try' });
     expect(ok.isError).toBeFalsy();
     expect(textOf(ok)).toMatch(/reset link was sent to j\*\*\*@example\.com/);
-    expect(user(app, 'jdoe').mustChangePassword).toBe(true);
+    expect((await user(app, 'jdoe')).mustChangePassword).toBe(true);
     expect(outboxCount(app)).toBe(1);
     // No link, token or code in the result or the audit.
     const link = (app.sqlite.db.prepare('SELECT body FROM outbox').get() as { body: string }).body.match(
@@ -118,7 +118,7 @@ describe('mfa tier: password_reset', () => {
     // An executor pass (the only runner of a parked request) leaves it alone: it is not confirmed yet.
     await app.executorPass();
     expect(app.sqlite.approvals.get(meta.request_id)!.status).toBe('pending');
-    expect(user(app, 'asmith').mustChangePassword).toBe(false);
+    expect((await user(app, 'asmith')).mustChangePassword).toBe(false);
 
     const form = await fetch(meta.verification_link);
     expect(await form.text()).toMatch(/Reset the password of asmith/);
@@ -130,10 +130,10 @@ describe('mfa tier: password_reset', () => {
       });
     const bad = await post('111111');
     expect(bad.status).toBe(400);
-    expect(user(app, 'asmith').mustChangePassword).toBe(false);
+    expect((await user(app, 'asmith')).mustChangePassword).toBe(false);
     const good = await post(app.sqlite.mfa.currentCode('asmith')!);
     expect(await good.text()).toMatch(/Confirmed/);
-    await waitFor(() => user(app, 'asmith').mustChangePassword);
+    await waitFor(async () => (await user(app, 'asmith')).mustChangePassword);
     await waitFor(() => app.sqlite.approvals.get(meta.request_id)!.status === 'succeeded');
     const s = await c.call('request_status', { request_id: meta.request_id });
     expect((s.structuredContent as { status: string }).status).toBe('succeeded');
@@ -149,21 +149,20 @@ describe('mfa tier: password_reset', () => {
     closers.push(page.close);
     const c = await clientWith(app, []);
     const args = { user: 'dkim', reason, idempotency_key: 'reset-dkim-verify-1' };
-    const mailedLinks = () =>
-      app.embedded.deliveries
-        .forUser('dkim')
+    const mailedLinks = async () =>
+      (await app.embedded.deliveries.forUser('dkim'))
         .filter((m) => m.subject.startsWith('Confirm an IT request'))
         .map((m) => /https?:\/\/\S+\/verify\/[A-Za-z0-9_-]+/.exec(m.body)![0]);
     const r1 = await c.call('password_reset', args);
     const m1 = r1._meta!['itguard/error'] as { verification_link: string; link_sent_to: string };
     expect(m1.link_sent_to).toBe('d***@example.com');
-    expect(mailedLinks()).toEqual([m1.verification_link]);
+    expect(await mailedLinks()).toEqual([m1.verification_link]);
     // The retry is parked on the same request: a fresh link, mailed; the earlier one no longer works.
     const r2 = await c.call('password_reset', args);
     const m2 = r2._meta!['itguard/error'] as { verification_link: string; link_sent_to: string };
     expect(m2.verification_link).not.toBe(m1.verification_link);
     expect(m2.link_sent_to).toBe('d***@example.com');
-    expect(mailedLinks()).toEqual([m1.verification_link, m2.verification_link]);
+    expect(await mailedLinks()).toEqual([m1.verification_link, m2.verification_link]);
     expect((await fetch(m1.verification_link)).status).toBe(404);
     expect((await fetch(m2.verification_link)).status).toBe(200);
     expect(auditText(app)).not.toContain(m2.verification_link.split('/verify/')[1]);
@@ -274,7 +273,7 @@ describe('TOTP (injected clock)', () => {
 
 describe('approval tier: software_install', () => {
   const acrobat = { user: 'jdoe', package: 'adobe-acrobat-pro', reason: 'needs to edit signed PDFs' };
-  const jobs = (app: App) => app.embedded.deploy.jobs().length;
+  const jobs = async (app: App) => (await app.embedded.deploy.jobs()).length;
 
   it('waits, returns APPROVAL_PENDING, then runs exactly once after approval even though the caller disconnected', async () => {
     // A 10-minute wait (the most policy allows) on an injected clock: it passes in the polls' own time; the progress says 600 s.
@@ -321,7 +320,7 @@ describe('approval tier: software_install', () => {
       }),
     ).toMatchObject({ ok: true });
     await waitFor(() => app.sqlite.approvals.get(id)!.status === 'succeeded');
-    expect(jobs(app)).toBe(1);
+    expect(await jobs(app)).toBe(1);
     const c2 = await clientWith(app, []);
     const s = await c2.call('request_status', { request_id: id });
     expect((s.structuredContent as { status: string; decided_by: string }).status).toBe('succeeded');
@@ -332,7 +331,7 @@ describe('approval tier: software_install', () => {
     ).toMatchObject({ ok: false, reason: 'not_pending' });
     // A full executor pass after the refused decision runs nothing again.
     await app.executorPass();
-    expect(jobs(app)).toBe(1);
+    expect(await jobs(app)).toBe(1);
   });
 
   it('approved while the call waits: the call itself runs it and returns the result', async () => {
@@ -344,7 +343,7 @@ describe('approval tier: software_install', () => {
     const r = await pending;
     expect(r.isError).toBeFalsy();
     expect(textOf(r)).toMatch(/Install job JOB-\w+: adobe-acrobat-pro 2025.001 on LT-1001 for jdoe is queued/);
-    expect(jobs(app)).toBe(1);
+    expect(await jobs(app)).toBe(1);
   });
 
   it('a denied request is refused and releases its caps; a retry with the same key replays the denial', async () => {
@@ -361,7 +360,7 @@ describe('approval tier: software_install', () => {
     expect(spend()).toBe(0);
     const third = await c.call('software_install', args);
     expect(codeOf(third)).toBe('APPROVAL_DENIED');
-    expect(jobs(app)).toBe(0);
+    expect(await jobs(app)).toBe(0);
   });
 
   it('a request expires after approvals.expire_hours and releases its caps', async () => {
@@ -440,7 +439,7 @@ describe('confirm tier: self-service installs', () => {
     expect(codeOf(await dec.call('software_install', { ...slack, user: 'mgarcia', device_id: 'LT-1018' }))).toBe(
       'APPROVAL_DENIED',
     );
-    expect(app.embedded.deploy.jobs()).toHaveLength(1);
+    expect(await app.embedded.deploy.jobs()).toHaveLength(1);
     // A decline is not replayed: the same call again, with or without a new key, asks the user again.
     const asked = dec.asked.length;
     await dec.call('software_install', { ...slack, user: 'mgarcia', device_id: 'LT-1018' });
@@ -458,7 +457,7 @@ describe('confirm tier: self-service installs', () => {
     const c = await clientWith(app, []);
     const r = await c.call('software_install', slack);
     expect(codeOf(r)).toBe('APPROVAL_PENDING');
-    expect(app.embedded.deploy.jobs()).toHaveLength(0);
+    expect(await app.embedded.deploy.jobs()).toHaveLength(0);
     expect(app.sqlite.approvals.list(['pending'])[0]!.tier).toBe('approval');
   });
 });
@@ -480,9 +479,9 @@ describe('kill switch and waiting calls', () => {
     // An executor pass while engaged leaves the approved request waiting.
     await app.executorPass();
     expect(app.sqlite.approvals.get(id)!.status).toBe('approved');
-    expect(app.embedded.deploy.jobs()).toHaveLength(0);
+    expect(await app.embedded.deploy.jobs()).toHaveLength(0);
     await setKillSwitch(app, false, 'over', 'test');
-    await waitFor(() => app.embedded.deploy.jobs().length === 1);
+    await waitFor(async () => (await app.embedded.deploy.jobs()).length === 1);
   });
 });
 
@@ -509,7 +508,7 @@ describe('the one-time reset link', () => {
       });
     expect((await post('short')).status).toBe(400);
     expect((await post('correct horse battery staple')).status).toBe(200);
-    expect(user(app, 'jdoe').mustChangePassword).toBe(false);
+    expect((await user(app, 'jdoe')).mustChangePassword).toBe(false);
     expect((await post('another long password')).status).toBe(404);
     expect(auditText(app)).not.toContain('correct horse');
   });
@@ -524,7 +523,7 @@ describe('shadow mode and guard_status under the kill switch', () => {
     expect(textOf(r)).toMatch(
       /\[shadow mode\] Would have done: Install adobe-acrobat-pro .* after an approver’s approval/,
     );
-    expect(app.embedded.deploy.jobs()).toHaveLength(0);
+    expect(await app.embedded.deploy.jobs()).toHaveLength(0);
     expect(app.sqlite.approvals.list(['pending'])).toHaveLength(0);
     expect(app.sqlite.caps.used(app.policy.tools.software_install.caps[0]!, '*', Date.now())).toBe(0);
     const rows = app.sqlite.auditStore.byTrace(r._meta!['itguard/trace_id'] as string);

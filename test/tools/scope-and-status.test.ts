@@ -17,12 +17,12 @@ describe('principal and scopes', () => {
     expect(names).toContain('ticket_get');
     expect(names).not.toContain('ticket_create');
     expect(names).not.toContain('ticket_comment');
-    const before = app.embedded.tickets.count();
+    const before = await app.embedded.tickets.count();
     const r = await c.call('ticket_create', { summary: 'x', requester: 'jdoe', reason: 'r' });
     expect(r.isError).toBe(true);
     expect(codeOf(r)).toBe('SCOPE_DENIED');
     expect(textOf(r)).toMatch(/lacks scope tickets:write/);
-    expect(app.embedded.tickets.count()).toBe(before);
+    expect(await app.embedded.tickets.count()).toBe(before);
     const meta = r._meta!['itguard/error'] as Record<string, unknown>;
     expect(meta).toMatchObject({ code: 'SCOPE_DENIED', retryable: false });
     expect(typeof meta.trace_id).toBe('string');

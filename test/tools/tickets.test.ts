@@ -58,7 +58,7 @@ describe('tickets', () => {
     const r = await c.call('ticket_create', { summary: 'x', requester: 'nobody', reason });
     expect(codeOf(r)).toBe('INVALID_ARGUMENT');
     expect(textOf(r)).toMatch(/requester: no user "nobody"/);
-    const d = app.embedded.directory.list().find((u) => u.disabled)!;
+    const d = (await app.embedded.directory.list()).find((u) => u.disabled)!;
     const r2 = await c.call('ticket_create', { summary: 'x', requester: d.username, reason });
     expect(codeOf(r2)).toBe('POLICY_DENIED');
   });

@@ -3,8 +3,9 @@
  * link issued and delivered above the directory and outbox ports. `ResetFlow` (src/tools/password/reset-flow.ts)
  * implements it, the same for every directory and outbox.
  */
-import type { CallOpts } from '../backend.js';
+import type { Awaitable, CallOpts } from '../backend.js';
 import type { Message } from './outbox.js';
+import type { ResetLink } from './reset-links.js';
 
 export interface ResetOutcome {
   username: string;
@@ -15,11 +16,7 @@ export interface ResetOutcome {
 }
 
 /** A one-time reset link as the store reads it (its token is never kept). */
-export interface ResetLinkState {
-  username: string;
-  expiresAt: number;
-  usable: boolean;
-}
+export type ResetLinkState = ResetLink;
 
 /** Where a delivery went: the channel and the unmasked address (mask it before showing it). */
 export interface Delivery {
@@ -37,10 +34,10 @@ export interface ResetsPort {
    * Delivers a message to the user's recovery address and records it. On failure `onFail` runs and the error is a
    * BackendError (retryable unless the adapter said not).
    */
-  deliver(m: Message, requestId: string, o: CallOpts, onFail?: () => void): Promise<Delivery>;
+  deliver(m: Message, requestId: string, o: CallOpts, onFail?: () => Awaitable<void>): Promise<Delivery>;
   /** After an unknown outcome: the delivery recorded for this request id, if there is one. */
-  recover(requestId: string): ResetOutcome | undefined;
-  link(token: string): ResetLinkState | undefined;
+  recover(requestId: string): Promise<ResetOutcome | undefined>;
+  link(token: string): Promise<ResetLinkState | undefined>;
   displayName(username: string, o: CallOpts): Promise<string | undefined>;
   /** Spends the link and writes the password to the directory; a refused password gives the link back. */
   complete(token: string, password: string, o: CallOpts): Promise<CompleteOutcome>;

@@ -1,6 +1,6 @@
 /**
  * The store ports the guards see (DESIGN §5 "Ports: backends and stores are interfaces"): one interface per concern,
- * implemented by every store adapter (SQLite: store/sqlite/ports.ts; PostgreSQL: store/postgres/, in progress).
+ * implemented by every store adapter (SQLite: store/sqlite/ports.ts; PostgreSQL: store/postgres/ports.ts).
  *
  * A method that changes state takes the transaction handle (`tx`) of the unit of work it is an operation of
  * (store/unit.ts): the caller adds `(tx) => port.method(tx, …)` to a unit, and the unit's runner commits it, so no
@@ -12,12 +12,12 @@
  * The data shapes are the SQLite adapter's today (re-exported here so that guards import them from the port, not
  * from an adapter); the PostgreSQL adapter maps its rows to the same shapes.
  */
-import type { AdmitInput, AdmitResult, BudgetAlarm, SettleInput, TaskBounds, Trip } from '../sqlite/budget-store.js';
-import type { BeginInput, BeginResult, IdemRow } from '../sqlite/idempotency-store.js';
-import type { CapDemand, CapHold, CapItem, ReserveResult } from '../sqlite/caps-store.js';
-import type { ApprovalRow, DecideResult, NewApproval, RefusalReason } from '../sqlite/approvals-store.js';
-import type { AuditEvent } from '../sqlite/audit-store.js';
-import type { KillSwitchState } from '../sqlite/killswitch-store.js';
+import type { AdmitInput, AdmitResult, BudgetAlarm, SettleInput, TaskBounds, Trip } from './types.js';
+import type { BeginInput, BeginResult, IdemRow } from './types.js';
+import type { CapDemand, CapHold, CapItem, ReserveResult } from './types.js';
+import type { ApprovalRow, DecideResult, NewApproval, RefusalReason } from './types.js';
+import type { AuditEvent } from '../audit-chain.js';
+import type { KillSwitchState } from './types.js';
 import type { CapRule } from '../../core/policy.js';
 import type { Tx, UnitOfWork, UnitRunner } from '../unit.js';
 

@@ -5,14 +5,14 @@
  * record through the AuditPort in the same unit (the kill switch and its record; a token and its record), so no
  * store writes a table it does not own.
  *
- * Implemented by the SQLite adapter (store/sqlite/ports.ts). The PostgreSQL adapter implements the guards' ports
- * only so far (issue 19).
+ * Implemented by both adapters: SQLite (store/sqlite/ports.ts `sqliteStore`) and PostgreSQL (store/postgres/ports.ts
+ * `pgStore`, with audit-read.ts, tokens.ts and notify.ts).
  */
-import type { ApprovalStatus, ClassCount } from '../sqlite/approvals-store.js';
-import type { AuditRow, CallRecord, ConfirmCount, VerifyResult } from '../sqlite/audit-store.js';
-import type { BreakerState, BudgetUsage, TaskState } from '../sqlite/budget-store.js';
-import type { JobFilter, NewJob, NotifyJob, NotifyStatus } from '../sqlite/notify-store.js';
-import type { TokenInfo } from '../sqlite/token-store.js';
+import type { ApprovalStatus, ClassCount } from './types.js';
+import type { AuditRow, CallRecord, ConfirmCount, VerifyResult } from '../audit-chain.js';
+import type { BreakerState, BudgetUsage, TaskState } from './types.js';
+import type { JobFilter, NewJob, NotifyJob, NotifyStatus } from './types.js';
+import type { TokenInfo } from './types.js';
 import type { CapRule } from '../../core/policy.js';
 import type { BudgetRule } from '../../policy/schema.js';
 import type { TaskRef } from '../task-key.js';
@@ -30,8 +30,8 @@ import type {
 
 export type { ApprovalStatus, ClassCount, AuditRow, CallRecord, ConfirmCount, VerifyResult };
 export type { BreakerState, BudgetUsage, TaskState, JobFilter, NewJob, NotifyJob, NotifyStatus, TokenInfo, TaskRef };
-export { NOTIFY_STATUSES } from '../sqlite/notify-store.js';
-export { parseHead } from '../sqlite/audit-store.js';
+export { NOTIFY_STATUSES } from './types.js';
+export { parseHead } from '../audit-chain.js';
 
 /** The kill switch as operators change it; the caller's unit appends the `killswitch.*` record. */
 export interface KillSwitchControl extends KillSwitchPort {

@@ -18,8 +18,8 @@ import type {
   DecideResult,
   NewApproval,
   RefusalReason,
-} from '../sqlite/approvals-store.js';
-import type { CapItem } from '../sqlite/caps-store.js';
+} from '../ports/types.js';
+import type { CapItem } from '../ports/types.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';
 import { releaseCapItems } from './caps.js';

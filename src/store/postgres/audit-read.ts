@@ -21,7 +21,7 @@ import {
   type CallRecord,
   type ConfirmCount,
   type VerifyResult,
-} from '../sqlite/audit-store.js';
+} from '../audit-chain.js';
 import type { PgStore } from './connect.js';
 
 export interface PgAuditReadOptions {

@@ -9,7 +9,7 @@
  */
 import type { BudgetRule } from '../../policy/schema.js';
 import { windowEnd, windowStart } from '../../windows.js';
-import type { BreakerState, BudgetUsage, TaskState, Trip, TripRule } from '../sqlite/budget-store.js';
+import type { BreakerState, BudgetUsage, TaskState, Trip, TripRule } from '../ports/types.js';
 import { budgetScopeKey, describeScopeKey, taskKey, type TaskRef } from '../task-key.js';
 import { pgKey, type Q, unPgKey } from './runner.js';
 

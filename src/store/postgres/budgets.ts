@@ -17,19 +17,18 @@
 import type { BudgetRule } from '../../policy/schema.js';
 import { windowEnd, windowStart } from '../../windows.js';
 import type { BudgetsViews } from '../ports/index.js';
-import {
-  budgetScopeKey,
-  type AdmitInput,
-  type AdmitResult,
-  type BreakerState,
-  type BudgetAlarm,
-  type BudgetUsage,
-  type SettleInput,
-  type TaskBound,
-  type TaskState,
-  type Trip,
-} from '../sqlite/budget-store.js';
-import { taskKey, type TaskRef } from '../task-key.js';
+import type {
+  AdmitInput,
+  AdmitResult,
+  BreakerState,
+  BudgetAlarm,
+  BudgetUsage,
+  SettleInput,
+  TaskBound,
+  TaskState,
+  Trip,
+} from '../ports/types.js';
+import { budgetScopeKey, taskKey, type TaskRef } from '../task-key.js';
 import type { Tx } from '../unit.js';
 import * as views from './budget-views.js';
 import { activeTrip, breakerOf, tripOfTask, type Breaker, type TaskRow } from './budget-views.js';

@@ -11,7 +11,7 @@
 import type { CapRule } from '../../core/policy.js';
 import { windowEnd, windowStart } from '../../windows.js';
 import type { CapsViews } from '../ports/index.js';
-import type { CapDemand, CapHold, CapItem, ReserveResult } from '../sqlite/caps-store.js';
+import type { CapDemand, CapHold, CapItem, ReserveResult } from '../ports/types.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';
 import { pgKey, txOf, unPgKey, type Q } from './runner.js';

@@ -10,6 +10,7 @@
  * connection before anything was sent). A caller that gets one refuses the call: the store fails closed.
  */
 import postgres, { type Sql, type TransactionSql } from 'postgres';
+import { config } from '../../config.js';
 
 /** The `store:` entry of the policy for PostgreSQL. */
 export interface PgStoreConfig {
@@ -34,7 +35,7 @@ export interface PgConnectOptions {
   queueTimeoutS?: number;
   /** Seconds an idle connection is kept (default 30). */
   idleTimeoutS?: number;
-  /** `application_name` (default `itguard`, with the replica id when ITGUARD_REPLICA_ID is set): shown in pg_stat_activity. */
+  /** `application_name` (default `itguard <replica id>`: ITGUARD_REPLICA_ID, else the host name): shown in pg_stat_activity. */
   applicationName?: string;
   /** Where the server's NOTICE messages go (default: dropped; never stdout, which carries MCP frames under stdio). */
   onNotice?: (message: string) => void;
@@ -117,7 +118,7 @@ export function openPg(urlOrStore: string | PgStoreConfig, opts: PgConnectOption
   const url = typeof urlOrStore === 'string' ? urlOrStore : pgUrl(urlOrStore);
   const target = redactUrl(url);
   const statementTimeoutMs = opts.statementTimeoutMs ?? 5000;
-  const replica = process.env.ITGUARD_REPLICA_ID;
+  const replica = config().replicaId;
   const sql = postgres(url, {
     max: opts.max ?? 10,
     connect_timeout: opts.connectTimeoutS ?? 5,

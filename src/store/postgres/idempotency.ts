@@ -7,7 +7,7 @@
  * replica process (host:pid:nonce), but a process id means nothing on another host, so a record in flight is an
  * orphan exactly when its lease has ended.
  */
-import type { BeginInput, BeginResult, IdemRow } from '../sqlite/idempotency-store.js';
+import type { BeginInput, BeginResult, IdemRow } from '../ports/types.js';
 import type { IdempotencyPort } from '../ports/index.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';

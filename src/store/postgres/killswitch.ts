@@ -15,7 +15,7 @@
  * `maxAgeMs` 0 ("read now") cannot block here: it answers from the view and starts a re-read.
  */
 import type { KillSwitchControl } from '../ports/index.js';
-import type { KillSwitchState } from '../sqlite/killswitch-store.js';
+import type { KillSwitchState } from '../ports/types.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';
 import { afterCommit, txOf } from './runner.js';

@@ -12,7 +12,7 @@
  */
 import { customAlphabet } from 'nanoid';
 import type { NotifyPort } from '../ports/index.js';
-import type { JobFilter, NewJob, NotifyJob } from '../sqlite/notify-store.js';
+import type { JobFilter, NewJob, NotifyJob } from '../ports/types.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';
 import { txOf, type Q } from './runner.js';

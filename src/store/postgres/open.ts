@@ -14,7 +14,7 @@ import { config } from '../../config.js';
 import type { Policy } from '../../policy/schema.js';
 import type { CloudTuning } from '../../backends/cloud.js';
 import { buildBackends } from '../../backends/build.js';
-import { seedStore } from '../../demo/seed-store.js';
+import { seed } from '../../demo/seed-store.js';
 import { connectPg, pgUrl, type PgStore, toPgStoreError } from './connect.js';
 import { migratePg } from './migrations.js';
 import { pgStore } from './ports.js';
@@ -22,6 +22,7 @@ import { PgUnitRunner } from './runner.js';
 import { PgAuditRead } from './audit-read.js';
 import { PgTokens } from './tokens.js';
 import { PgNotify } from './notify.js';
+import { PgMeta } from './meta.js';
 import type { StoreHealth, Stores } from '../../app.js';
 
 const STATE_KEY = 'mrtr_state_key';
@@ -80,7 +81,7 @@ async function open(policy: Policy, now: () => number, o: PgOpenOptions, serving
       health: () => pgHealth(pg),
       close,
     };
-    const seeded = serving && policy.demo ? await seedStore({ kind: 'postgres', pg }, { kbDir: o.kbDir, now }) : false;
+    const seeded = serving ? await seed({ kind: 'postgres', pg }, { demo: policy.demo, kbDir: o.kbDir, now }) : false;
     const mrtrKey = serving ? (config().stateKey ?? (await sharedStateKey(pg))) : new Uint8Array();
     return {
       stores,
@@ -97,14 +98,8 @@ async function open(policy: Policy, now: () => number, o: PgOpenOptions, serving
 
 /** The demo's MRTR key: generated once per database, the first writer's key kept for every replica. */
 async function sharedStateKey(pg: PgStore): Promise<Uint8Array> {
-  try {
-    await pg.sql`INSERT INTO meta (key, value) VALUES (${STATE_KEY}, ${randomBytes(32).toString('hex')})
-                 ON CONFLICT (key) DO NOTHING`;
-    const [row] = await pg.sql<{ value: string }[]>`SELECT value FROM meta WHERE key = ${STATE_KEY}`;
-    return new Uint8Array(Buffer.from(row!.value, 'hex'));
-  } catch (e) {
-    throw toPgStoreError(pg.target, e);
-  }
+  const hex = await new PgMeta(pg).setIfAbsent(STATE_KEY, randomBytes(32).toString('hex'));
+  return new Uint8Array(Buffer.from(hex, 'hex'));
 }
 
 /** `/healthz`: one round trip; the detail names the store by its redacted target, never its password. */

@@ -8,7 +8,7 @@
  * `owner` names this replica process in the rows it holds (idempotency records in flight, executing approvals); with
  * the rows' leases it replaces SQLite's process-id checks. One per process (several in one process for tests).
  */
-import { OWNER } from '../sqlite/owner.js';
+import { OWNER } from '../owner.js';
 import type { AuditReadPort, GuardStore, NotifyPort, Store, TokensPort } from '../ports/index.js';
 import type { PgStore } from './connect.js';
 import { PgApprovals } from './approvals.js';

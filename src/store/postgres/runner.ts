@@ -33,7 +33,7 @@ import {
   type AuditEvent,
   type AuditRow,
   type VerifyResult,
-} from '../sqlite/audit-store.js';
+} from '../audit-chain.js';
 import { PgAuditRead } from './audit-read.js';
 import { type PgStore, toPgStoreError } from './connect.js';
 

@@ -5,7 +5,8 @@
  * records (guard/operator.ts); reads run on the pool.
  */
 import type { TokensPort } from '../ports/index.js';
-import { mintToken, toInfo, tokenHash, type TokenInfo, type TokenRow } from '../sqlite/token-store.js';
+import type { TokenInfo } from '../ports/types.js';
+import { mintToken, toInfo, tokenHash, type TokenRow } from '../token-codec.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';
 import { txOf } from './runner.js';

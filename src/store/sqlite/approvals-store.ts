@@ -7,87 +7,20 @@ import { randomBytes } from 'node:crypto';
 import { customAlphabet } from 'nanoid';
 import { sha256 } from '../../canonical.js';
 import { immediate, type Db } from './db.js';
-import { OWNER, ownerIsGone } from './owner.js';
+import { OWNER, ownerIsGone } from '../owner.js';
+import type {
+  ApprovalStatus,
+  ApprovalRow,
+  NewApproval,
+  ClassCount,
+  RefusalReason,
+  DecideResult,
+} from '../ports/types.js';
+export type { ApprovalStatus, ApprovalRow, NewApproval, ClassCount, RefusalReason, DecideResult };
 
 const requestId = customAlphabet('23456789ABCDEFGHJKLMNPQRSTUVWXYZ', 10);
 
-export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'executing' | 'succeeded' | 'failed';
 export const OPEN_STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'executing'];
-
-export interface ApprovalRow {
-  id: string;
-  tier: string;
-  principal: string;
-  /** The human the requesting agent acted for (OAuth), or null. */
-  on_behalf_of: string | null;
-  /** Their stable identity (OAuth issuer + ' sub:' + sub; migration 10): what separation of duties compares. */
-  on_behalf_of_id: string | null;
-  session_id: string | null;
-  task_id: string | null;
-  tool: string;
-  args: string;
-  args_sha256: string;
-  summary: string;
-  reason: string;
-  target: string | null;
-  caps: string;
-  cap_items: string;
-  idem_key: string | null;
-  /** The process running it while executing (host:pid:nonce), and until when. */
-  runner: string | null;
-  lease_until: number | null;
-  request_id: string | null;
-  verify_hash: string | null;
-  status: ApprovalStatus;
-  trace_id: string;
-  created_at: number;
-  expires_at: number;
-  decided_by: string | null;
-  decided_at: number | null;
-  note: string | null;
-  result: string | null;
-  updated_at: number;
-}
-
-export interface NewApproval {
-  tier: string;
-  principal: string;
-  onBehalfOf?: string | undefined;
-  onBehalfOfId?: string | undefined;
-  /** The 2025-11-25 session the request came from; none on 2026-07-28 (stored as null). */
-  sessionId: string | undefined;
-  /** The task the request was made in (its display id); the executor's run of it is recorded in the same task. */
-  taskId?: string | undefined;
-  tool: string;
-  args: Record<string, unknown>;
-  argsSha: string;
-  summary: string;
-  reason: string;
-  target: string | undefined;
-  caps: unknown[];
-  capItems: unknown[];
-  idemKey: string | undefined;
-  requestId: string | undefined;
-  traceId: string;
-  ttlMs: number;
-  /** mfa: a one-time verification link token is made; only its hash is stored. */
-  withVerifyLink: boolean;
-}
-
-/** How many requests of one action class (tool × tier) are in one status. */
-export interface ClassCount {
-  tool: string;
-  tier: string;
-  status: ApprovalStatus;
-  n: number;
-}
-
-/** Why a decision was refused (src/guard/decide.ts words each one for people). */
-export type RefusalReason =
-  'not_found' | 'not_pending' | 'expired' | 'self_approval' | 'own_behalf' | 'target_user' | 'wrong_tier';
-
-export type DecideResult =
-  { ok: true; row: ApprovalRow } | { ok: false; reason: RefusalReason; row?: ApprovalRow | undefined };
 
 export class ApprovalsStore {
   constructor(

@@ -17,100 +17,32 @@ import type { BudgetRule } from '../../policy/schema.js';
 import { budgetScopeKey, describeScopeKey, taskKey, type TaskRef } from '../task-key.js';
 import { windowEnd, windowStart } from '../../windows.js';
 import { immediate, relaxed, type Db } from './db.js';
-
-export type TripRule = 'max_identical_calls' | 'max_consecutive_failures' | 'tripped_tasks_per_hour';
-
-export interface Trip {
-  rule: TripRule;
-  why: string;
-  trippedAt: number;
-  /** A principal trip clears at the hour's end; a task trip never clears within the task (null). */
-  clearsAt: number | null;
-}
-
-export interface BudgetAlarm {
-  rule: BudgetRule;
-  used: number;
-  scopeKey: string;
-}
-
-/** The per-task bounds, in the units the store counts. */
-export interface TaskBounds {
-  idleMs: number;
-  maxCalls: number;
-  maxMs: number;
-  maxResultBytes: number;
-  maxIdenticalCalls: number;
-  maxConsecutiveFailures: number;
-}
-
-export type TaskBound = 'max_calls' | 'max_minutes' | 'max_result_bytes';
-
-export type AdmitResult =
-  | { ok: true; alarms: BudgetAlarm[] }
-  /** `fleet`: this call's task trip also tripped the principal (fresh). */
-  | { ok: false; kind: 'tripped'; level: 'principal' | 'task'; trip: Trip; fresh: boolean; fleet?: Trip }
-  | { ok: false; kind: 'exhausted'; rule: BudgetRule; used: number; scopeKey: string; resetsAt: number }
-  | { ok: false; kind: 'task_exhausted'; bound: TaskBound; used: number; limit: number; startedAt: number };
-
-export interface AdmitInput {
-  principal: string;
-  task: TaskRef;
-  /** The OAuth user (on_behalf_of_id); `per: user` rules skip calls without one. */
-  user: string | undefined;
-  /** The windowed rules that apply to this call's tool. */
-  rules: readonly BudgetRule[];
-  /** Tool + canonical action arguments, hashed; undefined for polling tools (exempt from identical counting). */
-  sig: string | undefined;
-  /** Polling tools (request_status, guard_status) do not spend the task's calls. */
-  polling: boolean;
-  bounds: TaskBounds;
-  trippedTasksPerHour: number;
-  now: number;
-}
-
-export interface SettleInput {
-  principal: string;
-  task: TaskRef;
-  user: string | undefined;
-  rules: readonly BudgetRule[];
-  /** true: a failure; false: a success (ends the streak); undefined: neither (waiting on a human, a twin, a pause). */
-  failed: boolean | undefined;
-  resultBytes: number;
-  now: number;
-}
-
-export interface BudgetUsage {
-  rule: string;
-  measure: BudgetRule['measure'];
-  per: BudgetRule['per'];
-  window: BudgetRule['window'];
-  scopeKey: string;
-  used: number;
-  limit: number;
-  alarmAt: number | null;
-  resetsAt: number;
-}
-
-export interface BreakerState {
-  principal: string;
-  /** Different tasks that tripped this hour. */
-  trippedTasks: number;
-  trip: Trip | undefined;
-}
-
-/** One task as the store has it. */
-export interface TaskState {
-  principal: string;
-  source: TaskRef['source'];
-  id: string;
-  startedAt: number;
-  lastCallAt: number;
-  calls: number;
-  resultBytes: number;
-  streak: number;
-  trip: Trip | undefined;
-}
+import type {
+  TripRule,
+  Trip,
+  BudgetAlarm,
+  TaskBounds,
+  AdmitResult,
+  AdmitInput,
+  SettleInput,
+  BudgetUsage,
+  BreakerState,
+  TaskState,
+  TaskBound,
+} from '../ports/types.js';
+export type {
+  TripRule,
+  Trip,
+  BudgetAlarm,
+  TaskBounds,
+  AdmitResult,
+  AdmitInput,
+  SettleInput,
+  BudgetUsage,
+  BreakerState,
+  TaskState,
+  TaskBound,
+};
 
 interface TaskRow {
   task_key: string;

@@ -11,51 +11,9 @@
 import type { CapRule } from '../../core/policy.js';
 import { windowEnd, windowStart } from '../../windows.js';
 import { immediate, relaxed, type Db } from './db.js';
-import { OWNER } from './owner.js';
-
-export interface CapItem {
-  tool: string;
-  rule: string;
-  scopeKey: string;
-  windowStart: number;
-  amount: number;
-}
-
-export interface CapDemand {
-  rule: CapRule;
-  scopeKey: string;
-  amount: number;
-}
-
-/**
- * The request a reservation belongs to: the in-flight idempotency records (principal, request id) that the call
- * `traceId` owns in this process (it began or adopted them). Only that call reserves or gives back for them.
- */
-export interface CapHold {
-  principal: string;
-  requestId: string;
-  traceId: string;
-}
-
-export type ReserveResult =
-  | {
-      ok: true;
-      items: CapItem[];
-      alarms: { rule: CapRule; used: number; scopeKey: string }[];
-      /** what an earlier, never-executed attempt of the request held and this reservation replaced */
-      replaced: CapItem[];
-    }
-  | {
-      ok: false;
-      reason: 'cap';
-      rule: CapRule;
-      used: number;
-      resetsAt: number;
-      scopeKey: string;
-      amount: number;
-    }
-  /** The request's records are not (or no longer) this call's: another call took the request over. */
-  | { ok: false; reason: 'not_held' };
+import { OWNER } from '../owner.js';
+import type { CapItem, CapDemand, CapHold, ReserveResult } from '../ports/types.js';
+export type { CapItem, CapDemand, CapHold, ReserveResult };
 
 interface HoldRow {
   owner: string;

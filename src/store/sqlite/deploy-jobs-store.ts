@@ -4,39 +4,19 @@
  * jobs that did not fail or time out (see `seatsUsed`).
  */
 import { customAlphabet } from 'nanoid';
+import {
+  REQUESTED_HOLDS_SEAT_MS,
+  type DeployJobRow,
+  type DeployJobState,
+  type DeployJobUpdate,
+  type DeployJobsPort,
+  type NewDeployJob,
+} from '../../core/ports/deploy-jobs.js';
 import { effectCommit, type Db } from './db.js';
 
 const jobId = customAlphabet('0123456789ABCDEFGHJKLMNPQRSTUVWXYZ', 8);
 
-const REQUESTED_HOLDS_SEAT_MS = 3600_000;
-
-export type DeployJobState = 'requested' | 'pending' | 'installed' | 'failed' | 'timed_out';
-export const FINAL_STATES: readonly DeployJobState[] = ['installed', 'failed', 'timed_out'];
-
-export interface DeployJobRow {
-  id: string;
-  request_id: string;
-  backend: string;
-  username: string;
-  device_id: string;
-  package: string;
-  version: string;
-  app_id: string;
-  group_id: string;
-  state: DeployJobState;
-  error: string | null;
-  note: string | null;
-  created_at: number;
-  updated_at: number;
-  checked_at: number | null;
-}
-
-export type NewDeployJob = Pick<
-  DeployJobRow,
-  'request_id' | 'backend' | 'username' | 'device_id' | 'package' | 'version' | 'app_id' | 'group_id'
->;
-
-export class DeployJobsStore {
+export class DeployJobsStore implements DeployJobsPort {
   constructor(
     private readonly db: Db,
     private readonly now: () => number = Date.now,
@@ -97,11 +77,7 @@ export class DeployJobsStore {
   }
 
   /** Moves a job on; a job in a final state never moves again. */
-  update(
-    id: string,
-    state: DeployJobState,
-    o: { error?: string | null; note?: string | null; checked?: boolean } = {},
-  ) {
+  update(id: string, state: DeployJobState, o: DeployJobUpdate = {}): void {
     const at = this.now();
     effectCommit(this.db, () =>
       this.db

@@ -4,54 +4,11 @@
  * lease, so a record left by a crashed process is recognised and resolved by asking the backend.
  */
 import { immediate, relaxed, type Db } from './db.js';
-import { OWNER, ownerIsGone } from './owner.js';
+import { OWNER, ownerIsGone } from '../owner.js';
+import type { IdemRow, BeginResult, BeginInput } from '../ports/types.js';
+export type { IdemRow, BeginResult, BeginInput };
 
 export { OWNER, ownerIsGone };
-
-export interface IdemRow {
-  principal: string;
-  key: string;
-  explicit: number;
-  tool: string;
-  args_sha256: string;
-  request_id: string;
-  state: 'in_flight' | 'completed' | 'failed';
-  result: string | null;
-  trace_id: string;
-  owner: string;
-  lease_until: number;
-  created_at: number;
-  updated_at: number;
-  expires_at: number;
-}
-
-export type BeginResult =
-  | { kind: 'new'; requestId: string }
-  | { kind: 'replay'; row: IdemRow }
-  | { kind: 'in_progress'; row: IdemRow }
-  | { kind: 'conflict'; row: IdemRow }
-  /** In flight, but its owner is gone (crash): the caller must ask the backend what happened. */
-  | { kind: 'orphan'; row: IdemRow }
-  /** Waiting on a human approval request (owner `approval:<id>`). */
-  | { kind: 'parked'; row: IdemRow; approvalId: string };
-
-export interface BeginInput {
-  principal: string;
-  key: string;
-  explicit: boolean;
-  tool: string;
-  argsSha: string;
-  traceId: string;
-  now: number;
-  leaseMs: number;
-  ttlMs: number;
-  /**
-   * The record of "this action" (principal, tool, canonical args) inside the dedupe window, beside an explicit
-   * key's own record; undefined when the window is 0 or the call has no explicit key (then `key` is it already).
-   */
-  dedupeKey: string | undefined;
-  dedupeTtlMs: number;
-}
 
 export class IdempotencyStore {
   private lastPrune = 0;

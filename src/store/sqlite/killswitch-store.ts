@@ -4,13 +4,8 @@
  * transaction (guard/operator.ts `setKillSwitch`).
  */
 import type { Db } from './db.js';
-
-export interface KillSwitchState {
-  engaged: boolean;
-  reason: string;
-  actor: string;
-  changedAt: number;
-}
+import type { KillSwitchState } from '../ports/types.js';
+export type { KillSwitchState };
 
 export class KillSwitchStore {
   private readonly read;

@@ -8,46 +8,11 @@
  */
 import { customAlphabet } from 'nanoid';
 import { immediate, type Db } from './db.js';
+import type { NotifyChannel, NotifyKind, NotifyStatus, NotifyJob, NewJob, JobFilter } from '../ports/types.js';
+export { NOTIFY_STATUSES } from '../ports/types.js';
+export type { NotifyChannel, NotifyKind, NotifyStatus, NotifyJob, NewJob, JobFilter };
 
 const jobId = customAlphabet('23456789ABCDEFGHJKLMNPQRSTUVWXYZ', 10);
-
-export type NotifyChannel = 'mail' | 'slack' | 'webhook';
-export type NotifyKind = 'requested' | 'reminder' | 'outcome' | 'test';
-export type NotifyStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'cancelled';
-export const NOTIFY_STATUSES: readonly NotifyStatus[] = ['pending', 'sending', 'sent', 'failed', 'cancelled'];
-
-export interface NotifyJob {
-  id: string;
-  request_id: string;
-  kind: NotifyKind;
-  channel: NotifyChannel;
-  recipient: string;
-  payload: string;
-  status: NotifyStatus;
-  attempts: number;
-  next_try_at: number;
-  lease_until: number | null;
-  last_error: string | null;
-  ref: string | null;
-  created_at: number;
-  sent_at: number | null;
-  updated_at: number;
-  closed_at: number | null;
-}
-
-export interface NewJob {
-  requestId: string;
-  kind: NotifyKind;
-  channel: NotifyChannel;
-  recipient: string;
-  payload: unknown;
-}
-
-export interface JobFilter {
-  status?: NotifyStatus | undefined;
-  requestId?: string | undefined;
-  limit?: number | undefined;
-}
 
 export class NotifyStore {
   constructor(

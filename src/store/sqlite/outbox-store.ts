@@ -3,20 +3,8 @@
  * mailbox itself (the demo reads it with `itguard outbox`); for SMTP it is the masked record of what was sent.
  * One record per request id: a delivery's record is what proves it happened.
  */
+import type { DeliveriesPort, OutboxRecord } from '../../core/ports/deliveries.js';
 import type { Db } from './db.js';
-
-export interface OutboxRecord {
-  id: number;
-  username: string;
-  channel: 'email' | 'sms';
-  address: string;
-  subject: string;
-  body: string;
-  createdAt: number;
-  requestId: string | null;
-  via: string;
-  messageId: string | null;
-}
 
 interface Row {
   id: number;
@@ -44,7 +32,7 @@ const toRecord = (r: Row): OutboxRecord => ({
   messageId: r.message_id,
 });
 
-export class OutboxStore {
+export class OutboxStore implements DeliveriesPort {
   constructor(
     private readonly db: Db,
     private readonly now: () => number = Date.now,
@@ -80,7 +68,7 @@ export class OutboxStore {
     return this.db.prepare<[number], Row>('SELECT * FROM outbox ORDER BY id DESC LIMIT ?').all(limit).map(toRecord);
   }
 
-  /** Embedded only (tests): every record for a user, oldest first. */
+  /** Every record for a user, oldest first (tests, the demo). */
   forUser(username: string): OutboxRecord[] {
     return this.db
       .prepare<[string], Row>('SELECT * FROM outbox WHERE username = ? ORDER BY id')

@@ -4,18 +4,15 @@
  * unused ones; a link is spent by claiming it, and given back if the directory refuses the new password.
  */
 import { sha256 } from '../../canonical.js';
+import {
+  RESET_LINK_TTL_MS,
+  type ResetClaim,
+  type ResetLink,
+  type ResetLinksPort,
+} from '../../core/ports/reset-links.js';
 import { immediate, type Db } from './db.js';
 
-export const RESET_LINK_TTL_MS = 24 * 3600_000;
-
-/** The one-time reset page's view of a link. */
-export interface ResetLink {
-  username: string;
-  expiresAt: number;
-  usable: boolean;
-}
-
-export class ResetStore {
+export class ResetStore implements ResetLinksPort {
   constructor(
     private readonly db: Db,
     private readonly now: () => number = Date.now,
@@ -92,10 +89,4 @@ export class ResetStore {
         .run(sha256(token), claim.claimedAt, claim.claimedAt).changes === 1
     );
   }
-}
-
-/** A spent link: whose it is, and when it was claimed (the claim `unclaim` releases). */
-export interface ResetClaim {
-  username: string;
-  claimedAt: number;
 }

@@ -115,6 +115,15 @@ export class PostgresDirectory implements DirectoryPort {
     }
   }
 
+  /** By username only (the CLI, tests), as EmbeddedDirectory.user. */
+  async user(username: string): Promise<User | undefined> {
+    return guarded(this.store, 'directory', async () => {
+      const [r] = await this.store.sql<Row[]>`
+        SELECT ${this.store.sql.unsafe(COLUMNS)} FROM dir_users WHERE username = ${username}`;
+      return r && toUser(r);
+    });
+  }
+
   /** Every user, by username (the CLI, tests). */
   async list(): Promise<User[]> {
     return guarded(this.store, 'directory', async () =>

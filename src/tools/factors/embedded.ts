@@ -1,11 +1,14 @@
-/** The embedded factors adapter: TOTP factors in itguard's own store (mfa_factors), keyed by username. */
+/**
+ * The embedded factors adapter: TOTP factors in itguard's own store (mfa_factors, behind the factor records port:
+ * SQLite or PostgreSQL), keyed by username.
+ */
 import type { CallOpts } from '../../core/backend.js';
-import type { MfaStore } from '../../store/sqlite/mfa-store.js';
+import type { FactorRecordsPort } from '../../core/ports/factor-records.js';
 import type { FactorsPort, VerifyOutcome } from '../../core/ports/factors.js';
 
 export class EmbeddedFactors implements FactorsPort {
   readonly kind = 'embedded';
-  constructor(private readonly store: MfaStore) {}
+  constructor(private readonly store: FactorRecordsPort) {}
 
   async enrolled(username: string, _o?: CallOpts): Promise<boolean> {
     return this.store.has(username);

@@ -57,11 +57,26 @@ interface Counts {
 export class PostgresKb implements KbPort {
   readonly kind = 'postgres';
   private counts: Counts | undefined;
-  private synonyms: { at: number; synonyms: Synonyms; source: string } | undefined;
+  private vocab: { at: number; synonyms: Synonyms; source: string } | undefined;
   private readonly dfs = new Map<string, number>();
   private readonly corrections = new Map<string, string | null>();
 
   constructor(private readonly store: PgStore) {}
+
+  /** The IT vocabulary in use and `kb import`'s way to replace it, as EmbeddedKb.synonyms (the CLI reads both alike). */
+  readonly synonyms = {
+    current: async (): Promise<Synonyms> => (await this.vocabularyOrStoreError()).synonyms,
+    source: async (): Promise<string> => (await this.vocabularyOrStoreError()).source,
+    put: (text: string, source: string): Promise<Synonyms> => this.putSynonyms(text, source),
+  };
+
+  private async vocabularyOrStoreError() {
+    try {
+      return await this.vocabulary();
+    } catch (e) {
+      throw toPgStoreError(this.store.target, e);
+    }
+  }
 
   async search(query: string, limit: number, o: CallOpts): Promise<KbHit[]> {
     try {
@@ -233,7 +248,7 @@ export class PostgresKb implements KbPort {
     } catch (e) {
       throw toPgStoreError(this.store.target, e);
     }
-    this.synonyms = undefined;
+    this.vocab = undefined;
     this.forget();
     return s;
   }
@@ -256,23 +271,23 @@ export class PostgresKb implements KbPort {
       this.dfs.clear();
       this.corrections.clear();
     }
-    if (this.synonyms && this.synonyms.at !== r!.s) this.synonyms = undefined;
+    if (this.vocab && this.vocab.at !== r!.s) this.vocab = undefined;
     this.counts = { total: r!.n, avgLen: [r!.t || 1, r!.g || 1, r!.q || 1, r!.b || 1], synonymsAt: r!.s, at: now };
     return this.counts;
   }
 
   private async vocabulary(signal?: AbortSignal): Promise<{ at: number; synonyms: Synonyms; source: string }> {
-    if (this.synonyms) return this.synonyms;
+    if (this.vocab) return this.vocab;
     const [row] = await this.store.sql<{ version: number; source: string; text: string; imported_at: number }[]>`
       SELECT version, source, text, imported_at FROM kb_synonyms WHERE id = 1`.signal(signal);
-    this.synonyms = row
+    this.vocab = row
       ? {
           at: row.imported_at,
           synonyms: parseSynonyms(row.text, row.source),
           source: `imported from ${row.source} at ${new Date(row.imported_at).toISOString()}`,
         }
       : { at: 0, synonyms: bundledSynonyms(), source: 'shipped with itguard (kb/synonyms.yaml)' };
-    return this.synonyms;
+    return this.vocab;
   }
 
   private forget(): void {
@@ -353,9 +368,10 @@ export class PostgresKb implements KbPort {
 
 /**
  * kb_words_vocab from the articles: every word as written (lower case, 'simple' configuration: no stemming, no
- * stop words) and how many articles hold it, what FTS5's kb_words_vocab gives the embedded KB.
+ * stop words) and how many articles hold it, what FTS5's kb_words_vocab gives the embedded KB. Also run by
+ * `store copy` (store/postgres/copy.ts) after it brings a SQLite file's articles.
  */
-async function rebuildVocabulary(tx: ISql): Promise<void> {
+export async function rebuildVocabulary(tx: ISql): Promise<void> {
   await tx`DELETE FROM kb_words_vocab`;
   await tx`
     INSERT INTO kb_words_vocab (term, doc, cnt)

@@ -1,19 +1,19 @@
 /**
- * The embedded outbox: a delivery is a row in the itguard database's outbox table, the demo's mailbox
- * (`itguard outbox --show-links` reads it). Idempotent on the request id.
+ * The embedded outbox: a delivery is a row in the itguard database's outbox table (behind the deliveries port), the
+ * demo's mailbox (`itguard outbox --show-links` reads it). Idempotent on the request id.
  */
 import type { CallOpts, ProbeReport, WriteOpts } from '../../core/backend.js';
-import type { OutboxStore } from '../../store/sqlite/outbox-store.js';
+import type { DeliveriesPort } from '../../core/ports/deliveries.js';
 import type { Message, OutboxPort } from '../../core/ports/outbox.js';
 
 export class EmbeddedOutbox implements OutboxPort {
   readonly kind = 'embedded';
   readonly recordsItself = true;
   readonly channels = ['email', 'sms'] as const;
-  constructor(private readonly store: OutboxStore) {}
+  constructor(private readonly store: DeliveriesPort) {}
 
   async send(m: Message, o: WriteOpts): Promise<{ messageId: string }> {
-    const r = this.store.record({
+    const r = await this.store.record({
       username: m.username,
       channel: m.channel,
       address: m.to,

@@ -7,11 +7,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BackendError, type CallOpts } from '../../core/backend.js';
-import type { OutboxRecord, OutboxStore } from '../../store/sqlite/outbox-store.js';
-import type { ResetLink, ResetStore } from '../../store/sqlite/reset-store.js';
 import { maskAddress } from '../../mask.js';
+import type { Awaitable } from '../../core/backend.js';
+import type { DeliveriesPort, OutboxRecord } from '../../core/ports/deliveries.js';
 import type { DirectoryPort } from '../../core/ports/directory.js';
 import type { Message, OutboxPort } from '../../core/ports/outbox.js';
+import type { ResetLink, ResetLinksPort } from '../../core/ports/reset-links.js';
 import type { CompleteOutcome, ResetOutcome, ResetsPort } from '../../core/ports/resets.js';
 
 /** What the record of a real mail keeps instead of a link. */
@@ -36,14 +37,14 @@ export class ResetFlow implements ResetsPort {
     private readonly d: {
       directory: DirectoryPort;
       outbox: OutboxPort;
-      resets: ResetStore;
-      deliveries: OutboxStore;
+      resets: ResetLinksPort;
+      deliveries: DeliveriesPort;
     },
   ) {}
 
   /** Idempotent on requestId: once a delivery is recorded, a repeat returns it and sends nothing. */
   async reset(username: string, o: CallOpts & { requestId: string; linksBase: string }): Promise<ResetOutcome> {
-    const prior = this.recover(o.requestId);
+    const prior = await this.recover(o.requestId);
     if (prior) return prior;
     if (this.d.directory.resetByEmail) return this.resetByDirectory(username, o);
     const u = await this.d.directory.get(username, o);
@@ -54,7 +55,7 @@ export class ResetFlow implements ResetsPort {
       });
     await this.d.directory.lockForReset(u.username, o);
     const token = randomBytes(24).toString('base64url');
-    this.d.resets.issue(token, u.username, o.requestId);
+    await this.d.resets.issue(token, u.username, o.requestId);
     const link = `${o.linksBase.replace(/\/$/, '')}/reset/${token}`;
     const m: Message = {
       username: u.username,
@@ -64,7 +65,7 @@ export class ResetFlow implements ResetsPort {
       text: `Hello ${u.displayName}, IT reset your password. Set a new one within 24 hours at ${link} . If you did not ask for this, call the IT service desk.`,
     };
     const record = await this.deliver(m, o.requestId, o, () => this.d.resets.revoke(token));
-    this.d.resets.delivered(token, record.id);
+    await this.d.resets.delivered(token, record.id);
     return outcomeOf(record);
   }
 
@@ -82,27 +83,27 @@ export class ResetFlow implements ResetsPort {
    */
   private async resetByDirectory(username: string, o: CallOpts & { requestId: string }): Promise<ResetOutcome> {
     const marker = directoryLinkMarker(o.requestId);
-    if (this.d.resets.link(marker)) {
+    if (await this.d.resets.link(marker)) {
       const u = await this.d.directory.get(username, o);
       const address = u?.recovery?.kind === 'email' ? u.recovery.address : u?.email;
       if (u?.mustChangePassword && address)
         return this.recordDirectoryMail(username, address, marker, o.requestId, ' (answer lost; not sent again)');
     } else {
-      this.d.resets.issue(marker, username, o.requestId);
-      this.d.resets.revoke(marker); // a record, never a usable link: the directory mails the only link
+      await this.d.resets.issue(marker, username, o.requestId);
+      await this.d.resets.revoke(marker); // a record, never a usable link: the directory mails the only link
     }
     const { address } = await this.d.directory.resetByEmail!(username, o);
     return this.recordDirectoryMail(username, address, marker, o.requestId);
   }
 
-  private recordDirectoryMail(
+  private async recordDirectoryMail(
     username: string,
     address: string,
     marker: string,
     requestId: string,
     how = '',
-  ): ResetOutcome {
-    const record = this.d.deliveries.record({
+  ): Promise<ResetOutcome> {
+    const record = await this.d.deliveries.record({
       username,
       channel: 'email',
       address,
@@ -112,7 +113,7 @@ export class ResetFlow implements ResetsPort {
       via: this.d.directory.kind,
       messageId: null,
     });
-    this.d.resets.delivered(marker, record.id);
+    await this.d.resets.delivered(marker, record.id);
     return outcomeOf(record);
   }
 
@@ -124,17 +125,18 @@ export class ResetFlow implements ResetsPort {
     m: Message,
     requestId: string,
     o: CallOpts,
-    onFail: () => void = () => undefined,
+    onFail: () => Awaitable<void> = () => undefined,
   ): Promise<OutboxRecord> {
     let messageId: string;
     try {
       ({ messageId } = await this.d.outbox.send(m, { ...o, requestId }));
     } catch (e) {
-      onFail();
+      // A store failure here refuses the call as well (fail closed), in place of the delivery's error.
+      await onFail();
       if (e instanceof BackendError) throw e;
       throw new BackendError('the outbox could not deliver the message; nothing was sent', true);
     }
-    if (this.d.outbox.recordsItself) return this.d.deliveries.byRequest(requestId)!;
+    if (this.d.outbox.recordsItself) return (await this.d.deliveries.byRequest(requestId))!;
     return this.d.deliveries.record({
       username: m.username,
       channel: m.channel,
@@ -148,12 +150,12 @@ export class ResetFlow implements ResetsPort {
   }
 
   /** After an unknown outcome: the delivery recorded for this request id, if there is one. */
-  recover(requestId: string): ResetOutcome | undefined {
-    const r = this.d.deliveries.byRequest(requestId);
+  async recover(requestId: string): Promise<ResetOutcome | undefined> {
+    const r = await this.d.deliveries.byRequest(requestId);
     return r && outcomeOf(r);
   }
 
-  link(token: string): ResetLink | undefined {
+  async link(token: string): Promise<ResetLink | undefined> {
     return this.d.resets.link(token);
   }
 
@@ -163,7 +165,7 @@ export class ResetFlow implements ResetsPort {
 
   /** Spends the link and writes the password to the directory; a refused password gives the link back. */
   async complete(token: string, password: string, o: CallOpts): Promise<CompleteOutcome> {
-    const claim = this.d.resets.claim(token);
+    const claim = await this.d.resets.claim(token);
     if (!claim) return { ok: false, gone: true };
     const { username } = claim;
     try {
@@ -171,7 +173,7 @@ export class ResetFlow implements ResetsPort {
     } catch (e) {
       const why = e instanceof BackendError ? e.message : 'the directory could not be reached';
       // The link is given back only if no newer link replaced it meanwhile; else this one stays spent.
-      const again = this.d.resets.unclaim(token, claim)
+      const again = (await this.d.resets.unclaim(token, claim))
         ? 'Try again.'
         : 'A newer reset link was sent meanwhile, so this one no longer works: use the link in the latest message.';
       return { ok: false, refused: `The directory did not accept the new password: ${why}. ${again}` };

@@ -77,7 +77,7 @@ export const passwordReset = defineTool({
     );
   },
   async recover(_a, ctx) {
-    const r = ctx.backends.resets.recover(ctx.requestId);
+    const r = await ctx.backends.resets.recover(ctx.requestId);
     return r && done(r);
   },
 });

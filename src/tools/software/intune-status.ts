@@ -6,7 +6,7 @@
  */
 import { obj, str } from '../cloud-http.js';
 import type { CallOpts, ProbeReport } from '../../core/backend.js';
-import type { DeployJobRow, DeployJobState } from '../../store/sqlite/deploy-jobs-store.js';
+import type { DeployJobRow, DeployJobState } from '../../core/ports/deploy-jobs.js';
 import { graphFailure, type Graph } from './graph.js';
 
 const SELECT = [

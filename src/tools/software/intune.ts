@@ -14,8 +14,8 @@
  */
 import { obj, str } from '../cloud-http.js';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
-import type { DeployJobRow, DeployJobsStore } from '../../store/sqlite/deploy-jobs-store.js';
 import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from '../../core/ports/deploy.js';
+import type { DeployJobRow, DeployJobsPort } from '../../core/ports/deploy-jobs.js';
 import { Graph, graphError, graphFailure, type GraphConfig } from './graph.js';
 import { probeIntune, readInstallStatus } from './intune-status.js';
 
@@ -27,7 +27,8 @@ export interface IntuneConfig extends GraphConfig {
   pollMs?: number;
   /** The catalog (itguard's own, shared with the embedded adapter). */
   catalog?: Pick<DeployPort, 'catalog' | 'getPackage'>;
-  jobs?: DeployJobsStore;
+  /** The deploy_jobs records (the store's port). */
+  jobs?: DeployJobsPort;
   /** The address the directory holds for a username: their UPN in Entra. */
   upnOf?: (username: string, o: CallOpts) => Promise<string | undefined>;
 }
@@ -51,9 +52,12 @@ export class IntuneDeploy implements DeployPort {
 
   async catalog(query: string | undefined, o: CallOpts): Promise<(Package & { seatsUsed: number })[]> {
     const all = await this.need(this.cfg.catalog, 'the catalog').catalog(query, o);
-    return all
-      .filter((p) => this.cfg.apps[p.id])
-      .map((p) => ({ ...p, seatsUsed: this.cfg.jobs?.seatsUsed(p.id) ?? 0 }));
+    const jobs = this.cfg.jobs;
+    return Promise.all(
+      all
+        .filter((p) => this.cfg.apps[p.id])
+        .map(async (p) => ({ ...p, seatsUsed: jobs ? await jobs.seatsUsed(p.id) : 0 })),
+    );
   }
 
   async getPackage(id: string, o: CallOpts): Promise<Package | undefined> {
@@ -109,7 +113,7 @@ export class IntuneDeploy implements DeployPort {
     if (!app)
       throw new BackendError(`package: ${i.package} has no Intune app in deploy.apps`, false, { field: 'package' });
     const pkg = await this.getPackage(i.package, o);
-    const job = jobs.open(
+    const job = await jobs.open(
       {
         request_id: o.requestId,
         backend: 'intune',
@@ -124,7 +128,7 @@ export class IntuneDeploy implements DeployPort {
     );
     if (!job) throw new BackendError(`licence pool of ${i.package} is exhausted (${pkg?.licensePool} seats)`, false);
     if (job.state === 'requested') await this.deliver(job, o);
-    return toJob(jobs.get(job.id)!);
+    return toJob((await jobs.get(job.id))!);
   }
 
   /** The Graph writes of a requested job: group membership (idempotent), then a device sync (best effort). */
@@ -149,7 +153,7 @@ export class IntuneDeploy implements DeployPort {
     } catch (e) {
       // A refusal that will not change (permission, unknown group) fails the job; anything else leaves it requested
       // for the retry to resume.
-      if (e instanceof BackendError && !e.retryable) jobs.update(job.id, 'failed', { error: e.message });
+      if (e instanceof BackendError && !e.retryable) await jobs.update(job.id, 'failed', { error: e.message });
       throw e;
     }
     let note: string | null = null;
@@ -165,7 +169,7 @@ export class IntuneDeploy implements DeployPort {
       .catch((e: unknown) => (e instanceof BackendError ? e : undefined));
     if (!sync || sync instanceof BackendError || sync.status !== 204)
       note = 'device sync not accepted; the device installs at its next regular check-in';
-    jobs.update(job.id, 'pending', { note });
+    await jobs.update(job.id, 'pending', { note });
   }
 
   private async memberId(job: DeployJobRow, o: CallOpts): Promise<string> {
@@ -214,24 +218,24 @@ export class IntuneDeploy implements DeployPort {
   /** The console's and request_status's view of a job, in any state (undefined: no job for this request). */
   async jobState(requestId: string, o: CallOpts): Promise<InstallJob | undefined> {
     const jobs = this.cfg.jobs;
-    const row = jobs?.byRequest(requestId);
+    const row = jobs && (await jobs.byRequest(requestId));
     if (!jobs || !row) return undefined;
     if (row.state === 'pending') {
       const now = this.now();
       if (now - row.created_at > this.cfg.installTimeoutMs) {
-        jobs.update(row.id, 'timed_out', {
+        await jobs.update(row.id, 'timed_out', {
           error: `no final install state within ${Math.round(this.cfg.installTimeoutMs / 3600_000)} h`,
         });
       } else if (now - (row.checked_at ?? 0) >= (this.cfg.pollMs ?? 30_000)) {
         await this.check(row, o).catch(() => undefined); // the stored state stands when Intune cannot be asked
       }
     }
-    return toJob(jobs.get(row.id)!);
+    return toJob((await jobs.get(row.id))!);
   }
 
   private async check(row: DeployJobRow, o: CallOpts): Promise<void> {
     const r = await readInstallStatus(this.graph, row, o);
-    this.cfg.jobs!.update(row.id, r.state, { checked: true, ...(r.error ? { error: r.error } : {}) });
+    await this.cfg.jobs!.update(row.id, r.state, { checked: true, ...(r.error ? { error: r.error } : {}) });
   }
 
   async probe(o: CallOpts): Promise<ProbeReport> {
