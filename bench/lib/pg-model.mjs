@@ -13,6 +13,10 @@
  *    Measured at idle over loopback; over a network every hold grows by about two round trips (the row goes back to
  *    the replica, the INSERT and then the COMMIT come over), so the ceiling is also given at an assumed RTT.
  *
+ *    Under load the hold is longer: the holder waits for its replica's next statement while that process serves
+ *    other calls, so the units queue on the row. When the replica rows show most connections waiting on a lock, the
+ *    head was the limit there, and the best rate measured is the head's ceiling under that load ("as loaded").
+ *
  * Replicas held = the ceiling / one replica's throughput: as measured here (1 replica sharing this machine's cores
  * with PostgreSQL and the load) and as one replica on a core of its own would give (1e6 / its CPU per call).
  */
@@ -34,6 +38,11 @@ export function pgModel(pg, rt, cores = MODEL_CORES, rttMs = MODEL_RTT_MS) {
     const headMs = kind.headMsPerCall;
     const chain = 1000 / headMs;
     const chainRtt = 1000 / (headMs + kind.auditUnitsPerCall * 2 * rttMs);
+    // Lock-bound rows: at least half the connections in use were waiting on a lock.
+    const bound = t.rows.filter(
+      (x) => x.conns && x.conns.lock >= 0.5 * (x.conns.running + x.conns.lock + x.conns.io + x.conns.idle_in_tx),
+    );
+    const chainLoaded = bound.length ? Math.max(...bound.map((x) => x.rate)) : Infinity;
     out[key] = {
       tool: t.tool,
       dbUs,
@@ -47,9 +56,12 @@ export function pgModel(pg, rt, cores = MODEL_CORES, rttMs = MODEL_RTT_MS) {
       stmts: kind.stmts,
       chain,
       chainRtt,
+      chainLoaded,
+      lockWaits: t.rows.map((x) => x.conns?.lock ?? NaN),
       rows: cores.map((k) => {
         const cpu = k * dbPerCore;
         const limit = Math.min(cpu, chain);
+        const loaded = Math.min(cpu, chainLoaded);
         return {
           k,
           cpu,
@@ -57,6 +69,9 @@ export function pgModel(pg, rt, cores = MODEL_CORES, rttMs = MODEL_RTT_MS) {
           by: cpu <= chain ? 'database CPU' : 'audit head',
           replicas: limit / perReplica,
           replicasOwnCore: limit / replicaCore,
+          loaded,
+          loadedBy: cpu <= chainLoaded ? 'database CPU' : 'audit head',
+          replicasLoaded: loaded / perReplica,
         };
       }),
     };

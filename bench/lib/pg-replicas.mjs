@@ -39,6 +39,37 @@ async function replicaSample(children) {
   };
 }
 
+/**
+ * What the database's connections are doing, sampled every 100 ms from `start` until `stop()`: per sample, the
+ * connections to this database running a statement, waiting on a lock (row locks: the audit head, cap and budget
+ * rows), waiting on I/O (the WAL flush among them), idle inside a transaction (waiting for the replica's next
+ * statement) and idle; returns the means.
+ */
+function sampleActivity(probe) {
+  const samples = [];
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      const [x] = await probe`
+        SELECT count(*) FILTER (WHERE state = 'active' AND wait_event_type IS NULL)::INTEGER AS running,
+               count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock')::INTEGER AS lock,
+               count(*) FILTER (WHERE state = 'active' AND wait_event_type IN ('IO', 'LWLock'))::INTEGER AS io,
+               count(*) FILTER (WHERE state = 'idle in transaction')::INTEGER AS idle_in_tx,
+               count(*) FILTER (WHERE state = 'idle')::INTEGER AS idle
+          FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+      samples.push(x);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  loop.catch(() => undefined);
+  return async () => {
+    on = false;
+    await loop;
+    const mean = (k) => samples.reduce((n, x) => n + x[k], 0) / (samples.length || NaN);
+    return Object.fromEntries(['running', 'lock', 'io', 'idle_in_tx', 'idle'].map((k) => [k, mean(k)]));
+  };
+}
+
 /** One round: N replicas on a new database of `pg`, one load process over all of them. */
 export async function pgRound(pg, tool, n, load, tag) {
   const name = `bench_${tag}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
@@ -65,6 +96,7 @@ export async function pgRound(pg, tool, n, load, tag) {
     const client = fork(here('./load-child.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const done = once(client, 'done');
     const marks = {};
+    let activity;
     client.on('message', (m) => {
       if (m?.type !== 'mark') return;
       const replicas = replicaSample(children);
@@ -72,15 +104,18 @@ export async function pgRound(pg, tool, n, load, tag) {
       // Awaited after the load is done; a failure before that must not be an unhandled rejection.
       for (const p of [replicas, wal]) p.catch(() => undefined);
       marks[m.at] = { load: m.usage, machine: machineCpu(), pgUs: pgCpuUs(pg.pid), replicas, wal };
+      if (m.at === 'start') activity = sampleActivity(probe);
+      else activity = activity?.();
     });
     client.send({ urls: fronts.map((f) => f.url), tokens: fronts.map((f) => f.token), tool, tag, ...load });
     const r = await done;
     if (r.errors) throw failed(`pg ${n} ${tool}: ${r.errors} failed calls (first: ${r.firstError})`);
-    const [s0, s1, w0, w1] = await Promise.all([
+    const [s0, s1, w0, w1, conns] = await Promise.all([
       marks.start.replicas,
       marks.stop.replicas,
       marks.start.wal,
       marks.stop.wal,
+      activity,
     ]);
     const wallMs = s1.at - s0.at;
     const units = s1.units - s0.units;
@@ -97,6 +132,10 @@ export async function pgRound(pg, tool, n, load, tag) {
       msPerUnit: units ? (s1.unitMs - s0.unitMs) / units : NaN,
       retries: s1.retries - s0.retries,
       walBytesPerCall: (lsnBytes(w1) - lsnBytes(w0)) / r.calls,
+      // Audit-appending units committed per second (every unit of a call appends records but a read's admission):
+      // with the head row locked by one at a time, 1000 / this is the longest the head can have been held per unit.
+      unitsPerS: units / (wallMs / 1000),
+      conns,
       replicaCores: (s1.us - s0.us) / 1000 / wallMs,
       pgCores: pgUs / 1000 / wallMs,
       loadCores: (cpuUs(marks.stop.load) - cpuUs(marks.start.load)) / 1000 / wallMs,
@@ -130,6 +169,7 @@ const KEYS = [
   'msPerUnit',
   'retries',
   'walBytesPerCall',
+  'unitsPerS',
   'replicaCores',
   'pgCores',
   'loadCores',
@@ -162,7 +202,8 @@ export async function pgReplicas(pg, { load, rounds, counts = PG_COUNTS, progres
           `  ${tool} ${n} replica${n > 1 ? 's' : ' '} round ${i + 1}/${rounds}: ${x.rate.toFixed(0)} calls/s, ` +
             `CPU/call replicas ${x.cpuUsPerCall.toFixed(0)} µs + PostgreSQL ${x.pgUsPerCall.toFixed(0)} µs, ` +
             `${x.unitsPerCall.toFixed(2)} units/call at ${x.msPerUnit.toFixed(2)} ms each (${x.retries} re-run), ` +
-            `WAL ${(x.walBytesPerCall / 1024).toFixed(1)} KiB/call, cores busy ${x.replicaCores.toFixed(2)} replicas + ` +
+            `WAL ${(x.walBytesPerCall / 1024).toFixed(1)} KiB/call, connections: ${x.conns.running.toFixed(1)} running, ` +
+            `${x.conns.lock.toFixed(1)} waiting on a lock, ${x.conns.io.toFixed(1)} on I/O, ${x.conns.idle_in_tx.toFixed(1)} idle in a transaction; cores busy ${x.replicaCores.toFixed(2)} replicas + ` +
             `${x.pgCores.toFixed(2)} PostgreSQL + ${x.loadCores.toFixed(2)} load (machine ${x.machineCores.toFixed(2)} of ${cpus().length}) ` +
             `(p50 ${x.p50.toFixed(1)} ms, p99 ${x.p99.toFixed(1)} ms)`,
         );
@@ -177,6 +218,7 @@ export async function pgReplicas(pg, { load, rounds, counts = PG_COUNTS, progres
         n,
         rounds: rs.map((x) => x.rate),
         ...Object.fromEntries(KEYS.map((k) => [k, median(rs.map((x) => x[k]))])),
+        conns: Object.fromEntries(Object.keys(rs[0].conns).map((k) => [k, median(rs.map((x) => x.conns[k]))])),
         ratios,
         ratio: median(ratios),
         vsBare,

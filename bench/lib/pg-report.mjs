@@ -84,6 +84,9 @@ function replicasTable(pg) {
     fmt(x.msPerUnit, 2),
     String(x.retries),
     fmt(x.walBytesPerCall / 1024, 1),
+    x.conns
+      ? `${fmt(x.conns.running, 1)} / ${fmt(x.conns.lock, 1)} / ${fmt(x.conns.io, 1)} / ${fmt(x.conns.idle_in_tx, 1)}`
+      : '—',
     `${fmt(x.replicaCores, 2)} + ${fmt(x.pgCores, 2)} + ${fmt(x.loadCores, 2)} (${fmt(x.machineCores, 2)})`,
   ];
   const bare = (t) => [
@@ -96,6 +99,7 @@ function replicasTable(pg) {
     fmt(t.bare.p50, 1),
     fmt(t.bare.p99, 1),
     n0(t.bare.cpuUsPerCall),
+    '—',
     '—',
     '—',
     '—',
@@ -120,6 +124,7 @@ function replicasTable(pg) {
       'ms per unit',
       'units re-run',
       'WAL KiB/call',
+      'connections: running / waiting on a lock / on I/O / idle in a transaction',
       'cores busy: replicas + PostgreSQL + load (machine)',
     ],
     tools.flatMap((t) => [bare(t), ...t.rows.map((x) => row(t, x))]),
@@ -167,15 +172,22 @@ function modelSection(m) {
   if (!tools.length) return '';
   const head = tools.flatMap((k) => [
     `${m[k].tool}: database CPU ceiling calls/s`,
-    `${m[k].tool}: ceiling (by)`,
-    `${m[k].tool}: replicas as measured here`,
-    `${m[k].tool}: replicas on own cores`,
+    `${m[k].tool}: ceiling, idle head hold (by)`,
+    `${m[k].tool}: replicas (as measured here / on own cores)`,
+    `${m[k].tool}: ceiling as loaded (by)`,
+    `${m[k].tool}: replicas as loaded`,
   ]);
   const rows = m.cores.map((k, i) => [
     String(k),
     ...tools.flatMap((t) => {
       const x = m[t].rows[i];
-      return [n0(x.cpu), `${n0(x.limit)} (${x.by})`, fmt(x.replicas, 1), fmt(x.replicasOwnCore, 1)];
+      return [
+        n0(x.cpu),
+        `${n0(x.limit)} (${x.by})`,
+        `${fmt(x.replicas, 1)} / ${fmt(x.replicasOwnCore, 1)}`,
+        `${n0(x.loaded)} (${x.loadedBy})`,
+        fmt(x.replicasLoaded, 1),
+      ];
     }),
   ]);
   const line = (k) => {
@@ -187,7 +199,11 @@ function modelSection(m) {
       `core of its own; ${n0(x.perReplica)} calls/s measured here, sharing the cores). A call sends ${fmt(x.stmts, 0)} ` +
       `statements and holds the audit head ${fmt(x.headMs, 2)} ms in ${fmt(x.auditUnitsPerCall, 0)} units: ` +
       `**at most ${n0(x.chain)} calls/s across all replicas** over loopback, ${n0(x.chainRtt)} calls/s at a ` +
-      `${fmt(m.rttMs, 1)} ms network round trip.`
+      `${fmt(m.rttMs, 1)} ms network round trip. ` +
+      (Number.isFinite(x.chainLoaded)
+        ? `Under the benchmark's load the head was the limit (${x.lockWaits.map((w) => fmt(w, 1)).join(' / ')} connections ` +
+          `waiting on a lock on average with ${x.lockWaits.map((_, i) => i + 1).join('/')} replicas): **${n0(x.chainLoaded)} calls/s** at best.`
+        : `Under the benchmark's load the connections were not mostly waiting on locks.`)
     );
   };
   return `#### Model: where the database becomes the limit
@@ -195,6 +211,10 @@ function modelSection(m) {
 ${tools.map(line).join('\n')}
 
 ${table(['PostgreSQL cores', ...head], rows)}
+
+"Idle head hold" takes the audit head's hold per call measured at idle; "as loaded" takes the best rate measured
+while most connections waited on a lock (the head then held as long as it did under that load: its holder waits for
+its replica's next statement, and a busy replica answers late).
 
 Assumptions: PostgreSQL's CPU per call is the one measured here with one replica (same CPU model) and scales linearly
 with its cores; the replicas run on other machines (each needs the CPU per call above) and the load generator is not
