@@ -197,7 +197,7 @@ function modelSection(m) {
       `(${rows0(x.dbUsAll)} µs with ${x.dbUsAll.map((_, i) => i + 1).join('/')} replicas), so one of its cores serves ` +
       `${n0(x.dbPerCore)} calls/s; a replica spends ${n0(x.replicaUs)} µs per call (${n0(x.replicaCore)} calls/s on a ` +
       `core of its own; ${n0(x.perReplica)} calls/s measured here, sharing the cores). A call sends ${fmt(x.stmts, 0)} ` +
-      `statements and holds the audit head ${fmt(x.headMs, 2)} ms in ${fmt(x.auditUnitsPerCall, 0)} units: ` +
+      `statements and holds the audit head ${fmt(x.headMs, 2)} ms in ${fmt(x.auditUnitsPerCall, 0)} unit${x.auditUnitsPerCall === 1 ? '' : 's'}: ` +
       `**at most ${n0(x.chain)} calls/s across all replicas** over loopback, ${n0(x.chainRtt)} calls/s at a ` +
       `${fmt(m.rttMs, 1)} ms network round trip. ` +
       (Number.isFinite(x.chainLoaded)
