@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: measures itguard against the quality bars of DESIGN §9, each next to a baseline measured in
  * the same run, prints a table and rewrites docs/benchmarks.md. Plain ESM over the compiled code in ../dist.
- * Parts can be run alone (node bench/run.mjs [read] [write] [scale] [cold] [kb] [caps] [recall] [tasks]); the doc is rewritten only by a
+ * Parts can be run alone (node bench/run.mjs [read] [write] [scale] [cold] [kb] [caps] [recall] [tasks] [pg]); the doc is rewritten only by a
  * full run, and not at all with --no-write-doc; BENCH_QUICK=1 is a short smoke run of every piece (see QUICK).
  */
 import { execFileSync } from 'node:child_process';
@@ -17,6 +17,11 @@ import { kbScale } from './lib/kb-scale.mjs';
 import { consoleTable, markdown, summaryRows } from './lib/report.mjs';
 import { scaleLimit, scaleOut } from './lib/scale-out.mjs';
 import { compareThroughput } from './lib/throughput.mjs';
+import { startBenchPg } from './lib/pg.mjs';
+import { pgModel } from './lib/pg-model.mjs';
+import { pgReplicas } from './lib/pg-replicas.mjs';
+import { pgRoundTrips } from './lib/pg-roundtrips.mjs';
+import { pgScale } from './lib/pg-scale.mjs';
 
 // BENCH_QUICK=1: a smoke run (short rounds, one round per side, few cold starts, fewer searches, smaller audit
 // tables) that proves every piece works; its numbers are not the benchmark's. Its Markdown goes to a temporary
@@ -33,6 +38,14 @@ const KB = QUICK
   : { small: { searches: 2_000, warmup: 200 }, large: { articles: 100_000, searches: 500, warmup: 50 } };
 const CAPS = QUICK ? { sizes: [0, 10_000], rounds: 1, strictIterations: 20, fastIterations: 100 } : {};
 const TASKS = QUICK ? { sizes: [0, 10_000], rounds: 1, iterations: 200 } : {};
+// The PostgreSQL part: replica rounds (the same load shape), round trips at idle, the checks vs table size.
+const PG = QUICK
+  ? {
+      rounds: 1,
+      roundTrips: { samples: 12, warmup: 4 },
+      scale: { sizes: [0, 10_000], rounds: 1, durableIterations: 10, fastIterations: 30 },
+    }
+  : { rounds: 2, roundTrips: { samples: 100, warmup: 20 }, scale: {} };
 
 const args = process.argv.slice(2);
 const wanted = args.filter((a) => !a.startsWith('--'));
@@ -143,6 +156,42 @@ if (want('tasks')) {
   log('\n6. task admission (admit + settle) vs open tasks');
   r.tasks = await taskScale({ ...TASKS, progress: log });
 }
+if (want('pg')) {
+  log('\n8. PostgreSQL: round trips at idle, 1/2/3 replicas vs the bare server, the model; 9. checks vs table size');
+  const pg = await startBenchPg();
+  try {
+    r.pgInfo = { version: pg.version, startMs: pg.startMs, settings: pg.settings };
+    log(
+      `   PostgreSQL ${pg.version} started in ${pg.startMs} ms (fsync on, synchronous_commit on), on the same ${os.cpus().length} cores`,
+    );
+    r.pgRt = await pgRoundTrips(pg, PG.roundTrips);
+    for (const [k, c] of Object.entries(r.pgRt.kinds))
+      log(
+        `   ${k}: ${c.stmts} statements per call (${c.outside} outside units), ${c.unitsPerCall} units ` +
+          `(${Object.entries(c.units)
+            .map(([u, x]) => `${u} ${x.stmts} stmts ${x.ms.toFixed(2)} ms`)
+            .join(', ')}), audit head held ${c.headMsPerCall.toFixed(2)} ms, call ${c.ms.toFixed(2)} ms`,
+      );
+    log(
+      `   SELECT 1 ${r.pgRt.base.selectMs.toFixed(3)} ms; commit ${r.pgRt.base.durableCommitMs.toFixed(2)} ms durable, ` +
+        `${r.pgRt.base.lazyCommitMs.toFixed(2)} ms without the flush (WAL flush ${r.pgRt.base.flushMs.toFixed(2)} ms)`,
+    );
+    r.pg = await pgReplicas(pg, { load: LOAD, rounds: PG.rounds, progress: log });
+    r.pgModel = pgModel(r.pg, r.pgRt);
+    for (const k of ['write', 'read']) {
+      const m = r.pgModel[k];
+      if (!m) continue;
+      const c = m.rows.map(
+        (x) =>
+          `${x.k} core${x.k > 1 ? 's' : ''}: ${x.limit.toFixed(0)} calls/s (${x.by}), ${x.replicas.toFixed(1)} replicas`,
+      );
+      log(`   model, ${m.tool}: ${c.join('; ')}`);
+    }
+    r.pgScale = await pgScale(pg, { ...PG.scale, progress: log });
+  } finally {
+    await pg.stop();
+  }
+}
 const elapsedS = (performance.now() - t0) / 1000;
 machine['Load average at end (1/5/15 min)'] = load1();
 
@@ -166,6 +215,7 @@ if (writeDoc) {
     misses,
     elapsedS,
     scaleRounds: SCALE_ROUNDS,
+    pgRounds: PG.rounds,
   });
   // The Fuzzing section comes from `npm run fuzz` (test/fuzz), not from this run: it is carried over as it is.
   try {

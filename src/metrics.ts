@@ -33,8 +33,9 @@ export async function createPromMetrics(defaults = true): Promise<Metrics> {
   const registry = new Registry();
   if (defaults) collectDefaultMetrics({ register: registry, prefix: 'itguard_' });
   let readTasks: (() => { open: number; tripped: number } | Promise<{ open: number; tripped: number }>) | undefined;
-  // One read per scrape serves both gauges (the second reuses the first's answer).
-  let last: { open: number; tripped: number } | undefined;
+  // One read per scrape serves both gauges: prom-client may collect them concurrently, so they share the read in
+  // flight (or made within the last 100 ms).
+  let last: { at: number; read: Promise<{ open: number; tripped: number }> } | undefined;
   const tasksGauge = (name: string, help: string, pick: 'open' | 'tripped') =>
     new Gauge({
       name,
@@ -42,8 +43,9 @@ export async function createPromMetrics(defaults = true): Promise<Metrics> {
       registers: [registry],
       async collect() {
         if (!readTasks) return;
-        if (pick === 'open' || !last) last = await readTasks();
-        this.set(last[pick]);
+        const now = Date.now();
+        if (!last || now - last.at > 100) last = { at: now, read: Promise.resolve(readTasks()) };
+        this.set((await last.read)[pick]);
       },
     });
   tasksGauge('itguard_tasks_open', 'Open tasks (a call within task.idle_minutes), every principal', 'open');

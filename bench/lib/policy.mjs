@@ -2,7 +2,8 @@
  * The policy the throughput benchmarks run under: the built-in demo policy (durability strict), with the
  * session budgets, the principal budgets' limits, the loop breakers and the ticket_create caps raised so that a
  * few seconds of load are not refused. Everything else stays as shipped: the principal budgets are still
- * reserved and settled on every call, caps reserved on every write, audit, idempotency.
+ * reserved and settled on every call, caps reserved on every write, audit, idempotency. The PostgreSQL part
+ * (pg-replicas.mjs, pg-roundtrips.mjs) runs the same policy with `store: { kind: postgres }`.
  */
 import { DEMO_POLICY_YAML } from '../../dist/policy/demo.js';
 import { parsePolicy } from '../../dist/policy/load.js';
@@ -16,10 +17,13 @@ const BENCH_BUDGETS = [
   '  - { name: user-calls-per-hour, window: hour, per: user, limit: 1000000000, alarm_at: 900000000 }',
   'loop: { tripped_tasks_per_hour: 1000000000 }',
 ].join('\n');
-const BENCH_TICKET_CAPS = [
-  '      - { name: tickets-per-day, window: day, limit: 1000000000 }',
-  '      - { name: tickets-per-requester, window: hour, per: requester, limit: 1000000000 }',
-].join('\n');
+const benchTicketCaps = (perRequester = 1000000000) =>
+  [
+    '      - { name: tickets-per-day, window: day, limit: 1000000000 }',
+    `      - { name: tickets-per-requester, window: hour, per: requester, limit: ${perRequester} }`,
+  ].join('\n');
+/** The PostgreSQL store (issue 20): its URL in ITGUARD_PG_URL, set in the server process's environment. */
+const PG_STORE = 'store: { kind: postgres, url_env: ITGUARD_PG_URL }\n';
 
 function replaceOnce(text, pattern, replacement, what) {
   const matches = text.match(
@@ -33,21 +37,26 @@ function replaceOnce(text, pattern, replacement, what) {
   return text.replace(pattern, replacement);
 }
 
-export function benchPolicyYaml() {
+/**
+ * `store: 'postgres'` puts the state on the PostgreSQL server ITGUARD_PG_URL names; `perRequester` lowers the
+ * per-requester ticket cap (the round-trip part uses it to measure a refused call).
+ */
+export function benchPolicyYaml({ store = 'sqlite', perRequester } = {}) {
   let y = DEMO_POLICY_YAML;
   y = replaceOnce(y, /^task:\n(?: {2}.*\n)+/m, BENCH_TASK, 'task block');
   y = replaceOnce(y, /^budgets:\n(?: {2}- .*\n)+loop: .*$/m, BENCH_BUDGETS, 'budgets and loop block');
   y = replaceOnce(
     y,
     /^ {6}- \{ name: tickets-per-day,.*\n {6}- \{ name: tickets-per-requester,.*$/m,
-    BENCH_TICKET_CAPS,
+    benchTicketCaps(perRequester),
     'ticket_create caps block',
   );
+  if (store === 'postgres') y = replaceOnce(y, /^version: 1\n/m, `version: 1\n${PG_STORE}`, 'version line');
   return y;
 }
 
-export function benchPolicy() {
-  const p = parsePolicy(benchPolicyYaml(), 'bench policy');
+export function benchPolicy(opts = {}) {
+  const p = parsePolicy(benchPolicyYaml(opts), 'bench policy');
   if (p.durability !== 'strict') throw new Error('bench policy: expected durability strict');
   return p;
 }

@@ -1,4 +1,5 @@
 /** Turns the measurements into the console table and docs/benchmarks.md. */
+import { pgMeasures, pgRows, pgSection } from './pg-report.mjs';
 import { recallMeasures, recallRows, recallSection } from './recall-report.mjs';
 import { scaleLimit } from './scale-out.mjs';
 import { fmt, mean, median, percentile } from './stats.mjs';
@@ -124,6 +125,7 @@ export function summaryRows(r) {
     });
   }
   rows.push(...recallRows(r.recall));
+  rows.push(...pgRows(r));
   // An informational row (reported, no verdict) reads INFO and is never counted as a miss.
   return rows.map((x) => ({ ...x, verdict: x.info ? 'INFO' : verdict(x.ok) }));
 }
@@ -256,7 +258,7 @@ the write lock, batches split in two, CPU shared)`
 `;
 }
 
-export function markdown({ machine, r, rows, load, coldRuns, kb, misses, elapsedS, scaleRounds = 3 }) {
+export function markdown({ machine, r, rows, load, coldRuns, kb, misses, elapsedS, scaleRounds = 3, pgRounds = 2 }) {
   const large = kb.large.articles.toLocaleString('en-US');
   const out = [];
   out.push(`# Benchmarks
@@ -269,6 +271,7 @@ measured in the same run, on the same machine, as the number it is compared with
 \`\`\`sh
 npm run bench                 # builds, runs every benchmark (~4–5 min on 2 cores), prints a table, rewrites this file
 BENCH_QUICK=1 npm run bench   # a short smoke run of every piece (numbers not meaningful; this file is not touched)
+node bench/run.mjs pg --no-write-doc   # one part alone (here the PostgreSQL part), printed only
 \`\`\`
 
 Aids for digging into a result (not part of the run):
@@ -327,6 +330,7 @@ extra cost first); \`node bench/kb-query-cost.mjs\` shows where a kb_search quer
    "fast" (\`synchronous = NORMAL\`) is the check's own cost and decides the verdict; "strict" adds two fsynced commits.
    Target: flat (the 1,000,000-row median within 1.25× of the 0-row median).
 ${recallMeasures}
+${pgMeasures}
 
 Rows marked INFO are reported without a verdict and never count as a missed target.
 `);
@@ -465,5 +469,6 @@ ${r.tasks[0].us.length} calls per size.
 ${mdTable(['open tasks at start', 'task rows at end', 'median µs', 'mean µs', 'p99 µs'], r.tasks.map(row))}
 `);
   }
+  if (r.pg || r.pgRt || r.pgScale) out.push(pgSection(r, load, pgRounds));
   return `${out.join('\n').trimEnd()}\n`;
 }

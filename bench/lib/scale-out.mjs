@@ -18,7 +18,7 @@ import { cpuOf, once, start, stop } from './throughput.mjs';
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
 const cpuUs = (u) => u.user + u.system;
 /** The machine's busy and total CPU time so far (ms, summed over its cores): every process on it, not only ours. */
-function machineCpu() {
+export function machineCpu() {
   let busy = 0;
   let total = 0;
   for (const { times: t } of cpus()) {

@@ -1,10 +1,13 @@
 /**
  * One server under test, in its own process (so the load generator and the server do not share a CPU-bound
  * event loop, and every run starts from a fresh heap). Started by throughput.mjs with
- *   node server-child.mjs <guarded|bare> <kb_search|ticket_create> <db file>
+ *   node server-child.mjs <guarded|bare|pg> <kb_search|ticket_create> <db file>
  * It reports { url, token } over IPC once listening, and exits on the 'stop' message.
  *
  * guarded: itguard itself — openApp + startHttp, the demo data, the bench policy (durability strict).
+ * pg:      itguard as a replica on PostgreSQL — startApp + startHttp with the bench policy's
+ *          `store: { kind: postgres, url_env: ITGUARD_PG_URL }` (the URL in this process's environment; the db file
+ *          argument is not used). Several of these on one database are replicas behind a balancer.
  * bare:    the same tool handler (the tool definition's own `input` and `run`, over the same embedded backend on
  *          a database opened by itguard's openDb, so same WAL + synchronous FULL) registered on a bare SDK
  *          McpServer (v2, the SDK itguard runs on), served over the SDK's NodeStreamableHTTPServerTransport
@@ -17,7 +20,7 @@ import { createServer } from 'node:http';
 import { McpServer, isInitializeRequest } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { z } from 'zod';
-import { openApp } from '../../dist/app.js';
+import { openApp, startApp } from '../../dist/app.js';
 import { createToken } from '../../dist/guard/operator.js';
 import { startHttp } from '../../dist/http/app.js';
 import { openDb } from '../../dist/store/sqlite/db.js';
@@ -57,6 +60,33 @@ async function startGuarded() {
     // The transactions this process's unit committer has committed (group commits): the scale-out part reads them.
     commits: () => ({ n: app.audit.commits, ms: commitMs }),
     close: async () => (await running.close(), app.close()),
+  };
+}
+
+/**
+ * A replica on PostgreSQL. Its unit runner (PgUnitRunner) commits each unit in its own transaction; the wall time
+ * spent in those commits (BEGIN to COMMIT's answer, the WAL flush included) is timed here around `commit`, as the
+ * SQLite committer's flush is above.
+ */
+async function startPgReplica() {
+  const app = await startApp({ dbPath, policy: benchPolicy({ store: 'postgres' }) });
+  const running = await startHttp(app, { host: '127.0.0.1', port: 0 });
+  const { token } = await createToken(app, 'helpdesk-agent', 'bench', 'benchmark');
+  let commitMs = 0;
+  const commit = app.audit.commit;
+  app.audit.commit = async function timedCommit(unit) {
+    const t = performance.now();
+    try {
+      return await commit.call(this, unit);
+    } finally {
+      commitMs += performance.now() - t;
+    }
+  };
+  return {
+    url: `${running.url}/mcp`,
+    token,
+    commits: () => ({ n: app.audit.commits, ms: commitMs, retries: app.audit.retries }),
+    close: async () => (await running.close(), await app.close()),
   };
 }
 
@@ -166,11 +196,11 @@ async function startBare() {
   };
 }
 
-if (!TOOLS[toolName] || !['guarded', 'bare'].includes(mode) || !dbPath) {
-  process.stderr.write('usage: server-child.mjs <guarded|bare> <kb_search|ticket_create> <db file>\n');
+if (!TOOLS[toolName] || !['guarded', 'bare', 'pg'].includes(mode) || !dbPath) {
+  process.stderr.write('usage: server-child.mjs <guarded|bare|pg> <kb_search|ticket_create> <db file>\n');
   process.exit(2);
 }
-const server = mode === 'guarded' ? await startGuarded() : await startBare();
+const server = await { guarded: startGuarded, bare: startBare, pg: startPgReplica }[mode]();
 process.send({ type: 'ready', url: server.url, token: server.token });
 process.on('message', async (m) => {
   // CPU time this process has used so far (user + system, µs): the orchestrator samples it at the measured window's edges.

@@ -31,9 +31,13 @@ export function once(child, type) {
   });
 }
 
-/** Forks a server-side process (stderr to `errPath`) and waits for its 'ready' message. */
-export function start(script, args, errFd, execArgv) {
-  const child = fork(here(script), args, { stdio: ['ignore', 'ignore', errFd, 'ipc'], execArgv });
+/** Forks a server-side process (stderr to `errFd`; `env` adds to this process's environment) and waits for its 'ready' message. */
+export function start(script, args, errFd, execArgv, env) {
+  const child = fork(here(script), args, {
+    stdio: ['ignore', 'ignore', errFd, 'ipc'],
+    execArgv,
+    ...(env ? { env: { ...process.env, ...env } } : {}),
+  });
   return { child, ready: once(child, 'ready') };
 }
 

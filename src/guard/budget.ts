@@ -161,8 +161,19 @@ function refusal(call: Call, deps: Pick<GuardDeps, 'policy'>, r: Exclude<AdmitRe
   );
 }
 
+/**
+ * How long a precheck that found a task's bounds open is trusted for its next calls (ms). The precheck only refuses
+ * early; the admit decides every call, and a call the precheck let through that the admit refuses gets the same
+ * answer after scope and validation (a refusal before admission is counted, and the budget's refusal wins). So a
+ * stale "open" costs one call's validation, never a wrong answer; a refused admit forgets the entry at once.
+ */
+const OPEN_TRUST_MS = 250;
+const OPEN_MAX_ENTRIES = 10_000;
+
 export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'store' | 'audit' | 'log' | 'metrics'>): Guard => {
   const rulesFor = rulesByTool(deps.policy.budgets);
+  // principal, task and user of calls whose precheck found the bounds open, and until when that is trusted.
+  const open = new Map<string, number>();
   return (next) =>
     async function budgetGuard(call) {
       const units = call.state.units;
@@ -184,8 +195,14 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'store' | 'audit
       // Security: the task, user and principal bounds are decided in the store, atomically, as the first operation
       // of the call's admission unit (or of its settlement, when the call is refused before admission); a store
       // error refuses the call (fail closed). The operation records its decision on the call as it runs.
+      const openKey = `${input.principal}\0${input.task.source}\0${input.task.id}\0${input.user ?? ''}`;
       const admit: NonNullable<typeof units.admit> = {
-        promise: units.admission.add((tx) => andThen(deps.store.budgets.admit(tx, input), (r) => (admit.result = r))),
+        promise: units.admission.add((tx) =>
+          andThen(deps.store.budgets.admit(tx, input), (r) => {
+            if (!r.ok) open.delete(openKey);
+            return (admit.result = r);
+          }),
+        ),
         unit: units.admission,
         rules: input.rules,
       };
@@ -194,10 +211,14 @@ export const budget = (deps: Pick<GuardDeps, 'policy' | 'now' | 'store' | 'audit
       // look at it (no backend is asked about it): a read says so, and the admit — committed now, on its own — is the
       // decision, which also keeps a hammered tripped task open. Should the admit let it through after all (a window
       // just ended), the call goes on and its admission's other operations commit in a second unit.
-      if (await deps.store.budgets.wouldRefuse(input)) {
+      const trusted = (open.get(openKey) ?? 0) > input.now;
+      if (!trusted && (await deps.store.budgets.wouldRefuse(input))) {
         await deps.audit.commit(units.admission);
         await admitted(deps, call);
         units.admission = new UnitOfWork('admission');
+      } else if (!trusted) {
+        if (open.size >= OPEN_MAX_ENTRIES) open.clear();
+        open.set(openKey, input.now + OPEN_TRUST_MS);
       }
       // A malformed task id counts (in the task the call fell back to) and is refused like invalid arguments.
       if (call.taskInvalid !== undefined)

@@ -227,37 +227,64 @@ describe('three replicas on one PostgreSQL', () => {
     }
   }, 120_000);
 
-  it('kill -9 of a replica mid-write, then the same keys on the others: no duplicate, and the audit verifies', async () => {
-    const victim = replicas[0]!;
-    const cs = await clients();
-    const keys = Array.from({ length: 10 }, (_, i) => `crash-${i}-${Date.now()}`);
-    const args = (k: string) => ({ summary: `crash ${k}`, requester: 'tbrown', reason: 'crash', idempotency_key: k });
-    try {
-      const inflight = keys.map((k) => cs[0]!.call('ticket_create', args(k)).catch(() => undefined));
-      await new Promise((r) => setTimeout(r, 40));
-      victim.proc.kill('SIGKILL');
-      await Promise.all(inflight);
-      // The same keys retried on the survivors until each has an answer that is not "in flight elsewhere".
-      const finals: Record<string, string> = {};
-      for (const [i, k] of keys.entries()) {
-        await until(`retry ${k}`, 60_000, async () => {
-          const r = await cs[1 + (i % 2)]!.call('ticket_create', args(k));
-          const e = r._meta?.['itguard/error'] as { code: string; retryable?: boolean } | undefined;
-          if (e && (e.code === 'IN_PROGRESS' || e.retryable)) return undefined;
-          finals[k] = e?.code ?? 'ok';
-          return true;
+  it.each(['after-effect', 'before-effect'] as const)(
+    'kill -9 of a replica stalled %s, then the same keys on the others: one effect each, and the audit verifies',
+    async (failpoint) => {
+      // A fourth replica whose every write stalls at the failpoint (ITGUARD_FAILPOINT), killed while they stall.
+      const victim = await serveHttp(join(tmp.dir, 'unused', 'victim.db'), ['--policy', policy], {
+        ...env,
+        ITGUARD_REPLICA_ID: `victim-${failpoint}`,
+        ITGUARD_FAILPOINT: failpoint,
+      });
+      const onVictim = await v2Http('modern', victim.url, token);
+      const cs = await clients();
+      const requester = failpoint === 'after-effect' ? 'tbrown' : 'ahassan';
+      const keys = Array.from({ length: 6 }, (_, i) => `crash-${failpoint}-${i}-${Date.now()}`);
+      const args = (k: string) => ({ summary: `crash ${k}`, requester, reason: 'crash', idempotency_key: k });
+      const before = await tickets(requester);
+      try {
+        const inflight = keys.map((k) => onVictim.call('ticket_create', args(k)).catch(() => undefined));
+        // Every call has reached its failpoint: its intent is in the audit.
+        await until('the victim stalls every call', 10_000, async () => {
+          const [r] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM audit
+            WHERE event = 'call.intent' AND detail::jsonb->>'idempotency_key' LIKE ${`%crash-${failpoint}-%`}`;
+          return r!.n >= keys.length ? true : undefined;
         });
+        const effectsAtKill = (await tickets(requester)) - before;
+        expect(effectsAtKill).toBe(failpoint === 'after-effect' ? keys.length : 0);
+        victim.proc.kill('SIGKILL');
+        await Promise.all(inflight);
+        // The same keys on the survivors: IN_PROGRESS while the dead replica's holds last (15 s), then each
+        // recovered (after-effect: the backend has it) or run again (before-effect: nothing was sent).
+        const finals: Record<string, string> = {};
+        await Promise.all(
+          keys.map((k, i) =>
+            until(
+              `retry ${k}`,
+              60_000,
+              async () => {
+                const r = await cs[i % 3]!.call('ticket_create', args(k));
+                const e = r._meta?.['itguard/error'] as { code: string; retryable?: boolean } | undefined;
+                if (e && (e.code === 'IN_PROGRESS' || e.retryable)) return undefined;
+                finals[k] = e?.code ?? 'ok';
+                return true;
+              },
+              500,
+            ),
+          ),
+        );
+        expect(Object.values(finals).filter((c) => c !== 'ok')).toEqual([]);
+        const rows = await sql<{ summary: string; n: number }[]>`
+          SELECT summary, count(*)::int AS n FROM tickets WHERE requester = ${requester} GROUP BY summary`;
+        expect(rows.filter((r) => r.n > 1)).toEqual([]);
+        expect((await tickets(requester)) - before).toBe(keys.length);
+      } finally {
+        await onVictim.close().catch(() => undefined);
+        await closeAll(cs);
       }
-      expect(Object.values(finals).filter((c) => c !== 'ok')).toEqual([]);
-      const rows = await sql<{ summary: string; n: number }[]>`
-        SELECT summary, count(*)::int AS n FROM tickets WHERE requester = 'tbrown' GROUP BY summary`;
-      expect(rows.filter((r) => r.n > 1)).toEqual([]);
-      expect(rows.length).toBe(keys.length);
-    } finally {
-      await Promise.all(cs.slice(1).map((c) => c.close()));
-      replicas[0] = await startReplica('r1');
-    }
-    const verify = runCli(['audit', 'verify', '--policy', policy], env);
-    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
-  }, 180_000);
+      const verify = runCli(['audit', 'verify', '--policy', policy], env);
+      expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    },
+    120_000,
+  );
 });

@@ -319,6 +319,8 @@ describe.each([sqlite, postgres])('store ports contract: $name', (adapter) => {
     // a lease that ended: an orphan
     const o = await begin(a, { key: 'k4', argsSha: 'sha-o', dedupeKey: undefined, leaseMs: 10 });
     expect(o.kind).toBe('new');
+    // (PostgreSQL sets and reads leases on the database's clock: let 10 ms pass there too)
+    await new Promise((r) => setTimeout(r, 30));
     expect(
       (await begin(b, { key: 'k4', argsSha: 'sha-o', dedupeKey: undefined, now: T + 1000, traceId: 'x' })).kind,
     ).toBe('orphan');
@@ -458,6 +460,27 @@ describe('PostgreSQL only', () => {
     const unread = make(postgres.stores[0]!, { tz: 'UTC' });
     expect(unread.killSwitch.state(0)).toMatchObject({ engaged: true });
     expect(await (a.runner as PgUnitRunner).verify()).toMatchObject({ ok: true, count: 2 });
+  });
+
+  it('a replica renews its holds while it runs; one that stops renewing (dies) leaves an orphan within holdMs', async () => {
+    const [, b] = (await postgres.fresh(2)) as [Handle, Handle];
+    const sa = postgres.stores.at(-2)!; // the first handle's connection: the database b is on
+    const { pgGuardStore: make } = await import('../../src/store/postgres/ports.js');
+    // Replica A, holds of 300 ms renewed every 100 ms, running a call whose own lease is a minute.
+    const a = make(sa, { tz: 'UTC', owner: 'replica-alive', holdMs: 300 });
+    const ra = new PgUnitRunner(sa);
+    await a.start();
+    const input = beginIn({ key: 'held', argsSha: 'sha-h', dedupeKey: undefined, leaseMs: 60_000 });
+    expect((await single(ra, (tx) => a.idem.begin(tx, input))).kind).toBe('new');
+    const other = (trace: string) =>
+      single(b.runner, (tx) => b.store.idem.begin(tx, { ...input, traceId: trace, now: input.now + 1 }));
+    await new Promise((r) => setTimeout(r, 800));
+    expect((await other('t-b1')).kind).toBe('in_progress');
+    expect(a.idem.holds.renewals).toBeGreaterThan(2);
+    // A dies: nothing renews; within the hold the record is an orphan for B.
+    await a.stop();
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await other('t-b2')).kind).toBe('orphan');
   });
 
   it('a unit PostgreSQL rolls back with 40001 runs again whole; only the committed run is seen', async () => {

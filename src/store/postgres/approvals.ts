@@ -2,8 +2,9 @@
  * Approval requests on PostgreSQL (ApprovalsPort), with sqlite/approvals-store.ts's decisions. Every state change is
  * one conditional statement that says which state it leaves (`UPDATE … WHERE id = … AND status = 'approved'
  * RETURNING`), so of any number of replicas exactly one claims a request, one decides it, one reclaims an orphan.
- * The runner of an executing request is this store's `owner` with a lease: another replica's request is an orphan
- * once its lease has ended, never by a process id. Expiry gives back the request's cap room in the transaction
+ * The runner of an executing request is this store's `owner` with a lease, renewed while it runs (leases.ts) and
+ * compared on the database's clock: another replica's request is an orphan once its lease has ended, never by a
+ * process id. Expiry gives back the request's cap room in the transaction
  * that expires it. The console's reads (`list`, `byVerifyToken`, `countsByClass`) expire past-due requests first, as
  * SQLite's do; verification links are stored as their SHA-256 only (`verify_hash`), as on SQLite.
  */
@@ -23,6 +24,7 @@ import type { CapItem } from '../ports/types.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';
 import { releaseCapItems } from './caps.js';
+import { Holds } from './leases.js';
 import { txOf, type Q } from './runner.js';
 
 const requestId = customAlphabet('23456789ABCDEFGHJKLMNPQRSTUVWXYZ', 10);
@@ -30,11 +32,22 @@ const requestId = customAlphabet('23456789ABCDEFGHJKLMNPQRSTUVWXYZ', 10);
 export class PgApprovals implements ApprovalsConsole {
   /** Requests this store claimed and has not finished: never treated as orphans here. */
   private readonly running = new Set<string>();
+  /** The requests this replica executes: their leases are renewed until they finish or it lets go (leases.ts). */
+  readonly holds: Holds;
   constructor(
     private readonly pg: PgStore,
     private readonly owner: string,
     private readonly now: () => number = Date.now,
-  ) {}
+    holdMs?: number,
+  ) {
+    this.holds = new Holds(
+      async (ids, ms) =>
+        void (await this.pg.sql`UPDATE approvals a SET lease_until = itguard_now_ms() + h.ms
+          FROM unnest(${ids}::text[], ${ms}::bigint[]) AS h(id, ms)
+          WHERE a.runner = ${this.owner} AND a.status = 'executing' AND a.id = h.id`),
+      holdMs,
+    );
+  }
 
   /**
    * Pending and approved requests past their expiry become expired, each giving back its cap room with its status
@@ -97,16 +110,18 @@ export class PgApprovals implements ApprovalsConsole {
     >`SELECT * FROM approvals WHERE status = 'approved' ORDER BY decided_at LIMIT ${limit}`;
   }
 
-  async orphanedExecuting(now: number, limit = 10): Promise<ApprovalRow[]> {
-    const rows = await this.pg.sql<ApprovalRow[]>`
-      SELECT * FROM approvals WHERE status = 'executing' ORDER BY updated_at LIMIT 100`;
+  async orphanedExecuting(_now: number, limit = 10): Promise<ApprovalRow[]> {
+    // Leases on the database's clock (leases.ts), whatever this replica's clock says.
+    const rows = await this.pg.sql<(ApprovalRow & { db_now: number })[]>`
+      SELECT *, itguard_now_ms() AS db_now FROM approvals WHERE status = 'executing' ORDER BY updated_at LIMIT 100`;
     return rows
       .filter((r) =>
         r.runner === this.owner
-          ? (r.lease_until ?? 0) < now && !this.running.has(r.id)
-          : !r.runner || (r.lease_until ?? 0) < now,
+          ? (r.lease_until ?? 0) < r.db_now && !this.running.has(r.id)
+          : !r.runner || (r.lease_until ?? 0) < r.db_now,
       )
-      .slice(0, limit);
+      .slice(0, limit)
+      .map(({ db_now: _n, ...r }) => r);
   }
 
   async create(t: Tx, a: NewApproval): Promise<{ row: ApprovalRow; verifyToken: string | undefined }> {
@@ -162,24 +177,27 @@ export class PgApprovals implements ApprovalsConsole {
 
   async claim(t: Tx, id: string, now: number, leaseMs: number): Promise<boolean> {
     const rows = await txOf(t)`UPDATE approvals SET status = 'executing', runner = ${this.owner},
-      lease_until = ${now + leaseMs}, updated_at = ${now} WHERE id = ${id} AND status = 'approved' RETURNING 1`;
-    return rows.length === 1 && this.holding(id);
+      lease_until = itguard_now_ms() + ${this.holds.first(leaseMs)}, updated_at = ${now}
+      WHERE id = ${id} AND status = 'approved' RETURNING 1`;
+    return rows.length === 1 && this.holding(id, leaseMs);
   }
 
   async reclaim(t: Tx, row: ApprovalRow, now: number, leaseMs: number): Promise<boolean> {
-    const rows = await txOf(t)`UPDATE approvals SET runner = ${this.owner}, lease_until = ${now + leaseMs},
-      updated_at = ${now} WHERE id = ${row.id} AND status = 'executing' AND runner IS NOT DISTINCT FROM ${row.runner}
-      RETURNING 1`;
-    return rows.length === 1 && this.holding(row.id);
+    const rows = await txOf(t)`UPDATE approvals SET runner = ${this.owner},
+      lease_until = itguard_now_ms() + ${this.holds.first(leaseMs)}, updated_at = ${now}
+      WHERE id = ${row.id} AND status = 'executing' AND runner IS NOT DISTINCT FROM ${row.runner} RETURNING 1`;
+    return rows.length === 1 && this.holding(row.id, leaseMs);
   }
 
-  private holding(id: string): true {
+  private holding(id: string, leaseMs: number): true {
     this.running.add(id);
+    this.holds.add(id, leaseMs);
     return true;
   }
 
   letGo(id: string): void {
     this.running.delete(id);
+    this.holds.delete(id);
   }
 
   async finish(
@@ -190,6 +208,7 @@ export class PgApprovals implements ApprovalsConsole {
     o: { nothingRan?: boolean } = {},
   ): Promise<void> {
     this.running.delete(id);
+    this.holds.delete(id);
     const tx = txOf(t);
     const [changed] = await tx<{ cap_items: string }[]>`UPDATE approvals SET status = ${status},
       result = ${JSON.stringify(result)}, updated_at = ${this.now()} WHERE id = ${id} AND status = 'executing'

@@ -6,24 +6,43 @@
  * dedupe record is claimed the same way after the key's. Runner liveness is the lease alone: `owner` names the
  * replica process (host:pid:nonce), but a process id means nothing on another host, so a record in flight is an
  * orphan exactly when its lease has ended.
+ *
+ * Leases are short and renewed (leases.ts): a begin holds its records for `min(the call's lease, holdMs)` on the
+ * database's clock, and this replica renews what it still runs every third of that, up to the call's own lease. A
+ * replica that dies (kill -9, a lost host) stops renewing, so a retry on another replica finds its records orphaned
+ * within `holdMs` (default 15 s), not after the call's whole timeout; one that is alive keeps them however long its
+ * call runs. Every lease is set and compared on `itguard_now_ms()`, so replicas' clocks do not matter.
  */
 import type { BeginInput, BeginResult, IdemRow } from '../ports/types.js';
 import type { IdempotencyPort } from '../ports/index.js';
 import type { Tx } from '../unit.js';
 import type { PgStore } from './connect.js';
+import { Holds } from './leases.js';
 import { RerunUnit, txOf, type Q } from './runner.js';
+
+type LiveRow = IdemRow & { db_now: number };
 
 export class PgIdempotency implements IdempotencyPort {
   private lastPrune = 0;
+  /** The requests this replica runs: their records' leases are renewed until they end. */
+  readonly holds: Holds;
   constructor(
     private readonly pg: PgStore,
     private readonly owner: string,
-  ) {}
+    holdMs?: number,
+  ) {
+    this.holds = new Holds(
+      async (ids, ms) =>
+        void (await this.pg.sql`UPDATE idempotency i SET lease_until = itguard_now_ms() + h.ms
+          FROM unnest(${ids}::text[], ${ms}::bigint[]) AS h(id, ms)
+          WHERE i.owner = ${this.owner} AND i.state = 'in_flight' AND i.request_id = h.id`),
+      holdMs,
+    );
+  }
 
-  private async row(q: Q, principal: string, key: string): Promise<IdemRow | undefined> {
-    const [r] = await q<
-      IdemRow[]
-    >`SELECT * FROM idempotency WHERE principal = ${principal} AND key = ${key} FOR UPDATE`;
+  private async row(q: Q, principal: string, key: string): Promise<LiveRow | undefined> {
+    const [r] = await q<LiveRow[]>`
+      SELECT *, itguard_now_ms() AS db_now FROM idempotency WHERE principal = ${principal} AND key = ${key} FOR UPDATE`;
     return r;
   }
 
@@ -37,7 +56,8 @@ export class PgIdempotency implements IdempotencyPort {
       INSERT INTO idempotency (principal, key, explicit, tool, args_sha256, request_id, state, result, trace_id, owner,
         lease_until, created_at, updated_at, expires_at, cap_items)
       VALUES (${i.principal}, ${key}, ${explicit ? 1 : 0}, ${i.tool}, ${i.argsSha}, ${requestId}, 'in_flight', NULL,
-        ${i.traceId}, ${this.owner}, ${i.now + i.leaseMs}, ${i.now}, ${i.now}, ${i.now + ttlMs}, NULL)
+        ${i.traceId}, ${this.owner}, itguard_now_ms() + ${this.holds.first(i.leaseMs)}, ${i.now}, ${i.now},
+        ${i.now + ttlMs}, NULL)
       ON CONFLICT (principal, key) DO UPDATE SET explicit = EXCLUDED.explicit, tool = EXCLUDED.tool,
         args_sha256 = EXCLUDED.args_sha256, request_id = EXCLUDED.request_id, state = 'in_flight', result = NULL,
         trace_id = EXCLUDED.trace_id, owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,
@@ -58,12 +78,12 @@ export class PgIdempotency implements IdempotencyPort {
       const row = await this.row(tx, i.principal, i.key);
       // Deleted between the claim and the read (freed by its owner): decide again from the start.
       if (!row || row.expires_at <= i.now) throw new RerunUnit(`idempotency key ${i.key} changed while it was read`);
-      if (row.tool !== i.tool || row.args_sha256 !== i.argsSha) return { kind: 'conflict', row };
+      if (row.tool !== i.tool || row.args_sha256 !== i.argsSha) return { kind: 'conflict', row: strip(row) };
       if (row.state !== 'in_flight') return { kind: 'replay', row };
-      return this.inFlight(row, i.now);
+      return this.inFlight(row);
     }
-    if (i.dedupeKey === undefined || i.dedupeKey === i.key) return { kind: 'new', requestId };
-    if (await this.claim(tx, i, requestId, i.dedupeKey, false, i.dedupeTtlMs)) return { kind: 'new', requestId };
+    if (i.dedupeKey === undefined || i.dedupeKey === i.key) return this.held(requestId, i.leaseMs);
+    if (await this.claim(tx, i, requestId, i.dedupeKey, false, i.dedupeTtlMs)) return this.held(requestId, i.leaseMs);
     // Security: the same action under another key (or none) inside the dedupe window is that action again.
     const d = await this.row(tx, i.principal, i.dedupeKey);
     if (!d) throw new RerunUnit(`dedupe record of ${i.key} changed while it was read`);
@@ -73,18 +93,24 @@ export class PgIdempotency implements IdempotencyPort {
                  result = ${d.result}, trace_id = ${d.trace_id}, owner = ${this.owner}, lease_until = 0,
                  created_at = ${i.now}, updated_at = ${d.updated_at}, expires_at = ${i.now + i.ttlMs}, cap_items = NULL
                WHERE principal = ${i.principal} AND key = ${i.key}`;
-      return { kind: 'replay', row: d };
+      return { kind: 'replay', row: strip(d) };
     }
     // Nothing of this begin stays: the key's record just written goes (a key that held only an expired record).
     await tx`DELETE FROM idempotency WHERE principal = ${i.principal} AND key = ${i.key}`;
-    return this.inFlight(d, i.now);
+    return this.inFlight(d);
   }
 
-  private inFlight(row: IdemRow, now: number): BeginResult {
+  /** A new request this replica runs: its lease is renewed until it finishes, is freed or parked. */
+  private held(requestId: string, leaseMs: number): BeginResult {
+    this.holds.add(requestId, leaseMs);
+    return { kind: 'new', requestId };
+  }
+
+  private inFlight({ db_now, ...row }: LiveRow): BeginResult {
     if (row.owner.startsWith('approval:'))
       return { kind: 'parked', row, approvalId: row.owner.slice('approval:'.length) };
     // Leases, not process ids: an ended lease means nobody is running it, on this replica or any other.
-    if (row.lease_until < now) return { kind: 'orphan', row };
+    if (row.lease_until < db_now) return { kind: 'orphan', row };
     return { kind: 'in_progress', row };
   }
 
@@ -99,11 +125,13 @@ export class PgIdempotency implements IdempotencyPort {
     leaseMs: number,
     from: string,
   ) {
+    // leaseMs < 0 ends the lease at once (the next retry asks the backend); else held and renewed as a begin's.
     const rows = await txOf(t)`
-      UPDATE idempotency SET owner = ${this.owner}, trace_id = ${traceId}, lease_until = ${now + leaseMs},
-        updated_at = ${now}
+      UPDATE idempotency SET owner = ${this.owner}, trace_id = ${traceId},
+        lease_until = itguard_now_ms() + ${leaseMs < 0 ? leaseMs : this.holds.first(leaseMs)}, updated_at = ${now}
       WHERE principal = ${principal} AND request_id = ${requestId} AND state = 'in_flight' AND trace_id = ${from}
       RETURNING 1`;
+    if (rows.length > 0 && leaseMs > 0) this.holds.add(requestId, leaseMs);
     return rows.length > 0;
   }
 
@@ -115,11 +143,13 @@ export class PgIdempotency implements IdempotencyPort {
     result: unknown,
     now: number,
   ) {
+    this.holds.delete(requestId);
     await txOf(t)`UPDATE idempotency SET state = ${state}, result = ${JSON.stringify(result)}, updated_at = ${now},
                     lease_until = 0 WHERE principal = ${principal} AND request_id = ${requestId}`;
   }
 
   async park(t: Tx, principal: string, requestId: string, approvalId: string, until: number, now: number) {
+    this.holds.delete(requestId);
     await txOf(t)`UPDATE idempotency SET owner = ${`approval:${approvalId}`}, lease_until = ${until},
                     expires_at = greatest(expires_at, ${until}), updated_at = ${now}
                   WHERE principal = ${principal} AND request_id = ${requestId} AND state = 'in_flight'`;
@@ -131,6 +161,7 @@ export class PgIdempotency implements IdempotencyPort {
   }
 
   async free(t: Tx, principal: string, requestId: string) {
+    this.holds.delete(requestId);
     await txOf(t)`DELETE FROM idempotency WHERE principal = ${principal} AND request_id = ${requestId}
                     AND state = 'in_flight' AND owner = ${this.owner}`;
   }
@@ -144,3 +175,6 @@ export class PgIdempotency implements IdempotencyPort {
     );
   }
 }
+
+/** The row without the database clock the read carried. */
+const strip = ({ db_now: _n, ...row }: LiveRow): IdemRow => row;

@@ -27,6 +27,8 @@ export interface PgGuardStoreOptions {
   owner?: string;
   now?: () => number;
   killSwitch?: PgKillSwitchOptions;
+  /** How long a hold on running work lasts without renewal (leases.ts; default 15 s). */
+  holdMs?: number;
 }
 
 export interface PgGuardStore extends GuardStore {
@@ -36,7 +38,7 @@ export interface PgGuardStore extends GuardStore {
   caps: PgCaps;
   approvals: PgApprovals;
   owner: string;
-  /** Starts the kill switch's LISTEN and first read (state() reads engaged until then). */
+  /** Starts the kill switch's LISTEN and first read (state() reads engaged until then) and the lease renewals. */
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -44,15 +46,25 @@ export interface PgGuardStore extends GuardStore {
 export function pgGuardStore(pg: PgStore, opts: PgGuardStoreOptions): PgGuardStore {
   const owner = opts.owner ?? OWNER;
   const killSwitch = new PgKillSwitch(pg, { ...(opts.now && { now: opts.now }), ...opts.killSwitch });
+  const idem = new PgIdempotency(pg, owner, opts.holdMs);
+  const approvals = new PgApprovals(pg, owner, opts.now, opts.holdMs);
   return {
     owner,
     killSwitch,
     budgets: new PgBudgets(pg, opts.tz),
-    idem: new PgIdempotency(pg, owner),
+    idem,
     caps: new PgCaps(pg, opts.tz, owner),
-    approvals: new PgApprovals(pg, owner, opts.now),
-    start: () => killSwitch.start(),
-    stop: () => killSwitch.stop(),
+    approvals,
+    async start() {
+      await killSwitch.start();
+      idem.holds.start();
+      approvals.holds.start();
+    },
+    async stop() {
+      idem.holds.stop();
+      approvals.holds.stop();
+      await killSwitch.stop();
+    },
   };
 }
 
