@@ -20,7 +20,6 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import postgres from 'postgres';
-import type { ToolName } from '../../src/core/policy.js';
 import type { PolicyBuilder } from './policy-builder.js';
 import { runCli, serveHttp } from './cli.js';
 import { startPg, type Pg } from './pg.js';
@@ -57,23 +56,16 @@ export function onStore(kind: StoreKind, policy: PolicyBuilder | string): Policy
 }
 
 /**
- * A killed attempt's idempotency record stays in flight until its lease ends on PostgreSQL (DESIGN §5: runner
- * liveness by lease, never by process id; SQLite also sees that the owning process is gone): a retry with its key
- * answers IN_PROGRESS until then. The lease is the tool's timeout + approvals.wait_seconds + 30 s
- * (guard/idempotency.ts beginInput). Suites that kill processes and retry at once shorten it on PostgreSQL with
- * `shortLeases` (a 5 s timeout on the named tools, no in-band wait: fine for tier-auto calls of milliseconds) and
- * wait with `leasesEnded` before the retries that must get an answer.
+ * A killed attempt's idempotency record stays in flight until its lease ends. On PostgreSQL that is a hold of 15 s
+ * on the database's clock, renewed while the process that runs the call lives (DESIGN §5: runner liveness by lease,
+ * never by process id; store/postgres/leases.ts); SQLite also takes a record over at once when its owner process is
+ * gone. Until then a retry with the key answers IN_PROGRESS: suites that kill processes wait with `leasesEnded`
+ * before the retries that must get an answer.
  */
-export const SHORT_TOOL_TIMEOUT_MS = 5_000;
-export const SHORT_LEASE_MS = SHORT_TOOL_TIMEOUT_MS + 30_000;
-export function shortLeases(policy: PolicyBuilder, tools: readonly ToolName[]): PolicyBuilder {
-  policy.approvals({ wait_seconds: 0 });
-  for (const t of tools) policy.tool(t, { timeout: `${SHORT_TOOL_TIMEOUT_MS / 1000}s` });
-  return policy;
-}
+export const PG_HOLD_MS = 15_000;
 
 /** Waits until no idempotency record in flight holds a lease (every killed attempt's key can be taken over). */
-export async function leasesEnded(db: TestDb, ms = SHORT_LEASE_MS + 15_000): Promise<void> {
+export async function leasesEnded(db: TestDb, ms = PG_HOLD_MS + 15_000): Promise<void> {
   await until(
     "the killed attempts' leases to end",
     ms,
@@ -83,7 +75,7 @@ export async function leasesEnded(db: TestDb, ms = SHORT_LEASE_MS + 15_000): Pro
       );
       return (last?.n ?? 0) < Date.now() ? true : undefined;
     },
-    500,
+    250,
   );
 }
 
