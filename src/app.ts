@@ -208,14 +208,14 @@ function sqliteHealth(db: Db, dbPath: string): () => Promise<StoreHealth> {
 export async function connectStores(
   dbPath: string,
   policy: Policy,
-  now: () => number = Date.now,
-  o: { env?: NodeJS.ProcessEnv; log?: Logger; cloud?: CloudTuning; dbFromFlag?: boolean } = {},
+  now?: () => number,
+  o: { env?: NodeJS.ProcessEnv; log?: Logger; cloud?: CloudTuning } = {},
 ): Promise<Stores> {
   if (policy.store.kind === 'postgres') {
     const { openPgStores } = await import('./store/postgres/open.js');
     return openPgStores(policy, now, o);
   }
-  return openStores(o.dbFromFlag === false && policy.store.path ? policy.store.path : dbPath, policy, now, o);
+  return openStores(dbPath, policy, now, o);
 }
 
 /** What a store adds to the process beyond `Stores`: the MRTR key, the open state and how it is torn down. */
@@ -263,12 +263,12 @@ export function openApp(opts: AppOptions): SqliteApp {
  * One process on the store the policy names: SQLite (as openApp) or PostgreSQL (connected, migrated under the
  * advisory lock, the audit key checked, the kill switch read and listened to before the first call).
  */
-export async function startApp(opts: AppOptions & { dbFromFlag?: boolean }): Promise<App> {
+export async function startApp(opts: AppOptions): Promise<App> {
   if (opts.policy.store.kind !== 'postgres') return openApp(opts);
-  const now = opts.now ?? Date.now;
   const log = opts.log ?? createLogger();
   const { openPgApp } = await import('./store/postgres/open.js');
-  const opened = await openPgApp(opts.policy, now, {
+  // Without an injected clock, the process runs on the database's (store/postgres/clock.ts).
+  const opened = await openPgApp(opts.policy, opts.now, {
     log,
     ...(opts.env ? { env: opts.env } : {}),
     ...(opts.cloud ? { cloud: opts.cloud } : {}),
@@ -280,7 +280,7 @@ export async function startApp(opts: AppOptions & { dbFromFlag?: boolean }): Pro
     await opened.close();
     throw e;
   }
-  return assemble(opts, log, opened);
+  return assemble({ ...opts, now: opened.now }, log, opened);
 }
 
 function assemble(opts: AppOptions, log: Logger, opened: Opened): App {

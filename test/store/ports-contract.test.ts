@@ -483,6 +483,21 @@ describe('PostgreSQL only', () => {
     expect((await other('t-b2')).kind).toBe('orphan');
   });
 
+  it("a replica's clock is the database's: windows begin and end at the same instant on every replica", async () => {
+    await postgres.fresh(1);
+    const s = postgres.stores.at(-1)!;
+    const { PgClock } = await import('../../src/store/postgres/clock.js');
+    // This database's clock runs an hour and a half ahead of every process's.
+    await s.sql.unsafe(`CREATE OR REPLACE FUNCTION itguard_now_ms() RETURNS BIGINT LANGUAGE sql VOLATILE
+      AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT + 5400000 $$`);
+    const clock = await PgClock.start(s);
+    try {
+      expect(Math.abs(clock.now() - (Date.now() + 5_400_000))).toBeLessThan(50);
+    } finally {
+      clock.stop();
+    }
+  });
+
   it('a unit PostgreSQL rolls back with 40001 runs again whole; only the committed run is seen', async () => {
     const [h] = (await postgres.fresh(1)) as [Handle];
     const runner = h.runner as PgUnitRunner;

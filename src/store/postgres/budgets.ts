@@ -10,8 +10,9 @@
  *    still locked by it, so no one saw the reservation);
  *  - tripping a task locks the principal's breaker row before counting this hour's tripped tasks, so concurrent
  *    trips count exactly.
- * Windows are computed in JS from the call's `now` in the policy time zone, exactly as SQLite does (windows on the
- * database's clock, `itguard_now_ms()`, are a later refinement). The operator surfaces' views and resets
+ * Windows are computed in JS from the call's `now` in the policy time zone, exactly as SQLite does; a serving process
+ * on PostgreSQL times its calls by the database's clock (clock.ts), so every replica's windows agree. The operator
+ * surfaces' views and resets
  * (BudgetsViews) are in budget-views.ts.
  */
 import type { BudgetRule } from '../../policy/schema.js';

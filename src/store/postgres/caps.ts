@@ -5,8 +5,8 @@
  * any number of replicas admit exactly `limit`. All or none: when a later demand is refused, the ones this call
  * already reserved are given back in the same transaction (still locked by it: no one saw them). A reservation held
  * by a request is written on its idempotency records (`cap_items`), locked for the check of who holds it.
- * Windows are computed in JS from the call's `now` in the policy time zone, as on SQLite (the database clock is a
- * later refinement).
+ * Windows are computed in JS from the call's `now` in the policy time zone, as on SQLite; a serving process on
+ * PostgreSQL times its calls by the database's clock (clock.ts), so every replica's windows agree.
  */
 import type { CapRule } from '../../core/policy.js';
 import { windowEnd, windowStart } from '../../windows.js';

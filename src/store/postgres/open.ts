@@ -23,6 +23,7 @@ import { PgAuditRead } from './audit-read.js';
 import { PgTokens } from './tokens.js';
 import { PgNotify } from './notify.js';
 import { PgMeta } from './meta.js';
+import { PgClock } from './clock.js';
 import type { StoreHealth, Stores } from '../../app.js';
 
 const STATE_KEY = 'mrtr_state_key';
@@ -34,22 +35,29 @@ export interface PgOpenOptions {
   kbDir?: string;
 }
 
-/** The store ports, the runner and the backends on PostgreSQL, without guards or timers (the CLI's admin verbs). */
-export async function openPgStores(policy: Policy, now: () => number, o: PgOpenOptions = {}): Promise<Stores> {
+/**
+ * The store ports, the runner and the backends on PostgreSQL, without guards or timers (the CLI's admin verbs).
+ * `now` (tests) replaces the database's clock (clock.ts), which times everything otherwise.
+ */
+export async function openPgStores(policy: Policy, now?: () => number, o: PgOpenOptions = {}): Promise<Stores> {
   return (await open(policy, now, o, false)).stores;
 }
 
 /** As openPgStores, plus what a serving process needs: the kill switch listened to, the demo seeded, the MRTR key. */
-export async function openPgApp(policy: Policy, now: () => number, o: PgOpenOptions = {}) {
+export async function openPgApp(policy: Policy, now?: () => number, o: PgOpenOptions = {}) {
   return open(policy, now, o, true);
 }
 
-async function open(policy: Policy, now: () => number, o: PgOpenOptions, serving: boolean) {
+async function open(policy: Policy, given: (() => number) | undefined, o: PgOpenOptions, serving: boolean) {
   if (policy.store.kind !== 'postgres') throw new Error('openPgStores: the policy names the sqlite store');
   const pg = await connectPg(pgUrl({ kind: 'postgres', url_env: policy.store.urlEnv }, o.env ?? process.env));
+  let clock: PgClock | undefined;
   try {
     const migrated = await migratePg(pg);
     o.log?.info({ store: pg.target, schema: migrated.version, applied: migrated.applied }, 'PostgreSQL store ready');
+    // Windows, idle times and leases on the database's clock: the same instant on every replica.
+    clock = given ? undefined : await PgClock.start(pg);
+    const now = given ?? clock!.now;
     const audit = new PgUnitRunner(pg, { now });
     await audit.checkKey();
     const store = pgStore(
@@ -71,7 +79,7 @@ async function open(policy: Policy, now: () => number, o: PgOpenOptions, serving
       ...(o.cloud ? { cloud: o.cloud } : {}),
     });
     let closing: Promise<void> | undefined;
-    const close = () => (closing ??= store.stop().finally(() => pg.close()));
+    const close = () => (closing ??= store.stop().finally(() => (clock?.stop(), pg.close())));
     const stores: Stores = {
       kind: 'postgres',
       audit,
@@ -85,12 +93,14 @@ async function open(policy: Policy, now: () => number, o: PgOpenOptions, serving
     const mrtrKey = serving ? (config().stateKey ?? (await sharedStateKey(pg))) : new Uint8Array();
     return {
       stores,
+      now,
       seeded,
       mrtrKey,
       engaged: () => store.killSwitch.state().engaged,
       close,
     };
   } catch (e) {
+    clock?.stop();
     await pg.close().catch(() => {});
     throw e;
   }
