@@ -1,5 +1,6 @@
 /**
- * Several replicas behind nginx (DESIGN §6 Replicas): three built `serve --http` processes on one SQLite file, each
+ * Several replicas behind nginx (DESIGN §6 Replicas), on each store: three built `serve --http` processes on one
+ * SQLite file, then on one PostgreSQL database (STORES narrows it), each
  * with its own ITGUARD_REPLICA_ID and the same ITGUARD_STATE_KEY and ITGUARD_AUDIT_KEY, and Debian's nginx in
  * front, configured from deploy/nginx/itguard.conf (test/helpers/nginx.ts).
  *
@@ -25,7 +26,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, serveHttp, type Served } from '../helpers/cli.js';
 import { tempDir } from '../helpers/harness.js';
 import { checkConf, DEPLOY_CONF, nginxMissing, startNginx, type Nginx } from '../helpers/nginx.js';
-import { codeOf, count, traceOf, until, writePolicy } from '../helpers/planner.js';
+import { codeOf, traceOf, until, writePolicy } from '../helpers/planner.js';
+import { onStore, storeHost, storesUnderTest, type StoreHost, type TestDb } from '../helpers/store-probe.js';
 import { demoPolicy } from '../helpers/policy-builder.js';
 
 const missing = nginxMissing();
@@ -36,7 +38,10 @@ const AUDIT_KEY = 'replicas-audit-key-0123456789';
 const reason = 'the user asked in chat';
 
 let tmp: ReturnType<typeof tempDir>;
+let tdb: TestDb;
 let db: string;
+/** What every itguard process and CLI call of the suite's store needs in its environment. */
+let env: Record<string, string>;
 let policy: string;
 let token: string;
 const replicas = new Map<string, Served>();
@@ -53,12 +58,12 @@ const servedBy = (trace: string) =>
     return ids.length ? ids : undefined;
   });
 
-beforeAll(async () => {
-  if (missing) return;
+async function setUp(host: StoreHost) {
   tmp = tempDir();
-  db = join(tmp.dir, 'replicas.db');
-  policy = writePolicy(tmp.dir, 'replicas', demoPolicy().approvals({ wait_seconds: 2 }));
-  const env = { ITGUARD_AUDIT_KEY: AUDIT_KEY };
+  tdb = await host.fresh(tmp.dir, 'replicas');
+  db = tdb.db;
+  policy = writePolicy(tmp.dir, 'replicas', onStore(host.kind, demoPolicy().approvals({ wait_seconds: 2 })));
+  env = { ITGUARD_AUDIT_KEY: AUDIT_KEY, ...tdb.env };
   // The file and its demo data are made once, before any replica opens it; the audit chain is keyed from the start.
   const made = runCli(['token', 'create', '--principal', 'helpdesk-agent', '--db', db, '--policy', policy], env);
   expect(made.code, made.stderr).toBe(0);
@@ -70,14 +75,16 @@ beforeAll(async () => {
   );
   IDS.forEach((id, i) => replicas.set(id, served[i]!));
   nginx = await startNginx(IDS.map((id) => ({ id, address: addressOf(replicas.get(id)!) })));
-}, 60_000);
+}
 
-afterAll(async () => {
+async function tearDown(host: StoreHost) {
   for (const c of clients.splice(0)) await c.close().catch(() => undefined);
   await nginx?.stop();
   for (const s of replicas.values()) await s.stop();
+  replicas.clear();
+  await host.stop();
   tmp?.cleanup();
-});
+}
 
 /** A 2025-11-25 client (plain initialize) that answers every form elicitation with approve. */
 async function legacy(url: string) {
@@ -142,7 +149,7 @@ const rawCall = (c: Client, name: string, args: Record<string, unknown>, more: R
 /** The SDK's SdkHttpError of a 404 (its `status` is a getter). */
 const is404 = (e: unknown) => (e as { status?: number }).status === 404;
 const approve = { confirm: { action: 'accept', content: { approve: true } } };
-const jobs = (user: string) => count(db, 'SELECT count(*) AS n FROM install_jobs WHERE username = ?', user);
+const jobs = (user: string) => tdb.count('SELECT count(*) AS n FROM install_jobs WHERE username = ?', user);
 
 /** nginx's access log lines of POST /mcp from line `from` on: the replica the id named and the upstream used. */
 const mcpPosts = (from = 0) =>
@@ -156,7 +163,11 @@ const mcpPosts = (from = 0) =>
       status: Number(/upstream_status=(\S+)/.exec(l)![1]!.split(', ').at(-1)),
     }));
 
-describe.skipIf(missing !== undefined)('replicas behind nginx (deploy/nginx/itguard.conf)', () => {
+describe.skipIf(missing !== undefined).each(storesUnderTest())('replicas behind nginx on %s', (kind) => {
+  const host = storeHost(kind);
+  beforeAll(() => setUp(host), 90_000);
+  afterAll(() => tearDown(host));
+
   it('the shipped configuration passes nginx -t', async () => {
     expect(await checkConf(readFileSync(DEPLOY_CONF, 'utf8'))).toBeUndefined();
   });
@@ -167,7 +178,7 @@ describe.skipIf(missing !== undefined)('replicas behind nginx (deploy/nginx/itgu
       const res = await fetch(`${nginx.url}/healthz`);
       expect(res.status).toBe(200);
       const body = (await res.json()) as { status: string; replica: string; store: unknown };
-      expect(body).toMatchObject({ status: 'ok', store: { kind: 'sqlite', ok: true }, kill_switch: 'off' });
+      expect(body).toMatchObject({ status: 'ok', store: { kind, ok: true }, kill_switch: 'off' });
       seen.add(body.replica);
     }
     // Round-robin: consecutive requests without a session id go to every replica in turn.
@@ -204,7 +215,7 @@ describe.skipIf(missing !== undefined)('replicas behind nginx (deploy/nginx/itgu
     for (const t of traces) expect(await servedBy(t), t).toEqual([home]);
     // The audit records the session id, whose prefix is the replica.
     expect(
-      count(db, 'SELECT count(*) AS n FROM audit WHERE tool = ? AND session_id = ?', 'ticket_create', sid),
+      await tdb.count('SELECT count(*) AS n FROM audit WHERE tool = ? AND session_id = ?', 'ticket_create', sid),
     ).toBeGreaterThan(0);
     // nginx sent every POST that named the session to that replica (initialize named none).
     const posts = mcpPosts(from);
@@ -281,12 +292,12 @@ describe.skipIf(missing !== undefined)('replicas behind nginx (deploy/nginx/itgu
     const state = (first as Extract<Raw, { resultType: 'input_required' }>).requestState;
     const done = await rawCall(b, 'software_install', args, { requestState: state, inputResponses: approve });
     expect(codeOf(done as CallToolResult), JSON.stringify(done)).toBeUndefined();
-    expect(jobs('mrossi')).toBe(1);
+    expect(await jobs('mrossi')).toBe(1);
     // The same state again, on the third replica: spent, refused, nothing more runs.
     const c3 = await modern(replicas.get('r3')!.url);
     const again = await rawCall(c3, 'software_install', args, { requestState: state, inputResponses: approve });
     expect(codeOf(again as CallToolResult)).toBe('APPROVAL_DENIED');
-    expect(jobs('mrossi')).toBe(1);
+    expect(await jobs('mrossi')).toBe(1);
 
     // Through nginx: round-robin puts the two rounds on different replicas.
     const c = await modern(`${nginx.url}/mcp`);
@@ -305,7 +316,7 @@ describe.skipIf(missing !== undefined)('replicas behind nginx (deploy/nginx/itgu
         },
       );
       expect(codeOf(r2 as CallToolResult), JSON.stringify(r2)).toBeUndefined();
-      expect(jobs(user)).toBe(1);
+      expect(await jobs(user)).toBe(1);
       const [round1, round2] = mcpPosts(from);
       expect(round1!.upstream).toBeDefined();
       expect(round2!.upstream).not.toBe(round1!.upstream);
@@ -313,9 +324,7 @@ describe.skipIf(missing !== undefined)('replicas behind nginx (deploy/nginx/itgu
   });
 
   it('the approver console through nginx: signed in on one replica, every later page comes from it', async () => {
-    const made = runCli(['token', 'create', '--principal', 'it-approver', '--db', db, '--policy', policy], {
-      ITGUARD_AUDIT_KEY: AUDIT_KEY,
-    });
+    const made = runCli(['token', 'create', '--principal', 'it-approver', '--db', db, '--policy', policy], env);
     expect(made.code, made.stderr).toBe(0);
     const login = await fetch(`${nginx.url}/console/login`, {
       method: 'POST',
@@ -355,7 +364,7 @@ describe.skipIf(missing !== undefined)('replicas behind nginx (deploy/nginx/itgu
   });
 
   it('one audit chain across the replicas verifies under the shared key', () => {
-    const r = runCli(['audit', 'verify', '--db', db, '--policy', policy], { ITGUARD_AUDIT_KEY: AUDIT_KEY });
+    const r = runCli(['audit', 'verify', '--db', db, '--policy', policy], env);
     expect(r.code, r.stderr + r.stdout).toBe(0);
   });
 
