@@ -2,7 +2,6 @@
  * Everything one itguard process holds: the database, policy, stores, backends, logger, metrics and the
  * composed handler of each tool. `serve`, the CLI's admin verbs and the tests all build one of these.
  */
-import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { seedDemo } from './demo/seed.js';
 import { AuditWriter } from './store/sqlite/committer.js';
@@ -17,6 +16,7 @@ import { noopMetrics, type Metrics } from './metrics.js';
 import type { Policy } from './policy/schema.js';
 import { AuditStore } from './store/sqlite/audit-store.js';
 import { carryEffectsByAudit, openDb, type Db } from './store/sqlite/db.js';
+import { sqliteHealth } from './store/sqlite/health.js';
 import { KillSwitchStore } from './store/sqlite/killswitch-store.js';
 import { TokenStore } from './store/sqlite/token-store.js';
 import { CapsStore } from './store/sqlite/caps-store.js';
@@ -173,30 +173,6 @@ export function openStores(
     embedded,
     health: sqliteHealth(db, dbPath),
     close: async () => void db.close(),
-  };
-}
-
-/**
- * `/healthz` on SQLite: the file this process opened is still there and the same (device and inode: an open
- * connection keeps reading an unlinked file, which would otherwise look healthy), and a read of it succeeds within
- * the busy timeout. Never rejects.
- */
-function sqliteHealth(db: Db, dbPath: string): () => Promise<StoreHealth> {
-  const opened = dbPath === ':memory:' ? undefined : statSync(dbPath, { throwIfNoEntry: false });
-  const schemaRead = db.prepare('SELECT count(*) FROM sqlite_master');
-  return async () => {
-    try {
-      if (opened) {
-        const now = statSync(dbPath, { throwIfNoEntry: false });
-        if (!now) return { kind: 'sqlite', ok: false, detail: 'the database file is gone' };
-        if (now.ino !== opened.ino || now.dev !== opened.dev)
-          return { kind: 'sqlite', ok: false, detail: 'the database file was replaced since this process opened it' };
-      }
-      schemaRead.get();
-      return { kind: 'sqlite', ok: true };
-    } catch (e) {
-      return { kind: 'sqlite', ok: false, detail: e instanceof Error ? e.message : String(e) };
-    }
   };
 }
 

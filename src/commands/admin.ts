@@ -16,12 +16,13 @@ import {
   printJson,
   requireString,
   UsageError,
-  type Flags, sqliteFileOf
+  type Flags,
+  sqliteFileOf,
 } from './common.js';
 
 async function stores(flags: Flags) {
   const { policy, source } = policyOrExit(flags);
-  return { policy, source, ...await connectStores(sqliteFileOf(flags, policy.store), policy) };
+  return { policy, source, ...(await connectStores(sqliteFileOf(flags, policy.store), policy)) };
 }
 
 const capLine = (c: CapView): string =>

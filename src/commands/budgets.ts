@@ -13,7 +13,7 @@ import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type Flag
 
 async function stores(flags: Flags) {
   const { policy } = policyOrExit(flags);
-  return { policy, ...await connectStores(sqliteFileOf(flags, policy.store), policy) };
+  return { policy, ...(await connectStores(sqliteFileOf(flags, policy.store), policy)) };
 }
 
 export async function budgets(flags: Flags): Promise<number> {

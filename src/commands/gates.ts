@@ -3,11 +3,22 @@ import { connectStores } from '../app.js';
 import { decide } from '../guard/decide.js';
 import type { ApprovalRow, RefusalReason } from '../store/ports/index.js';
 import { safeText } from '../terminal.js';
-import { cliActor, err, iso, out, policyOrExit, printJson, UsageError, type FailCode, type Flags, sqliteFileOf } from './common.js';
+import {
+  cliActor,
+  err,
+  iso,
+  out,
+  policyOrExit,
+  printJson,
+  UsageError,
+  type FailCode,
+  type Flags,
+  sqliteFileOf,
+} from './common.js';
 
 async function stores(flags: Flags) {
   const { policy } = policyOrExit(flags);
-  return { policy, ...await connectStores(sqliteFileOf(flags, policy.store), policy) };
+  return { policy, ...(await connectStores(sqliteFileOf(flags, policy.store), policy)) };
 }
 
 /** A refused decision's `--json` error code (README "CLI reference"). */

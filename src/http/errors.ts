@@ -2,7 +2,9 @@
  * The HTTP error handler. A client mistake caught by a parser or the router (bad percent-encoding in a path,
  * a body that is not JSON or does not decompress, an unsupported Content-Encoding or charset, a body too large)
  * carries a 4xx status: it is answered with that status and a short body of our own words, and logged at debug
- * without a stack — it says nothing about the server's health. Anything else is a 500, logged with its stack.
+ * without a stack — it says nothing about the server's health. A store that cannot be reached or is busy (a
+ * PostgreSQL outage, a SQLite file locked beyond its busy timeout) refuses the request: 503 with Retry-After, the
+ * reason in words, nothing served (fail closed). Anything else is a 500, logged with its stack.
  * /mcp gets JSON-RPC error bodies; the pages (/verify, /reset, /console) get an HTML page.
  */
 import type { ErrorRequestHandler, Response } from 'express';
@@ -13,7 +15,21 @@ interface HttpError {
   status?: unknown;
   statusCode?: unknown;
   type?: unknown;
+  name?: unknown;
+  code?: unknown;
 }
+
+/**
+ * The store's refusals: PgStoreError and the SQLite adapter's DatabaseError; SQLite's own busy/locked errors; the
+ * PostgreSQL client's (postgres.js) server errors and lost or refused connections.
+ */
+const STORE_CODES =
+  /^(SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN)|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|CONNECTION_(CLOSED|DESTROYED|ENDED)|CONNECT_TIMEOUT)/;
+const isStoreError = (err: HttpError): boolean =>
+  err.name === 'DatabaseError' ||
+  err.name === 'PostgresError' ||
+  (typeof err.code === 'string' && STORE_CODES.test(err.code));
+const STORE_RETRY_S = 5;
 
 /** What the client is told, by body-parser's error type; never the raw message, which may echo its headers. */
 function describe(status: number, type: unknown): { code: number; message: string } {
@@ -57,6 +73,22 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err: HttpError, req, res, _next) => {
     const path = req.originalUrl.split('?')[0] ?? '';
     const status = statusOf(err);
+    if (status === undefined && isStoreError(err)) {
+      log.warn({ err, path: path.slice(0, 200) }, 'request refused: the store cannot be used');
+      if (!res.headersSent)
+        res
+          .status(503)
+          .set('Retry-After', String(STORE_RETRY_S))
+          .json({
+            jsonrpc: '2.0',
+            error: {
+              code: -32000,
+              message: `itguard's store cannot be reached, so nothing was done (fail closed); retry in ${STORE_RETRY_S} s`,
+            },
+            id: null,
+          });
+      return;
+    }
     if (status === undefined) {
       log.error({ err, path: path.slice(0, 200) }, 'http error');
       if (!res.headersSent)

@@ -667,7 +667,10 @@ export function toPolicy(p: Parsed): Policy {
     version: 1,
     timezone: p.timezone,
     durability: p.durability,
-    store: p.store.kind === 'postgres' ? { kind: 'postgres', urlEnv: p.store.url_env } : { kind: 'sqlite', path: p.store.path },
+    store:
+      p.store.kind === 'postgres'
+        ? { kind: 'postgres', urlEnv: p.store.url_env }
+        : { kind: 'sqlite', path: p.store.path },
     stdioPrincipal: p.stdio_principal,
     principals: nullProto(Object.entries(p.principals).map(([k, v]) => [k, { scopes: v.scopes }] as const)),
     task,

@@ -102,7 +102,11 @@ describe('three replicas on one PostgreSQL', () => {
         const requester = ['jdoe', 'asmith', 'wzhang'][round]!;
         const results = await Promise.all(
           Array.from({ length: 45 }, (_, i) =>
-            cs[i % cs.length]!.call('ticket_create', { summary: `storm ${round} #${i}`, requester, reason: 'cap storm' }),
+            cs[i % cs.length]!.call('ticket_create', {
+              summary: `storm ${round} #${i}`,
+              requester,
+              reason: 'cap storm',
+            }),
           ),
         );
         const ok = results.filter((r) => !r.isError).length;
@@ -187,7 +191,11 @@ describe('three replicas on one PostgreSQL', () => {
       const out: CallToolResult[] = [];
       for (let i = 0; storming; i++)
         out.push(
-          await cs[i % 3]!.call('ticket_create', { summary: `kill storm ${i}`, requester: STORM[i % STORM.length]!, reason: 'kill' }),
+          await cs[i % 3]!.call('ticket_create', {
+            summary: `kill storm ${i}`,
+            requester: STORM[i % STORM.length]!,
+            reason: 'kill',
+          }),
         );
       return out;
     })();
@@ -208,7 +216,9 @@ describe('three replicas on one PostgreSQL', () => {
       storming = false;
       await storm;
       // No effect after the switch: every ticket_create intent of the storm precedes the kill's audit record.
-      const [k] = await sql<{ seq: number }[]>`SELECT max(seq)::int AS seq FROM audit WHERE event = 'killswitch.engaged'`;
+      const [k] = await sql<
+        { seq: number }[]
+      >`SELECT max(seq)::int AS seq FROM audit WHERE event = 'killswitch.engaged'`;
       const late = await sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM audit WHERE event = 'call.intent' AND tool = 'ticket_create' AND seq > ${k!.seq}`;
       expect(late[0]!.n).toBe(0);
