@@ -15,7 +15,6 @@
  * and from nginx's access log (upstream address per request).
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   Client,
   StreamableHTTPClientTransport,
