@@ -28,6 +28,7 @@ import { budgetsView, breakerView, capsView, taskView } from './guard/caps-view.
 import type { Backends } from './core/backends.js';
 import { ALL_TOOLS } from './tools/index.js';
 import { buildAll, buildBackends, type Embedded } from './backends/build.js';
+import { embeddedSqlite } from './backends/embedded.js';
 import type { CloudTuning } from './backends/cloud.js';
 import { config } from './config.js';
 import { stateCodec, stateKey } from './guard/mrtr.js';
@@ -151,7 +152,7 @@ export function openStores(
   carryEffectsByAudit(db);
   const auditStore = new AuditStore(db, undefined, now);
   const mfa = new MfaStore(db, now);
-  const { backends, embedded } = buildBackends({ store: { kind: 'sqlite', db }, policy, now, ...o });
+  const { backends, embedded } = buildBackends({ embedded: embeddedSqlite(db, now), policy, now, ...o });
   const sqlite: SqliteStores = {
     db,
     auditStore,

@@ -19,13 +19,16 @@ import { ResetFlow } from '../tools/password/reset-flow.js';
 import { cloudDeploy, cloudDirectory, cloudFactors, cloudKb, type CloudTuning } from './cloud.js';
 import type { TicketsPort } from '../core/ports/tickets.js';
 import { JiraTickets } from '../tools/tickets/jira.js';
-import { embeddedOn, type BackendStore, type Embedded } from './embedded.js';
+import type { Embedded } from './embedded.js';
 
-export type { BackendStore, Embedded } from './embedded.js';
+export type { Embedded } from './embedded.js';
 
 export interface BuildOptions {
-  /** The store the embedded backends' tables and the records (factors, reset links, deliveries, jobs) live in. */
-  store: BackendStore;
+  /**
+   * The embedded adapters and records (factors, reset links, deliveries, jobs) on the store's tables:
+   * backends/embedded.ts `embeddedSqlite`, or backends/embedded-postgres.ts `embeddedPostgres`.
+   */
+  embedded: Embedded;
   policy: Policy;
   now: () => number;
   env?: NodeJS.ProcessEnv;
@@ -123,7 +126,7 @@ function outbox(o: AdapterOptions, embedded: Embedded | undefined): OutboxPort |
 
 /** The ports, each built on first use (see the file comment), and the embedded adapters. */
 export function buildBackends(o: BuildOptions): { backends: Backends; embedded: Embedded } {
-  const embedded = embeddedOn(o.store, o.now);
+  const { embedded } = o;
   const t = o.policy.backends.tickets;
   let ticketsPort: TicketsPort | undefined;
   let directoryPort: DirectoryPort | undefined;

@@ -15,11 +15,6 @@ import type { Article, KbHit, KbPort } from '../core/ports/kb.js';
 import type { OutboxPort } from '../core/ports/outbox.js';
 import type { ResetLinksPort } from '../core/ports/reset-links.js';
 import type { TicketsPort } from '../core/ports/tickets.js';
-import type { PgStore } from '../store/postgres/connect.js';
-import { PgDeliveries } from '../store/postgres/deliveries.js';
-import { PgDeployJobs } from '../store/postgres/deploy-jobs.js';
-import { PgFactorRecords } from '../store/postgres/mfa.js';
-import { PgResetLinks } from '../store/postgres/resets.js';
 import type { Db } from '../store/sqlite/db.js';
 import { DeployJobsStore } from '../store/sqlite/deploy-jobs-store.js';
 import { MfaStore } from '../store/sqlite/mfa-store.js';
@@ -27,20 +22,14 @@ import { OutboxStore } from '../store/sqlite/outbox-store.js';
 import { ResetStore } from '../store/sqlite/reset-store.js';
 import type { User } from '../tools/directory/embedded.js';
 import { EmbeddedDirectory } from '../tools/directory/embedded.js';
-import { PostgresDirectory } from '../tools/directory/postgres.js';
 import { EmbeddedFactors } from '../tools/factors/embedded.js';
 import { EmbeddedKb } from '../tools/kb/embedded.js';
-import { PostgresKb } from '../tools/kb/postgres.js';
 import type { Synonyms } from '../tools/kb/synonyms.js';
 import { EmbeddedOutbox } from '../tools/outbox/embedded.js';
-import { PostgresOutbox } from '../tools/outbox/postgres.js';
 import { EmbeddedDeploy } from '../tools/software/embedded.js';
-import { PostgresDeploy } from '../tools/software/postgres.js';
 import { EmbeddedTickets } from '../tools/tickets/embedded.js';
-import { PostgresTickets } from '../tools/tickets/postgres.js';
 
 /** Where the embedded backends' tables and the records live: the process's store. */
-export type BackendStore = { kind: 'sqlite'; db: Db } | { kind: 'postgres'; pg: PgStore };
 
 /** The IT vocabulary the KB searches with (`kb import` replaces it). */
 export interface KbVocabulary {
@@ -81,34 +70,18 @@ export interface Embedded {
   deployJobs: DeployJobsPort;
 }
 
-/** The embedded adapters on the store's tables. */
-export function embeddedOn(store: BackendStore, now: () => number): Embedded {
-  if (store.kind === 'sqlite') {
-    const { db } = store;
-    const deliveries = new OutboxStore(db, now);
-    return {
-      kb: new EmbeddedKb(db),
-      tickets: new EmbeddedTickets(db, now),
-      directory: new EmbeddedDirectory(db, now),
-      deploy: new EmbeddedDeploy(db, now),
-      outbox: new EmbeddedOutbox(deliveries),
-      factors: new EmbeddedFactors(new MfaStore(db, now)),
-      deliveries,
-      resets: new ResetStore(db, now),
-      deployJobs: new DeployJobsStore(db, now),
-    };
-  }
-  const { pg } = store;
-  const deliveries = new PgDeliveries(pg, now);
+/** The embedded adapters on the SQLite file's tables (PostgreSQL: embedded-postgres.ts, loaded only there). */
+export function embeddedSqlite(db: Db, now: () => number): Embedded {
+  const deliveries = new OutboxStore(db, now);
   return {
-    kb: new PostgresKb(pg),
-    tickets: new PostgresTickets(pg, now),
-    directory: new PostgresDirectory(pg, now),
-    deploy: new PostgresDeploy(pg, now),
-    outbox: new PostgresOutbox(deliveries),
-    factors: new EmbeddedFactors(new PgFactorRecords(pg, now)),
+    kb: new EmbeddedKb(db),
+    tickets: new EmbeddedTickets(db, now),
+    directory: new EmbeddedDirectory(db, now),
+    deploy: new EmbeddedDeploy(db, now),
+    outbox: new EmbeddedOutbox(deliveries),
+    factors: new EmbeddedFactors(new MfaStore(db, now)),
     deliveries,
-    resets: new PgResetLinks(pg, now),
-    deployJobs: new PgDeployJobs(pg, now),
+    resets: new ResetStore(db, now),
+    deployJobs: new DeployJobsStore(db, now),
   };
 }

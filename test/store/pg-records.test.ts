@@ -15,7 +15,8 @@ import type { DeliveriesPort } from '../../src/core/ports/deliveries.js';
 import type { DeployJobRow, DeployJobsPort, NewDeployJob } from '../../src/core/ports/deploy-jobs.js';
 import { LOCK_MS, MAX_FAILURES, type FactorRecordsPort } from '../../src/core/ports/factor-records.js';
 import { RESET_LINK_TTL_MS, type ResetLinksPort } from '../../src/core/ports/reset-links.js';
-import { seed } from '../../src/demo/seed-store.js';
+import { seedPostgresDemo } from '../../src/demo/seed-postgres.js';
+import { embeddedPostgres } from '../../src/backends/embedded-postgres.js';
 import { connectPg, type PgStore } from '../../src/store/postgres/connect.js';
 import { PgDeliveries } from '../../src/store/postgres/deliveries.js';
 import { PgDeployJobs } from '../../src/store/postgres/deploy-jobs.js';
@@ -338,9 +339,9 @@ describe('backends built on PostgreSQL', () => {
     clock = Date.now();
     const [pg, other] = await freshPg();
     const policy = policyWith();
-    expect(await seed({ kind: 'postgres', pg }, { demo: policy.demo, now })).toBe(true);
-    expect(await seed({ kind: 'postgres', pg: other }, { demo: policy.demo, now })).toBe(false);
-    const { backends, embedded } = buildBackends({ store: { kind: 'postgres', pg }, policy, now });
+    expect(await seedPostgresDemo(pg, { now })).toBe(true);
+    expect(await seedPostgresDemo(other, { now })).toBe(false);
+    const { backends, embedded } = buildBackends({ embedded: embeddedPostgres(pg, now), policy, now });
     const o = { signal: AbortSignal.timeout(10_000) };
     expect(backends.tickets.kind).toBe('postgres');
 

@@ -14,7 +14,8 @@ import { config } from '../../config.js';
 import type { Policy } from '../../policy/schema.js';
 import type { CloudTuning } from '../../backends/cloud.js';
 import { buildBackends } from '../../backends/build.js';
-import { seed } from '../../demo/seed-store.js';
+import { embeddedPostgres } from '../../backends/embedded-postgres.js';
+import { seedPostgresDemo } from '../../demo/seed-postgres.js';
 import { connectPg, pgUrl, type PgStore, toPgStoreError } from './connect.js';
 import { migratePg } from './migrations.js';
 import { pgStore } from './ports.js';
@@ -71,7 +72,7 @@ async function open(policy: Policy, given: (() => number) | undefined, o: PgOpen
     );
     await store.start();
     const { backends, embedded } = buildBackends({
-      store: { kind: 'postgres', pg },
+      embedded: embeddedPostgres(pg, now),
       policy,
       now,
       ...(o.env ? { env: o.env } : {}),
@@ -89,7 +90,7 @@ async function open(policy: Policy, given: (() => number) | undefined, o: PgOpen
       health: () => pgHealth(pg),
       close,
     };
-    const seeded = serving ? await seed({ kind: 'postgres', pg }, { demo: policy.demo, kbDir: o.kbDir, now }) : false;
+    const seeded = serving && policy.demo ? await seedPostgresDemo(pg, { ...(o.kbDir ? { kbDir: o.kbDir } : {}), now }) : false;
     const mrtrKey = serving ? (config().stateKey ?? (await sharedStateKey(pg))) : new Uint8Array();
     return {
       stores,
