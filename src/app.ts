@@ -25,7 +25,6 @@ import { ApprovalsStore } from './store/sqlite/approvals-store.js';
 import { MfaStore } from './store/sqlite/mfa-store.js';
 import { BudgetStore } from './store/sqlite/budget-store.js';
 import { budgetsView, breakerView, capsView, taskView } from './guard/caps-view.js';
-import type { Backends } from './core/backends.js';
 import { ALL_TOOLS } from './tools/index.js';
 import { buildAll, buildBackends, type Embedded } from './backends/build.js';
 import { embeddedSqlite } from './backends/embedded.js';
@@ -35,7 +34,8 @@ import { stateCodec, stateKey } from './guard/mrtr.js';
 import { MetaStore } from './store/sqlite/meta-store.js';
 import { NotifyStore } from './store/sqlite/notify-store.js';
 import { sqliteStore } from './store/sqlite/ports.js';
-import type { AuditPort, Store } from './store/ports/index.js';
+import type { Store } from './store/ports/index.js';
+import type { StoreHealth, Stores } from './stores.js';
 import { Notifier } from './notify/notifier.js';
 
 export interface AppOptions {
@@ -111,27 +111,7 @@ export interface SqliteApp extends App {
   sqlite: SqliteStores;
 }
 
-/** Whether the store answers (`/healthz`, `policy check --probe`): never a URL with a password, never a secret. */
-export interface StoreHealth {
-  kind: 'sqlite' | 'postgres';
-  ok: boolean;
-  detail?: string;
-}
-
-/** The store (either adapter), its unit runner and the backends over it: what the CLI's admin verbs need. */
-export interface Stores {
-  kind: 'sqlite' | 'postgres';
-  /** Commits units of work: every write of guard state outside a call's own units goes through it. */
-  audit: AuditPort;
-  /** Every store port (store/ports/). */
-  store: Store;
-  backends: Backends;
-  /** The embedded adapters (demo data, `kb import`, the CLI's lists), whatever the policy's backends are. */
-  embedded: Embedded;
-  health(): Promise<StoreHealth>;
-  /** Closes the database (the PostgreSQL pool after its queries end). */
-  close(): Promise<void>;
-}
+export type { StoreHealth, Stores } from './stores.js';
 
 /** The SQLite adapter's bundle: its stores are there for this module and the tests. */
 export interface SqliteBundle extends Stores {
@@ -189,7 +169,7 @@ export async function connectStores(
   o: { env?: NodeJS.ProcessEnv; log?: Logger; cloud?: CloudTuning } = {},
 ): Promise<Stores> {
   if (policy.store.kind === 'postgres') {
-    const { openPgStores } = await import('./store/postgres/open.js');
+    const { openPgStores } = await import('./app-postgres.js');
     return openPgStores(policy, now, o);
   }
   return openStores(dbPath, policy, now, o);
@@ -243,7 +223,7 @@ export function openApp(opts: AppOptions): SqliteApp {
 export async function startApp(opts: AppOptions): Promise<App> {
   if (opts.policy.store.kind !== 'postgres') return openApp(opts);
   const log = opts.log ?? createLogger();
-  const { openPgApp } = await import('./store/postgres/open.js');
+  const { openPgApp } = await import('./app-postgres.js');
   // Without an injected clock, the process runs on the database's (store/postgres/clock.ts).
   const opened = await openPgApp(opts.policy, opts.now, {
     log,

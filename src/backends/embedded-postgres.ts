@@ -1,6 +1,6 @@
 /**
  * The embedded adapters on a PostgreSQL store's tables (the same ports as backends/embedded.ts builds on SQLite).
- * Loaded only by a process on PostgreSQL (store/postgres/open.ts), so the SQLite path never loads the client.
+ * Loaded only by a process on PostgreSQL (app-postgres.ts), so the SQLite path never loads the client.
  */
 import type { PgStore } from '../store/postgres/connect.js';
 import { PgDeliveries } from '../store/postgres/deliveries.js';

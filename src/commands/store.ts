@@ -114,6 +114,7 @@ async function copy(flags: Flags): Promise<number> {
     return fail(flags, 'CONFIG', `store copy: ${file} does not exist; name the SQLite file with --from sqlite:FILE`, 2);
   const { openDb } = await import('../store/sqlite/db.js');
   const { copySqliteToPg, CopyRefused } = await import('../store/postgres/copy.js');
+  const { rebuildVocabulary } = await import('../tools/kb/postgres.js');
   const db = openDb(file); // refuses a file that is not itguard's; brings an older one to this build's schema
   try {
     const pg = await openFor(postgresConfigOf(policy));
@@ -121,7 +122,7 @@ async function copy(flags: Flags): Promise<number> {
       const m = await migratePg(pg);
       let report;
       try {
-        report = await copySqliteToPg(db, pg);
+        report = await copySqliteToPg(db, pg, rebuildVocabulary);
       } catch (e) {
         if (e instanceof CopyRefused) return fail(flags, 'REFUSED', e.message, 2);
         throw e;

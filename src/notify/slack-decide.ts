@@ -6,7 +6,9 @@
  * approvals:decide is refused before `decide` and audited the same way (`approval.refused` with the reason), so a
  * signed click that decides nothing still leaves a trace.
  */
-import type { App } from '../app.js';
+import type { Principal } from '../core/tool.js';
+import type { GuardDeps } from '../guard/deps.js';
+import type { Store } from '../store/ports/index.js';
 import { decide } from '../guard/decide.js';
 
 export interface SlackDecision {
@@ -23,7 +25,10 @@ const UNMAPPED = {
   not_an_approver: 'Your approver principal does not hold approvals:decide',
 } as const;
 
-type Deps = Pick<App, 'policy' | 'principal' | 'audit' | 'store' | 'log'>;
+type Deps = Pick<GuardDeps, 'policy' | 'audit' | 'log'> & {
+  store: Store;
+  principal(name: string): Principal | undefined;
+};
 
 export async function decideFromSlack(app: Deps, d: SlackDecision): Promise<SlackOutcome> {
   const approver = app.policy.notify?.approvers.find((a) => a.slackUser === d.slackUser);

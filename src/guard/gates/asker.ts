@@ -10,38 +10,15 @@
  *    so the idempotency record parks on the request). The client retries with its answer; the resume step
  *    (mrtr-gates.ts) verifies the state and hands the answer back through `answered`, into the same tier code.
  */
-import {
-  inputRequired,
-  inputResponse,
-  type ElicitRequestFormParams,
-  type InputResponses,
-} from '@modelcontextprotocol/server';
+import { inputRequired, inputResponse, type InputResponses } from '@modelcontextprotocol/server';
 import type { ApprovalRow } from '../../store/ports/index.js';
 import type { GuardError } from '../../core/errors.js';
 import { abortError, pending, type Deps } from '../gate-requests.js';
 import { write } from '../units.js';
 import type { Call } from '../types.js';
-import type { InBandGate } from './in-band.js';
+import type { Asker, InBandGate } from './types.js';
 
-/** A question, whichever way it travels. */
-export type Prompt =
-  { mode: 'form'; message: string; requestedSchema: FormSchema } | { mode: 'url'; message: string; url: string };
-
-export type FormSchema = ElicitRequestFormParams['requestedSchema'];
-
-/** The client's answer. `abort`: the call itself was cancelled while it asked (the refusal to return). */
-export interface Answer {
-  action: 'accept' | 'decline' | 'cancel';
-  content?: Record<string, unknown> | undefined;
-  abort?: GuardError | undefined;
-}
-
-export interface Asker {
-  /** How the question travelled, as the audit records it. */
-  via: 'elicitation' | 'input_required';
-  /** Asks `gate`'s question about `row`: the answer (push, resume), or throws the `input_required` round (mrtr). */
-  ask(deps: Deps, call: Call, row: ApprovalRow, gate: InBandGate): Promise<Answer>;
-}
+export type { Answer, Asker, FormSchema, Prompt } from './types.js';
 
 /** 2025-11-25: elicitation pushed on the session, answered within the call. */
 export const pushAsker: Asker = {

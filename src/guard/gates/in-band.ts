@@ -21,37 +21,9 @@ import { UnitOfWork } from '../../store/unit.js';
 import { auditGate, openOrCreate, waitAndRun, type Deps } from '../gate-requests.js';
 import type { Call, Handler } from '../types.js';
 import { baseOf } from '../units.js';
-import type { Answer, Asker, Prompt } from './asker.js';
+import type { Asker, InBandGate, Verdict } from './types.js';
 
-/** The prompt kinds; also the MRTR state's `k`. */
-export type PromptKind = 'confirm' | 'mfa-form' | 'mfa-url';
-
-/** What the tier makes of an answer. `undefined`: nothing to record here (the verification page decides). */
-export interface Verdict {
-  approve: boolean;
-  /** `decided_by` on the request. */
-  by: string;
-  /** The audit event: approval.confirmed | approval.declined | mfa.verified | mfa.declined | mfa.failed. */
-  event: string;
-  detail: Record<string, unknown>;
-  /** A denial's sentence to the agent (also the request's note); an approval's note. */
-  message: string;
-}
-
-export interface InBandGate {
-  kind: PromptKind;
-  tier: 'confirm' | 'mfa';
-  /** The `inputRequests` key its question travels under on 2026-07-28. */
-  key: string;
-  /** How the human answers, as the audit records it. */
-  channel: 'form' | 'url';
-  /** The question about `row` (a URL prompt issues a fresh one-time page link each time it is asked). */
-  prompt(deps: Deps, row: ApprovalRow): Promise<Prompt>;
-  /** The tier's rule: what this answer does to the request. */
-  judge(deps: Deps, call: Call, row: ApprovalRow, a: Answer): Promise<Verdict | undefined>;
-  /** The progress message while the call waits on the request. */
-  waiting(row: ApprovalRow): string;
-}
+export type { InBandGate, PromptKind, Verdict } from './types.js';
 
 /**
  * The gate: `row` is the request a verified 2026-07-28 retry points at; without one the request is opened.

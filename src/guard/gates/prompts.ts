@@ -13,7 +13,7 @@ import { raiseAlarm } from '../alarm.js';
 import type { Deps } from '../gate-requests.js';
 import { write } from '../units.js';
 import type { Channel } from './asker.js';
-import type { InBandGate, PromptKind, Verdict } from './in-band.js';
+import type { InBandGate, PromptKind, Verdict } from './types.js';
 
 /** `decided_by` for an answer the client gave (the asking user, whoever that is). */
 const CLIENT_USER = 'client-user';

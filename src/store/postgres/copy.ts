@@ -18,7 +18,6 @@
  */
 import type { TransactionSql } from 'postgres';
 import type { Db } from '../sqlite/db.js';
-import { rebuildVocabulary } from '../../tools/kb/postgres.js';
 import { MIGRATION_LOCK_KEY } from './migrations.js';
 import { type PgStore, PgStoreError, toPgStoreError } from './connect.js';
 import { pgKey } from './runner.js';
@@ -79,7 +78,15 @@ export class CopyRefused extends Error {
 
 type Row = Record<string, unknown>;
 
-export async function copySqliteToPg(db: Db, pg: PgStore): Promise<CopyReport> {
+/**
+ * `derived` rebuilds what the domain adapters derive from the copied rows (the KB's vocabulary: tools/kb/postgres.ts
+ * `rebuildVocabulary`), in the copy's transaction; the caller passes it, so the store adapter imports no tool.
+ */
+export async function copySqliteToPg(
+  db: Db,
+  pg: PgStore,
+  derived: (tx: TransactionSql) => Promise<void> = async () => undefined,
+): Promise<CopyReport> {
   // One snapshot of the file for the whole copy: a deferred transaction holds its read snapshot from its first read.
   db.exec('BEGIN');
   try {
@@ -97,7 +104,7 @@ export async function copySqliteToPg(db: Db, pg: PgStore): Promise<CopyReport> {
         if (!cols?.length) throw new Error(`table ${table} is missing on PostgreSQL: run \`itguard store migrate\``);
         tables.push({ table, rows: await copyTable(db, tx, table, cols) });
       }
-      await rebuildVocabulary(tx);
+      await derived(tx);
       await advanceIdentities(tx);
       const auditHead = await checkHead(db, tx, pg.target);
       return { tables, auditHead };

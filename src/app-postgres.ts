@@ -10,22 +10,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { config } from '../../config.js';
-import type { Policy } from '../../policy/schema.js';
-import type { CloudTuning } from '../../backends/cloud.js';
-import { buildBackends } from '../../backends/build.js';
-import { embeddedPostgres } from '../../backends/embedded-postgres.js';
-import { seedPostgresDemo } from '../../demo/seed-postgres.js';
-import { connectPg, pgUrl, type PgStore, toPgStoreError } from './connect.js';
-import { migratePg } from './migrations.js';
-import { pgStore } from './ports.js';
-import { PgUnitRunner } from './runner.js';
-import { PgAuditRead } from './audit-read.js';
-import { PgTokens } from './tokens.js';
-import { PgNotify } from './notify.js';
-import { PgMeta } from './meta.js';
-import { PgClock } from './clock.js';
-import type { StoreHealth, Stores } from '../../app.js';
+import { config } from './config.js';
+import type { Policy } from './policy/schema.js';
+import type { CloudTuning } from './backends/cloud.js';
+import { buildBackends } from './backends/build.js';
+import { embeddedPostgres } from './backends/embedded-postgres.js';
+import { seedPostgresDemo } from './demo/seed-postgres.js';
+import { connectPg, pgUrl, type PgStore } from './store/postgres/connect.js';
+import { migratePg } from './store/postgres/migrations.js';
+import { pgStore } from './store/postgres/ports.js';
+import { PgUnitRunner } from './store/postgres/runner.js';
+import { PgAuditRead } from './store/postgres/audit-read.js';
+import { PgTokens } from './store/postgres/tokens.js';
+import { PgNotify } from './store/postgres/notify.js';
+import { PgMeta } from './store/postgres/meta.js';
+import { PgClock } from './store/postgres/clock.js';
+import type { Stores } from './stores.js';
+import { pgHealth } from './store/postgres/health.js';
 
 const STATE_KEY = 'mrtr_state_key';
 
@@ -90,7 +91,8 @@ async function open(policy: Policy, given: (() => number) | undefined, o: PgOpen
       health: () => pgHealth(pg),
       close,
     };
-    const seeded = serving && policy.demo ? await seedPostgresDemo(pg, { ...(o.kbDir ? { kbDir: o.kbDir } : {}), now }) : false;
+    const seeded =
+      serving && policy.demo ? await seedPostgresDemo(pg, { ...(o.kbDir ? { kbDir: o.kbDir } : {}), now }) : false;
     const mrtrKey = serving ? (config().stateKey ?? (await sharedStateKey(pg))) : new Uint8Array();
     return {
       stores,
@@ -111,14 +113,4 @@ async function open(policy: Policy, given: (() => number) | undefined, o: PgOpen
 async function sharedStateKey(pg: PgStore): Promise<Uint8Array> {
   const hex = await new PgMeta(pg).setIfAbsent(STATE_KEY, randomBytes(32).toString('hex'));
   return new Uint8Array(Buffer.from(hex, 'hex'));
-}
-
-/** `/healthz`: one round trip; the detail names the store by its redacted target, never its password. */
-export async function pgHealth(pg: PgStore): Promise<StoreHealth> {
-  try {
-    await pg.sql`SELECT 1 FROM killswitch WHERE id = 1`;
-    return { kind: 'postgres', ok: true, detail: pg.target };
-  } catch (e) {
-    return { kind: 'postgres', ok: false, detail: toPgStoreError(pg.target, e).message };
-  }
 }
