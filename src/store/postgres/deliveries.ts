@@ -6,32 +6,7 @@
 import type { DeliveriesPort, OutboxRecord } from '../../core/ports/deliveries.js';
 import { attempt } from './attempt.js';
 import type { PgStore } from './connect.js';
-
-interface Row {
-  id: number;
-  username: string;
-  channel: 'email' | 'sms';
-  address: string;
-  subject: string;
-  body: string;
-  created_at: number;
-  request_id: string | null;
-  via: string;
-  message_id: string | null;
-}
-
-const toRecord = (r: Row): OutboxRecord => ({
-  id: r.id,
-  username: r.username,
-  channel: r.channel,
-  address: r.address,
-  subject: r.subject,
-  body: r.body,
-  createdAt: r.created_at,
-  requestId: r.request_id,
-  via: r.via,
-  messageId: r.message_id,
-});
+import { deliveryOf, type DeliveryRow } from '../rows.js';
 
 const COLUMNS = 'id, username, channel, address, subject, body, created_at, request_id, via, message_id';
 
@@ -48,14 +23,14 @@ export class PgDeliveries implements DeliveriesPort {
   async record(m: Omit<OutboxRecord, 'id' | 'createdAt'>): Promise<OutboxRecord> {
     const [r] = await attempt(
       this.store,
-      () => this.store.sql<Row[]>`
+      () => this.store.sql<DeliveryRow[]>`
         INSERT INTO outbox (username, channel, address, subject, body, created_at, request_id, via, message_id)
         VALUES (${m.username}, ${m.channel}, ${m.address}, ${m.subject}, ${m.body}, ${this.now()}, ${m.requestId},
                 ${m.via}, ${m.messageId})
         ON CONFLICT (request_id) DO NOTHING
         RETURNING ${this.cols}`,
     );
-    if (r) return toRecord(r);
+    if (r) return deliveryOf(r);
     // ON CONFLICT waited for the earlier record's transaction: it is committed, and this statement sees it.
     return (await this.byRequest(m.requestId!))!;
   }
@@ -63,32 +38,32 @@ export class PgDeliveries implements DeliveriesPort {
   async get(id: number): Promise<OutboxRecord | undefined> {
     const [r] = await attempt(
       this.store,
-      () => this.store.sql<Row[]>`SELECT ${this.cols} FROM outbox WHERE id = ${id}`,
+      () => this.store.sql<DeliveryRow[]>`SELECT ${this.cols} FROM outbox WHERE id = ${id}`,
     );
-    return r && toRecord(r);
+    return r && deliveryOf(r);
   }
 
   async byRequest(requestId: string): Promise<OutboxRecord | undefined> {
     const [r] = await attempt(
       this.store,
-      () => this.store.sql<Row[]>`SELECT ${this.cols} FROM outbox WHERE request_id = ${requestId}`,
+      () => this.store.sql<DeliveryRow[]>`SELECT ${this.cols} FROM outbox WHERE request_id = ${requestId}`,
     );
-    return r && toRecord(r);
+    return r && deliveryOf(r);
   }
 
   async list(limit = 100): Promise<OutboxRecord[]> {
     const rows = await attempt(
       this.store,
-      () => this.store.sql<Row[]>`SELECT ${this.cols} FROM outbox ORDER BY id DESC LIMIT ${limit}`,
+      () => this.store.sql<DeliveryRow[]>`SELECT ${this.cols} FROM outbox ORDER BY id DESC LIMIT ${limit}`,
     );
-    return rows.map(toRecord);
+    return rows.map(deliveryOf);
   }
 
   async forUser(username: string): Promise<OutboxRecord[]> {
     const rows = await attempt(
       this.store,
-      () => this.store.sql<Row[]>`SELECT ${this.cols} FROM outbox WHERE username = ${username} ORDER BY id`,
+      () => this.store.sql<DeliveryRow[]>`SELECT ${this.cols} FROM outbox WHERE username = ${username} ORDER BY id`,
     );
-    return rows.map(toRecord);
+    return rows.map(deliveryOf);
   }
 }

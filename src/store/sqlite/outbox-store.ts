@@ -5,32 +5,7 @@
  */
 import type { DeliveriesPort, OutboxRecord } from '../../core/ports/deliveries.js';
 import type { Db } from './db.js';
-
-interface Row {
-  id: number;
-  username: string;
-  channel: 'email' | 'sms';
-  address: string;
-  subject: string;
-  body: string;
-  created_at: number;
-  request_id: string | null;
-  via: string;
-  message_id: string | null;
-}
-
-const toRecord = (r: Row): OutboxRecord => ({
-  id: r.id,
-  username: r.username,
-  channel: r.channel,
-  address: r.address,
-  subject: r.subject,
-  body: r.body,
-  createdAt: r.created_at,
-  requestId: r.request_id,
-  via: r.via,
-  messageId: r.message_id,
-});
+import { deliveryOf, type DeliveryRow } from '../rows.js';
 
 export class OutboxStore implements DeliveriesPort {
   constructor(
@@ -54,25 +29,28 @@ export class OutboxStore implements DeliveriesPort {
   }
 
   get(id: number): OutboxRecord | undefined {
-    const r = this.db.prepare<[number], Row>('SELECT * FROM outbox WHERE id = ?').get(id);
-    return r && toRecord(r);
+    const r = this.db.prepare<[number], DeliveryRow>('SELECT * FROM outbox WHERE id = ?').get(id);
+    return r && deliveryOf(r);
   }
 
   byRequest(requestId: string): OutboxRecord | undefined {
-    const r = this.db.prepare<[string], Row>('SELECT * FROM outbox WHERE request_id = ?').get(requestId);
-    return r && toRecord(r);
+    const r = this.db.prepare<[string], DeliveryRow>('SELECT * FROM outbox WHERE request_id = ?').get(requestId);
+    return r && deliveryOf(r);
   }
 
   /** Newest first. */
   list(limit = 100): OutboxRecord[] {
-    return this.db.prepare<[number], Row>('SELECT * FROM outbox ORDER BY id DESC LIMIT ?').all(limit).map(toRecord);
+    return this.db
+      .prepare<[number], DeliveryRow>('SELECT * FROM outbox ORDER BY id DESC LIMIT ?')
+      .all(limit)
+      .map(deliveryOf);
   }
 
   /** Every record for a user, oldest first (tests, the demo). */
   forUser(username: string): OutboxRecord[] {
     return this.db
-      .prepare<[string], Row>('SELECT * FROM outbox WHERE username = ? ORDER BY id')
+      .prepare<[string], DeliveryRow>('SELECT * FROM outbox WHERE username = ? ORDER BY id')
       .all(username)
-      .map(toRecord);
+      .map(deliveryOf);
   }
 }
