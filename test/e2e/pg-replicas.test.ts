@@ -254,12 +254,15 @@ describe('three replicas on one PostgreSQL', () => {
       const before = await tickets(requester);
       try {
         const inflight = keys.map((k) => onVictim.call('ticket_create', args(k)).catch(() => undefined));
-        // Every call has reached its failpoint: its intent is in the audit.
+        // Every call has reached its failpoint: its intent is in the audit, and (after-effect) its ticket exists.
         await until('the victim stalls every call', 10_000, async () => {
           const [r] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM audit
             WHERE event = 'call.intent' AND detail::jsonb->>'idempotency_key' LIKE ${`%crash-${failpoint}-%`}`;
-          return r!.n >= keys.length ? true : undefined;
+          const effects = (await tickets(requester)) - before;
+          return r!.n >= keys.length && (failpoint === 'before-effect' || effects >= keys.length) ? true : undefined;
         });
+        // Stalled a moment longer: nothing more happens while they wait at the failpoint.
+        await new Promise((r) => setTimeout(r, 300));
         const effectsAtKill = (await tickets(requester)) - before;
         expect(effectsAtKill).toBe(failpoint === 'after-effect' ? keys.length : 0);
         victim.proc.kill('SIGKILL');
