@@ -293,6 +293,7 @@ describe('three replicas on one PostgreSQL', () => {
         expect((await tickets(requester)) - before).toBe(keys.length);
       } finally {
         await onVictim.close().catch(() => undefined);
+        if (victim.proc.exitCode === null) victim.proc.kill('SIGKILL');
         await closeAll(cs);
       }
       const verify = runCli(['audit', 'verify', '--policy', policy], env);
