@@ -3,50 +3,14 @@
  * hashes in the itguard database. A reset replaces the password with a random one nobody sees and flags
  * must-change; the one-time link flow above the port (tools/password/reset-flow.ts) lets the user choose a new one.
  */
-import { randomBytes, scryptSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
 import type { Statement } from '../../store/sqlite/db.js';
 import { effectCommit, type Db } from '../../store/sqlite/db.js';
-import type { DirectoryPort, DirectoryUser } from '../../core/ports/directory.js';
+import type { DirectoryPort } from '../../core/ports/directory.js';
+import { hashPassword, toUser, type Row, type User } from './rows.js';
 
-export interface User extends DirectoryUser {
-  department: string;
-  title: string;
-  manager: string | null;
-  recovery: { kind: 'email' | 'sms'; address: string };
-}
-
-const hashPassword = (password: string): string => {
-  const salt = randomBytes(16);
-  return `scrypt$${salt.toString('base64')}$${scryptSync(password, salt, 32).toString('base64')}`;
-};
-
-interface Row {
-  username: string;
-  display_name: string;
-  email: string;
-  department: string;
-  title: string;
-  manager: string | null;
-  groups: string;
-  recovery_kind: 'email' | 'sms';
-  recovery_address: string;
-  disabled: number;
-  must_change_password: number;
-}
-
-const toUser = (r: Row): User => ({
-  username: r.username,
-  displayName: r.display_name,
-  email: r.email,
-  department: r.department,
-  title: r.title,
-  manager: r.manager,
-  groups: r.groups.split(' ').filter(Boolean),
-  recovery: { kind: r.recovery_kind, address: r.recovery_address },
-  disabled: r.disabled === 1,
-  mustChangePassword: r.must_change_password === 1,
-});
+export type { User } from './rows.js';
 
 export class EmbeddedDirectory implements DirectoryPort {
   readonly kind = 'embedded';

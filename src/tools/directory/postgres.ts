@@ -5,50 +5,18 @@
  * password nobody sees and sets must-change; setPassword stores the chosen one as an scrypt hash. Any store failure
  * is a BackendError saying whether the call may be retried.
  */
-import { randomBytes, scryptSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { ISql } from 'postgres';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
 import type { DirectoryPort } from '../../core/ports/directory.js';
 import { type PgStore, toPgStoreError } from '../../store/postgres/connect.js';
 import { guarded } from '../pg-errors.js';
-import type { User } from './embedded.js';
+import { hashPassword, toUser, type Row, type User } from './rows.js';
 
-export type { User } from './embedded.js';
-
-const hashPassword = (password: string): string => {
-  const salt = randomBytes(16);
-  return `scrypt$${salt.toString('base64')}$${scryptSync(password, salt, 32).toString('base64')}`;
-};
-
-interface Row {
-  username: string;
-  display_name: string;
-  email: string;
-  department: string;
-  title: string;
-  manager: string | null;
-  groups: string;
-  recovery_kind: 'email' | 'sms';
-  recovery_address: string;
-  disabled: number;
-  must_change_password: number;
-}
+export type { User } from './rows.js';
 
 const COLUMNS =
   'username, display_name, email, department, title, manager, groups, recovery_kind, recovery_address, disabled, must_change_password';
-
-const toUser = (r: Row): User => ({
-  username: r.username,
-  displayName: r.display_name,
-  email: r.email,
-  department: r.department,
-  title: r.title,
-  manager: r.manager,
-  groups: r.groups.split(' ').filter(Boolean),
-  recovery: { kind: r.recovery_kind, address: r.recovery_address },
-  disabled: r.disabled === 1,
-  mustChangePassword: r.must_change_password === 1,
-});
 
 const noUser = (username: string) =>
   new BackendError(`user: no user "${username}" in the directory`, false, { field: 'user' });

@@ -6,7 +6,9 @@
 import { customAlphabet } from 'nanoid';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
 import { effectCommit, type Db } from '../../store/sqlite/db.js';
-import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from '../../core/ports/deploy.js';
+import type { DeployPort, Device, InstallJob, NewInstall, Package } from '../../core/ports/deploy.js';
+
+import { toPkg, type JobRow, type PkgRow } from './rows.js';
 
 const jobId = customAlphabet('0123456789ABCDEFGHJKLMNPQRSTUVWXYZ', 8);
 
@@ -15,40 +17,6 @@ export type { Device, InstallJob, Package, Platform } from '../../core/ports/dep
 /** How long a job sits in each state before it moves on. */
 export const QUEUED_MS = 2_000;
 export const INSTALLING_MS = 3_000;
-
-interface PkgRow {
-  id: string;
-  name: string;
-  publisher: string;
-  versions: string;
-  platforms: string;
-  cost_usd: number;
-  self_service: number;
-  license_pool: number | null;
-  description: string;
-}
-interface JobRow {
-  id: string;
-  username: string;
-  device_id: string;
-  package: string;
-  version: string;
-  state: InstallJob['state'];
-  created_at: number;
-  updated_at: number;
-}
-
-const toPkg = (r: PkgRow): Package => ({
-  id: r.id,
-  name: r.name,
-  publisher: r.publisher,
-  versions: JSON.parse(r.versions) as string[],
-  platforms: JSON.parse(r.platforms) as Platform[],
-  costUsd: r.cost_usd,
-  selfService: r.self_service === 1,
-  licensePool: r.license_pool,
-  description: r.description,
-});
 
 export class EmbeddedDeploy implements DeployPort {
   readonly kind = 'embedded';

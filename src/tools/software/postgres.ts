@@ -10,49 +10,17 @@
 import { customAlphabet } from 'nanoid';
 import type { ISql } from 'postgres';
 import { BackendError, type CallOpts, type ProbeReport, type WriteOpts } from '../../core/backend.js';
-import type { DeployPort, Device, InstallJob, NewInstall, Package, Platform } from '../../core/ports/deploy.js';
+import type { DeployPort, Device, InstallJob, NewInstall, Package } from '../../core/ports/deploy.js';
 import { type PgStore, toPgStoreError } from '../../store/postgres/connect.js';
 import { guarded, Replayed } from '../pg-errors.js';
 import { INSTALLING_MS, QUEUED_MS } from './embedded.js';
 
-const jobId = customAlphabet('0123456789ABCDEFGHJKLMNPQRSTUVWXYZ', 8);
+import { toPkg, type JobRow, type PkgRow } from './rows.js';
 
-interface PkgRow {
-  id: string;
-  name: string;
-  publisher: string;
-  versions: string;
-  platforms: string;
-  cost_usd: number;
-  self_service: number;
-  license_pool: number | null;
-  description: string;
-}
-interface JobRow {
-  id: string;
-  username: string;
-  device_id: string;
-  package: string;
-  version: string;
-  state: InstallJob['state'];
-  created_at: number;
-  updated_at: number;
-}
+const jobId = customAlphabet('0123456789ABCDEFGHJKLMNPQRSTUVWXYZ', 8);
 
 const PKG_COLUMNS = 'id, name, publisher, versions, platforms, cost_usd, self_service, license_pool, description';
 const JOB_COLUMNS = 'id, username, device_id, package, version, state, created_at, updated_at';
-
-const toPkg = (r: PkgRow): Package => ({
-  id: r.id,
-  name: r.name,
-  publisher: r.publisher,
-  versions: JSON.parse(r.versions) as string[],
-  platforms: JSON.parse(r.platforms) as Platform[],
-  costUsd: r.cost_usd,
-  selfService: r.self_service === 1,
-  licensePool: r.license_pool,
-  description: r.description,
-});
 
 export class PostgresDeploy implements DeployPort {
   readonly kind = 'postgres';
